@@ -1,0 +1,3 @@
+from litemlops.cli import main
+
+main()

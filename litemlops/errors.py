@@ -1,0 +1,57 @@
+"""Every error litemlops raises derives from `LitemlopsError` and from the natural builtin.
+
+This module imports nothing else from the package, so any module may import it.
+"""
+
+from __future__ import annotations
+
+
+class LitemlopsError(Exception):
+    """Base of all litemlops errors."""
+
+
+class ConfigError(LitemlopsError, ValueError):
+    """A configuration value, flag or environment variable is invalid."""
+
+
+class HomeLockedError(LitemlopsError, RuntimeError):
+    """Another process owns the home directory."""
+
+
+class DefinitionError(LitemlopsError, ValueError):
+    """An entity or feature view definition is invalid."""
+
+
+class IncompatibleChangeError(DefinitionError):
+    """`apply` would change a definition in a way stored data cannot follow."""
+
+
+class NotFoundError(LitemlopsError, KeyError):
+    """Something asked for by name does not exist."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class FeatureViewNotFoundError(NotFoundError):
+    """No feature view of that name has been applied."""
+
+
+class EntityNotFoundError(NotFoundError):
+    """No entity of that name has been applied."""
+
+
+class FeatureNotFoundError(NotFoundError):
+    """A feature reference names a feature its view does not have."""
+
+
+class ValidationError(LitemlopsError, ValueError):
+    """Data does not match the schema it is written against.
+
+    `column` and `row` (0-based position) name the first problem when known.
+    """
+
+    def __init__(self, message: str, *, column: str | None = None, row: int | None = None):
+        super().__init__(message)
+        self.column = column
+        self.row = row

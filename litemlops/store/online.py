@@ -1,0 +1,180 @@
+"""The online store: the latest row per entity, in SQLite, for lookups in microseconds.
+
+DuckDB answers a 5-key point query in ~0.7 ms on this class of machine; SQLite
+with a WITHOUT ROWID primary key in ~7 us, so serving reads SQLite while DuckDB
+keeps the history. A row is written only if it is at least as new as the stored
+one, ordered by (event time, created time, ingestion sequence): an older row
+never overwrites a newer value, whatever order rows arrive in.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from litemlops.store.definitions import DTYPES, Field, ResolvedView
+from litemlops.store.offline import q
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+NO_CREATED = -(2**63)  # sorts below every real created time
+
+
+def to_datetime(micros: int | None) -> datetime | None:
+    return None if micros is None else _EPOCH + timedelta(microseconds=micros)
+
+
+def online_table(view: str) -> str:
+    return f"online_{view}"
+
+
+class OnlineStore:
+    """SQLite tables `online_<view>`: key columns, feature columns, ordering columns."""
+
+    def __init__(self, target: str | Path | sqlite3.Connection = ":memory:"):
+        if isinstance(target, sqlite3.Connection):
+            self._con = target
+            self._owned = False
+        else:
+            self._con = sqlite3.connect(
+                str(target), check_same_thread=False, isolation_level=None, timeout=30
+            )
+            self._owned = True
+            if str(target) != ":memory:":
+                self._con.execute("PRAGMA journal_mode=WAL")
+            self._con.execute("PRAGMA synchronous=NORMAL")
+        self._lock = threading.RLock()
+        self._select_cache: dict[tuple[str, int], tuple[str, tuple[int, ...], tuple[int, ...]]] = {}
+
+    def close(self) -> None:
+        if self._owned:
+            self._con.close()
+
+    def create(self, view: ResolvedView) -> bool:
+        """Create the view's table if missing; True when it was created."""
+        cols = [f"{q(k.name)} {DTYPES[k.dtype][1]} NOT NULL" for k in view.keys]
+        cols += [f"{q(f.name)} {DTYPES[f.dtype][1]}" for f in view.features]
+        cols += ["_lm_event_ts INTEGER NOT NULL", "_lm_created_ts INTEGER NOT NULL",
+                 "_lm_seq INTEGER NOT NULL", "_lm_written_at INTEGER NOT NULL"]
+        keys = ", ".join(q(k) for k in view.key_names)
+        with self._lock:
+            exists = self._con.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                [online_table(view.name)],
+            ).fetchone()
+            if exists:
+                return False
+            self._con.execute(
+                f"CREATE TABLE {q(online_table(view.name))} "
+                f"({', '.join(cols)}, PRIMARY KEY ({keys})) WITHOUT ROWID"
+            )
+        self._forget(view.name)
+        return True
+
+    def add_columns(self, view: str, fields: Sequence[Field]) -> None:
+        with self._lock:
+            for item in fields:
+                self._con.execute(
+                    f"ALTER TABLE {q(online_table(view))} ADD COLUMN {q(item.name)} "
+                    f"{DTYPES[item.dtype][1]}"
+                )
+        self._forget(view)
+
+    def drop(self, view: str) -> None:
+        with self._lock:
+            self._con.execute(f"DROP TABLE IF EXISTS {q(online_table(view))}")
+        self._forget(view)
+
+    def _forget(self, view: str) -> None:
+        for key in [k for k in self._select_cache if k[0] == view]:
+            del self._select_cache[key]
+
+    def upsert(self, view: ResolvedView, rows: Iterable[Sequence[Any]], written_at: int) -> int:
+        """Write rows (keys, features, event_us, created_us|None, seq); return rows applied.
+
+        Rows older than the stored value are left out; the count tells how many won.
+        """
+        names = [*view.key_names, *view.feature_names, "_lm_event_ts", "_lm_created_ts",
+                 "_lm_seq", "_lm_written_at"]
+        keys = ", ".join(q(k) for k in view.key_names)
+        updates = ", ".join(f"{q(n)} = excluded.{q(n)}" for n in names[len(view.keys):])
+        order = "(_lm_event_ts, _lm_created_ts, _lm_seq)"
+        sql = (
+            f"INSERT INTO {q(online_table(view.name))} ({', '.join(q(n) for n in names)}) "
+            f"VALUES ({', '.join('?' * len(names))}) ON CONFLICT ({keys}) DO UPDATE SET "
+            f"{updates} WHERE (excluded._lm_event_ts, excluded._lm_created_ts, excluded._lm_seq)"
+            f" >= {order}"
+        )
+        created_at = len(view.keys) + len(view.features) + 1
+
+        def prepared() -> Iterable[Sequence[Any]]:
+            for row in rows:
+                row = list(row)
+                if row[created_at] is None:
+                    row[created_at] = NO_CREATED
+                row.append(written_at)
+                yield row
+
+        with self._lock:
+            before = self._con.total_changes
+            self._con.execute("BEGIN IMMEDIATE")
+            try:
+                self._con.executemany(sql, prepared())
+                self._con.execute("COMMIT")
+            except BaseException:
+                self._con.execute("ROLLBACK")
+                raise
+            return self._con.total_changes - before
+
+    def _select(self, view: ResolvedView, n: int) -> tuple[str, tuple[int, ...], tuple[int, ...]]:
+        cached = self._select_cache.get((view.name, n))
+        if cached is not None:
+            return cached
+        keys = view.key_names
+        cols = [*keys, *view.feature_names, "_lm_event_ts"]
+        if len(keys) == 1:
+            where = f"{q(keys[0])} IN ({', '.join('?' * n)})"
+        else:
+            tuple_ = "(" + ", ".join("?" * len(keys)) + ")"
+            where = f"({', '.join(q(k) for k in keys)}) IN (VALUES {', '.join([tuple_] * n)})"
+        sql = f"SELECT {', '.join(q(c) for c in cols)} FROM {q(online_table(view.name))} WHERE {where}"
+        offset = len(keys)
+        bools = tuple(offset + i for i, f in enumerate(view.features) if f.dtype == "bool")
+        times = tuple(offset + i for i, f in enumerate(view.features) if f.dtype == "timestamp")
+        entry = (sql, bools, times)
+        self._select_cache[(view.name, n)] = entry
+        return entry
+
+    def lookup(
+        self, view: ResolvedView, keys: Sequence[tuple[Any, ...]]
+    ) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+        """Rows by key tuple: (feature values..., event_us); absent keys are left out."""
+        unique = list(dict.fromkeys(keys))
+        sql, bools, times = self._select(view, len(unique))
+        params = [v for key in unique for v in key]
+        with self._lock:
+            rows = self._con.execute(sql, params).fetchall()
+        nkeys = len(view.keys)
+        out = {}
+        for row in rows:
+            if bools or times:
+                row = list(row)
+                for i in bools:
+                    if row[i] is not None:
+                        row[i] = bool(row[i])
+                for i in times:
+                    row[i] = to_datetime(row[i])
+            out[tuple(row[:nkeys])] = tuple(row[nkeys:])
+        return out
+
+    def stats(self, view: str) -> tuple[int, int | None, int | None]:
+        """(rows, oldest event_us, newest event_us) of one view's online table."""
+        with self._lock:
+            row = self._con.execute(
+                f"SELECT count(*), min(_lm_event_ts), max(_lm_event_ts) FROM {q(online_table(view))}"
+            ).fetchone()
+        assert row is not None
+        return int(row[0]), row[1], row[2]
