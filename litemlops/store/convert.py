@@ -161,7 +161,7 @@ def cast_column(arr: pa.Array, item: Field, source: str) -> pa.Array:
     """Cast one column to the field's type or raise naming the first bad row."""
     target = ARROW_TYPES[item.dtype]
     kind = arr.type
-    if pa.types.is_null(kind):
+    if pa.types.is_null(kind) or len(arr) == 0:
         return pa.nulls(len(arr), target)
     if pa.types.is_dictionary(kind):
         arr = arr.dictionary_decode()

@@ -1,0 +1,140 @@
+from datetime import UTC, datetime, timedelta, timezone
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from litemlops.errors import ValidationError
+from litemlops.store import Entity, FeatureStore, FeatureView, Field
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+driver = Entity("driver", join_keys=["driver_id"])
+stats = FeatureView(
+    "driver_stats",
+    entities=[driver],
+    schema=[Field("conv_rate", "float64"), Field("trips", "int32"), Field("active", "bool"),
+            Field("city", "string"), Field("last_trip", "timestamp")],
+    timestamp_field="datetime",
+    created_timestamp_field="created",
+)
+
+
+def good(n=4):
+    return pd.DataFrame({
+        "driver_id": [1001 + i for i in range(n)],
+        "datetime": [T0 + timedelta(hours=i) for i in range(n)],
+        "created": [T0 + timedelta(hours=i, minutes=1) for i in range(n)],
+        "conv_rate": [0.5] * n,
+        "trips": [3] * n,
+        "active": [True] * n,
+        "city": ["hanoi"] * n,
+        "last_trip": [T0] * n,
+    })
+
+
+@pytest.fixture
+def fs():
+    with FeatureStore(":memory:", clock=lambda: T0) as store:
+        store.apply([driver, stats])
+        yield store
+
+
+def stored(fs):
+    return fs.describe("driver_stats")["offline_rows"]
+
+
+def test_valid_frame_is_ingested(fs):
+    assert fs.ingest("driver_stats", good()).rows == 4
+    assert stored(fs) == 4
+
+
+@pytest.mark.parametrize(
+    "mutate, column, row, message",
+    [
+        (lambda d: d.drop(columns=["trips"]), "trips", None, "missing column"),
+        (lambda d: d.assign(extra=1), "extra", None, "unexpected column"),
+        (lambda d: d.assign(conv_rate=["a", "b", "c", "d"]), "conv_rate", 0, "expects float64"),
+        (lambda d: d.assign(trips=[1.0, 2.0, 2.5, 3.0]), "trips", 2, "not a whole number"),
+        (lambda d: d.assign(trips=[1, 2, 3, 2**40]), "trips", 3, "out of range"),
+        (lambda d: d.assign(active=[1, 0, 1, 0]), "active", 0, "not booleans"),
+        (lambda d: d.assign(city=[1, 2, 3, 4]), "city", 0, "not text"),
+        (lambda d: d.assign(conv_rate=[0.1, np.inf, 0.2, 0.3]), "conv_rate", 1, "not finite"),
+        (lambda d: d.assign(driver_id=[1001, None, 1003, None]), "driver_id", 1, "null"),
+        (lambda d: d.assign(datetime=[T0, T0, pd.NaT, T0]), "datetime", 2, "null"),
+        (lambda d: d.assign(created=[T0, T0, T0, pd.NaT]), "created", 3, "null"),
+        (lambda d: d.assign(datetime=["2026-01-01", "x", "y", "z"]), "datetime", 1, "ISO-8601"),
+        (lambda d: d.assign(driver_id=["a", "b", "c", "d"]), "driver_id", 0, "expects int64"),
+    ],
+)
+def test_bad_frame_is_refused_naming_column_and_row_and_nothing_is_written(
+    fs, mutate, column, row, message
+):
+    fs.ingest("driver_stats", good())
+    with pytest.raises(ValidationError, match=message) as info:
+        fs.ingest("driver_stats", mutate(good()))
+    assert info.value.column == column
+    assert info.value.row == row
+    assert column in str(info.value)
+    if row is not None:
+        assert f"row {row}" in str(info.value)
+    assert stored(fs) == 4
+
+
+def test_nan_feature_is_stored_as_null_and_integral_floats_become_ints(fs):
+    frame = good().assign(conv_rate=[0.1, np.nan, 0.3, 0.4], trips=[1.0, np.nan, 3.0, 4.0])
+    fs.ingest("driver_stats", frame)
+    entity = pd.DataFrame({"driver_id": [1002], "event_timestamp": [T0 + timedelta(hours=2)]})
+    out = fs.get_historical_features(entity, ["driver_stats:conv_rate", "driver_stats:trips"])
+    assert pd.isna(out["conv_rate"][0]) and pd.isna(out["trips"][0])
+
+
+def test_naive_timestamps_are_taken_as_utc_and_aware_ones_converted(fs):
+    plus7 = timezone(timedelta(hours=7))
+    naive = good(1).assign(datetime=[datetime(2026, 1, 1, 0, 0)], created=[datetime(2026, 1, 1)])
+    aware = good(1).assign(driver_id=[1002], datetime=[datetime(2026, 1, 1, 7, tzinfo=plus7)],
+                           created=[datetime(2026, 1, 1, 7, tzinfo=plus7)])
+    fs.ingest("driver_stats", naive)
+    fs.ingest("driver_stats", aware)
+    d = fs.describe("driver_stats")
+    assert d["event_time_min"] == d["event_time_max"] == "2026-01-01T00:00:00+00:00"
+
+
+def test_csv_and_parquet_files_are_ingested_with_types_from_the_view(fs, tmp_path):
+    frame = good()
+    frame.to_parquet(tmp_path / "rows.parquet")
+    csv = frame.assign(datetime=frame["datetime"].map(lambda t: t.isoformat()))
+    csv.to_csv(tmp_path / "rows.csv", index=False)
+    assert fs.ingest("driver_stats", tmp_path / "rows.parquet").rows == 4
+    assert fs.ingest("driver_stats", str(tmp_path / "rows.csv")).rows == 4
+    assert stored(fs) == 8
+
+
+def test_bad_csv_names_column_and_row_and_writes_nothing(fs, tmp_path):
+    path = tmp_path / "bad.csv"
+    good().assign(trips=["1", "2", "lots", "4"]).to_csv(path, index=False)
+    with pytest.raises(ValidationError, match=r"'trips'.*row 2.*'lots'"):
+        fs.ingest("driver_stats", path)
+    assert stored(fs) == 0
+
+
+def test_unreadable_inputs_get_clear_errors(fs, tmp_path):
+    with pytest.raises(ValidationError, match="no such file"):
+        fs.ingest("driver_stats", tmp_path / "missing.parquet")
+    (tmp_path / "x.json").write_text("{}")
+    with pytest.raises(ValidationError, match="unsupported file type"):
+        fs.ingest("driver_stats", tmp_path / "x.json")
+    with pytest.raises(ValidationError, match="expected a pandas DataFrame"):
+        fs.ingest("driver_stats", 42)
+    with pytest.raises(ValidationError, match="not a mapping"):
+        fs.ingest("driver_stats", [1, 2])
+    assert stored(fs) == 0
+
+
+def test_rows_as_dicts_are_accepted(fs):
+    fs.ingest("driver_stats", good(2).to_dict("records"))
+    assert stored(fs) == 2
+
+
+def test_empty_frame_writes_nothing(fs):
+    assert fs.ingest("driver_stats", good(0)).rows == 0
+    assert stored(fs) == 0

@@ -1,0 +1,132 @@
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+import litemlops
+from litemlops.cli import cli
+from litemlops.config import Config
+from litemlops.home_lock import HomeLock
+
+DEFINITIONS = Path(litemlops.__file__).parent / "demo" / "definitions.py"
+
+
+def run_cli(*args, home=None):
+    result = CliRunner().invoke(cli, [*args, *(["--home", str(home)] if home else [])])
+    return result
+
+
+def test_help_and_version():
+    assert "feature store" in run_cli("--help").output.lower()
+    assert litemlops.__version__ in run_cli("--version").output
+    assert "historical" in run_cli("features", "--help").output
+
+
+def test_run_once_bootstraps_a_fresh_home_then_just_starts(tmp_path):
+    home = tmp_path / "home"
+    cmd = [sys.executable, "-m", "litemlops", "run", "--once", "--home", str(home)]
+    env = {"LITEMLOPS_DEMO_DRIVERS": "4", "LITEMLOPS_DEMO_HOURS": "24",
+           "LITEMLOPS_DEMO_LABELS": "50", "PATH": ""}
+    first = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert first.returncode == 0, first.stderr
+    assert "fresh home" in first.stdout
+    assert "point-in-time training rows" in first.stdout
+    assert "online lookup" in first.stdout
+    assert (home / "features.duckdb").exists() and (home / "online.db").exists()
+    events = [json.loads(line) for line in (home / "logs" / "events.jsonl").read_text().splitlines()]
+    assert "run_bootstrapped" in {e["event"] for e in events}
+    second = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert second.returncode == 0, second.stderr
+    assert "existing home" in second.stdout
+
+
+def test_second_owner_of_a_home_is_refused_clearly(tmp_path):
+    config = Config.load(tmp_path / "home", env={})
+    config.ensure_home()
+    with HomeLock(config.lock_path).acquire():
+        result = run_cli("run", "--once", home=config.home)
+    assert result.exit_code != 0
+    assert "in use by process" in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.fixture
+def home(tmp_path):
+    home = tmp_path / "home"
+    assert run_cli("features", "apply", str(DEFINITIONS), home=home).exit_code == 0
+    return home
+
+
+def stats(n=3, hours_ago=1):
+    t = datetime.now(UTC) - timedelta(hours=hours_ago)
+    return pd.DataFrame({
+        "driver_id": [1001 + i for i in range(n)],
+        "datetime": [t] * n,
+        "created": [t] * n,
+        "conv_rate": [0.5] * n,
+        "acc_rate": [0.9] * n,
+        "avg_daily_trips": [10 + i for i in range(n)],
+    })
+
+
+def test_feature_commands_round_trip(home, tmp_path):
+    stats().to_parquet(tmp_path / "stats.parquet")
+    out = run_cli("features", "ingest", "driver_stats", str(tmp_path / "stats.parquet"), home=home)
+    assert out.exit_code == 0, out.output
+    assert "ingested 3 rows" in out.output
+    out = run_cli("features", "materialize", home=home)
+    assert out.exit_code == 0 and "3 entities written" in out.output
+    listing = run_cli("features", "list", home=home)
+    assert "driver_stats v1" in listing.output and "rows=3" in listing.output
+    described = json.loads(run_cli("features", "describe", "driver_stats", home=home).output)
+    assert described["online_entities"] == 3
+    online = run_cli("features", "online", "--features", "driver_stats:avg_daily_trips",
+                     "--entity", "driver_id=1002", "--entity", "driver_id=5", home=home)
+    assert json.loads(online.output) == {"driver_id": [1002, 5], "avg_daily_trips": [11, None]}
+
+    entities = pd.DataFrame({"driver_id": [1001, 1003], "event_timestamp": [datetime.now(UTC)] * 2})
+    entities.to_csv(tmp_path / "orders.csv", index=False)
+    out = run_cli("features", "historical", "--entities", str(tmp_path / "orders.csv"),
+                  "--features", "driver_stats:conv_rate,driver_stats:avg_daily_trips",
+                  "--out", str(tmp_path / "train.parquet"), home=home)
+    assert out.exit_code == 0, out.output
+    train = pd.read_parquet(tmp_path / "train.parquet")
+    assert train["avg_daily_trips"].tolist() == [10, 12]
+
+    fresh = stats(1, hours_ago=0).assign(avg_daily_trips=[99])
+    fresh.to_csv(tmp_path / "push.csv", index=False)
+    out = run_cli("features", "push", "driver_stats", str(tmp_path / "push.csv"), "--to", "both",
+                  home=home)
+    assert out.exit_code == 0, out.output
+    assert "1 applied online" in out.output
+    online = run_cli("features", "online", "--features", "driver_stats:avg_daily_trips",
+                     "--entity", "driver_id=1001", home=home)
+    assert json.loads(online.output)["avg_daily_trips"] == [99]
+
+
+def test_cli_errors_are_one_line_messages(home, tmp_path):
+    bad = stats().assign(conv_rate=["x", "y", "z"])
+    bad.to_csv(tmp_path / "bad.csv", index=False)
+    out = run_cli("features", "ingest", "driver_stats", str(tmp_path / "bad.csv"), home=home)
+    assert out.exit_code == 1
+    assert "conv_rate" in out.output and "row 0" in out.output
+    out = run_cli("features", "describe", "nope", home=home)
+    assert out.exit_code == 1 and "no feature view named 'nope'" in out.output
+    out = run_cli("features", "online", "--features", "driver_stats:nope",
+                  "--entity", "driver_id=1", home=home)
+    assert out.exit_code == 1 and "has no feature 'nope'" in out.output
+    (tmp_path / "defs.py").write_text("raise RuntimeError('boom')\n")
+    out = run_cli("features", "apply", str(tmp_path / "defs.py"), home=home)
+    assert out.exit_code == 1 and "boom" in out.output
+
+
+def test_demo_generate_writes_the_sample(tmp_path):
+    out = run_cli("demo", "generate", "--out", str(tmp_path / "d"))
+    assert out.exit_code == 0, out.output
+    assert (tmp_path / "d" / "driver_stats.csv").exists()
+    assert (tmp_path / "d" / "labels.csv").exists()
