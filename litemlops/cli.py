@@ -44,14 +44,16 @@ def _config(ctx: click.Context, home: Path | None) -> Config:
 
 
 @contextmanager
-def _platform(ctx: click.Context, home: Path | None, *, console: bool = False) -> Iterator[Platform]:
+def _platform(
+    ctx: click.Context, home: Path | None, *, quiet: bool = True
+) -> Iterator[Platform]:
     from litemlops.logsetup import configure_logging, shutdown_logging
     from litemlops.platform import Platform
 
     config = _config(ctx, home)
     config.ensure_home()
     # Commands print their own results; the console gets only warnings and worse.
-    configure_logging(config, console_stream=sys.stderr if console else None)
+    configure_logging(config, console_level="warning" if quiet else None)
     try:
         with Platform(config) as platform:
             yield platform
@@ -100,7 +102,7 @@ def run(ctx: click.Context, home: Path | None, once: bool) -> None:
     """The main job: prepare the home (demo project on a fresh one) and run the platform."""
     from litemlops.bootstrap import bootstrap
 
-    with _platform(ctx, home) as platform:
+    with _platform(ctx, home, quiet=False) as platform:
         click.echo(f"litemlops {litemlops.__version__} - home {platform.config.home}")
         report = bootstrap(platform)
         click.echo("fresh home: set up the demo project" if report.fresh else "existing home")
@@ -149,7 +151,8 @@ def features_apply(ctx: click.Context, home: Path | None, definitions: Path, for
 def features_list(ctx: click.Context, home: Path | None, as_json: bool) -> None:
     """List feature views."""
     with _platform(ctx, home) as platform:
-        rows = [platform.features.describe(v.name) for v in platform.features.list_feature_views()]
+        store = platform.features
+        rows = [store.describe(v.name) for v in store.list_feature_views()]
     if as_json:
         _echo_json(rows)
         return
@@ -196,13 +199,18 @@ def features_ingest(ctx: click.Context, home: Path | None, view: str, data: Path
 @click.pass_context
 @_errors
 def features_materialize(
-    ctx: click.Context, home: Path | None, start: str | None, end: str | None, views: tuple[str, ...]
+    ctx: click.Context,
+    home: Path | None,
+    start: str | None,
+    end: str | None,
+    views: tuple[str, ...],
 ) -> None:
     """Copy the latest values per entity into the online store."""
     from tqdm import tqdm
 
     with _platform(ctx, home) as platform:
-        names = list(views) or [v.name for v in platform.features.list_feature_views() if v.online]
+        store = platform.features
+        names = list(views) or [v.name for v in store.list_feature_views() if v.online]
         with tqdm(total=len(names), desc="materialize", unit="view", file=sys.stderr) as bar:
             results = platform.features.materialize(
                 end=_parse_time(end), start=_parse_time(start), views=names,

@@ -38,7 +38,8 @@ def test_run_once_bootstraps_a_fresh_home_then_just_starts(tmp_path):
     assert "point-in-time training rows" in first.stdout
     assert "online lookup" in first.stdout
     assert (home / "features.duckdb").exists() and (home / "online.db").exists()
-    events = [json.loads(line) for line in (home / "logs" / "events.jsonl").read_text().splitlines()]
+    lines = (home / "logs" / "events.jsonl").read_text().splitlines()
+    events = [json.loads(line) for line in lines]
     assert "run_bootstrapped" in {e["event"] for e in events}
     second = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
     assert second.returncode == 0, second.stderr

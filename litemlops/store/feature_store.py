@@ -166,7 +166,9 @@ class FeatureStore:
             else:
                 raise DefinitionError(f"apply() takes Entity and FeatureView objects, got {obj!r}")
             if obj.name in target and target[obj.name] != obj:
-                raise DefinitionError(f"two different definitions named {obj.name!r} in one apply()")
+                raise DefinitionError(
+                    f"two different definitions named {obj.name!r} in one apply()"
+                )
             target[obj.name] = obj
         for view in views.values():
             for ent in view.entities:
@@ -227,7 +229,11 @@ class FeatureStore:
                 version = current.version + 1 if current else 1
                 if current is None:
                     offline.create_table(con, resolved)
-                    online_work.append(lambda r=resolved: self._online.create(r))
+
+                    def create(r: ResolvedView = resolved) -> None:
+                        self._online.create(r)
+
+                    online_work.append(create)
                 elif problems:  # forced incompatible change: keep the old rows aside
                     offline.archive_table(con, name, generation)
                     generation += 1
@@ -583,8 +589,8 @@ class FeatureStore:
             oldest = now_us - int(ttl.total_seconds() * 1_000_000) if ttl is not None else None
             nfeat = len(view.features)
             outs = [[] for _ in wanted]  # type: list[list[Any]]
-            for key in key_tuples:
-                values = found.get(key)
+            for key_tuple in key_tuples:
+                values = found.get(key_tuple)
                 if values is not None and oldest is not None and values[nfeat] < oldest:
                     values = None
                 for j, (index, _) in enumerate(wanted):
@@ -651,7 +657,8 @@ class FeatureStore:
             ).fetchall()
             mark = marks[0] if marks else None
             batches = self._con.execute(
-                "SELECT count(*), max(written_at) FROM _lm_batches WHERE view = ? AND generation = ?",
+                "SELECT count(*), max(written_at) FROM _lm_batches "
+                "WHERE view = ? AND generation = ?",
                 [view, resolved.generation],
             ).fetchall()[0]
         online_rows, oldest, newest = (

@@ -140,7 +140,8 @@ class OnlineStore:
         else:
             tuple_ = "(" + ", ".join("?" * len(keys)) + ")"
             where = f"({', '.join(q(k) for k in keys)}) IN (VALUES {', '.join([tuple_] * n)})"
-        sql = f"SELECT {', '.join(q(c) for c in cols)} FROM {q(online_table(view.name))} WHERE {where}"
+        table = q(online_table(view.name))
+        sql = f"SELECT {', '.join(q(c) for c in cols)} FROM {table} WHERE {where}"
         offset = len(keys)
         bools = tuple(offset + i for i, f in enumerate(view.features) if f.dtype == "bool")
         times = tuple(offset + i for i, f in enumerate(view.features) if f.dtype == "timestamp")
@@ -174,7 +175,8 @@ class OnlineStore:
         """(rows, oldest event_us, newest event_us) of one view's online table."""
         with self._lock:
             row = self._con.execute(
-                f"SELECT count(*), min(_lm_event_ts), max(_lm_event_ts) FROM {q(online_table(view))}"
+                "SELECT count(*), min(_lm_event_ts), max(_lm_event_ts) "
+                f"FROM {q(online_table(view))}"
             ).fetchone()
         assert row is not None
         return int(row[0]), row[1], row[2]

@@ -1,0 +1,296 @@
+"""The one frozen `Config` of an installation, built at the edge and passed explicitly.
+
+Values come, lowest precedence first, from the defaults below, `<home>/config.toml`
+(sections `[logging]`, `[features]`, `[demo]`), environment variables
+`LITEMLOPS_<SECTION>_<KEY>` and explicit overrides (`{"demo.drivers": 5}`).
+Only `Config.load` looks at the environment; everything below it takes a `Config`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from litemlops.errors import ConfigError
+
+ENV_PREFIX = "LITEMLOPS_"
+HOME_ENV = "LITEMLOPS_HOME"
+DEFAULT_HOME = ".litemlops"
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    """Where and how much the structured event log writes."""
+
+    level: str = "info"
+    max_bytes: int = 10_000_000
+    backups: int = 5
+    console: bool = True
+
+
+@dataclass(frozen=True)
+class FeaturesConfig:
+    """Feature store behaviour.
+
+    push_lateness_seconds: how far behind the newest event time a pushed row may be
+    before it is counted as late.
+    """
+
+    push_lateness_seconds: float = 600.0
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """Size and seed of the demo data the ride-hailing demo generates."""
+
+    drivers: int = 20
+    hours: int = 24 * 14
+    labels: int = 2000
+    seed: int = 42
+
+
+_SECTIONS: dict[str, type] = {
+    "logging": LoggingConfig,
+    "features": FeaturesConfig,
+    "demo": DemoConfig,
+}
+
+
+def _check_level(value: Any) -> str | None:
+    return None if value in LOG_LEVELS else f"one of {', '.join(LOG_LEVELS)}"
+
+
+def _non_negative(value: Any) -> str | None:
+    return None if value >= 0 else "a number >= 0"
+
+
+def _positive(value: Any) -> str | None:
+    return None if value >= 1 else "an integer >= 1"
+
+
+# Rules beyond the type: a negative count or an unknown level would otherwise
+# surface far from the config file, as a confusing error deep in a library.
+_RULES: dict[tuple[str, str], Callable[[Any], str | None]] = {
+    ("logging", "level"): _check_level,
+    ("logging", "max_bytes"): _non_negative,
+    ("logging", "backups"): _non_negative,
+    ("features", "push_lateness_seconds"): _non_negative,
+    ("demo", "drivers"): _positive,
+    ("demo", "hours"): _positive,
+    ("demo", "labels"): _positive,
+    ("demo", "seed"): _non_negative,
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """All settings of one installation; `home` holds all of its state."""
+
+    home: Path
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    demo: DemoConfig = field(default_factory=DemoConfig)
+
+    @classmethod
+    def load(
+        cls,
+        home: str | Path | None = None,
+        env: Mapping[str, str] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> Config:
+        """Build the config; never creates the home directory.
+
+        home: the `--home` flag; else `LITEMLOPS_HOME`, else `./.litemlops`.
+        env: the environment to read (`os.environ` when None).
+        overrides: `"section.key"` -> value, highest precedence (CLI flags); a string
+        value is parsed like an environment variable, None means "not given".
+        """
+        if env is None:
+            env = os.environ
+        if home is None or str(home) == "":
+            home = env.get(HOME_ENV) or DEFAULT_HOME
+        home_path = Path(home).expanduser().absolute()
+
+        values: dict[str, dict[str, Any]] = {name: {} for name in _SECTIONS}
+        _merge_toml(values, home_path / "config.toml")
+        _merge_env(values, env)
+        _merge_overrides(values, overrides or {})
+
+        sections = {name: kind(**values[name]) for name, kind in _SECTIONS.items()}
+        return cls(home=home_path, **sections)
+
+    @property
+    def config_path(self) -> Path:
+        return self.home / "config.toml"
+
+    @property
+    def features_path(self) -> Path:
+        return self.home / "features.duckdb"
+
+    @property
+    def online_path(self) -> Path:
+        return self.home / "online.db"
+
+    @property
+    def registry_path(self) -> Path:
+        return self.home / "registry.db"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.home / "artifacts"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def events_log_path(self) -> Path:
+        """The JSONL event log that monitoring reads back."""
+        return self.logs_dir / "events.jsonl"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.home / "runs"
+
+    @property
+    def token_path(self) -> Path:
+        return self.home / "token"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.home / "lock"
+
+    def ensure_home(self) -> None:
+        """Create the home (mode 0700 when new) and its logs/, artifacts/, runs/."""
+        if self.home.exists() and not self.home.is_dir():
+            raise ConfigError(f"home {self.home} exists and is not a directory; use another --home")
+        if not self.home.exists():
+            self.home.mkdir(parents=True, mode=0o700)
+            # mkdir's mode is filtered by the umask; the home may later hold the admin token.
+            self.home.chmod(0o700)
+        for directory in (self.logs_dir, self.artifacts_dir, self.runs_dir):
+            directory.mkdir(exist_ok=True)
+
+
+def _merge_toml(values: dict[str, dict[str, Any]], path: Path) -> None:
+    if not path.is_file():
+        return
+    try:
+        with path.open("rb") as fh:
+            document = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+    for section, table in document.items():
+        if section not in _SECTIONS:
+            raise ConfigError(
+                f"unknown section [{section}] in {path}; known sections: {', '.join(_SECTIONS)}"
+            )
+        if not isinstance(table, dict):
+            raise ConfigError(f"{section} in {path} must be a table [{section}], got {table!r}")
+        for key, raw in table.items():
+            _check_key(section, key, source=str(path))
+            values[section][key] = _coerce(section, key, raw, source=str(path), parse=False)
+
+
+def _merge_env(values: dict[str, dict[str, Any]], env: Mapping[str, str]) -> None:
+    # Only the known names are looked up: other LITEMLOPS_* variables (HOME,
+    # ones a newer version reads) must not make an older one refuse to start.
+    for section, kind in _SECTIONS.items():
+        for f in fields(kind):
+            name = f"{ENV_PREFIX}{section}_{f.name}".upper()
+            if name in env:
+                values[section][f.name] = _coerce(
+                    section, f.name, env[name], source=name, parse=True
+                )
+
+
+def _merge_overrides(values: dict[str, dict[str, Any]], overrides: Mapping[str, Any]) -> None:
+    for dotted, raw in overrides.items():
+        section, _, key = dotted.partition(".")
+        if section not in _SECTIONS or not key:
+            raise ConfigError(
+                f"unknown config key {dotted!r} in overrides; keys look like "
+                f"'section.key' with section one of {', '.join(_SECTIONS)}"
+            )
+        _check_key(section, key, source="overrides")
+        if raw is None:
+            continue
+        values[section][key] = _coerce(
+            section, key, raw, source="overrides", parse=isinstance(raw, str)
+        )
+
+
+def _check_key(section: str, key: str, *, source: str) -> None:
+    known = [f.name for f in fields(_SECTIONS[section])]
+    if key not in known:
+        raise ConfigError(
+            f"unknown config key {section}.{key} in {source}; "
+            f"known keys of [{section}]: {', '.join(known)}"
+        )
+
+
+def _field_type(section: str, key: str) -> str:
+    # Annotations are strings under `from __future__ import annotations`.
+    return next(str(f.type) for f in fields(_SECTIONS[section]) if f.name == key)
+
+
+_EXPECTED = {"bool": "true or false", "int": "an integer", "float": "a number", "str": "a string"}
+
+
+def _coerce(section: str, key: str, raw: Any, *, source: str, parse: bool) -> Any:
+    """Turn `raw` into the field's type, or raise a ConfigError naming key, source and value."""
+    kind = _field_type(section, key)
+    value: Any = None
+    if parse:
+        value = _parse(kind, str(raw))
+    elif _accepts(kind, raw):
+        value = float(raw) if kind == "float" else raw
+    if (section, key) == ("logging", "level") and value is not None:
+        value = value.strip().lower()
+    problem = _EXPECTED[kind] if value is None else None
+    if problem is None and kind == "float" and not math.isfinite(value):
+        problem = "a finite number"
+    if problem is None and (section, key) in _RULES:
+        problem = _RULES[(section, key)](value)
+    if problem is not None:
+        raise ConfigError(
+            f"config key {section}.{key} from {source} must be {problem}, got {raw!r}"
+        )
+    return value
+
+
+def _accepts(kind: str, raw: Any) -> bool:
+    # bool is an int subclass, and `drivers = true` is surely a mistake.
+    if isinstance(raw, bool):
+        return kind == "bool"
+    if kind == "int":
+        return isinstance(raw, int)
+    if kind == "float":
+        return isinstance(raw, int | float)
+    return kind == "str" and isinstance(raw, str)
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _parse(kind: str, text: str) -> Any:
+    """Parse an environment string; None when it does not parse."""
+    text = text.strip()
+    if kind == "str":
+        return text
+    if kind == "bool":
+        lowered = text.lower()
+        return True if lowered in _TRUE else False if lowered in _FALSE else None
+    try:
+        return int(text) if kind == "int" else float(text)
+    except ValueError:
+        return None

@@ -1,0 +1,1 @@
+"""The ride-hailing demo: seeded data generator and the demo's feature definitions."""

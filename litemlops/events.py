@@ -1,0 +1,62 @@
+"""The structured events litemlops emits: their names and required keys are API.
+
+Monitoring, alerts and users' own queries read `logs/events.jsonl` back by these
+names, so a name or a required key changes only as a breaking change. Emit with
+`structlog.get_logger("litemlops.<part>").info(FEATURES_INGESTED, view=..., ...)`.
+
+The context of a pipeline run or a prediction (`run_id`, `pipeline`, `task`,
+`model`, `version`; see `CONTEXT_KEYS`) is not passed per event: it is bound
+once with `structlog.contextvars.bind_contextvars` and merged into every event
+emitted while it is bound, so it is not listed in `REQUIRED_KEYS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from litemlops.errors import NotFoundError
+
+FEATURES_APPLIED = "features_applied"
+"""Definitions were applied. objects: names applied; changed: names that were new or changed."""
+
+FEATURES_INGESTED = "features_ingested"
+"""Rows were written to the offline store. source: the file path, or the kind of
+in-memory data ("DataFrame", "table", "rows", "columns")."""
+
+FEATURES_MATERIALIZED = "features_materialized"
+"""The online store caught up with the offline store up to `watermark`
+(ISO-8601 event time, or None when the view has no rows yet)."""
+
+FEATURES_PUSHED = "features_pushed"
+"""Rows arrived by push. to: "online", "offline" or "both"; late_rows: event time
+further behind the clock than `features.push_lateness_seconds` (still written);
+stale_rows: older than the online value already held, so not applied online."""
+
+RUN_BOOTSTRAPPED = "run_bootstrapped"
+"""`litemlops run` prepared a home. steps: what it did, in order."""
+
+REQUIRED_KEYS: dict[str, frozenset[str]] = {
+    FEATURES_APPLIED: frozenset({"objects", "changed"}),
+    FEATURES_INGESTED: frozenset({"view", "rows", "source"}),
+    FEATURES_MATERIALIZED: frozenset({"view", "rows_read", "entities_written", "watermark"}),
+    FEATURES_PUSHED: frozenset({"view", "rows", "to", "late_rows", "stale_rows"}),
+    RUN_BOOTSTRAPPED: frozenset({"home", "steps"}),
+}
+
+CONTEXT_KEYS: frozenset[str] = frozenset({"run_id", "pipeline", "task", "model", "version"})
+"""Keys bound through structlog contextvars rather than passed with each event."""
+
+
+def missing_keys(event: str, fields: Mapping[str, Any]) -> set[str]:
+    """The required keys of `event` that `fields` lacks; empty when the event is complete.
+
+    Raises NotFoundError when `event` is not a known event name.
+    """
+    try:
+        required = REQUIRED_KEYS[event]
+    except KeyError:
+        raise NotFoundError(
+            f"unknown event {event!r}; known events: {', '.join(sorted(REQUIRED_KEYS))}"
+        ) from None
+    return set(required.difference(fields))

@@ -1,0 +1,89 @@
+"""One process owns a home: an exclusive, non-blocking `flock` on `<home>/lock`.
+
+The kernel drops the lock when its holder exits, however it exits, so a crashed
+owner never leaves a stale lock behind; the pid in the file is only for the message.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+from types import TracebackType
+
+from litemlops.errors import HomeLockedError
+
+
+class HomeLock:
+    """Exclusive ownership of a home directory, as a context manager.
+
+    path: the lock file (`Config.lock_path`); its directory must exist.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        """Whether this object holds the lock now."""
+        return self._fd is not None
+
+    def acquire(self) -> HomeLock:
+        """Take the lock or raise `HomeLockedError` naming the process that has it."""
+        if self._fd is not None:
+            return self
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_pid(fd)
+            os.close(fd)
+            who = f"process {holder}" if holder is not None else "another process"
+            raise HomeLockedError(
+                f"home {self.path.parent} is in use by {who}; stop it or use another --home"
+            ) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        """Give the lock up; a no-op when not held."""
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        try:
+            # Cleared while still locked, so the next owner's pid is never erased.
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        self.release()
+
+    def __enter__(self) -> HomeLock:
+        return self.acquire()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        return f"HomeLock({str(self.path)!r}, held={self.held})"
+
+
+def _read_pid(fd: int) -> int | None:
+    # The holder may be between truncating and writing: an empty file is normal.
+    try:
+        return int(os.pread(fd, 32, 0).decode("ascii", "replace").strip())
+    except ValueError:
+        return None

@@ -1,0 +1,238 @@
+import dataclasses
+import stat
+from pathlib import Path
+
+import pytest
+
+from litemlops.config import Config, DemoConfig, FeaturesConfig, LoggingConfig
+from litemlops.errors import ConfigError, LitemlopsError
+
+
+def write_toml(home: Path, text: str) -> Path:
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_defaults_apply_when_nothing_is_configured(tmp_path):
+    config = Config.load(tmp_path / "home", env={})
+
+    assert config.logging == LoggingConfig(level="info", max_bytes=10_000_000, backups=5)
+    assert config.features == FeaturesConfig(push_lateness_seconds=600.0)
+    assert config.demo == DemoConfig(drivers=20, hours=336, labels=2000, seed=42)
+
+
+def test_loading_does_not_create_the_home(tmp_path):
+    Config.load(tmp_path / "home", env={})
+
+    assert not (tmp_path / "home").exists()
+
+
+def test_home_argument_wins_over_environment(tmp_path):
+    config = Config.load(tmp_path / "flag", env={"LITEMLOPS_HOME": str(tmp_path / "env")})
+
+    assert config.home == tmp_path / "flag"
+
+
+def test_home_comes_from_environment_without_argument(tmp_path):
+    config = Config.load(env={"LITEMLOPS_HOME": str(tmp_path / "env")})
+
+    assert config.home == tmp_path / "env"
+
+
+def test_home_defaults_to_dot_litemlops_in_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+    config = Config.load(env={})
+
+    assert config.home == tmp_path / ".litemlops"
+    assert config.home.is_absolute()
+
+
+def test_relative_home_is_made_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+    config = Config.load("rel/home", env={})
+
+    assert config.home == tmp_path / "rel" / "home"
+
+
+def test_file_then_environment_then_overrides_take_precedence(tmp_path):
+    home = tmp_path / "home"
+    write_toml(
+        home,
+        "[demo]\ndrivers = 7\nhours = 10\nlabels = 30\n"
+        "[logging]\nlevel = 'warning'\nconsole = false\n"
+        "[features]\npush_lateness_seconds = 5\n",
+    )
+    env = {"LITEMLOPS_DEMO_HOURS": "11", "LITEMLOPS_DEMO_LABELS": "31"}
+
+    config = Config.load(home, env=env, overrides={"demo.labels": 32})
+
+    assert config.demo.drivers == 7  # file
+    assert config.demo.hours == 11  # env over file
+    assert config.demo.labels == 32  # overrides over env
+    assert config.logging.level == "warning"
+    assert config.logging.console is False
+    assert config.features.push_lateness_seconds == 5.0
+    assert isinstance(config.features.push_lateness_seconds, float)
+
+
+def test_environment_values_are_parsed_to_the_field_types(tmp_path):
+    env = {
+        "LITEMLOPS_LOGGING_LEVEL": "DEBUG",
+        "LITEMLOPS_LOGGING_MAX_BYTES": " 1000 ",
+        "LITEMLOPS_LOGGING_CONSOLE": "off",
+        "LITEMLOPS_FEATURES_PUSH_LATENESS_SECONDS": "2.5",
+        "LITEMLOPS_DEMO_DRIVERS": "5",
+    }
+
+    config = Config.load(tmp_path, env=env)
+
+    assert config.logging.level == "debug"
+    assert config.logging.max_bytes == 1000
+    assert config.logging.console is False
+    assert config.features.push_lateness_seconds == 2.5
+    assert config.demo.drivers == 5
+
+
+def test_string_overrides_are_parsed_and_none_means_not_given(tmp_path):
+    config = Config.load(tmp_path, env={}, overrides={"demo.seed": "7", "demo.drivers": None})
+
+    assert config.demo.seed == 7
+    assert config.demo.drivers == 20
+
+
+def test_unknown_section_in_file_names_the_section_and_the_file(tmp_path):
+    path = write_toml(tmp_path, "[monitoring]\nx = 1\n")
+
+    with pytest.raises(ConfigError, match=r"monitoring") as info:
+        Config.load(tmp_path, env={})
+
+    assert str(path) in str(info.value)
+
+
+def test_unknown_key_in_file_names_the_key_and_the_file(tmp_path):
+    path = write_toml(tmp_path, "[demo]\ndriverz = 3\n")
+
+    with pytest.raises(ConfigError, match=r"demo\.driverz") as info:
+        Config.load(tmp_path, env={})
+
+    assert str(path) in str(info.value)
+
+
+def test_wrong_type_in_file_names_key_file_and_value(tmp_path):
+    path = write_toml(tmp_path, "[demo]\ndrivers = 'many'\n")
+
+    with pytest.raises(ConfigError, match=r"demo\.drivers.*'many'") as info:
+        Config.load(tmp_path, env={})
+
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("text", ["[demo]\ndrivers = true\n", "[demo]\ndrivers = 2.0\n"])
+def test_booleans_and_floats_are_not_integers(tmp_path, text):
+    write_toml(tmp_path, text)
+
+    with pytest.raises(ConfigError, match=r"demo\.drivers"):
+        Config.load(tmp_path, env={})
+
+
+def test_invalid_toml_names_the_file(tmp_path):
+    path = write_toml(tmp_path, "[demo\n")
+
+    with pytest.raises(ConfigError, match="not valid TOML") as info:
+        Config.load(tmp_path, env={})
+
+    assert str(path) in str(info.value)
+
+
+def test_unparseable_environment_value_names_the_variable_and_value(tmp_path):
+    with pytest.raises(ConfigError, match=r"demo\.drivers.*LITEMLOPS_DEMO_DRIVERS.*'five'"):
+        Config.load(tmp_path, env={"LITEMLOPS_DEMO_DRIVERS": "five"})
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("demo.drivers", -1),
+        ("demo.hours", 0),
+        ("demo.labels", -5),
+        ("demo.seed", -1),
+        ("logging.backups", -1),
+        ("logging.max_bytes", -1),
+        ("features.push_lateness_seconds", -0.5),
+        ("features.push_lateness_seconds", float("nan")),
+    ],
+)
+def test_negative_counts_are_rejected(tmp_path, key, value):
+    with pytest.raises(ConfigError, match=rf"{key}.*overrides.*{value!r}"):
+        Config.load(tmp_path, env={}, overrides={key: value})
+
+
+def test_unknown_log_level_is_rejected_naming_the_choices(tmp_path):
+    with pytest.raises(ConfigError, match=r"logging\.level.*LITEMLOPS_LOGGING_LEVEL.*'loud'"):
+        Config.load(tmp_path, env={"LITEMLOPS_LOGGING_LEVEL": "loud"})
+
+
+@pytest.mark.parametrize("key", ["demo.nope", "nope.drivers", "drivers"])
+def test_unknown_override_key_is_rejected(tmp_path, key):
+    with pytest.raises(ConfigError, match=key):
+        Config.load(tmp_path, env={}, overrides={key: 1})
+
+
+def test_other_litemlops_environment_variables_are_ignored(tmp_path):
+    config = Config.load(tmp_path, env={"LITEMLOPS_TOKEN": "x", "LITEMLOPS_DEMO_NOPE": "1"})
+
+    assert config.demo == DemoConfig()
+
+
+def test_config_error_is_a_value_error_and_a_litemlops_error(tmp_path):
+    with pytest.raises(ValueError) as info:
+        Config.load(tmp_path, env={"LITEMLOPS_DEMO_DRIVERS": "x"})
+
+    assert isinstance(info.value, LitemlopsError)
+
+
+def test_config_is_frozen(tmp_path):
+    config = Config.load(tmp_path, env={})
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.home = tmp_path / "other"  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.demo.drivers = 3  # type: ignore[misc]
+
+
+def test_paths_live_in_the_home(tmp_path):
+    config = Config.load(tmp_path, env={})
+
+    assert config.features_path == tmp_path / "features.duckdb"
+    assert config.online_path == tmp_path / "online.db"
+    assert config.registry_path == tmp_path / "registry.db"
+    assert config.artifacts_dir == tmp_path / "artifacts"
+    assert config.logs_dir == tmp_path / "logs"
+    assert config.events_log_path == tmp_path / "logs" / "events.jsonl"
+    assert config.runs_dir == tmp_path / "runs"
+    assert config.token_path == tmp_path / "token"
+    assert config.lock_path == tmp_path / "lock"
+    assert config.config_path == tmp_path / "config.toml"
+
+
+def test_ensure_home_creates_a_private_home_and_its_directories(tmp_path):
+    config = Config.load(tmp_path / "a" / "home", env={})
+
+    config.ensure_home()
+    config.ensure_home()  # twice is fine
+
+    assert stat.S_IMODE(config.home.stat().st_mode) == 0o700
+    for directory in (config.logs_dir, config.artifacts_dir, config.runs_dir):
+        assert directory.is_dir()
+
+
+def test_ensure_home_refuses_a_file_in_the_way(tmp_path):
+    (tmp_path / "home").write_text("not a directory")
+    config = Config.load(tmp_path / "home", env={})
+
+    with pytest.raises(ConfigError, match="not a directory"):
+        config.ensure_home()

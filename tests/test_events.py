@@ -1,0 +1,53 @@
+import pytest
+
+from litemlops import events
+from litemlops.errors import LitemlopsError, NotFoundError
+
+EXPECTED = {
+    "features_applied": {"objects", "changed"},
+    "features_ingested": {"view", "rows", "source"},
+    "features_materialized": {"view", "rows_read", "entities_written", "watermark"},
+    "features_pushed": {"view", "rows", "to", "late_rows", "stale_rows"},
+    "run_bootstrapped": {"home", "steps"},
+}
+
+
+def test_event_names_and_required_keys_are_the_published_schema():
+    assert events.REQUIRED_KEYS == EXPECTED
+    assert all(isinstance(keys, frozenset) for keys in events.REQUIRED_KEYS.values())
+
+
+def test_constants_name_the_events():
+    assert events.FEATURES_APPLIED == "features_applied"
+    assert events.FEATURES_INGESTED == "features_ingested"
+    assert events.FEATURES_MATERIALIZED == "features_materialized"
+    assert events.FEATURES_PUSHED == "features_pushed"
+    assert events.RUN_BOOTSTRAPPED == "run_bootstrapped"
+
+
+def test_context_keys_are_not_required_per_event():
+    assert {"run_id", "pipeline", "task", "model", "version"} == events.CONTEXT_KEYS
+    assert all(not (keys & events.CONTEXT_KEYS) for keys in events.REQUIRED_KEYS.values())
+
+
+def test_complete_event_misses_nothing_and_extra_keys_are_allowed():
+    fields = {"view": "driver_stats", "rows": 10, "source": "x.csv", "run_id": "r1"}
+
+    assert events.missing_keys(events.FEATURES_INGESTED, fields) == set()
+
+
+def test_missing_keys_are_reported():
+    assert events.missing_keys(events.FEATURES_PUSHED, {"view": "v", "rows": 1}) == {
+        "to",
+        "late_rows",
+        "stale_rows",
+    }
+
+
+def test_unknown_event_raises_not_found_naming_it():
+    with pytest.raises(NotFoundError, match="unknown event 'features_exploded'") as info:
+        events.missing_keys("features_exploded", {})
+
+    assert isinstance(info.value, KeyError)
+    assert isinstance(info.value, LitemlopsError)
+    assert "features_ingested" in str(info.value)

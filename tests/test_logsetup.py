@@ -1,0 +1,176 @@
+import io
+import json
+import logging
+from pathlib import Path
+
+import pytest
+import structlog
+
+from litemlops import events
+from litemlops.config import Config
+from litemlops.logsetup import configure_logging, shutdown_logging
+
+
+@pytest.fixture
+def config(tmp_path):
+    return Config.load(tmp_path / "home", env={})
+
+
+@pytest.fixture(autouse=True)
+def restore_logging():
+    root = logging.getLogger()
+    level = root.level
+    yield
+    shutdown_logging()
+    structlog.contextvars.clear_contextvars()
+    root.setLevel(level)
+
+
+def read_events(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_events_land_in_the_file_as_one_json_object_per_line(config):
+    configure_logging(config, console_stream=io.StringIO())
+    log = structlog.get_logger("litemlops.store")
+
+    log.info(events.FEATURES_INGESTED, view="driver_stats", rows=3, source=Path("a.csv"))
+    log.warning("disk_low", free_bytes=10)
+    shutdown_logging()
+
+    first, second = read_events(config.events_log_path)
+    assert first["event"] == "features_ingested"
+    assert first["level"] == "info"
+    assert first["logger"] == "litemlops.store"
+    assert first["view"] == "driver_stats"
+    assert first["rows"] == 3
+    assert first["source"] == "a.csv"
+    assert first["timestamp"].endswith("Z")
+    assert second["event"] == "disk_low"
+    assert second["level"] == "warning"
+
+
+def test_contextvars_bound_keys_appear_in_every_event(config):
+    configure_logging(config, console_stream=io.StringIO())
+    log = structlog.get_logger("litemlops.scheduler")
+
+    with structlog.contextvars.bound_contextvars(run_id="r-1", pipeline="training", task="fit"):
+        log.info("task_started")
+    log.info("after")
+    shutdown_logging()
+
+    inside, after = read_events(config.events_log_path)
+    assert inside["run_id"] == "r-1"
+    assert inside["pipeline"] == "training"
+    assert inside["task"] == "fit"
+    assert "run_id" not in after
+
+
+def test_events_below_the_configured_level_are_dropped(tmp_path):
+    config = Config.load(tmp_path, env={"LITEMLOPS_LOGGING_LEVEL": "warning"})
+    configure_logging(config, console_stream=io.StringIO())
+    log = structlog.get_logger("litemlops.store")
+
+    log.info("quiet")
+    log.error("loud")
+    shutdown_logging()
+
+    assert [e["event"] for e in read_events(config.events_log_path)] == ["loud"]
+
+
+def test_stdlib_records_of_other_libraries_are_json_too(config):
+    configure_logging(config, console_stream=io.StringIO())
+
+    logging.getLogger("uvicorn.error").warning("port %d busy", 8000)
+    shutdown_logging()
+
+    (record,) = read_events(config.events_log_path)
+    assert record["event"] == "port 8000 busy"
+    assert record["logger"] == "uvicorn.error"
+    assert record["level"] == "warning"
+    assert "timestamp" in record
+
+
+def test_exceptions_are_rendered_into_the_event(config):
+    configure_logging(config, console_stream=io.StringIO())
+    log = structlog.get_logger("litemlops.server")
+
+    try:
+        raise ValueError("bad input")
+    except ValueError:
+        log.exception("prediction_failed")
+    shutdown_logging()
+
+    (record,) = read_events(config.events_log_path)
+    assert "ValueError: bad input" in record["exception"]
+
+
+def test_console_output_is_readable_text(config):
+    console = io.StringIO()
+    configure_logging(config, console_stream=console)
+
+    structlog.get_logger("litemlops.store").info(
+        events.FEATURES_INGESTED, view="driver_stats", rows=3, source="a.csv"
+    )
+
+    line = console.getvalue()
+    assert "features_ingested" in line
+    assert "view=driver_stats" in line
+    assert "rows=3" in line
+    assert "\x1b[" not in line  # no colour codes
+    assert not line.lstrip().startswith("{")
+
+
+def test_console_can_be_turned_off(tmp_path):
+    config = Config.load(tmp_path, env={}, overrides={"logging.console": False})
+    console = io.StringIO()
+    configure_logging(config, console_stream=console)
+
+    structlog.get_logger("litemlops").info("hello")
+    shutdown_logging()
+
+    assert console.getvalue() == ""
+    assert len(read_events(config.events_log_path)) == 1
+
+
+def test_configuring_twice_does_not_duplicate_output(config):
+    console = io.StringIO()
+    configure_logging(config, console_stream=io.StringIO())
+    configure_logging(config, console_stream=console)
+    root_handlers = len(logging.getLogger().handlers)
+    configure_logging(config, console_stream=console)
+
+    structlog.get_logger("litemlops").info("once")
+    shutdown_logging()
+
+    assert len(logging.getLogger().handlers) == root_handlers - 2
+    assert [e["event"] for e in read_events(config.events_log_path)] == ["once"]
+    assert console.getvalue().count("once") == 1
+
+
+def test_shutdown_leaves_other_handlers_alone(config):
+    other = logging.NullHandler()
+    root = logging.getLogger()
+    root.addHandler(other)
+    try:
+        configure_logging(config, console_stream=io.StringIO())
+        shutdown_logging()
+        assert other in root.handlers
+    finally:
+        root.removeHandler(other)
+
+
+def test_the_file_rotates_at_max_bytes(tmp_path):
+    config = Config.load(
+        tmp_path, env={}, overrides={"logging.max_bytes": 2000, "logging.backups": 2}
+    )
+    configure_logging(config, console_stream=io.StringIO())
+    log = structlog.get_logger("litemlops")
+
+    for i in range(100):
+        log.info("tick", i=i, padding="x" * 50)
+    shutdown_logging()
+
+    rotated = sorted(p.name for p in config.logs_dir.iterdir())
+    assert rotated == ["events.jsonl", "events.jsonl.1", "events.jsonl.2"]
+    assert read_events(config.events_log_path)[-1]["i"] == 99
