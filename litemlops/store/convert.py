@@ -7,6 +7,7 @@ input). Naive timestamps are taken as UTC; aware ones are converted to UTC.
 from __future__ import annotations
 
 import csv
+from datetime import datetime
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -61,11 +62,33 @@ def read_table(data: DataLike, what: str = "data") -> tuple[pa.Table, str]:
         try:
             return pa.Table.from_pandas(data, preserve_index=False), "DataFrame"
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise ValidationError(f"{what}: DataFrame has a column of mixed types: {exc}") from exc
+            for name in data.columns:
+                mixed_types(data[name], what)
+            raise ValidationError(f"{what}: DataFrame cannot be read: {exc}") from exc
     raise ValidationError(
         f"{what}: expected a pandas DataFrame, a pyarrow Table, a .parquet/.csv path or a "
         f"list of row dicts, got {type(data).__name__}"
     )
+
+
+def mixed_types(series: Any, what: str) -> None:
+    """Raise naming the first value whose type differs from the column's first value."""
+    first: type | None = None
+    for row, value in enumerate(series.tolist()):
+        if value is None or value != value:  # None or NaN: a missing value, any column
+            continue
+        if first is None:
+            first = type(value)
+        elif not any(
+            isinstance(value, family) and issubclass(first, family)
+            for family in (first, int | float, datetime, str)
+        ):
+            raise ValidationError(
+                f"{what}: column {series.name!r} mixes types; row {row} has {value!r} "
+                f"({type(value).__name__}) where earlier rows hold {first.__name__}",
+                column=str(series.name),
+                row=row,
+            )
 
 
 def _read_file(path: Path) -> pa.Table:

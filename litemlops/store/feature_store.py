@@ -22,7 +22,7 @@ from litemlops.errors import (
     ValidationError,
 )
 from litemlops.store import offline
-from litemlops.store.convert import DataLike, cast_column, conform, read_table
+from litemlops.store.convert import DataLike, cast_column, conform, mixed_types, read_table
 from litemlops.store.definitions import (
     Entity,
     FeatureView,
@@ -426,7 +426,8 @@ class FeatureStore:
         try:
             arr = pa.Array.from_pandas(series)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise ValidationError(f"entity_df column {item.name!r} has mixed types: {exc}") from exc
+            mixed_types(series, "entity_df")
+            raise ValidationError(f"entity_df column {item.name!r} cannot be read: {exc}") from exc
         arr = cast_column(arr, item, "entity_df")
         if arr.null_count:
             import pyarrow.compute as pc
