@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import logging.handlers
+import math
 import sys
 from pathlib import PurePath
 from typing import Any, TextIO
@@ -77,6 +78,7 @@ def configure_logging(
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,
+                _finite_or_null,
                 structlog.processors.JSONRenderer(default=_json_default),
             ],
         )
@@ -118,6 +120,22 @@ def _remove_our_handlers(root: logging.Logger) -> None:
         root.removeHandler(handler)
         handler.flush()
         handler.close()
+
+
+def _finite_or_null(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """NaN and infinity become null: `json` would write bare NaN, which is not JSON
+    and which DuckDB's JSON reader (monitoring reads this file) rejects."""
+    return {key: _clean(value) for key, value in event_dict.items()}
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
 
 
 def _json_default(value: Any) -> Any:

@@ -1,6 +1,7 @@
 import io
 import json
 import logging
+import math
 from pathlib import Path
 
 import pytest
@@ -174,3 +175,18 @@ def test_the_file_rotates_at_max_bytes(tmp_path):
     rotated = sorted(p.name for p in config.logs_dir.iterdir())
     assert rotated == ["events.jsonl", "events.jsonl.1", "events.jsonl.2"]
     assert read_events(config.events_log_path)[-1]["i"] == 99
+
+
+def test_non_finite_numbers_are_written_as_json_null(tmp_path):
+    config = Config.load(tmp_path / "home", env={})
+    configure_logging(config, console_stream=io.StringIO())
+    try:
+        structlog.get_logger("litemlops.test").info(
+            "scores", score=math.nan, worst=[1.0, math.inf], nested={"x": -math.inf}
+        )
+    finally:
+        shutdown_logging()
+    line = (config.logs_dir / "events.jsonl").read_text().splitlines()[-1]
+    event = json.loads(line, parse_constant=lambda c: pytest.fail(f"bare {c} in JSON"))
+    assert event["score"] is None and event["worst"] == [1.0, None]
+    assert event["nested"] == {"x": None}

@@ -7,8 +7,8 @@ input). Naive timestamps are taken as UTC; aware ones are converted to UTC.
 from __future__ import annotations
 
 import csv
-from datetime import datetime
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
