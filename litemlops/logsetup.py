@@ -14,6 +14,7 @@ import logging
 import logging.handlers
 import math
 import sys
+from collections.abc import MutableMapping
 from pathlib import PurePath
 from typing import Any, TextIO
 
@@ -122,7 +123,9 @@ def _remove_our_handlers(root: logging.Logger) -> None:
         handler.close()
 
 
-def _finite_or_null(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def _finite_or_null(
+    _logger: Any, _name: str, event_dict: MutableMapping[str, Any]
+) -> dict[str, Any]:
     """NaN and infinity become null: `json` would write bare NaN, which is not JSON
     and which DuckDB's JSON reader (monitoring reads this file) rejects."""
     return {key: _clean(value) for key, value in event_dict.items()}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -16,13 +15,12 @@ import structlog
 from litemlops import events
 from litemlops.errors import (
     DefinitionError,
-    FeatureNotFoundError,
     FeatureViewNotFoundError,
     HomeLockedError,
     ValidationError,
 )
-from litemlops.store import offline
-from litemlops.store.convert import DataLike, cast_column, conform, mixed_types, read_table
+from litemlops.store import offline, serving
+from litemlops.store.convert import DataLike, conform, read_table
 from litemlops.store.definitions import (
     Entity,
     FeatureView,
@@ -34,7 +32,9 @@ from litemlops.store.definitions import (
     refuse,
     resolve,
 )
+from litemlops.store.historical import historical_features
 from litemlops.store.online import OnlineStore, to_datetime
+from litemlops.store.refs import Requests, parse_refs
 from litemlops.store.results import (
     ApplyResult,
     IngestResult,
@@ -42,6 +42,7 @@ from litemlops.store.results import (
     OnlineResponse,
     PushResult,
 )
+from litemlops.store.serving import Plan, build_plan
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -66,15 +67,6 @@ def _micros(value: datetime) -> int:
     aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
     delta = aware - datetime(1970, 1, 1, tzinfo=UTC)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """A parsed online request: per view, the features wanted and their output names."""
-
-    views: tuple[tuple[ResolvedView, tuple[tuple[int, str], ...]], ...]
-    keys: tuple[Field, ...]
-    outputs: tuple[str, ...]
 
 
 class FeatureStore:
@@ -121,7 +113,7 @@ class FeatureStore:
         self._online = OnlineStore(online if online is not None else default_online)
         offline.ensure_catalog(self._con)
         self._defs = offline.load_definitions(self._con)
-        self._plans: dict[tuple[Any, ...], _Plan] = {}
+        self._plans: dict[tuple[Any, ...], Plan] = {}
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -310,37 +302,9 @@ class FeatureStore:
                 raise
         return batch
 
-    def _parse_refs(
-        self, features: Sequence[str], full_feature_names: bool
-    ) -> list[tuple[ResolvedView, list[tuple[str, str]]]]:
-        if isinstance(features, str) or not features:
-            raise ValidationError(
-                "features must be a non-empty list of 'view:feature' strings, "
-                f"got {features!r}"
-            )
-        grouped: dict[str, list[tuple[str, str]]] = {}
-        outputs: dict[str, str] = {}
-        for ref in features:
-            if not isinstance(ref, str) or ref.count(":") != 1:
-                raise ValidationError(f"feature reference {ref!r} is not 'view:feature'")
-            view_name, feature = ref.split(":")
-            view = self._view(view_name)
-            if view.feature(feature) is None:
-                raise FeatureNotFoundError(
-                    f"feature view {view_name!r} has no feature {feature!r} "
-                    f"(it has {list(view.feature_names)})"
-                )
-            out = f"{view_name}__{feature}" if full_feature_names else feature
-            if out in outputs:
-                if outputs[out] == ref:
-                    raise ValidationError(f"feature {ref!r} is requested twice")
-                raise ValidationError(
-                    f"features {outputs[out]!r} and {ref!r} would both be named {out!r}; "
-                    "pass full_feature_names=True"
-                )
-            outputs[out] = ref
-            grouped.setdefault(view_name, []).append((feature, out))
-        return [(self._view(name), pairs) for name, pairs in grouped.items()]
+    def _requests(self, features: Sequence[str], full_feature_names: bool) -> Requests:
+        with self._lock:
+            return parse_refs(features, full_feature_names, self._view)
 
     def get_historical_features(
         self,
@@ -354,91 +318,11 @@ class FeatureStore:
 
         For each row: the latest feature row with event time <= the row's time and
         >= time - ttl, ties broken by the latest created time, then the latest
-        ingested. No match gives nulls. All columns of `entity_df` are kept.
+        ingested. No match gives nulls. All columns and the index of `entity_df`
+        are kept; `timestamp_column` names its time column.
         """
-        import pandas as pd
-
-        if not isinstance(entity_df, pd.DataFrame):
-            raise ValidationError(
-                f"entity_df must be a pandas DataFrame, got {type(entity_df).__name__}"
-            )
-        with self._lock:
-            requests = self._parse_refs(features, full_feature_names)
-        clash = [o for _, pairs in requests for _, o in pairs if o in entity_df.columns]
-        if clash:
-            raise ValidationError(
-                f"entity_df already has column(s) {clash}; rename them or pass "
-                "full_feature_names=True"
-            )
-        if timestamp_column not in entity_df.columns:
-            raise ValidationError(
-                f"entity_df has no timestamp column {timestamp_column!r} (columns: "
-                f"{list(entity_df.columns)}); pass timestamp_column="
-            )
-        key_types: dict[str, Field] = {}
-        for view, _ in requests:
-            for key in view.keys:
-                seen = key_types.setdefault(key.name, key)
-                if seen.dtype != key.dtype and {seen.dtype, key.dtype} != {"int32", "int64"}:
-                    raise ValidationError(
-                        f"join key {key.name!r} is {seen.dtype} in one view and {key.dtype} in "
-                        f"view {view.name!r}"
-                    )
-                if key.name not in entity_df.columns:
-                    raise ValidationError(
-                        f"entity_df lacks join key {key.name!r} needed by view {view.name!r}"
-                    )
-        arrays = {
-            "_lm_row": pa.array(range(len(entity_df)), pa.int64()),
-            "_lm_ts": self._entity_column(entity_df, Field(timestamp_column, "timestamp")),
-        }
-        for name, key in key_types.items():
-            wide = Field(name, "int64") if key.dtype.startswith("int") else key
-            arrays[name] = self._entity_column(entity_df, wide)
-        entity = pa.table(arrays)
-        sql_types = {
-            name: "BIGINT" if key.dtype.startswith("int") else "VARCHAR"
-            for name, key in key_types.items()
-        }
-        reqs = [offline.Request(view, tuple(pairs)) for view, pairs in requests]
-        sql = offline.historical_sql(reqs, sql_types)
-        with self._lock:
-            self._con.register("_lm_entity", entity)
-            try:
-                result = self._con.sql(sql).to_arrow_table()
-            finally:
-                self._con.unregister("_lm_entity")
-        frame = result.drop(["_lm_row"]).to_pandas()
-        out = entity_df.copy()
-        for view, pairs in requests:
-            for feature, name in pairs:
-                column = frame[name]
-                item = view.feature(feature)
-                assert item is not None
-                if item.dtype == "timestamp":
-                    column = column.dt.tz_localize("UTC")
-                out[name] = column.array if item.dtype == "timestamp" else column.to_numpy()
-        return out
-
-    @staticmethod
-    def _entity_column(entity_df: pd.DataFrame, item: Field) -> pa.Array:
-        series = entity_df[item.name]
-        try:
-            arr = pa.Array.from_pandas(series)
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            mixed_types(series, "entity_df")
-            raise ValidationError(f"entity_df column {item.name!r} cannot be read: {exc}") from exc
-        arr = cast_column(arr, item, "entity_df")
-        if arr.null_count:
-            import pyarrow.compute as pc
-
-            row = int(pc.index(pc.is_null(arr), True).as_py())
-            raise ValidationError(
-                f"entity_df column {item.name!r} has a null at row {row}",
-                column=item.name,
-                row=row,
-            )
-        return arr
+        requests = self._requests(features, full_feature_names)
+        return historical_features(self._con, self._lock, requests, entity_df, timestamp_column)
 
     # -- materialization -------------------------------------------------------------
 
@@ -533,33 +417,6 @@ class FeatureStore:
 
     # -- online ----------------------------------------------------------------------
 
-    def _plan(
-        self, features: Sequence[str], full_feature_names: bool, with_ts: bool
-    ) -> _Plan:
-        cache_key = (tuple(features) if not isinstance(features, str) else features,
-                     full_feature_names, with_ts)
-        plan = self._plans.get(cache_key)
-        if plan is not None:
-            return plan
-        requests = self._parse_refs(features, full_feature_names)
-        keys: dict[str, Field] = {}
-        views = []
-        outputs: list[str] = []
-        for view, pairs in requests:
-            if not view.view.online:
-                raise ValidationError(f"feature view {view.name!r} is not online")
-            for key in view.keys:
-                keys.setdefault(key.name, key)
-            index = {name: i for i, name in enumerate(view.feature_names)}
-            wanted = tuple((index[f], out) for f, out in pairs)
-            if with_ts:
-                wanted += ((len(view.features), f"{view.name}__event_timestamp"),)
-            views.append((view, wanted))
-            outputs.extend(out for _, out in wanted)
-        plan = _Plan(tuple(views), tuple(keys.values()), tuple(outputs))
-        self._plans[cache_key] = plan
-        return plan
-
     def get_online_features(
         self,
         features: Sequence[str],
@@ -572,38 +429,16 @@ class FeatureStore:
 
         Unknown entities and values older than the view's ttl come back as None.
         """
-        plan = self._plan(features, full_feature_names, include_event_timestamps)
-        if isinstance(entity_rows, Mapping) or not isinstance(entity_rows, Sequence):
-            raise ValidationError("entity_rows must be a list of dicts like [{'driver_id': 1001}]")
-        columns: dict[str, list[Any]] = {k.name: [] for k in plan.keys}
-        for i, row in enumerate(entity_rows):
-            if not isinstance(row, Mapping):
-                raise ValidationError(f"entity row {i} is not a dict: {row!r}")
-            for key in plan.keys:
-                columns[key.name].append(_key_value(row, key, i))
-        now_us = _micros(self._now())
-        response = OnlineResponse(columns)
-        for view, wanted in plan.views:
-            key_tuples = list(zip(*(columns[k] for k in view.key_names), strict=True))
-            found = self._online.lookup(view, key_tuples)
-            ttl = view.view.ttl
-            oldest = now_us - int(ttl.total_seconds() * 1_000_000) if ttl is not None else None
-            nfeat = len(view.features)
-            outs = [[] for _ in wanted]  # type: list[list[Any]]
-            for key_tuple in key_tuples:
-                values = found.get(key_tuple)
-                if values is not None and oldest is not None and values[nfeat] < oldest:
-                    values = None
-                for j, (index, _) in enumerate(wanted):
-                    if values is None:
-                        outs[j].append(None)
-                    elif index == nfeat:
-                        outs[j].append(to_datetime(values[index]))
-                    else:
-                        outs[j].append(values[index])
-            for (_, out), values_ in zip(wanted, outs, strict=True):
-                response[out] = values_
-        return response
+        cache_key = (
+            features if isinstance(features, str) else tuple(features),
+            full_feature_names,
+            include_event_timestamps,
+        )
+        plan = self._plans.get(cache_key)
+        if plan is None:
+            requests = self._requests(features, full_feature_names)
+            plan = self._plans[cache_key] = build_plan(requests, include_event_timestamps)
+        return serving.read(self._online, plan, entity_rows, _micros(self._now()))
 
     def push(self, view: str, rows: DataLike, to: PushTarget = "online") -> PushResult:
         """Write fresh rows now: to the online store, the offline store, or both.
@@ -632,7 +467,7 @@ class FeatureStore:
             with self._lock:
                 batch = offline.next_batch(self._con)
         if to in ("online", "both"):
-            written = self._online.upsert(resolved, _online_rows(resolved, table, batch),
+            written = self._online.upsert(resolved, serving.online_rows(resolved, table, batch),
                                           _micros(now))
         stale = table.num_rows - written if to != "offline" else 0
         # Late rows are kept; the warning level makes them visible in the log.
@@ -699,43 +534,3 @@ class FeatureStore:
         }
 
 
-def _key_value(row: Mapping[str, Any], key: Field, index: int) -> Any:
-    try:
-        value = row[key.name]
-    except KeyError:
-        raise ValidationError(
-            f"entity row {index} lacks join key {key.name!r}: {dict(row)!r}", row=index
-        ) from None
-    if key.dtype == "string":
-        if not isinstance(value, str):
-            raise ValidationError(
-                f"entity row {index}: {key.name!r} must be a string, got {value!r}", row=index
-            )
-        return value
-    if isinstance(value, bool) or not hasattr(value, "__index__"):
-        raise ValidationError(
-            f"entity row {index}: {key.name!r} must be an integer, got {value!r}", row=index
-        )
-    return int(value)
-
-
-def _online_rows(view: ResolvedView, table: pa.Table, batch: int) -> Iterable[list[Any]]:
-    """Arrow rows -> online store rows (keys, features, event_us, created_us, seq)."""
-    import pyarrow.compute as pc
-
-    def encode(name: str, dtype: str) -> list[Any]:
-        col = table.column(name)
-        if dtype == "timestamp":
-            col = pc.cast(col, pa.int64())
-        return col.to_pylist()
-
-    cols = [encode(k, "key") for k in view.key_names]
-    cols += [encode(f.name, f.dtype) for f in view.features]
-    cols.append(encode(view.timestamp_field, "timestamp"))
-    if view.created_field:
-        cols.append(encode(view.created_field, "timestamp"))
-    else:
-        cols.append([None] * table.num_rows)
-    base = batch << offline.SEQ_BITS
-    cols.append(list(range(base, base + table.num_rows)))
-    return (list(r) for r in zip(*cols, strict=True))

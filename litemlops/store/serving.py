@@ -1,0 +1,123 @@
+"""Online reads: a request plan per feature list, key checks, and rows for the online store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from litemlops.errors import ValidationError
+from litemlops.store import offline
+from litemlops.store.definitions import Field, ResolvedView
+from litemlops.store.online import OnlineStore, to_datetime
+from litemlops.store.refs import Requests
+from litemlops.store.results import OnlineResponse
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A parsed online request, cached per feature list: what to read and how to name it.
+
+    views: per view, (index into the stored row, output column) pairs; the index
+    one past the features is the event time.
+    """
+
+    views: tuple[tuple[ResolvedView, tuple[tuple[int, str], ...]], ...]
+    keys: tuple[Field, ...]
+
+
+def build_plan(requests: Requests, with_event_timestamps: bool) -> Plan:
+    keys: dict[str, Field] = {}
+    views = []
+    for view, pairs in requests:
+        if not view.view.online:
+            raise ValidationError(f"feature view {view.name!r} is not online")
+        for key in view.keys:
+            keys.setdefault(key.name, key)
+        index = {name: i for i, name in enumerate(view.feature_names)}
+        wanted = tuple((index[f], out) for f, out in pairs)
+        if with_event_timestamps:
+            wanted += ((len(view.features), f"{view.name}__event_timestamp"),)
+        views.append((view, wanted))
+    return Plan(tuple(views), tuple(keys.values()))
+
+
+def read(
+    online: OnlineStore, plan: Plan, entity_rows: Sequence[Mapping[str, Any]], now_us: int
+) -> OnlineResponse:
+    """Look every entity row up; unknown entities and values past ttl give None."""
+    if isinstance(entity_rows, Mapping) or not isinstance(entity_rows, Sequence):
+        raise ValidationError("entity_rows must be a list of dicts like [{'driver_id': 1001}]")
+    columns: dict[str, list[Any]] = {k.name: [] for k in plan.keys}
+    for i, row in enumerate(entity_rows):
+        if not isinstance(row, Mapping):
+            raise ValidationError(f"entity row {i} is not a dict: {row!r}")
+        for key in plan.keys:
+            columns[key.name].append(key_value(row, key, i))
+    response = OnlineResponse(columns)
+    for view, wanted in plan.views:
+        key_tuples = list(zip(*(columns[k] for k in view.key_names), strict=True))
+        found = online.lookup(view, key_tuples)
+        ttl = view.view.ttl
+        oldest = now_us - int(ttl.total_seconds() * 1_000_000) if ttl is not None else None
+        nfeat = len(view.features)
+        outs: list[list[Any]] = [[] for _ in wanted]
+        for key_tuple in key_tuples:
+            values = found.get(key_tuple)
+            if values is not None and oldest is not None and values[nfeat] < oldest:
+                values = None
+            for j, (index, _) in enumerate(wanted):
+                if values is None:
+                    outs[j].append(None)
+                elif index == nfeat:
+                    outs[j].append(to_datetime(values[index]))
+                else:
+                    outs[j].append(values[index])
+        for (_, out), column in zip(wanted, outs, strict=True):
+            response[out] = column
+    return response
+
+
+def key_value(row: Mapping[str, Any], key: Field, index: int) -> Any:
+    """The row's value for a join key, checked against the key's type."""
+    try:
+        value = row[key.name]
+    except KeyError:
+        raise ValidationError(
+            f"entity row {index} lacks join key {key.name!r}: {dict(row)!r}", row=index
+        ) from None
+    if key.dtype == "string":
+        if not isinstance(value, str):
+            raise ValidationError(
+                f"entity row {index}: {key.name!r} must be a string, got {value!r}", row=index
+            )
+        return value
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise ValidationError(
+            f"entity row {index}: {key.name!r} must be an integer, got {value!r}", row=index
+        )
+    return int(value)
+
+
+def online_rows(view: ResolvedView, table: pa.Table, batch: int) -> Iterable[list[Any]]:
+    """A conformed Arrow table as online store rows (keys, features, event_us, created_us, seq)."""
+
+    def column(name: str, dtype: str) -> list[Any]:
+        col = table.column(name)
+        if dtype == "timestamp":
+            col = pc.cast(col, pa.int64())
+        return col.to_pylist()
+
+    cols = [column(k.name, k.dtype) for k in view.keys]
+    cols += [column(f.name, f.dtype) for f in view.features]
+    cols.append(column(view.timestamp_field, "timestamp"))
+    if view.created_field:
+        cols.append(column(view.created_field, "timestamp"))
+    else:
+        cols.append([None] * table.num_rows)
+    base = batch << offline.SEQ_BITS
+    cols.append(list(range(base, base + table.num_rows)))
+    return (list(r) for r in zip(*cols, strict=True))
