@@ -33,6 +33,7 @@ from litemlops.store.definitions import (
     resolve,
 )
 from litemlops.store.historical import historical_features
+from litemlops.store.materialize import materialize_view
 from litemlops.store.online import OnlineStore, to_datetime
 from litemlops.store.refs import Requests, parse_refs
 from litemlops.store.results import (
@@ -114,6 +115,18 @@ class FeatureStore:
         offline.ensure_catalog(self._con)
         self._defs = offline.load_definitions(self._con)
         self._plans: dict[tuple[Any, ...], Plan] = {}
+        self._repair_online()
+
+    def _repair_online(self) -> None:
+        """Give every view an online table; one that was missing is rebuilt from scratch.
+
+        The online store is derived data: if its file was deleted or a new one was
+        handed in, the watermarks no longer describe it, so they are dropped and
+        the next materialize rewrites it in full instead of skipping old rows.
+        """
+        for view in self._defs.views.values():
+            if self._online.create(view):
+                self._con.execute("DELETE FROM _lm_watermarks WHERE view = ?", [view.name])
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -361,59 +374,18 @@ class FeatureStore:
     def _materialize_view(
         self, view: ResolvedView, start: datetime | None, end: datetime
     ) -> MaterializeResult:
-        ts = offline.q(view.timestamp_field)
-        now = _naive_utc(self._now())
         with self._lock:
-            con = self._con
-            con.execute("BEGIN TRANSACTION")
-            try:
-                marks = con.execute(
-                    "SELECT end_ts, last_seq FROM _lm_watermarks WHERE view = ?", [view.name]
-                ).fetchall()
-                mark = marks[0] if marks else None
-                table = offline.q(offline.table_name(view.name))
-                max_row = con.execute(f"SELECT max(_lm_seq) FROM {table}").fetchall()[0]
-                max_seq = int(max_row[0]) if max_row[0] is not None else 0
-                params: list[Any]
-                if start is not None:
-                    where = f"{ts} >= ? AND {ts} <= ? AND _lm_seq <= ?"
-                    params = [start, end, max_seq]
-                elif mark is not None:
-                    where = f"{ts} <= ? AND _lm_seq <= ? AND ({ts} > ? OR _lm_seq > ?)"
-                    params = [end, max_seq, mark[0], mark[1]]
-                else:
-                    where = f"{ts} <= ? AND _lm_seq <= ?"
-                    params = [end, max_seq]
-                cursor = con.execute(offline.latest_sql(view, where), params)
-                rows = cursor.fetchall()
-                read = len(rows)
-                written = self._online.upsert(view, rows, _micros(now))
-                old_end, old_seq = (mark[0], int(mark[1])) if mark else (None, 0)
-                if start is None:
-                    new_end, new_seq = max(end, old_end) if old_end else end, max_seq
-                elif old_end is None or start <= old_end:
-                    new_end, new_seq = max(end, old_end) if old_end else end, old_seq
-                else:
-                    new_end, new_seq = old_end, old_seq
-                con.execute(
-                    "INSERT OR REPLACE INTO _lm_watermarks VALUES (?, ?, ?, ?, ?)",
-                    [view.name, view.generation, new_end, new_seq, now],
-                )
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-        watermark = new_end.replace(tzinfo=UTC) if new_end else None
+            result = materialize_view(
+                self._con, self._online, view, start, end, _naive_utc(self._now())
+            )
         log.info(
             events.FEATURES_MATERIALIZED,
             view=view.name,
-            rows_read=read,
-            entities_written=written,
-            watermark=watermark.isoformat() if watermark else None,
+            rows_read=result.entities_read,
+            entities_written=result.entities_written,
+            watermark=result.watermark.isoformat() if result.watermark else None,
         )
-        return MaterializeResult(
-            view=view.name, entities_read=read, entities_written=written, watermark=watermark
-        )
+        return result
 
     # -- online ----------------------------------------------------------------------
 

@@ -72,10 +72,14 @@ def historical_features(
     }
     reqs = [offline.Request(view, tuple(pairs)) for view, pairs in requests]
     sql = offline.historical_sql(reqs, sql_types)
+    bounds = pc.min_max(arrays["_lm_ts"])
+    params = {"lo": bounds["min"].as_py(), "hi": bounds["max"].as_py()}
+    if "$lo" not in sql:
+        del params["lo"]
     with lock:
         con.register("_lm_entity", pa.table(arrays))
         try:
-            result = con.sql(sql).to_arrow_table()
+            result = con.sql(sql, params=params).to_arrow_table()
         finally:
             con.unregister("_lm_entity")
     frame = result.drop(["_lm_row"]).to_pandas()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import duckdb
@@ -164,21 +164,8 @@ def append(
 
 def _ttl_micros(view: ResolvedView) -> int | None:
     ttl = view.view.ttl
-    return None if ttl is None else int(ttl.total_seconds() * 1_000_000)
-
-
-def dedup_sql(view: ResolvedView, columns: Sequence[str], where: str = "") -> str:
-    """One row per (key, event time): the latest created, then the latest ingested."""
-    order = []
-    if view.created_field:
-        order.append(f"{q(view.created_field)} DESC NULLS LAST")
-    order.append("_lm_seq DESC")
-    part = ", ".join(q(k) for k in (*view.key_names, view.timestamp_field))
-    cols = ", ".join(q(c) for c in columns)
-    return (
-        f"SELECT {cols} FROM {q(table_name(view.name))} {where} "
-        f"QUALIFY row_number() OVER (PARTITION BY {part} ORDER BY {', '.join(order)}) = 1"
-    )
+    # Integer division is exact; total_seconds() is a float and loses microseconds.
+    return None if ttl is None else ttl // timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -192,65 +179,78 @@ class Request:
 def historical_sql(requests: Sequence[Request], entity_cols: dict[str, str]) -> str:
     """SQL joining `_lm_entity(_lm_row, _lm_ts, keys...)` to each view as of `_lm_ts`.
 
-    `entity_cols` maps each join key to the DuckDB type the views store it as. The
-    ASOF join takes the latest row at or before the entity time; rows older than
-    the view's ttl are masked afterwards (the latest row being too old means every
-    earlier one is too).
+    `entity_cols` maps each join key to the DuckDB type the views store it as.
+    Parameters `$lo` and `$hi` are the entity times' min and max: feature rows
+    outside [lo - ttl, hi] cannot match and are not read.
+
+    Per view, in two steps: an ASOF join on (key, event time) finds the event
+    time each entity row matches, then a join back on (key, that time) picks,
+    among rows sharing it, the latest created and then the latest ingested.
+    Deduplicating the whole table before the ASOF join gives the same rows but
+    sorts every feature row; this sorts only the matched ones. The ttl is
+    checked on the matched time: if the latest row is too old, so is every
+    earlier one.
     """
     ctes = []
-    selects = ["e._lm_row"]
-    joins = []
     casts = ", ".join(f"CAST({q(k)} AS {t}) AS {q(k)}" for k, t in entity_cols.items())
     ctes.append(f"e AS (SELECT _lm_row, _lm_ts, {casts} FROM _lm_entity)")
+    selects = ["e._lm_row"]
+    joins = []
     for i, req in enumerate(requests):
         view = req.view
-        alias = f"f{i}"
-        ts = view.timestamp_field
-        cols = [*view.key_names, ts, *(f for f, _ in req.features)]
+        ts = q(view.timestamp_field)
+        table = q(table_name(view.name))
+        keys = [q(k) for k in view.key_names]
         ttl = _ttl_micros(view)
-        # Prune feature rows no entity row can reach.
-        lower = (
-            f" AND {q(ts)} >= (SELECT min(_lm_ts) FROM _lm_entity) - to_microseconds({ttl})"
-            if ttl is not None
-            else ""
+        lower = f" AND {ts} >= $lo - to_microseconds({ttl})" if ttl is not None else ""
+        ctes.append(
+            f"a{i} AS (SELECT e._lm_row, e._lm_ts, {', '.join(f'e.{k}' for k in keys)}, "
+            f"f._lm_t FROM e ASOF JOIN (SELECT {', '.join(keys)}, {ts} AS _lm_t FROM {table} "
+            f"WHERE {ts} <= $hi{lower}) f "
+            f"ON {' AND '.join(f'e.{k} = f.{k}' for k in keys)} AND e._lm_ts >= f._lm_t)"
         )
-        where = f"WHERE {q(ts)} <= (SELECT max(_lm_ts) FROM _lm_entity){lower}"
-        ctes.append(f"{alias} AS ({dedup_sql(view, cols, where)})")
-        on = " AND ".join(f"e.{q(k)} = {alias}.{q(k)}" for k in view.key_names)
-        joins.append(f"ASOF LEFT JOIN {alias} ON {on} AND e._lm_ts >= {alias}.{q(ts)}")
-        for feature, out in req.features:
-            value = f"{alias}.{q(feature)}"
-            if ttl is not None:
-                value = (
-                    f"CASE WHEN {alias}.{q(ts)} >= e._lm_ts - to_microseconds({ttl}) "
-                    f"THEN {value} END"
-                )
-            selects.append(f"{value} AS {q(out)}")
+        within = (
+            f" AND a._lm_t >= a._lm_ts - to_microseconds({ttl})" if ttl is not None else ""
+        )
+        order = [f"t.{q(view.created_field)} DESC NULLS LAST"] if view.created_field else []
+        order.append("t._lm_seq DESC")
+        feats = ", ".join(f"t.{q(f)} AS {q(out)}" for f, out in req.features)
+        ctes.append(
+            f"m{i} AS (SELECT a._lm_row, {feats} FROM a{i} a JOIN {table} t "
+            f"ON {' AND '.join(f't.{k} = a.{k}' for k in keys)} AND t.{ts} = a._lm_t{within} "
+            f"QUALIFY row_number() OVER (PARTITION BY a._lm_row ORDER BY {', '.join(order)}) = 1)"
+        )
+        joins.append(f"LEFT JOIN m{i} ON m{i}._lm_row = e._lm_row")
+        selects.extend(f"m{i}.{q(out)}" for _, out in req.features)
     return (
         f"WITH {', '.join(ctes)} SELECT {', '.join(selects)} FROM e {' '.join(joins)} "
         "ORDER BY e._lm_row"
     )
 
 
-def encoded(column: str, dtype: str) -> str:
-    """SQL turning a stored column into what the SQLite online store keeps."""
-    if dtype == "timestamp":
-        return f"epoch_us({q(column)})"
-    return q(column)
-
-
 def latest_sql(view: ResolvedView, where: str) -> str:
-    """Latest row per entity among the rows `where` selects, encoded for the online store."""
-    order = [f"{q(view.timestamp_field)} DESC"]
-    if view.created_field:
-        order.append(f"{q(view.created_field)} DESC NULLS LAST")
-    order.append("_lm_seq DESC")
-    created = f"epoch_us({q(view.created_field)})" if view.created_field else "NULL"
-    cols = [q(k) for k in view.key_names]
-    cols += [encoded(f.name, f.dtype) for f in view.features]
-    cols += [f"epoch_us({q(view.timestamp_field)})", created, "_lm_seq"]
-    part = ", ".join(q(k) for k in view.key_names)
+    """Latest row per entity among the rows `where` selects, encoded for the online store.
+
+    The newest event time per entity comes from a GROUP BY; only rows at that
+    time are ranked by (created, ingestion order), so the sort covers ties, not
+    the whole table.
+    """
+    created = f"epoch_us(c.{q(view.created_field)})" if view.created_field else "NULL"
+    order = [f"c.{q(view.created_field)} DESC NULLS LAST"] if view.created_field else []
+    order.append("c._lm_seq DESC")
+    keys = [q(k) for k in view.key_names]
+    ts = q(view.timestamp_field)
+    cols = [f"c.{k}" for k in keys]
+    cols += [
+        f"epoch_us(c.{q(f.name)})" if f.dtype == "timestamp" else f"c.{q(f.name)}"
+        for f in view.features
+    ]
+    cols += [f"epoch_us(c.{ts})", created, "c._lm_seq"]
     return (
-        f"SELECT {', '.join(cols)} FROM {q(table_name(view.name))} WHERE {where} "
-        f"QUALIFY row_number() OVER (PARTITION BY {part} ORDER BY {', '.join(order)}) = 1"
+        f"WITH c AS (SELECT * FROM {q(table_name(view.name))} WHERE {where}), "
+        f"n AS (SELECT {', '.join(keys)}, max({ts}) AS _lm_t FROM c GROUP BY {', '.join(keys)}) "
+        f"SELECT {', '.join(cols)} FROM c JOIN n ON "
+        f"{' AND '.join(f'c.{k} = n.{k}' for k in keys)} AND c.{ts} = n._lm_t "
+        f"QUALIFY row_number() OVER (PARTITION BY {', '.join(f'c.{k}' for k in keys)} "
+        f"ORDER BY {', '.join(order)}) = 1"
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -15,6 +16,8 @@ from litemlops.store.definitions import Field, ResolvedView
 from litemlops.store.online import OnlineStore, to_datetime
 from litemlops.store.refs import Requests
 from litemlops.store.results import OnlineResponse
+
+MICROSECOND = timedelta(microseconds=1)  # exact integer division, unlike total_seconds()
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,7 @@ def read(
         raise ValidationError("entity_rows must be a list of dicts like [{'driver_id': 1001}]")
     columns: dict[str, list[Any]] = {k.name: [] for k in plan.keys}
     for i, row in enumerate(entity_rows):
-        if not isinstance(row, Mapping):
+        if type(row) is not dict and not isinstance(row, Mapping):
             raise ValidationError(f"entity row {i} is not a dict: {row!r}")
         for key in plan.keys:
             columns[key.name].append(key_value(row, key, i))
@@ -62,7 +65,7 @@ def read(
         key_tuples = list(zip(*(columns[k] for k in view.key_names), strict=True))
         found = online.lookup(view, key_tuples)
         ttl = view.view.ttl
-        oldest = now_us - int(ttl.total_seconds() * 1_000_000) if ttl is not None else None
+        oldest = now_us - ttl // MICROSECOND if ttl is not None else None
         nfeat = len(view.features)
         outs: list[list[Any]] = [[] for _ in wanted]
         for key_tuple in key_tuples:
@@ -85,6 +88,8 @@ def key_value(row: Mapping[str, Any], key: Field, index: int) -> Any:
     """The row's value for a join key, checked against the key's type."""
     try:
         value = row[key.name]
+        if type(value) is int and key.dtype != "string":  # the common case, checked first
+            return value
     except KeyError:
         raise ValidationError(
             f"entity row {index} lacks join key {key.name!r}: {dict(row)!r}", row=index

@@ -164,3 +164,21 @@ def test_unknown_view_raises_a_key_error_naming_it(fs):
         fs.ingest("nope", rows())
     with pytest.raises(LitemlopsError):
         fs.describe("nope")
+
+
+def test_a_lost_online_store_is_rebuilt_by_the_next_materialize(tmp_path):
+    path = tmp_path / "features.duckdb"
+    clock = lambda: T0 + timedelta(hours=6)  # noqa: E731
+    with FeatureStore(path, clock=clock) as fs:
+        fs.apply([driver, view()])
+        fs.ingest("driver_stats", rows())
+        fs.materialize()
+    (tmp_path / "features.online.db").unlink()
+    for extra in tmp_path.glob("features.online.db-*"):
+        extra.unlink()
+    with FeatureStore(path, clock=clock) as fs:
+        assert fs.get_online_features(["driver_stats:trips"], [{"driver_id": 1003}])["trips"] == [
+            None
+        ]
+        fs.materialize()
+        assert fs.get_online_features(["driver_stats:trips"], [{"driver_id": 1003}])["trips"] == [2]

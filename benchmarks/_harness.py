@@ -1,0 +1,107 @@
+"""What every benchmark shares: the --size flag, paired timing, result lines, peak RSS.
+
+Ours and the reference run in the same process, interleaved and in alternating
+order, so load from other processes on a shared machine hits both alike; the
+best of several repetitions is the least disturbed run of each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import platform
+import resource
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from _data import SIZES, Size
+
+
+def setup(description: str) -> tuple[str, Size]:
+    """Parse `--size`, silence info events (they would be timed too), print the header."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(
+        "--size",
+        choices=sorted(SIZES),
+        default="S",
+        help="S: a quick check; M: the size the targets are set for (default: S)",
+    )
+    args = parser.parse_args()
+    # The benchmark is the application here, so it may configure logging.
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    size = SIZES[args.size]
+    import sqlite3
+
+    import duckdb
+
+    print(f"# {description}")
+    print(
+        f"# size {args.size}: {size.rows:,} feature rows, {size.drivers:,} drivers | "
+        f"python {platform.python_version()}, "
+        f"duckdb {duckdb.__version__}, sqlite {sqlite3.sqlite_version}"
+    )
+    sys.stdout.flush()
+    return args.size, size
+
+
+def paired(
+    ours: Callable[[], Any],
+    reference: Callable[[], Any],
+    repeat: int,
+    warmup: int = 1,
+    before: Callable[[], Any] | None = None,
+) -> tuple[list[float], list[float]]:
+    """Seconds per run of `ours` and `reference`, interleaved, order alternating.
+
+    `before` runs untimed ahead of every run of either (to build fresh state).
+    """
+    times: tuple[list[float], list[float]] = ([], [])
+    for i in range(warmup + repeat):
+        order = ((0, ours), (1, reference)) if i % 2 == 0 else ((1, reference), (0, ours))
+        for which, fn in order:
+            if before is not None:
+                before()
+            start = time.perf_counter()
+            fn()
+            elapsed = time.perf_counter() - start
+            if i >= warmup:
+                times[which].append(elapsed)
+    return times
+
+
+def report(
+    name: str,
+    value: float,
+    unit: str,
+    target: float,
+    reference: float | None = None,
+    on_ratio: bool = False,
+) -> None:
+    """Print `name: value unit  (reference: ...)  ratio=R  target<=T  PASS|MISS`.
+
+    The target bounds the ratio when `on_ratio`, else the value itself.
+    """
+    ratio = value / reference if reference else None
+    checked = ratio if on_ratio else value
+    verdict = "PASS" if checked is not None and checked <= target else "MISS"
+    ref = f"{_num(reference)} {unit}" if reference is not None else "none"
+    shown_ratio = f"{ratio:.2f}" if ratio is not None else "-"
+    shown_target = f"{target:g}" if on_ratio else f"{_num(target)} {unit}"
+    print(
+        f"{name}: {_num(value)} {unit}  (reference: {ref})  ratio={shown_ratio}  "
+        f"target<={shown_target}  {verdict}"
+    )
+    sys.stdout.flush()
+
+
+def _num(value: float) -> str:
+    return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far, in MB (Linux reports KiB)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1024 if sys.platform != "darwin" else peak / 2**20
