@@ -202,11 +202,16 @@ def historical_sql(requests: Sequence[Request], entity_cols: dict[str, str]) -> 
         table = q(table_name(view.name))
         keys = [q(k) for k in view.key_names]
         ttl = _ttl_micros(view)
-        lower = f" AND {ts} >= $lo - to_microseconds({ttl})" if ttl is not None else ""
+        # Casts type the bounds when they are NULL (no entity rows).
+        lower = (
+            f" AND {ts} >= CAST($lo AS TIMESTAMP) - to_microseconds({ttl})"
+            if ttl is not None
+            else ""
+        )
         ctes.append(
             f"a{i} AS (SELECT e._lm_row, e._lm_ts, {', '.join(f'e.{k}' for k in keys)}, "
             f"f._lm_t FROM e ASOF JOIN (SELECT {', '.join(keys)}, {ts} AS _lm_t FROM {table} "
-            f"WHERE {ts} <= $hi{lower}) f "
+            f"WHERE {ts} <= CAST($hi AS TIMESTAMP){lower}) f "
             f"ON {' AND '.join(f'e.{k} = f.{k}' for k in keys)} AND e._lm_ts >= f._lm_t)"
         )
         within = (
