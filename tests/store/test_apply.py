@@ -182,3 +182,27 @@ def test_a_lost_online_store_is_rebuilt_by_the_next_materialize(tmp_path):
         ]
         fs.materialize()
         assert fs.get_online_features(["driver_stats:trips"], [{"driver_id": 1003}])["trips"] == [2]
+
+
+def test_a_store_open_in_another_process_is_refused_with_a_clear_error(tmp_path):
+    import subprocess
+    import sys
+
+    from litemlops.errors import HomeLockedError
+
+    path = tmp_path / "features.duckdb"
+    FeatureStore(path).close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys; from litemlops.store import FeatureStore; fs = FeatureStore(sys.argv[1]); "
+         "print('open', flush=True); sys.stdin.read()", str(path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        with pytest.raises(HomeLockedError, match="open in another process"):
+            FeatureStore(path)
+    finally:
+        holder.communicate("", timeout=30)
+    with FeatureStore(path) as fs:  # usable again once the holder is gone
+        assert fs.list_feature_views() == []
