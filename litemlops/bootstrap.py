@@ -40,7 +40,7 @@ def bootstrap(platform: Platform) -> BootstrapReport:
     labels_path = data_dir / "labels.parquet"
     if report.fresh:
         stats = generate_driver_stats(
-            config.demo.drivers, config.demo.hours, end=platform.clock(),
+            config.demo.drivers, config.demo.hours, end=platform.clock().replace(microsecond=0),
             random_state=config.demo.seed,
         )
         labels = generate_labels(stats, config.demo.labels, random_state=config.demo.seed)

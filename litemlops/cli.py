@@ -102,7 +102,7 @@ def run(ctx: click.Context, home: Path | None, once: bool) -> None:
     """The main job: prepare the home (demo project on a fresh one) and run the platform."""
     from litemlops.bootstrap import bootstrap
 
-    with _platform(ctx, home, quiet=False) as platform:
+    with _platform(ctx, home) as platform:
         click.echo(f"litemlops {litemlops.__version__} - home {platform.config.home}")
         report = bootstrap(platform)
         click.echo("fresh home: set up the demo project" if report.fresh else "existing home")
