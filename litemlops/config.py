@@ -135,7 +135,7 @@ class Config:
 
     @property
     def online_path(self) -> Path:
-        return self.home / "online.db"
+        return self.home / "features.online.db"  # where FeatureStore puts it by default
 
     @property
     def registry_path(self) -> Path:

@@ -208,7 +208,7 @@ def test_paths_live_in_the_home(tmp_path):
     config = Config.load(tmp_path, env={})
 
     assert config.features_path == tmp_path / "features.duckdb"
-    assert config.online_path == tmp_path / "online.db"
+    assert config.online_path == tmp_path / "features.online.db"
     assert config.registry_path == tmp_path / "registry.db"
     assert config.artifacts_dir == tmp_path / "artifacts"
     assert config.logs_dir == tmp_path / "logs"

@@ -120,10 +120,21 @@ class FeatureStore:
     def _repair_online(self) -> None:
         """Give every view an online table; one that was missing is rebuilt from scratch.
 
-        The online store is derived data: if its file was deleted or a new one was
-        handed in, the watermarks no longer describe it, so they are dropped and
-        the next materialize rewrites it in full instead of skipping old rows.
+        The online store is derived data: if its file was deleted, or another one
+        was handed in (each carries an id), the watermarks no longer describe it,
+        so they are dropped and the next materialize rewrites it in full instead
+        of skipping rows it never saw.
         """
+        known = self._con.execute(
+            "SELECT value FROM _lm_meta WHERE key = 'online_store_id'"
+        ).fetchall()
+        if not known or known[0][0] != self._online.store_id:
+            # Another online store than the one the watermarks describe.
+            self._con.execute("DELETE FROM _lm_watermarks")
+            self._con.execute(
+                "INSERT OR REPLACE INTO _lm_meta VALUES ('online_store_id', ?)",
+                [self._online.store_id],
+            )
         for view in self._defs.views.values():
             if self._online.create(view):
                 self._con.execute("DELETE FROM _lm_watermarks WHERE view = ?", [view.name])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -46,6 +47,16 @@ class OnlineStore:
             if str(target) != ":memory:":
                 self._con.execute("PRAGMA journal_mode=WAL")
             self._con.execute("PRAGMA synchronous=NORMAL")
+        self._con.execute(
+            "CREATE TABLE IF NOT EXISTS _lm_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+        )
+        self._con.execute(
+            "INSERT OR IGNORE INTO _lm_meta VALUES ('store_id', ?)", [uuid.uuid4().hex]
+        )
+        row = self._con.execute("SELECT value FROM _lm_meta WHERE key = 'store_id'").fetchone()
+        #: Identifies this online store, so watermarks kept elsewhere can tell it apart
+        #: from another file swapped in under the same feature store.
+        self.store_id: str = row[0]
         self._lock = threading.RLock()
         self._select_cache: dict[tuple[str, int], tuple[str, tuple[int, ...], tuple[int, ...]]] = {}
 

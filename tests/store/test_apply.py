@@ -206,3 +206,22 @@ def test_a_store_open_in_another_process_is_refused_with_a_clear_error(tmp_path)
         holder.communicate("", timeout=30)
     with FeatureStore(path) as fs:  # usable again once the holder is gone
         assert fs.list_feature_views() == []
+
+
+def test_switching_online_stores_never_leaves_one_stale(tmp_path):
+    path = tmp_path / "features.duckdb"
+    clock = lambda: T0 + timedelta(days=1)  # noqa: E731
+
+    def step(online, trips, hour):
+        with FeatureStore(path, online=tmp_path / online, clock=clock) as fs:
+            fs.apply([driver, view()])
+            frame = rows(1).assign(trips=[trips], datetime=[T0 + timedelta(hours=hour)])
+            fs.ingest("driver_stats", frame)
+            fs.materialize()
+            return fs.get_online_features(["driver_stats:trips"], [{"driver_id": 1001}])
+
+    assert step("a.db", 1, hour=1)["trips"] == [1]
+    assert step("b.db", 2, hour=2)["trips"] == [2]
+    assert step("b.db", 3, hour=3)["trips"] == [3]
+    # a.db never saw rows 2 and 3; an older row now must not hide them.
+    assert step("a.db", 0, hour=0)["trips"] == [3]
