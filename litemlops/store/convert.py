@@ -44,6 +44,10 @@ def read_table(data: DataLike, what: str = "data") -> tuple[pa.Table, str]:
                 raise ValidationError(f"{what}: row {i} is not a mapping: {row!r}", row=i)
         try:
             return pa.Table.from_pylist(rows), "rows"
+        except OverflowError:
+            names = dict.fromkeys(k for row in rows for k in row)
+            _huge_ints({n: [row.get(n) for row in rows] for n in names}, what)
+            raise
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise ValidationError(f"{what}: rows mix incompatible value types: {exc}") from exc
     if isinstance(data, Mapping):
@@ -61,6 +65,9 @@ def read_table(data: DataLike, what: str = "data") -> tuple[pa.Table, str]:
             raise ValidationError(f"{what}: duplicate column names {dup}")
         try:
             return pa.Table.from_pandas(data, preserve_index=False), "DataFrame"
+        except OverflowError:
+            _huge_ints({n: data[n].tolist() for n in data.columns}, what)
+            raise
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             for name in data.columns:
                 mixed_types(data[name], what)
@@ -69,6 +76,18 @@ def read_table(data: DataLike, what: str = "data") -> tuple[pa.Table, str]:
         f"{what}: expected a pandas DataFrame, a pyarrow Table, a .parquet/.csv path or a "
         f"list of row dicts, got {type(data).__name__}"
     )
+
+
+def _huge_ints(columns: Mapping[str, list[Any]], what: str) -> None:
+    """Raise naming the first integer that does not fit in 64 bits."""
+    for name, values in columns.items():
+        for row, value in enumerate(values):
+            if isinstance(value, int) and not -(2**63) <= value < 2**63:
+                raise ValidationError(
+                    f"{what}: column {name!r} row {row} has {value}, beyond 64-bit integers",
+                    column=name,
+                    row=row,
+                )
 
 
 def mixed_types(series: Any, what: str) -> None:
@@ -103,16 +122,24 @@ def _read_file(path: Path) -> pa.Table:
         if suffix == ".csv":
             import pyarrow.csv as pacsv
 
-            with path.open(newline="") as fh:
+            with path.open(newline="", encoding="utf-8-sig") as fh:  # -sig: Excel's BOM
                 header = next(csv.reader(fh), [])
-            # Read every column as text so typing follows the view, not a guess.
+            repeated = sorted({n for n in header if header.count(n) > 1})
+            if repeated:
+                raise ValidationError(f"{path}: header repeats column(s) {repeated}")
+            # Every column is read as text so typing follows the view, not a guess.
+            # Only an empty unquoted field is missing: "NA" and "null" are strings.
             return pacsv.read_csv(
                 path,
                 convert_options=pacsv.ConvertOptions(
                     column_types={name: pa.string() for name in header},
+                    null_values=[""],
                     strings_can_be_null=True,
+                    quoted_strings_can_be_null=False,
                 ),
             )
+    except UnicodeDecodeError as exc:
+        raise ValidationError(f"{path}: is not UTF-8 text ({exc.reason})") from exc
     except (pa.ArrowInvalid, OSError) as exc:
         raise ValidationError(f"{path}: cannot be read: {exc}") from exc
     raise ValidationError(f"{path}: unsupported file type {suffix!r}; use .parquet or .csv")
@@ -218,11 +245,22 @@ def cast_column(arr: pa.Array, item: Field, source: str) -> pa.Array:
             row = _first(inf)
             raise _bad(source, item, row, arr[row].as_py(), "not finite")
     try:
-        return arr.cast(target, safe=True)
+        out = arr.cast(target, safe=True)
     except (pa.ArrowInvalid, OverflowError):
         row = _first_failing(arr, lambda a: a.cast(target, safe=True))
         why = "not a whole number" if pa.types.is_floating(kind) else "out of range"
         raise _bad(source, item, row, arr[row].as_py(), why) from None
+    if pa.types.is_floating(target):
+        _check_finite(out, arr, item, source, "out of range for " + item.dtype)
+    return out
+
+
+def _check_finite(out: pa.Array, original: pa.Array, item: Field, source: str, why: str) -> None:
+    # After the cast: a float64 beyond float32's range becomes infinity there.
+    inf = pc.is_inf(out)
+    if pc.any(inf).as_py():
+        row = _first(inf)
+        raise _bad(source, item, row, original[row].as_py(), why)
 
 
 def _parse_text(arr: pa.Array, item: Field, source: str, target: pa.DataType) -> pa.Array:
@@ -240,10 +278,7 @@ def _parse_text(arr: pa.Array, item: Field, source: str, target: pa.DataType) ->
         raise _bad(source, item, row, arr[row].as_py()) from None
     if pa.types.is_floating(target):
         out = pc.if_else(pc.is_nan(out), pa.scalar(None, target), out)
-        inf = pc.is_inf(out)
-        if pc.any(inf).as_py():
-            row = _first(inf)
-            raise _bad(source, item, row, arr[row].as_py(), "not finite")
+        _check_finite(out, arr, item, source, "not finite")
     return out
 
 

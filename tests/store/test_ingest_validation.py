@@ -138,3 +138,43 @@ def test_rows_as_dicts_are_accepted(fs):
 def test_empty_frame_writes_nothing(fs):
     assert fs.ingest("driver_stats", good(0)).rows == 0
     assert stored(fs) == 0
+
+
+def test_float64_beyond_float32_range_is_refused(fs):
+    fs.apply(FeatureView("small", entities=[driver], schema=[Field("f", "float32")],
+                         timestamp_field="datetime"))
+    frame = pd.DataFrame({"driver_id": [1, 2], "datetime": [T0, T0], "f": [1.5, 1e40]})
+    with pytest.raises(ValidationError, match=r"'f'.*row 1.*out of range for float32"):
+        fs.ingest("small", frame)
+    assert fs.describe("small")["offline_rows"] == 0
+
+
+@pytest.mark.parametrize("as_rows", [True, False])
+def test_integers_beyond_64_bits_are_refused_naming_the_row(fs, as_rows):
+    frame = good(2).assign(trips=pd.Series([1, 2**64], dtype=object))
+    data = frame.to_dict("records") if as_rows else frame
+    with pytest.raises(ValidationError, match=r"'trips' row 1 .*beyond 64-bit"):
+        fs.ingest("driver_stats", data)
+    assert stored(fs) == 0
+
+
+def test_csv_strings_like_na_and_null_stay_strings_and_a_bom_is_ignored(fs, tmp_path):
+    path = tmp_path / "rows.csv"
+    frame = good(3).assign(city=["NA", "null", ""])
+    text = frame.to_csv(index=False).replace(',,', ',"",')  # a quoted empty string
+    path.write_bytes("\ufeff".encode() + text.encode())
+    fs.ingest("driver_stats", path)
+    out = fs._con.execute('SELECT city FROM "fv_driver_stats" ORDER BY driver_id').fetchall()
+    assert [r[0] for r in out] == ["NA", "null", ""]
+
+
+def test_csv_that_is_not_utf8_or_repeats_a_column_is_refused(fs, tmp_path):
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(good(1).assign(city=["Sài Gòn"]).to_csv(index=False).encode("latin-1"))
+    with pytest.raises(ValidationError, match="not UTF-8"):
+        fs.ingest("driver_stats", latin)
+    twice = tmp_path / "twice.csv"
+    twice.write_text("driver_id,driver_id\n1,2\n")
+    with pytest.raises(ValidationError, match="repeats column"):
+        fs.ingest("driver_stats", twice)
+    assert stored(fs) == 0
