@@ -23,6 +23,7 @@ DTYPES: dict[str, tuple[str, str]] = {
     "timestamp": ("TIMESTAMP", "INTEGER"),
 }
 KEY_DTYPES = frozenset({"int32", "int64", "string"})
+MAX_TTL = timedelta(days=365_250)  # a thousand years; beyond it, say None (no limit)
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
 
@@ -164,6 +165,11 @@ class FeatureView:
                 )
             if self.ttl < timedelta(0):
                 raise DefinitionError(f"feature view {self.name!r}: ttl must not be negative")
+            if self.ttl > MAX_TTL:
+                raise DefinitionError(
+                    f"feature view {self.name!r}: ttl {self.ttl} is over {MAX_TTL.days} days; "
+                    "use None for no limit"
+                )
             if self.ttl == timedelta(0):  # Feast's convention: 0 means no limit
                 object.__setattr__(self, "ttl", None)
         check_name(self.timestamp_field, "timestamp field")

@@ -110,12 +110,21 @@ class FeatureStore:
             default_online = ":memory:" if path == ":memory:" else Path(path).with_suffix(
                 ".online.db"
             )
-        self._con.execute("SET TimeZone = 'UTC'")
-        self._online = OnlineStore(online if online is not None else default_online)
-        offline.ensure_catalog(self._con)
-        self._defs = offline.load_definitions(self._con)
         self._plans: dict[tuple[Any, ...], Plan] = {}
-        self._repair_online()
+        try:
+            self._con.execute("SET TimeZone = 'UTC'")
+            self._online = OnlineStore(online if online is not None else default_online)
+        except BaseException:
+            if self._owns_con:
+                self._con.close()
+            raise
+        try:
+            offline.ensure_catalog(self._con)
+            self._defs = offline.load_definitions(self._con)
+            self._repair_online()
+        except BaseException:
+            self.close()
+            raise
 
     def _repair_online(self) -> None:
         """Give every view an online table; one that was missing is rebuilt from scratch.
@@ -369,6 +378,8 @@ class FeatureStore:
         start_ts = _naive_utc(start) if start is not None else None
         if start_ts is not None and start_ts > end_ts:
             raise ValidationError(f"materialize start {start} is after end {end_ts}")
+        if isinstance(views, str):
+            views = [views]
         names = list(views) if views is not None else sorted(self._defs.views)
         targets = [self._view(n) for n in names]
         results = []
@@ -412,12 +423,16 @@ class FeatureStore:
 
         Unknown entities and values older than the view's ttl come back as None.
         """
-        cache_key = (
-            features if isinstance(features, str) else tuple(features),
-            full_feature_names,
-            include_event_timestamps,
-        )
-        plan = self._plans.get(cache_key)
+        try:
+            cache_key = (
+                features if isinstance(features, str) else tuple(features),
+                full_feature_names,
+                include_event_timestamps,
+            )
+            plan = self._plans.get(cache_key)
+        except TypeError:  # unhashable items: let parsing say what is wrong
+            self._requests(features, full_feature_names)
+            raise
         if plan is None:
             requests = self._requests(features, full_feature_names)
             plan = self._plans[cache_key] = build_plan(requests, include_event_timestamps)

@@ -33,6 +33,9 @@ def historical_features(
         raise ValidationError(
             f"entity_df must be a pandas DataFrame, got {type(entity_df).__name__}"
         )
+    if entity_df.columns.duplicated().any():
+        repeated = sorted({str(c) for c in entity_df.columns[entity_df.columns.duplicated()]})
+        raise ValidationError(f"entity_df repeats column(s) {repeated}")
     clash = [o for _, pairs in requests for _, o in pairs if o in entity_df.columns]
     if clash:
         raise ValidationError(

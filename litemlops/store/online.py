@@ -17,11 +17,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from litemlops.errors import ConfigError
 from litemlops.store.definitions import DTYPES, Field, ResolvedView
 from litemlops.store.offline import q
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 NO_CREATED = -(2**63)  # sorts below every real created time
+CHUNK = 2048  # keys per lookup statement, well under SQLite's variable limit
 
 
 def to_datetime(micros: int | None) -> datetime | None:
@@ -40,9 +42,13 @@ class OnlineStore:
             self._con = target
             self._owned = False
         else:
-            self._con = sqlite3.connect(
-                str(target), check_same_thread=False, isolation_level=None, timeout=30
-            )
+            try:
+                self._con = sqlite3.connect(
+                    str(target), check_same_thread=False, isolation_level=None, timeout=30
+                )
+                self._con.execute("PRAGMA user_version").fetchall()  # fails here if unusable
+            except sqlite3.Error as exc:
+                raise ConfigError(f"online store {target} cannot be opened: {exc}") from exc
             self._owned = True
             if str(target) != ":memory:":
                 self._con.execute("PRAGMA journal_mode=WAL")
@@ -58,7 +64,7 @@ class OnlineStore:
         #: from another file swapped in under the same feature store.
         self.store_id: str = row[0]
         self._lock = threading.RLock()
-        self._select_cache: dict[tuple[str, int], tuple[str, tuple[int, ...], tuple[int, ...]]] = {}
+        self._select_cache: dict[tuple[Any, ...], tuple[str, tuple[int, ...], tuple[int, ...]]] = {}
 
     def close(self) -> None:
         if self._owned:
@@ -141,7 +147,10 @@ class OnlineStore:
             return self._con.total_changes - before
 
     def _select(self, view: ResolvedView, n: int) -> tuple[str, tuple[int, ...], tuple[int, ...]]:
-        cached = self._select_cache.get((view.name, n))
+        # Keyed by version too: a request still running with an older definition
+        # must not leave its column list behind for requests with the new one.
+        cache_key = (view.name, view.version, view.generation, n)
+        cached = self._select_cache.get(cache_key)
         if cached is not None:
             return cached
         keys = view.key_names
@@ -157,29 +166,39 @@ class OnlineStore:
         bools = tuple(offset + i for i, f in enumerate(view.features) if f.dtype == "bool")
         times = tuple(offset + i for i, f in enumerate(view.features) if f.dtype == "timestamp")
         entry = (sql, bools, times)
-        self._select_cache[(view.name, n)] = entry
+        self._select_cache[cache_key] = entry
         return entry
 
     def lookup(
         self, view: ResolvedView, keys: Sequence[tuple[Any, ...]]
     ) -> dict[tuple[Any, ...], tuple[Any, ...]]:
-        """Rows by key tuple: (feature values..., event_us); absent keys are left out."""
+        """Rows by key tuple: (feature values..., event_us); absent keys are left out.
+
+        Statements are prepared for powers of two up to CHUNK keys (padding with
+        NULL, which matches nothing), so a handful of statements serve any batch.
+        """
         unique = list(dict.fromkeys(keys))
-        sql, bools, times = self._select(view, len(unique))
-        params = [v for key in unique for v in key]
-        with self._lock:
-            rows = self._con.execute(sql, params).fetchall()
+        rows: list[tuple[Any, ...]] = []
+        for start in range(0, max(len(unique), 1), CHUNK):
+            chunk = unique[start : start + CHUNK]
+            size = 1 << max(len(chunk) - 1, 0).bit_length()
+            sql, bools, times = self._select(view, size)
+            params = [v for key in chunk for v in key]
+            params += [None] * (size * len(view.keys) - len(params))
+            with self._lock:
+                rows += self._con.execute(sql, params).fetchall()
         nkeys = len(view.keys)
         out = {}
         for row in rows:
             if bools or times:
-                row = list(row)
+                values = list(row)
                 for i in bools:
-                    if row[i] is not None:
-                        row[i] = bool(row[i])
+                    if values[i] is not None:
+                        values[i] = bool(values[i])
                 for i in times:
-                    row[i] = to_datetime(row[i])
-            out[tuple(row[:nkeys])] = tuple(row[nkeys:])
+                    values[i] = to_datetime(values[i])
+                row = tuple(values)
+            out[row[:nkeys]] = row[nkeys:]
         return out
 
     def stats(self, view: str) -> tuple[int, int | None, int | None]:

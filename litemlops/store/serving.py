@@ -88,8 +88,8 @@ def key_value(row: Mapping[str, Any], key: Field, index: int) -> Any:
     """The row's value for a join key, checked against the key's type."""
     try:
         value = row[key.name]
-        if type(value) is int and key.dtype != "string":  # the common case, checked first
-            return value
+        if type(value) is int and key.dtype != "string" and -(2**63) <= value < 2**63:
+            return value  # the common case, checked first
     except KeyError:
         raise ValidationError(
             f"entity row {index} lacks join key {key.name!r}: {dict(row)!r}", row=index
@@ -104,7 +104,12 @@ def key_value(row: Mapping[str, Any], key: Field, index: int) -> Any:
         raise ValidationError(
             f"entity row {index}: {key.name!r} must be an integer, got {value!r}", row=index
         )
-    return int(value)
+    value = int(value)
+    if not -(2**63) <= value < 2**63:
+        raise ValidationError(
+            f"entity row {index}: {key.name!r} is {value}, beyond 64-bit integers", row=index
+        )
+    return value
 
 
 def online_rows(view: ResolvedView, table: pa.Table, batch: int) -> Iterable[list[Any]]:

@@ -5,7 +5,12 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
-from litemlops.errors import FeatureNotFoundError, FeatureViewNotFoundError, ValidationError
+from litemlops.errors import (
+    DefinitionError,
+    FeatureNotFoundError,
+    FeatureViewNotFoundError,
+    ValidationError,
+)
 from litemlops.store import Entity, FeatureStore, FeatureView, Field
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -159,3 +164,29 @@ def test_push_to_offline_only_view_must_say_offline(fs):
 def test_materialize_start_after_end_is_refused(fs):
     with pytest.raises(ValidationError, match="after end"):
         fs.materialize(start=T0 + timedelta(hours=1), end=T0)
+
+
+def test_more_edge_inputs_get_clear_errors(fs, tmp_path):
+    with pytest.raises(ValidationError, match="not 'view:feature'"):
+        fs.get_online_features([["driver_stats:conv_rate"]], [{"driver_id": 1001}])
+    with pytest.raises(ValidationError, match="beyond 64-bit"):
+        fs.get_online_features(["driver_stats:conv_rate"], [{"driver_id": 2**70}])
+    frame = pd.DataFrame([[1001, T0, T0]], columns=["driver_id", "event_timestamp", "driver_id"])
+    with pytest.raises(ValidationError, match="repeats column"):
+        fs.get_historical_features(frame, ["driver_stats:conv_rate"])
+    assert [r.view for r in fs.materialize(views="driver_stats")] == ["driver_stats"]
+    with pytest.raises(DefinitionError, match="use None for no limit"):
+        FeatureView("x", entities=[driver], schema=[Field("a", "int64")],
+                    ttl=timedelta(days=10**6))
+    from litemlops.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="cannot be opened"):
+        FeatureStore(":memory:", online=tmp_path / "missing" / "online.db")
+
+
+def test_batches_of_any_size_are_answered_in_order(fs):
+    for n in (1, 3, 4, 5, 2047, 2048, 2049, 5000):
+        rows = [{"driver_id": 1001 + (i % 3)} for i in range(n)]
+        out = fs.get_online_features(["driver_stats:conv_rate"], rows)
+        assert out["conv_rate"] == [[0.5, 0.7, None][i % 3] for i in range(n)]
+    assert len(fs._online._select_cache) <= 14  # powers of two, not one statement per size
