@@ -211,7 +211,9 @@ def features_materialize(
     with _platform(ctx, home) as platform:
         store = platform.features
         names = list(views) or [v.name for v in store.list_feature_views() if v.online]
-        with tqdm(total=len(names), desc="materialize", unit="view", file=sys.stderr) as bar:
+        with tqdm(
+            total=len(names), desc="materialize", unit="view", file=sys.stderr, disable=None
+        ) as bar:
             results = platform.features.materialize(
                 end=_parse_time(end), start=_parse_time(start), views=names,
                 progress=lambda _: bar.update(),
@@ -236,13 +238,16 @@ def features_historical(
     timestamp_column: str, full_feature_names: bool,
 ) -> None:
     """Build point-in-time correct training data for entity rows in a file."""
-    from litemlops.store.files import read_frame, write_frame
+    from litemlops.store.files import check_output, read_frame, write_frame
 
+    check_output(out)
+    refs_list = _split(refs)
     with _platform(ctx, home) as platform, _stages(["read", "join", "write"]) as step:
-        frame = read_frame(entities)
+        keys = platform.features.join_keys(refs_list)
+        frame = read_frame(entities, text_columns=[k for k, t in keys.items() if t == "string"])
         step()
         result = platform.features.get_historical_features(
-            frame, _split(refs), full_feature_names=full_feature_names,
+            frame, refs_list, full_feature_names=full_feature_names,
             timestamp_column=timestamp_column,
         )
         step()
@@ -264,8 +269,9 @@ def features_online(
     event_timestamps: bool,
 ) -> None:
     """Look up online feature values (JSON out)."""
-    rows = [_entity_row(arg) for arg in entity_args]
     with _platform(ctx, home) as platform:
+        keys = platform.features.join_keys(_split(refs))
+        rows = [_entity_row(arg, keys) for arg in entity_args]
         result = platform.features.get_online_features(
             _split(refs), rows, include_event_timestamps=event_timestamps
         )
@@ -315,16 +321,23 @@ def _split(refs: str) -> list[str]:
     return [r.strip() for r in refs.split(",") if r.strip()]
 
 
-def _entity_row(arg: str) -> dict[str, Any]:
+def _entity_row(arg: str, keys: dict[str, str]) -> dict[str, Any]:
+    """`k1=v1,k2=v2` typed by the join keys' dtypes (a string key "007" stays text)."""
     row: dict[str, Any] = {}
     for part in arg.split(","):
         key, sep, value = part.partition("=")
+        key = key.strip()
         if not sep or not key:
             raise click.BadParameter(f"{arg!r}: expected key=value", param_hint="--entity")
+        if keys.get(key, "string") == "string":
+            row[key] = value
+            continue
         try:
-            row[key.strip()] = int(value)
+            row[key] = int(value)
         except ValueError:
-            row[key.strip()] = value
+            raise click.BadParameter(
+                f"{key}={value!r}: {key} is an integer key", param_hint="--entity"
+            ) from None
     return row
 
 
@@ -332,7 +345,8 @@ def _entity_row(arg: str) -> dict[str, Any]:
 def _stages(names: list[str]) -> Iterator[Callable[[], None]]:
     from tqdm import tqdm
 
-    with tqdm(total=len(names), unit="step", file=sys.stderr, leave=False) as bar:
+    # disable=None: bars only on a terminal, never in logs or pipes.
+    with tqdm(total=len(names), unit="step", file=sys.stderr, leave=False, disable=None) as bar:
         bar.set_description(names[0])
 
         def step() -> None:

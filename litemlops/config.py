@@ -38,8 +38,8 @@ class LoggingConfig:
 class FeaturesConfig:
     """Feature store behaviour.
 
-    push_lateness_seconds: how far behind the newest event time a pushed row may be
-    before it is counted as late.
+    push_lateness_seconds: how far behind the clock a pushed row's event time may be
+    before it is counted (and logged) as late; late rows are still written.
     """
 
     push_lateness_seconds: float = 600.0

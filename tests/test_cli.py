@@ -131,3 +131,58 @@ def test_demo_generate_writes_the_sample(tmp_path):
     assert out.exit_code == 0, out.output
     assert (tmp_path / "d" / "driver_stats.csv").exists()
     assert (tmp_path / "d" / "labels.csv").exists()
+
+
+STRING_KEYED = """
+from litemlops.store import Entity, FeatureView, Field
+user = Entity("user", join_keys=["uid"], value_type="string")
+scores = FeatureView("scores", entities=[user], schema=[Field("score", "float64")])
+"""
+
+
+def test_string_keys_that_look_numeric_stay_text_in_the_cli(tmp_path):
+    home = tmp_path / "home"
+    (tmp_path / "defs.py").write_text(STRING_KEYED)
+    assert run_cli("features", "apply", str(tmp_path / "defs.py"), home=home).exit_code == 0
+    (tmp_path / "u.csv").write_text("uid,event_timestamp,score\n007,2025-01-01T00:00:00Z,0.5\n")
+    assert run_cli("features", "ingest", "scores", str(tmp_path / "u.csv"), home=home).exit_code == 0
+    (tmp_path / "e.csv").write_text("uid,event_timestamp,label\n007,2025-01-02T00:00:00Z,1\n")
+    out = run_cli("features", "historical", "--entities", str(tmp_path / "e.csv"),
+                  "--features", "scores:score", "--out", str(tmp_path / "o.csv"), home=home)
+    assert out.exit_code == 0, out.output
+    assert pd.read_csv(tmp_path / "o.csv", dtype={"uid": str})["score"].tolist() == [0.5]
+    assert run_cli("features", "materialize", "--end", "2025-01-02T00:00:00+00:00",
+                   home=home).exit_code == 0
+    online = run_cli("features", "online", "--features", "scores:score", "--entity", "uid=007",
+                     home=home)
+    assert json.loads(online.output) == {"uid": ["007"], "score": [0.5]}
+
+
+@pytest.mark.parametrize(
+    "entities, out_name, message",
+    [
+        ("ok.csv", "missing/train.parquet", "does not exist"),
+        ("ok.csv", "train.json", "unsupported output type"),
+        ("empty.csv", "train.parquet", "cannot be read"),
+        ("junk.parquet", "train.parquet", "cannot be read"),
+        ("quote.csv", "train.parquet", "cannot be read"),
+    ],
+)
+def test_historical_file_problems_are_one_line_errors(home, tmp_path, entities, out_name, message):
+    (tmp_path / "ok.csv").write_text("driver_id,event_timestamp\n1001,2025-01-01T00:00:00Z\n")
+    (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "junk.parquet").write_bytes(b"not parquet at all")
+    (tmp_path / "quote.csv").write_text('driver_id,event_timestamp\n"1001,2025\n')
+    out = run_cli("features", "historical", "--entities", str(tmp_path / entities),
+                  "--features", "driver_stats:conv_rate", "--out", str(tmp_path / out_name),
+                  home=home)
+    assert out.exit_code == 1, out.output
+    assert message in out.output
+    assert "Traceback" not in out.output
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_online_entity_for_an_integer_key_must_be_an_integer(home):
+    out = run_cli("features", "online", "--features", "driver_stats:conv_rate",
+                  "--entity", "driver_id=abc", home=home)
+    assert out.exit_code == 2 and "integer key" in out.output

@@ -207,10 +207,22 @@ class FeatureStore:
                 stored = self._defs.entities.get(name)
                 if stored is not None and stored[0] == ent:
                     continue
-                if stored is not None and not force:
-                    problems = entity_incompatibilities(stored[0].spec(), ent.spec())
-                    if problems:
-                        raise refuse("entity", name, problems)
+                problems = (
+                    entity_incompatibilities(stored[0].spec(), ent.spec()) if stored else []
+                )
+                if problems and not force:
+                    raise refuse("entity", name, problems)
+                users = sorted(
+                    v.name
+                    for v in self._defs.views.values()
+                    if name in v.view.entity_names and v.name not in views
+                )
+                if problems and users:
+                    raise DefinitionError(
+                        f"entity {name!r} changes its keys ({'; '.join(problems)}) but feature "
+                        f"view(s) {users} that use it are not in this apply(); include them so "
+                        "their stored rows are archived with the change"
+                    )
                 plan_entities.append((ent, (stored[1] + 1) if stored else 1))
             merged = {**known, **entities}
             plan_views = []
@@ -338,6 +350,10 @@ class FeatureStore:
     def _requests(self, features: Sequence[str], full_feature_names: bool) -> Requests:
         with self._lock:
             return parse_refs(features, full_feature_names, self._view)
+
+    def join_keys(self, features: Sequence[str]) -> dict[str, str]:
+        """Join key name -> dtype for the views the features come from."""
+        return {k.name: k.dtype for view, _ in self._requests(features, False) for k in view.keys}
 
     def get_historical_features(
         self,

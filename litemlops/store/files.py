@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,25 +13,56 @@ from litemlops.errors import ValidationError
 if TYPE_CHECKING:
     import pandas as pd
 
+SUFFIXES = (".parquet", ".pq", ".csv")
 
-def read_frame(path: Path) -> pd.DataFrame:
+
+def read_frame(path: Path, text_columns: Iterable[str] = ()) -> pd.DataFrame:
+    """Read a Parquet or CSV file; in a CSV, `text_columns` stay text ("007" is not 7)."""
     import pandas as pd
+    import pyarrow as pa
 
     suffix = path.suffix.lower()
-    if suffix in (".parquet", ".pq"):
-        return pd.read_parquet(path)
-    if suffix == ".csv":
-        return pd.read_csv(path)
-    raise ValidationError(f"{path}: unsupported file type {suffix!r}; use .parquet or .csv")
+    if suffix not in SUFFIXES:
+        raise ValidationError(f"{path}: unsupported file type {suffix!r}; use .parquet or .csv")
+    try:
+        if suffix == ".csv":
+            frame = pd.read_csv(
+                path, dtype={c: str for c in text_columns}, keep_default_na=False,
+                na_values=[""], encoding="utf-8-sig",
+            )
+        else:
+            frame = pd.read_parquet(path)
+    except UnicodeDecodeError as exc:
+        raise ValidationError(f"{path}: is not UTF-8 text ({exc.reason})") from exc
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        # pandas' parser and empty-file errors are ValueErrors
+        raise ValidationError(f"{path}: cannot be read: {exc}") from exc
+    repeated = frame.columns[frame.columns.duplicated()]
+    if len(repeated):
+        raise ValidationError(f"{path}: repeats column(s) {sorted(set(repeated))}")
+    return frame
+
+
+def check_output(path: Path) -> None:
+    """Fail before any work when `path` cannot be written as a table."""
+    if path.suffix.lower() not in SUFFIXES:
+        raise ValidationError(f"{path}: unsupported output type; use .parquet or .csv")
+    if not path.parent.is_dir():
+        raise ValidationError(f"{path}: folder {path.parent} does not exist")
 
 
 def write_frame(frame: pd.DataFrame, path: Path) -> None:
-    suffix = path.suffix.lower()
-    if suffix not in (".parquet", ".pq", ".csv"):
-        raise ValidationError(f"{path}: unsupported output type {suffix!r}; use .parquet or .csv")
+    """Write through a temporary file and rename, so readers never see half a file."""
+    check_output(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    if suffix == ".csv":
-        frame.to_csv(tmp, index=False)
-    else:
-        frame.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    try:
+        if path.suffix.lower() == ".csv":
+            frame.to_csv(tmp, index=False)
+        else:
+            frame.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise ValidationError(f"{path}: cannot be written: {exc}") from exc
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()

@@ -21,6 +21,9 @@ def load_definitions(path: str | Path) -> list[Entity | FeatureView]:
         raise DefinitionError(f"{path}: cannot be loaded as a module")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
+    # Like running the file: modules beside it (shared entities) are importable.
+    folder = str(path.resolve().parent)
+    sys.path.insert(0, folder)
     try:
         spec.loader.exec_module(module)
     except DefinitionError:
@@ -29,6 +32,8 @@ def load_definitions(path: str | Path) -> list[Entity | FeatureView]:
         raise DefinitionError(f"{path}: failed while loading: {type(exc).__name__}: {exc}") from exc
     finally:
         sys.modules.pop(name, None)
+        if folder in sys.path:
+            sys.path.remove(folder)
     found: dict[int, Entity | FeatureView] = {}
     for value in vars(module).values():
         if isinstance(value, Entity | FeatureView):

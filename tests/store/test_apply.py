@@ -225,3 +225,15 @@ def test_switching_online_stores_never_leaves_one_stale(tmp_path):
     assert step("b.db", 3, hour=3)["trips"] == [3]
     # a.db never saw rows 2 and 3; an older row now must not hide them.
     assert step("a.db", 0, hour=0)["trips"] == [3]
+
+
+def test_forced_entity_key_change_must_bring_its_views_along(fs):
+    fs.apply([driver, view()])
+    fs.ingest("driver_stats", rows())
+    renamed = Entity("driver", join_keys=["id"])
+    with pytest.raises(DefinitionError, match=r"\['driver_stats'\].*not in this apply"):
+        fs.apply(renamed, force=True)
+    assert fs.list_entities() == [driver]
+    fs.apply([renamed, view(entities=[renamed])], force=True)
+    described = fs.describe("driver_stats")
+    assert described["join_keys"] == {"id": "int64"} and described["offline_rows"] == 0

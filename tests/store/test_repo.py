@@ -40,3 +40,15 @@ def test_path_that_is_not_a_python_file_is_refused(tmp_path):
     (tmp_path / "defs.txt").write_text("")
     with pytest.raises(DefinitionError, match="not a Python file"):
         load_definitions(tmp_path / "defs.txt")
+
+
+def test_a_definitions_file_can_import_its_siblings(tmp_path):
+    (tmp_path / "shared_entities_xyz.py").write_text(
+        "from litemlops.store import Entity\ndriver = Entity('driver')\n"
+    )
+    (tmp_path / "views.py").write_text(
+        "from litemlops.store import FeatureView, Field\n"
+        "from shared_entities_xyz import driver\n"
+        "stats = FeatureView('stats', entities=[driver], schema=[Field('a', 'int64')])\n"
+    )
+    assert sorted(o.name for o in load_definitions(tmp_path / "views.py")) == ["driver", "stats"]
