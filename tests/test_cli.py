@@ -145,7 +145,8 @@ def test_string_keys_that_look_numeric_stay_text_in_the_cli(tmp_path):
     (tmp_path / "defs.py").write_text(STRING_KEYED)
     assert run_cli("features", "apply", str(tmp_path / "defs.py"), home=home).exit_code == 0
     (tmp_path / "u.csv").write_text("uid,event_timestamp,score\n007,2025-01-01T00:00:00Z,0.5\n")
-    assert run_cli("features", "ingest", "scores", str(tmp_path / "u.csv"), home=home).exit_code == 0
+    ingested = run_cli("features", "ingest", "scores", str(tmp_path / "u.csv"), home=home)
+    assert ingested.exit_code == 0
     (tmp_path / "e.csv").write_text("uid,event_timestamp,label\n007,2025-01-02T00:00:00Z,1\n")
     out = run_cli("features", "historical", "--entities", str(tmp_path / "e.csv"),
                   "--features", "scores:score", "--out", str(tmp_path / "o.csv"), home=home)
