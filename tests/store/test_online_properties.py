@@ -17,8 +17,9 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from shared_views import DRIVER, quality_view, stat_row, stats_view
 
-from litemlops.store import Entity, FeatureStore, FeatureView, Field
+from litemlops.store import FeatureStore, FeatureView
 
 T0 = datetime(2024, 1, 1, 6, tzinfo=UTC)
 STEP = timedelta(minutes=30)
@@ -26,29 +27,8 @@ GRID = 12
 KEYS = (1001, 1002, 1003, 1004)
 LOOKUP = [{"driver_id": k} for k in (*KEYS, 1005, 1001)]  # 1005 is never written
 LATENESS = timedelta(hours=1)
-DRIVER = Entity("driver", join_keys=["driver_id"])
 NO_CREATED = datetime.min.replace(tzinfo=UTC)
 US = timedelta(microseconds=1)
-
-
-def stats_view(ttl: timedelta | None) -> FeatureView:
-    return FeatureView(
-        "driver_stats",
-        entities=[DRIVER],
-        schema=[Field("conv_rate", "float64"), Field("avg_daily_trips", "int64")],
-        ttl=ttl,
-        timestamp_field="datetime",
-        created_timestamp_field="created",
-    )
-
-
-def quality_view(ttl: timedelta | None) -> FeatureView:
-    return FeatureView(
-        "driver_quality",
-        entities=[DRIVER],
-        schema=[Field("acc_rate", "float64"), Field("trips_today", "int64")],
-        ttl=ttl,
-    )
 
 
 FEATURES = {
@@ -272,16 +252,6 @@ def test_incremental_materialize_equals_one_full_materialize_and_repeating_it_ch
 # -- examples ---------------------------------------------------------------------------
 
 
-def stat(key: int, event: datetime, rate: float, created: datetime | None = None) -> dict:
-    return {
-        "driver_id": key,
-        "datetime": event,
-        "created": created or event,
-        "conv_rate": rate,
-        "avg_daily_trips": int(rate * 100),
-    }
-
-
 def rate_of(fs: FeatureStore, key: int = 1001) -> Any:
     return fs.get_online_features(["driver_stats:conv_rate"], [{"driver_id": key}])["conv_rate"][0]
 
@@ -301,13 +271,16 @@ def test_out_of_order_pushes_keep_the_newest_value_and_count_stale_rows(
     stats: FeatureStore, clock: Any
 ) -> None:
     now = clock()
-    first = stats.push("driver_stats", [stat(1001, now - timedelta(minutes=1), 0.5)])
+    first = stats.push("driver_stats", [stat_row(1001, now - timedelta(minutes=1), 0.5)])
     older = stats.push(
         "driver_stats",
-        [stat(1001, now - timedelta(minutes=5), 0.1), stat(1001, now - timedelta(minutes=3), 0.2)],
+        [
+            stat_row(1001, now - timedelta(minutes=5), 0.1),
+            stat_row(1001, now - timedelta(minutes=3), 0.2),
+        ],
     )
     mixed = stats.push(
-        "driver_stats", [stat(1001, now, 0.9), stat(1001, now - timedelta(minutes=2), 0.3)]
+        "driver_stats", [stat_row(1001, now, 0.9), stat_row(1001, now - timedelta(minutes=2), 0.3)]
     )
 
     assert (first.online_written, first.stale_rows) == (1, 0)
@@ -320,10 +293,10 @@ def test_push_with_equal_event_and_created_time_wins_as_the_later_write(
     stats: FeatureStore, clock: Any
 ) -> None:
     at = clock() - timedelta(minutes=1)
-    stats.ingest("driver_stats", [stat(1001, at, 0.1)])
+    stats.ingest("driver_stats", [stat_row(1001, at, 0.1)])
     stats.materialize(end=clock())
 
-    result = stats.push("driver_stats", [stat(1001, at, 0.2)])
+    result = stats.push("driver_stats", [stat_row(1001, at, 0.2)])
 
     assert (result.online_written, result.stale_rows) == (1, 0)
     assert rate_of(stats) == 0.2
@@ -333,9 +306,9 @@ def test_a_later_created_time_wins_over_a_newer_push_with_the_same_event_time(
     stats: FeatureStore, clock: Any
 ) -> None:
     at = clock() - timedelta(minutes=1)
-    stats.push("driver_stats", [stat(1001, at, 0.7, created=at + timedelta(seconds=30))])
+    stats.push("driver_stats", [stat_row(1001, at, 0.7, created=at + timedelta(seconds=30))])
 
-    result = stats.push("driver_stats", [stat(1001, at, 0.2, created=at)])
+    result = stats.push("driver_stats", [stat_row(1001, at, 0.2, created=at)])
 
     assert result.stale_rows == 1
     assert rate_of(stats) == 0.7
@@ -351,10 +324,10 @@ def test_push_counts_rows_older_than_push_lateness_as_late_but_still_writes_them
         result = fs.push(
             "driver_stats",
             [
-                stat(1001, cutoff - US, 0.1),  # late by a microsecond
-                stat(1002, cutoff, 0.2),  # exactly at the limit: not late
-                stat(1003, now, 0.3),
-                stat(1004, now - timedelta(days=3), 0.4),
+                stat_row(1001, cutoff - US, 0.1),  # late by a microsecond
+                stat_row(1002, cutoff, 0.2),  # exactly at the limit: not late
+                stat_row(1003, now, 0.3),
+                stat_row(1004, now - timedelta(days=3), 0.4),
             ],
         )
 
@@ -366,7 +339,7 @@ def test_ttl_is_applied_at_read_time_against_the_clock(store: FeatureStore, cloc
     ttl = timedelta(hours=2)
     store.apply([DRIVER, stats_view(ttl)])
     event = clock() - timedelta(minutes=30)
-    store.push("driver_stats", [stat(1001, event, 0.5)])
+    store.push("driver_stats", [stat_row(1001, event, 0.5)])
     assert rate_of(store) == 0.5
 
     clock.now = event + ttl  # exactly ttl old: still served
@@ -385,7 +358,7 @@ def test_ttl_at_read_time_is_exact_for_a_ttl_with_milliseconds(
     ttl = timedelta(seconds=1, milliseconds=1)
     store.apply([DRIVER, stats_view(ttl)])
     event = clock() - timedelta(minutes=1)
-    store.push("driver_stats", [stat(1001, event, 0.5)])
+    store.push("driver_stats", [stat_row(1001, event, 0.5)])
 
     clock.now = event + ttl
 
@@ -393,7 +366,7 @@ def test_ttl_at_read_time_is_exact_for_a_ttl_with_milliseconds(
 
 
 def test_unknown_entities_come_back_as_none(stats: FeatureStore, clock: Any) -> None:
-    stats.push("driver_stats", [stat(1001, clock(), 0.5)])
+    stats.push("driver_stats", [stat_row(1001, clock(), 0.5)])
 
     out = stats.get_online_features(
         ["driver_stats:conv_rate", "driver_stats:avg_daily_trips"],
@@ -411,7 +384,7 @@ def test_include_event_timestamps_returns_aware_utc_datetimes(
     stats: FeatureStore, clock: Any
 ) -> None:
     berlin = (clock() - timedelta(minutes=3, microseconds=7)).astimezone(ZoneInfo("Europe/Berlin"))
-    stats.push("driver_stats", [stat(1001, berlin, 0.5)])
+    stats.push("driver_stats", [stat_row(1001, berlin, 0.5)])
 
     out = stats.get_online_features(
         ["driver_stats:conv_rate"],
@@ -427,7 +400,7 @@ def test_include_event_timestamps_returns_aware_utc_datetimes(
 
 
 def test_full_feature_names_prefix_online_outputs(stats: FeatureStore, clock: Any) -> None:
-    stats.push("driver_stats", [stat(1001, clock(), 0.5)])
+    stats.push("driver_stats", [stat_row(1001, clock(), 0.5)])
 
     out = stats.get_online_features(
         ["driver_stats:conv_rate"], [{"driver_id": 1001}], full_feature_names=True
@@ -439,7 +412,7 @@ def test_full_feature_names_prefix_online_outputs(stats: FeatureStore, clock: An
 def test_to_df_gives_one_row_per_entity_row_in_request_order(
     stats: FeatureStore, clock: Any
 ) -> None:
-    stats.push("driver_stats", [stat(1001, clock(), 0.5), stat(1002, clock(), 0.25)])
+    stats.push("driver_stats", [stat_row(1001, clock(), 0.5), stat_row(1002, clock(), 0.25)])
 
     df = stats.get_online_features(
         ["driver_stats:conv_rate", "driver_stats:avg_daily_trips"],
@@ -454,7 +427,9 @@ def test_to_df_gives_one_row_per_entity_row_in_request_order(
 
 
 def test_materialize_copies_only_rows_up_to_end(stats: FeatureStore, t0: datetime) -> None:
-    stats.ingest("driver_stats", [stat(1001, t0, 0.1), stat(1001, t0 + timedelta(hours=2), 0.2)])
+    stats.ingest(
+        "driver_stats", [stat_row(1001, t0, 0.1), stat_row(1001, t0 + timedelta(hours=2), 0.2)]
+    )
 
     stats.materialize(end=t0 + timedelta(hours=2) - US)
     assert rate_of(stats) == 0.1
@@ -464,7 +439,7 @@ def test_materialize_copies_only_rows_up_to_end(stats: FeatureStore, t0: datetim
 
 
 def test_materializing_twice_equals_materializing_once(stats: FeatureStore, t0: datetime) -> None:
-    stats.ingest("driver_stats", [stat(k, t0 + timedelta(hours=k - 1000), 0.1) for k in KEYS])
+    stats.ingest("driver_stats", [stat_row(k, t0 + timedelta(hours=k - 1000), 0.1) for k in KEYS])
     end = t0 + timedelta(hours=3)
     stats.materialize(end=end)
     once = stats_served(stats)
@@ -478,12 +453,15 @@ def test_materializing_twice_equals_materializing_once(stats: FeatureStore, t0: 
 def test_rows_ingested_late_are_materialized_by_the_next_incremental_run(
     stats: FeatureStore, t0: datetime
 ) -> None:
-    stats.ingest("driver_stats", [stat(1001, t0, 0.1), stat(1002, t0, 0.1)])
+    stats.ingest("driver_stats", [stat_row(1001, t0, 0.1), stat_row(1002, t0, 0.1)])
     stats.materialize(end=t0 + timedelta(hours=4))
     # Event times before the watermark, written after it.
     stats.ingest(
         "driver_stats",
-        [stat(1001, t0 + timedelta(hours=1), 0.2), stat(1002, t0 - timedelta(hours=1), 0.3)],
+        [
+            stat_row(1001, t0 + timedelta(hours=1), 0.2),
+            stat_row(1002, t0 - timedelta(hours=1), 0.3),
+        ],
     )
 
     stats.materialize(end=t0 + timedelta(hours=5))
@@ -493,7 +471,7 @@ def test_rows_ingested_late_are_materialized_by_the_next_incremental_run(
 
 
 def test_offline_push_is_served_only_after_materialize(stats: FeatureStore, clock: Any) -> None:
-    result = stats.push("driver_stats", [stat(1001, clock(), 0.5)], to="offline")
+    result = stats.push("driver_stats", [stat_row(1001, clock(), 0.5)], to="offline")
     assert (result.online_written, result.stale_rows) == (0, 0)
     assert rate_of(stats) is None
 
@@ -505,9 +483,9 @@ def test_offline_push_is_served_only_after_materialize(stats: FeatureStore, cloc
 def test_materialize_with_an_earlier_end_does_not_lose_rows_ingested_late(
     stats: FeatureStore, t0: datetime
 ) -> None:
-    stats.ingest("driver_stats", [stat(1001, t0 + timedelta(hours=1), 0.1)])
+    stats.ingest("driver_stats", [stat_row(1001, t0 + timedelta(hours=1), 0.1)])
     stats.materialize(end=t0 + timedelta(hours=4))
-    stats.ingest("driver_stats", [stat(1001, t0 + timedelta(hours=3), 0.3)])  # late row
+    stats.ingest("driver_stats", [stat_row(1001, t0 + timedelta(hours=3), 0.3)])  # late row
     stats.materialize(end=t0 + timedelta(hours=2))  # an earlier end, e.g. a backfill
 
     stats.materialize(end=t0 + timedelta(hours=6))

@@ -19,39 +19,17 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from shared_views import DRIVER, quality_view, stat_row, stats_view
 
 from litemlops.errors import ValidationError
-from litemlops.store import Entity, FeatureStore, FeatureView, Field
+from litemlops.store import FeatureStore, FeatureView, Field
 
 T0 = datetime(2024, 1, 1, 6, tzinfo=UTC)
 STEP = timedelta(minutes=30)
 GRID = 10  # feature event times are T0 + k * STEP for k in 0..GRID
 KEYS = (1001, 1002, 1003, 1004)
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
-DRIVER = Entity("driver", join_keys=["driver_id"])
 US = timedelta(microseconds=1)
-
-
-def stats_view(ttl: timedelta | None) -> FeatureView:
-    """A view with a created timestamp: ties on event time go to the latest created."""
-    return FeatureView(
-        "driver_stats",
-        entities=[DRIVER],
-        schema=[Field("conv_rate", "float64"), Field("avg_daily_trips", "int64")],
-        ttl=ttl,
-        timestamp_field="datetime",
-        created_timestamp_field="created",
-    )
-
-
-def quality_view(ttl: timedelta | None) -> FeatureView:
-    """A view without a created timestamp: ties on event time go to the last ingested."""
-    return FeatureView(
-        "driver_quality",
-        entities=[DRIVER],
-        schema=[Field("acc_rate", "float64"), Field("trips_today", "int64")],
-        ttl=ttl,
-    )
 
 
 @dataclass(frozen=True)
@@ -256,16 +234,6 @@ def entities(rows: Sequence[tuple[int, datetime]], **extra: Sequence[Any]) -> pd
 def apply_with_rows(fs: FeatureStore, view: FeatureView, rows: Sequence[dict[str, Any]]) -> None:
     fs.apply([DRIVER, view])
     fs.ingest(view.name, pd.DataFrame(rows))
-
-
-def stat_row(key: int, event: datetime, rate: float, created: datetime | None = None) -> dict:
-    return {
-        "driver_id": key,
-        "datetime": event,
-        "created": created or event,
-        "conv_rate": rate,
-        "avg_daily_trips": int(rate * 100),
-    }
 
 
 @pytest.mark.parametrize("ttl", [None, timedelta(days=30)])
