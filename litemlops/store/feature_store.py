@@ -14,23 +14,16 @@ import structlog
 
 from litemlops import events
 from litemlops.errors import (
-    DefinitionError,
     FeatureViewNotFoundError,
     HomeLockedError,
     ValidationError,
 )
-from litemlops.store import offline, serving
+from litemlops.store import catalog, offline, serving
 from litemlops.store.convert import DataLike, conform, read_table
 from litemlops.store.definitions import (
     Entity,
     FeatureView,
-    Field,
     ResolvedView,
-    entity_incompatibilities,
-    fingerprint,
-    incompatibilities,
-    refuse,
-    resolve,
 )
 from litemlops.store.historical import historical_features
 from litemlops.store.materialize import materialize_view
@@ -180,128 +173,15 @@ class FeatureStore:
         `_lm_archive_<view>_g<N>` and starts it afresh. Rows and watermarks are
         otherwise never touched.
         """
-        items = [objects] if isinstance(objects, Entity | FeatureView) else list(objects)
-        entities: dict[str, Entity] = {}
-        views: dict[str, FeatureView] = {}
-        for obj in items:
-            if isinstance(obj, Entity):
-                target: dict[str, Any] = entities
-            elif isinstance(obj, FeatureView):
-                target = views
-            else:
-                raise DefinitionError(f"apply() takes Entity and FeatureView objects, got {obj!r}")
-            if obj.name in target and target[obj.name] != obj:
-                raise DefinitionError(
-                    f"two different definitions named {obj.name!r} in one apply()"
-                )
-            target[obj.name] = obj
-        for view in views.values():
-            for ent in view.entities:
-                if isinstance(ent, Entity) and ent.name not in entities:
-                    entities[ent.name] = ent
         now = _naive_utc(self._now())
         with self._lock:
-            known = {name: ent for name, (ent, _) in self._defs.entities.items()}
-            plan_entities = []
-            for name, ent in entities.items():
-                stored = self._defs.entities.get(name)
-                if stored is not None and stored[0] == ent:
-                    continue
-                problems = (
-                    entity_incompatibilities(stored[0].spec(), ent.spec()) if stored else []
-                )
-                if problems and not force:
-                    raise refuse("entity", name, problems)
-                users = sorted(
-                    v.name
-                    for v in self._defs.views.values()
-                    if name in v.view.entity_names and v.name not in views
-                )
-                if problems and users:
-                    raise DefinitionError(
-                        f"entity {name!r} changes its keys ({'; '.join(problems)}) but feature "
-                        f"view(s) {users} that use it are not in this apply(); include them so "
-                        "their stored rows are archived with the change"
-                    )
-                plan_entities.append((ent, (stored[1] + 1) if stored else 1))
-            merged = {**known, **entities}
-            plan_views = []
-            for name, view in views.items():
-                resolved = resolve(view, merged)
-                spec = resolved.spec()
-                current = self._defs.views.get(name)
-                if current is not None and current.spec() == spec:
-                    continue
-                problems = incompatibilities(current.spec(), spec) if current else []
-                if problems and not force:
-                    raise refuse("feature view", name, problems)
-                plan_views.append((resolved, current, problems))
-            changed = self._apply_plans(plan_entities, plan_views, now)
+            plan = catalog.plan_apply(self._defs, objects, force)
+            changed = catalog.write_apply(self._con, self._online, plan, now)
             self._defs = offline.load_definitions(self._con)
             self._plans.clear()
-        unchanged = sorted((set(entities) | set(views)) - set(changed))
-        log.info(events.FEATURES_APPLIED, objects=sorted({*entities, *views}), changed=changed)
+        unchanged = sorted(set(plan.names) - set(changed))
+        log.info(events.FEATURES_APPLIED, objects=sorted(plan.names), changed=changed)
         return ApplyResult(changed=changed, unchanged=unchanged)
-
-    def _apply_plans(
-        self,
-        plan_entities: list[tuple[Entity, int]],
-        plan_views: list[tuple[ResolvedView, ResolvedView | None, list[str]]],
-        now: datetime,
-    ) -> list[str]:
-        con = self._con
-        changed = []
-        online_work: list[Callable[[], None]] = []
-        con.execute("BEGIN TRANSACTION")
-        try:
-            for ent, version in plan_entities:
-                spec = ent.spec()
-                offline.save_definition(
-                    con, "entity", ent.name, version, 0, spec, fingerprint(spec), now
-                )
-                changed.append(ent.name)
-            for resolved, current, problems in plan_views:
-                name = resolved.name
-                generation = current.generation if current else 1
-                version = current.version + 1 if current else 1
-                if current is None:
-                    offline.create_table(con, resolved)
-
-                    def create(r: ResolvedView = resolved) -> None:
-                        self._online.create(r)
-
-                    online_work.append(create)
-                elif problems:  # forced incompatible change: keep the old rows aside
-                    offline.archive_table(con, name, generation)
-                    generation += 1
-                    offline.create_table(con, resolved)
-
-                    def recreate(r: ResolvedView = resolved) -> None:
-                        self._online.drop(r.name)
-                        self._online.create(r)
-
-                    online_work.append(recreate)
-                else:
-                    added = [f for f in resolved.features if current.feature(f.name) is None]
-                    offline.add_columns(con, name, added)
-
-                    def extend(r: ResolvedView = resolved, a: list[Field] = added) -> None:
-                        if not self._online.create(r):
-                            self._online.add_columns(r.name, a)
-
-                    online_work.append(extend)
-                spec = resolved.spec()
-                offline.save_definition(
-                    con, "view", name, version, generation, spec, fingerprint(spec), now
-                )
-                changed.append(name)
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        for work in online_work:
-            work()
-        return changed
 
     def _view(self, name: str) -> ResolvedView:
         view = self._defs.views.get(name)
