@@ -51,3 +51,30 @@ def test_unknown_event_raises_not_found_naming_it():
     assert isinstance(info.value, KeyError)
     assert isinstance(info.value, LitemlopsError)
     assert "features_ingested" in str(info.value)
+
+
+def test_the_feature_store_emits_its_events_with_every_required_key():
+    from datetime import UTC, datetime
+
+    from structlog.testing import capture_logs
+
+    from litemlops.store import Entity, FeatureStore, FeatureView, Field
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    driver = Entity("driver")
+    view = FeatureView("stats", entities=[driver], schema=[Field("a", "float64")])
+    row = [{"driver": 1, "event_timestamp": now, "a": 1.0}]
+    with capture_logs() as captured, FeatureStore(":memory:", clock=lambda: now) as fs:
+        fs.apply([driver, view])
+        fs.ingest("stats", row)
+        fs.materialize()
+        fs.push("stats", row, to="both")
+    names = [e["event"] for e in captured]
+    assert names == [
+        events.FEATURES_APPLIED,
+        events.FEATURES_INGESTED,
+        events.FEATURES_MATERIALIZED,
+        events.FEATURES_PUSHED,
+    ]
+    for event in captured:
+        assert events.missing_keys(event["event"], event) == set(), event
