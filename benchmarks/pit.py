@@ -46,11 +46,36 @@ FROM e ASOF LEFT JOIN f ON e.driver_id = f.driver_id AND e.ts >= f.datetime
 ORDER BY e._row
 """
 
+# The same rows, written the way the store does it: ASOF on (key, event time)
+# first, then break ties only among the matched rows. Measured as a second
+# reference so the first ratio's gain is not mistaken for less overhead: this
+# one shows what the store's own layer (validation, Arrow, pandas) costs.
+_FEATS = ", ".join(f"t.{c}" for c in FEATURES)
+TWO_STEP_SQL = f"""
+WITH e AS (SELECT *, CAST(event_timestamp AS TIMESTAMP) AS ts FROM ref_entity),
+a AS (
+    SELECT e._row, e.driver_id, e.ts, f.datetime AS t
+    FROM e ASOF JOIN (SELECT driver_id, datetime FROM fv_{VIEW}) f
+    ON e.driver_id = f.driver_id AND e.ts >= f.datetime
+),
+m AS (
+    SELECT a._row, {_FEATS} FROM a JOIN fv_{VIEW} t
+    ON t.driver_id = a.driver_id AND t.datetime = a.t
+    AND a.t >= a.ts - INTERVAL {_TTL_S} SECOND
+    QUALIFY row_number() OVER (PARTITION BY a._row ORDER BY t.created DESC) = 1
+)
+SELECT e.driver_id, e.event_timestamp, {", ".join(f"m.{c}" for c in FEATURES)}
+FROM e LEFT JOIN m ON m._row = e._row
+ORDER BY e._row
+"""
 
-def reference(con: duckdb.DuckDBPyConnection, entity_df: pd.DataFrame) -> pd.DataFrame:
+
+def reference(
+    con: duckdb.DuckDBPyConnection, entity_df: pd.DataFrame, sql: str = REFERENCE_SQL
+) -> pd.DataFrame:
     con.register("ref_entity", entity_df.assign(_row=np.arange(len(entity_df))))
     try:
-        return con.sql(REFERENCE_SQL).df()
+        return con.sql(sql).df()
     finally:
         con.unregister("ref_entity")
 
@@ -95,7 +120,11 @@ def main() -> None:
                 f"# results equal: {len(entity_df):,} rows, {nulls:,} without a value "
                 "(unknown driver, before its first row, or older than the ttl)"
             )
+            check_same(ours(), reference(con, entity_df, TWO_STEP_SQL))
             t_ours, t_ref = paired(ours, lambda: reference(con, entity_df), REPEAT)
+            t_ours2, t_two = paired(
+                ours, lambda: reference(con, entity_df, TWO_STEP_SQL), REPEAT
+            )
         con.close()
     print(
         f"# best of {REPEAT} interleaved runs after a warm-up; medians: ours "
@@ -108,6 +137,14 @@ def main() -> None:
         "ms",
         TARGET_RATIO,
         reference=min(t_ref) * 1e3,
+        on_ratio=True,
+    )
+    report(
+        "get_historical_features_vs_two_step_sql",
+        min(t_ours2) * 1e3,
+        "ms",
+        TARGET_RATIO,
+        reference=min(t_two) * 1e3,
         on_ratio=True,
     )
     report("peak_rss", peak_rss_mb(), "MB", TARGET_RSS_MB)

@@ -52,7 +52,6 @@ def materialize_view(
     the process dies after the SQLite write but before the commit, the next run
     writes the same rows again, which the newer-wins upsert makes harmless.
     """
-    ts = offline.q(view.timestamp_field)
     table = offline.q(offline.table_name(view.name))
     con.execute("BEGIN TRANSACTION")
     try:
@@ -62,17 +61,15 @@ def materialize_view(
         old: Mark = (marks[0][0], int(marks[0][1])) if marks else (None, 0)
         top = con.execute(f"SELECT max(_lm_seq) FROM {table}").fetchall()[0][0]
         max_seq = int(top) if top is not None else 0
-        params: list[object]
+        params: dict[str, object] = {"end": end, "max_seq": max_seq}
+        since = None
         if start is not None:
-            where = f"{ts} >= ? AND {ts} <= ? AND _lm_seq <= ?"
-            params = [start, end, max_seq]
+            since = "start"
+            params["start"] = start
         elif old[0] is not None:
-            where = f"{ts} <= ? AND _lm_seq <= ? AND ({ts} > ? OR _lm_seq > ?)"
-            params = [end, max_seq, old[0], old[1]]
-        else:
-            where = f"{ts} <= ? AND _lm_seq <= ?"
-            params = [end, max_seq]
-        rows = con.execute(offline.latest_sql(view, where), params).fetchall()
+            since = "mark"
+            params.update(old_end=old[0], old_seq=old[1])
+        rows = con.execute(offline.latest_sql(view, since), params).fetchall()
         written = online.upsert(view, rows, _micros(now))
         new_end, new_seq = next_watermark(old, start, end, max_seq)
         con.execute(

@@ -233,18 +233,36 @@ def historical_sql(requests: Sequence[Request], entity_cols: dict[str, str]) -> 
     )
 
 
-def latest_sql(view: ResolvedView, where: str) -> str:
-    """Latest row per entity among the rows `where` selects, encoded for the online store.
+def window_sql(view: ResolvedView, alias: str, since: str | None) -> str:
+    """Which rows a materialization reads, for table alias `alias`.
+
+    Always: event time <= $end and ingested up to $max_seq. since="start": from
+    $start on; since="mark": past the watermark's $old_end or ingested after its
+    $old_seq (late rows); None: everything.
+    """
+    ts = f"{alias}.{q(view.timestamp_field)}"
+    where = f"{ts} <= $end AND {alias}._lm_seq <= $max_seq"
+    if since == "start":
+        where += f" AND {ts} >= $start"
+    elif since == "mark":
+        where += f" AND ({ts} > $old_end OR {alias}._lm_seq > $old_seq)"
+    return where
+
+
+def latest_sql(view: ResolvedView, since: str | None) -> str:
+    """Latest row per entity among the rows `window_sql` selects, encoded for the online store.
 
     The newest event time per entity comes from a GROUP BY; only rows at that
     time are ranked by (created, ingestion order), so the sort covers ties, not
-    the whole table.
+    the whole table. The window is written out twice rather than shared through
+    a CTE, which DuckDB would materialize with every column.
     """
     created = f"epoch_us(c.{q(view.created_field)})" if view.created_field else "NULL"
     order = [f"c.{q(view.created_field)} DESC NULLS LAST"] if view.created_field else []
     order.append("c._lm_seq DESC")
     keys = [q(k) for k in view.key_names]
     ts = q(view.timestamp_field)
+    table = q(table_name(view.name))
     cols = [f"c.{k}" for k in keys]
     cols += [
         f"epoch_us(c.{q(f.name)})" if f.dtype == "timestamp" else f"c.{q(f.name)}"
@@ -252,10 +270,11 @@ def latest_sql(view: ResolvedView, where: str) -> str:
     ]
     cols += [f"epoch_us(c.{ts})", created, "c._lm_seq"]
     return (
-        f"WITH c AS (SELECT * FROM {q(table_name(view.name))} WHERE {where}), "
-        f"n AS (SELECT {', '.join(keys)}, max({ts}) AS _lm_t FROM c GROUP BY {', '.join(keys)}) "
-        f"SELECT {', '.join(cols)} FROM c JOIN n ON "
-        f"{' AND '.join(f'c.{k} = n.{k}' for k in keys)} AND c.{ts} = n._lm_t "
+        f"SELECT {', '.join(cols)} FROM {table} c JOIN ("
+        f"SELECT {', '.join(f'w.{k}' for k in keys)}, max(w.{ts}) AS _lm_t FROM {table} w "
+        f"WHERE {window_sql(view, 'w', since)} GROUP BY {', '.join(f'w.{k}' for k in keys)}) n "
+        f"ON {' AND '.join(f'c.{k} = n.{k}' for k in keys)} AND c.{ts} = n._lm_t "
+        f"WHERE {window_sql(view, 'c', since)} "
         f"QUALIFY row_number() OVER (PARTITION BY {', '.join(f'c.{k}' for k in keys)} "
         f"ORDER BY {', '.join(order)}) = 1"
     )

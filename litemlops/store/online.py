@@ -113,33 +113,27 @@ class OnlineStore:
         """Write rows (keys, features, event_us, created_us|None, seq); return rows applied.
 
         Rows older than the stored value are left out; the count tells how many won.
+        Rows go to SQLite as they come (no per-row Python): the missing created
+        time and the write time are filled in by the statement itself.
         """
         names = [*view.key_names, *view.feature_names, "_lm_event_ts", "_lm_created_ts",
                  "_lm_seq", "_lm_written_at"]
         keys = ", ".join(q(k) for k in view.key_names)
         updates = ", ".join(f"{q(n)} = excluded.{q(n)}" for n in names[len(view.keys):])
         order = "(_lm_event_ts, _lm_created_ts, _lm_seq)"
+        fill = [f"coalesce(?, {NO_CREATED})", "?", str(int(written_at))]
+        values = ["?"] * (len(names) - 3) + fill
         sql = (
             f"INSERT INTO {q(online_table(view.name))} ({', '.join(q(n) for n in names)}) "
-            f"VALUES ({', '.join('?' * len(names))}) ON CONFLICT ({keys}) DO UPDATE SET "
+            f"VALUES ({', '.join(values)}) ON CONFLICT ({keys}) DO UPDATE SET "
             f"{updates} WHERE (excluded._lm_event_ts, excluded._lm_created_ts, excluded._lm_seq)"
             f" >= {order}"
         )
-        created_at = len(view.keys) + len(view.features) + 1
-
-        def prepared() -> Iterable[Sequence[Any]]:
-            for row in rows:
-                row = list(row)
-                if row[created_at] is None:
-                    row[created_at] = NO_CREATED
-                row.append(written_at)
-                yield row
-
         with self._lock:
             before = self._con.total_changes
             self._con.execute("BEGIN IMMEDIATE")
             try:
-                self._con.executemany(sql, prepared())
+                self._con.executemany(sql, rows)
                 self._con.execute("COMMIT")
             except BaseException:
                 self._con.execute("ROLLBACK")
