@@ -55,3 +55,43 @@ class ValidationError(LitemlopsError, ValueError):
         super().__init__(message)
         self.column = column
         self.row = row
+
+
+class ExperimentNotFoundError(NotFoundError):
+    """No experiment of that name or id."""
+
+
+class RunNotFoundError(NotFoundError):
+    """No run with that id."""
+
+
+class ModelNotFoundError(NotFoundError):
+    """No registered model, or no logged model in a run, of that name."""
+
+
+class ModelVersionNotFoundError(NotFoundError):
+    """The registered model has no such version."""
+
+
+class AliasNotFoundError(NotFoundError):
+    """The registered model has no such alias."""
+
+
+class ArtifactNotFoundError(NotFoundError):
+    """No stored artifact with that path or digest."""
+
+
+class ParamConflictError(LitemlopsError, ValueError):
+    """A parameter was logged again with a different value."""
+
+
+class RunStateError(LitemlopsError, RuntimeError):
+    """The run is not in a state that allows this (e.g. logging to a finished run)."""
+
+
+class TamperedArtifactError(LitemlopsError, ValueError):
+    """A stored artifact's bytes no longer match its recorded sha256."""
+
+
+class SignatureError(LitemlopsError, ValueError):
+    """Model input does not match the model's signature."""

@@ -1,0 +1,245 @@
+"""The SQLite database behind tracking and the registry: connections, schema, migrations.
+
+WAL lets readers run beside the one writer; every write is a short
+`BEGIN IMMEDIATE` transaction (the write lock is taken up front, so two writers
+queue on the busy timeout instead of deadlocking on a lock upgrade). Each
+thread gets its own connection. `synchronous=FULL`: a registry change that was
+acknowledged survives a power cut.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from litemlops.errors import ConfigError
+
+BUSY_TIMEOUT_S = 60.0
+
+# Each migration moves the schema from version i to i + 1 and never changes:
+# later issues append to this list so an existing home upgrades in place.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE experiments (
+        experiment_id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL,
+        tags TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE TABLE runs (
+        run_id TEXT PRIMARY KEY,
+        experiment_id INTEGER NOT NULL REFERENCES experiments (experiment_id),
+        name TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('running', 'finished', 'failed', 'killed')),
+        start_time INTEGER NOT NULL,
+        end_time INTEGER,
+        parent_run_id TEXT REFERENCES runs (run_id),
+        git_commit TEXT,
+        error TEXT
+    );
+    CREATE INDEX runs_by_experiment ON runs (experiment_id, start_time DESC, run_id);
+    CREATE INDEX runs_by_parent ON runs (parent_run_id);
+    CREATE TABLE run_tags (
+        run_id TEXT NOT NULL REFERENCES runs (run_id),
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (run_id, key)
+    ) WITHOUT ROWID;
+    CREATE TABLE params (
+        run_id TEXT NOT NULL REFERENCES runs (run_id),
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (run_id, key)
+    ) WITHOUT ROWID;
+    CREATE TABLE metrics (
+        run_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value REAL NOT NULL,
+        step INTEGER NOT NULL,
+        timestamp INTEGER NOT NULL
+    );
+    CREATE INDEX metrics_by_run ON metrics (run_id, key, step);
+    CREATE TABLE latest_metrics (
+        run_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value REAL NOT NULL,
+        step INTEGER NOT NULL,
+        timestamp INTEGER NOT NULL,
+        experiment_id INTEGER NOT NULL,
+        PRIMARY KEY (run_id, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX latest_by_key ON latest_metrics (experiment_id, key, value, run_id);
+    CREATE TABLE artifacts (
+        run_id TEXT NOT NULL REFERENCES runs (run_id),
+        path TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (run_id, path)
+    ) WITHOUT ROWID;
+    CREATE TABLE logged_models (
+        run_id TEXT NOT NULL REFERENCES runs (run_id),
+        name TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        format TEXT NOT NULL,
+        python_version TEXT NOT NULL,
+        libraries TEXT NOT NULL,
+        signature TEXT,
+        input_example TEXT,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (run_id, name)
+    ) WITHOUT ROWID;
+    CREATE TABLE run_inputs (
+        run_id TEXT NOT NULL REFERENCES runs (run_id),
+        kind TEXT NOT NULL,
+        name TEXT NOT NULL,
+        details TEXT NOT NULL,
+        PRIMARY KEY (run_id, kind, name)
+    ) WITHOUT ROWID;
+    CREATE TABLE registered_models (
+        name TEXT PRIMARY KEY,
+        description TEXT NOT NULL DEFAULT '',
+        tags TEXT NOT NULL DEFAULT '{}',
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE TABLE model_versions (
+        name TEXT NOT NULL REFERENCES registered_models (name),
+        version INTEGER NOT NULL,
+        run_id TEXT NOT NULL REFERENCES runs (run_id),
+        model_name TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        lineage TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (name, version)
+    );
+    CREATE TABLE aliases (
+        name TEXT NOT NULL REFERENCES registered_models (name),
+        alias TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (name, alias)
+    );
+    CREATE TABLE alias_history (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        alias TEXT NOT NULL,
+        from_version INTEGER,
+        to_version INTEGER,
+        reason TEXT NOT NULL,
+        at INTEGER NOT NULL
+    );
+    CREATE INDEX alias_history_by_alias ON alias_history (name, alias, id);
+    """,
+]
+
+
+class TrackingDB:
+    """Connections to the tracking database, one per thread, and its schema.
+
+    target: a path, ":memory:" (one shared connection behind a lock, since every
+    connection to ":memory:" would be a different database) or an open
+    `sqlite3.Connection` (used as is, not closed by us).
+    """
+
+    def __init__(self, target: str | Path | sqlite3.Connection = ":memory:"):
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._guard = threading.RLock()
+        self._shared: sqlite3.Connection | None = None
+        self._owned = True
+        if isinstance(target, sqlite3.Connection):
+            self._shared, self._owned = target, False
+            self.path: str = ":memory:"
+        else:
+            self.path = str(target)
+            if self.path == ":memory:":
+                self._shared = self._connect()
+        self.migrate()
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            con = sqlite3.connect(
+                self.path,
+                timeout=BUSY_TIMEOUT_S,
+                isolation_level=None,
+                check_same_thread=False,  # each thread uses its own; close() may be elsewhere
+            )
+            con.execute("PRAGMA journal_mode=WAL").fetchall()
+        except sqlite3.Error as exc:
+            raise ConfigError(f"tracking database {self.path} cannot be opened: {exc}") from exc
+        con.execute("PRAGMA synchronous=FULL")
+        con.execute("PRAGMA foreign_keys=ON")
+        con.row_factory = sqlite3.Row
+        with self._guard:
+            self._all.append(con)
+        return con
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection (the shared one for ":memory:")."""
+        if self._shared is not None:
+            return self._shared
+        con: sqlite3.Connection | None = getattr(self._local, "con", None)
+        if con is None:
+            con = self._local.con = self._connect()
+        return con
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A short write transaction, committed on success and rolled back on error."""
+        con = self.connection()
+        with self._guard if self._shared is not None else _nothing():
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    def read(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
+        con = self.connection()
+        with self._guard if self._shared is not None else _nothing():
+            return con.execute(sql, params).fetchall()
+
+    def migrate(self) -> int:
+        """Bring the schema to the newest version; return the version."""
+        with self.write() as con:
+            current = con.execute("PRAGMA user_version").fetchone()[0]
+            if current > len(MIGRATIONS):
+                raise ConfigError(
+                    f"tracking database {self.path} has schema {current}, newer than this "
+                    f"litemlops knows ({len(MIGRATIONS)}); upgrade litemlops"
+                )
+            for version in range(current, len(MIGRATIONS)):
+                for statement in _statements(MIGRATIONS[version]):
+                    con.execute(statement)
+                con.execute(f"PRAGMA user_version = {version + 1}")
+        return len(MIGRATIONS)
+
+    def close(self) -> None:
+        with self._guard:
+            if self._owned:
+                for con in self._all:
+                    con.close()
+            self._all.clear()
+        self._local = threading.local()
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements (executescript would commit our transaction)."""
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+Clock = Callable[[], float]
