@@ -1,11 +1,12 @@
 """litemlops: the whole MLOps loop in one process.
 
-Heavy libraries (duckdb, pandas, pyarrow) load when first used, so
-`import litemlops` stays fast and has no side effects.
+Heavy libraries (duckdb, pandas, pyarrow, scikit-learn) load when first used,
+so `import litemlops` stays fast and has no side effects.
 """
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -16,20 +17,38 @@ __all__ = [
     "FeatureView",
     "Field",
     "LitemlopsError",
+    "ModelRegistry",
+    "Signature",
+    "Tracker",
     "__version__",
+    "fit_and_log",
+    "infer_signature",
 ]
 
 from litemlops.errors import LitemlopsError
 
 if TYPE_CHECKING:
     from litemlops.store import Entity, FeatureStore, FeatureView, Field
+    from litemlops.store.autolog import fit_and_log
+    from litemlops.store.registry import ModelRegistry
+    from litemlops.store.signature import Signature, infer_signature
+    from litemlops.store.tracking import Tracker
 
-_LAZY = {"Entity", "FeatureStore", "FeatureView", "Field"}
+_LAZY = {
+    "Entity": "litemlops.store",
+    "FeatureStore": "litemlops.store",
+    "FeatureView": "litemlops.store",
+    "Field": "litemlops.store",
+    "Tracker": "litemlops.store.tracking",
+    "ModelRegistry": "litemlops.store.registry",
+    "Signature": "litemlops.store.signature",
+    "infer_signature": "litemlops.store.signature",
+    "fit_and_log": "litemlops.store.autolog",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import litemlops.store as store
-
-        return getattr(store, name)
-    raise AttributeError(f"module 'litemlops' has no attribute {name!r}")
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'litemlops' has no attribute {name!r}")
+    return getattr(import_module(module), name)

@@ -9,6 +9,8 @@ from types import TracebackType
 from litemlops.config import Config
 from litemlops.home_lock import HomeLock
 from litemlops.store import FeatureStore
+from litemlops.store.registry import ModelRegistry
+from litemlops.store.tracking import Tracker
 
 
 def utc_now() -> datetime:
@@ -16,7 +18,7 @@ def utc_now() -> datetime:
 
 
 class Platform:
-    """Owns a home: takes its lock, then opens the feature store.
+    """Owns a home: takes its lock, then opens the feature store, tracker and registry.
 
     A second Platform on the same home (in any process) fails with
     `HomeLockedError` before touching a file, so state cannot be corrupted.
@@ -27,6 +29,7 @@ class Platform:
         self.clock = clock
         config.ensure_home()
         self._lock = HomeLock(config.lock_path).acquire()
+        self._closers: list[Callable[[], None]] = []
         try:
             self.features = FeatureStore(
                 config.features_path,
@@ -34,13 +37,24 @@ class Platform:
                 clock=clock,
                 push_lateness=timedelta(seconds=config.features.push_lateness_seconds),
             )
+            self._closers.append(self.features.close)
+            self.tracker = Tracker(
+                config.registry_path, artifacts=config.artifacts_dir, clock=clock
+            )
+            self._closers.append(self.tracker.close)
+            self.registry = ModelRegistry(self.tracker)
+            # We own the home now, so a run still "running" belongs to a process
+            # that died: say so instead of leaving it running forever.
+            self.interrupted_runs = self.tracker.mark_interrupted()
         except BaseException:
-            self._lock.release()
+            self.close()
             raise
 
     def close(self) -> None:
         try:
-            self.features.close()
+            for close in reversed(self._closers):
+                close()
+            self._closers.clear()
         finally:
             self._lock.release()
 

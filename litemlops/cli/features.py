@@ -1,0 +1,220 @@
+"""`litemlops features ...`: the feature store from the command line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from litemlops.cli.common import (
+    cli_errors,
+    echo_json,
+    entity_row,
+    home_option,
+    open_platform,
+    parse_time,
+    split_refs,
+    stages,
+)
+
+
+@click.group()
+def features() -> None:
+    """Feature store: definitions, ingestion, training data, online values."""
+
+
+@features.command("apply")
+@home_option
+@click.argument("definitions", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Allow incompatible changes (old rows are archived).")
+@click.pass_context
+@cli_errors
+def features_apply(ctx: click.Context, home: Path | None, definitions: Path, force: bool) -> None:
+    """Apply the entities and feature views defined in a Python module."""
+    from litemlops.store.repo import load_definitions
+
+    objects = load_definitions(definitions)
+    with open_platform(ctx, home) as platform:
+        result = platform.features.apply(objects, force=force)
+    click.echo(f"changed: {', '.join(result.changed) or '-'}")
+    click.echo(f"unchanged: {', '.join(result.unchanged) or '-'}")
+
+
+@features.command("list")
+@home_option
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@cli_errors
+def features_list(ctx: click.Context, home: Path | None, as_json: bool) -> None:
+    """List feature views."""
+    with open_platform(ctx, home) as platform:
+        store = platform.features
+        rows = [store.describe(v.name) for v in store.list_feature_views()]
+    if as_json:
+        echo_json(rows)
+        return
+    if not rows:
+        click.echo("no feature views; apply some with `litemlops features apply FILE`")
+    for row in rows:
+        click.echo(
+            f"{row['name']} v{row['version']}  keys={','.join(row['join_keys'])}  "
+            f"features={','.join(row['features'])}  rows={row['offline_rows']}  "
+            f"online={row['online_entities']}  materialized_until={row['materialized_until']}"
+        )
+
+
+@features.command("describe")
+@home_option
+@click.argument("view")
+@click.pass_context
+@cli_errors
+def features_describe(ctx: click.Context, home: Path | None, view: str) -> None:
+    """Show a feature view: definition, row counts, time range, freshness."""
+    with open_platform(ctx, home) as platform:
+        echo_json(platform.features.describe(view))
+
+
+@features.command("ingest")
+@home_option
+@click.argument("view")
+@click.argument("data", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_context
+@cli_errors
+def features_ingest(ctx: click.Context, home: Path | None, view: str, data: Path) -> None:
+    """Append rows from a Parquet or CSV file to a feature view (all or nothing)."""
+    with open_platform(ctx, home) as platform, stages(["validate and write"]) as step:
+        result = platform.features.ingest(view, data)
+        step()
+    click.echo(f"ingested {result.rows} rows into {view} (batch {result.batch})")
+
+
+@features.command("materialize")
+@home_option
+@click.option("--start", help="ISO time; (re)write rows from here (default: incremental).")
+@click.option("--end", help="ISO time; default now.")
+@click.option("--view", "views", multiple=True, help="Only this view (repeatable).")
+@click.pass_context
+@cli_errors
+def features_materialize(
+    ctx: click.Context,
+    home: Path | None,
+    start: str | None,
+    end: str | None,
+    views: tuple[str, ...],
+) -> None:
+    """Copy the latest values per entity into the online store."""
+    from tqdm import tqdm
+
+    with open_platform(ctx, home) as platform:
+        store = platform.features
+        names = list(views) or [v.name for v in store.list_feature_views() if v.online]
+        with tqdm(
+            total=len(names), desc="materialize", unit="view", file=sys.stderr, disable=None
+        ) as bar:
+            results = platform.features.materialize(
+                end=parse_time(end),
+                start=parse_time(start),
+                views=names,
+                progress=lambda _: bar.update(),
+            )
+    for r in results:
+        click.echo(f"{r.view}: {r.entities_written} entities written, watermark {r.watermark}")
+
+
+@features.command("historical")
+@home_option
+@click.option(
+    "--entities",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="Parquet or CSV with join keys and a timestamp column.",
+)
+@click.option("--features", "refs", required=True, help="Comma-separated view:feature list.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Output .parquet or .csv.",
+)
+@click.option("--timestamp-column", default="event_timestamp", show_default=True)
+@click.option("--full-feature-names", is_flag=True)
+@click.pass_context
+@cli_errors
+def features_historical(
+    ctx: click.Context,
+    home: Path | None,
+    entities: Path,
+    refs: str,
+    out: Path,
+    timestamp_column: str,
+    full_feature_names: bool,
+) -> None:
+    """Build point-in-time correct training data for entity rows in a file."""
+    from litemlops.store.files import check_output, read_frame, write_frame
+
+    check_output(out)
+    refs_list = split_refs(refs)
+    with open_platform(ctx, home) as platform, stages(["read", "join", "write"]) as step:
+        keys = platform.features.join_keys(refs_list)
+        frame = read_frame(entities, text_columns=[k for k, t in keys.items() if t == "string"])
+        step()
+        result = platform.features.get_historical_features(
+            frame,
+            refs_list,
+            full_feature_names=full_feature_names,
+            timestamp_column=timestamp_column,
+        )
+        step()
+        write_frame(result, out)
+        step()
+    click.echo(f"wrote {len(result)} rows x {len(result.columns)} columns to {out}")
+
+
+@features.command("online")
+@home_option
+@click.option("--features", "refs", required=True, help="Comma-separated view:feature list.")
+@click.option(
+    "--entity",
+    "entity_args",
+    multiple=True,
+    required=True,
+    help="key=value (repeat for several rows; key1=v1,key2=v2 for composite keys).",
+)
+@click.option("--event-timestamps", is_flag=True, help="Also return each value's event time.")
+@click.pass_context
+@cli_errors
+def features_online(
+    ctx: click.Context,
+    home: Path | None,
+    refs: str,
+    entity_args: tuple[str, ...],
+    event_timestamps: bool,
+) -> None:
+    """Look up online feature values (JSON out)."""
+    with open_platform(ctx, home) as platform:
+        keys = platform.features.join_keys(split_refs(refs))
+        rows = [entity_row(arg, keys) for arg in entity_args]
+        result = platform.features.get_online_features(
+            split_refs(refs), rows, include_event_timestamps=event_timestamps
+        )
+    echo_json(result.to_dict())
+
+
+@features.command("push")
+@home_option
+@click.argument("view")
+@click.argument("data", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--to", type=click.Choice(["online", "offline", "both"]), default="online", show_default=True
+)
+@click.pass_context
+@cli_errors
+def features_push(ctx: click.Context, home: Path | None, view: str, data: Path, to: str) -> None:
+    """Push fresh rows from a file to the online and/or offline store."""
+    with open_platform(ctx, home) as platform:
+        r = platform.features.push(view, data, to=to)  # type: ignore[arg-type]
+    click.echo(
+        f"pushed {r.rows} rows to {r.to}: {r.online_written} applied online, "
+        f"{r.stale_rows} older than the online value, {r.late_rows} late"
+    )

@@ -1,0 +1,348 @@
+"""The model registry: registered models, numbered versions, aliases with history, loading.
+
+Aliases (`champion`, `challenger`, ...) replace MLflow's stages; every move of an
+alias is appended to `alias_history` (when, from which version to which, why),
+so "what served on Tuesday" has an answer and `rollback` has somewhere to go.
+Loading checks the model file's sha256 before unpickling it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from litemlops.errors import (
+    AliasNotFoundError,
+    ModelNotFoundError,
+    ModelVersionNotFoundError,
+    ValidationError,
+)
+from litemlops.store.tracking import Tracker, _dt
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    from litemlops.store.model_io import LoadedModel
+
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+_ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")
+_RESERVED = re.compile(r"^(latest|v\d+)$", re.IGNORECASE)
+
+
+def check_model_name(name: object) -> str:
+    if not isinstance(name, str) or not _MODEL_NAME.match(name):
+        raise ValidationError(
+            f"invalid model name {name!r}: letters, digits, '_', '.', '-', starting with a "
+            "letter or digit, at most 128 characters"
+        )
+    return name
+
+
+def check_alias(alias: object) -> str:
+    if not isinstance(alias, str) or not _ALIAS.match(alias) or _RESERVED.match(alias):
+        raise ValidationError(
+            f"invalid alias {alias!r}: a letter then letters, digits, '_' or '-' (at most 64); "
+            "'latest' and 'v<number>' are reserved"
+        )
+    return alias
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    name: str
+    description: str
+    tags: dict[str, str]
+    created_at: datetime
+    updated_at: datetime
+    latest_version: int | None
+    aliases: dict[str, int]
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    name: str
+    version: int
+    run_id: str
+    model_name: str
+    sha256: str
+    description: str
+    created_at: datetime
+    aliases: tuple[str, ...]
+    lineage: dict[str, Any]
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+
+@dataclass(frozen=True)
+class AliasChange:
+    name: str
+    alias: str
+    from_version: int | None
+    to_version: int | None
+    reason: str
+    at: datetime
+
+
+class ModelRegistry:
+    """Registry operations on a `Tracker`'s database and artifact store."""
+
+    def __init__(self, tracker: Tracker):
+        self.tracker = tracker
+        self.db = tracker.db
+
+    # -- registered models ------------------------------------------------------------
+
+    def create_registered_model(
+        self, name: str, description: str = "", tags: dict[str, str] | None = None
+    ) -> RegisteredModel:
+        """Create a registered model, or return it if it exists (description kept)."""
+        check_model_name(name)
+        now = self.tracker.now_ms()
+        with self.db.write() as con:
+            con.execute(
+                "INSERT OR IGNORE INTO registered_models (name, description, tags, created_at, "
+                "updated_at) VALUES (?, ?, ?, ?, ?)",
+                [name, description, json.dumps(dict(tags or {})), now, now],
+            )
+        return self.get_registered_model(name)
+
+    def get_registered_model(self, name: str) -> RegisteredModel:
+        rows = self.db.read("SELECT * FROM registered_models WHERE name = ?", [name])
+        if not rows:
+            raise ModelNotFoundError(f"no registered model named {name!r}")
+        return self._registered(rows[0])
+
+    def list_registered_models(self) -> list[RegisteredModel]:
+        rows = self.db.read("SELECT * FROM registered_models ORDER BY name")
+        return [self._registered(r) for r in rows]
+
+    def _registered(self, row: sqlite3.Row) -> RegisteredModel:
+        name = row["name"]
+        latest = self.db.read("SELECT max(version) AS v FROM model_versions WHERE name = ?", [name])
+        aliases = {
+            r["alias"]: r["version"]
+            for r in self.db.read(
+                "SELECT alias, version FROM aliases WHERE name = ? ORDER BY alias", [name]
+            )
+        }
+        created, updated = _dt(row["created_at"]), _dt(row["updated_at"])
+        assert created is not None and updated is not None
+        return RegisteredModel(
+            name=name,
+            description=row["description"],
+            tags=json.loads(row["tags"]),
+            created_at=created,
+            updated_at=updated,
+            latest_version=latest[0]["v"],
+            aliases=aliases,
+        )
+
+    # -- versions -----------------------------------------------------------------------
+
+    def register_model(
+        self, model_uri: str, name: str, description: str = ""
+    ) -> ModelVersion:
+        """Register the model at `runs:/<run_id>/<model>` as the next version of `name`.
+
+        The version's lineage records the run, its params and metrics, its git
+        commit, and its inputs (feature views with their definition versions,
+        training data fingerprint), frozen at registration.
+        """
+        run_id, model_name = _parse_runs_uri(model_uri)
+        check_model_name(name)
+        logged = self.tracker.logged_model(run_id, model_name)
+        run = self.tracker.get_run(run_id)
+        lineage = {
+            "run_id": run.run_id,
+            "experiment": run.experiment,
+            "run_name": run.name,
+            "run_status": run.status,
+            "git_commit": run.git_commit,
+            "params": run.params,
+            "metrics": run.metrics,
+            "inputs": self.tracker.run_inputs(run_id),
+            "model": {"name": model_name, "sha256": logged.sha256, "size": logged.size,
+                      "environment": logged.environment, "signature": logged.signature},
+        }
+        self.create_registered_model(name)
+        now = self.tracker.now_ms()
+        with self.db.write() as con:
+            top = con.execute(
+                "SELECT coalesce(max(version), 0) FROM model_versions WHERE name = ?", [name]
+            ).fetchone()[0]
+            version = top + 1
+            con.execute(
+                "INSERT INTO model_versions (name, version, run_id, model_name, sha256, "
+                "description, lineage, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [name, version, run_id, model_name, logged.sha256, description,
+                 json.dumps(lineage, sort_keys=True, default=str), now],
+            )
+            con.execute("UPDATE registered_models SET updated_at = ? WHERE name = ?", [now, name])
+        return self.get_model_version(name, version)
+
+    def get_model_version(self, name: str, version: int) -> ModelVersion:
+        rows = self.db.read(
+            "SELECT * FROM model_versions WHERE name = ? AND version = ?", [name, int(version)]
+        )
+        if not rows:
+            self.get_registered_model(name)
+            raise ModelVersionNotFoundError(f"model {name!r} has no version {version}")
+        return self._version(rows[0])
+
+    def list_versions(self, name: str) -> list[ModelVersion]:
+        self.get_registered_model(name)
+        rows = self.db.read(
+            "SELECT * FROM model_versions WHERE name = ? ORDER BY version DESC", [name]
+        )
+        return [self._version(r) for r in rows]
+
+    def _version(self, row: sqlite3.Row) -> ModelVersion:
+        aliases = tuple(
+            r["alias"]
+            for r in self.db.read(
+                "SELECT alias FROM aliases WHERE name = ? AND version = ? ORDER BY alias",
+                [row["name"], row["version"]],
+            )
+        )
+        created = _dt(row["created_at"])
+        assert created is not None
+        return ModelVersion(
+            name=row["name"],
+            version=row["version"],
+            run_id=row["run_id"],
+            model_name=row["model_name"],
+            sha256=row["sha256"],
+            description=row["description"],
+            created_at=created,
+            aliases=aliases,
+            lineage=json.loads(row["lineage"]),
+        )
+
+    # -- aliases ------------------------------------------------------------------------
+
+    def set_alias(self, name: str, alias: str, version: int, reason: str = "") -> ModelVersion:
+        """Point `alias` at `version`; the move is appended to the alias history."""
+        check_alias(alias)
+        target = self.get_model_version(name, version)
+        self._move(name, alias, target.version, reason or "set")
+        return self.get_model_version(name, target.version)
+
+    def delete_alias(self, name: str, alias: str, reason: str = "") -> None:
+        self.get_alias(name, alias)
+        self._move(name, alias, None, reason or "deleted")
+
+    def _move(self, name: str, alias: str, version: int | None, reason: str) -> None:
+        now = self.tracker.now_ms()
+        with self.db.write() as con:
+            row = con.execute(
+                "SELECT version FROM aliases WHERE name = ? AND alias = ?", [name, alias]
+            ).fetchone()
+            current = row[0] if row else None
+            if current == version:
+                return  # nothing moves, nothing to record
+            if version is None:
+                con.execute("DELETE FROM aliases WHERE name = ? AND alias = ?", [name, alias])
+            else:
+                con.execute(
+                    "INSERT INTO aliases (name, alias, version, updated_at) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (name, alias) DO UPDATE SET version = excluded.version, "
+                    "updated_at = excluded.updated_at",
+                    [name, alias, version, now],
+                )
+            con.execute(
+                "INSERT INTO alias_history (name, alias, from_version, to_version, reason, at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [name, alias, current, version, reason, now],
+            )
+
+    def get_alias(self, name: str, alias: str) -> ModelVersion:
+        rows = self.db.read(
+            "SELECT version FROM aliases WHERE name = ? AND alias = ?", [name, alias]
+        )
+        if not rows:
+            self.get_registered_model(name)
+            raise AliasNotFoundError(f"model {name!r} has no alias {alias!r}")
+        return self.get_model_version(name, rows[0]["version"])
+
+    def alias_history(self, name: str, alias: str | None = None) -> list[AliasChange]:
+        """Every move of the model's aliases (or one alias), oldest first."""
+        self.get_registered_model(name)
+        where, params = "name = ?", [name]
+        if alias is not None:
+            where += " AND alias = ?"
+            params.append(alias)
+        rows = self.db.read(f"SELECT * FROM alias_history WHERE {where} ORDER BY id", params)
+        return [
+            AliasChange(r["name"], r["alias"], r["from_version"], r["to_version"],
+                        r["reason"], _dt(r["at"]))  # type: ignore[arg-type]
+            for r in rows
+        ]
+
+    def rollback(self, name: str, alias: str, reason: str = "") -> ModelVersion:
+        """Point `alias` back at the version it held before its current one.
+
+        The rollback is itself a move in the history, so rolling back twice
+        returns to where it started, as an undo would.
+        """
+        current = self.get_alias(name, alias)
+        previous = None
+        for change in reversed(self.alias_history(name, alias)):
+            if change.to_version == current.version:
+                previous = change.from_version
+                break
+        if previous is None:
+            raise AliasNotFoundError(
+                f"alias {alias!r} of model {name!r} has no earlier version to roll back to"
+            )
+        self._move(name, alias, previous, reason or f"rollback from version {current.version}")
+        return self.get_model_version(name, previous)
+
+    # -- loading ------------------------------------------------------------------------
+
+    def resolve(self, uri: str) -> tuple[str, str, dict[str, Any]]:
+        """(run_id, logged model name, metadata) for any model URI."""
+        if not isinstance(uri, str):
+            raise ValidationError(f"model URI must be a string, got {uri!r}")
+        if uri.startswith("runs:/"):
+            run_id, model_name = _parse_runs_uri(uri)
+            return run_id, model_name, {"uri": uri, "run_id": run_id}
+        ref = uri.removeprefix("models:/")
+        if "@" in ref:
+            name, alias = ref.split("@", 1)
+            version = self.get_alias(name, alias)
+        elif "/" in ref:
+            name, number = ref.rsplit("/", 1)
+            if not number.isdigit():
+                raise ValidationError(f"model version in {uri!r} must be a number")
+            version = self.get_model_version(name, int(number))
+        else:
+            raise ValidationError(
+                f"cannot read model URI {uri!r}: use 'name@alias', 'name/3' or "
+                "'runs:/<run_id>/<model>'"
+            )
+        meta = {"uri": uri, "name": version.name, "version": version.version,
+                "run_id": version.run_id}
+        return version.run_id, version.model_name, meta
+
+    def load_model(self, uri: str) -> LoadedModel:
+        """Load a model by URI after checking its sha256; refuses a file that changed."""
+        from litemlops.store.model_io import load_verified_model
+        from litemlops.store.signature import Signature
+
+        run_id, model_name, meta = self.resolve(uri)
+        logged = self.tracker.logged_model(run_id, model_name)
+        signature = Signature.from_dict(logged.signature) if logged.signature else None
+        meta["environment"] = logged.environment
+        return load_verified_model(self.tracker.artifacts, logged.sha256, signature, meta)
+
+
+def _parse_runs_uri(uri: str) -> tuple[str, str]:
+    match = re.fullmatch(r"runs:/([0-9a-f]{32})/([A-Za-z0-9_\-. /]+)", uri or "")
+    if not match:
+        raise ValidationError(f"model URI {uri!r} is not 'runs:/<run_id>/<model name>'")
+    return match.group(1), match.group(2)

@@ -1,0 +1,171 @@
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from litemlops.errors import (
+    AliasNotFoundError,
+    ModelNotFoundError,
+    ModelVersionNotFoundError,
+    SignatureError,
+    TamperedArtifactError,
+    ValidationError,
+)
+from litemlops.store.registry import ModelRegistry
+from litemlops.store.signature import infer_signature
+from litemlops.store.tracking import Tracker
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self):
+        self.now = T0
+
+    def __call__(self):
+        self.now += timedelta(seconds=1)
+        return self.now
+
+
+@pytest.fixture
+def tracker(tmp_path):
+    with Tracker(tmp_path / "registry.db", clock=Clock(), code_dir=tmp_path) as t:
+        yield t
+
+
+@pytest.fixture
+def registry(tracker):
+    return ModelRegistry(tracker)
+
+
+def data():
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"conv_rate": rng.random(200), "acc_rate": rng.random(200)})
+    y = (X["conv_rate"] + 0.2 * rng.random(200) > 0.6).astype(int)
+    return X, y
+
+
+def train(tracker, C=1.0, with_signature=True):
+    X, y = data()
+    model = LogisticRegression(C=C).fit(X, y)
+    with tracker.start_run("driver") as run:
+        run.log_params({"C": C})
+        run.log_metric("auc", 0.8 + C / 100)
+        run.log_input("training", data=X, feature_views={"driver_stats": 3})
+        info = run.log_model(model, "model", signature=infer_signature(X, y) if with_signature
+                             else None, input_example=X.head(2))
+    return run, info, model, X
+
+
+def test_register_versions_aliases_and_load_by_every_uri(tracker, registry):
+    _, info1, model1, X = train(tracker, C=1.0)
+    run2, _, _, _ = train(tracker, C=0.1)
+    v1 = registry.register_model(info1.uri, "driver_ranker", description="first")
+    v2 = registry.register_model(f"runs:/{run2.id}/model", "driver_ranker")
+    assert (v1.version, v2.version) == (1, 2)
+    registry.set_alias("driver_ranker", "champion", 1, reason="first deploy")
+    expected = model1.predict_proba(X)[:, 1]
+    for uri in ("driver_ranker@champion", "models:/driver_ranker@champion",
+                "driver_ranker/1", "models:/driver_ranker/1", info1.uri):
+        loaded = registry.load_model(uri)
+        np.testing.assert_allclose(loaded.predict_proba(X)[:, 1], expected)
+    assert registry.get_registered_model("driver_ranker").aliases == {"champion": 1}
+    assert registry.get_model_version("driver_ranker", 1).aliases == ("champion",)
+
+
+def test_loading_enforces_the_signature_column_order(tracker, registry):
+    _, info, model, X = train(tracker)
+    registry.register_model(info.uri, "m")
+    loaded = registry.load_model("m/1")
+    reordered = X[["acc_rate", "conv_rate"]]
+    np.testing.assert_allclose(loaded.predict_proba(reordered), model.predict_proba(X))
+    with pytest.raises(SignatureError, match="conv_rate"):
+        loaded.predict(X.drop(columns=["conv_rate"]))
+
+
+def test_a_changed_model_file_is_refused_before_unpickling(tracker, registry):
+    _, info, _, _ = train(tracker)
+    registry.register_model(info.uri, "m")
+    registry.set_alias("m", "champion", 1)
+    path = tracker.artifacts.path(info.sha256)
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    path.chmod(0o644)
+    path.write_bytes(bytes(raw))
+    with pytest.raises(TamperedArtifactError, match=info.sha256):
+        registry.load_model("m@champion")
+
+
+def test_alias_history_records_every_move_and_rollback_undoes_the_last(tracker, registry):
+    for c in (1.0, 0.5, 0.1):
+        _, info, _, _ = train(tracker, C=c)
+        registry.register_model(info.uri, "m")
+    registry.set_alias("m", "champion", 1, reason="first")
+    registry.set_alias("m", "champion", 2, reason="better auc")
+    registry.set_alias("m", "champion", 2, reason="no-op")  # not a move, not recorded
+    registry.set_alias("m", "champion", 3)
+    assert registry.rollback("m", "champion", reason="v3 broke").version == 2
+    assert registry.get_alias("m", "champion").version == 2
+    moves = [(c.from_version, c.to_version, c.reason)
+             for c in registry.alias_history("m", "champion")]
+    assert moves == [(None, 1, "first"), (1, 2, "better auc"), (2, 3, "set"),
+                     (3, 2, "v3 broke")]
+    assert registry.rollback("m", "champion").version == 3  # an undo of the undo
+    assert all(c.at.tzinfo is not None for c in registry.alias_history("m"))
+
+
+def test_rollback_without_an_earlier_version_is_refused(tracker, registry):
+    _, info, _, _ = train(tracker)
+    registry.register_model(info.uri, "m")
+    registry.set_alias("m", "champion", 1)
+    with pytest.raises(AliasNotFoundError, match="no earlier version"):
+        registry.rollback("m", "champion")
+    with pytest.raises(AliasNotFoundError, match="no alias 'shadow'"):
+        registry.rollback("m", "shadow")
+
+
+def test_lineage_freezes_run_params_metrics_and_inputs(tracker, registry):
+    run, info, _, X = train(tracker, C=0.5)
+    version = registry.register_model(info.uri, "m")
+    lineage = version.lineage
+    assert lineage["run_id"] == run.id and lineage["params"] == {"C": "0.5"}
+    assert lineage["metrics"] == {"auc": 0.805}
+    (inp,) = lineage["inputs"]
+    assert inp["feature_views"] == {"driver_stats": 3} and inp["rows"] == len(X)
+    assert lineage["model"]["sha256"] == info.sha256
+    assert "scikit-learn" in lineage["model"]["environment"]
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda r: r.get_registered_model("nope"), ModelNotFoundError, "'nope'"),
+        (lambda r: r.get_model_version("m", 9), ModelVersionNotFoundError, "no version 9"),
+        (lambda r: r.get_alias("m", "gone"), AliasNotFoundError, "no alias 'gone'"),
+        (lambda r: r.load_model("m@gone"), AliasNotFoundError, "gone"),
+        (lambda r: r.load_model("nope/1"), ModelNotFoundError, "nope"),
+        (lambda r: r.load_model("m"), ValidationError, "cannot read model URI"),
+        (lambda r: r.load_model("m/one"), ValidationError, "must be a number"),
+        (lambda r: r.load_model("runs:/zz/model"), ValidationError, "runs:/"),
+        (lambda r: r.register_model("runs:/" + "0" * 32 + "/model", "m"), KeyError, "0" * 32),
+        (lambda r: r.set_alias("m", "latest", 1), ValidationError, "reserved"),
+        (lambda r: r.set_alias("m", "v2", 1), ValidationError, "reserved"),
+        (lambda r: r.set_alias("m", "champion", 7), ModelVersionNotFoundError, "7"),
+        (lambda r: r.create_registered_model("../evil"), ValidationError, "invalid model name"),
+    ],
+)
+def test_bad_requests_get_typed_errors_naming_what_was_asked(tracker, registry, call, error,
+                                                             message):
+    _, info, _, _ = train(tracker)
+    registry.register_model(info.uri, "m")
+    with pytest.raises(error, match=message):
+        call(registry)
+
+
+def test_a_model_logged_without_signature_loads_and_predicts(tracker, registry):
+    _, info, model, X = train(tracker, with_signature=False)
+    loaded = registry.load_model(info.uri)
+    assert loaded.signature is None
+    np.testing.assert_allclose(loaded.predict(X), model.predict(X))

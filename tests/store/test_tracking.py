@@ -1,0 +1,178 @@
+import math
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+
+from litemlops.errors import (
+    ExperimentNotFoundError,
+    ParamConflictError,
+    RunNotFoundError,
+    RunStateError,
+    ValidationError,
+)
+from litemlops.store.tracking import Tracker, fingerprint, git_commit
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self):
+        self.now = T0
+
+    def __call__(self):
+        self.now += timedelta(milliseconds=1)
+        return self.now
+
+
+@pytest.fixture
+def tracker(tmp_path):
+    with Tracker(tmp_path / "registry.db", clock=Clock(), code_dir=tmp_path) as t:
+        yield t
+
+
+def test_run_records_params_metrics_tags_and_ends_finished(tracker):
+    with tracker.start_run("driver", "lr", tags={"team": "ranking"}) as run:
+        run.log_params({"alpha": 0.5, "layers": [1, 2]})
+        run.log_metric("auc", 0.7, step=1)
+        run.log_metrics({"auc": 0.8, "rmse": 0.3}, step=2)
+    info = tracker.get_run(run.id)
+    assert info.status == "finished" and info.end_time is not None
+    assert info.experiment == "driver" and info.name == "lr"
+    assert info.params == {"alpha": "0.5", "layers": "[1, 2]"}
+    assert info.metrics == {"auc": 0.8, "rmse": 0.3}
+    assert info.tags == {"team": "ranking"}
+
+
+def test_latest_metric_is_the_highest_step_not_the_last_logged(tracker):
+    with tracker.start_run() as run:
+        run.log_metric("loss", 0.5, step=3)
+        run.log_metric("loss", 0.9, step=1)  # a late, older step
+    assert tracker.get_run(run.id).metrics["loss"] == 0.5
+    history = tracker.metric_history(run.id, "loss")
+    assert [(m.step, m.value) for m in history] == [(1, 0.9), (3, 0.5)]
+
+
+def test_an_exception_ends_the_run_failed_with_the_error(tracker):
+    with pytest.raises(ZeroDivisionError), tracker.start_run() as run:
+        run.log_metric("x", 1)
+        1 / 0  # noqa: B018
+    info = tracker.get_run(run.id)
+    assert info.status == "failed" and "ZeroDivisionError" in info.error
+
+
+def test_relogging_a_param_with_another_value_is_refused_and_keeps_the_first(tracker):
+    with tracker.start_run() as run:
+        run.log_param("alpha", 0.5)
+        run.log_param("alpha", "0.5")  # the same value again is fine
+        with pytest.raises(ParamConflictError, match="alpha"):
+            run.log_params({"alpha": 0.7, "beta": 1})
+    assert tracker.get_run(run.id).params == {"alpha": "0.5"}
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, "0.5", None, True])
+def test_non_finite_or_non_numeric_metrics_are_refused(tracker, value):
+    with tracker.start_run() as run, pytest.raises(ValidationError, match="metric 'm'"):
+        run.log_metric("m", value)
+    assert tracker.get_run(run.id).metrics == {}
+
+
+@pytest.mark.parametrize("key", ["", "../x", "/abs", "a" * 251, "semi;colon", 3])
+def test_bad_keys_are_refused(tracker, key):
+    with tracker.start_run() as run, pytest.raises(ValidationError, match="invalid"):
+        run.log_param(key, 1)
+
+
+def test_logging_to_an_ended_run_is_refused(tracker):
+    with tracker.start_run() as run:
+        pass
+    with pytest.raises(RunStateError, match="has ended"):
+        run.log_metric("x", 1)
+    with pytest.raises(RunStateError, match="already ended as finished"):
+        tracker.end_run(run.id)
+
+
+def test_unknown_names_raise_key_errors_naming_them(tracker):
+    with pytest.raises(RunNotFoundError, match="nope"):
+        tracker.get_run("nope")
+    with pytest.raises(KeyError):
+        tracker.get_experiment("missing")
+    with pytest.raises(ExperimentNotFoundError, match="missing"):
+        tracker.list_runs("missing")
+    with pytest.raises(RunNotFoundError):
+        tracker.start_run(parent_run_id="0" * 32)
+
+
+def test_artifacts_are_content_addressed_and_downloaded_verified(tracker, tmp_path):
+    folder = tmp_path / "report"
+    (folder / "plots").mkdir(parents=True)
+    (folder / "summary.txt").write_text("auc 0.8")
+    (folder / "plots" / "roc.txt").write_text("curve")
+    (tmp_path / "same.txt").write_text("auc 0.8")
+    with tracker.start_run() as run:
+        assert run.log_artifact(folder) == ["report/plots/roc.txt", "report/summary.txt"]
+        run.log_artifact(tmp_path / "same.txt", "copies/same.txt")
+        run.log_dict({"k": 1}, "config/params.json")
+    listed = {a["path"]: a["sha256"] for a in tracker.artifact_list(run.id)}
+    assert listed["report/summary.txt"] == listed["copies/same.txt"]  # stored once
+    out = tracker.download_artifact(run.id, "report/plots/roc.txt", tmp_path / "roc.txt")
+    assert out.read_text() == "curve"
+
+
+@pytest.mark.parametrize("path", ["../escape.txt", "/etc/passwd", "a/../../b", "~/x", "c:/x"])
+def test_artifact_paths_that_escape_are_refused(tracker, tmp_path, path):
+    (tmp_path / "f.txt").write_text("x")
+    with tracker.start_run() as run, pytest.raises(ValidationError):
+        run.log_artifact(tmp_path / "f.txt", path)
+    assert tracker.artifact_list(run.id) == []
+
+
+def test_crashed_runs_are_marked_interrupted(tmp_path):
+    path = tmp_path / "registry.db"
+    with Tracker(path) as t:
+        run = t.start_run()  # never ended: the process "died"
+    with Tracker(path) as t:
+        assert t.mark_interrupted() == [run.id]
+        info = t.get_run(run.id)
+    assert info.status == "killed" and "interrupted" in info.error
+
+
+def test_nested_runs_and_git_commit(tmp_path):
+    repo = tmp_path / "code"
+    (repo / ".git" / "refs" / "heads").mkdir(parents=True)
+    (repo / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (repo / ".git" / "refs" / "heads" / "main").write_text("a" * 40 + "\n")
+    assert git_commit(repo / "sub") == "a" * 40
+    with Tracker(tmp_path / "r.db", code_dir=repo) as t:
+        with t.start_run("e") as parent, t.start_run("e", parent_run_id=parent.id) as child:
+            pass
+        assert t.get_run(child.id).parent_run_id == parent.id
+        assert t.get_run(parent.id).git_commit == "a" * 40
+    assert git_commit(tmp_path / "elsewhere") is None
+
+
+def test_training_data_fingerprint_and_inputs(tracker):
+    frame = pd.DataFrame({"a": [1, 2], "b": ["x", "y"]})
+    assert fingerprint(frame) == fingerprint(frame.copy())
+    assert fingerprint(frame) != fingerprint(frame.assign(a=[1, 3]))
+    with tracker.start_run() as run:
+        run.log_input("training", data=frame, feature_views={"driver_stats": 2})
+    (inp,) = tracker.run_inputs(run.id)
+    assert inp["rows"] == 2 and inp["feature_views"] == {"driver_stats": 2}
+    assert inp["sha256"] == fingerprint(frame)[1]
+
+
+def test_schema_version_is_recorded_and_a_newer_one_refused(tmp_path):
+    import sqlite3
+
+    from litemlops.errors import ConfigError
+    from litemlops.store.tracking_db import MIGRATIONS
+
+    path = tmp_path / "registry.db"
+    Tracker(path).close()
+    con = sqlite3.connect(path)
+    assert con.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    con.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    con.close()
+    with pytest.raises(ConfigError, match="newer"):
+        Tracker(path)
