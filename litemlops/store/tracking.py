@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 import re
 import tempfile
 import uuid
@@ -319,12 +320,13 @@ class Tracker:
                 "WHERE r.experiment_id = ?",
                 [self.get_experiment(experiment).experiment_id],
             )
+        from litemlops.store.search import fetch_runs
+
         rows = self.db.read(
-            "SELECT r.*, e.name AS experiment FROM runs r JOIN experiments e "
-            f"USING (experiment_id) {where} ORDER BY r.start_time DESC, r.run_id LIMIT ?",
+            f"SELECT r.run_id FROM runs r {where} ORDER BY r.start_time DESC, r.run_id LIMIT ?",
             [*params, int(limit)],
         )
-        return [self._run_info(r) for r in rows]
+        return fetch_runs(self.db, [r["run_id"] for r in rows])
 
     def metric_history(self, run_id: str, key: str) -> list[Metric]:
         self.get_run(run_id)
@@ -530,10 +532,15 @@ class Run:
     ) -> None:
         """Log several values in one transaction; the latest (step, time) per key is kept apart."""
         self._active()
-        if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
-            raise ValidationError(f"metric step must be an integer, got {step!r}")
+        step_ = 0
+        if step is not None:
+            try:
+                if isinstance(step, bool):
+                    raise TypeError
+                step_ = operator.index(step)  # numpy integers too
+            except TypeError:
+                raise ValidationError(f"metric step must be an integer, got {step!r}") from None
         at = _ms(timestamp) if timestamp is not None else self.tracker.now_ms()
-        step_ = 0 if step is None else step
         rows = [
             (self.id, check_key(k, "metric"), check_metric(k, v), step_, at)
             for k, v in metrics.items()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -152,6 +153,7 @@ class TrackingDB:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._guard = threading.RLock()
+        self._writer = threading.RLock()
         self._shared: sqlite3.Connection | None = None
         self._owned = True
         if isinstance(target, sqlite3.Connection):
@@ -171,7 +173,7 @@ class TrackingDB:
                 isolation_level=None,
                 check_same_thread=False,  # each thread uses its own; close() may be elsewhere
             )
-            con.execute("PRAGMA journal_mode=WAL").fetchall()
+            _wal(con)
         except sqlite3.Error as exc:
             raise ConfigError(f"tracking database {self.path} cannot be opened: {exc}") from exc
         con.execute("PRAGMA synchronous=FULL")
@@ -192,9 +194,16 @@ class TrackingDB:
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
-        """A short write transaction, committed on success and rolled back on error."""
+        """A short write transaction, committed on success and rolled back on error.
+
+        Threads of this process queue on a lock before asking SQLite: its busy
+        handler sleeps in growing steps, so a thread could otherwise wait half a
+        second while others keep taking the write lock. Other processes still
+        queue on the busy timeout.
+        """
         con = self.connection()
-        with self._guard if self._shared is not None else _nothing():
+        shared = self._guard if self._shared is not None else _nothing()
+        with self._writer, shared:
             con.execute("BEGIN IMMEDIATE")
             try:
                 yield con
@@ -230,6 +239,22 @@ class TrackingDB:
                     con.close()
             self._all.clear()
         self._local = threading.local()
+
+
+def _wal(con: sqlite3.Connection) -> None:
+    """Switch to WAL. On a brand-new file several processes may race to do it, and
+    SQLite answers "locked" at once, without the busy timeout: retry until it passes."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    delay = 0.001
+    while True:
+        try:
+            con.execute("PRAGMA journal_mode=WAL").fetchall()
+            return
+        except sqlite3.OperationalError as exc:
+            if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
 
 
 def _statements(script: str) -> list[str]:

@@ -176,3 +176,36 @@ def test_schema_version_is_recorded_and_a_newer_one_refused(tmp_path):
     con.close()
     with pytest.raises(ConfigError, match="newer"):
         Tracker(path)
+
+
+def test_numpy_integer_steps_are_accepted_and_list_runs_is_newest_first(tracker):
+    import numpy as np
+
+    with tracker.start_run("e", "first") as first:
+        first.log_metric("loss", 0.5, step=np.int64(4))
+    with tracker.start_run("e", "second"):
+        pass
+    assert [m.step for m in tracker.metric_history(first.id, "loss")] == [4]
+    assert [r.name for r in tracker.list_runs("e")] == ["second", "first"]
+    assert tracker.list_runs("e")[1].metrics == {"loss": 0.5}
+
+
+def test_processes_racing_to_create_a_new_database_all_succeed(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "new" / "registry.db"
+    path.parent.mkdir()
+    start = time.time() + 1.0
+    code = (
+        "import sys, time\n"
+        "from litemlops.store.tracking_db import TrackingDB\n"
+        "start = float(sys.argv[2])\n"
+        "while time.time() < start: pass\n"
+        "TrackingDB(sys.argv[1]).close()\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(path), str(start)],
+                              stderr=subprocess.PIPE, text=True) for _ in range(6)]
+    errors = [p.communicate(timeout=60)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 6, errors
