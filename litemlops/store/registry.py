@@ -30,6 +30,16 @@ if TYPE_CHECKING:
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 _ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")
 _RESERVED = re.compile(r"^(latest|v\d+)$", re.IGNORECASE)
+# Rows with their latest version and aliases attached: one query per listing.
+_MODELS = (
+    "SELECT m.*, (SELECT max(version) FROM model_versions v WHERE v.name = m.name) AS latest, "
+    "(SELECT json_group_object(alias, version) FROM aliases a WHERE a.name = m.name) "
+    "AS alias_map FROM registered_models m"
+)
+_VERSIONS = (
+    "SELECT v.*, (SELECT json_group_array(alias) FROM aliases a WHERE a.name = v.name "
+    "AND a.version = v.version) AS alias_list FROM model_versions v"
+)
 
 
 def check_model_name(name: object) -> str:
@@ -112,24 +122,18 @@ class ModelRegistry:
         return self.get_registered_model(name)
 
     def get_registered_model(self, name: str) -> RegisteredModel:
-        rows = self.db.read("SELECT * FROM registered_models WHERE name = ?", [name])
+        rows = self.db.read(f"{_MODELS} WHERE m.name = ?", [name])
         if not rows:
             raise ModelNotFoundError(f"no registered model named {name!r}")
         return self._registered(rows[0])
 
     def list_registered_models(self) -> list[RegisteredModel]:
-        rows = self.db.read("SELECT * FROM registered_models ORDER BY name")
+        rows = self.db.read(f"{_MODELS} ORDER BY m.name")
         return [self._registered(r) for r in rows]
 
     def _registered(self, row: sqlite3.Row) -> RegisteredModel:
         name = row["name"]
-        latest = self.db.read("SELECT max(version) AS v FROM model_versions WHERE name = ?", [name])
-        aliases = {
-            r["alias"]: r["version"]
-            for r in self.db.read(
-                "SELECT alias, version FROM aliases WHERE name = ? ORDER BY alias", [name]
-            )
-        }
+        aliases = dict(sorted(json.loads(row["alias_map"]).items()))
         created, updated = _dt(row["created_at"]), _dt(row["updated_at"])
         assert created is not None and updated is not None
         return RegisteredModel(
@@ -138,15 +142,13 @@ class ModelRegistry:
             tags=json.loads(row["tags"]),
             created_at=created,
             updated_at=updated,
-            latest_version=latest[0]["v"],
+            latest_version=row["latest"],
             aliases=aliases,
         )
 
     # -- versions -----------------------------------------------------------------------
 
-    def register_model(
-        self, model_uri: str, name: str, description: str = ""
-    ) -> ModelVersion:
+    def register_model(self, model_uri: str, name: str, description: str = "") -> ModelVersion:
         """Register the model at `runs:/<run_id>/<model>` as the next version of `name`.
 
         The version's lineage records the run, its params and metrics, its git
@@ -166,8 +168,13 @@ class ModelRegistry:
             "params": run.params,
             "metrics": run.metrics,
             "inputs": self.tracker.run_inputs(run_id),
-            "model": {"name": model_name, "sha256": logged.sha256, "size": logged.size,
-                      "environment": logged.environment, "signature": logged.signature},
+            "model": {
+                "name": model_name,
+                "sha256": logged.sha256,
+                "size": logged.size,
+                "environment": logged.environment,
+                "signature": logged.signature,
+            },
         }
         self.create_registered_model(name)
         now = self.tracker.now_ms()
@@ -179,16 +186,22 @@ class ModelRegistry:
             con.execute(
                 "INSERT INTO model_versions (name, version, run_id, model_name, sha256, "
                 "description, lineage, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [name, version, run_id, model_name, logged.sha256, description,
-                 json.dumps(lineage, sort_keys=True, default=str), now],
+                [
+                    name,
+                    version,
+                    run_id,
+                    model_name,
+                    logged.sha256,
+                    description,
+                    json.dumps(lineage, sort_keys=True, default=str),
+                    now,
+                ],
             )
             con.execute("UPDATE registered_models SET updated_at = ? WHERE name = ?", [now, name])
         return self.get_model_version(name, version)
 
     def get_model_version(self, name: str, version: int) -> ModelVersion:
-        rows = self.db.read(
-            "SELECT * FROM model_versions WHERE name = ? AND version = ?", [name, int(version)]
-        )
+        rows = self.db.read(f"{_VERSIONS} WHERE v.name = ? AND v.version = ?", [name, int(version)])
         if not rows:
             self.get_registered_model(name)
             raise ModelVersionNotFoundError(f"model {name!r} has no version {version}")
@@ -196,19 +209,11 @@ class ModelRegistry:
 
     def list_versions(self, name: str) -> list[ModelVersion]:
         self.get_registered_model(name)
-        rows = self.db.read(
-            "SELECT * FROM model_versions WHERE name = ? ORDER BY version DESC", [name]
-        )
+        rows = self.db.read(f"{_VERSIONS} WHERE v.name = ? ORDER BY v.version DESC", [name])
         return [self._version(r) for r in rows]
 
     def _version(self, row: sqlite3.Row) -> ModelVersion:
-        aliases = tuple(
-            r["alias"]
-            for r in self.db.read(
-                "SELECT alias FROM aliases WHERE name = ? AND version = ? ORDER BY alias",
-                [row["name"], row["version"]],
-            )
-        )
+        aliases = tuple(sorted(json.loads(row["alias_list"])))
         created = _dt(row["created_at"])
         assert created is not None
         return ModelVersion(
@@ -278,8 +283,9 @@ class ModelRegistry:
             params.append(alias)
         rows = self.db.read(f"SELECT * FROM alias_history WHERE {where} ORDER BY id", params)
         return [
-            AliasChange(r["name"], r["alias"], r["from_version"], r["to_version"],
-                        r["reason"], _dt(r["at"]))  # type: ignore[arg-type]
+            AliasChange(
+                r["name"], r["alias"], r["from_version"], r["to_version"], r["reason"], _at(r["at"])
+            )
             for r in rows
         ]
 
@@ -325,8 +331,12 @@ class ModelRegistry:
                 f"cannot read model URI {uri!r}: use 'name@alias', 'name/3' or "
                 "'runs:/<run_id>/<model>'"
             )
-        meta = {"uri": uri, "name": version.name, "version": version.version,
-                "run_id": version.run_id}
+        meta = {
+            "uri": uri,
+            "name": version.name,
+            "version": version.version,
+            "run_id": version.run_id,
+        }
         return version.run_id, version.model_name, meta
 
     def load_model(self, uri: str) -> LoadedModel:
@@ -339,6 +349,12 @@ class ModelRegistry:
         signature = Signature.from_dict(logged.signature) if logged.signature else None
         meta["environment"] = logged.environment
         return load_verified_model(self.tracker.artifacts, logged.sha256, signature, meta)
+
+
+def _at(ms: int) -> datetime:
+    value = _dt(ms)
+    assert value is not None  # the column is NOT NULL
+    return value
 
 
 def _parse_runs_uri(uri: str) -> tuple[str, str]:
