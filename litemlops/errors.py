@@ -95,3 +95,7 @@ class TamperedArtifactError(LitemlopsError, ValueError):
 
 class SignatureError(LitemlopsError, ValueError):
     """Model input does not match the model's signature."""
+
+
+class RegistryStateError(LitemlopsError, RuntimeError):
+    """The registry cannot do this now (e.g. nothing earlier to roll back to)."""

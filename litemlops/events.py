@@ -36,12 +36,17 @@ stale_rows: older than the online value already held, so not applied online."""
 RUN_BOOTSTRAPPED = "run_bootstrapped"
 """`litemlops run` prepared a home. steps: what it did, in order."""
 
+RUN_ALREADY_ENDED = "run_already_ended"
+"""A tracking run's `with` block ended, but the run had been ended elsewhere meanwhile
+(e.g. marked killed). wanted: the status the block would have set."""
+
 REQUIRED_KEYS: dict[str, frozenset[str]] = {
     FEATURES_APPLIED: frozenset({"objects", "changed"}),
     FEATURES_INGESTED: frozenset({"view", "rows", "source"}),
     FEATURES_MATERIALIZED: frozenset({"view", "rows_read", "entities_written", "watermark"}),
     FEATURES_PUSHED: frozenset({"view", "rows", "to", "late_rows", "stale_rows"}),
     RUN_BOOTSTRAPPED: frozenset({"home", "steps"}),
+    RUN_ALREADY_ENDED: frozenset({"run_id", "wanted"}),
 }
 
 CONTEXT_KEYS: frozenset[str] = frozenset({"run_id", "pipeline", "task", "model", "version"})

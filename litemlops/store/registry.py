@@ -18,6 +18,7 @@ from litemlops.errors import (
     AliasNotFoundError,
     ModelNotFoundError,
     ModelVersionNotFoundError,
+    RegistryStateError,
     ValidationError,
 )
 from litemlops.store.tracking import Tracker, _dt
@@ -96,6 +97,7 @@ class AliasChange:
     to_version: int | None
     reason: str
     at: datetime
+    action: str = "set"  # "set", "delete" or "rollback"
 
 
 class ModelRegistry:
@@ -148,17 +150,35 @@ class ModelRegistry:
 
     # -- versions -----------------------------------------------------------------------
 
-    def register_model(self, model_uri: str, name: str, description: str = "") -> ModelVersion:
+    def register_model(
+        self,
+        model_uri: str,
+        name: str,
+        description: str = "",
+        *,
+        allow_unfinished: bool = False,
+    ) -> ModelVersion:
         """Register the model at `runs:/<run_id>/<model>` as the next version of `name`.
 
         The version's lineage records the run, its params and metrics, its git
         commit, and its inputs (feature views with their definition versions,
-        training data fingerprint), frozen at registration.
+        training data fingerprint), frozen at registration. Models of failed or
+        killed runs are refused; of a running run only with `allow_unfinished`
+        (its lineage then lacks what the run logs later).
         """
         run_id, model_name = _parse_runs_uri(model_uri)
         check_model_name(name)
         logged = self.tracker.logged_model(run_id, model_name)
         run = self.tracker.get_run(run_id)
+        if run.status in ("failed", "killed"):
+            raise RegistryStateError(
+                f"run {run_id} {run.status} ({run.error}); its model is not registered"
+            )
+        if run.status == "running" and not allow_unfinished:
+            raise RegistryStateError(
+                f"run {run_id} is still running: end it first so the version's lineage is "
+                "complete, or pass allow_unfinished=True"
+            )
         lineage = {
             "run_id": run.run_id,
             "experiment": run.experiment,
@@ -239,9 +259,11 @@ class ModelRegistry:
 
     def delete_alias(self, name: str, alias: str, reason: str = "") -> None:
         self.get_alias(name, alias)
-        self._move(name, alias, None, reason or "deleted")
+        self._move(name, alias, None, reason or "deleted", action="delete")
 
-    def _move(self, name: str, alias: str, version: int | None, reason: str) -> None:
+    def _move(
+        self, name: str, alias: str, version: int | None, reason: str, action: str = "set"
+    ) -> None:
         now = self.tracker.now_ms()
         with self.db.write() as con:
             row = con.execute(
@@ -260,9 +282,9 @@ class ModelRegistry:
                     [name, alias, version, now],
                 )
             con.execute(
-                "INSERT INTO alias_history (name, alias, from_version, to_version, reason, at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                [name, alias, current, version, reason, now],
+                "INSERT INTO alias_history (name, alias, from_version, to_version, reason, at, "
+                "action) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [name, alias, current, version, reason, now, action],
             )
 
     def get_alias(self, name: str, alias: str) -> ModelVersion:
@@ -284,71 +306,104 @@ class ModelRegistry:
         rows = self.db.read(f"SELECT * FROM alias_history WHERE {where} ORDER BY id", params)
         return [
             AliasChange(
-                r["name"], r["alias"], r["from_version"], r["to_version"], r["reason"], _at(r["at"])
+                r["name"],
+                r["alias"],
+                r["from_version"],
+                r["to_version"],
+                r["reason"],
+                _at(r["at"]),
+                r["action"],
             )
             for r in rows
         ]
 
     def rollback(self, name: str, alias: str, reason: str = "") -> ModelVersion:
-        """Point `alias` back at the version it held before its current one.
+        """Point `alias` back at the version it held before the last move that set it.
 
-        The rollback is itself a move in the history, so rolling back twice
-        returns to where it started, as an undo would.
+        Moves form a stack: a set (or delete) pushes, a rollback pops. Rolling
+        back twice after setting 1, 2, 3 gives 2 then 1, never the version just
+        rolled back from. A deleted alias can be rolled back into place.
         """
-        current = self.get_alias(name, alias)
-        previous = None
-        for change in reversed(self.alias_history(name, alias)):
-            if change.to_version == current.version:
-                previous = change.from_version
-                break
-        if previous is None:
-            raise AliasNotFoundError(
+        stack: list[int | None] = []
+        for change in self.alias_history(name, alias):
+            if change.action == "rollback":
+                if stack:
+                    stack.pop()
+            else:
+                stack.append(change.to_version)
+        if not stack:
+            raise AliasNotFoundError(f"model {name!r} has no alias {alias!r}")
+        if len(stack) < 2 or stack[-2] is None:
+            raise RegistryStateError(
                 f"alias {alias!r} of model {name!r} has no earlier version to roll back to"
             )
-        self._move(name, alias, previous, reason or f"rollback from version {current.version}")
-        return self.get_model_version(name, previous)
+        target, current = stack[-2], stack[-1]
+        why = reason or f"rollback from version {current}"
+        self._move(name, alias, target, why, action="rollback")
+        return self.get_model_version(name, target)
 
     # -- loading ------------------------------------------------------------------------
 
-    def resolve(self, uri: str) -> tuple[str, str, dict[str, Any]]:
-        """(run_id, logged model name, metadata) for any model URI."""
+    def resolve(self, uri: str) -> tuple[str, dict[str, Any] | None, dict[str, Any]]:
+        """(sha256, signature, metadata) of the model file any model URI names.
+
+        A registry version loads the file recorded when it was registered, with
+        the signature frozen then, whatever happens to its run afterwards.
+        """
         if not isinstance(uri, str):
             raise ValidationError(f"model URI must be a string, got {uri!r}")
         if uri.startswith("runs:/"):
             run_id, model_name = _parse_runs_uri(uri)
-            return run_id, model_name, {"uri": uri, "run_id": run_id}
+            logged = self.tracker.logged_model(run_id, model_name)
+            return (
+                logged.sha256,
+                logged.signature,
+                {"uri": uri, "run_id": run_id, "environment": logged.environment},
+            )
         ref = uri.removeprefix("models:/")
+        meta: dict[str, Any] = {"uri": uri}
         if "@" in ref:
             name, alias = ref.split("@", 1)
             version = self.get_alias(name, alias)
+            meta["alias"] = alias
         elif "/" in ref:
             name, number = ref.rsplit("/", 1)
-            if not number.isdigit():
-                raise ValidationError(f"model version in {uri!r} must be a number")
-            version = self.get_model_version(name, int(number))
+            version = self.get_model_version(name, _version_number(number, uri))
         else:
             raise ValidationError(
                 f"cannot read model URI {uri!r}: use 'name@alias', 'name/3' or "
                 "'runs:/<run_id>/<model>'"
             )
-        meta = {
-            "uri": uri,
-            "name": version.name,
-            "version": version.version,
-            "run_id": version.run_id,
-        }
-        return version.run_id, version.model_name, meta
+        model = version.lineage.get("model", {})
+        meta.update(
+            name=version.name,
+            version=version.version,
+            run_id=version.run_id,
+            environment=model.get("environment", {}),
+        )
+        return version.sha256, model.get("signature"), meta
 
     def load_model(self, uri: str) -> LoadedModel:
         """Load a model by URI after checking its sha256; refuses a file that changed."""
+        from litemlops.errors import ArtifactNotFoundError
         from litemlops.store.model_io import load_verified_model
         from litemlops.store.signature import Signature
 
-        run_id, model_name, meta = self.resolve(uri)
-        logged = self.tracker.logged_model(run_id, model_name)
-        signature = Signature.from_dict(logged.signature) if logged.signature else None
-        meta["environment"] = logged.environment
-        return load_verified_model(self.tracker.artifacts, logged.sha256, signature, meta)
+        sha256, signature, meta = self.resolve(uri)
+        sig = Signature.from_dict(signature) if signature else None
+        try:
+            return load_verified_model(self.tracker.artifacts, sha256, sig, meta)
+        except ArtifactNotFoundError:
+            raise ArtifactNotFoundError(
+                f"the file of model {uri!r} (sha256 {sha256}) is missing from the artifact "
+                "store; it was deleted or the home was copied without artifacts/"
+            ) from None
+
+
+def _version_number(text: str, uri: str) -> int:
+    if not re.fullmatch(r"[0-9]{1,18}", text):
+        raise ValidationError(f"model version in {uri!r} must be a number, got {text!r}")
+    return int(text)
 
 
 def _at(ms: int) -> datetime:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import math
 import operator
+import os
 import re
+import socket
 import tempfile
 import uuid
 from collections.abc import Callable, Mapping
@@ -19,6 +21,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+import structlog
+
+from litemlops import events
 from litemlops.errors import (
     ExperimentNotFoundError,
     ParamConflictError,
@@ -35,6 +40,8 @@ if TYPE_CHECKING:
 
     from litemlops.store.artifacts import ArtifactStore
     from litemlops.store.signature import Signature
+
+log = structlog.get_logger("litemlops.tracking")
 
 Clock = Callable[[], datetime]
 STATUSES = ("running", "finished", "failed", "killed")
@@ -75,6 +82,20 @@ def check_metric(key: str, value: object) -> float:
             "or fail the run instead)"
         )
     return number
+
+
+def _alive(pid: int | None) -> bool:
+    if pid is None:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, owned by someone else
+    return True
 
 
 def git_commit(start: Path) -> str | None:
@@ -249,7 +270,8 @@ class Tracker:
         with self.db.write() as con:
             con.execute(
                 "INSERT INTO runs (run_id, experiment_id, name, status, start_time, "
-                "parent_run_id, git_commit) VALUES (?, ?, ?, 'running', ?, ?, ?)",
+                "parent_run_id, git_commit, host, pid) "
+                "VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?)",
                 [
                     run_id,
                     exp.experiment_id,
@@ -257,6 +279,8 @@ class Tracker:
                     self.now_ms(),
                     parent_run_id,
                     git_commit(self.code_dir),
+                    socket.gethostname(),
+                    os.getpid(),
                 ],
             )
         run = Run(self, run_id, exp.experiment_id, name)
@@ -354,16 +378,25 @@ class Tracker:
             raise RunStateError(f"run {run_id} already ended as {info.status}")
 
     def mark_interrupted(self) -> list[str]:
-        """End runs left running by a process that died (call when the home's owner starts)."""
+        """End runs whose process died while they ran; return their ids.
+
+        Only runs started on this host by a process that no longer exists are
+        touched: a training script logging from another process right now keeps
+        its run. Runs from other hosts (a shared file system) are left alone.
+        """
+        host = socket.gethostname()
         with self.db.write() as con:
-            rows = con.execute("SELECT run_id FROM runs WHERE status = 'running'").fetchall()
-            con.execute(
+            rows = con.execute(
+                "SELECT run_id, pid FROM runs WHERE status = 'running' AND host = ?", [host]
+            ).fetchall()
+            dead = [r["run_id"] for r in rows if not _alive(r["pid"])]
+            con.executemany(
                 "UPDATE runs SET status = 'killed', end_time = ?, "
                 "error = 'interrupted: the process that ran it stopped' "
-                "WHERE status = 'running'",
-                [self.now_ms()],
+                "WHERE run_id = ? AND status = 'running'",
+                [(self.now_ms(), run_id) for run_id in dead],
             )
-        return [r["run_id"] for r in rows]
+        return dead
 
     def artifact_list(self, run_id: str) -> list[dict[str, Any]]:
         self.get_run(run_id)
@@ -453,11 +486,17 @@ class Run:
         if self._ended:
             return
         if exc is None:
-            self.end("finished")
+            status, error = "finished", None
         elif isinstance(exc, KeyboardInterrupt):
-            self.end("killed", error="KeyboardInterrupt")
+            status, error = "killed", "KeyboardInterrupt"
         else:
-            self.end("failed", error=f"{type(exc).__name__}: {exc}")
+            status, error = "failed", f"{type(exc).__name__}: {exc}"
+        try:
+            self.end(status, error=error)
+        except RunStateError:
+            # Ended elsewhere meanwhile (e.g. killed by an operator): say so, don't crash.
+            self._ended = True
+            log.warning(events.RUN_ALREADY_ENDED, run_id=self.id, wanted=status)
 
     def end(self, status: str = "finished", error: str | None = None) -> None:
         self.tracker.end_run(self.id, status, error)
@@ -630,8 +669,15 @@ class Run:
         example = _example_json(input_example)
         sig = signature.to_dict() if signature is not None else None
         with self.tracker.db.write() as con:
+            if con.execute(
+                "SELECT 1 FROM logged_models WHERE run_id = ? AND name = ?", [self.id, name]
+            ).fetchone():
+                raise ValidationError(
+                    f"run {self.id} already logged a model named {name!r}; a logged model "
+                    "never changes (versions registered from it rely on that): use another name"
+                )
             con.execute(
-                "INSERT OR REPLACE INTO logged_models (run_id, name, sha256, size, format, "
+                "INSERT INTO logged_models (run_id, name, sha256, size, format, "
                 "python_version, libraries, signature, input_example, created_at) "
                 "VALUES (?, ?, ?, ?, 'joblib', ?, ?, ?, ?, ?)",
                 [

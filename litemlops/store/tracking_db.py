@@ -138,6 +138,13 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX alias_history_by_alias ON alias_history (name, alias, id);
     """,
+    # 2: who runs a run (so only runs of dead processes are marked interrupted),
+    # and what each alias move was (rollbacks pop the alias's stack of versions).
+    """
+    ALTER TABLE runs ADD COLUMN host TEXT;
+    ALTER TABLE runs ADD COLUMN pid INTEGER;
+    ALTER TABLE alias_history ADD COLUMN action TEXT NOT NULL DEFAULT 'set';
+    """,
 ]
 
 

@@ -9,6 +9,7 @@ from litemlops.errors import (
     AliasNotFoundError,
     ModelNotFoundError,
     ModelVersionNotFoundError,
+    RegistryStateError,
     SignatureError,
     TamperedArtifactError,
     ValidationError,
@@ -54,8 +55,12 @@ def train(tracker, C=1.0, with_signature=True):
         run.log_params({"C": C})
         run.log_metric("auc", 0.8 + C / 100)
         run.log_input("training", data=X, feature_views={"driver_stats": 3})
-        info = run.log_model(model, "model", signature=infer_signature(X, y) if with_signature
-                             else None, input_example=X.head(2))
+        info = run.log_model(
+            model,
+            "model",
+            signature=infer_signature(X, y) if with_signature else None,
+            input_example=X.head(2),
+        )
     return run, info, model, X
 
 
@@ -67,8 +72,13 @@ def test_register_versions_aliases_and_load_by_every_uri(tracker, registry):
     assert (v1.version, v2.version) == (1, 2)
     registry.set_alias("driver_ranker", "champion", 1, reason="first deploy")
     expected = model1.predict_proba(X)[:, 1]
-    for uri in ("driver_ranker@champion", "models:/driver_ranker@champion",
-                "driver_ranker/1", "models:/driver_ranker/1", info1.uri):
+    for uri in (
+        "driver_ranker@champion",
+        "models:/driver_ranker@champion",
+        "driver_ranker/1",
+        "models:/driver_ranker/1",
+        info1.uri,
+    ):
         loaded = registry.load_model(uri)
         np.testing.assert_allclose(loaded.predict_proba(X)[:, 1], expected)
     assert registry.get_registered_model("driver_ranker").aliases == {"champion": 1}
@@ -98,7 +108,7 @@ def test_a_changed_model_file_is_refused_before_unpickling(tracker, registry):
         registry.load_model("m@champion")
 
 
-def test_alias_history_records_every_move_and_rollback_undoes_the_last(tracker, registry):
+def test_alias_history_records_every_move_and_rollbacks_walk_back(tracker, registry):
     for c in (1.0, 0.5, 0.1):
         _, info, _, _ = train(tracker, C=c)
         registry.register_model(info.uri, "m")
@@ -108,22 +118,68 @@ def test_alias_history_records_every_move_and_rollback_undoes_the_last(tracker, 
     registry.set_alias("m", "champion", 3)
     assert registry.rollback("m", "champion", reason="v3 broke").version == 2
     assert registry.get_alias("m", "champion").version == 2
-    moves = [(c.from_version, c.to_version, c.reason)
-             for c in registry.alias_history("m", "champion")]
-    assert moves == [(None, 1, "first"), (1, 2, "better auc"), (2, 3, "set"),
-                     (3, 2, "v3 broke")]
-    assert registry.rollback("m", "champion").version == 3  # an undo of the undo
+    # a second rollback goes further back, never to the version just rolled back from
+    assert registry.rollback("m", "champion", reason="v2 broke too").version == 1
+    moves = [
+        (c.from_version, c.to_version, c.action, c.reason)
+        for c in registry.alias_history("m", "champion")
+    ]
+    assert moves == [
+        (None, 1, "set", "first"),
+        (1, 2, "set", "better auc"),
+        (2, 3, "set", "set"),
+        (3, 2, "rollback", "v3 broke"),
+        (2, 1, "rollback", "v2 broke too"),
+    ]
+    with pytest.raises(RegistryStateError, match="no earlier version"):
+        registry.rollback("m", "champion")
     assert all(c.at.tzinfo is not None for c in registry.alias_history("m"))
+
+
+def test_a_deleted_alias_can_be_rolled_back_into_place(tracker, registry):
+    _, info, _, _ = train(tracker)
+    registry.register_model(info.uri, "m")
+    registry.set_alias("m", "champion", 1)
+    registry.delete_alias("m", "champion", reason="incident")
+    with pytest.raises(AliasNotFoundError):
+        registry.get_alias("m", "champion")
+    assert registry.rollback("m", "champion").version == 1
 
 
 def test_rollback_without_an_earlier_version_is_refused(tracker, registry):
     _, info, _, _ = train(tracker)
     registry.register_model(info.uri, "m")
     registry.set_alias("m", "champion", 1)
-    with pytest.raises(AliasNotFoundError, match="no earlier version"):
+    with pytest.raises(RegistryStateError, match="no earlier version"):
         registry.rollback("m", "champion")
     with pytest.raises(AliasNotFoundError, match="no alias 'shadow'"):
         registry.rollback("m", "shadow")
+
+
+def test_a_registered_version_keeps_its_model_file(tracker, registry):
+    run = tracker.start_run("e")
+    X, y = data()
+    info = run.log_model(LogisticRegression(C=1.0).fit(X, y), "model")
+    registry.register_model(info.uri, "m", allow_unfinished=True)
+    with pytest.raises(ValidationError, match="already logged a model named 'model'"):
+        run.log_model(LogisticRegression(C=0.001).fit(X, y), "model")
+    run.end()
+    assert registry.load_model("m/1").model.C == 1.0
+
+
+def test_registering_from_a_failed_or_unfinished_run_is_refused(tracker, registry):
+    X, y = data()
+    with pytest.raises(RuntimeError), tracker.start_run("e") as failed:
+        info = failed.log_model(LogisticRegression().fit(X, y), "model")
+        raise RuntimeError("training diverged")
+    with pytest.raises(RegistryStateError, match="failed"):
+        registry.register_model(info.uri, "m")
+    running = tracker.start_run("e")
+    info = running.log_model(LogisticRegression().fit(X, y), "model")
+    with pytest.raises(RegistryStateError, match="still running"):
+        registry.register_model(info.uri, "m")
+    assert registry.register_model(info.uri, "m", allow_unfinished=True).version == 1
+    running.end()
 
 
 def test_lineage_freezes_run_params_metrics_and_inputs(tracker, registry):
@@ -156,8 +212,9 @@ def test_lineage_freezes_run_params_metrics_and_inputs(tracker, registry):
         (lambda r: r.create_registered_model("../evil"), ValidationError, "invalid model name"),
     ],
 )
-def test_bad_requests_get_typed_errors_naming_what_was_asked(tracker, registry, call, error,
-                                                             message):
+def test_bad_requests_get_typed_errors_naming_what_was_asked(
+    tracker, registry, call, error, message
+):
     _, info, _, _ = train(tracker)
     registry.register_model(info.uri, "m")
     with pytest.raises(error, match=message):

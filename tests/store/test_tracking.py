@@ -127,13 +127,23 @@ def test_artifact_paths_that_escape_are_refused(tracker, tmp_path, path):
     assert tracker.artifact_list(run.id) == []
 
 
-def test_crashed_runs_are_marked_interrupted(tmp_path):
+def test_runs_of_dead_processes_are_marked_interrupted_live_ones_are_not(tmp_path):
+    import subprocess
+    import sys
+
     path = tmp_path / "registry.db"
+    code = (
+        "import sys; from litemlops.store.tracking import Tracker\n"
+        "run = Tracker(sys.argv[1]).start_run(); print(run.id)\n"  # exits without ending it
+    )
+    dead = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+                          text=True, check=True).stdout.strip()
     with Tracker(path) as t:
-        run = t.start_run()  # never ended: the process "died"
-    with Tracker(path) as t:
-        assert t.mark_interrupted() == [run.id]
-        info = t.get_run(run.id)
+        live = t.start_run()  # this process is alive: e.g. a script logging right now
+        assert t.mark_interrupted() == [dead]
+        assert t.get_run(live.id).status == "running"
+        info = t.get_run(dead)
+        live.end()
     assert info.status == "killed" and "interrupted" in info.error
 
 
