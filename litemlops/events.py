@@ -46,7 +46,7 @@ REQUIRED_KEYS: dict[str, frozenset[str]] = {
     FEATURES_MATERIALIZED: frozenset({"view", "rows_read", "entities_written", "watermark"}),
     FEATURES_PUSHED: frozenset({"view", "rows", "to", "late_rows", "stale_rows"}),
     RUN_BOOTSTRAPPED: frozenset({"home", "steps"}),
-    RUN_ALREADY_ENDED: frozenset({"run_id", "wanted"}),
+    RUN_ALREADY_ENDED: frozenset({"tracking_run", "wanted"}),
 }
 
 CONTEXT_KEYS: frozenset[str] = frozenset({"run_id", "pipeline", "task", "model", "version"})

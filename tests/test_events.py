@@ -9,6 +9,7 @@ EXPECTED = {
     "features_materialized": {"view", "rows_read", "entities_written", "watermark"},
     "features_pushed": {"view", "rows", "to", "late_rows", "stale_rows"},
     "run_bootstrapped": {"home", "steps"},
+    "run_already_ended": {"tracking_run", "wanted"},
 }
 
 

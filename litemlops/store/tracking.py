@@ -496,7 +496,7 @@ class Run:
         except RunStateError:
             # Ended elsewhere meanwhile (e.g. killed by an operator): say so, don't crash.
             self._ended = True
-            log.warning(events.RUN_ALREADY_ENDED, run_id=self.id, wanted=status)
+            log.warning(events.RUN_ALREADY_ENDED, tracking_run=self.id, wanted=status)
 
     def end(self, status: str = "finished", error: str | None = None) -> None:
         self.tracker.end_run(self.id, status, error)
