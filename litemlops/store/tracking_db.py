@@ -9,6 +9,7 @@ acknowledged survives a power cut.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -153,24 +154,40 @@ class TrackingDB:
 
     target: a path, ":memory:" (one shared connection behind a lock, since every
     connection to ":memory:" would be a different database) or an open
-    `sqlite3.Connection` (used as is, not closed by us).
+    `sqlite3.Connection` (shared behind a lock, its row factory set to
+    `sqlite3.Row`, not closed by us). `path` is the database file, or
+    ":memory:" when there is none.
     """
 
     def __init__(self, target: str | Path | sqlite3.Connection = ":memory:"):
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._guard = threading.RLock()
-        self._writer = threading.RLock()
+        self._reset_process_state()
         self._shared: sqlite3.Connection | None = None
         self._owned = True
         if isinstance(target, sqlite3.Connection):
             self._shared, self._owned = target, False
-            self.path: str = ":memory:"
+            target.row_factory = sqlite3.Row
+            files = [r[2] for r in target.execute("PRAGMA database_list") if r[1] == "main"]
+            self.path: str = files[0] if files and files[0] else ":memory:"
         else:
             self.path = str(target)
             if self.path == ":memory:":
                 self._shared = self._connect()
         self.migrate()
+
+    def _reset_process_state(self) -> None:
+        # Locks and connections belong to one process: after fork() the child
+        # must not wait on a lock a parent thread held, nor use its connections.
+        self._pid = os.getpid()
+        self._local = threading.local()
+        self._all: list[tuple[threading.Thread, sqlite3.Connection]] = []
+        self._guard = threading.RLock()
+        self._writer = threading.RLock()
+
+    def _check_process(self) -> None:
+        if self._pid != os.getpid():
+            self._reset_process_state()
+            if self._shared is not None and self._owned:
+                self._shared = self._connect()
 
     def _connect(self) -> sqlite3.Connection:
         try:
@@ -187,11 +204,17 @@ class TrackingDB:
         con.execute("PRAGMA foreign_keys=ON")
         con.row_factory = sqlite3.Row
         with self._guard:
-            self._all.append(con)
+            # Connections of threads that have ended are closed here, so
+            # short-lived threads do not pile up open files.
+            for _, old in [e for e in self._all if not e[0].is_alive()]:
+                old.close()
+            self._all = [e for e in self._all if e[0].is_alive()]
+            self._all.append((threading.current_thread(), con))
         return con
 
     def connection(self) -> sqlite3.Connection:
         """This thread's connection (the shared one for ":memory:")."""
+        self._check_process()
         if self._shared is not None:
             return self._shared
         con: sqlite3.Connection | None = getattr(self._local, "con", None)
@@ -206,7 +229,8 @@ class TrackingDB:
         Threads of this process queue on a lock before asking SQLite: its busy
         handler sleeps in growing steps, so a thread could otherwise wait half a
         second while others keep taking the write lock. Other processes still
-        queue on the busy timeout.
+        queue on the busy timeout. If COMMIT itself fails (disk full), the
+        transaction is rolled back so the connection does not keep the lock.
         """
         con = self.connection()
         shared = self._guard if self._shared is not None else _nothing()
@@ -214,10 +238,11 @@ class TrackingDB:
             con.execute("BEGIN IMMEDIATE")
             try:
                 yield con
+                con.execute("COMMIT")
             except BaseException:
-                con.execute("ROLLBACK")
+                if con.in_transaction:
+                    con.execute("ROLLBACK")
                 raise
-            con.execute("COMMIT")
 
     def read(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
         con = self.connection()
@@ -242,8 +267,10 @@ class TrackingDB:
     def close(self) -> None:
         with self._guard:
             if self._owned:
-                for con in self._all:
+                for _, con in self._all:
                     con.close()
+                if self._shared is not None:
+                    self._shared.close()
             self._all.clear()
         self._local = threading.local()
 

@@ -219,3 +219,84 @@ def test_processes_racing_to_create_a_new_database_all_succeed(tmp_path):
                               stderr=subprocess.PIPE, text=True) for _ in range(6)]
     errors = [p.communicate(timeout=60)[1] for p in procs]
     assert [p.returncode for p in procs] == [0] * 6, errors
+
+
+def test_an_open_sqlite_connection_is_used_with_artifacts_beside_its_file(tmp_path):
+    import sqlite3
+
+    con = sqlite3.connect(tmp_path / "registry.db", isolation_level=None,
+                          check_same_thread=False)
+    with Tracker(con) as t, t.start_run() as run:
+        run.log_dict({"a": 1}, "a.json")
+    assert (tmp_path / "artifacts").is_dir()
+    con.execute("SELECT 1")  # still open: it is the caller's
+    with Tracker(tmp_path / "registry.db") as t:
+        out = t.download_artifact(run.id, "a.json", tmp_path / "a.json")
+    assert out.read_text().strip().startswith("{")
+
+
+def test_short_lived_threads_do_not_leave_connections_open(tracker):
+    import threading
+
+    with tracker.start_run() as run:
+        for i in range(40):
+            thread = threading.Thread(target=run.log_metric, args=("m", i), kwargs={"step": i})
+            thread.start()
+            thread.join()
+    assert len(tracker.db._all) <= 2
+    assert len(tracker.metric_history(run.id, "m")) == 40
+
+
+def test_a_forked_child_logs_while_a_parent_thread_is_writing(tmp_path):
+    import os
+    import threading
+
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork on this platform")
+    with Tracker(tmp_path / "r.db") as t, t.start_run() as run:
+        stop = threading.Event()
+
+        def busy():
+            i = 0
+            while not stop.is_set():
+                run.log_metric("parent", i, step=i)
+                i += 1
+
+        thread = threading.Thread(target=busy)
+        thread.start()
+        try:
+            pids = []
+            for n in range(3):
+                pid = os.fork()
+                if pid == 0:  # the child: log, then leave without running atexit handlers
+                    code = 0
+                    try:
+                        for i in range(20):
+                            run.log_metric(f"child{n}", i, step=i)
+                    except BaseException:
+                        code = 1
+                    os._exit(code)
+                pids.append(pid)
+            codes = [_wait(pid, timeout=30) for pid in pids]
+        finally:
+            stop.set()
+            thread.join()
+        assert codes == [0, 0, 0]
+        assert len(t.metric_history(run.id, "child2")) == 20
+
+
+def _wait(pid, timeout):
+    """The child's exit code; a child still alive after `timeout` is killed (a deadlock)."""
+    import os
+    import signal
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.01)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    return "deadlocked"
