@@ -40,6 +40,9 @@ RUN_ALREADY_ENDED = "run_already_ended"
 """A tracking run's `with` block ended, but the run had been ended elsewhere meanwhile
 (e.g. marked killed). wanted: the status the block would have set."""
 
+ARTIFACT_SKIPPED = "artifact_skipped"
+"""A file under a folder given to log_artifact was not stored. why: the reason."""
+
 REQUIRED_KEYS: dict[str, frozenset[str]] = {
     FEATURES_APPLIED: frozenset({"objects", "changed"}),
     FEATURES_INGESTED: frozenset({"view", "rows", "source"}),
@@ -47,6 +50,7 @@ REQUIRED_KEYS: dict[str, frozenset[str]] = {
     FEATURES_PUSHED: frozenset({"view", "rows", "to", "late_rows", "stale_rows"}),
     RUN_BOOTSTRAPPED: frozenset({"home", "steps"}),
     RUN_ALREADY_ENDED: frozenset({"tracking_run", "wanted"}),
+    ARTIFACT_SKIPPED: frozenset({"path", "why"}),
 }
 
 CONTEXT_KEYS: frozenset[str] = frozenset({"run_id", "pipeline", "task", "model", "version"})

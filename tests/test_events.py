@@ -10,6 +10,7 @@ EXPECTED = {
     "features_pushed": {"view", "rows", "to", "late_rows", "stale_rows"},
     "run_bootstrapped": {"home", "steps"},
     "run_already_ended": {"tracking_run", "wanted"},
+    "artifact_skipped": {"path", "why"},
 }
 
 

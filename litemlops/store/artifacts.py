@@ -52,7 +52,7 @@ class ArtifactStore:
         """Store `data`; return its sha256 hex digest and size."""
         digest = hashlib.sha256(data).hexdigest()
         # Hashing first lets a duplicate skip the write entirely.
-        if not self.exists(digest):
+        if not self._intact(digest):
 
             def write(out: BinaryIO) -> str:
                 out.write(data)
@@ -80,6 +80,17 @@ class ArtifactStore:
             return hasher.hexdigest()
 
         return self._store(copy), size
+
+    def _intact(self, sha256: str) -> bool:
+        """Whether a good copy is stored: a damaged one is replaced by the next upload."""
+        path = self.path(sha256)
+        if not path.is_file():
+            return False
+        hasher = hashlib.sha256()
+        with open(path, "rb") as src:
+            while chunk := src.read(CHUNK):
+                hasher.update(chunk)
+        return hasher.hexdigest() == sha256
 
     def read_verified(self, sha256: str) -> bytes:
         """The object's bytes, after checking they still hash to `sha256`."""
@@ -134,7 +145,7 @@ class ArtifactStore:
             with os.fdopen(fd, "wb") as out:
                 digest = write(out)
                 final = self.path(digest)
-                if final.is_file():
+                if self._intact(digest):
                     return digest  # deduplicated: the temp file is dropped below
                 if self.fsync:
                     out.flush()

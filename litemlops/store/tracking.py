@@ -413,12 +413,15 @@ class Tracker:
         from litemlops.store.artifacts import check_artifact_path
 
         clean = check_artifact_path(path)
+        self.get_run(run_id)
         rows = self.db.read(
             "SELECT sha256 FROM artifacts WHERE run_id = ? AND path = ?", [run_id, clean]
         )
         if not rows:
             raise ArtifactNotFoundError(f"run {run_id} has no artifact {clean!r}")
         target = Path(dest)
+        if target.is_dir():
+            target = target / clean.rsplit("/", 1)[-1]
         self.artifacts.copy_verified(rows[0]["sha256"], target)
         return target
 
@@ -603,7 +606,11 @@ class Run:
     def log_artifact(self, local_path: str | Path, artifact_path: str | None = None) -> list[str]:
         """Store a file, or every file under a folder, content-addressed; return their paths.
 
-        artifact_path: where it goes inside the run (default: the file or folder name).
+        As in MLflow, `artifact_path` is a folder inside the run: a file lands at
+        `<artifact_path>/<file name>`, a folder's files under `<artifact_path>/`
+        (default: the folder's own name). Logging a path again replaces it.
+        Symbolic links inside a folder that point outside it are skipped, so a
+        link cannot smuggle a file from elsewhere into the run.
         """
         from litemlops.store.artifacts import check_artifact_path
 
@@ -611,17 +618,27 @@ class Run:
         source = Path(local_path)
         if not source.exists():
             raise ValidationError(f"{source}: no such file or folder")
-        base = check_artifact_path(artifact_path or source.name)
-        files = sorted(p for p in source.rglob("*") if p.is_file()) if source.is_dir() else [source]
+        if source.is_dir():
+            root = source.resolve()
+            base = artifact_path if artifact_path is not None else root.name
+            pairs = []
+            for file in sorted(source.rglob("*")):
+                if not file.is_file():
+                    continue
+                if file.is_symlink() and not file.resolve().is_relative_to(root):
+                    log.warning(events.ARTIFACT_SKIPPED, path=str(file),
+                                why="symbolic link out of the folder")
+                    continue
+                relative = file.relative_to(source).as_posix()
+                pairs.append((file, f"{base}/{relative}" if base else relative))
+        else:
+            name = source.name
+            pairs = [(source, f"{artifact_path}/{name}" if artifact_path else name)]
+        paths = [(file, check_artifact_path(path)) for file, path in pairs]
         stored = []
-        for file in files:
-            relative = (
-                base if not source.is_dir() else f"{base}/{file.relative_to(source).as_posix()}"
-            )
+        for file, path in paths:
             digest, size = self.tracker.artifacts.put_file(file)
-            stored.append(
-                (self.id, check_artifact_path(relative), digest, size, self.tracker.now_ms())
-            )
+            stored.append((self.id, path, digest, size, self.tracker.now_ms()))
         with self.tracker.db.write() as con:
             con.executemany(
                 "INSERT OR REPLACE INTO artifacts (run_id, path, sha256, size, created_at) "

@@ -299,3 +299,22 @@ def test_any_accepted_artifact_path_stays_inside_its_root(path):
     joined = posixpath.normpath(posixpath.join(root, checked))
     assert joined.startswith(root + "/")
     assert checked == posixpath.normpath(checked)
+
+
+def test_a_damaged_object_is_repaired_by_storing_the_same_bytes_again(tmp_path):
+    from litemlops.errors import TamperedArtifactError
+    from litemlops.store.artifacts import ArtifactStore
+
+    store = ArtifactStore(tmp_path / "a")
+    digest, _ = store.put_bytes(b"model bytes")
+    path = store.path(digest)
+    path.chmod(0o600)
+    path.write_bytes(b"model bytez")
+    with pytest.raises(TamperedArtifactError):
+        store.read_verified(digest)
+    store.put_bytes(b"model bytes")
+    assert store.read_verified(digest) == b"model bytes"
+    path.write_bytes(b"garbage")
+    (tmp_path / "f.bin").write_bytes(b"model bytes")
+    store.put_file(tmp_path / "f.bin")
+    assert store.read_verified(digest) == b"model bytes"

@@ -111,7 +111,7 @@ def test_artifacts_are_content_addressed_and_downloaded_verified(tracker, tmp_pa
     (tmp_path / "same.txt").write_text("auc 0.8")
     with tracker.start_run() as run:
         assert run.log_artifact(folder) == ["report/plots/roc.txt", "report/summary.txt"]
-        run.log_artifact(tmp_path / "same.txt", "copies/same.txt")
+        assert run.log_artifact(tmp_path / "same.txt", "copies") == ["copies/same.txt"]
         run.log_dict({"k": 1}, "config/params.json")
     listed = {a["path"]: a["sha256"] for a in tracker.artifact_list(run.id)}
     assert listed["report/summary.txt"] == listed["copies/same.txt"]  # stored once
@@ -290,3 +290,37 @@ def _wait(pid, timeout):
     os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
     return "deadlocked"
+
+
+def test_artifact_path_is_a_folder_links_out_are_skipped_and_dot_works(tracker, tmp_path):
+    import os
+
+    (tmp_path / "roc.png").write_bytes(b"roc")
+    (tmp_path / "pr.png").write_bytes(b"pr")
+    (tmp_path / "secret.txt").write_text("TOPSECRET")
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "model.txt").write_text("m")
+    (folder / "inside.txt").symlink_to(folder / "model.txt")
+    (folder / "link.txt").symlink_to(tmp_path / "secret.txt")
+    with tracker.start_run() as run:
+        run.log_artifact(tmp_path / "roc.png", "plots")
+        run.log_artifact(tmp_path / "pr.png", "plots")
+        assert run.log_artifact(folder) == ["out/inside.txt", "out/model.txt"]
+        cwd = os.getcwd()
+        os.chdir(folder)
+        try:
+            assert run.log_artifact(".", "here") == ["here/inside.txt", "here/model.txt"]
+        finally:
+            os.chdir(cwd)
+    paths = [a["path"] for a in tracker.artifact_list(run.id)]
+    assert "plots/roc.png" in paths and "plots/pr.png" in paths
+    assert not any("link" in p for p in paths)
+
+
+def test_download_into_a_folder_and_from_an_unknown_run(tracker, tmp_path):
+    with tracker.start_run() as run:
+        run.log_dict({"a": 1}, "cfg/a.json")
+    assert tracker.download_artifact(run.id, "cfg/a.json", tmp_path) == tmp_path / "a.json"
+    with pytest.raises(RunNotFoundError):
+        tracker.download_artifact("f" * 32, "cfg/a.json", tmp_path)
