@@ -85,7 +85,7 @@ def test_models_alias_rollback_history(home):
         (("runs", "show", "abcdef"), "no run id starts with"),
         (("models", "show", "nope"), "no registered model named 'nope'"),
         (("models", "alias", "driver_ranker", "champion", "9"), "no version 9"),
-        (("models", "rollback", "driver_ranker", "champion"), "no alias 'champion'"),
+        (("models", "rollback", "driver_ranker", "champion"), "alias 'champion'"),
         (("runs", "list", "--filter", "metrics.auc >"), "filter"),
     ],
 )

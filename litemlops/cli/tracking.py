@@ -236,7 +236,12 @@ def models_list(ctx: click.Context, home: Path | None, as_json: bool) -> None:
 @models.command("show")
 @home_option
 @click.argument("name")
-@click.option("--version", type=int, default=None, help="One version with its lineage.")
+@click.option(
+    "--version",
+    type=click.IntRange(1, 2**63 - 1),
+    default=None,
+    help="One version with its lineage.",
+)
 @click.pass_context
 @cli_errors
 def models_show(ctx: click.Context, home: Path | None, name: str, version: int | None) -> None:
@@ -283,7 +288,7 @@ def models_versions(ctx: click.Context, home: Path | None, name: str, as_json: b
 @home_option
 @click.argument("name")
 @click.argument("alias")
-@click.argument("version", type=int)
+@click.argument("version", type=click.IntRange(1, 2**63 - 1))
 @click.option("--reason", default="", help="Why (kept in the alias history).")
 @click.pass_context
 @cli_errors

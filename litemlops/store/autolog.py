@@ -36,6 +36,7 @@ def fit_and_log(run: Run, estimator: Any, X: Any, y: Any, *, sample_weight: Any 
 
 def training_metrics(estimator: Any, X: Any, y: Any, sample_weight: Any = None) -> dict[str, float]:
     """MLflow's training metrics for a fitted classifier or regressor."""
+    import numpy as np
     from sklearn import metrics
     from sklearn.base import is_classifier, is_regressor
 
@@ -43,22 +44,26 @@ def training_metrics(estimator: Any, X: Any, y: Any, sample_weight: Any = None) 
     predicted = estimator.predict(X)
     weights = {"sample_weight": sample_weight}
     if is_classifier(estimator):
-        labels = getattr(estimator, "classes_", [])
-        average = "binary" if len(labels) == 2 else "weighted"
+        labels = list(getattr(estimator, "classes_", []))
+        # Binary: the positive class is the second label, whatever its type (strings too).
+        scoring: dict[str, Any] = (
+            {"average": "binary", "pos_label": labels[1]}
+            if len(labels) == 2
+            else {"average": "weighted"}
+        )
         out["training_accuracy_score"] = metrics.accuracy_score(y, predicted, **weights)
         for name, fn in (
             ("precision", metrics.precision_score),
             ("recall", metrics.recall_score),
             ("f1", metrics.f1_score),
         ):
-            out[f"training_{name}_score"] = fn(
-                y, predicted, average=average, zero_division=0, **weights
-            )
+            out[f"training_{name}_score"] = fn(y, predicted, zero_division=0, **scoring, **weights)
         if hasattr(estimator, "predict_proba"):
             proba = estimator.predict_proba(X)
             out["training_log_loss"] = metrics.log_loss(y, proba, labels=labels, **weights)
             if len(labels) == 2:
-                out["training_roc_auc"] = metrics.roc_auc_score(y, proba[:, 1], **weights)
+                positive = np.asarray(y) == labels[1]
+                out["training_roc_auc"] = metrics.roc_auc_score(positive, proba[:, 1], **weights)
             elif len(labels) > 2:
                 out["training_roc_auc"] = metrics.roc_auc_score(
                     y, proba, multi_class="ovr", labels=labels, **weights

@@ -221,7 +221,9 @@ class ModelRegistry:
         return self.get_model_version(name, version)
 
     def get_model_version(self, name: str, version: int) -> ModelVersion:
-        rows = self.db.read(f"{_VERSIONS} WHERE v.name = ? AND v.version = ?", [name, int(version)])
+        if isinstance(version, bool) or not isinstance(version, int) or not 0 < version < 2**63:
+            raise ModelVersionNotFoundError(f"model {name!r} has no version {version!r}")
+        rows = self.db.read(f"{_VERSIONS} WHERE v.name = ? AND v.version = ?", [name, version])
         if not rows:
             self.get_registered_model(name)
             raise ModelVersionNotFoundError(f"model {name!r} has no version {version}")
@@ -304,6 +306,8 @@ class ModelRegistry:
             where += " AND alias = ?"
             params.append(alias)
         rows = self.db.read(f"SELECT * FROM alias_history WHERE {where} ORDER BY id", params)
+        if alias is not None and not rows:
+            raise AliasNotFoundError(f"model {name!r} has never had an alias {alias!r}")
         return [
             AliasChange(
                 r["name"],

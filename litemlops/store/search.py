@@ -381,6 +381,8 @@ def _decode_token(token: object, fingerprint: str, terms: list[OrderTerm]) -> li
             continue
         if isinstance(value, bool) or not isinstance(value, wanted):
             raise bad
+        if isinstance(value, int) and not -(2**63) <= value < 2**63:
+            raise bad  # SQLite integers are 64-bit; a forged token must not overflow
     return key
 
 

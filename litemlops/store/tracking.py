@@ -46,7 +46,9 @@ log = structlog.get_logger("litemlops.tracking")
 Clock = Callable[[], datetime]
 STATUSES = ("running", "finished", "failed", "killed")
 MAX_PARAM_LENGTH = 6000
-_KEY = re.compile(r"^[A-Za-z0-9_\-. /]{1,250}$")
+_KEY = re.compile(r"^[\w\-. /]{1,250}$")  # \w: letters and digits of any script
+MAX_TAG_LENGTH = 8000  # MLflow's limit; longer text belongs in an artifact
+INT64 = 2**63
 
 
 def utc_now() -> datetime:
@@ -54,13 +56,13 @@ def utc_now() -> datetime:
 
 
 def _ms(value: datetime) -> int:
-    if value.tzinfo is None:
-        raise ValueError("clock must return an aware datetime")
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise ValidationError(f"times must be timezone-aware datetimes, got {value!r}")
     return int(value.timestamp() * 1000)
 
 
 def check_key(key: object, what: str) -> str:
-    """Param, metric and tag keys: letters, digits, `_-. /`, at most 250 characters."""
+    """Param, metric and tag keys: letters and digits (any script), `_-. /`, at most 250."""
     if not isinstance(key, str) or not _KEY.match(key) or ".." in key or key.startswith("/"):
         raise ValidationError(
             f"invalid {what} key {key!r}: use letters, digits, '_', '-', '.', ' ' or '/' "
@@ -75,7 +77,10 @@ def check_metric(key: str, value: object) -> float:
         not isinstance(value, int | float) and not hasattr(value, "__float__")
     ):
         raise ValidationError(f"metric {key!r} must be a number, got {value!r}")
-    number = float(value)
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ValidationError(f"metric {key!r} must be a finite number, got {value!r}") from None
     if not math.isfinite(number):
         raise ValidationError(
             f"metric {key!r} is {number}; metrics must be finite (log a NaN loss as a tag "
@@ -552,6 +557,12 @@ class Run:
     def set_tags(self, tags: Mapping[str, object]) -> None:
         self._active()
         items = [(self.id, check_key(k, "tag"), str(v)) for k, v in tags.items()]
+        for _, key, value in items:
+            if len(value) > MAX_TAG_LENGTH:
+                raise ValidationError(
+                    f"tag {key!r} is {len(value)} characters; at most {MAX_TAG_LENGTH} (log long "
+                    "text as an artifact)"
+                )
         with self.tracker.db.write() as con:
             con.executemany(
                 "INSERT INTO run_tags (run_id, key, value) VALUES (?, ?, ?) "
@@ -580,8 +591,12 @@ class Run:
                 if isinstance(step, bool):
                     raise TypeError
                 step_ = operator.index(step)  # numpy integers too
+                if not -INT64 <= step_ < INT64:
+                    raise TypeError
             except TypeError:
-                raise ValidationError(f"metric step must be an integer, got {step!r}") from None
+                raise ValidationError(
+                    f"metric step must be a 64-bit integer, got {step!r}"
+                ) from None
         at = _ms(timestamp) if timestamp is not None else self.tracker.now_ms()
         rows = [
             (self.id, check_key(k, "metric"), check_metric(k, v), step_, at)

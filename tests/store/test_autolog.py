@@ -57,3 +57,14 @@ def test_nested_pipeline_params_are_flattened(tracker):
 def test_something_that_is_not_an_estimator_is_refused(tracker):
     with tracker.start_run() as run, pytest.raises(ValidationError, match="not a scikit-learn"):
         fit_and_log(run, object(), [[1]], [1])
+
+
+def test_string_labels_of_a_binary_classifier_are_scored(tracker):
+    X, y = xy()
+    labels = y.map({0: "no", 1: "yes"})
+    with tracker.start_run() as run:
+        model = fit_and_log(run, LogisticRegression(), X, labels)
+    metrics = tracker.get_run(run.id).metrics
+    assert metrics["training_roc_auc"] == pytest.approx(
+        roc_auc_score(labels == "yes", model.predict_proba(X)[:, 1]))
+    assert 0 < metrics["training_f1_score"] <= 1

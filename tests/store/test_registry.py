@@ -152,7 +152,7 @@ def test_rollback_without_an_earlier_version_is_refused(tracker, registry):
     registry.set_alias("m", "champion", 1)
     with pytest.raises(RegistryStateError, match="no earlier version"):
         registry.rollback("m", "champion")
-    with pytest.raises(AliasNotFoundError, match="no alias 'shadow'"):
+    with pytest.raises(AliasNotFoundError, match="alias 'shadow'"):
         registry.rollback("m", "shadow")
 
 
@@ -226,3 +226,15 @@ def test_a_model_logged_without_signature_loads_and_predicts(tracker, registry):
     loaded = registry.load_model(info.uri)
     assert loaded.signature is None
     np.testing.assert_allclose(loaded.predict(X), model.predict(X))
+
+
+def test_huge_or_odd_versions_and_unknown_alias_history_are_typed_errors(tracker, registry):
+    _, info, _, _ = train(tracker)
+    registry.register_model(info.uri, "m")
+    for uri in ("m/99999999999999999999999", "m/²", "m/١"):
+        with pytest.raises((ValidationError, ModelVersionNotFoundError)):
+            registry.load_model(uri)
+    with pytest.raises(ModelVersionNotFoundError):
+        registry.get_model_version("m", 2**70)
+    with pytest.raises(AliasNotFoundError, match="never had an alias 'nope'"):
+        registry.alias_history("m", "nope")

@@ -324,3 +324,24 @@ def test_download_into_a_folder_and_from_an_unknown_run(tracker, tmp_path):
     assert tracker.download_artifact(run.id, "cfg/a.json", tmp_path) == tmp_path / "a.json"
     with pytest.raises(RunNotFoundError):
         tracker.download_artifact("f" * 32, "cfg/a.json", tmp_path)
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda r: r.log_metric("m", 10**400), "finite number"),
+        (lambda r: r.log_metric("m", [1, 2]), "must be a number"),
+        (lambda r: r.log_metric("m", 1, step=2**70), "64-bit integer"),
+        (lambda r: r.log_metric("m", 1, timestamp=datetime(2026, 1, 1)), "timezone-aware"),
+        (lambda r: r.set_tag("note", "x" * 9000), "at most 8000"),
+    ],
+)
+def test_out_of_range_values_get_validation_errors(tracker, call, message):
+    with tracker.start_run() as run, pytest.raises(ValidationError, match=message):
+        call(run)
+
+
+def test_unicode_keys_are_accepted(tracker):
+    with tracker.start_run() as run:
+        run.log_metric("độ_chính_xác", 0.9)
+    assert tracker.get_run(run.id).metrics == {"độ_chính_xác": 0.9}
