@@ -21,7 +21,8 @@ from litemlops.errors import (
     RegistryStateError,
     ValidationError,
 )
-from litemlops.store.tracking import Tracker, _dt
+from litemlops.store.tracking import Tracker
+from litemlops.store.tracking_types import from_ms
 
 if TYPE_CHECKING:
     import sqlite3
@@ -136,7 +137,7 @@ class ModelRegistry:
     def _registered(self, row: sqlite3.Row) -> RegisteredModel:
         name = row["name"]
         aliases = dict(sorted(json.loads(row["alias_map"]).items()))
-        created, updated = _dt(row["created_at"]), _dt(row["updated_at"])
+        created, updated = from_ms(row["created_at"]), from_ms(row["updated_at"])
         assert created is not None and updated is not None
         return RegisteredModel(
             name=name,
@@ -236,7 +237,7 @@ class ModelRegistry:
 
     def _version(self, row: sqlite3.Row) -> ModelVersion:
         aliases = tuple(sorted(json.loads(row["alias_list"])))
-        created = _dt(row["created_at"])
+        created = from_ms(row["created_at"])
         assert created is not None
         return ModelVersion(
             name=row["name"],
@@ -411,7 +412,7 @@ def _version_number(text: str, uri: str) -> int:
 
 
 def _at(ms: int) -> datetime:
-    value = _dt(ms)
+    value = from_ms(ms)
     assert value is not None  # the column is NOT NULL
     return value
 

@@ -44,7 +44,7 @@ from litemlops.store.search_syntax import (
     parse_filter,
     parse_order_by,
 )
-from litemlops.store.tracking import RunInfo, _dt
+from litemlops.store.tracking_types import RunInfo, from_ms
 
 if TYPE_CHECKING:
     from litemlops.store.tracking import Tracker
@@ -414,7 +414,7 @@ def fetch_runs(db: TrackingDB, run_ids: list[str]) -> list[RunInfo]:
     runs = []
     for run_id in run_ids:
         row = rows[run_id]
-        start = _dt(row["start_time"])
+        start = from_ms(row["start_time"])
         assert start is not None
         runs.append(
             RunInfo(
@@ -424,7 +424,7 @@ def fetch_runs(db: TrackingDB, run_ids: list[str]) -> list[RunInfo]:
                 name=row["name"],
                 status=row["status"],
                 start_time=start,
-                end_time=_dt(row["end_time"]),
+                end_time=from_ms(row["end_time"]),
                 parent_run_id=row["parent_run_id"],
                 git_commit=row["git_commit"],
                 error=row["error"],

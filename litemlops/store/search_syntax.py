@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from litemlops.errors import ValidationError
-from litemlops.store.tracking import STATUSES
+from litemlops.store.tracking_types import STATUSES
 
 MAX_CLAUSES = 100  # far below SQLite's expression depth limit
 MAX_ORDER_TERMS = 10
