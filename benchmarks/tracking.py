@@ -172,8 +172,11 @@ def bench_models(tmp: Path, size: Size, tracker: Tracker) -> None:
         clone.coef_ = clone.coef_ + next(models) * 1e-9
         fresh["model"] = clone
 
+    names = iter(range(10**9))
+
     def ours() -> None:
-        run.log_model(fresh["model"], "model", signature=signature)
+        # A logged model never changes, so each call logs under a new name.
+        run.log_model(fresh["model"], f"model{next(names)}", signature=signature)
 
     def reference() -> None:
         joblib.dump(fresh["model"], tmp / "reference.joblib")
@@ -186,9 +189,9 @@ def bench_models(tmp: Path, size: Size, tracker: Tracker) -> None:
     report("log_model", min(t_ours) * 1e3, "ms", 20, reference=min(t_ref) * 1e3)
 
     registry = ModelRegistry(tracker)
-    version = registry.register_model(f"runs:/{run.id}/model", "bench-model")
-    registry.set_alias("bench-model", "champion", version.version)
     run.end()
+    version = registry.register_model(f"runs:/{run.id}/model0", "bench-model")
+    registry.set_alias("bench-model", "champion", version.version)
     stored = tracker.artifacts.path(version.sha256)
     calls = 50
 
