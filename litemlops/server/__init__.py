@@ -1,0 +1,1 @@
+"""The Starlette server: prediction endpoints, push, feedback, admin API, metrics."""
