@@ -43,6 +43,27 @@ RUN_ALREADY_ENDED = "run_already_ended"
 ARTIFACT_SKIPPED = "artifact_skipped"
 """A file under a folder given to log_artifact was not stored. why: the reason."""
 
+PIPELINE_RUN_STARTED = "pipeline_run_started"
+"""A pipeline run began (run_id and pipeline are bound). trigger: manual, schedule, event."""
+
+PIPELINE_RUN_FINISHED = "pipeline_run_finished"
+"""A pipeline run ended. state: success or failed; duration in seconds."""
+
+TASK_STARTED = "task_started"
+"""A task attempt began (run_id, pipeline, task bound). attempt: 1 for the first try."""
+
+TASK_SUCCEEDED = "task_succeeded"
+"""A task attempt succeeded; duration in seconds."""
+
+TASK_FAILED = "task_failed"
+"""A task attempt failed. error: type and message; will_retry: whether another attempt follows."""
+
+TASK_RETRYING = "task_retrying"
+"""A task is about to be tried again after `delay` seconds."""
+
+TASK_SKIPPED = "task_skipped"
+"""A task did not run because an upstream task did not succeed. reason: which."""
+
 REQUIRED_KEYS: dict[str, frozenset[str]] = {
     FEATURES_APPLIED: frozenset({"objects", "changed"}),
     FEATURES_INGESTED: frozenset({"view", "rows", "source"}),
@@ -51,6 +72,13 @@ REQUIRED_KEYS: dict[str, frozenset[str]] = {
     RUN_BOOTSTRAPPED: frozenset({"home", "steps"}),
     RUN_ALREADY_ENDED: frozenset({"tracking_run", "wanted"}),
     ARTIFACT_SKIPPED: frozenset({"path", "why"}),
+    PIPELINE_RUN_STARTED: frozenset({"trigger"}),
+    PIPELINE_RUN_FINISHED: frozenset({"state", "duration"}),
+    TASK_STARTED: frozenset({"attempt"}),
+    TASK_SUCCEEDED: frozenset({"attempt", "duration"}),
+    TASK_FAILED: frozenset({"attempt", "duration", "error"}),
+    TASK_RETRYING: frozenset({"attempt", "delay"}),
+    TASK_SKIPPED: frozenset({"reason"}),
 }
 
 CONTEXT_KEYS: frozenset[str] = frozenset({"run_id", "pipeline", "task", "model", "version"})

@@ -11,6 +11,13 @@ EXPECTED = {
     "run_bootstrapped": {"home", "steps"},
     "run_already_ended": {"tracking_run", "wanted"},
     "artifact_skipped": {"path", "why"},
+    "pipeline_run_started": {"trigger"},
+    "pipeline_run_finished": {"state", "duration"},
+    "task_started": {"attempt"},
+    "task_succeeded": {"attempt", "duration"},
+    "task_failed": {"attempt", "duration", "error"},
+    "task_retrying": {"attempt", "delay"},
+    "task_skipped": {"reason"},
 }
 
 

@@ -146,6 +146,37 @@ MIGRATIONS: list[str] = [
     ALTER TABLE runs ADD COLUMN pid INTEGER;
     ALTER TABLE alias_history ADD COLUMN action TEXT NOT NULL DEFAULT 'set';
     """,
+    # 3: pipeline run history.
+    """
+    CREATE TABLE pipeline_runs (
+        run_id TEXT PRIMARY KEY,
+        pipeline TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'success', 'failed')),
+        trigger TEXT NOT NULL,
+        payload TEXT NOT NULL DEFAULT '{}',
+        params TEXT NOT NULL DEFAULT '{}',
+        queued_at INTEGER NOT NULL,
+        started_at INTEGER,
+        ended_at INTEGER,
+        error TEXT,
+        host TEXT,
+        pid INTEGER
+    );
+    CREATE INDEX pipeline_runs_by_pipeline ON pipeline_runs (pipeline, queued_at DESC);
+    CREATE TABLE task_runs (
+        run_id TEXT NOT NULL REFERENCES pipeline_runs (run_id),
+        task TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'success', 'failed',
+                                             'skipped', 'up_for_retry')),
+        started_at INTEGER,
+        ended_at INTEGER,
+        error TEXT,
+        traceback TEXT,
+        output TEXT,
+        PRIMARY KEY (run_id, task, attempt)
+    );
+    """,
 ]
 
 

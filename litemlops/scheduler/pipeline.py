@@ -1,0 +1,211 @@
+"""Pipelines as plain Python: tasks with explicit dependencies, retries and timeouts.
+
+A task is a function taking a `TaskContext`; what it returns (JSON-serialisable)
+is its output, handed to downstream tasks and kept in the run's folder, so any
+task can later run alone. A pipeline is a DAG: cycles, unknown upstream names
+and duplicate names are refused when it is defined.
+"""
+
+from __future__ import annotations
+
+import graphlib
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from litemlops.errors import LitemlopsError, ValidationError
+
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")
+
+
+class PipelineDefinitionError(LitemlopsError, ValueError):
+    """A pipeline or task definition is invalid (cycle, unknown upstream, bad option)."""
+
+
+def _check_name(name: object, what: str) -> str:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise PipelineDefinitionError(
+            f"invalid {what} name {name!r}: a letter, then letters, digits, '_' or '-' (at most 64)"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class Task:
+    """One step: `fn(ctx)` with its upstream task names and failure policy.
+
+    retries: extra attempts after a failure; the n-th retry waits
+    `retry_delay * retry_backoff ** (n - 1)`. timeout: seconds an attempt may
+    take before it counts as failed (None: no limit).
+    """
+
+    name: str
+    fn: Callable[[TaskContext], Any]
+    upstream: tuple[str, ...] = ()
+    retries: int = 0
+    retry_delay: timedelta = timedelta(0)
+    retry_backoff: float = 2.0
+    timeout: float | None = None
+
+    def __post_init__(self) -> None:
+        _check_name(self.name, "task")
+        if not callable(self.fn):
+            raise PipelineDefinitionError(f"task {self.name!r}: fn must be callable")
+        upstream = (self.upstream,) if isinstance(self.upstream, str) else tuple(self.upstream)
+        for item in upstream:
+            _check_name(item, "upstream task")
+        object.__setattr__(self, "upstream", upstream)
+        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
+            raise PipelineDefinitionError(f"task {self.name!r}: retries must be an int >= 0")
+        delay = self.retry_delay
+        if isinstance(delay, int | float) and not isinstance(delay, bool):
+            delay = timedelta(seconds=delay)
+        if not isinstance(delay, timedelta) or delay < timedelta(0):
+            raise PipelineDefinitionError(
+                f"task {self.name!r}: retry_delay must be seconds or a timedelta >= 0"
+            )
+        object.__setattr__(self, "retry_delay", delay)
+        if not isinstance(self.retry_backoff, int | float) or self.retry_backoff < 1:
+            raise PipelineDefinitionError(f"task {self.name!r}: retry_backoff must be >= 1")
+        if self.timeout is not None and (
+            not isinstance(self.timeout, int | float) or self.timeout <= 0
+        ):
+            raise PipelineDefinitionError(f"task {self.name!r}: timeout must be > 0 seconds")
+
+    def delay_before(self, attempt: int) -> float:
+        """Seconds to wait before `attempt` (1 is the first try: no wait)."""
+        if attempt <= 1:
+            return 0.0
+        return self.retry_delay.total_seconds() * self.retry_backoff ** (attempt - 2)
+
+
+def task(
+    fn: Callable[[TaskContext], Any] | None = None,
+    *,
+    name: str | None = None,
+    upstream: str | Sequence[str] = (),
+    retries: int = 0,
+    retry_delay: float | timedelta = 0,
+    retry_backoff: float = 2.0,
+    timeout: float | None = None,
+) -> Any:
+    """Make a `Task` from a function: `@task` or `@task(upstream=["ingest"], retries=2)`."""
+
+    def make(func: Callable[[TaskContext], Any]) -> Task:
+        return Task(
+            name=name or func.__name__,
+            fn=func,
+            upstream=(upstream,) if isinstance(upstream, str) else tuple(upstream),
+            retries=retries,
+            retry_delay=retry_delay,  # type: ignore[arg-type]  # normalised in __post_init__
+            retry_backoff=retry_backoff,
+            timeout=timeout,
+        )
+
+    return make(fn) if fn is not None else make
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """A named DAG of tasks with default params (overridable per run)."""
+
+    name: str
+    tasks: Sequence[Task]
+    params: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        _check_name(self.name, "pipeline")
+        tasks = tuple(self.tasks)
+        if not tasks:
+            raise PipelineDefinitionError(f"pipeline {self.name!r} has no tasks")
+        names = [t.name for t in tasks if isinstance(t, Task)]
+        if len(names) != len(tasks):
+            raise PipelineDefinitionError(
+                f"pipeline {self.name!r}: tasks must be Task objects (use @task)"
+            )
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise PipelineDefinitionError(f"pipeline {self.name!r} repeats tasks {repeated}")
+        for t in tasks:
+            missing = [u for u in t.upstream if u not in names]
+            if missing:
+                raise PipelineDefinitionError(
+                    f"pipeline {self.name!r}: task {t.name!r} depends on unknown {missing}"
+                )
+        sorter = graphlib.TopologicalSorter({t.name: t.upstream for t in tasks})
+        try:
+            sorter.prepare()
+        except graphlib.CycleError as exc:
+            cycle = " -> ".join(exc.args[1])
+            raise PipelineDefinitionError(f"pipeline {self.name!r} has a cycle: {cycle}") from None
+        object.__setattr__(self, "tasks", tasks)
+        object.__setattr__(self, "params", dict(self.params))
+        # Definition order breaks ties, so runs are reproducible and readable.
+        position = {n: i for i, n in enumerate(names)}
+        object.__setattr__(self, "_order", _stable_order(tasks, position))
+
+    @property
+    def order(self) -> tuple[str, ...]:
+        """Task names in an order where every task follows its upstream tasks."""
+        return self._order  # type: ignore[attr-defined]
+
+    def task(self, name: str) -> Task:
+        for t in self.tasks:
+            if t.name == name:
+                return t
+        raise ValidationError(
+            f"pipeline {self.name!r} has no task {name!r} (tasks: {list(self.order)})"
+        )
+
+    def downstream(self, name: str) -> set[str]:
+        """Every task that depends on `name`, directly or not."""
+        found: set[str] = set()
+        frontier = {name}
+        while frontier:
+            frontier = {t.name for t in self.tasks if set(t.upstream) & frontier} - found
+            found |= frontier
+        return found
+
+
+def _stable_order(tasks: Sequence[Task], position: Mapping[str, int]) -> tuple[str, ...]:
+    """Topological order, earliest-defined first among ready tasks (the DAG is acyclic)."""
+    done: list[str] = []
+    remaining = sorted(tasks, key=lambda t: position[t.name])
+    while remaining:
+        for t in remaining:
+            if all(u in done for u in t.upstream):
+                done.append(t.name)
+                remaining.remove(t)
+                break
+    return tuple(done)
+
+
+@dataclass
+class TaskContext:
+    """What a task gets: its run, its params, its upstream outputs, a folder, resources.
+
+    resources: what the runner was given (e.g. `features`, `tracker`,
+    `registry`), also reachable as attributes: `ctx.features`.
+    """
+
+    run_id: str
+    pipeline: str
+    task: str
+    attempt: int
+    params: dict[str, Any]
+    upstream: dict[str, Any]
+    work_dir: Path
+    resources: Mapping[str, Any]
+    log: Any
+
+    def __getattr__(self, name: str) -> Any:
+        resources = self.__dict__.get("resources", {})
+        if name in resources:
+            return resources[name]
+        raise AttributeError(
+            f"task context has no {name!r}; resources given to the runner: {sorted(resources)}"
+        )

@@ -1,0 +1,367 @@
+"""Running a pipeline now, in this process, with its history in `registry.db`.
+
+Each task runs after its upstream tasks succeeded; a failure is retried as the
+task says, then marks every downstream task skipped. Task and run states,
+attempts, times, errors with tracebacks and outputs are written as they
+happen, so a crash leaves an accurate record. Every step emits an event
+bound to run_id, pipeline and task.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from litemlops import events
+from litemlops.errors import NotFoundError, ValidationError
+from litemlops.scheduler.pipeline import Pipeline, Task, TaskContext
+from litemlops.store.tracking_db import TrackingDB
+
+log = structlog.get_logger("litemlops.pipelines")
+
+
+class PipelineRunNotFoundError(NotFoundError):
+    """No pipeline run with that id."""
+
+
+class TaskTimeoutError(TimeoutError):
+    """A task attempt ran longer than its timeout."""
+
+
+@dataclass(frozen=True)
+class TaskRun:
+    task: str
+    attempt: int
+    state: str
+    started_at: datetime | None
+    ended_at: datetime | None
+    error: str | None
+    traceback: str | None
+    output: Any
+
+
+@dataclass(frozen=True)
+class PipelineRun:
+    run_id: str
+    pipeline: str
+    state: str
+    trigger: str
+    payload: dict[str, Any]
+    params: dict[str, Any]
+    queued_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    error: str | None
+
+
+def _ms(value: datetime) -> int:
+    return int(value.timestamp() * 1000)
+
+
+def _dt(ms: int | None) -> datetime | None:
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
+
+
+class PipelineRunner:
+    """Runs pipelines synchronously and records them.
+
+    runs_dir: where each run gets `<run_id>/<task>/` (outputs, working files).
+    resources: handed to every task's context (`ctx.features`, `ctx.tracker`...).
+    clock and sleep are injected so tests never wait for real.
+    """
+
+    def __init__(
+        self,
+        db: TrackingDB,
+        runs_dir: str | Path,
+        *,
+        resources: Mapping[str, Any] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.db = db
+        self.runs_dir = Path(runs_dir)
+        self.resources = dict(resources or {})
+        self.clock = clock
+        self.sleep = sleep
+
+    def _now(self) -> int:
+        return _ms(self.clock())
+
+    # -- running ------------------------------------------------------------------------
+
+    def run(
+        self,
+        pipeline: Pipeline,
+        params: Mapping[str, Any] | None = None,
+        *,
+        trigger: str = "manual",
+        payload: Mapping[str, Any] | None = None,
+    ) -> PipelineRun:
+        """Run every task in dependency order; return the finished run."""
+        merged = {**pipeline.params, **dict(params or {})}
+        unknown = sorted(set(params or {}) - set(pipeline.params))
+        if unknown:
+            raise ValidationError(
+                f"pipeline {pipeline.name!r} has no params {unknown} "
+                f"(it takes {sorted(pipeline.params)})"
+            )
+        run_id = uuid.uuid4().hex
+        now = self._now()
+        with self.db.write() as con:
+            con.execute(
+                "INSERT INTO pipeline_runs (run_id, pipeline, state, trigger, payload, params, "
+                "queued_at, started_at, host, pid) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    run_id,
+                    pipeline.name,
+                    trigger,
+                    _json(payload or {}),
+                    _json(merged),
+                    now,
+                    now,
+                    socket.gethostname(),
+                    os.getpid(),
+                ],
+            )
+        with structlog.contextvars.bound_contextvars(run_id=run_id, pipeline=pipeline.name):
+            log.info(events.PIPELINE_RUN_STARTED, trigger=trigger)
+            start = time.perf_counter()
+            outputs: dict[str, Any] = {}
+            failed: set[str] = set()
+            for name in pipeline.order:
+                t = pipeline.task(name)
+                blocked = [u for u in t.upstream if u in failed]
+                if blocked:
+                    self._skip(run_id, t, f"upstream task(s) {blocked} did not succeed")
+                    failed.add(name)
+                    continue
+                ok, output = self._run_task(run_id, pipeline, t, merged, outputs)
+                if ok:
+                    outputs[name] = output
+                else:
+                    failed.add(name)
+            state = "failed" if failed else "success"
+            error = f"task(s) failed or skipped: {sorted(failed)}" if failed else None
+            with self.db.write() as con:
+                con.execute(
+                    "UPDATE pipeline_runs SET state = ?, ended_at = ?, error = ? WHERE run_id = ?",
+                    [state, self._now(), error, run_id],
+                )
+            log.info(
+                events.PIPELINE_RUN_FINISHED,
+                state=state,
+                duration=round(time.perf_counter() - start, 6),
+            )
+        return self.get_run(run_id)
+
+    def _run_task(
+        self,
+        run_id: str,
+        pipeline: Pipeline,
+        t: Task,
+        params: dict[str, Any],
+        outputs: dict[str, Any],
+    ) -> tuple[bool, Any]:
+        work_dir = self.runs_dir / run_id / t.name
+        attempts = t.retries + 1
+        for attempt in range(1, attempts + 1):
+            if attempt > 1:
+                delay = t.delay_before(attempt)
+                log.info(events.TASK_RETRYING, task=t.name, attempt=attempt, delay=delay)
+                self.sleep(delay)
+            with structlog.contextvars.bound_contextvars(task=t.name):
+                ok, output = self._attempt(
+                    run_id,
+                    pipeline,
+                    t,
+                    attempt,
+                    params,
+                    outputs,
+                    work_dir,
+                    last=attempt == attempts,
+                )
+            if ok:
+                return True, output
+        return False, None
+
+    def _attempt(
+        self,
+        run_id: str,
+        pipeline: Pipeline,
+        t: Task,
+        attempt: int,
+        params: dict[str, Any],
+        outputs: dict[str, Any],
+        work_dir: Path,
+        *,
+        last: bool,
+    ) -> tuple[bool, Any]:
+        with self.db.write() as con:
+            con.execute(
+                "INSERT INTO task_runs (run_id, task, attempt, state, started_at) "
+                "VALUES (?, ?, ?, 'running', ?)",
+                [run_id, t.name, attempt, self._now()],
+            )
+        log.info(events.TASK_STARTED, attempt=attempt)
+        work_dir.mkdir(parents=True, exist_ok=True)
+        ctx = TaskContext(
+            run_id=run_id,
+            pipeline=pipeline.name,
+            task=t.name,
+            attempt=attempt,
+            params=dict(params),
+            upstream={u: outputs[u] for u in t.upstream},
+            work_dir=work_dir,
+            resources=self.resources,
+            log=log.bind(attempt=attempt),
+        )
+        start = time.perf_counter()
+        try:
+            output = _call(t, ctx)
+            text = _output_json(t, output)
+        except Exception as exc:
+            duration = round(time.perf_counter() - start, 6)
+            state = "failed" if last else "up_for_retry"
+            error = f"{type(exc).__name__}: {exc}"
+            tb = "".join(traceback.format_exception(exc))
+            with self.db.write() as con:
+                con.execute(
+                    "UPDATE task_runs SET state = ?, ended_at = ?, error = ?, traceback = ? "
+                    "WHERE run_id = ? AND task = ? AND attempt = ?",
+                    [state, self._now(), error, tb, run_id, t.name, attempt],
+                )
+            log.warning(
+                events.TASK_FAILED,
+                attempt=attempt,
+                duration=duration,
+                error=error,
+                will_retry=not last,
+            )
+            return False, None
+        _write_atomic(work_dir / "output.json", text)
+        duration = round(time.perf_counter() - start, 6)
+        with self.db.write() as con:
+            con.execute(
+                "UPDATE task_runs SET state = 'success', ended_at = ?, output = ? "
+                "WHERE run_id = ? AND task = ? AND attempt = ?",
+                [self._now(), text, run_id, t.name, attempt],
+            )
+        log.info(events.TASK_SUCCEEDED, attempt=attempt, duration=duration)
+        return True, output
+
+    def _skip(self, run_id: str, t: Task, reason: str) -> None:
+        now = self._now()
+        with self.db.write() as con:
+            con.execute(
+                "INSERT INTO task_runs (run_id, task, attempt, state, started_at, ended_at, "
+                "error) VALUES (?, ?, 0, 'skipped', ?, ?, ?)",
+                [run_id, t.name, now, now, reason],
+            )
+        with structlog.contextvars.bound_contextvars(task=t.name):
+            log.info(events.TASK_SKIPPED, reason=reason)
+
+    # -- history ------------------------------------------------------------------------
+
+    def get_run(self, run_id: str) -> PipelineRun:
+        rows = self.db.read("SELECT * FROM pipeline_runs WHERE run_id = ?", [run_id])
+        if not rows:
+            raise PipelineRunNotFoundError(f"no pipeline run with id {run_id!r}")
+        r = rows[0]
+        queued = _dt(r["queued_at"])
+        assert queued is not None
+        return PipelineRun(
+            run_id=r["run_id"],
+            pipeline=r["pipeline"],
+            state=r["state"],
+            trigger=r["trigger"],
+            payload=json.loads(r["payload"]),
+            params=json.loads(r["params"]),
+            queued_at=queued,
+            started_at=_dt(r["started_at"]),
+            ended_at=_dt(r["ended_at"]),
+            error=r["error"],
+        )
+
+    def task_runs(self, run_id: str) -> list[TaskRun]:
+        """Every attempt of every task of the run, in the order they started."""
+        self.get_run(run_id)
+        rows = self.db.read(
+            "SELECT * FROM task_runs WHERE run_id = ? ORDER BY started_at, rowid", [run_id]
+        )
+        return [
+            TaskRun(
+                task=r["task"],
+                attempt=r["attempt"],
+                state=r["state"],
+                started_at=_dt(r["started_at"]),
+                ended_at=_dt(r["ended_at"]),
+                error=r["error"],
+                traceback=r["traceback"],
+                output=json.loads(r["output"]) if r["output"] is not None else None,
+            )
+            for r in rows
+        ]
+
+
+def _call(t: Task, ctx: TaskContext) -> Any:
+    """Call the task, in a worker thread when it has a timeout.
+
+    Python cannot stop a thread: a task past its timeout is recorded as failed
+    and its thread is left to finish in the background (daemon, so it never
+    holds the process open). Run such tasks with run-step in a subprocess when
+    they must really be stopped.
+    """
+    if t.timeout is None:
+        return t.fn(ctx)
+    result: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            result["value"] = t.fn(ctx)
+        except BaseException as exc:  # handed to the caller below
+            result["error"] = exc
+
+    worker = threading.Thread(target=target, name=f"task-{t.name}", daemon=True)
+    worker.start()
+    worker.join(t.timeout)
+    if worker.is_alive():
+        raise TaskTimeoutError(f"task {t.name!r} ran longer than its timeout of {t.timeout} s")
+    if "error" in result:
+        raise result["error"]
+    return result.get("value")
+
+
+def _output_json(t: Task, output: Any) -> str:
+    try:
+        return json.dumps(output, allow_nan=False, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(
+            f"task {t.name!r} returned {type(output).__name__}, which is not JSON ({exc}); "
+            "return small JSON values and write data into ctx.work_dir"
+        ) from None
+
+
+def _json(value: Any) -> str:
+    try:
+        return json.dumps(value, allow_nan=False, sort_keys=True, default=str)
+    except ValueError as exc:
+        raise ValidationError(f"params and payload must be JSON: {exc}") from None
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

@@ -1,0 +1,213 @@
+import json
+import threading
+from datetime import UTC, datetime
+
+import pytest
+import structlog
+from structlog.testing import capture_logs
+
+from litemlops import events
+from litemlops.errors import NotFoundError, ValidationError
+from litemlops.scheduler.pipeline import Pipeline, PipelineDefinitionError, task
+from litemlops.scheduler.runner import PipelineRunner
+from litemlops.store.tracking_db import TrackingDB
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def runner(tmp_path):
+    db = TrackingDB(tmp_path / "registry.db")
+    slept: list[float] = []
+    runner = PipelineRunner(
+        db, tmp_path / "runs", resources={"answer": 42}, clock=lambda: T0, sleep=slept.append
+    )
+    runner.slept = slept
+    yield runner
+    db.close()
+
+
+def states(runner, run):
+    return [(t.task, t.attempt, t.state) for t in runner.task_runs(run.run_id)]
+
+
+def test_tasks_run_in_dependency_order_and_pass_outputs(runner):
+    seen = []
+
+    @task
+    def extract(ctx):
+        seen.append("extract")
+        return {"rows": ctx.params["rows"]}
+
+    @task(upstream="extract")
+    def clean(ctx):
+        seen.append("clean")
+        return ctx.upstream["extract"]["rows"] - 1
+
+    @task(upstream=["clean", "extract"])
+    def report(ctx):
+        seen.append("report")
+        (ctx.work_dir / "report.txt").write_text("ok")
+        return {"clean": ctx.upstream["clean"], "answer": ctx.answer}
+
+    pipeline = Pipeline("data", [report, clean, extract], params={"rows": 10})
+    assert pipeline.order == ("extract", "clean", "report")
+    run = runner.run(pipeline, {"rows": 5})
+    assert run.state == "success" and run.params == {"rows": 5}
+    assert seen == ["extract", "clean", "report"]
+    outputs = {t.task: t.output for t in runner.task_runs(run.run_id)}
+    assert outputs["report"] == {"clean": 4, "answer": 42}
+    folder = runner.runs_dir / run.run_id / "report"
+    assert json.loads((folder / "output.json").read_text()) == outputs["report"]
+    assert (folder / "report.txt").read_text() == "ok"
+
+
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (lambda a, b: Pipeline("p", [a, b]), "cycle"),
+        (lambda a, b: Pipeline("p", [a]), "unknown"),
+        (lambda a, b: Pipeline("p", [a, a]), "repeats"),
+        (lambda a, b: Pipeline("p", []), "no tasks"),
+        (lambda a, b: Pipeline("bad name", [a]), "invalid pipeline name"),
+    ],
+)
+def test_bad_definitions_are_refused_when_defined(build, message):
+    a = task(lambda ctx: 1, name="a", upstream="b")
+    b = task(lambda ctx: 1, name="b", upstream="a")
+    with pytest.raises(PipelineDefinitionError, match=message):
+        build(a, b)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"retries": -1}, "retries"),
+        ({"retry_delay": -1}, "retry_delay"),
+        ({"retry_backoff": 0.5}, "retry_backoff"),
+        ({"timeout": 0}, "timeout"),
+    ],
+)
+def test_bad_task_options_are_refused(options, message):
+    with pytest.raises(PipelineDefinitionError, match=message):
+        task(lambda ctx: 1, name="t", **options)
+
+
+def test_failures_are_retried_with_backoff_then_succeed(runner):
+    calls = []
+
+    @task(retries=3, retry_delay=2, retry_backoff=3)
+    def flaky(ctx):
+        calls.append(ctx.attempt)
+        if ctx.attempt < 3:
+            raise ConnectionError("feature source unreachable")
+        return "ok"
+
+    run = runner.run(Pipeline("p", [flaky]))
+    assert run.state == "success" and calls == [1, 2, 3]
+    assert runner.slept == [2.0, 6.0]
+    assert states(runner, run) == [
+        ("flaky", 1, "up_for_retry"),
+        ("flaky", 2, "up_for_retry"),
+        ("flaky", 3, "success"),
+    ]
+
+
+def test_a_failed_task_skips_everything_downstream_and_keeps_its_traceback(runner):
+    @task
+    def ok(ctx):
+        return 1
+
+    @task(upstream="ok", retries=1)
+    def broken(ctx):
+        raise ValueError("bad rows")
+
+    @task(upstream="broken")
+    def train(ctx):
+        raise AssertionError("must not run")
+
+    @task(upstream="train")
+    def register(ctx):
+        raise AssertionError("must not run")
+
+    @task(upstream="ok")
+    def side(ctx):
+        return 2
+
+    run = runner.run(Pipeline("p", [ok, broken, train, register, side]))
+    assert run.state == "failed" and "broken" in run.error
+    got = states(runner, run)
+    assert ("broken", 2, "failed") in got and ("side", 1, "success") in got
+    assert ("train", 0, "skipped") in got and ("register", 0, "skipped") in got
+    failed = next(t for t in runner.task_runs(run.run_id) if t.state == "failed")
+    assert "ValueError: bad rows" in failed.error and "Traceback" in failed.traceback
+
+
+def test_a_task_past_its_timeout_fails(runner):
+    release = threading.Event()
+
+    @task(timeout=0.05)
+    def slow(ctx):
+        release.wait(5)
+
+    run = runner.run(Pipeline("p", [slow]))
+    release.set()
+    (attempt,) = runner.task_runs(run.run_id)
+    assert run.state == "failed" and "timeout of 0.05 s" in attempt.error
+
+
+def test_non_json_outputs_and_unknown_params_are_clear_errors(runner):
+    @task
+    def leaks(ctx):
+        return object()
+
+    run = runner.run(Pipeline("p", [leaks]))
+    assert "not JSON" in runner.task_runs(run.run_id)[0].error
+    with pytest.raises(ValidationError, match="no params"):
+        runner.run(Pipeline("q", [leaks], params={"a": 1}), {"b": 2})
+    with pytest.raises(NotFoundError, match="nope"):
+        runner.get_run("nope")
+    run = runner.run(Pipeline("r", [task(lambda ctx: ctx.missing, name="t")]))
+    assert "resources given to the runner: ['answer']" in runner.task_runs(run.run_id)[0].error
+
+
+def test_every_step_emits_its_event_bound_to_run_and_task(runner):
+    @task
+    def one(ctx):
+        return 1
+
+    @task(upstream="one")
+    def two(ctx):
+        raise RuntimeError("x")
+
+    @task(upstream="two")
+    def three(ctx):
+        return 3
+
+    with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as captured:
+        run = runner.run(Pipeline("p", [one, two, three]))
+    names = [(e["event"], e.get("task")) for e in captured]
+    assert names == [
+        (events.PIPELINE_RUN_STARTED, None),
+        (events.TASK_STARTED, "one"),
+        (events.TASK_SUCCEEDED, "one"),
+        (events.TASK_STARTED, "two"),
+        (events.TASK_FAILED, "two"),
+        (events.TASK_SKIPPED, "three"),
+        (events.PIPELINE_RUN_FINISHED, None),
+    ]
+    for event in captured:
+        assert event["run_id"] == run.run_id and event["pipeline"] == "p"
+        assert events.missing_keys(event["event"], event) == set()
+
+
+def test_history_survives_reopening(tmp_path):
+    db = TrackingDB(tmp_path / "registry.db")
+    run = PipelineRunner(db, tmp_path / "runs").run(
+        Pipeline("p", [task(lambda ctx: 7, name="t")]), trigger="event", payload={"alert": "x"}
+    )
+    db.close()
+    db = TrackingDB(tmp_path / "registry.db")
+    again = PipelineRunner(db, tmp_path / "runs").get_run(run.run_id)
+    assert (again.state, again.trigger, again.payload) == ("success", "event", {"alert": "x"})
+    db.close()
