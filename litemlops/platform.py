@@ -8,6 +8,7 @@ from types import TracebackType
 
 from litemlops.config import Config
 from litemlops.home_lock import HomeLock
+from litemlops.scheduler.runner import PipelineRunner
 from litemlops.store import FeatureStore
 from litemlops.store.registry import ModelRegistry
 from litemlops.store.tracking import Tracker
@@ -46,6 +47,18 @@ class Platform:
             # We own the home now, so a run still "running" belongs to a process
             # that died: say so instead of leaving it running forever.
             self.interrupted_runs = self.tracker.mark_interrupted()
+            self.pipelines = PipelineRunner(
+                self.tracker.db,
+                config.runs_dir,
+                resources={
+                    "features": self.features,
+                    "tracker": self.tracker,
+                    "registry": self.registry,
+                    "config": config,
+                },
+                clock=clock,
+            )
+            self.interrupted_pipeline_runs = self.pipelines.mark_interrupted()
         except BaseException:
             self.close()
             raise

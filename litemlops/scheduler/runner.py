@@ -25,8 +25,9 @@ from typing import Any
 import structlog
 
 from litemlops import events
-from litemlops.errors import NotFoundError, ValidationError
+from litemlops.errors import LitemlopsError, NotFoundError, ValidationError
 from litemlops.scheduler.pipeline import Pipeline, Task, TaskContext
+from litemlops.store.tracking import process_alive
 from litemlops.store.tracking_db import TrackingDB
 
 log = structlog.get_logger("litemlops.pipelines")
@@ -34,6 +35,10 @@ log = structlog.get_logger("litemlops.pipelines")
 
 class PipelineRunNotFoundError(NotFoundError):
     """No pipeline run with that id."""
+
+
+class RunStateConflict(LitemlopsError, RuntimeError):
+    """The run is not in a state that allows this (resume a success, step without inputs)."""
 
 
 class TaskTimeoutError(TimeoutError):
@@ -136,19 +141,32 @@ class PipelineRunner:
                     os.getpid(),
                 ],
             )
+        self._execute(run_id, pipeline, merged, {}, trigger)
+        return self.get_run(run_id)
+
+    def _execute(
+        self,
+        run_id: str,
+        pipeline: Pipeline,
+        params: dict[str, Any],
+        outputs: dict[str, Any],
+        trigger: str,
+    ) -> None:
+        """Run the tasks not in `outputs` (those already succeeded), then close the run."""
         with structlog.contextvars.bound_contextvars(run_id=run_id, pipeline=pipeline.name):
             log.info(events.PIPELINE_RUN_STARTED, trigger=trigger)
             start = time.perf_counter()
-            outputs: dict[str, Any] = {}
             failed: set[str] = set()
             for name in pipeline.order:
+                if name in outputs:
+                    continue
                 t = pipeline.task(name)
                 blocked = [u for u in t.upstream if u in failed]
                 if blocked:
                     self._skip(run_id, t, f"upstream task(s) {blocked} did not succeed")
                     failed.add(name)
                     continue
-                ok, output = self._run_task(run_id, pipeline, t, merged, outputs)
+                ok, output = self._run_task(run_id, pipeline, t, params, outputs)
                 if ok:
                     outputs[name] = output
                 else:
@@ -165,7 +183,80 @@ class PipelineRunner:
                 state=state,
                 duration=round(time.perf_counter() - start, 6),
             )
+
+    def resume(self, pipeline: Pipeline, run_id: str) -> PipelineRun:
+        """Run a failed run again from its failed tasks (`--from-failed`).
+
+        Tasks that succeeded keep their outputs; failed and skipped ones run
+        again as new attempts of the same run.
+        """
+        run = self.get_run(run_id)
+        if run.pipeline != pipeline.name:
+            raise ValidationError(f"run {run_id} belongs to pipeline {run.pipeline!r}")
+        if run.state != "failed":
+            raise RunStateConflict(f"run {run_id} is {run.state}; only a failed run resumes")
+        outputs = self._succeeded(run_id)
+        with self.db.write() as con:
+            con.execute(
+                "UPDATE pipeline_runs SET state = 'running', ended_at = NULL, error = NULL "
+                "WHERE run_id = ?",
+                [run_id],
+            )
+        self._execute(run_id, pipeline, run.params, outputs, "resume")
         return self.get_run(run_id)
+
+    def run_step(self, pipeline: Pipeline, task_name: str, run_id: str) -> TaskRun:
+        """Run one task alone in an existing run, from its upstream tasks' stored outputs.
+
+        This is how a task can run in another process or machine (the scale-out
+        path): everything it needs is in the home.
+        """
+        t = pipeline.task(task_name)
+        run = self.get_run(run_id)
+        if run.pipeline != pipeline.name:
+            raise ValidationError(f"run {run_id} belongs to pipeline {run.pipeline!r}")
+        outputs = self._succeeded(run_id)
+        missing = [u for u in t.upstream if u not in outputs]
+        if missing:
+            raise RunStateConflict(
+                f"task {task_name!r} needs upstream task(s) {missing} to have succeeded in "
+                f"run {run_id}"
+            )
+        with structlog.contextvars.bound_contextvars(run_id=run_id, pipeline=pipeline.name):
+            self._run_task(run_id, pipeline, t, run.params, outputs)
+        return self.task_runs(run_id)[-1]
+
+    def _succeeded(self, run_id: str) -> dict[str, Any]:
+        rows = self.db.read(
+            "SELECT task, output FROM task_runs WHERE run_id = ? AND state = 'success' "
+            "ORDER BY attempt",
+            [run_id],
+        )
+        return {r["task"]: json.loads(r["output"]) for r in rows}
+
+    def mark_interrupted(self) -> list[str]:
+        """Fail runs (and their running tasks) whose process died; return their ids."""
+        host = socket.gethostname()
+        with self.db.write() as con:
+            rows = con.execute(
+                "SELECT run_id, pid FROM pipeline_runs WHERE state = 'running' AND host = ?",
+                [host],
+            ).fetchall()
+            dead = [r["run_id"] for r in rows if not process_alive(r["pid"])]
+            now = self._now()
+            for run_id in dead:
+                con.execute(
+                    "UPDATE task_runs SET state = 'failed', ended_at = ?, "
+                    "error = 'interrupted: the process running it stopped' "
+                    "WHERE run_id = ? AND state IN ('running', 'queued', 'up_for_retry')",
+                    [now, run_id],
+                )
+                con.execute(
+                    "UPDATE pipeline_runs SET state = 'failed', ended_at = ?, "
+                    "error = 'interrupted: the process running it stopped' WHERE run_id = ?",
+                    [now, run_id],
+                )
+        return dead
 
     def _run_task(
         self,
@@ -177,9 +268,16 @@ class PipelineRunner:
     ) -> tuple[bool, Any]:
         work_dir = self.runs_dir / run_id / t.name
         attempts = t.retries + 1
-        for attempt in range(1, attempts + 1):
-            if attempt > 1:
-                delay = t.delay_before(attempt)
+        # A resumed or stepped task continues the run's numbering of its attempts.
+        rows = self.db.read(
+            "SELECT coalesce(max(attempt), 0) AS n FROM task_runs WHERE run_id = ? AND task = ?",
+            [run_id, t.name],
+        )
+        base = int(rows[0]["n"])
+        for n in range(1, attempts + 1):
+            attempt = base + n
+            if n > 1:
+                delay = t.delay_before(n)
                 log.info(events.TASK_RETRYING, task=t.name, attempt=attempt, delay=delay)
                 self.sleep(delay)
             with structlog.contextvars.bound_contextvars(task=t.name):
@@ -191,7 +289,7 @@ class PipelineRunner:
                     params,
                     outputs,
                     work_dir,
-                    last=attempt == attempts,
+                    last=n == attempts,
                 )
             if ok:
                 return True, output

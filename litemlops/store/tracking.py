@@ -60,7 +60,7 @@ if TYPE_CHECKING:
     from litemlops.store.artifacts import ArtifactStore
 
 
-def _alive(pid: int | None) -> bool:
+def process_alive(pid: int | None) -> bool:
     if pid is None:
         return False
     if pid == os.getpid():
@@ -309,7 +309,7 @@ class Tracker:
             rows = con.execute(
                 "SELECT run_id, pid FROM runs WHERE status = 'running' AND host = ?", [host]
             ).fetchall()
-            dead = [r["run_id"] for r in rows if not _alive(r["pid"])]
+            dead = [r["run_id"] for r in rows if not process_alive(r["pid"])]
             con.executemany(
                 "UPDATE runs SET status = 'killed', end_time = ?, "
                 "error = 'interrupted: the process that ran it stopped' "

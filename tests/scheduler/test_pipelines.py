@@ -211,3 +211,122 @@ def test_history_survives_reopening(tmp_path):
     again = PipelineRunner(db, tmp_path / "runs").get_run(run.run_id)
     assert (again.state, again.trigger, again.payload) == ("success", "event", {"alert": "x"})
     db.close()
+
+
+def test_resume_reruns_failed_and_skipped_tasks_and_keeps_successes(runner):
+    calls = []
+    fail = {"train": True}
+
+    @task
+    def extract(ctx):
+        calls.append("extract")
+        return 10
+
+    @task(upstream="extract")
+    def train(ctx):
+        calls.append("train")
+        if fail["train"]:
+            raise RuntimeError("out of memory")
+        return ctx.upstream["extract"] * 2
+
+    @task(upstream="train")
+    def register(ctx):
+        calls.append("register")
+        return ctx.upstream["train"] + 1
+
+    pipeline = Pipeline("training", [extract, train, register])
+    run = runner.run(pipeline)
+    assert run.state == "failed"
+    fail["train"] = False
+    resumed = runner.resume(pipeline, run.run_id)
+    assert resumed.state == "success" and resumed.run_id == run.run_id
+    assert calls == ["extract", "train", "train", "register"]
+    assert runner.task_runs(run.run_id)[-1].output == 21
+    from litemlops.scheduler.runner import RunStateConflict
+
+    with pytest.raises(RunStateConflict, match="only a failed run resumes"):
+        runner.resume(pipeline, run.run_id)
+
+
+def test_run_step_runs_one_task_from_stored_upstream_outputs(runner):
+    @task
+    def extract(ctx):
+        return {"n": 3}
+
+    @task(upstream="extract")
+    def train(ctx):
+        return ctx.upstream["extract"]["n"] * 2
+
+    pipeline = Pipeline("p", [extract, train])
+    run = runner.run(pipeline)
+    again = runner.run_step(pipeline, "train", run.run_id)
+    assert (again.task, again.attempt, again.output) == ("train", 2, 6)
+    from litemlops.scheduler.runner import RunStateConflict
+
+    broken = Pipeline("q", [task(lambda ctx: 1 / 0, name="extract"), train])
+    failed = runner.run(broken)
+    with pytest.raises(RunStateConflict, match=r"needs upstream task\(s\) \['extract'\]"):
+        runner.run_step(broken, "train", failed.run_id)
+    with pytest.raises(ValidationError, match="has no task 'nope'"):
+        runner.run_step(pipeline, "nope", run.run_id)
+
+
+KILLED_MID_TASK = """
+import sys, time
+from pathlib import Path
+from litemlops.scheduler.pipeline import Pipeline, task
+from litemlops.scheduler.runner import PipelineRunner
+from litemlops.store.tracking_db import TrackingDB
+
+@task
+def first(ctx):
+    return 1
+
+@task(upstream="first")
+def long(ctx):
+    Path(sys.argv[2]).write_text(ctx.run_id)
+    time.sleep(60)
+
+PipelineRunner(TrackingDB(sys.argv[1]), sys.argv[3]).run(Pipeline("nightly", [first, long]))
+"""
+
+
+def test_a_run_killed_mid_task_is_marked_interrupted_and_can_resume(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    marker = tmp_path / "started"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            KILLED_MID_TASK,
+            str(tmp_path / "registry.db"),
+            str(marker),
+            str(tmp_path / "runs"),
+        ]
+    )
+    deadline = time.monotonic() + 60
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    run_id = marker.read_text()
+    db = TrackingDB(tmp_path / "registry.db")
+    runner = PipelineRunner(db, tmp_path / "runs")
+    assert runner.get_run(run_id).state == "running"  # what the dead process left
+    assert runner.mark_interrupted() == [run_id]
+    run = runner.get_run(run_id)
+    long_attempt = runner.task_runs(run_id)[-1]
+    assert run.state == "failed" and "interrupted" in run.error
+    assert (long_attempt.task, long_attempt.state) == ("long", "failed")
+
+    quick = Pipeline(
+        "nightly",
+        [task(lambda ctx: 1, name="first"), task(lambda ctx: 2, name="long", upstream="first")],
+    )
+    assert runner.resume(quick, run_id).state == "success"
+    db.close()
