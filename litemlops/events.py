@@ -49,6 +49,12 @@ PIPELINE_RUN_STARTED = "pipeline_run_started"
 PIPELINE_RUN_FINISHED = "pipeline_run_finished"
 """A pipeline run ended. state: success or failed; duration in seconds."""
 
+PIPELINE_RUN_QUEUED = "pipeline_run_queued"
+"""A trigger waits: the pipeline already runs max_active_runs runs."""
+
+PIPELINE_RUN_SKIPPED = "pipeline_run_skipped"
+"""A trigger was recorded and dropped: the pipeline was busy and its policy is skip."""
+
 TASK_STARTED = "task_started"
 """A task attempt began (run_id, pipeline, task bound). attempt: 1 for the first try."""
 
@@ -74,6 +80,8 @@ REQUIRED_KEYS: dict[str, frozenset[str]] = {
     ARTIFACT_SKIPPED: frozenset({"path", "why"}),
     PIPELINE_RUN_STARTED: frozenset({"trigger"}),
     PIPELINE_RUN_FINISHED: frozenset({"state", "duration"}),
+    PIPELINE_RUN_QUEUED: frozenset({"trigger"}),
+    PIPELINE_RUN_SKIPPED: frozenset({"trigger"}),
     TASK_STARTED: frozenset({"attempt"}),
     TASK_SUCCEEDED: frozenset({"attempt", "duration"}),
     TASK_FAILED: frozenset({"attempt", "duration", "error"}),

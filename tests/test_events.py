@@ -13,6 +13,8 @@ EXPECTED = {
     "artifact_skipped": {"path", "why"},
     "pipeline_run_started": {"trigger"},
     "pipeline_run_finished": {"state", "duration"},
+    "pipeline_run_queued": {"trigger"},
+    "pipeline_run_skipped": {"trigger"},
     "task_started": {"attempt"},
     "task_succeeded": {"attempt", "duration"},
     "task_failed": {"attempt", "duration", "error"},

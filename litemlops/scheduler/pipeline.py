@@ -116,9 +116,21 @@ class Pipeline:
     tasks: Sequence[Task]
     params: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
+    max_active_runs: int = 1
+    on_busy: str = "queue"  # a trigger while max_active_runs run: "queue" or "skip"
 
     def __post_init__(self) -> None:
         _check_name(self.name, "pipeline")
+        if (
+            isinstance(self.max_active_runs, bool)
+            or not isinstance(self.max_active_runs, int)
+            or self.max_active_runs < 1
+        ):
+            raise PipelineDefinitionError(f"pipeline {self.name!r}: max_active_runs must be >= 1")
+        if self.on_busy not in ("queue", "skip"):
+            raise PipelineDefinitionError(
+                f"pipeline {self.name!r}: on_busy must be 'queue' or 'skip', not {self.on_busy!r}"
+            )
         tasks = tuple(self.tasks)
         if not tasks:
             raise PipelineDefinitionError(f"pipeline {self.name!r} has no tasks")

@@ -101,6 +101,7 @@ class PipelineRunner:
         self.resources = dict(resources or {})
         self.clock = clock
         self.sleep = sleep
+        self.poll_seconds = 0.05  # how often a queued run checks for a free slot
 
     def _now(self) -> int:
         return _ms(self.clock())
@@ -124,25 +125,92 @@ class PipelineRunner:
                 f"(it takes {sorted(pipeline.params)})"
             )
         run_id = uuid.uuid4().hex
+        state = self._admit(pipeline, run_id, trigger, payload or {}, merged)
+        while state == "queued":
+            self.sleep(self.poll_seconds)
+            state = self._promote(pipeline, run_id)
+        if state == "running":
+            self._execute(run_id, pipeline, merged, {}, trigger)
+        return self.get_run(run_id)
+
+    def _admit(
+        self,
+        pipeline: Pipeline,
+        run_id: str,
+        trigger: str,
+        payload: Mapping[str, Any],
+        params: dict[str, Any],
+    ) -> str:
+        """Record the trigger as running, queued or skipped, by the pipeline's limits.
+
+        Counting and inserting happen in one write transaction, so two triggers
+        at once cannot both take the last slot.
+        """
         now = self._now()
         with self.db.write() as con:
+            active = con.execute(
+                "SELECT count(*) FROM pipeline_runs WHERE pipeline = ? AND state = 'running'",
+                [pipeline.name],
+            ).fetchone()[0]
+            waiting = con.execute(
+                "SELECT count(*) FROM pipeline_runs WHERE pipeline = ? AND state = 'queued'",
+                [pipeline.name],
+            ).fetchone()[0]
+            if active < pipeline.max_active_runs and not waiting:
+                state, error = "running", None
+            elif pipeline.on_busy == "skip":
+                state = "skipped"
+                error = f"{active} run(s) active, max_active_runs={pipeline.max_active_runs}"
+            else:
+                state, error = "queued", None
             con.execute(
                 "INSERT INTO pipeline_runs (run_id, pipeline, state, trigger, payload, params, "
-                "queued_at, started_at, host, pid) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
+                "queued_at, started_at, ended_at, error, host, pid) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     run_id,
                     pipeline.name,
+                    state,
                     trigger,
-                    _json(payload or {}),
-                    _json(merged),
+                    _json(payload),
+                    _json(params),
                     now,
-                    now,
+                    now if state == "running" else None,
+                    now if state == "skipped" else None,
+                    error,
                     socket.gethostname(),
                     os.getpid(),
                 ],
             )
-        self._execute(run_id, pipeline, merged, {}, trigger)
-        return self.get_run(run_id)
+        if state != "running":
+            with structlog.contextvars.bound_contextvars(run_id=run_id, pipeline=pipeline.name):
+                log.info(
+                    events.PIPELINE_RUN_QUEUED
+                    if state == "queued"
+                    else events.PIPELINE_RUN_SKIPPED,
+                    trigger=trigger,
+                )
+        return state
+
+    def _promote(self, pipeline: Pipeline, run_id: str) -> str:
+        """Start a queued run when a slot is free and it is the oldest waiting."""
+        with self.db.write() as con:
+            active = con.execute(
+                "SELECT count(*) FROM pipeline_runs WHERE pipeline = ? AND state = 'running'",
+                [pipeline.name],
+            ).fetchone()[0]
+            first = con.execute(
+                "SELECT run_id FROM pipeline_runs WHERE pipeline = ? AND state = 'queued' "
+                "ORDER BY queued_at, rowid LIMIT 1",
+                [pipeline.name],
+            ).fetchone()
+            if active >= pipeline.max_active_runs or first is None or first[0] != run_id:
+                return "queued"
+            con.execute(
+                "UPDATE pipeline_runs SET state = 'running', started_at = ? WHERE run_id = ?",
+                [self._now(), run_id],
+            )
+        return "running"
 
     def _execute(
         self,

@@ -151,7 +151,8 @@ MIGRATIONS: list[str] = [
     CREATE TABLE pipeline_runs (
         run_id TEXT PRIMARY KEY,
         pipeline TEXT NOT NULL,
-        state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'success', 'failed')),
+        state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'success', 'failed',
+                                             'skipped')),
         trigger TEXT NOT NULL,
         payload TEXT NOT NULL DEFAULT '{}',
         params TEXT NOT NULL DEFAULT '{}',

@@ -330,3 +330,64 @@ def test_a_run_killed_mid_task_is_marked_interrupted_and_can_resume(tmp_path):
     )
     assert runner.resume(quick, run_id).state == "success"
     db.close()
+
+
+def _busy_pipeline(on_busy, started, release):
+    @task
+    def hold(ctx):
+        started.set()
+        assert release.wait(30)
+        return ctx.params["n"]
+
+    return Pipeline("busy", [hold], params={"n": 0}, on_busy=on_busy)
+
+
+@pytest.mark.parametrize("on_busy", ["skip", "queue"])
+def test_max_active_runs_skips_or_queues_a_second_trigger(tmp_path, on_busy):
+    import time
+
+    db = TrackingDB(tmp_path / "registry.db")
+    runner = PipelineRunner(db, tmp_path / "runs", sleep=time.sleep)
+    runner.poll_seconds = 0.01
+    started, release = threading.Event(), threading.Event()
+    pipeline = _busy_pipeline(on_busy, started, release)
+    results = {}
+    first = threading.Thread(
+        target=lambda: results.setdefault("first", runner.run(pipeline, {"n": 1}))
+    )
+    first.start()
+    assert started.wait(30)
+    if on_busy == "skip":
+        second = runner.run(pipeline, {"n": 2}, trigger="schedule")
+        assert second.state == "skipped" and "max_active_runs=1" in second.error
+        assert runner.task_runs(second.run_id) == []
+        release.set()
+    else:
+        second_thread = threading.Thread(
+            target=lambda: results.setdefault("second", runner.run(pipeline, {"n": 2}))
+        )
+        second_thread.start()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not db.read(
+            "SELECT 1 FROM pipeline_runs WHERE state = 'queued'"
+        ):
+            time.sleep(0.01)
+        assert (
+            db.read("SELECT count(*) AS n FROM pipeline_runs WHERE state = 'running'")[0]["n"] == 1
+        )
+        release.set()
+        second_thread.join(30)
+        second = results["second"]
+        assert second.state == "success"
+        assert second.started_at >= results.get("first", second).started_at
+    first.join(30)
+    assert results["first"].state == "success"
+    db.close()
+
+
+def test_bad_concurrency_options_are_refused():
+    one = task(lambda ctx: 1, name="t")
+    with pytest.raises(PipelineDefinitionError, match="max_active_runs"):
+        Pipeline("p", [one], max_active_runs=0)
+    with pytest.raises(PipelineDefinitionError, match="on_busy"):
+        Pipeline("p", [one], on_busy="drop")
