@@ -390,7 +390,8 @@ def _decode_token(token: object, fingerprint: str, terms: list[OrderTerm]) -> li
 
 
 def fetch_runs(db: TrackingDB, run_ids: list[str]) -> list[RunInfo]:
-    """Full `RunInfo`s for `run_ids`, in that order: one query per table."""
+    """Full `RunInfo`s for `run_ids`, in that order: one query per table (unknown ids are
+    left out)."""
     if not run_ids:
         return []
     ids = json.dumps(run_ids)
@@ -413,6 +414,8 @@ def fetch_runs(db: TrackingDB, run_ids: list[str]) -> list[RunInfo]:
         data[table] = grouped
     runs = []
     for run_id in run_ids:
+        if run_id not in rows:
+            continue
         row = rows[run_id]
         start = from_ms(row["start_time"])
         assert start is not None

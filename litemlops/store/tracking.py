@@ -209,52 +209,12 @@ class Tracker:
         return run
 
     def get_run(self, run_id: str) -> RunInfo:
-        rows = self.db.read(
-            "SELECT r.*, e.name AS experiment FROM runs r JOIN experiments e "
-            "USING (experiment_id) WHERE r.run_id = ?",
-            [run_id],
-        )
-        if not rows:
-            raise RunNotFoundError(f"no run with id {run_id!r}")
-        return self._run_info(rows[0])
+        from litemlops.store.search import fetch_runs
 
-    def _run_info(self, row: sqlite3.Row) -> RunInfo:
-        run_id = row["run_id"]
-        params = {
-            r["key"]: r["value"]
-            for r in self.db.read(
-                "SELECT key, value FROM params WHERE run_id = ? ORDER BY key", [run_id]
-            )
-        }
-        metrics = {
-            r["key"]: r["value"]
-            for r in self.db.read(
-                "SELECT key, value FROM latest_metrics WHERE run_id = ? ORDER BY key", [run_id]
-            )
-        }
-        tags = {
-            r["key"]: r["value"]
-            for r in self.db.read(
-                "SELECT key, value FROM run_tags WHERE run_id = ? ORDER BY key", [run_id]
-            )
-        }
-        start = from_ms(row["start_time"])
-        assert start is not None
-        return RunInfo(
-            run_id=run_id,
-            experiment_id=row["experiment_id"],
-            experiment=row["experiment"],
-            name=row["name"],
-            status=row["status"],
-            start_time=start,
-            end_time=from_ms(row["end_time"]),
-            parent_run_id=row["parent_run_id"],
-            git_commit=row["git_commit"],
-            error=row["error"],
-            params=params,
-            metrics=metrics,
-            tags=tags,
-        )
+        found = fetch_runs(self.db, [run_id]) if isinstance(run_id, str) else []
+        if not found:
+            raise RunNotFoundError(f"no run with id {run_id!r}")
+        return found[0]
 
     def list_runs(self, experiment: str | None = None, limit: int = 100) -> list[RunInfo]:
         """Newest runs first, optionally of one experiment."""
