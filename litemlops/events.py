@@ -70,6 +70,9 @@ TASK_RETRYING = "task_retrying"
 TASK_SKIPPED = "task_skipped"
 """A task did not run because an upstream task did not succeed. reason: which."""
 
+BUS_HANDLER_FAILED = "bus_handler_failed"
+"""A subscriber of the in-process event bus raised. topic, pattern, error."""
+
 REQUIRED_KEYS: dict[str, frozenset[str]] = {
     FEATURES_APPLIED: frozenset({"objects", "changed"}),
     FEATURES_INGESTED: frozenset({"view", "rows", "source"}),
@@ -87,6 +90,7 @@ REQUIRED_KEYS: dict[str, frozenset[str]] = {
     TASK_FAILED: frozenset({"attempt", "duration", "error"}),
     TASK_RETRYING: frozenset({"attempt", "delay"}),
     TASK_SKIPPED: frozenset({"reason"}),
+    BUS_HANDLER_FAILED: frozenset({"topic", "pattern", "error"}),
 }
 
 CONTEXT_KEYS: frozenset[str] = frozenset({"run_id", "pipeline", "task", "model", "version"})

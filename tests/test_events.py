@@ -20,6 +20,7 @@ EXPECTED = {
     "task_failed": {"attempt", "duration", "error"},
     "task_retrying": {"attempt", "delay"},
     "task_skipped": {"reason"},
+    "bus_handler_failed": {"topic", "pattern", "error"},
 }
 
 
