@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from types import TracebackType
 
+from litemlops.clock import utc_now
 from litemlops.config import Config
 from litemlops.home_lock import HomeLock
 from litemlops.scheduler.runner import PipelineRunner
 from litemlops.store import FeatureStore
 from litemlops.store.registry import ModelRegistry
 from litemlops.store.tracking import Tracker
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Platform:

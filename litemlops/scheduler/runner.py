@@ -18,13 +18,14 @@ import traceback
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import structlog
 
 from litemlops import events
+from litemlops.clock import from_ms, to_ms, utc_now
 from litemlops.errors import LitemlopsError, NotFoundError, ValidationError
 from litemlops.scheduler.pipeline import Pipeline, Task, TaskContext
 from litemlops.store.tracking import process_alive
@@ -71,14 +72,6 @@ class PipelineRun:
     error: str | None
 
 
-def _ms(value: datetime) -> int:
-    return int(value.timestamp() * 1000)
-
-
-def _dt(ms: int | None) -> datetime | None:
-    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
-
-
 class PipelineRunner:
     """Runs pipelines synchronously and records them.
 
@@ -93,7 +86,7 @@ class PipelineRunner:
         runs_dir: str | Path,
         *,
         resources: Mapping[str, Any] | None = None,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Callable[[], datetime] = utc_now,
         sleep: Callable[[float], None] = time.sleep,
     ):
         self.db = db
@@ -104,7 +97,7 @@ class PipelineRunner:
         self.poll_seconds = 0.05  # how often a queued run checks for a free slot
 
     def _now(self) -> int:
-        return _ms(self.clock())
+        return to_ms(self.clock())
 
     # -- running ------------------------------------------------------------------------
 
@@ -446,7 +439,7 @@ class PipelineRunner:
         if not rows:
             raise PipelineRunNotFoundError(f"no pipeline run with id {run_id!r}")
         r = rows[0]
-        queued = _dt(r["queued_at"])
+        queued = from_ms(r["queued_at"])
         assert queued is not None
         return PipelineRun(
             run_id=r["run_id"],
@@ -456,8 +449,8 @@ class PipelineRunner:
             payload=json.loads(r["payload"]),
             params=json.loads(r["params"]),
             queued_at=queued,
-            started_at=_dt(r["started_at"]),
-            ended_at=_dt(r["ended_at"]),
+            started_at=from_ms(r["started_at"]),
+            ended_at=from_ms(r["ended_at"]),
             error=r["error"],
         )
 
@@ -472,8 +465,8 @@ class PipelineRunner:
                 task=r["task"],
                 attempt=r["attempt"],
                 state=r["state"],
-                started_at=_dt(r["started_at"]),
-                ended_at=_dt(r["ended_at"]),
+                started_at=from_ms(r["started_at"]),
+                ended_at=from_ms(r["ended_at"]),
                 error=r["error"],
                 traceback=r["traceback"],
                 output=json.loads(r["output"]) if r["output"] is not None else None,

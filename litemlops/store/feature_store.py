@@ -13,6 +13,7 @@ import pyarrow as pa
 import structlog
 
 from litemlops import events
+from litemlops.clock import from_micros, to_micros, utc_now
 from litemlops.errors import (
     FeatureViewNotFoundError,
     HomeLockedError,
@@ -27,7 +28,7 @@ from litemlops.store.definitions import (
 )
 from litemlops.store.historical import historical_features
 from litemlops.store.materialize import materialize_view
-from litemlops.store.online import OnlineStore, to_datetime
+from litemlops.store.online import OnlineStore
 from litemlops.store.refs import Requests, parse_refs
 from litemlops.store.results import (
     ApplyResult,
@@ -47,20 +48,10 @@ Clock = Callable[[], datetime]
 PushTarget = Literal["online", "offline", "both"]
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _naive_utc(value: datetime) -> datetime:
     if value.tzinfo is not None:
         value = value.astimezone(UTC)
     return value.replace(tzinfo=None)
-
-
-def _micros(value: datetime) -> int:
-    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-    delta = aware - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 class FeatureStore:
@@ -332,7 +323,7 @@ class FeatureStore:
         if plan is None:
             requests = self._requests(features, full_feature_names)
             plan = self._plans[cache_key] = build_plan(requests, include_event_timestamps)
-        return serving.read(self._online, plan, entity_rows, _micros(self._now()))
+        return serving.read(self._online, plan, entity_rows, to_micros(self._now()))
 
     def push(self, view: str, rows: DataLike, to: PushTarget = "online") -> PushResult:
         """Write fresh rows now: to the online store, the offline store, or both.
@@ -362,7 +353,7 @@ class FeatureStore:
                 batch = offline.next_batch(self._con)
         if to in ("online", "both"):
             written = self._online.upsert(resolved, serving.online_rows(resolved, table, batch),
-                                          _micros(now))
+                                          to_micros(now))
         stale = table.num_rows - written if to != "offline" else 0
         # Late rows are kept; the warning level makes them visible in the log.
         emit = log.warning if late else log.info
@@ -399,7 +390,7 @@ class FeatureStore:
         def aware(value: datetime | None) -> str | None:
             return value.replace(tzinfo=UTC).isoformat() if value else None
 
-        newest_dt = to_datetime(newest)
+        newest_dt = from_micros(newest)
         return {
             "name": view,
             "version": resolved.version,
@@ -423,7 +414,7 @@ class FeatureStore:
             "materialized_at": aware(mark[1]) if mark else None,
             "online_entities": online_rows,
             "online_newest_event": newest_dt.isoformat() if newest_dt else None,
-            "online_oldest_event": (to_datetime(oldest) or now).isoformat() if oldest else None,
+            "online_oldest_event": (from_micros(oldest) or now).isoformat() if oldest else None,
             "online_staleness_seconds": (now - newest_dt).total_seconds() if newest_dt else None,
         }
 

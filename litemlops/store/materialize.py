@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 import duckdb
 
+from litemlops.clock import to_micros
 from litemlops.store import offline
 from litemlops.store.definitions import ResolvedView
 from litemlops.store.online import OnlineStore
@@ -70,7 +71,7 @@ def materialize_view(
             since = "mark"
             params.update(old_end=old[0], old_seq=old[1])
         rows = con.execute(offline.latest_sql(view, since), params).fetchall()
-        written = online.upsert(view, rows, _micros(now))
+        written = online.upsert(view, rows, to_micros(now))
         new_end, new_seq = next_watermark(old, start, end, max_seq)
         con.execute(
             "INSERT OR REPLACE INTO _lm_watermarks VALUES (?, ?, ?, ?, ?)",
@@ -87,7 +88,3 @@ def materialize_view(
         watermark=new_end.replace(tzinfo=UTC) if new_end else None,
     )
 
-
-def _micros(naive_utc: datetime) -> int:
-    delta = naive_utc - datetime(1970, 1, 1)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds

@@ -13,10 +13,11 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from litemlops.clock import from_micros
 from litemlops.errors import ConfigError
 from litemlops.store.definitions import DTYPES, Field, ResolvedView
 from litemlops.store.offline import q
@@ -24,10 +25,6 @@ from litemlops.store.offline import q
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 NO_CREATED = -(2**63)  # sorts below every real created time
 CHUNK = 2048  # keys per lookup statement, well under SQLite's variable limit
-
-
-def to_datetime(micros: int | None) -> datetime | None:
-    return None if micros is None else _EPOCH + timedelta(microseconds=micros)
 
 
 def online_table(view: str) -> str:
@@ -190,7 +187,7 @@ class OnlineStore:
                     if values[i] is not None:
                         values[i] = bool(values[i])
                 for i in times:
-                    values[i] = to_datetime(values[i])
+                    values[i] = from_micros(values[i])
                 row = tuple(values)
             out[row[:nkeys]] = row[nkeys:]
         return out

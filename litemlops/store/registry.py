@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from litemlops.clock import from_ms
 from litemlops.errors import (
     AliasNotFoundError,
     ModelNotFoundError,
@@ -22,7 +23,6 @@ from litemlops.errors import (
     ValidationError,
 )
 from litemlops.store.tracking import Tracker
-from litemlops.store.tracking_types import from_ms
 
 if TYPE_CHECKING:
     import sqlite3

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from litemlops import events
+from litemlops.clock import to_ms
 from litemlops.errors import ParamConflictError, RunStateError, ValidationError
 from litemlops.store.tracking_types import (
     INT64,
@@ -21,7 +22,6 @@ from litemlops.store.tracking_types import (
     ModelInfo,
     check_key,
     check_metric,
-    to_ms,
 )
 
 if TYPE_CHECKING:

@@ -36,6 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from litemlops.clock import from_ms
 from litemlops.errors import ValidationError
 from litemlops.store.search_syntax import (
     ATTRS,
@@ -44,7 +45,7 @@ from litemlops.store.search_syntax import (
     parse_filter,
     parse_order_by,
 )
-from litemlops.store.tracking_types import RunInfo, from_ms
+from litemlops.store.tracking_types import RunInfo
 
 if TYPE_CHECKING:
     from litemlops.store.tracking import Tracker

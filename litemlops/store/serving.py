@@ -10,10 +10,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from litemlops.clock import from_micros
 from litemlops.errors import ValidationError
 from litemlops.store import offline
 from litemlops.store.definitions import Field, ResolvedView
-from litemlops.store.online import OnlineStore, to_datetime
+from litemlops.store.online import OnlineStore
 from litemlops.store.refs import Requests
 from litemlops.store.results import OnlineResponse
 
@@ -76,7 +77,7 @@ def read(
                 if values is None:
                     outs[j].append(None)
                 elif index == nfeat:
-                    outs[j].append(to_datetime(values[index]))
+                    outs[j].append(from_micros(values[index]))
                 else:
                     outs[j].append(values[index])
         for (_, out), column in zip(wanted, outs, strict=True):

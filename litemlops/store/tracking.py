@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from litemlops.clock import from_ms, to_ms, utc_now
 from litemlops.errors import (
     ExperimentNotFoundError,
     RunNotFoundError,
@@ -32,9 +33,6 @@ from litemlops.store.tracking_types import (
     RunInfo,
     check_key,
     check_metric,
-    from_ms,
-    to_ms,
-    utc_now,
 )
 
 __all__ = [

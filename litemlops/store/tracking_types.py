@@ -6,7 +6,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from litemlops.errors import ValidationError
@@ -17,16 +17,6 @@ MAX_PARAM_LENGTH = 6000
 _KEY = re.compile(r"^[\w\-. /]{1,250}$")  # \w: letters and digits of any script
 MAX_TAG_LENGTH = 8000  # MLflow's limit; longer text belongs in an artifact
 INT64 = 2**63
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def to_ms(value: datetime) -> int:
-    if not isinstance(value, datetime) or value.tzinfo is None:
-        raise ValidationError(f"times must be timezone-aware datetimes, got {value!r}")
-    return int(value.timestamp() * 1000)
 
 
 def check_key(key: object, what: str) -> str:
@@ -108,6 +98,3 @@ class ModelInfo:
     def uri(self) -> str:
         return f"runs:/{self.run_id}/{self.name}"
 
-
-def from_ms(ms: int | None) -> datetime | None:
-    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
