@@ -13,38 +13,50 @@ import platform
 import resource
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import structlog
 from _data import SIZES, Size
 
 
-def setup(description: str) -> tuple[str, Size]:
-    """Parse `--size`, silence info events (they would be timed too), print the header."""
+def setup(
+    description: str,
+    sizes: Mapping[str, Any] = SIZES,
+    describe: Callable[[str, Any], str] | None = None,
+) -> tuple[str, Any]:
+    """Parse `--size`, silence info events (they would be timed too), print the header.
+
+    sizes: the script's sizes by label; describe(label, size): the second header
+    line (default: the feature store's sizes and versions).
+    """
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
         "--size",
-        choices=sorted(SIZES),
+        choices=sorted(sizes),
         default="S",
         help="S: a quick check; M: the size the targets are set for (default: S)",
     )
     args = parser.parse_args()
     # The benchmark is the application here, so it may configure logging.
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    size = SIZES[args.size]
+    size = sizes[args.size]
+    print(f"# {description}")
+    print((describe or _feature_sizes)(args.size, size))
+    sys.stdout.flush()
+    return args.size, size
+
+
+def _feature_sizes(label: str, size: Size) -> str:
     import sqlite3
 
     import duckdb
 
-    print(f"# {description}")
-    print(
-        f"# size {args.size}: {size.rows:,} feature rows, {size.drivers:,} drivers | "
+    return (
+        f"# size {label}: {size.rows:,} feature rows, {size.drivers:,} drivers | "
         f"python {platform.python_version()}, "
         f"duckdb {duckdb.__version__}, sqlite {sqlite3.sqlite_version}"
     )
-    sys.stdout.flush()
-    return args.size, size
 
 
 def paired(

@@ -7,8 +7,6 @@ every raw sqlite3 reference. Run: `.venv/bin/python benchmarks/tracking.py --siz
 
 from __future__ import annotations
 
-import argparse
-import logging
 import platform
 import random
 import sqlite3
@@ -24,8 +22,7 @@ from typing import Any
 import joblib
 import numpy as np
 import sklearn
-import structlog
-from _harness import paired, report
+from _harness import paired, report, setup
 
 from litemlops.store.registry import ModelRegistry
 from litemlops.store.search import search_runs
@@ -67,26 +64,12 @@ LIMIT ?
 """
 
 
-def setup(description: str) -> tuple[str, Size]:
-    """Parse `--size` (as every benchmark does), silence info events, print the header."""
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument(
-        "--size",
-        choices=sorted(SIZES),
-        default="S",
-        help="S: a quick check; M: the size the targets are set for (default: S)",
-    )
-    args = parser.parse_args()
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    size = SIZES[args.size]
-    print(f"# {description}")
-    print(
-        f"# size {args.size}: {size.calls} calls x {size.repeat} blocks, {size.runs:,} runs "
+def describe(label: str, size: Size) -> str:
+    return (
+        f"# size {label}: {size.calls} calls x {size.repeat} blocks, {size.runs:,} runs "
         f"searched | python {platform.python_version()}, sqlite {sqlite3.sqlite_version}, "
         f"scikit-learn {sklearn.__version__}, joblib {joblib.__version__}"
     )
-    sys.stdout.flush()
-    return args.size, size
 
 
 def raw_connection(path: Path) -> sqlite3.Connection:
@@ -354,7 +337,9 @@ def bench_import(size: Size) -> None:
 
 
 def main() -> None:
-    _, size = setup("tracking: logging, models, search, import / raw sqlite3, joblib, python")
+    _, size = setup(
+        "tracking: logging, models, search, import / raw sqlite3, joblib, python", SIZES, describe
+    )
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         with Tracker(tmp / "registry.db") as tracker:

@@ -13,7 +13,6 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,6 @@ from litemlops.errors import ConfigError
 from litemlops.store.definitions import DTYPES, Field, ResolvedView
 from litemlops.store.offline import q
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 NO_CREATED = -(2**63)  # sorts below every real created time
 CHUNK = 2048  # keys per lookup statement, well under SQLite's variable limit
 
