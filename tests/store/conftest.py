@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from litemlops.store import Entity, FeatureStore
+from litemlops.store.tracking import Tracker
 
 
 class ManualClock:
@@ -50,3 +51,21 @@ def store(clock: ManualClock) -> Iterator[FeatureStore]:
     """A real in-memory DuckDB feature store with an in-memory SQLite online store."""
     with FeatureStore(":memory:", clock=clock) as fs:
         yield fs
+
+
+class TickingClock:
+    """A clock one second further on at every reading: run times are distinct and ordered."""
+
+    def __init__(self, start: datetime):
+        self.now = start
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(seconds=1)
+        return self.now
+
+
+@pytest.fixture
+def tracker(tmp_path, t0: datetime) -> Iterator[Tracker]:
+    """A tracker on a real SQLite file, with a ticking clock and no git checkout around it."""
+    with Tracker(tmp_path / "registry.db", clock=TickingClock(t0), code_dir=tmp_path) as t:
+        yield t

@@ -8,13 +8,6 @@ from sklearn.preprocessing import StandardScaler
 
 from litemlops.errors import ValidationError
 from litemlops.store.autolog import fit_and_log
-from litemlops.store.tracking import Tracker
-
-
-@pytest.fixture
-def tracker(tmp_path):
-    with Tracker(tmp_path / "r.db", code_dir=tmp_path) as t:
-        yield t
 
 
 def xy(classify=True):

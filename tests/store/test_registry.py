@@ -1,4 +1,4 @@
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -16,24 +16,9 @@ from litemlops.errors import (
 )
 from litemlops.store.registry import ModelRegistry
 from litemlops.store.signature import infer_signature
-from litemlops.store.tracking import Tracker
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
-
-class Clock:
-    def __init__(self):
-        self.now = T0
-
-    def __call__(self):
-        self.now += timedelta(seconds=1)
-        return self.now
-
-
-@pytest.fixture
-def tracker(tmp_path):
-    with Tracker(tmp_path / "registry.db", clock=Clock(), code_dir=tmp_path) as t:
-        yield t
 
 
 @pytest.fixture

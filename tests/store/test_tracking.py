@@ -1,5 +1,5 @@
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
@@ -15,20 +15,6 @@ from litemlops.store.tracking import Tracker, fingerprint, git_commit
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
-
-class Clock:
-    def __init__(self):
-        self.now = T0
-
-    def __call__(self):
-        self.now += timedelta(milliseconds=1)
-        return self.now
-
-
-@pytest.fixture
-def tracker(tmp_path):
-    with Tracker(tmp_path / "registry.db", clock=Clock(), code_dir=tmp_path) as t:
-        yield t
 
 
 def test_run_records_params_metrics_tags_and_ends_finished(tracker):
