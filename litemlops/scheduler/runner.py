@@ -110,6 +110,10 @@ class PipelineRunner:
         payload: Mapping[str, Any] | None = None,
     ) -> PipelineRun:
         """Run every task in dependency order; return the finished run."""
+        if params is not None and not isinstance(params, Mapping):
+            raise ValidationError(f"params must be a mapping of name to value, got {params!r}")
+        if payload is not None and not isinstance(payload, Mapping):
+            raise ValidationError(f"payload must be a mapping, got {payload!r}")
         merged = {**pipeline.params, **dict(params or {})}
         unknown = sorted(set(params or {}) - set(pipeline.params))
         if unknown:

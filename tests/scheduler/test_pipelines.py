@@ -163,6 +163,8 @@ def test_non_json_outputs_and_unknown_params_are_clear_errors(runner):
 
     run = runner.run(Pipeline("p", [leaks]))
     assert "not JSON" in runner.task_runs(run.run_id)[0].error
+    with pytest.raises(ValidationError, match="params must be a mapping"):
+        runner.run(Pipeline("q", [leaks], params={"a": 1}), ["a"])
     with pytest.raises(ValidationError, match="no params"):
         runner.run(Pipeline("q", [leaks], params={"a": 1}), {"b": 2})
     with pytest.raises(NotFoundError, match="nope"):
@@ -377,9 +379,11 @@ def test_max_active_runs_skips_or_queues_a_second_trigger(tmp_path, on_busy):
         )
         release.set()
         second_thread.join(30)
+        first.join(30)
         second = results["second"]
         assert second.state == "success"
-        assert second.started_at >= results.get("first", second).started_at
+        # queued, so it started only once the first run had ended
+        assert second.started_at >= results["first"].ended_at
     first.join(30)
     assert results["first"].state == "success"
     db.close()
