@@ -118,6 +118,8 @@ class Pipeline:
     description: str = ""
     max_active_runs: int = 1
     on_busy: str = "queue"  # a trigger while max_active_runs run: "queue" or "skip"
+    #: Task names in an order where every task follows its upstream tasks.
+    order: tuple[str, ...] = field(init=False, default=())
 
     def __post_init__(self) -> None:
         _check_name(self.name, "pipeline")
@@ -158,12 +160,7 @@ class Pipeline:
         object.__setattr__(self, "params", dict(self.params))
         # Definition order breaks ties, so runs are reproducible and readable.
         position = {n: i for i, n in enumerate(names)}
-        object.__setattr__(self, "_order", _stable_order(tasks, position))
-
-    @property
-    def order(self) -> tuple[str, ...]:
-        """Task names in an order where every task follows its upstream tasks."""
-        return self._order  # type: ignore[attr-defined]
+        object.__setattr__(self, "order", _stable_order(tasks, position))
 
     def task(self, name: str) -> Task:
         for t in self.tasks:
