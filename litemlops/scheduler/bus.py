@@ -58,6 +58,8 @@ class EventBus:
         """Deliver to every matching subscriber; return how many handled it without error."""
         if not isinstance(topic, str) or not topic.strip() or any(c in topic for c in "*?["):
             raise ValidationError(f"invalid topic {topic!r}: a plain name like 'alert:drift'")
+        if payload is not None and not isinstance(payload, Mapping):
+            raise ValidationError(f"payload of {topic!r} must be a mapping, got {payload!r}")
         data = dict(payload or {})
         with self._lock:
             matching = [s for s in self._subs if fnmatch.fnmatchcase(topic, s.pattern)]

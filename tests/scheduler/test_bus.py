@@ -37,6 +37,8 @@ def test_unsubscribe_and_bad_input():
     sub = bus.subscribe("a", lambda t, p: got.append(t))
     bus.unsubscribe(sub)
     assert bus.publish("a") == 0 and got == []
+    with pytest.raises(ValidationError, match="must be a mapping"):
+        bus.publish("a", ["share", 0.6])
     with pytest.raises(ValidationError, match="plain name"):
         bus.publish("alert:*")
     with pytest.raises(ValidationError, match="not callable"):
