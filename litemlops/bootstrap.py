@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,6 +14,8 @@ from litemlops.platform import Platform
 if TYPE_CHECKING:
     import pandas as pd
 
+    from litemlops.scheduler.runner import PipelineRun
+
 log = structlog.get_logger("litemlops.bootstrap")
 
 
@@ -24,11 +25,16 @@ class BootstrapReport:
     steps: list[str] = field(default_factory=list)
     training_rows: pd.DataFrame | None = None
     online: dict[str, list[object]] | None = None
+    pipeline_runs: list[PipelineRun] = field(default_factory=list)
+    #: Why no champion model exists after the set-up (None when one does).
+    no_champion: str | None = None
 
 
 def bootstrap(platform: Platform) -> BootstrapReport:
     """Set the demo project up on a fresh home, finish an interrupted set-up, else catch up.
 
+    A fresh home gets seeded demo files in `data/`, the demo definitions, then a
+    run of the `data` pipeline and of `training`, so a champion model exists.
     Each step is idempotent and `runs/bootstrap/done` is written only after the
     last, so a run killed half-way is completed by the next one. A home that
     holds other views and no demo is the user's project: nothing is added.
@@ -39,27 +45,30 @@ def bootstrap(platform: Platform) -> BootstrapReport:
 
     store = platform.features
     config = platform.config
-    data_dir = config.runs_dir / "bootstrap"
-    done = data_dir / "done"
+    marker_dir = config.runs_dir / "bootstrap"
+    done = marker_dir / "done"
     views = {v.name for v in store.list_feature_views()}
     demo_only_empty = views == {"driver_stats"} and not store.describe("driver_stats")[
         "offline_rows"
     ]
-    wanted = not done.exists() and (not views or data_dir.exists() or demo_only_empty)
+    wanted = not done.exists() and (not views or marker_dir.exists() or demo_only_empty)
     report = BootstrapReport(fresh=wanted)
     if wanted:
-        _set_up_demo(platform, data_dir, report)
-    for result in store.materialize():
-        report.steps.append(
-            f"materialized {result.view}: {result.entities_written} entities updated online, "
-            f"watermark {result.watermark:%Y-%m-%d %H:%M:%S}Z"
-            if result.watermark
-            else f"materialized {result.view}"
-        )
+        marker_dir.mkdir(parents=True, exist_ok=True)
+        _set_up_demo(platform, report)
+        _run_demo_pipelines(platform, report)
+    else:
+        for result in store.materialize():
+            report.steps.append(
+                f"materialized {result.view}: {result.entities_written} entities updated "
+                f"online, watermark {result.watermark:%Y-%m-%d %H:%M:%S}Z"
+                if result.watermark
+                else f"materialized {result.view}"
+            )
     if wanted:
         done.write_text("demo project set up\n")
     if "driver_stats" in {v.name for v in store.list_feature_views()}:
-        labels_path = data_dir / "labels.parquet"
+        labels_path = config.data_dir / "labels.parquet"
         if labels_path.exists():
             import pandas as pd
 
@@ -71,15 +80,16 @@ def bootstrap(platform: Platform) -> BootstrapReport:
     return report
 
 
-def _set_up_demo(platform: Platform, data_dir: Path, report: BootstrapReport) -> None:
+def _set_up_demo(platform: Platform, report: BootstrapReport) -> None:
+    """Seeded demo files where the pipelines look for them, and the demo definitions."""
     from litemlops.demo import definitions as demo
     from litemlops.demo.generator import generate_driver_stats, generate_labels
 
     store = platform.features
     config = platform.config
-    stats_path = data_dir / "driver_stats.parquet"
-    labels_path = data_dir / "labels.parquet"
-    if not (stats_path.exists() and labels_path.exists()):
+    labels_path = config.data_dir / "labels.parquet"
+    requests_path = config.data_dir / "batch_requests.csv"
+    if not labels_path.exists():
         stats = generate_driver_stats(
             config.demo.drivers,
             config.demo.hours,
@@ -87,21 +97,59 @@ def _set_up_demo(platform: Platform, data_dir: Path, report: BootstrapReport) ->
             random_state=config.demo.seed,
         )
         labels = generate_labels(stats, config.demo.labels, random_state=config.demo.seed)
-        data_dir.mkdir(parents=True, exist_ok=True)
-        _write_parquet(stats, stats_path)
-        _write_parquet(labels, labels_path)
+        config.incoming_dir.mkdir(parents=True, exist_ok=True)
+        _write(stats, config.incoming_dir / "driver_stats.parquet")
+        _write(labels, labels_path)
         report.steps.append(
             f"generated {len(stats)} driver_stats rows for {config.demo.drivers} drivers over "
-            f"{config.demo.hours} h and {len(labels)} labels (seed {config.demo.seed})"
+            f"{config.demo.hours} h into data/incoming/, and {len(labels)} labels "
+            f"(seed {config.demo.seed})"
         )
+    if not requests_path.exists():
+        import pandas as pd
+
+        ids = pd.DataFrame({"driver_id": range(1001, 1001 + config.demo.drivers)})
+        _write(ids, requests_path)
     if store.apply([demo.driver, demo.driver_stats]).changed:
         report.steps.append("applied entity 'driver' and feature view 'driver_stats'")
-    if store.describe("driver_stats")["offline_rows"] == 0:
-        ingested = store.ingest("driver_stats", stats_path)
-        report.steps.append(f"ingested {ingested.rows} rows into driver_stats")
 
 
-def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    frame.to_parquet(tmp, index=False)
-    os.replace(tmp, path)  # a crash never leaves half a file under the final name
+def _run_demo_pipelines(platform: Platform, report: BootstrapReport) -> None:
+    """`data`, then `training` unless a champion exists (a set-up finished before a crash)."""
+    from litemlops.errors import AliasNotFoundError, ModelNotFoundError
+
+    model = platform.config.training.model_name
+    for name in ("data", "training"):
+        if name == "training":
+            try:
+                champion = platform.registry.get_alias(model, "champion")
+            except (ModelNotFoundError, AliasNotFoundError):
+                pass
+            else:
+                report.steps.append(f"champion {model} v{champion.version} exists already")
+                return
+        run = platform.pipelines.run(platform.catalog.get(name), trigger="bootstrap")
+        report.pipeline_runs.append(run)
+        report.steps.append(f"pipeline {name}: {run.state} (run {run.run_id})")
+        if run.state != "success":
+            report.no_champion = (
+                f"pipeline {name} {run.state}: {_first_error(platform, run)}; "
+                f"see `litemlops pipelines show {run.run_id}`"
+            )
+            return
+    output = platform.pipelines.task_runs(report.pipeline_runs[-1].run_id)[-1].output
+    report.steps.append(f"registered {output['name']} v{output['version']} as {output['alias']}")
+
+
+def _first_error(platform: Platform, run: PipelineRun) -> str:
+    for attempt in platform.pipelines.task_runs(run.run_id):
+        if attempt.state == "failed":
+            return f"task {attempt.task}: {attempt.error}"
+    return run.error or "unknown error"
+
+
+def _write(frame: pd.DataFrame, path: Path) -> None:
+    from litemlops.store.files import write_frame
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_frame(frame, path)  # a crash never leaves half a file under the final name

@@ -1,13 +1,14 @@
 """The one frozen `Config` of an installation, built at the edge and passed explicitly.
 
 Values come, lowest precedence first, from the defaults below, `<home>/config.toml`
-(sections `[logging]`, `[features]`, `[demo]`), environment variables
+(sections `[logging]`, `[features]`, `[demo]`, `[pipelines]`, `[training]`), environment variables
 `LITEMLOPS_<SECTION>_<KEY>` and explicit overrides (`{"demo.drivers": 5}`).
 Only `Config.load` looks at the environment; everything below it takes a `Config`.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import tomllib
@@ -55,10 +56,51 @@ class DemoConfig:
     seed: int = 42
 
 
+@dataclass(frozen=True)
+class PipelinesConfig:
+    """Where the home's own pipelines are defined.
+
+    modules: comma-separated Python files whose module-level `Pipeline` objects
+    join the built-in ones; relative paths are relative to the home.
+    """
+
+    modules: str = ""
+
+    def module_paths(self, home: Path) -> list[Path]:
+        return [home / p.strip() for p in self.modules.split(",") if p.strip()]
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """The `training` pipeline's defaults (each is also a run param: `--param key=value`).
+
+    estimator: one of `litemlops.modeling.ESTIMATORS` (a classifier by default;
+    "elasticnet" is the course's ElasticNet(alpha=0.5, l1_ratio=0.1)).
+    hyperparams: a JSON object of estimator parameters over the estimator's defaults.
+    gate_metric: the test-set metric a new model must not be worse on than the
+    champion, by more than `tolerance`. min_auc, max_rmse: absolute thresholds.
+    promote: "challenger" (a new version waits for a person to promote it when a
+    champion exists) or "auto" (a version that passes the gate becomes champion).
+    """
+
+    model_name: str = "driver_ranker"
+    estimator: str = "logistic_regression"
+    hyperparams: str = "{}"
+    test_size: float = 0.2
+    seed: int = 42
+    gate_metric: str = "auc"
+    min_auc: float = 0.55
+    max_rmse: float = 0.5
+    tolerance: float = 0.0
+    promote: str = "challenger"
+
+
 _SECTIONS: dict[str, type] = {
     "logging": LoggingConfig,
     "features": FeaturesConfig,
     "demo": DemoConfig,
+    "pipelines": PipelinesConfig,
+    "training": TrainingConfig,
 }
 
 
@@ -74,6 +116,24 @@ def _positive(value: Any) -> str | None:
     return None if value >= 1 else "an integer >= 1"
 
 
+def _fraction(value: Any) -> str | None:
+    return None if 0 < value < 1 else "a number between 0 and 1 (exclusive)"
+
+
+def _one_of(*choices: str) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        return None if value in choices else f"one of {', '.join(choices)}"
+
+    return check
+
+
+def _json_object(value: Any) -> str | None:
+    try:
+        return None if isinstance(json.loads(value), dict) else "a JSON object"
+    except ValueError:
+        return "a JSON object, like '{\"C\": 0.5}'"
+
+
 # Rules beyond the type: a negative count or an unknown level would otherwise
 # surface far from the config file, as a confusing error deep in a library.
 _RULES: dict[tuple[str, str], Callable[[Any], str | None]] = {
@@ -85,6 +145,12 @@ _RULES: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("demo", "hours"): _positive,
     ("demo", "labels"): _positive,
     ("demo", "seed"): _non_negative,
+    ("training", "test_size"): _fraction,
+    ("training", "seed"): _non_negative,
+    ("training", "tolerance"): _non_negative,
+    ("training", "promote"): _one_of("challenger", "auto"),
+    ("training", "gate_metric"): _one_of("auc", "log_loss", "rmse", "mae"),
+    ("training", "hyperparams"): _json_object,
 }
 
 
@@ -96,6 +162,8 @@ class Config:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
+    pipelines: PipelinesConfig = field(default_factory=PipelinesConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
 
     @classmethod
     def load(
@@ -153,6 +221,19 @@ class Config:
     def events_log_path(self) -> Path:
         """The JSONL event log that monitoring reads back."""
         return self.logs_dir / "events.jsonl"
+
+    @property
+    def data_dir(self) -> Path:
+        """The demo's data: `incoming/` files wait for the data pipeline, labels, batches."""
+        return self.home / "data"
+
+    @property
+    def incoming_dir(self) -> Path:
+        return self.data_dir / "incoming"
+
+    @property
+    def scheduler_lock_path(self) -> Path:
+        return self.home / "scheduler.lock"
 
     @property
     def runs_dir(self) -> Path:

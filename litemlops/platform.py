@@ -9,6 +9,8 @@ from types import TracebackType
 from litemlops.clock import utc_now
 from litemlops.config import Config
 from litemlops.home_lock import HomeLock
+from litemlops.scheduler.bus import EventBus
+from litemlops.scheduler.catalog import PipelineCatalog
 from litemlops.scheduler.runner import PipelineRunner
 from litemlops.store import FeatureStore
 from litemlops.store.registry import ModelRegistry
@@ -41,6 +43,7 @@ class Platform:
             )
             self._closers.append(self.tracker.close)
             self.registry = ModelRegistry(self.tracker)
+            self.bus = EventBus()
             # We own the home now, so a run still "running" belongs to a process
             # that died: say so instead of leaving it running forever.
             self.interrupted_runs = self.tracker.mark_interrupted()
@@ -52,10 +55,13 @@ class Platform:
                     "tracker": self.tracker,
                     "registry": self.registry,
                     "config": config,
+                    "clock": clock,
+                    "bus": self.bus,
                 },
                 clock=clock,
             )
             self.interrupted_pipeline_runs = self.pipelines.mark_interrupted()
+            self.catalog = _catalog(config)
         except BaseException:
             self.close()
             raise
@@ -78,3 +84,13 @@ class Platform:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _catalog(config: Config) -> PipelineCatalog:
+    """The demo's pipelines, then the home's own modules (which may replace them by name)."""
+    from litemlops.demo.pipelines import demo_pipelines
+
+    catalog = PipelineCatalog(demo_pipelines(config))
+    for path in config.pipelines.module_paths(config.home):
+        catalog.load(path, replace=True)
+    return catalog

@@ -33,12 +33,14 @@ def test_fresh_home_gets_the_demo_project_then_only_catches_up(config):
     assert first.online is not None and first.online["driver_id"] == [1001, 1002, 1003]
     assert all(v is not None for v in first.online["conv_rate"])
     assert (config.runs_dir / "bootstrap" / "done").exists()
+    assert [r.pipeline for r in first.pipeline_runs] == ["data", "training"]
+    assert first.no_champion is None
     with open_platform(config) as platform:
         rows = platform.features.describe("driver_stats")["offline_rows"]
         second = bootstrap(platform)
         assert platform.features.describe("driver_stats")["offline_rows"] == rows
     assert not second.fresh
-    assert not any("generated" in s or "ingested" in s for s in second.steps)
+    assert not any("generated" in s or "pipeline" in s for s in second.steps)
     assert second.online == first.online
 
 
@@ -48,7 +50,7 @@ def test_a_set_up_interrupted_after_apply_is_finished_by_the_next_run(config):
     with open_platform(config) as platform:
         report = bootstrap(platform)
         assert platform.features.describe("driver_stats")["offline_rows"] > 0
-    assert report.fresh and any("ingested" in s for s in report.steps)
+    assert report.fresh and "pipeline data: success" in " ".join(report.steps)
     assert report.online is not None and report.online["conv_rate"][0] is not None
 
 

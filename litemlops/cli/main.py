@@ -34,6 +34,8 @@ def run(ctx: click.Context, home: Path | None, once: bool) -> None:
         click.echo("fresh home: set up the demo project" if report.fresh else "existing home")
         for step in report.steps:
             click.echo(f"  - {step}")
+        if report.no_champion:
+            click.echo(f"no champion model yet: {report.no_champion}", err=True)
         if report.training_rows is not None:
             click.echo("\npoint-in-time training rows (labels x driver_stats):")
             click.echo(report.training_rows.to_string(index=False))

@@ -206,6 +206,17 @@ class Tracker:
             run.set_tags(tags)
         return run
 
+    def resume_run(self, run_id: str) -> Run:
+        """A handle on a run that is still running, to log more to it.
+
+        A pipeline's tasks may run in different processes (`run-step`), so the
+        task that evaluates a model logs into the run the training task started.
+        """
+        info = self.get_run(run_id)
+        if info.status != "running":
+            raise RunStateError(f"run {run_id} ended as {info.status}; it cannot be resumed")
+        return Run(self, run_id, info.experiment_id, info.name)
+
     def get_run(self, run_id: str) -> RunInfo:
         from litemlops.store.search import fetch_runs
 

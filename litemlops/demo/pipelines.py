@@ -1,0 +1,463 @@
+"""The course's three pipelines, doing the work its Airflow tasks only logged.
+
+- `data`: files in `<home>/data/incoming/` -> clean -> validate -> offline store ->
+  online store. Ingested files move to `incoming/done/`, so a rerun adds nothing twice.
+- `training`: labels x driver_stats (point in time) -> validate -> seeded split ->
+  train -> evaluate -> gate (thresholds and the champion) -> register.
+- `batch_predictions`: a request file -> point-in-time features -> the champion's
+  scores -> a Parquet file joinable on (driver_id, event_timestamp).
+
+Every task reads its inputs from the run folder or the stores and returns small
+JSON, so each can run alone with `litemlops pipelines run-step`.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from litemlops.errors import AliasNotFoundError, ModelNotFoundError, ValidationError
+from litemlops.scheduler.pipeline import Pipeline, TaskContext, task
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from litemlops.config import Config
+
+LABEL = "trip_completed"
+SUFFIXES = (".parquet", ".csv")
+
+
+def _frame(path: Path) -> pd.DataFrame:
+    from litemlops.store.files import read_frame
+
+    return read_frame(path)
+
+
+def _write(frame: pd.DataFrame, path: Path) -> str:
+    from litemlops.store.files import write_frame
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_frame(frame, path)
+    return str(path)
+
+
+def _upstream_path(ctx: TaskContext, name: str) -> Path:
+    return Path(ctx.upstream[name]["path"])
+
+
+# -- data ---------------------------------------------------------------------------------
+
+
+def _incoming(source: Path) -> list[Path]:
+    if source.is_file():
+        return [source]
+    if not source.is_dir():
+        raise ValidationError(f"data source {source} is neither a file nor a folder")
+    return sorted(p for p in source.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES)
+
+
+@task
+def ingest(ctx: TaskContext) -> dict[str, Any]:
+    """Read every waiting file into one staged batch (raw, as the sources wrote it)."""
+    import pandas as pd
+
+    view = ctx.features.describe(ctx.params["view"])
+    files = _incoming(Path(ctx.params["source"]))
+    columns = [*view["join_keys"], view["timestamp_field"], *view["features"]]
+    if view["created_timestamp_field"]:
+        columns.append(view["created_timestamp_field"])
+    frames = [_frame(p) for p in files]
+    raw = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    path = _write(raw, ctx.work_dir / "raw.parquet")
+    return {"path": path, "files": [str(p) for p in files], "rows": len(raw)}
+
+
+@task(upstream="ingest")
+def clean(ctx: TaskContext) -> dict[str, Any]:
+    """Drop rows without a key or event time, and repeated (key, time) rows.
+
+    Of repeated rows the one created last is kept: a correction replaces the
+    row it corrects, as the store's point-in-time reads would decide anyway.
+    """
+    view = ctx.features.describe(ctx.params["view"])
+    raw = _frame(_upstream_path(ctx, "ingest"))
+    keys = [*view["join_keys"], view["timestamp_field"]]
+    present = [k for k in keys if k in raw.columns]
+    before = len(raw)
+    frame = raw.dropna(subset=present) if present else raw
+    null_keys = before - len(frame)
+    created = view["created_timestamp_field"]
+    if created in frame.columns:
+        frame = frame.sort_values(created, kind="stable")
+    deduped = frame.drop_duplicates(subset=present, keep="last") if present else frame
+    duplicates = len(frame) - len(deduped)
+    path = _write(deduped.sort_index(), ctx.work_dir / "clean.parquet")
+    return {"path": path, "rows": len(deduped), "null_keys": null_keys, "duplicates": duplicates}
+
+
+@task(upstream="clean")
+def validate(ctx: TaskContext) -> dict[str, Any]:
+    """Schema, dtypes, null rate and value ranges; a failure stops the run with the report."""
+    from litemlops.quality import DataValidationError, check_frame
+
+    view = ctx.features.describe(ctx.params["view"])
+    frame = _frame(_upstream_path(ctx, "clean"))
+    schema = {**view["join_keys"], view["timestamp_field"]: "timestamp", **view["features"]}
+    if view["created_timestamp_field"]:
+        schema[view["created_timestamp_field"]] = "timestamp"
+    report = check_frame(
+        frame,
+        schema,
+        required=[*view["join_keys"], view["timestamp_field"]],
+        ranges=ctx.params["ranges"],
+        max_null_rate=float(ctx.params["max_null_rate"]),
+    )
+    if not report.passed and len(frame):
+        raise DataValidationError(report)
+    return {"path": str(_upstream_path(ctx, "clean")), **report.to_dict()}
+
+
+@task(upstream=["ingest", "validate"])
+def write_offline(ctx: TaskContext) -> dict[str, Any]:
+    """Append the batch to the offline store, then move its source files to `done/`."""
+    path = _upstream_path(ctx, "validate")
+    rows = ctx.upstream["validate"]["rows"]
+    batch = None
+    if rows:
+        batch = ctx.features.ingest(ctx.params["view"], path).batch
+    moved = []
+    source = Path(ctx.params["source"])
+    if source.is_dir():
+        done = source / "done"
+        done.mkdir(exist_ok=True)
+        for name in ctx.upstream["ingest"]["files"]:
+            file = Path(name)
+            if file.exists():
+                target = done / file.name
+                shutil.move(str(file), target)
+                moved.append(str(target))
+    return {"rows": rows, "batch": batch, "archived": moved}
+
+
+@task(upstream="write_offline")
+def materialize(ctx: TaskContext) -> dict[str, Any]:
+    """Bring the online store up to date (incremental: only what changed)."""
+    results = ctx.features.materialize(views=[ctx.params["view"]])
+    return {
+        r.view: {
+            "entities_written": r.entities_written,
+            "watermark": r.watermark.isoformat() if r.watermark else None,
+        }
+        for r in results
+    }
+
+
+# -- training ------------------------------------------------------------------------------
+
+
+def _feature_columns(refs: list[str]) -> list[str]:
+    return [ref.split(":", 1)[1] for ref in refs]
+
+
+@task
+def extract(ctx: TaskContext) -> dict[str, Any]:
+    """The point-in-time training set: each label row with the features known then."""
+    labels = _frame(Path(ctx.params["labels"]))
+    missing = [c for c in ("driver_id", "event_timestamp", LABEL) if c not in labels.columns]
+    if missing:
+        raise ValidationError(f"labels file {ctx.params['labels']} lacks column(s) {missing}")
+    refs = list(ctx.params["features"])
+    frame = ctx.features.get_historical_features(labels, refs)
+    views = sorted({ref.split(":", 1)[0] for ref in refs})
+    versions = {v: ctx.features.describe(v)["version"] for v in views}
+    path = _write(frame, ctx.work_dir / "training.parquet")
+    return {"path": path, "rows": len(frame), "feature_views": versions}
+
+
+@task(upstream="extract")
+def validate_data(ctx: TaskContext) -> dict[str, Any]:
+    """Expected columns and dtypes, 0/1 labels; rows whose features are unknown are dropped."""
+    from litemlops.quality import DataValidationError, check_frame
+
+    frame = _frame(_upstream_path(ctx, "extract"))
+    columns = _feature_columns(ctx.params["features"])
+    schema = {c: "float64" for c in columns} | {LABEL: "int64"}
+    report = check_frame(
+        frame, schema, required=[LABEL], ranges={LABEL: [0, 1]}, max_null_rate=1.0,
+        allow_extra=True,
+    )
+    complete = frame.dropna(subset=[c for c in columns if c in frame.columns])
+    dropped = len(frame) - len(complete)
+    if report.passed and len(complete) < 10:
+        report.problems.append(
+            f"only {len(complete)} labelled rows have every feature; at least 10 are needed"
+        )
+    if report.passed and complete[LABEL].nunique() < 2:
+        report.problems.append("every label has the same value; a model cannot learn from that")
+    if not report.passed:
+        raise DataValidationError(report)
+    path = _write(complete, ctx.work_dir / "training.parquet")
+    return {"path": path, "rows": len(complete), "dropped_incomplete": dropped}
+
+
+@task(upstream="validate_data")
+def prepare(ctx: TaskContext) -> dict[str, Any]:
+    """A seeded train/test split, stratified on the label so both sets see both classes."""
+    from sklearn.model_selection import train_test_split
+
+    frame = _frame(_upstream_path(ctx, "validate_data"))
+    test_size = float(ctx.params["test_size"])
+    if not 0 < test_size < 1:
+        raise ValidationError(f"test_size must be between 0 and 1, got {test_size}")
+    # Stratifying needs two rows of each class; tiny sets are split plainly.
+    stratify = frame[LABEL] if frame[LABEL].value_counts().min() >= 2 else None
+    train, test = train_test_split(
+        frame, test_size=test_size, random_state=int(ctx.params["seed"]), stratify=stratify
+    )
+    return {
+        "train": _write(train, ctx.work_dir / "train.parquet"),
+        "test": _write(test, ctx.work_dir / "test.parquet"),
+        "train_rows": len(train),
+        "test_rows": len(test),
+    }
+
+
+@task(upstream=["extract", "prepare"])
+def train(ctx: TaskContext) -> dict[str, Any]:
+    """Fit the configured estimator in a tracking run and log the model with its signature.
+
+    The tracking run stays open: evaluate and the gate log into it, register ends it.
+    """
+    from litemlops.modeling import estimator_kind, make_estimator, parse_hyperparams
+    from litemlops.store.autolog import fit_and_log
+    from litemlops.store.signature import infer_signature
+
+    p = ctx.params
+    columns = _feature_columns(p["features"])
+    data = _frame(Path(ctx.upstream["prepare"]["train"]))
+    estimator = make_estimator(p["estimator"], p["hyperparams"], seed=int(p["seed"]))
+    run = ctx.tracker.start_run(
+        p["model_name"],
+        f"{ctx.pipeline}-{ctx.run_id[:8]}",
+        tags={"pipeline": ctx.pipeline, "pipeline_run_id": ctx.run_id},
+    )
+    try:
+        run.log_params(
+            {
+                "estimator": p["estimator"],
+                "hyperparams": parse_hyperparams(p["hyperparams"]),
+                "test_size": p["test_size"],
+                "seed": p["seed"],
+                "features": ",".join(p["features"]),
+            }
+        )
+        run.log_input(
+            "training", data=data, feature_views=ctx.upstream["extract"]["feature_views"]
+        )
+        X, y = data[columns].astype("float64"), data[LABEL]
+        model = fit_and_log(run, estimator, X, y)
+        run.log_model(model, "model", signature=infer_signature(X), input_example=X.head(3))
+    except BaseException as exc:
+        run.end("failed", error=f"{type(exc).__name__}: {exc}")
+        raise
+    return {"tracking_run_id": run.id, "kind": estimator_kind(p["estimator"])}
+
+
+def _test_scores(ctx: TaskContext, model_uri: str) -> tuple[Any, Any]:
+    from litemlops.modeling import scores
+
+    test = _frame(Path(ctx.upstream["prepare"]["test"]))
+    columns = _feature_columns(ctx.params["features"])
+    model = ctx.registry.load_model(model_uri)
+    return test[LABEL], scores(model, test[columns].astype("float64"))
+
+
+def _fail_tracking_run(ctx: TaskContext, run_id: str, exc: BaseException) -> None:
+    ctx.tracker.end_run(run_id, "failed", error=f"{type(exc).__name__}: {exc}")
+
+
+@task(upstream=["prepare", "train"])
+def evaluate(ctx: TaskContext) -> dict[str, Any]:
+    """Test-set RMSE and MAE, AUC and log-loss for probabilities, logged to the run."""
+    from litemlops.modeling import evaluate as test_metrics
+
+    run_id = ctx.upstream["train"]["tracking_run_id"]
+    try:
+        y, s = _test_scores(ctx, f"runs:/{run_id}/model")
+        metrics = test_metrics(y, s)
+        ctx.tracker.resume_run(run_id).log_metrics({f"test_{k}": v for k, v in metrics.items()})
+    except BaseException as exc:
+        _fail_tracking_run(ctx, run_id, exc)
+        raise
+    return {"metrics": metrics}
+
+
+@task(upstream=["prepare", "train", "evaluate"])
+def validate_model(ctx: TaskContext) -> dict[str, Any]:
+    """Thresholds AND no worse than the champion on the same test set.
+
+    A model that fails is not registered: the run fails with the reasons, and
+    the tracking run (which keeps its metrics) is tagged `gate=failed`.
+    """
+    from litemlops.modeling import ModelGateError, gate
+    from litemlops.modeling import evaluate as test_metrics
+
+    p = ctx.params
+    run_id = ctx.upstream["train"]["tracking_run_id"]
+    metrics = ctx.upstream["evaluate"]["metrics"]
+    champion: dict[str, Any] | None = None
+    try:
+        current = ctx.registry.get_alias(p["model_name"], "champion")
+    except (ModelNotFoundError, AliasNotFoundError):
+        current = None
+    if current is not None:
+        y, s = _test_scores(ctx, f"{p['model_name']}/{current.version}")
+        champion = {"version": current.version, "metrics": test_metrics(y, s)}
+    result = gate(
+        metrics,
+        min_auc=_optional(p["min_auc"]),
+        max_rmse=_optional(p["max_rmse"]),
+        champion=champion["metrics"] if champion else None,
+        metric=p["gate_metric"],
+        tolerance=float(p["tolerance"]),
+    )
+    run = ctx.tracker.resume_run(run_id)
+    run.set_tags({"gate": "passed" if result.passed else "failed"})
+    if not result.passed:
+        run.set_tag("gate_reasons", "; ".join(result.reasons))
+        run.end("finished")
+        raise ModelGateError("model not promoted: " + "; ".join(result.reasons))
+    return {**result.to_dict(), "champion": champion}
+
+
+def _optional(value: Any) -> float | None:
+    return None if value is None or value == "" else float(value)
+
+
+@task(upstream=["train", "evaluate", "validate_model"])
+def register(ctx: TaskContext) -> dict[str, Any]:
+    """A new version with its lineage; champion when there is none (or policy says so)."""
+    p = ctx.params
+    run_id = ctx.upstream["train"]["tracking_run_id"]
+    if ctx.tracker.get_run(run_id).status == "running":
+        ctx.tracker.end_run(run_id)
+    version = ctx.registry.register_model(
+        f"runs:/{run_id}/model",
+        p["model_name"],
+        description=f"trained by pipeline run {ctx.run_id} ({p['estimator']})",
+    )
+    has_champion = ctx.upstream["validate_model"]["champion"] is not None
+    alias = "champion" if (not has_champion or p["promote"] == "auto") else "challenger"
+    ctx.registry.set_alias(
+        p["model_name"], alias, version.version, reason=f"training run {ctx.run_id}"
+    )
+    return {"name": version.name, "version": version.version, "alias": alias}
+
+
+# -- batch predictions -----------------------------------------------------------------------
+
+
+@task
+def extract_features(ctx: TaskContext) -> dict[str, Any]:
+    """Point-in-time features for each request row (rows without a time are scored now)."""
+    import pandas as pd
+
+    requests = _frame(Path(ctx.params["requests"]))
+    if "driver_id" not in requests.columns:
+        raise ValidationError(f"request file {ctx.params['requests']} lacks column driver_id")
+    if "event_timestamp" not in requests.columns:
+        requests["event_timestamp"] = pd.Timestamp(ctx.clock())
+    frame = ctx.features.get_historical_features(requests, list(ctx.params["features"]))
+    path = _write(frame, ctx.work_dir / "features.parquet")
+    return {"path": path, "rows": len(frame)}
+
+
+@task(upstream="extract_features")
+def predict(ctx: TaskContext) -> dict[str, Any]:
+    """Score rows with every feature known; the others get no prediction, and are counted."""
+    from litemlops.modeling import scores
+
+    frame = _frame(_upstream_path(ctx, "extract_features"))
+    columns = _feature_columns(ctx.params["features"])
+    model = ctx.registry.load_model(ctx.params["model"])
+    complete = frame[columns].notna().all(axis=1)
+    frame["prediction"] = None
+    if complete.any():
+        frame.loc[complete, "prediction"] = scores(
+            model, frame.loc[complete, columns].astype("float64")
+        )
+    frame["prediction"] = frame["prediction"].astype("float64")
+    frame["model"] = model.metadata.get("name")
+    frame["model_version"] = model.metadata.get("version")
+    path = _write(frame, ctx.work_dir / "predictions.parquet")
+    return {
+        "path": path,
+        "rows": len(frame),
+        "scored": int(complete.sum()),
+        "missing_features": int((~complete).sum()),
+        "model": model.metadata.get("name"),
+        "version": model.metadata.get("version"),
+    }
+
+
+@task(upstream="predict")
+def write_predictions(ctx: TaskContext) -> dict[str, Any]:
+    """Publish the predictions under `data/predictions/`, named by time and run."""
+    frame = _frame(_upstream_path(ctx, "predict"))
+    stamp = ctx.clock().strftime("%Y%m%dT%H%M%SZ")
+    out = Path(ctx.params["output_dir"]) / f"predictions_{stamp}_{ctx.run_id[:8]}.parquet"
+    return {"path": _write(frame, out), "rows": len(frame)}
+
+
+# -- the pipelines ----------------------------------------------------------------------------
+
+
+def demo_pipelines(config: Config) -> list[Pipeline]:
+    """The three pipelines with their defaults from `config` (each a run param too)."""
+    from litemlops.demo.definitions import FEATURES
+
+    t = config.training
+    data = Pipeline(
+        "data",
+        [ingest, clean, validate, write_offline, materialize],
+        params={
+            "source": str(config.incoming_dir),
+            "view": "driver_stats",
+            "ranges": {"conv_rate": [0, 1], "acc_rate": [0, 1], "avg_daily_trips": [0, None]},
+            "max_null_rate": 0.05,
+        },
+        description="Ingest waiting files: clean, validate, write offline, materialize.",
+    )
+    training = Pipeline(
+        "training",
+        [extract, validate_data, prepare, train, evaluate, validate_model, register],
+        params={
+            "labels": str(config.data_dir / "labels.parquet"),
+            "features": list(FEATURES),
+            "model_name": t.model_name,
+            "estimator": t.estimator,
+            "hyperparams": t.hyperparams,
+            "test_size": t.test_size,
+            "seed": t.seed,
+            "gate_metric": t.gate_metric,
+            "min_auc": t.min_auc,
+            "max_rmse": t.max_rmse,
+            "tolerance": t.tolerance,
+            "promote": t.promote,
+        },
+        description="Train on point-in-time data, gate against the champion, register.",
+    )
+    batch = Pipeline(
+        "batch_predictions",
+        [extract_features, predict, write_predictions],
+        params={
+            "requests": str(config.data_dir / "batch_requests.csv"),
+            "features": list(FEATURES),
+            "model": f"{t.model_name}@champion",
+            "output_dir": str(config.data_dir / "predictions"),
+        },
+        description="Score a request file with the champion into joinable Parquet.",
+    )
+    return [data, training, batch]
