@@ -34,6 +34,10 @@ from litemlops.store.tracking_db import TrackingDB
 log = structlog.get_logger("litemlops.pipelines")
 
 
+#: States a pipeline run can be in.
+RUN_STATES = ("queued", "running", "success", "failed", "skipped")
+
+
 class PipelineRunNotFoundError(NotFoundError):
     """No pipeline run with that id."""
 
@@ -457,6 +461,27 @@ class PipelineRunner:
             ended_at=from_ms(r["ended_at"]),
             error=r["error"],
         )
+
+    def list_runs(
+        self, pipeline: str | None = None, state: str | None = None, limit: int = 50
+    ) -> list[PipelineRun]:
+        """Newest first, optionally of one pipeline and in one state."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValidationError(f"limit must be an integer >= 1, got {limit!r}")
+        if state is not None and state not in RUN_STATES:
+            raise ValidationError(f"state must be one of {RUN_STATES}, got {state!r}")
+        where, args = [], []
+        if pipeline is not None:
+            where.append("pipeline = ?")
+            args.append(pipeline)
+        if state is not None:
+            where.append("state = ?")
+            args.append(state)
+        sql = "SELECT run_id FROM pipeline_runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        rows = self.db.read(sql + " ORDER BY queued_at DESC, rowid DESC LIMIT ?", [*args, limit])
+        return [self.get_run(r["run_id"]) for r in rows]
 
     def task_runs(self, run_id: str) -> list[TaskRun]:
         """Every attempt of every task of the run, in the order they started."""
