@@ -55,6 +55,8 @@ HIGHER_IS_BETTER = {"auc": True, "accuracy": True, "log_loss": False, "rmse": Fa
 
 def parse_hyperparams(value: Any) -> dict[str, Any]:
     """Hyper-parameters from a dict or its JSON text (config and `--param` give text)."""
+    if value is None:
+        return {}
     if isinstance(value, str):
         try:
             value = json.loads(value or "{}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from litemlops.errors import LitemlopsError, ValidationError
@@ -52,31 +53,50 @@ class QualityReport:
         }
 
 
-def _kind_ok(series: pd.Series, dtype: str) -> bool:
+def _fits(value: Any, dtype: str) -> bool:
+    """Whether one non-null value can be stored as `dtype`."""
+    import numbers
+
     import pandas as pd
 
-    values = series.dropna()
-    if values.empty:
-        return True
     if dtype in ("int32", "int64"):
-        return pd.api.types.is_integer_dtype(series) or (
-            pd.api.types.is_float_dtype(series) and bool((values % 1 == 0).all())
+        return (
+            isinstance(value, numbers.Real)
+            and not isinstance(value, bool)
+            and float(value) % 1 == 0
         )
     if dtype in ("float32", "float64"):
-        return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+        return isinstance(value, numbers.Real) and not isinstance(value, bool)
     if dtype == "bool":
-        return pd.api.types.is_bool_dtype(series) or bool(values.isin([True, False]).all())
+        return isinstance(value, bool) or type(value).__name__ == "bool_"
     if dtype == "string":
-        return bool(values.map(lambda v: isinstance(v, str)).all())
+        return isinstance(value, str)
     if dtype == "timestamp":
-        if pd.api.types.is_datetime64_any_dtype(series):
+        if isinstance(value, pd.Timestamp | datetime):
             return True
         try:
-            pd.to_datetime(values, utc=True, format="ISO8601")
+            pd.Timestamp(value)
         except (ValueError, TypeError):
             return False
-        return True
+        return isinstance(value, str)
     return True
+
+
+def _first_misfit(series: pd.Series, dtype: str) -> tuple[int, Any] | None:
+    """(row, value) of the first value that does not fit `dtype`, None when all fit."""
+    import pandas as pd
+
+    numeric = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+    if dtype in ("float32", "float64") and numeric:
+        return None
+    if dtype == "timestamp" and pd.api.types.is_datetime64_any_dtype(series):
+        return None
+    for row, value in enumerate(series.tolist()):
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        if value is pd.NaT or not _fits(value, dtype):
+            return row, value
+    return None
 
 
 def check_frame(
@@ -115,10 +135,10 @@ def check_frame(
         rate = nulls / len(frame) if len(frame) else 0.0
         stats: dict[str, Any] = {"dtype": dtype, "nulls": nulls, "null_rate": round(rate, 6)}
         report.columns[column] = stats
-        if not _kind_ok(series, dtype):
+        misfit = _first_misfit(series, dtype)
+        if misfit is not None:
             report.problems.append(
-                f"column {column!r} should be {dtype} but holds {series.dtype} values "
-                f"(first: {series.dropna().iloc[0]!r})"
+                f"column {column!r} should be {dtype}, but row {misfit[0]} holds {misfit[1]!r}"
             )
             continue
         if column in required and nulls:

@@ -236,3 +236,25 @@ def test_ensure_home_refuses_a_file_in_the_way(tmp_path):
 
     with pytest.raises(ConfigError, match="not a directory"):
         config.ensure_home()
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("training.test_size", "1.5", "a number between 0 and 1"),
+        ("training.promote", "always", "one of challenger, auto"),
+        ("training.gate_metric", "f1", "one of auc, log_loss, rmse, mae"),
+        ("training.hyperparams", "{nope", "a JSON object"),
+        ("training.hyperparams", "[1, 2]", "a JSON object"),
+        ("training.tolerance", "-0.1", "a number >= 0"),
+    ],
+)
+def test_training_settings_are_checked_when_loaded(tmp_path, key, value, message):
+    with pytest.raises(ConfigError, match=f"config key {key} from overrides must be {message}"):
+        Config.load(tmp_path, env={}, overrides={key: value})
+
+
+def test_pipeline_modules_are_relative_to_the_home(tmp_path):
+    config = Config.load(tmp_path, env={"LITEMLOPS_PIPELINES_MODULES": "a.py, sub/b.py,"})
+    assert config.pipelines.module_paths(config.home) == [tmp_path / "a.py", tmp_path / "sub/b.py"]
+    assert Config.load(tmp_path, env={}).training.estimator == "logistic_regression"

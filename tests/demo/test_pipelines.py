@@ -1,0 +1,194 @@
+"""The course's pipelines end to end on small generated data."""
+
+from datetime import UTC, datetime
+
+import pandas as pd
+import pytest
+
+from litemlops.config import Config
+from litemlops.demo import definitions as demo
+from litemlops.demo.generator import generate_driver_stats, generate_labels
+from litemlops.platform import Platform
+
+NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
+DRIVERS = 8
+
+
+@pytest.fixture
+def platform(tmp_path):
+    config = Config.load(tmp_path / "home", env={})
+    with Platform(config, clock=lambda: NOW) as platform:
+        stats = generate_driver_stats(DRIVERS, 24 * 5, end=NOW, random_state=3)
+        labels = generate_labels(stats, 600, random_state=3)
+        config.incoming_dir.mkdir(parents=True)
+        stats.to_parquet(config.incoming_dir / "batch1.parquet")
+        labels.to_parquet(config.data_dir / "labels.parquet")
+        pd.DataFrame({"driver_id": [*range(1001, 1001 + DRIVERS), 999]}).to_csv(
+            config.data_dir / "batch_requests.csv", index=False
+        )
+        platform.features.apply([demo.driver, demo.driver_stats])
+        platform.stats = stats
+        yield platform
+
+
+def run(platform, name, **params):
+    result = platform.pipelines.run(platform.catalog.get(name), params)
+    tasks = {t.task: t for t in platform.pipelines.task_runs(result.run_id)}
+    return result, tasks
+
+
+def test_data_cleans_validates_writes_offline_materializes_and_archives(platform):
+    config = platform.config
+    result, tasks = run(platform, "data")
+    assert result.state == "success", result.error
+    assert list(tasks) == ["ingest", "clean", "validate", "write_offline", "materialize"]
+    cleaned = tasks["clean"].output
+    # The generator repeats some (driver, hour) rows as corrections: one of each is kept.
+    expected = platform.stats.drop_duplicates(["driver_id", "datetime"])
+    assert cleaned["rows"] == len(expected) and cleaned["duplicates"] > 0
+    assert platform.features.describe("driver_stats")["offline_rows"] == len(expected)
+    assert tasks["materialize"].output["driver_stats"]["entities_written"] == DRIVERS
+    assert not list(config.incoming_dir.glob("*.parquet"))
+    assert (config.incoming_dir / "done" / "batch1.parquet").exists()
+    # The latest correction of each (driver, hour) is the row kept.
+    stored = platform.features.get_online_features(demo.FEATURES, [{"driver_id": 1001}])
+    latest = platform.stats[platform.stats.driver_id == 1001].sort_values(["datetime", "created"])
+    assert stored.to_dict()["conv_rate"] == [latest.iloc[-1].conv_rate]
+    # A second run finds nothing new and writes nothing twice.
+    again, tasks = run(platform, "data")
+    assert again.state == "success" and tasks["ingest"].output["rows"] == 0
+    assert platform.features.describe("driver_stats")["offline_rows"] == len(expected)
+
+
+def test_data_drops_null_keys_and_fails_on_out_of_range_values_with_a_report(platform):
+    config = platform.config
+    bad = platform.stats.head(20).copy()
+    bad["driver_id"] = bad["driver_id"].astype("float64")
+    bad.loc[bad.index[0], "driver_id"] = None
+    bad.loc[bad.index[1:4], "conv_rate"] = 1.5
+    (config.incoming_dir / "batch1.parquet").unlink()
+    bad.to_parquet(config.incoming_dir / "bad.parquet")
+    result, tasks = run(platform, "data")
+    assert result.state == "failed"
+    assert tasks["clean"].output["null_keys"] == 1
+    error = tasks["validate"].error
+    assert "DataValidationError" in error
+    assert "'conv_rate' has 3 value(s) outside [0, 1]" in error
+    assert tasks["write_offline"].state == "skipped"
+    assert platform.features.describe("driver_stats")["offline_rows"] == 0
+    # The file waits for a fix instead of being archived.
+    assert (config.incoming_dir / "bad.parquet").exists()
+
+
+def test_training_registers_a_champion_then_a_challenger_that_is_not_worse(platform):
+    run(platform, "data")
+    first, tasks = run(platform, "training")
+    assert first.state == "success", first.error
+    assert list(tasks) == [
+        "extract", "validate_data", "prepare", "train", "evaluate", "validate_model", "register",
+    ]
+    metrics = tasks["evaluate"].output["metrics"]
+    assert set(metrics) == {"rmse", "mae", "auc", "log_loss", "accuracy"}
+    assert metrics["auc"] > 0.6  # the labels depend on the features
+    assert tasks["prepare"].output["test_rows"] == 120  # test_size 0.2 of 600
+    assert tasks["register"].output == {"name": "driver_ranker", "version": 1, "alias": "champion"}
+    version = platform.registry.get_alias("driver_ranker", "champion")
+    tracking = platform.tracker.get_run(version.run_id)
+    assert tracking.status == "finished" and tracking.tags["gate"] == "passed"
+    assert tracking.metrics["test_auc"] == pytest.approx(metrics["auc"])
+    assert tracking.params["estimator"] == "logistic_regression"
+    assert version.lineage["inputs"][0]["feature_views"] == {"driver_stats": 1}
+    # Same data and seed: as good as the champion, so it passes and waits as challenger.
+    second, tasks = run(platform, "training")
+    assert second.state == "success"
+    assert tasks["validate_model"].output["champion"]["version"] == 1
+    assert tasks["register"].output["alias"] == "challenger"
+    assert platform.registry.get_alias("driver_ranker", "champion").version == 1
+    # promote=auto makes the next one champion.
+    _, tasks = run(platform, "training", promote="auto")
+    assert tasks["register"].output == {"name": "driver_ranker", "version": 3, "alias": "champion"}
+
+
+def test_a_model_worse_than_the_champion_is_not_promoted_and_says_why(platform):
+    run(platform, "data")
+    run(platform, "training")
+    worse, tasks = run(platform, "training", estimator="dummy", min_auc=0)
+    assert worse.state == "failed"
+    error = tasks["validate_model"].error
+    assert error.startswith("ModelGateError: model not promoted: auc 0.5000 is worse than")
+    assert tasks["register"].state == "skipped"
+    assert [v.version for v in platform.registry.list_versions("driver_ranker")] == [1]
+    tracking = platform.tracker.get_run(tasks["train"].output["tracking_run_id"])
+    assert tracking.status == "finished" and tracking.tags["gate"] == "failed"
+    assert "worse than the champion" in tracking.tags["gate_reasons"]
+
+
+def test_a_threshold_failure_without_a_champion_registers_nothing(platform):
+    run(platform, "data")
+    result, tasks = run(platform, "training", min_auc=0.99, max_rmse=0.1)
+    assert result.state == "failed"
+    assert "below min_auc 0.99" in tasks["validate_model"].error
+    assert "above max_rmse 0.1" in tasks["validate_model"].error
+    assert platform.registry.list_registered_models() == []
+
+
+def test_the_courses_elasticnet_is_selectable_and_scored_as_a_regressor(platform):
+    run(platform, "data")
+    result, tasks = run(platform, "training", estimator="elasticnet", min_auc=0, max_rmse=1)
+    assert result.state == "success", result.error
+    assert tasks["train"].output["kind"] == "regressor"
+    assert {"rmse", "mae", "auc"} <= set(tasks["evaluate"].output["metrics"])
+    version = platform.registry.get_alias("driver_ranker", "champion")
+    model = platform.registry.load_model(f"driver_ranker/{version.version}")
+    assert type(model.model).__name__ == "ElasticNet"
+    assert model.model.get_params()["alpha"] == 0.5 and model.model.l1_ratio == 0.1
+
+
+def test_bad_training_params_fail_clearly(platform):
+    run(platform, "data")
+    _, tasks = run(platform, "training", estimator="nope")
+    assert "unknown estimator 'nope'" in tasks["train"].error
+    _, tasks = run(platform, "training", hyperparams='{"no_such_param": 1}')
+    assert "no_such_param" in tasks["train"].error
+    # The tracking run a failed train task started is closed as failed, not left running.
+    assert all(r.status != "running" for r in platform.tracker.list_runs())
+
+
+def test_batch_predictions_write_joinable_parquet_with_the_champion(platform):
+    run(platform, "data")
+    run(platform, "training")
+    result, tasks = run(platform, "batch_predictions")
+    assert result.state == "success", result.error
+    out = pd.read_parquet(tasks["write_predictions"].output["path"])
+    assert list(out.columns) == [
+        "driver_id", "event_timestamp", "conv_rate", "acc_rate", "avg_daily_trips",
+        "prediction", "model", "model_version",
+    ]
+    assert len(out) == DRIVERS + 1
+    unknown = out[out.driver_id == 999]
+    assert unknown.prediction.isna().all()  # no features: no prediction, counted
+    assert tasks["predict"].output["missing_features"] == 1
+    known = out[out.driver_id != 999]
+    assert known.prediction.between(0, 1).all() and (known.model_version == 1).all()
+    # The scores are the champion's on those rows.
+    model = platform.registry.load_model("driver_ranker@champion")
+    X = known[["conv_rate", "acc_rate", "avg_daily_trips"]].astype("float64")
+    assert known.prediction.tolist() == pytest.approx(model.predict_proba(X)[:, 1].tolist())
+    assert (out.event_timestamp == pd.Timestamp(NOW)).all()
+
+
+def test_batch_predictions_without_a_champion_fail_clearly(platform):
+    run(platform, "data")
+    result, tasks = run(platform, "batch_predictions")
+    assert result.state == "failed"
+    assert "no registered model named 'driver_ranker'" in tasks["predict"].error
+
+
+def test_a_task_whose_tracking_run_has_ended_refuses_clearly_when_stepped(platform):
+    """run-step re-runs a task from stored outputs; evaluate needs its open tracking run."""
+    run(platform, "data")
+    result, _tasks = run(platform, "training", min_auc=0.99)
+    assert result.state == "failed"
+    step = platform.pipelines.run_step(platform.catalog.get("training"), "evaluate", result.run_id)
+    assert step.state == "failed"  # its tracking run was closed by the gate: refused clearly
+    assert "ended as finished" in step.error
