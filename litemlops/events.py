@@ -73,6 +73,37 @@ TASK_SKIPPED = "task_skipped"
 BUS_HANDLER_FAILED = "bus_handler_failed"
 """A subscriber of the in-process event bus raised. topic, pattern, error."""
 
+SCHEDULE_FIRED = "schedule_fired"
+"""A schedule's fire time came and its pipeline (bound) is being run. scheduled_at:
+ISO-8601 UTC; coalesced: how many earlier missed fire times this one run stands for."""
+
+SCHEDULE_MISFIRED = "schedule_misfired"
+"""A schedule's fire time was not run: it was `late_by` seconds behind the clock,
+more than the schedule's misfire `grace` (seconds)."""
+
+SCHEDULE_WAKEUP_DROPPED = "schedule_wakeup_dropped"
+"""APScheduler did not run a schedule's wake-up. reason: max_instances, missed or the
+error; the fire time stays due and is handled by the schedule's next wake-up."""
+
+TRIGGER_FIRED = "trigger_fired"
+"""An event on the bus starts a run of the trigger's pipeline (bound). topic: the event's
+topic; pattern: the trigger's topic pattern that matched it."""
+
+TRIGGER_SUPPRESSED = "trigger_suppressed"
+"""A matching event did not start a run: the trigger started one `since_last` seconds
+ago, within its `cooldown` (seconds)."""
+
+PIPELINE_TRIGGER_FAILED = "pipeline_trigger_failed"
+"""A scheduled, event or manual trigger could not run its pipeline (bound): the runner
+raised (unknown pipeline or params, database error). trigger: schedule, event, manual."""
+
+SCHEDULER_STARTED = "scheduler_started"
+"""The scheduler fires in real time now. schedules: their names; event_triggers:
+"topic -> pipeline" strings; max_workers: threads that run pipelines."""
+
+SCHEDULER_STOPPED = "scheduler_stopped"
+"""The scheduler was shut down. wait: whether it waited for runs in progress."""
+
 REQUIRED_KEYS: dict[str, frozenset[str]] = {
     FEATURES_APPLIED: frozenset({"objects", "changed"}),
     FEATURES_INGESTED: frozenset({"view", "rows", "source"}),
@@ -91,6 +122,14 @@ REQUIRED_KEYS: dict[str, frozenset[str]] = {
     TASK_RETRYING: frozenset({"attempt", "delay"}),
     TASK_SKIPPED: frozenset({"reason"}),
     BUS_HANDLER_FAILED: frozenset({"topic", "pattern", "error"}),
+    SCHEDULE_FIRED: frozenset({"schedule", "scheduled_at", "coalesced"}),
+    SCHEDULE_MISFIRED: frozenset({"schedule", "scheduled_at", "late_by", "grace"}),
+    SCHEDULE_WAKEUP_DROPPED: frozenset({"schedule", "scheduled_at", "reason"}),
+    TRIGGER_FIRED: frozenset({"topic", "pattern"}),
+    TRIGGER_SUPPRESSED: frozenset({"topic", "pattern", "cooldown", "since_last"}),
+    PIPELINE_TRIGGER_FAILED: frozenset({"trigger", "error"}),
+    SCHEDULER_STARTED: frozenset({"schedules", "event_triggers", "max_workers"}),
+    SCHEDULER_STOPPED: frozenset({"wait"}),
 }
 
 CONTEXT_KEYS: frozenset[str] = frozenset({"run_id", "pipeline", "task", "model", "version"})

@@ -13,15 +13,21 @@ from types import TracebackType
 
 from litemlops.errors import HomeLockedError
 
+_IN_USE = "home {home} is in use by {holder}; stop it or use another --home"
+
 
 class HomeLock:
     """Exclusive ownership of a home directory, as a context manager.
 
     path: the lock file (`Config.lock_path`); its directory must exist.
+    message: what a refused second owner is told, with `{home}` (the lock's
+    directory) and `{holder}` ("process N") filled in; other exclusive roles in
+    a home, such as its one scheduler, lock their own file with their own words.
     """
 
-    def __init__(self, path: str | os.PathLike[str]):
+    def __init__(self, path: str | os.PathLike[str], *, message: str = _IN_USE):
         self.path = Path(path)
+        self.message = message
         self._fd: int | None = None
 
     @property
@@ -40,9 +46,7 @@ class HomeLock:
             holder = _read_pid(fd)
             os.close(fd)
             who = f"process {holder}" if holder is not None else "another process"
-            raise HomeLockedError(
-                f"home {self.path.parent} is in use by {who}; stop it or use another --home"
-            ) from None
+            raise HomeLockedError(self.message.format(home=self.path.parent, holder=who)) from None
         except BaseException:
             os.close(fd)
             raise

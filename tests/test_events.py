@@ -21,6 +21,14 @@ EXPECTED = {
     "task_retrying": {"attempt", "delay"},
     "task_skipped": {"reason"},
     "bus_handler_failed": {"topic", "pattern", "error"},
+    "schedule_fired": {"schedule", "scheduled_at", "coalesced"},
+    "schedule_misfired": {"schedule", "scheduled_at", "late_by", "grace"},
+    "schedule_wakeup_dropped": {"schedule", "scheduled_at", "reason"},
+    "trigger_fired": {"topic", "pattern"},
+    "trigger_suppressed": {"topic", "pattern", "cooldown", "since_last"},
+    "pipeline_trigger_failed": {"trigger", "error"},
+    "scheduler_started": {"schedules", "event_triggers", "max_workers"},
+    "scheduler_stopped": {"wait"},
 }
 
 

@@ -3,12 +3,15 @@
 A task is a function taking a `TaskContext`; what it returns (JSON-serialisable)
 is its output, handed to downstream tasks and kept in the run's folder, so any
 task can later run alone. A pipeline is a DAG: cycles, unknown upstream names
-and duplicate names are refused when it is defined.
+and duplicate names are refused when it is defined. A pipeline may also say
+when it runs (`schedule`: a cron line or an interval; `on`: event topics), which
+the scheduler reads; a bad cron line is refused here, not at the first fire.
 """
 
 from __future__ import annotations
 
 import graphlib
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -118,6 +121,11 @@ class Pipeline:
     description: str = ""
     max_active_runs: int = 1
     on_busy: str = "queue"  # a trigger while max_active_runs run: "queue" or "skip"
+    #: When the scheduler runs it: a 5-field cron line (UTC) or an interval
+    #: (seconds or a timedelta, kept as a timedelta); None: only when triggered.
+    schedule: str | float | timedelta | None = None
+    #: Event topics (fnmatch patterns, e.g. "alert:drift") that start a run.
+    on: tuple[str, ...] = ()
     #: Task names in an order where every task follows its upstream tasks.
     order: tuple[str, ...] = field(init=False, default=())
 
@@ -133,6 +141,18 @@ class Pipeline:
             raise PipelineDefinitionError(
                 f"pipeline {self.name!r}: on_busy must be 'queue' or 'skip', not {self.on_busy!r}"
             )
+        owner = f"pipeline {self.name!r}"
+        if isinstance(self.schedule, str):
+            cron_trigger(self.schedule, owner=owner)
+        elif self.schedule is not None:
+            object.__setattr__(self, "schedule", interval_of(self.schedule, owner=owner))
+        topics = (self.on,) if isinstance(self.on, str) else tuple(self.on)
+        for topic in topics:
+            if not isinstance(topic, str) or not topic.strip():
+                raise PipelineDefinitionError(
+                    f"{owner}: 'on' takes event topics like 'alert:drift', got {topic!r}"
+                )
+        object.__setattr__(self, "on", topics)
         tasks = tuple(self.tasks)
         if not tasks:
             raise PipelineDefinitionError(f"pipeline {self.name!r} has no tasks")
@@ -178,6 +198,87 @@ class Pipeline:
             frontier = {t.name for t in self.tasks if set(t.upstream) & frontier} - found
             found |= frontier
         return found
+
+
+def interval_of(value: object, *, owner: str) -> timedelta:
+    """Seconds or a timedelta as a positive timedelta; owner names the definition in errors."""
+    interval = value
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        interval = timedelta(seconds=value)
+    if not isinstance(interval, timedelta) or interval <= timedelta(0):
+        raise PipelineDefinitionError(
+            f"{owner}: interval must be seconds or a timedelta > 0, got {value!r}"
+        )
+    return interval
+
+
+def cron_trigger(expr: object, timezone: Any = "UTC", *, owner: str) -> Any:
+    """An APScheduler `CronTrigger` for a 5-field crontab line, read the way cron reads it.
+
+    APScheduler 3 numbers weekdays from Monday (0) where cron numbers them from
+    Sunday (0 or 7), so the day-of-week field is translated to day names, which
+    mean the same in both. Cron runs a line that restricts both day of month
+    and day of week on either day; APScheduler only on days matching both, so
+    such a line is refused rather than run on other days than meant.
+    """
+    # Imported here: defining pipelines must not need the scheduler's library loaded.
+    from apscheduler.triggers.cron import CronTrigger
+
+    if not isinstance(expr, str):
+        raise PipelineDefinitionError(
+            f"{owner}: cron must be a string like '*/10 * * * *', got {expr!r}"
+        )
+    fields = expr.split()
+    if len(fields) != 5:
+        raise PipelineDefinitionError(
+            f"{owner}: cron {expr!r} has {len(fields)} field(s); it needs 5: "
+            "minute hour day-of-month month day-of-week, e.g. '0 3 * * *'"
+        )
+    if not fields[2].startswith("*") and not fields[4].startswith("*"):
+        raise PipelineDefinitionError(
+            f"{owner}: cron {expr!r} restricts both day of month and day of week; "
+            "cron and APScheduler disagree on what that means, so use two schedules"
+        )
+    try:
+        fields[4] = _crontab_weekdays(fields[4])
+        return CronTrigger.from_crontab(" ".join(fields), timezone=timezone)
+    except ValueError as exc:
+        raise PipelineDefinitionError(f"{owner}: invalid cron {expr!r}: {exc}") from None
+
+
+_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def _crontab_weekdays(field: str) -> str:
+    """Crontab's day-of-week field (`1-5`, `*/2`, `0,6`, `sat-sun`...) as day names."""
+    if field == "*":
+        return field
+    days: set[int] = set()
+    for part in field.lower().split(","):
+        span, slash, step_text = part.partition("/")
+        step = int(step_text) if slash else 1
+        if step < 1:
+            raise ValueError(f"day-of-week step in {part!r} must be >= 1")
+        if span == "*":
+            first, last = 0, 6
+        else:
+            low, dash, high = span.partition("-")
+            if slash and not dash:
+                raise ValueError(f"day-of-week {part!r}: a step needs '*' or a range")
+            first = _weekday(low)
+            last = _weekday(high) if dash else first
+            if last < first:
+                raise ValueError(f"day-of-week range {span!r} runs backwards")
+        days.update(day % 7 for day in range(first, last + 1, step))
+    return ",".join(_WEEKDAYS[day] for day in sorted(days))
+
+
+def _weekday(text: str) -> int:
+    if text.isdigit() and int(text) <= 7:
+        return int(text)
+    if text in _WEEKDAYS:
+        return _WEEKDAYS.index(text)
+    raise ValueError(f"{text!r} is not a day of week (0-7 with 0 and 7 Sunday, or sun-sat)")
 
 
 def _stable_order(tasks: Sequence[Task], position: Mapping[str, int]) -> tuple[str, ...]:
