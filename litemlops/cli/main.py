@@ -9,6 +9,7 @@ import click
 import litemlops
 from litemlops.cli.common import cli_errors, home_option, open_platform
 from litemlops.cli.features import features
+from litemlops.cli.pipelines import pipelines
 from litemlops.cli.tracking import models, runs
 
 
@@ -73,6 +74,7 @@ def demo_generate(out: Path, drivers: int, hours: int, labels: int, seed: int) -
 cli.add_command(features)
 cli.add_command(runs)
 cli.add_command(models)
+cli.add_command(pipelines)
 
 
 def main() -> None:

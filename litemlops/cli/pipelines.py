@@ -1,0 +1,477 @@
+"""`litemlops pipelines ...`: run pipelines here and now, and read their history and events."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Iterator
+from dataclasses import asdict
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from litemlops.cli.common import cli_errors, echo_json, home_option, open_platform
+from litemlops.cli.tracking import _cell, _table
+
+if TYPE_CHECKING:
+    from litemlops.scheduler.pipeline import Pipeline
+    from litemlops.scheduler.runner import PipelineRun, PipelineRunner, TaskRun
+
+_RUN_COLUMNS = ["run_id", "pipeline", "state", "trigger", "queued", "started", "ended"]
+# Keys a readable event line shows in its fixed places (or leaves out as the same
+# for every line of one run); all others follow as key=value.
+_EVENT_HEAD = ("timestamp", "level", "event", "task", "attempt", "run_id", "pipeline", "logger")
+
+
+@click.group()
+def pipelines() -> None:
+    """Pipelines: list, run, resume, inspect runs and their events."""
+
+
+@pipelines.command("list")
+@home_option
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@cli_errors
+def pipelines_list(ctx: click.Context, home: Path | None, as_json: bool) -> None:
+    """The pipelines this home knows: tasks, params with defaults, triggers."""
+    with open_platform(ctx, home) as platform:
+        described = [_describe(p) for p in platform.catalog]
+    if as_json:
+        echo_json(described)
+        return
+    if not described:
+        click.echo("no pipelines")
+    for d in described:
+        click.echo(f"{d['name']}" + (f" - {d['description']}" if d["description"] else ""))
+        if d["schedule"] is not None:
+            every = d["schedule"]
+            click.echo(
+                f"  schedule: cron '{every}' (UTC)"
+                if isinstance(every, str)
+                else f"  schedule: every {every:g} s"
+            )
+        if d["on"]:
+            click.echo(f"  on: {', '.join(d['on'])}")
+        click.echo("  tasks:")
+        for t in d["tasks"]:
+            policy = [f"retries {t['retries']}"] if t["retries"] else []
+            policy += [f"timeout {t['timeout']:g} s"] if t["timeout"] is not None else []
+            click.echo(
+                f"    {t['name']}"
+                + (f" <- {', '.join(t['upstream'])}" if t["upstream"] else "")
+                + (f"  ({', '.join(policy)})" if policy else "")
+            )
+        if d["params"]:
+            click.echo("  params:")
+            for key, value in d["params"].items():
+                click.echo(f"    {key} = {_param_text(value)}")
+
+
+def _describe(pipeline: Pipeline) -> dict[str, Any]:
+    # getattr: `schedule` and `on` are newer than the rest of Pipeline.
+    schedule = getattr(pipeline, "schedule", None)
+    if isinstance(schedule, timedelta):
+        schedule = schedule.total_seconds()
+    by_name = {t.name: t for t in pipeline.tasks}
+    return {
+        "name": pipeline.name,
+        "description": pipeline.description,
+        "tasks": [
+            {
+                "name": name,
+                "upstream": list(by_name[name].upstream),
+                "retries": by_name[name].retries,
+                "timeout": by_name[name].timeout,
+            }
+            for name in pipeline.order
+        ],
+        "params": dict(pipeline.params),
+        "schedule": schedule,
+        "on": list(getattr(pipeline, "on", ())),
+        "max_active_runs": pipeline.max_active_runs,
+        "on_busy": pipeline.on_busy,
+    }
+
+
+def _param_text(value: Any) -> str:
+    """A value as it would be typed after `--param key=` to get it back.
+
+    Text that would be read as JSON (like "{}" or "3") keeps its quotes.
+    """
+    if isinstance(value, str) and _json_or_text(value) == value:
+        return value
+    return json.dumps(value, default=str)
+
+
+@pipelines.command("run")
+@home_option
+@click.argument("name")
+@click.option(
+    "--param",
+    "param_args",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a param (repeatable). VALUE is JSON when it parses (3, true, [1,2], "
+    '{"C":1}, "\\"007\\""), else text.',
+)
+@click.option("--from-failed", is_flag=True, help="Resume a failed run from its failed tasks.")
+@click.option("--run-id", default=None, help="The run to resume (default: newest failed one).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@cli_errors
+def pipelines_run(
+    ctx: click.Context,
+    home: Path | None,
+    name: str,
+    param_args: tuple[str, ...],
+    from_failed: bool,
+    run_id: str | None,
+    as_json: bool,
+) -> None:
+    """Run pipeline NAME now, in this process; exit status 1 unless it succeeded."""
+    if run_id is not None and not from_failed:
+        raise click.ClickException("--run-id names the run to resume: add --from-failed")
+    if from_failed and param_args:
+        raise click.ClickException(
+            "a resumed run keeps the params it started with; drop --param or start a new run"
+        )
+    with open_platform(ctx, home) as platform:
+        pipeline = platform.catalog.get(name)
+        runner = platform.pipelines
+        if from_failed:
+            run = runner.resume(pipeline, run_id or _newest_failed(runner, name))
+        else:
+            run = runner.run(pipeline, _parse_params(param_args, pipeline), trigger="manual")
+        attempts = runner.task_runs(run.run_id)
+    summary = _task_summary(pipeline, attempts)
+    if as_json:
+        echo_json({**asdict(run), "duration": _duration(run), "tasks": summary})
+    else:
+        click.echo(f"run {run.run_id} of {run.pipeline}: {run.state} ({_seconds(_duration(run))})")
+        _table(
+            [{**s, "duration": _seconds(s["duration"])} for s in summary],
+            ["task", "state", "attempts", "duration", "error"],
+        )
+    if run.state != "success":
+        _report_failure(ctx, home, run, summary)
+
+
+def _newest_failed(runner: PipelineRunner, name: str) -> str:
+    failed = runner.list_runs(pipeline=name, state="failed", limit=1)
+    if not failed:
+        raise click.ClickException(
+            f"pipeline {name!r} has no failed run to resume "
+            f"(see `litemlops pipelines runs --pipeline {name}`)"
+        )
+    return failed[0].run_id
+
+
+def _parse_params(args: tuple[str, ...], pipeline: Pipeline) -> dict[str, Any]:
+    """`key=value` pairs; values are JSON when they parse (so `3` is a number), else text.
+
+    Unknown keys are left for the runner to refuse, with the same message as
+    any other caller of the library gets.
+    """
+    params: dict[str, Any] = {}
+    for arg in args:
+        key, sep, text = arg.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            takes = ", ".join(f"{k}={_param_text(v)}" for k, v in pipeline.params.items())
+            raise click.ClickException(
+                f"--param {arg!r}: expected KEY=VALUE; pipeline {pipeline.name!r} takes: "
+                f"{takes or 'no params'}"
+            )
+        params[key] = _json_or_text(text)
+    return params
+
+
+def _json_or_text(text: str) -> Any:
+    def refuse(constant: str) -> Any:
+        # NaN and Infinity are Python's extension of JSON; runs refuse them as params.
+        raise ValueError(constant)
+
+    try:
+        return json.loads(text, parse_constant=refuse)
+    except ValueError:
+        return text
+
+
+def _task_summary(pipeline: Pipeline, attempts: list[TaskRun]) -> list[dict[str, Any]]:
+    """One row per task in run order: its last attempt, and how many it took."""
+    last: dict[str, TaskRun] = {}
+    tries: dict[str, int] = {}
+    for a in attempts:
+        last[a.task] = a
+        # A skipped task is recorded as attempt 0: it never ran.
+        tries[a.task] = tries.get(a.task, 0) + (a.attempt > 0)
+    names = [n for n in pipeline.order if n in last]
+    names += [n for n in last if n not in names]  # tasks the definition no longer has
+    return [
+        {
+            "task": n,
+            "state": last[n].state,
+            "attempts": tries[n],
+            "duration": _duration(last[n]),
+            "error": last[n].error,
+            "output": last[n].output,
+        }
+        for n in names
+    ]
+
+
+def _report_failure(
+    ctx: click.Context, home: Path | None, run: PipelineRun, summary: list[dict[str, Any]]
+) -> None:
+    failed = next((s for s in summary if s["state"] == "failed"), None)
+    why = f"task {failed['task']!r} failed: {failed['error']}" if failed else run.error
+    click.echo(f"pipeline {run.pipeline!r} run {run.run_id} {run.state}: {why}", err=True)
+    if run.state == "failed":
+        given = home if home is not None else ctx.find_root().params.get("home")
+        where = f" --home {shlex.quote(str(given))}" if given is not None else ""
+        click.echo(
+            f"resume it with: litemlops pipelines run {run.pipeline} --from-failed "
+            f"--run-id {run.run_id}{where}",
+            err=True,
+        )
+    ctx.exit(1)
+
+
+@pipelines.command("runs")
+@home_option
+@click.option("--pipeline", default=None, help="Only runs of this pipeline.")
+@click.option(
+    "--state", default=None, help="Only runs in this state: queued, running, success, failed..."
+)
+@click.option("--limit", default=50, show_default=True, help="At most this many runs.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@cli_errors
+def pipelines_runs(
+    ctx: click.Context,
+    home: Path | None,
+    pipeline: str | None,
+    state: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Pipeline runs, newest first."""
+    with open_platform(ctx, home) as platform:
+        found = platform.pipelines.list_runs(pipeline=pipeline, state=state, limit=limit)
+    rows = [{**asdict(r), "duration": _duration(r)} for r in found]
+    if as_json:
+        echo_json(rows)
+        return
+    if not rows:
+        click.echo("no pipeline runs match")
+    _table(
+        [
+            {
+                **r,
+                "queued": r["queued_at"],
+                "started": r["started_at"],
+                "ended": r["ended_at"],
+                "duration": _seconds(r["duration"]),
+            }
+            for r in rows
+        ],
+        [*_RUN_COLUMNS, "duration", "error"],
+    )
+
+
+@pipelines.command("show")
+@home_option
+@click.argument("run_id")
+@click.option(
+    "--traceback", "tracebacks", is_flag=True, help="Also the failed attempts' tracebacks."
+)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@cli_errors
+def pipelines_show(
+    ctx: click.Context, home: Path | None, run_id: str, tracebacks: bool, as_json: bool
+) -> None:
+    """A pipeline run with every task attempt and the outputs of those that succeeded."""
+    with open_platform(ctx, home) as platform:
+        run = platform.pipelines.get_run(run_id)
+        attempts = platform.pipelines.task_runs(run_id)
+    tasks = [_attempt_dict(a, tracebacks) for a in attempts]
+    if as_json:
+        echo_json({**asdict(run), "duration": _duration(run), "tasks": tasks})
+        return
+    for key in ("run_id", "pipeline", "state", "trigger", "queued_at", "started_at", "ended_at"):
+        click.echo(f"{key}: {_cell(getattr(run, key))}")
+    click.echo(f"duration: {_seconds(_duration(run))}")
+    if run.error:
+        click.echo(f"error: {run.error}")
+    for section in ("params", "payload"):
+        values = getattr(run, section)
+        if values:
+            click.echo(f"{section}:")
+            for k, v in values.items():
+                click.echo(f"  {k} = {_param_text(v)}")
+    if not tasks:
+        click.echo("no task has run yet")
+        return
+    click.echo("tasks:")
+    _table(
+        [
+            {
+                **t,
+                "started": t["started_at"],
+                "ended": t["ended_at"],
+                "duration": _seconds(t["duration"]),
+            }
+            for t in tasks
+        ],
+        ["task", "attempt", "state", "started", "ended", "duration", "error"],
+    )
+    outputs = [t for t in tasks if t["state"] == "success"]
+    if outputs:
+        click.echo("outputs:")
+        for t in outputs:
+            click.echo(f"  {t['task']} (attempt {t['attempt']}): {json.dumps(t['output'])}")
+    for t in tasks:
+        if t.get("traceback"):
+            click.echo(f"traceback of {t['task']} (attempt {t['attempt']}):")
+            click.echo(t["traceback"].rstrip())
+
+
+def _attempt_dict(a: TaskRun, with_traceback: bool) -> dict[str, Any]:
+    shown = {**asdict(a), "duration": _duration(a)}
+    if not with_traceback:
+        del shown["traceback"]
+    return shown
+
+
+@pipelines.command("logs")
+@home_option
+@click.argument("run_id")
+@click.option("--task", "task_name", default=None, help="Only this task's events.")
+@click.option("--json", "as_json", is_flag=True, help="The raw JSON lines of the event log.")
+@click.pass_context
+@cli_errors
+def pipelines_logs(
+    ctx: click.Context, home: Path | None, run_id: str, task_name: str | None, as_json: bool
+) -> None:
+    """The events of a pipeline run, oldest first, from the event log and its backups."""
+    with open_platform(ctx, home) as platform:
+        run = platform.pipelines.get_run(run_id)
+        if task_name is not None and run.pipeline in platform.catalog:
+            platform.catalog.get(run.pipeline).task(task_name)
+        log_path = platform.config.events_log_path
+    shown = 0
+    unreadable = 0
+    for line, event in _run_events(log_path, run_id):
+        if event is None:
+            unreadable += 1
+            continue
+        if task_name is not None and event.get("task") != task_name:
+            continue
+        click.echo(line.rstrip("\n") if as_json else _event_text(event))
+        shown += 1
+    if unreadable:
+        click.echo(f"skipped {unreadable} unreadable line(s) mentioning the run", err=True)
+    if not shown:
+        which = f" of task {task_name!r}" if task_name is not None else ""
+        click.echo(f"no events{which} for run {run_id} yet in {log_path}", err=as_json)
+
+
+def _log_files(path: Path) -> list[Path]:
+    """The rotated backups oldest first (`.3`, `.2`, `.1`: the logging module's numbering),
+    then the live file."""
+    backups = [p for p in path.parent.glob(f"{path.name}.*") if p.suffix[1:].isdigit()]
+    backups.sort(key=lambda p: int(p.suffix[1:]), reverse=True)
+    return [*backups, path] if path.exists() else backups
+
+
+def _run_events(path: Path, run_id: str) -> Iterator[tuple[str, dict[str, Any] | None]]:
+    """(line, event) for each line of the run, event None where the line is not JSON.
+
+    The log can be large: files are streamed, and only lines holding the run id
+    are parsed. Another process may be writing the last line, or died writing it.
+    """
+    for file in _log_files(path):
+        try:
+            fh = file.open(encoding="utf-8", errors="replace")
+        except FileNotFoundError:  # rotated away between listing and opening
+            continue
+        with fh:
+            for line in fh:
+                if run_id not in line:
+                    continue
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    yield line, None
+                    continue
+                # The id may appear inside another event's text (bootstrap's steps).
+                if isinstance(event, dict) and event.get("run_id") == run_id:
+                    yield line, event
+
+
+def _event_text(event: dict[str, Any]) -> str:
+    parts = [str(event.get("timestamp", "-")), f"{event.get('level', '-')!s:<7}"]
+    parts.append(f"{event.get('event', '-')!s:<21}")  # as wide as the pipeline events
+    for key in ("task", "attempt"):
+        if event.get(key) is not None:
+            parts.append(f"{key}={event[key]}")
+    parts += [f"{k}={_value_text(v)}" for k, v in event.items() if k not in _EVENT_HEAD]
+    return " ".join(parts)
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, str) and value and not any(c.isspace() for c in value):
+        return value
+    return json.dumps(value, default=str)
+
+
+@pipelines.command("run-step")
+@home_option
+@click.argument("pipeline_name", metavar="PIPELINE")
+@click.argument("task_name", metavar="TASK")
+@click.option("--run-id", required=True, help="The run whose upstream outputs the task reads.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@cli_errors
+def pipelines_run_step(
+    ctx: click.Context,
+    home: Path | None,
+    pipeline_name: str,
+    task_name: str,
+    run_id: str,
+    as_json: bool,
+) -> None:
+    """Run one TASK of an existing run from its upstream outputs (a new attempt)."""
+    with open_platform(ctx, home) as platform:
+        pipeline = platform.catalog.get(pipeline_name)
+        attempt = platform.pipelines.run_step(pipeline, task_name, run_id)
+    if as_json:
+        echo_json(_attempt_dict(attempt, with_traceback=True))
+    else:
+        click.echo(
+            f"task {attempt.task} of run {run_id}, attempt {attempt.attempt}: {attempt.state} "
+            f"({_seconds(_duration(attempt))})"
+        )
+        if attempt.state == "success":
+            click.echo(f"output: {json.dumps(attempt.output)}")
+    if attempt.state != "success":
+        click.echo(
+            f"task {attempt.task!r} attempt {attempt.attempt} {attempt.state}: {attempt.error}; "
+            f"see `litemlops pipelines show {run_id} --traceback`",
+            err=True,
+        )
+        ctx.exit(1)
+
+
+def _duration(item: PipelineRun | TaskRun) -> float | None:
+    if item.started_at is None or item.ended_at is None:
+        return None
+    return (item.ended_at - item.started_at).total_seconds()
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f} s"
