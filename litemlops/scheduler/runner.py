@@ -284,6 +284,10 @@ class PipelineRunner:
         run = self.get_run(run_id)
         if run.pipeline != pipeline.name:
             raise ValidationError(f"run {run_id} belongs to pipeline {run.pipeline!r}")
+        if run.state in ("running", "queued"):
+            raise RunStateConflict(
+                f"run {run_id} is {run.state}; step a task only in a run that has ended"
+            )
         outputs = self._succeeded(run_id)
         missing = [u for u in t.upstream if u not in outputs]
         if missing:
@@ -293,7 +297,18 @@ class PipelineRunner:
             )
         with structlog.contextvars.bound_contextvars(run_id=run_id, pipeline=pipeline.name):
             self._run_task(run_id, pipeline, t, run.params, outputs)
-        return self.task_runs(run_id)[-1]
+            # Stepping the last missing task completes a failed run.
+            done = self._succeeded(run_id)
+            if run.state == "failed" and all(name in done for name in pipeline.order):
+                with self.db.write() as con:
+                    con.execute(
+                        "UPDATE pipeline_runs SET state = 'success', ended_at = ?, error = NULL "
+                        "WHERE run_id = ?",
+                        [self._now(), run_id],
+                    )
+                log.info(events.PIPELINE_RUN_FINISHED, state="success", duration=None)
+        attempts = [r for r in self.task_runs(run_id) if r.task == task_name]
+        return attempts[-1]
 
     def _succeeded(self, run_id: str) -> dict[str, Any]:
         rows = self.db.read(
@@ -383,22 +398,25 @@ class PipelineRunner:
                 [run_id, t.name, attempt, self._now()],
             )
         log.info(events.TASK_STARTED, attempt=attempt)
-        work_dir.mkdir(parents=True, exist_ok=True)
-        ctx = TaskContext(
-            run_id=run_id,
-            pipeline=pipeline.name,
-            task=t.name,
-            attempt=attempt,
-            params=dict(params),
-            upstream={u: outputs[u] for u in t.upstream},
-            work_dir=work_dir,
-            resources=self.resources,
-            log=log.bind(attempt=attempt),
-        )
         start = time.perf_counter()
+        # Everything that can fail is inside: a full disk while writing the output
+        # fails the attempt like any error, instead of leaving it "running".
         try:
+            work_dir.mkdir(parents=True, exist_ok=True)
+            ctx = TaskContext(
+                run_id=run_id,
+                pipeline=pipeline.name,
+                task=t.name,
+                attempt=attempt,
+                params=dict(params),
+                upstream={u: outputs[u] for u in t.upstream},
+                work_dir=work_dir,
+                resources=self.resources,
+                log=log.bind(attempt=attempt),
+            )
             output = _call(t, ctx)
             text = _output_json(t, output)
+            _write_atomic(work_dir / "output.json", text)
         except Exception as exc:
             duration = round(time.perf_counter() - start, 6)
             state = "failed" if last else "up_for_retry"
@@ -418,7 +436,6 @@ class PipelineRunner:
                 will_retry=not last,
             )
             return False, None
-        _write_atomic(work_dir / "output.json", text)
         duration = round(time.perf_counter() - start, 6)
         with self.db.write() as con:
             con.execute(

@@ -273,6 +273,46 @@ def test_run_step_runs_one_task_from_stored_upstream_outputs(runner):
         runner.run_step(pipeline, "nope", run.run_id)
 
 
+def test_stepping_the_failed_tasks_completes_the_run_and_running_runs_are_refused(runner):
+    from litemlops.scheduler.runner import RunStateConflict
+
+    flaky = {"fail": True}
+
+    @task
+    def extract(ctx):
+        return 1
+
+    @task(upstream="extract")
+    def load(ctx):
+        if flaky["fail"]:
+            raise OSError("disk full")
+        return 2
+
+    pipeline = Pipeline("steps", [extract, load])
+    run = runner.run(pipeline)
+    assert run.state == "failed"
+    flaky["fail"] = False
+    step = runner.run_step(pipeline, "load", run.run_id)
+    assert (step.task, step.state, step.output) == ("load", "success", 2)
+    assert runner.get_run(run.run_id).state == "success"
+    with runner.db.write() as con:
+        con.execute("UPDATE pipeline_runs SET state = 'running' WHERE run_id = ?", [run.run_id])
+    with pytest.raises(RunStateConflict, match="is running; step a task only in a run that"):
+        runner.run_step(pipeline, "load", run.run_id)
+
+
+def test_an_output_that_cannot_be_written_fails_the_attempt_not_the_runner(runner, tmp_path):
+    @task
+    def fine(ctx):
+        (ctx.work_dir / "output.json").mkdir()  # the output path is now a folder
+        return 1
+
+    run = runner.run(Pipeline("unwritable", [fine]))
+    assert run.state == "failed"
+    (attempt,) = runner.task_runs(run.run_id)
+    assert attempt.state == "failed" and "output.json" in attempt.error
+
+
 KILLED_MID_TASK = """
 import sys, time
 from pathlib import Path
