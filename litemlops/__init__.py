@@ -13,21 +13,27 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Entity",
+    "EventTrigger",
     "FeatureStore",
     "FeatureView",
     "Field",
     "LitemlopsError",
     "ModelRegistry",
+    "Pipeline",
+    "Schedule",
     "Signature",
     "Tracker",
     "__version__",
     "fit_and_log",
     "infer_signature",
+    "task",
 ]
 
 from litemlops.errors import LitemlopsError
 
 if TYPE_CHECKING:
+    from litemlops.scheduler.pipeline import Pipeline, task
+    from litemlops.scheduler.scheduler import EventTrigger, Schedule
     from litemlops.store import Entity, FeatureStore, FeatureView, Field
     from litemlops.store.autolog import fit_and_log
     from litemlops.store.registry import ModelRegistry
@@ -44,6 +50,10 @@ _LAZY = {
     "Signature": "litemlops.store.signature",
     "infer_signature": "litemlops.store.signature",
     "fit_and_log": "litemlops.store.autolog",
+    "Pipeline": "litemlops.scheduler.pipeline",
+    "task": "litemlops.scheduler.pipeline",
+    "Schedule": "litemlops.scheduler.scheduler",
+    "EventTrigger": "litemlops.scheduler.scheduler",
 }
 
 

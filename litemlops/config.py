@@ -1,9 +1,10 @@
 """The one frozen `Config` of an installation, built at the edge and passed explicitly.
 
 Values come, lowest precedence first, from the defaults below, `<home>/config.toml`
-(sections `[logging]`, `[features]`, `[demo]`, `[pipelines]`, `[training]`), environment variables
-`LITEMLOPS_<SECTION>_<KEY>` and explicit overrides (`{"demo.drivers": 5}`).
-Only `Config.load` looks at the environment; everything below it takes a `Config`.
+(sections `[logging]`, `[features]`, `[demo]`, `[pipelines]`, `[training]`,
+`[schedules]`), environment variables `LITEMLOPS_<SECTION>_<KEY>` and explicit
+overrides (`{"demo.drivers": 5}`). Only `Config.load` looks at the environment;
+everything below it takes a `Config`.
 """
 
 from __future__ import annotations
@@ -95,12 +96,23 @@ class TrainingConfig:
     promote: str = "challenger"
 
 
+@dataclass(frozen=True)
+class SchedulesConfig:
+    """When the demo pipelines run once the scheduler starts: a 5-field cron line (UTC),
+    or "" for never (they still run on demand)."""
+
+    data: str = "*/10 * * * *"
+    training: str = "0 3 * * *"
+    batch_predictions: str = "0 * * * *"
+
+
 _SECTIONS: dict[str, type] = {
     "logging": LoggingConfig,
     "features": FeaturesConfig,
     "demo": DemoConfig,
     "pipelines": PipelinesConfig,
     "training": TrainingConfig,
+    "schedules": SchedulesConfig,
 }
 
 
@@ -164,6 +176,7 @@ class Config:
     demo: DemoConfig = field(default_factory=DemoConfig)
     pipelines: PipelinesConfig = field(default_factory=PipelinesConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    schedules: SchedulesConfig = field(default_factory=SchedulesConfig)
 
     @classmethod
     def load(

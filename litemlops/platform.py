@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from litemlops.clock import utc_now
 from litemlops.config import Config
@@ -15,6 +16,9 @@ from litemlops.scheduler.runner import PipelineRunner
 from litemlops.store import FeatureStore
 from litemlops.store.registry import ModelRegistry
 from litemlops.store.tracking import Tracker
+
+if TYPE_CHECKING:
+    from litemlops.scheduler.scheduler import Scheduler
 
 
 class Platform:
@@ -30,6 +34,7 @@ class Platform:
         config.ensure_home()
         self._lock = HomeLock(config.lock_path).acquire()
         self._closers: list[Callable[[], None]] = []
+        self._scheduler: Scheduler | None = None
         try:
             self.features = FeatureStore(
                 config.features_path,
@@ -66,6 +71,30 @@ class Platform:
             self.close()
             raise
 
+    @property
+    def scheduler(self) -> Scheduler:
+        """This home's scheduler with every catalog pipeline's schedule and event topics.
+
+        Built on first use, in synchronous mode; `start()` it to run on wall time
+        (it then holds `scheduler.lock`: one scheduler per home). Closed with the platform.
+        """
+        if self._scheduler is None:
+            from litemlops.scheduler.scheduler import Scheduler
+
+            scheduler = Scheduler(
+                self.pipelines,
+                self.catalog.get,
+                bus=self.bus,
+                lock_path=self.config.scheduler_lock_path,
+                clock=self.clock,
+            )
+            for pipeline in self.catalog:
+                scheduler.add_pipeline(pipeline)
+            self._scheduler = scheduler
+            # Closed first (closers run in reverse), before the stores its runs use.
+            self._closers.append(scheduler.shutdown)
+        return self._scheduler
+
     def close(self) -> None:
         try:
             for close in reversed(self._closers):
@@ -87,10 +116,17 @@ class Platform:
 
 
 def _catalog(config: Config) -> PipelineCatalog:
-    """The demo's pipelines, then the home's own modules (which may replace them by name)."""
+    """The demo's pipelines and the home's own modules.
+
+    A user's pipeline may replace a built-in one by name (their own `training`),
+    but two of the user's modules defining one name is a mistake, refused.
+    """
     from litemlops.demo.pipelines import demo_pipelines
 
-    catalog = PipelineCatalog(demo_pipelines(config))
+    own = PipelineCatalog()
     for path in config.pipelines.module_paths(config.home):
-        catalog.load(path, replace=True)
+        own.load(path)
+    catalog = PipelineCatalog(demo_pipelines(config))
+    for pipeline in own:
+        catalog.add(pipeline, replace=True)
     return catalog

@@ -417,8 +417,19 @@ def write_predictions(ctx: TaskContext) -> dict[str, Any]:
 def demo_pipelines(config: Config) -> list[Pipeline]:
     """The three pipelines with their defaults from `config` (each a run param too)."""
     from litemlops.demo.definitions import FEATURES
+    from litemlops.errors import ConfigError
+    from litemlops.scheduler.pipeline import PipelineDefinitionError, cron_trigger
 
     t = config.training
+    when: dict[str, str | None] = {}
+    for name in ("data", "training", "batch_predictions"):
+        line = getattr(config.schedules, name).strip()
+        if line:
+            try:
+                cron_trigger(line, owner=f"schedule of {name!r}")
+            except PipelineDefinitionError as exc:
+                raise ConfigError(f"config key schedules.{name}: {exc}") from None
+        when[name] = line or None
     data = Pipeline(
         "data",
         [ingest, clean, validate, write_offline, materialize],
@@ -429,6 +440,7 @@ def demo_pipelines(config: Config) -> list[Pipeline]:
             "max_null_rate": 0.05,
         },
         description="Ingest waiting files: clean, validate, write offline, materialize.",
+        schedule=when["data"],
     )
     training = Pipeline(
         "training",
@@ -448,6 +460,7 @@ def demo_pipelines(config: Config) -> list[Pipeline]:
             "promote": t.promote,
         },
         description="Train on point-in-time data, gate against the champion, register.",
+        schedule=when["training"],
     )
     batch = Pipeline(
         "batch_predictions",
@@ -459,5 +472,6 @@ def demo_pipelines(config: Config) -> list[Pipeline]:
             "output_dir": str(config.data_dir / "predictions"),
         },
         description="Score a request file with the champion into joinable Parquet.",
+        schedule=when["batch_predictions"],
     )
     return [data, training, batch]

@@ -192,3 +192,26 @@ def test_a_task_whose_tracking_run_has_ended_refuses_clearly_when_stepped(platfo
     step = platform.pipelines.run_step(platform.catalog.get("training"), "evaluate", result.run_id)
     assert step.state == "failed"  # its tracking run was closed by the gate: refused clearly
     assert "ended as finished" in step.error
+
+
+def test_the_demo_schedules_come_from_config_and_fire_on_the_clock(platform):
+    from datetime import timedelta
+
+    from litemlops.errors import ConfigError
+
+    scheduler = platform.scheduler
+    assert {s.name: s.cron for s, _ in scheduler.schedules()} == {
+        "data": "*/10 * * * *", "training": "0 3 * * *", "batch_predictions": "0 * * * *",
+    }
+    assert scheduler.run_pending(NOW + timedelta(minutes=9)) == []
+    (run,) = scheduler.run_pending(NOW + timedelta(minutes=10))
+    assert (run.pipeline, run.trigger, run.state) == ("data", "schedule", "success")
+    assert run.payload == {"schedule": "data", "scheduled_at": "2026-03-01T12:10:00+00:00"}
+    assert platform.features.describe("driver_stats")["offline_rows"] > 0
+    off = Config.load(platform.config.home, env={"LITEMLOPS_SCHEDULES_TRAINING": ""})
+    from litemlops.demo.pipelines import demo_pipelines
+
+    assert {p.name: p.schedule for p in demo_pipelines(off)}["training"] is None
+    bad = Config.load(platform.config.home, env={"LITEMLOPS_SCHEDULES_DATA": "every minute"})
+    with pytest.raises(ConfigError, match=r"config key schedules\.data: schedule of 'data'"):
+        demo_pipelines(bad)

@@ -87,3 +87,17 @@ def test_a_home_knows_the_demo_pipelines_and_its_own_modules(tmp_path):
         Platform(broken)
     with Platform(config):  # a failed open released the home
         pass
+
+
+def test_a_users_module_may_replace_a_built_in_but_not_another_module(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    mine = MODULE.replace('Pipeline("mine"', 'Pipeline("training"')
+    write(home, mine, "a.py")
+    write(home, mine, "b.py")
+    config = Config.load(home, env={"LITEMLOPS_PIPELINES_MODULES": "a.py"})
+    with Platform(config) as platform:
+        assert platform.catalog.get("training").order == ("one",)
+    both = Config.load(home, env={"LITEMLOPS_PIPELINES_MODULES": "a.py,b.py"})
+    with pytest.raises(PipelineDefinitionError, match="'training' is defined twice"):
+        Platform(both)
