@@ -16,7 +16,9 @@ LINE = re.compile(r"^\S+: .* target(<=|>=)\S+( \S+)? +(PASS|MISS)$", re.MULTILIN
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("script", ["pit.py", "online.py", "materialize.py", "tracking.py"])
+@pytest.mark.parametrize(
+    "script", ["pit.py", "online.py", "materialize.py", "tracking.py", "pipelines.py"]
+)
 def test_benchmark_runs_and_reports(script):
     if not BENCHMARKS.is_dir():
         pytest.skip("benchmarks/ is not part of this checkout")
