@@ -42,6 +42,23 @@ def read_table(data: DataLike, what: str = "data") -> tuple[pa.Table, str]:
         for i, row in enumerate(rows):
             if not isinstance(row, Mapping):
                 raise ValidationError(f"{what}: row {i} is not a mapping: {row!r}", row=i)
+        # Arrow takes the columns from the first row: a key only a later row has would
+        # be dropped, and one it lacks would become null, both without a word.
+        first = set(rows[0]) if rows else set()
+        for i, row in enumerate(rows[1:], start=1):
+            if set(row) != first:
+                extra, missing = sorted(set(row) - first), sorted(first - set(row))
+                detail = "; ".join(
+                    part
+                    for part in (
+                        f"has {extra} that row 0 lacks" if extra else "",
+                        f"lacks {missing} that row 0 has" if missing else "",
+                    )
+                    if part
+                )
+                raise ValidationError(
+                    f"{what}: row {i} {detail}; give every row the same keys", row=i
+                )
         try:
             return pa.Table.from_pylist(rows), "rows"
         except OverflowError:

@@ -178,3 +178,23 @@ def test_csv_that_is_not_utf8_or_repeats_a_column_is_refused(fs, tmp_path):
     with pytest.raises(ValidationError, match="repeats column"):
         fs.ingest("driver_stats", twice)
     assert stored(fs) == 0
+
+
+def test_row_dicts_must_all_have_the_same_keys():
+    """Arrow reads columns from the first row: later rows' extra or missing keys are refused."""
+    from datetime import UTC, datetime
+
+    from litemlops.errors import ValidationError
+    from litemlops.store import Entity, FeatureStore, FeatureView, Field
+
+    view = FeatureView("v", entities=[Entity("e")], schema=[Field("x", "float64")])
+    t = datetime(2026, 1, 1, tzinfo=UTC)
+    with FeatureStore(":memory:") as fs:
+        fs.apply(view)
+        with pytest.raises(ValidationError, match=r"row 1 has \['y'\] that row 0 lacks"):
+            fs.ingest("v", [{"e": 1, "event_timestamp": t, "x": 1.0},
+                            {"e": 2, "event_timestamp": t, "x": 2.0, "y": 3}])
+        with pytest.raises(ValidationError, match=r"row 2 lacks \['x'\] that row 0 has"):
+            fs.ingest("v", [{"e": 1, "event_timestamp": t, "x": 1.0}] * 2
+                      + [{"e": 2, "event_timestamp": t}])
+        assert fs.describe("v")["offline_rows"] == 0
