@@ -37,6 +37,7 @@ def test_run_once_bootstraps_a_fresh_home_then_just_starts(tmp_path):
     assert "fresh home" in first.stdout
     assert "point-in-time training rows" in first.stdout
     assert "online lookup" in first.stdout
+    assert "registered driver_ranker v1 as champion" in first.stdout
     assert (home / "features.duckdb").exists() and (home / "features.online.db").exists()
     lines = (home / "logs" / "events.jsonl").read_text().splitlines()
     events = [json.loads(line) for line in lines]
