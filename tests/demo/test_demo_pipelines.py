@@ -8,38 +8,47 @@ import pytest
 from litemlops.config import Config
 from litemlops.demo import definitions as demo
 from litemlops.demo.generator import generate_driver_stats, generate_labels
-from litemlops.platform import Platform
+from litemlops.testing import FixedClock
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 DRIVERS = 8
 
 
 @pytest.fixture
-def platform(tmp_path):
-    config = Config.load(tmp_path / "home", env={})
-    with Platform(config, clock=lambda: NOW) as platform:
-        stats = generate_driver_stats(DRIVERS, 24 * 5, end=NOW, random_state=3)
-        labels = generate_labels(stats, 600, random_state=3)
-        config.incoming_dir.mkdir(parents=True)
-        stats.to_parquet(config.incoming_dir / "batch1.parquet")
-        labels.to_parquet(config.data_dir / "labels.parquet")
-        pd.DataFrame({"driver_id": [*range(1001, 1001 + DRIVERS), 999]}).to_csv(
-            config.data_dir / "batch_requests.csv", index=False
-        )
-        platform.features.apply([demo.driver, demo.driver_stats])
-        platform.stats = stats
-        yield platform
+def litemlops_clock():
+    return FixedClock(NOW)
 
 
-def run(platform, name, **params):
-    result = platform.pipelines.run(platform.catalog.get(name), params)
-    tasks = {t.task: t for t in platform.pipelines.task_runs(result.run_id)}
-    return result, tasks
+@pytest.fixture
+def platform(litemlops_platform):
+    config = litemlops_platform.config
+    stats = generate_driver_stats(DRIVERS, 24 * 5, end=NOW, random_state=3)
+    labels = generate_labels(stats, 600, random_state=3)
+    config.incoming_dir.mkdir(parents=True)
+    stats.to_parquet(config.incoming_dir / "batch1.parquet")
+    labels.to_parquet(config.data_dir / "labels.parquet")
+    pd.DataFrame({"driver_id": [*range(1001, 1001 + DRIVERS), 999]}).to_csv(
+        config.data_dir / "batch_requests.csv", index=False
+    )
+    litemlops_platform.features.apply([demo.driver, demo.driver_stats])
+    litemlops_platform.stats = stats
+    return litemlops_platform
 
 
-def test_data_cleans_validates_writes_offline_materializes_and_archives(platform):
+@pytest.fixture
+def run(platform, litemlops_run):
+    """Run a catalog pipeline; return its run and its tasks' last attempts by name."""
+
+    def go(name, **params):
+        result = litemlops_run(platform.catalog.get(name), params)
+        return result.run, {t.task: result.task(t.task) for t in result.task_runs}
+
+    return go
+
+
+def test_data_cleans_validates_writes_offline_materializes_and_archives(platform, run):
     config = platform.config
-    result, tasks = run(platform, "data")
+    result, tasks = run("data")
     assert result.state == "success", result.error
     assert list(tasks) == ["ingest", "clean", "validate", "write_offline", "materialize"]
     cleaned = tasks["clean"].output
@@ -55,12 +64,12 @@ def test_data_cleans_validates_writes_offline_materializes_and_archives(platform
     latest = platform.stats[platform.stats.driver_id == 1001].sort_values(["datetime", "created"])
     assert stored.to_dict()["conv_rate"] == [latest.iloc[-1].conv_rate]
     # A second run finds nothing new and writes nothing twice.
-    again, tasks = run(platform, "data")
+    again, tasks = run("data")
     assert again.state == "success" and tasks["ingest"].output["rows"] == 0
     assert platform.features.describe("driver_stats")["offline_rows"] == len(expected)
 
 
-def test_data_drops_null_keys_and_fails_on_out_of_range_values_with_a_report(platform):
+def test_data_drops_null_keys_and_fails_on_out_of_range_values_with_a_report(platform, run):
     config = platform.config
     bad = platform.stats.head(20).copy()
     bad["driver_id"] = bad["driver_id"].astype("float64")
@@ -68,7 +77,7 @@ def test_data_drops_null_keys_and_fails_on_out_of_range_values_with_a_report(pla
     bad.loc[bad.index[1:4], "conv_rate"] = 1.5
     (config.incoming_dir / "batch1.parquet").unlink()
     bad.to_parquet(config.incoming_dir / "bad.parquet")
-    result, tasks = run(platform, "data")
+    result, tasks = run("data")
     assert result.state == "failed"
     assert tasks["clean"].output["null_keys"] == 1
     error = tasks["validate"].error
@@ -80,9 +89,9 @@ def test_data_drops_null_keys_and_fails_on_out_of_range_values_with_a_report(pla
     assert (config.incoming_dir / "bad.parquet").exists()
 
 
-def test_training_registers_a_champion_then_a_challenger_that_is_not_worse(platform):
-    run(platform, "data")
-    first, tasks = run(platform, "training")
+def test_training_registers_a_champion_then_a_challenger_that_is_not_worse(platform, run):
+    run("data")
+    first, tasks = run("training")
     assert first.state == "success", first.error
     assert list(tasks) == [
         "extract", "validate_data", "prepare", "train", "evaluate", "validate_model", "register",
@@ -99,20 +108,20 @@ def test_training_registers_a_champion_then_a_challenger_that_is_not_worse(platf
     assert tracking.params["estimator"] == "logistic_regression"
     assert version.lineage["inputs"][0]["feature_views"] == {"driver_stats": 1}
     # Same data and seed: as good as the champion, so it passes and waits as challenger.
-    second, tasks = run(platform, "training")
+    second, tasks = run("training")
     assert second.state == "success"
     assert tasks["validate_model"].output["champion"]["version"] == 1
     assert tasks["register"].output["alias"] == "challenger"
     assert platform.registry.get_alias("driver_ranker", "champion").version == 1
     # promote=auto makes the next one champion.
-    _, tasks = run(platform, "training", promote="auto")
+    _, tasks = run("training", promote="auto")
     assert tasks["register"].output == {"name": "driver_ranker", "version": 3, "alias": "champion"}
 
 
-def test_a_model_worse_than_the_champion_is_not_promoted_and_says_why(platform):
-    run(platform, "data")
-    run(platform, "training")
-    worse, tasks = run(platform, "training", estimator="dummy", min_auc=0)
+def test_a_model_worse_than_the_champion_is_not_promoted_and_says_why(platform, run):
+    run("data")
+    run("training")
+    worse, tasks = run("training", estimator="dummy", min_auc=0)
     assert worse.state == "failed"
     error = tasks["validate_model"].error
     assert error.startswith("ModelGateError: model not promoted: auc 0.5000 is worse than")
@@ -123,18 +132,18 @@ def test_a_model_worse_than_the_champion_is_not_promoted_and_says_why(platform):
     assert "worse than the champion" in tracking.tags["gate_reasons"]
 
 
-def test_a_threshold_failure_without_a_champion_registers_nothing(platform):
-    run(platform, "data")
-    result, tasks = run(platform, "training", min_auc=0.99, max_rmse=0.1)
+def test_a_threshold_failure_without_a_champion_registers_nothing(platform, run):
+    run("data")
+    result, tasks = run("training", min_auc=0.99, max_rmse=0.1)
     assert result.state == "failed"
     assert "below min_auc 0.99" in tasks["validate_model"].error
     assert "above max_rmse 0.1" in tasks["validate_model"].error
     assert platform.registry.list_registered_models() == []
 
 
-def test_the_courses_elasticnet_is_selectable_and_scored_as_a_regressor(platform):
-    run(platform, "data")
-    result, tasks = run(platform, "training", estimator="elasticnet", min_auc=0, max_rmse=1)
+def test_the_courses_elasticnet_is_selectable_and_scored_as_a_regressor(platform, run):
+    run("data")
+    result, tasks = run("training", estimator="elasticnet", min_auc=0, max_rmse=1)
     assert result.state == "success", result.error
     assert tasks["train"].output["kind"] == "regressor"
     assert {"rmse", "mae", "auc"} <= set(tasks["evaluate"].output["metrics"])
@@ -144,20 +153,20 @@ def test_the_courses_elasticnet_is_selectable_and_scored_as_a_regressor(platform
     assert model.model.get_params()["alpha"] == 0.5 and model.model.l1_ratio == 0.1
 
 
-def test_bad_training_params_fail_clearly(platform):
-    run(platform, "data")
-    _, tasks = run(platform, "training", estimator="nope")
+def test_bad_training_params_fail_clearly(platform, run):
+    run("data")
+    _, tasks = run("training", estimator="nope")
     assert "unknown estimator 'nope'" in tasks["train"].error
-    _, tasks = run(platform, "training", hyperparams='{"no_such_param": 1}')
+    _, tasks = run("training", hyperparams='{"no_such_param": 1}')
     assert "no_such_param" in tasks["train"].error
     # The tracking run a failed train task started is closed as failed, not left running.
     assert all(r.status != "running" for r in platform.tracker.list_runs())
 
 
-def test_batch_predictions_write_joinable_parquet_with_the_champion(platform):
-    run(platform, "data")
-    run(platform, "training")
-    result, tasks = run(platform, "batch_predictions")
+def test_batch_predictions_write_joinable_parquet_with_the_champion(platform, run):
+    run("data")
+    run("training")
+    result, tasks = run("batch_predictions")
     assert result.state == "success", result.error
     out = pd.read_parquet(tasks["write_predictions"].output["path"])
     assert list(out.columns) == [
@@ -177,24 +186,24 @@ def test_batch_predictions_write_joinable_parquet_with_the_champion(platform):
     assert (out.event_timestamp == pd.Timestamp(NOW)).all()
 
 
-def test_batch_predictions_without_a_champion_fail_clearly(platform):
-    run(platform, "data")
-    result, tasks = run(platform, "batch_predictions")
+def test_batch_predictions_without_a_champion_fail_clearly(platform, run):
+    run("data")
+    result, tasks = run("batch_predictions")
     assert result.state == "failed"
     assert "no registered model named 'driver_ranker'" in tasks["predict"].error
 
 
-def test_a_task_whose_tracking_run_has_ended_refuses_clearly_when_stepped(platform):
+def test_a_task_whose_tracking_run_has_ended_refuses_clearly_when_stepped(platform, run):
     """run-step re-runs a task from stored outputs; evaluate needs its open tracking run."""
-    run(platform, "data")
-    result, _tasks = run(platform, "training", min_auc=0.99)
+    run("data")
+    result, _tasks = run("training", min_auc=0.99)
     assert result.state == "failed"
     step = platform.pipelines.run_step(platform.catalog.get("training"), "evaluate", result.run_id)
     assert step.state == "failed"  # its tracking run was closed by the gate: refused clearly
     assert "ended as finished" in step.error
 
 
-def test_the_demo_schedules_come_from_config_and_fire_on_the_clock(platform):
+def test_the_demo_schedules_come_from_config_and_fire_on_the_clock(platform, run):
     from datetime import timedelta
 
     from litemlops.errors import ConfigError
@@ -215,3 +224,14 @@ def test_the_demo_schedules_come_from_config_and_fire_on_the_clock(platform):
     bad = Config.load(platform.config.home, env={"LITEMLOPS_SCHEDULES_DATA": "every minute"})
     with pytest.raises(ConfigError, match=r"config key schedules\.data: schedule of 'data'"):
         demo_pipelines(bad)
+
+
+def test_every_task_of_a_demo_run_emits_its_events_bound_to_the_run(platform, litemlops_run):
+    result = litemlops_run(platform.catalog.get("data"))
+    succeeded = result.events_named("task_succeeded")
+    assert [e["task"] for e in succeeded] == list(platform.catalog.get("data").order)
+    assert {(e["run_id"], e["pipeline"], e["attempt"]) for e in succeeded} == {
+        (result.run.run_id, "data", 1)
+    }
+    assert all(e["duration"] >= 0 for e in succeeded)
+    assert (result.work_dir("clean") / "clean.parquet").exists()
