@@ -28,7 +28,7 @@ from litemlops import events
 from litemlops.clock import from_ms, to_ms, utc_now
 from litemlops.errors import LitemlopsError, NotFoundError, ValidationError
 from litemlops.scheduler.pipeline import Pipeline, Task, TaskContext
-from litemlops.store.tracking import process_alive
+from litemlops.store.tracking import process_alive, process_start
 from litemlops.store.tracking_db import TrackingDB
 
 log = structlog.get_logger("litemlops.pipelines")
@@ -166,8 +166,8 @@ class PipelineRunner:
                 state, error = "queued", None
             con.execute(
                 "INSERT INTO pipeline_runs (run_id, pipeline, state, trigger, payload, params, "
-                "queued_at, started_at, ended_at, error, host, pid) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "queued_at, started_at, ended_at, error, host, pid, proc_start) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     run_id,
                     pipeline.name,
@@ -181,6 +181,7 @@ class PipelineRunner:
                     error,
                     socket.gethostname(),
                     os.getpid(),
+                    process_start(os.getpid()),
                 ],
             )
         if state != "running":
@@ -226,31 +227,40 @@ class PipelineRunner:
             log.info(events.PIPELINE_RUN_STARTED, trigger=trigger)
             start = time.perf_counter()
             failed: set[str] = set()
-            for name in pipeline.order:
-                if name in outputs:
-                    continue
-                t = pipeline.task(name)
-                blocked = [u for u in t.upstream if u in failed]
-                if blocked:
-                    self._skip(run_id, t, f"upstream task(s) {blocked} did not succeed")
-                    failed.add(name)
-                    continue
-                ok, output = self._run_task(run_id, pipeline, t, params, outputs)
-                if ok:
-                    outputs[name] = output
-                else:
-                    failed.add(name)
+            try:
+                for name in pipeline.order:
+                    if name in outputs:
+                        continue
+                    t = pipeline.task(name)
+                    blocked = [u for u in t.upstream if u in failed]
+                    if blocked:
+                        self._skip(run_id, t, f"upstream task(s) {blocked} did not succeed")
+                        failed.add(name)
+                        continue
+                    ok, output = self._run_task(run_id, pipeline, t, params, outputs)
+                    if ok:
+                        outputs[name] = output
+                    else:
+                        failed.add(name)
+            except BaseException as exc:
+                # Never leave the run "running" (it would hold the pipeline's slot):
+                # close it as failed, then let the interruption go on.
+                self._close(run_id, "failed", f"interrupted: {type(exc).__name__}: {exc}")
+                raise
             state = "failed" if failed else "success"
             error = f"task(s) failed or skipped: {sorted(failed)}" if failed else None
-            with self.db.write() as con:
-                con.execute(
-                    "UPDATE pipeline_runs SET state = ?, ended_at = ?, error = ? WHERE run_id = ?",
-                    [state, self._now(), error, run_id],
-                )
+            self._close(run_id, state, error)
             log.info(
                 events.PIPELINE_RUN_FINISHED,
                 state=state,
                 duration=round(time.perf_counter() - start, 6),
+            )
+
+    def _close(self, run_id: str, state: str, error: str | None) -> None:
+        with self.db.write() as con:
+            con.execute(
+                "UPDATE pipeline_runs SET state = ?, ended_at = ?, error = ? WHERE run_id = ?",
+                [state, self._now(), error, run_id],
             )
 
     def resume(self, pipeline: Pipeline, run_id: str) -> PipelineRun:
@@ -295,6 +305,14 @@ class PipelineRunner:
                 f"task {task_name!r} needs upstream task(s) {missing} to have succeeded in "
                 f"run {run_id}"
             )
+        # Their outputs were made from this task's old output: a new one would leave
+        # them stale (a model registered that was never evaluated).
+        stale = sorted(d for d in pipeline.downstream(task_name) if d in outputs)
+        if stale:
+            raise RunStateConflict(
+                f"task {task_name!r} cannot run again in run {run_id}: its downstream task(s) "
+                f"{stale} already used its output; start a new run instead"
+            )
         with structlog.contextvars.bound_contextvars(run_id=run_id, pipeline=pipeline.name):
             self._run_task(run_id, pipeline, t, run.params, outputs)
             # Stepping the last missing task completes a failed run.
@@ -319,14 +337,19 @@ class PipelineRunner:
         return {r["task"]: json.loads(r["output"]) for r in rows}
 
     def mark_interrupted(self) -> list[str]:
-        """Fail runs (and their running tasks) whose process died; return their ids."""
+        """Fail runs (and their running tasks) whose process died; return their ids.
+
+        Queued runs of a dead process too: left queued, they would hold the
+        pipeline's queue forever.
+        """
         host = socket.gethostname()
         with self.db.write() as con:
             rows = con.execute(
-                "SELECT run_id, pid FROM pipeline_runs WHERE state = 'running' AND host = ?",
+                "SELECT run_id, pid, proc_start FROM pipeline_runs "
+                "WHERE state IN ('running', 'queued') AND host = ?",
                 [host],
             ).fetchall()
-            dead = [r["run_id"] for r in rows if not process_alive(r["pid"])]
+            dead = [r["run_id"] for r in rows if not process_alive(r["pid"], r["proc_start"])]
             now = self._now()
             for run_id in dead:
                 con.execute(
@@ -417,7 +440,7 @@ class PipelineRunner:
             output = _call(t, ctx)
             text = _output_json(t, output)
             _write_atomic(work_dir / "output.json", text)
-        except Exception as exc:
+        except BaseException as exc:  # SystemExit from a task fails the task, not the process
             duration = round(time.perf_counter() - start, 6)
             state = "failed" if last else "up_for_retry"
             error = f"{type(exc).__name__}: {exc}"
@@ -435,6 +458,8 @@ class PipelineRunner:
                 error=error,
                 will_retry=not last,
             )
+            if isinstance(exc, KeyboardInterrupt | GeneratorExit):
+                raise  # recorded; the run is closed by _execute
             return False, None
         duration = round(time.perf_counter() - start, 6)
         with self.db.write() as con:
@@ -449,9 +474,14 @@ class PipelineRunner:
     def _skip(self, run_id: str, t: Task, reason: str) -> None:
         now = self._now()
         with self.db.write() as con:
+            # A skip is attempt 0 (no try was made); a resumed run that skips the
+            # task again updates that row.
             con.execute(
                 "INSERT INTO task_runs (run_id, task, attempt, state, started_at, ended_at, "
-                "error) VALUES (?, ?, 0, 'skipped', ?, ?, ?)",
+                "error) VALUES (?, ?, 0, 'skipped', ?, ?, ?) "
+                "ON CONFLICT (run_id, task, attempt) DO UPDATE SET "
+                "started_at = excluded.started_at, ended_at = excluded.ended_at, "
+                "error = excluded.error",
                 [run_id, t.name, now, now, reason],
             )
         with structlog.contextvars.bound_contextvars(task=t.name):

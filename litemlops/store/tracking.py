@@ -58,17 +58,41 @@ if TYPE_CHECKING:
     from litemlops.store.artifacts import ArtifactStore
 
 
-def process_alive(pid: int | None) -> bool:
+def process_start(pid: int) -> int | None:
+    """When process `pid` started (clock ticks since boot, Linux), None when unknown.
+
+    With the pid it identifies a process: pids are reused, start times are not.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after it.
+    fields = stat.rsplit(")", 1)[-1].split()
+    try:
+        return int(fields[19])  # field 22, starttime
+    except (IndexError, ValueError):
+        return None
+
+
+def process_alive(pid: int | None, started: int | None = None) -> bool:
+    """Whether the process that wrote (`pid`, `started`) still runs.
+
+    started: its `process_start` when recorded; a live process with that pid but
+    another start time is a newer process that was given the same pid.
+    """
     if pid is None:
         return False
-    if pid == os.getpid():
-        return True
     try:
         os.kill(pid, 0)  # signal 0: only asks whether the process exists
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True  # it exists, owned by someone else
+        pass  # it exists, owned by someone else
+    if started is not None:
+        now = process_start(pid)
+        if now is not None and now != started:
+            return False
     return True
 
 
@@ -188,8 +212,8 @@ class Tracker:
         with self.db.write() as con:
             con.execute(
                 "INSERT INTO runs (run_id, experiment_id, name, status, start_time, "
-                "parent_run_id, git_commit, host, pid) "
-                "VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?)",
+                "parent_run_id, git_commit, host, pid, proc_start) "
+                "VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)",
                 [
                     run_id,
                     exp.experiment_id,
@@ -199,6 +223,7 @@ class Tracker:
                     git_commit(self.code_dir),
                     socket.gethostname(),
                     os.getpid(),
+                    process_start(os.getpid()),
                 ],
             )
         run = Run(self, run_id, exp.experiment_id, name)
@@ -276,9 +301,10 @@ class Tracker:
         host = socket.gethostname()
         with self.db.write() as con:
             rows = con.execute(
-                "SELECT run_id, pid FROM runs WHERE status = 'running' AND host = ?", [host]
+                "SELECT run_id, pid, proc_start FROM runs WHERE status = 'running' AND host = ?",
+                [host],
             ).fetchall()
-            dead = [r["run_id"] for r in rows if not process_alive(r["pid"])]
+            dead = [r["run_id"] for r in rows if not process_alive(r["pid"], r["proc_start"])]
             con.executemany(
                 "UPDATE runs SET status = 'killed', end_time = ?, "
                 "error = 'interrupted: the process that ran it stopped' "

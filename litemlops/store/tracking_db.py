@@ -178,6 +178,12 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (run_id, task, attempt)
     );
     """,
+    # 4: when the process started, so a pid the kernel gave to a new process (a
+    # container's pid 1 after a restart) is not taken for the one that died.
+    """
+    ALTER TABLE runs ADD COLUMN proc_start INTEGER;
+    ALTER TABLE pipeline_runs ADD COLUMN proc_start INTEGER;
+    """,
 ]
 
 

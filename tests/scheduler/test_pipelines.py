@@ -435,3 +435,96 @@ def test_bad_concurrency_options_are_refused():
         Pipeline("p", [one], max_active_runs=0)
     with pytest.raises(PipelineDefinitionError, match="on_busy"):
         Pipeline("p", [one], on_busy="drop")
+
+
+def test_a_resume_that_fails_again_closes_the_run_and_frees_the_pipeline(runner):
+    @task
+    def a(ctx):
+        raise ValueError("still broken")
+
+    @task(upstream="a")
+    def b(ctx):
+        return 1
+
+    pipeline = Pipeline("again", [a, b])
+    run = runner.run(pipeline)
+    for _ in range(2):
+        resumed = runner.resume(pipeline, run.run_id)
+        assert resumed.state == "failed"
+    assert [(t.task, t.attempt, t.state) for t in runner.task_runs(run.run_id)] == [
+        ("a", 1, "failed"), ("b", 0, "skipped"), ("a", 2, "failed"), ("a", 3, "failed"),
+    ]
+    assert runner.run(pipeline).state == "failed"  # not queued behind a stuck run
+
+
+def test_a_task_calling_sys_exit_fails_and_an_interrupt_closes_the_run(runner):
+    import sys
+
+    @task
+    def exits(ctx):
+        sys.exit(3)
+
+    run = runner.run(Pipeline("exits", [exits]))
+    assert run.state == "failed"
+    assert runner.task_runs(run.run_id)[0].error == "SystemExit: 3"
+
+    @task
+    def interrupted(ctx):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        runner.run(Pipeline("stopped", [interrupted]))
+    (stopped,) = runner.list_runs(pipeline="stopped")
+    assert stopped.state == "failed" and stopped.error.startswith("interrupted: KeyboardInterrupt")
+
+
+def test_a_task_whose_downstream_used_its_output_cannot_be_stepped(runner):
+    from litemlops.scheduler.runner import RunStateConflict
+
+    @task
+    def train(ctx):
+        return 1
+
+    @task(upstream="train")
+    def evaluate(ctx):
+        return 2
+
+    @task(upstream="evaluate")
+    def register(ctx):
+        raise OSError("registry down")
+
+    pipeline = Pipeline("gated", [train, evaluate, register])
+    run = runner.run(pipeline)
+    with pytest.raises(RunStateConflict, match=r"downstream task\(s\) \['evaluate'\] already"):
+        runner.run_step(pipeline, "train", run.run_id)
+
+
+def test_runs_of_dead_or_reborn_processes_are_failed_at_start_even_queued(runner):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from litemlops.store.tracking import process_start
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead_pid = int(gone.stdout)
+    me, born = os.getpid(), process_start(os.getpid())
+    assert born is not None
+    rows = [
+        ("dead-running", "running", dead_pid, None),
+        ("dead-queued", "queued", dead_pid, None),
+        # Our pid, written by an earlier process that had it (a container's pid 1).
+        ("reborn", "running", me, born - 1),
+        ("alive", "running", me, born),
+    ]
+    with runner.db.write() as con:
+        for run_id, state, pid, start in rows:
+            con.execute(
+                "INSERT INTO pipeline_runs (run_id, pipeline, state, trigger, queued_at, host, "
+                "pid, proc_start) VALUES (?, 'p', ?, 'manual', 0, ?, ?, ?)",
+                [run_id, state, socket.gethostname(), pid, start],
+            )
+    assert sorted(runner.mark_interrupted()) == ["dead-queued", "dead-running", "reborn"]
+    assert runner.get_run("alive").state == "running"
