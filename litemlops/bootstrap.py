@@ -65,7 +65,8 @@ def bootstrap(platform: Platform) -> BootstrapReport:
                 if result.watermark
                 else f"materialized {result.view}"
             )
-    if wanted:
+    if wanted and report.no_champion is None:
+        # Without a champion the set-up is not finished: the next start tries again.
         done.write_text("demo project set up\n")
     if "driver_stats" in {v.name for v in store.list_feature_views()}:
         labels_path = config.data_dir / "labels.parquet"

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from litemlops.errors import ConfigError
+from litemlops.modeling import ESTIMATORS, HIGHER_IS_BETTER
 
 ENV_PREFIX = "LITEMLOPS_"
 HOME_ENV = "LITEMLOPS_HOME"
@@ -132,6 +133,10 @@ def _fraction(value: Any) -> str | None:
     return None if 0 < value < 1 else "a number between 0 and 1 (exclusive)"
 
 
+def _unit(value: Any) -> str | None:
+    return None if 0 <= value <= 1 else "a number between 0 and 1"
+
+
 def _one_of(*choices: str) -> Callable[[Any], str | None]:
     def check(value: Any) -> str | None:
         return None if value in choices else f"one of {', '.join(choices)}"
@@ -161,7 +166,10 @@ _RULES: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("training", "seed"): _non_negative,
     ("training", "tolerance"): _non_negative,
     ("training", "promote"): _one_of("challenger", "auto"),
-    ("training", "gate_metric"): _one_of("auc", "log_loss", "rmse", "mae"),
+    ("training", "gate_metric"): _one_of(*HIGHER_IS_BETTER),
+    ("training", "estimator"): _one_of(*ESTIMATORS),
+    ("training", "max_rmse"): _non_negative,
+    ("training", "min_auc"): _unit,
     ("training", "hyperparams"): _json_object,
 }
 

@@ -156,6 +156,11 @@ def gate(
     """
     if metric not in HIGHER_IS_BETTER:
         raise ValidationError(f"gate metric must be one of {sorted(HIGHER_IS_BETTER)}")
+    for name, value in (("min_auc", min_auc), ("max_rmse", max_rmse), ("tolerance", tolerance)):
+        if value is not None and not math.isfinite(value):
+            raise ValidationError(f"{name} must be a finite number, got {value!r}")
+    if tolerance < 0:
+        raise ValidationError(f"tolerance must be >= 0, got {tolerance!r}")
     reasons: list[str] = []
     auc = metrics.get("auc")
     if min_auc is not None and (auc is None or auc < min_auc):

@@ -88,20 +88,29 @@ class Platform:
                 lock_path=self.config.scheduler_lock_path,
                 clock=self.clock,
             )
-            for pipeline in self.catalog:
-                scheduler.add_pipeline(pipeline)
+            try:
+                for pipeline in self.catalog:
+                    scheduler.add_pipeline(pipeline)
+            except BaseException:
+                scheduler.shutdown()  # drops the bus subscriptions made so far
+                raise
             self._scheduler = scheduler
             # Closed first (closers run in reverse), before the stores its runs use.
             self._closers.append(scheduler.shutdown)
         return self._scheduler
 
     def close(self) -> None:
-        try:
-            for close in reversed(self._closers):
+        """Close everything, even when one part fails; the first error is raised after."""
+        errors: list[BaseException] = []
+        for close in reversed(self._closers):
+            try:
                 close()
-            self._closers.clear()
-        finally:
-            self._lock.release()
+            except BaseException as exc:
+                errors.append(exc)
+        self._closers.clear()
+        self._lock.release()
+        if errors:
+            raise errors[0]
 
     def __enter__(self) -> Platform:
         return self

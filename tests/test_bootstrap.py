@@ -8,8 +8,8 @@ from litemlops.store import Entity, FeatureView, Field
 
 @pytest.fixture
 def litemlops_config_overrides():
-    """The demo size the assertions count on: three drivers, five training rows."""
-    return {"demo.drivers": 3, "demo.hours": 12, "demo.labels": 20}
+    """Three drivers, and labels enough for the training gate to judge a model."""
+    return {"demo.drivers": 3, "demo.hours": 24, "demo.labels": 300}
 
 
 @pytest.fixture
@@ -57,3 +57,23 @@ def test_a_home_with_the_users_own_project_gets_no_demo(open_platform, litemlops
     assert names == ["orders"]
     assert not report.fresh and report.online is None and report.training_rows is None
     assert not (litemlops_config.runs_dir / "bootstrap" / "done").exists()
+
+
+def test_a_set_up_without_a_champion_is_tried_again_at_the_next_start(
+    litemlops_config, litemlops_clock
+):
+    import dataclasses
+
+    strict = dataclasses.replace(
+        litemlops_config,
+        training=dataclasses.replace(litemlops_config.training, min_auc=0.999),
+    )
+    with Platform(strict, clock=litemlops_clock) as platform:
+        first = bootstrap(platform)
+    assert first.no_champion and "below min_auc 0.999" in first.no_champion
+    assert not (strict.runs_dir / "bootstrap" / "done").exists()
+    with Platform(litemlops_config, clock=litemlops_clock) as platform:
+        second = bootstrap(platform)
+        assert platform.registry.get_alias("driver_ranker", "champion").version == 1
+    assert second.fresh and second.no_champion is None
+    assert (litemlops_config.runs_dir / "bootstrap" / "done").exists()

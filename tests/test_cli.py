@@ -30,8 +30,8 @@ def test_help_and_version():
 def test_run_once_bootstraps_a_fresh_home_then_just_starts(tmp_path):
     home = tmp_path / "home"
     cmd = [sys.executable, "-m", "litemlops", "run", "--once", "--home", str(home)]
-    env = {"LITEMLOPS_DEMO_DRIVERS": "4", "LITEMLOPS_DEMO_HOURS": "24",
-           "LITEMLOPS_DEMO_LABELS": "50", "PATH": ""}
+    env = {"LITEMLOPS_DEMO_DRIVERS": "10", "LITEMLOPS_DEMO_HOURS": "72",
+           "LITEMLOPS_DEMO_LABELS": "400", "PATH": ""}
     first = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
     assert first.returncode == 0, first.stderr
     assert "fresh home" in first.stdout

@@ -304,21 +304,24 @@ def test_run_step_runs_one_task_again_from_stored_outputs(home):
     assert f"task report of run {run_id}, attempt 2: success" in out.output
     assert 'output: {"double": 8}' in out.output
 
+    _, failed = run_toy(home, broken=True)  # fragile fails twice (one retry), report skipped
     (home / "broken").touch()
-    out = run_cli("pipelines", "run-step", "toy", "fragile", "--run-id", run_id, "--json",
+    out = run_cli("pipelines", "run-step", "toy", "fragile", "--run-id", failed, "--json",
                   home=home)
     assert out.exit_code == 1, out.output
     attempt = json.loads(out.stdout)
-    assert (attempt["attempt"], attempt["state"]) == (3, "failed")
+    assert (attempt["attempt"], attempt["state"]) == (4, "failed")  # and its retry
     assert "Traceback" in attempt["traceback"]
-    assert "task 'fragile' attempt 3 failed: RuntimeError: the disk is on fire" in out.stderr
-    assert f"litemlops pipelines show {run_id} --traceback" in out.stderr
-
+    assert "task 'fragile' attempt 4 failed: RuntimeError: the disk is on fire" in out.stderr
+    assert f"litemlops pipelines show {failed} --traceback" in out.stderr
     (home / "broken").unlink()
-    _, failed = run_toy(home, broken=True)
     one_line_error(
         run_cli("pipelines", "run-step", "toy", "report", "--run-id", failed, home=home),
         "needs upstream task(s) ['fragile'] to have succeeded",
+    )
+    one_line_error(
+        run_cli("pipelines", "run-step", "toy", "extract", "--run-id", run_id, home=home),
+        "downstream task(s) ['fragile', 'report'] already used its output",
     )
 
 
@@ -348,8 +351,8 @@ def test_the_demo_data_pipeline_runs_from_the_cli(tmp_path):
     from litemlops.platform import Platform
     from litemlops.store.files import write_frame
 
-    small = {"LITEMLOPS_DEMO_DRIVERS": "3", "LITEMLOPS_DEMO_HOURS": "12",
-             "LITEMLOPS_DEMO_LABELS": "20"}
+    small = {"LITEMLOPS_DEMO_DRIVERS": "3", "LITEMLOPS_DEMO_HOURS": "24",
+             "LITEMLOPS_DEMO_LABELS": "200"}
     config = Config.load(tmp_path / "home", env=small)
     with Platform(config) as platform:
         bootstrap(platform)

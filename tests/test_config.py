@@ -243,7 +243,10 @@ def test_ensure_home_refuses_a_file_in_the_way(tmp_path):
     [
         ("training.test_size", "1.5", "a number between 0 and 1"),
         ("training.promote", "always", "one of challenger, auto"),
-        ("training.gate_metric", "f1", "one of auc, log_loss, rmse, mae"),
+        ("training.gate_metric", "f1", "one of auc, accuracy, log_loss, rmse, mae"),
+        ("training.estimator", "svm", "one of logistic_regression, random_forest"),
+        ("training.max_rmse", "-1", "a number >= 0"),
+        ("training.min_auc", "1.5", "a number between 0 and 1"),
         ("training.hyperparams", "{nope", "a JSON object"),
         ("training.hyperparams", "[1, 2]", "a JSON object"),
         ("training.tolerance", "-0.1", "a number >= 0"),

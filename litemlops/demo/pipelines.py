@@ -13,7 +13,6 @@ JSON, so each can run alone with `litemlops pipelines run-step`.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -58,20 +57,44 @@ def _incoming(source: Path) -> list[Path]:
     return sorted(p for p in source.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES)
 
 
+def _identity(path: Path) -> list[int]:
+    stat = path.stat()
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+def _timestamps(frame: pd.DataFrame, columns: list[str], path: Path) -> pd.DataFrame:
+    """Time columns as UTC datetimes, so Parquet and CSV files (text times) combine."""
+    import pandas as pd
+
+    for column in columns:
+        if column in frame.columns and not isinstance(frame[column].dtype, pd.DatetimeTZDtype):
+            try:
+                frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
+            except (ValueError, TypeError) as exc:
+                raise ValidationError(
+                    f"{path}: column {column!r} holds a value that is not a time: {exc}"
+                ) from None
+    return frame
+
+
 @task
 def ingest(ctx: TaskContext) -> dict[str, Any]:
-    """Read every waiting file into one staged batch (raw, as the sources wrote it)."""
+    """Read every waiting file into one staged batch, remembering which file was read.
+
+    Each file's size and modification time are kept, so a file a producer
+    rewrites meanwhile is not archived unread (see write_offline).
+    """
     import pandas as pd
 
     view = ctx.features.describe(ctx.params["view"])
     files = _incoming(Path(ctx.params["source"]))
-    columns = [*view["join_keys"], view["timestamp_field"], *view["features"]]
-    if view["created_timestamp_field"]:
-        columns.append(view["created_timestamp_field"])
-    frames = [_frame(p) for p in files]
+    times = [view["timestamp_field"], *filter(None, [view["created_timestamp_field"]])]
+    columns = [*view["join_keys"], *times, *view["features"]]
+    seen = {str(p): _identity(p) for p in files}
+    frames = [_timestamps(_frame(p), times, p) for p in files]
     raw = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
     path = _write(raw, ctx.work_dir / "raw.parquet")
-    return {"path": path, "files": [str(p) for p in files], "rows": len(raw)}
+    return {"path": path, "files": seen, "rows": len(raw)}
 
 
 @task(upstream="ingest")
@@ -90,7 +113,8 @@ def clean(ctx: TaskContext) -> dict[str, Any]:
     null_keys = before - len(frame)
     created = view["created_timestamp_field"]
     if created in frame.columns:
-        frame = frame.sort_values(created, kind="stable")
+        # A row without a created time never wins over a dated correction.
+        frame = frame.sort_values(created, kind="stable", na_position="first")
     deduped = frame.drop_duplicates(subset=present, keep="last") if present else frame
     duplicates = len(frame) - len(deduped)
     path = _write(deduped.sort_index(), ctx.work_dir / "clean.parquet")
@@ -110,7 +134,11 @@ def validate(ctx: TaskContext) -> dict[str, Any]:
     report = check_frame(
         frame,
         schema,
-        required=[*view["join_keys"], view["timestamp_field"]],
+        required=[
+            *view["join_keys"],
+            view["timestamp_field"],
+            *filter(None, [view["created_timestamp_field"]]),
+        ],
         ranges=ctx.params["ranges"],
         max_null_rate=float(ctx.params["max_null_rate"]),
     )
@@ -121,24 +149,37 @@ def validate(ctx: TaskContext) -> dict[str, Any]:
 
 @task(upstream=["ingest", "validate"])
 def write_offline(ctx: TaskContext) -> dict[str, Any]:
-    """Append the batch to the offline store, then move its source files to `done/`."""
-    path = _upstream_path(ctx, "validate")
+    """Append the batch to the offline store, then move its source files to `done/`.
+
+    A retried or resumed attempt finds its batch already written (by its source
+    path) and does not write it twice. A source file that changed since it was
+    read stays where it is, for the next run.
+    """
+    view = ctx.params["view"]
+    path = str(_upstream_path(ctx, "validate"))
     rows = ctx.upstream["validate"]["rows"]
     batch = None
     if rows:
-        batch = ctx.features.ingest(ctx.params["view"], path).batch
-    moved = []
+        written = ctx.features.batches(view, source=path)
+        batch = written[0]["batch"] if written else ctx.features.ingest(view, path).batch
+    moved, kept = [], []
     source = Path(ctx.params["source"])
     if source.is_dir():
         done = source / "done"
         done.mkdir(exist_ok=True)
-        for name in ctx.upstream["ingest"]["files"]:
+        for name, identity in ctx.upstream["ingest"]["files"].items():
             file = Path(name)
-            if file.exists():
-                target = done / file.name
-                shutil.move(str(file), target)
-                moved.append(str(target))
-    return {"rows": rows, "batch": batch, "archived": moved}
+            if not file.exists():
+                continue
+            if _identity(file) != identity:
+                kept.append(name)
+                continue
+            target = done / file.name
+            if target.exists():  # never overwrite an earlier file of the same name
+                target = done / f"{file.stem}.{ctx.run_id[:8]}{file.suffix}"
+            file.replace(target)
+            moved.append(str(target))
+    return {"rows": rows, "batch": batch, "archived": moved, "changed_since_read": kept}
 
 
 @task(upstream="write_offline")
@@ -202,20 +243,47 @@ def validate_data(ctx: TaskContext) -> dict[str, Any]:
     return {"path": path, "rows": len(complete), "dropped_incomplete": dropped}
 
 
+def split_by_identity(
+    frame: pd.DataFrame, keys: list[str], test_size: float, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A seeded split where each row's side depends only on its keys and the seed.
+
+    A random split re-deals every row when labels are added, so the champion
+    would be scored partly on rows it was trained on, and win the gate for that
+    reason. Hashing (entity, time) keeps each row on its side as data grows.
+    """
+    import hashlib
+
+    import numpy as np
+    import pandas as pd
+
+    hashed = pd.util.hash_pandas_object(frame[keys], index=False).to_numpy(dtype=np.uint64)
+    # pandas hashes numbers without a key, so the seed is mixed in here (splitmix64's
+    # finaliser: every input bit moves every output bit).
+    salt = int.from_bytes(hashlib.sha256(f"litemlops-split-{seed}".encode()).digest()[:8])
+    z = hashed ^ np.uint64(salt)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    in_test = z < np.uint64(int(test_size * 2**64))
+    return frame[~in_test], frame[in_test]
+
+
 @task(upstream="validate_data")
 def prepare(ctx: TaskContext) -> dict[str, Any]:
-    """A seeded train/test split, stratified on the label so both sets see both classes."""
-    from sklearn.model_selection import train_test_split
-
+    """A seeded train/test split that keeps each labelled row on its side as data grows."""
     frame = _frame(_upstream_path(ctx, "validate_data"))
-    test_size = float(ctx.params["test_size"])
-    if not 0 < test_size < 1:
-        raise ValidationError(f"test_size must be between 0 and 1, got {test_size}")
-    # Stratifying needs two rows of each class; tiny sets are split plainly.
-    stratify = frame[LABEL] if frame[LABEL].value_counts().min() >= 2 else None
-    train, test = train_test_split(
-        frame, test_size=test_size, random_state=int(ctx.params["seed"]), stratify=stratify
+    train, test = split_by_identity(
+        frame,
+        ["driver_id", "event_timestamp"],
+        float(ctx.params["test_size"]),
+        int(ctx.params["seed"]),
     )
+    if test.empty or train[LABEL].nunique() < 2:
+        raise ValidationError(
+            f"the split of {len(frame)} rows left {len(test)} test rows and "
+            f"{train[LABEL].nunique()} label value(s) to train on; more labels are needed"
+        )
     return {
         "train": _write(train, ctx.work_dir / "train.parquet"),
         "test": _write(test, ctx.work_dir / "test.parquet"),
@@ -226,10 +294,7 @@ def prepare(ctx: TaskContext) -> dict[str, Any]:
 
 @task(upstream=["extract", "prepare"])
 def train(ctx: TaskContext) -> dict[str, Any]:
-    """Fit the configured estimator in a tracking run and log the model with its signature.
-
-    The tracking run stays open: evaluate and the gate log into it, register ends it.
-    """
+    """Fit the configured estimator in a tracking run and log the model with its signature."""
     from litemlops.modeling import estimator_kind, make_estimator, parse_hyperparams
     from litemlops.store.autolog import fit_and_log
     from litemlops.store.signature import infer_signature
@@ -262,6 +327,7 @@ def train(ctx: TaskContext) -> dict[str, Any]:
     except BaseException as exc:
         run.end("failed", error=f"{type(exc).__name__}: {exc}")
         raise
+    run.end()  # evaluate and the gate reopen it: each task may run in another process
     return {"tracking_run_id": run.id, "kind": estimator_kind(p["estimator"])}
 
 
@@ -274,23 +340,16 @@ def _test_scores(ctx: TaskContext, model_uri: str) -> tuple[Any, Any]:
     return test[LABEL], scores(model, test[columns].astype("float64"))
 
 
-def _fail_tracking_run(ctx: TaskContext, run_id: str, exc: BaseException) -> None:
-    ctx.tracker.end_run(run_id, "failed", error=f"{type(exc).__name__}: {exc}")
-
-
 @task(upstream=["prepare", "train"])
 def evaluate(ctx: TaskContext) -> dict[str, Any]:
     """Test-set RMSE and MAE, AUC and log-loss for probabilities, logged to the run."""
     from litemlops.modeling import evaluate as test_metrics
 
     run_id = ctx.upstream["train"]["tracking_run_id"]
-    try:
+    with ctx.tracker.resume_run(run_id) as run:  # ended as failed if this raises
         y, s = _test_scores(ctx, f"runs:/{run_id}/model")
         metrics = test_metrics(y, s)
-        ctx.tracker.resume_run(run_id).log_metrics({f"test_{k}": v for k, v in metrics.items()})
-    except BaseException as exc:
-        _fail_tracking_run(ctx, run_id, exc)
-        raise
+        run.log_metrics({f"test_{k}": v for k, v in metrics.items()})
     return {"metrics": metrics}
 
 
@@ -306,34 +365,29 @@ def validate_model(ctx: TaskContext) -> dict[str, Any]:
 
     p = ctx.params
     run_id = ctx.upstream["train"]["tracking_run_id"]
-    metrics = ctx.upstream["evaluate"]["metrics"]
-    champion: dict[str, Any] | None = None
-    try:
-        current = ctx.registry.get_alias(p["model_name"], "champion")
-    except (ModelNotFoundError, AliasNotFoundError):
-        current = None
-    if current is not None:
-        y, s = _test_scores(ctx, f"{p['model_name']}/{current.version}")
-        champion = {"version": current.version, "metrics": test_metrics(y, s)}
-    result = gate(
-        metrics,
-        min_auc=_optional(p["min_auc"]),
-        max_rmse=_optional(p["max_rmse"]),
-        champion=champion["metrics"] if champion else None,
-        metric=p["gate_metric"],
-        tolerance=float(p["tolerance"]),
-    )
-    run = ctx.tracker.resume_run(run_id)
-    run.set_tags({"gate": "passed" if result.passed else "failed"})
+    with ctx.tracker.resume_run(run_id) as run:  # ended as failed if this raises
+        champion: dict[str, Any] | None = None
+        try:
+            current = ctx.registry.get_alias(p["model_name"], "champion")
+        except (ModelNotFoundError, AliasNotFoundError):
+            current = None
+        if current is not None:
+            y, s = _test_scores(ctx, f"{p['model_name']}/{current.version}")
+            champion = {"version": current.version, "metrics": test_metrics(y, s)}
+        result = gate(
+            ctx.upstream["evaluate"]["metrics"],
+            min_auc=p["min_auc"],
+            max_rmse=p["max_rmse"],
+            champion=champion["metrics"] if champion else None,
+            metric=p["gate_metric"],
+            tolerance=p["tolerance"],
+        )
+        run.set_tags({"gate": "passed" if result.passed else "failed"})
+        if not result.passed:
+            run.set_tag("gate_reasons", "; ".join(result.reasons))
     if not result.passed:
-        run.set_tag("gate_reasons", "; ".join(result.reasons))
-        run.end("finished")
         raise ModelGateError("model not promoted: " + "; ".join(result.reasons))
     return {**result.to_dict(), "champion": champion}
-
-
-def _optional(value: Any) -> float | None:
-    return None if value is None or value == "" else float(value)
 
 
 @task(upstream=["train", "evaluate", "validate_model"])
@@ -341,8 +395,6 @@ def register(ctx: TaskContext) -> dict[str, Any]:
     """A new version with its lineage; champion when there is none (or policy says so)."""
     p = ctx.params
     run_id = ctx.upstream["train"]["tracking_run_id"]
-    if ctx.tracker.get_run(run_id).status == "running":
-        ctx.tracker.end_run(run_id)
     version = ctx.registry.register_model(
         f"runs:/{run_id}/model",
         p["model_name"],
@@ -367,8 +419,12 @@ def extract_features(ctx: TaskContext) -> dict[str, Any]:
     requests = _frame(Path(ctx.params["requests"]))
     if "driver_id" not in requests.columns:
         raise ValidationError(f"request file {ctx.params['requests']} lacks column driver_id")
+    now = pd.Timestamp(ctx.clock())
     if "event_timestamp" not in requests.columns:
-        requests["event_timestamp"] = pd.Timestamp(ctx.clock())
+        requests["event_timestamp"] = now
+    else:
+        requests = _timestamps(requests, ["event_timestamp"], Path(ctx.params["requests"]))
+        requests["event_timestamp"] = requests["event_timestamp"].fillna(now)
     frame = ctx.features.get_historical_features(requests, list(ctx.params["features"]))
     path = _write(frame, ctx.work_dir / "features.parquet")
     return {"path": path, "rows": len(frame)}
@@ -411,6 +467,105 @@ def write_predictions(ctx: TaskContext) -> dict[str, Any]:
     return {"path": _write(frame, out), "rows": len(frame)}
 
 
+# -- params -----------------------------------------------------------------------------------
+
+
+def _text(p: dict[str, Any], key: str) -> str:
+    value = p[key]
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(f"param {key} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _number(
+    p: dict[str, Any],
+    key: str,
+    low: float,
+    high: float,
+    *,
+    optional: bool = False,
+    open_ends: bool = False,
+) -> float | None:
+    import math
+
+    value = p[key]
+    if optional and (value is None or value == ""):
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValidationError(f"param {key} must be a finite number, got {value!r}")
+    inside = low < value < high if open_ends else low <= value <= high
+    if not inside:
+        brackets = "()" if open_ends else "[]"
+        raise ValidationError(
+            f"param {key} must be in {brackets[0]}{low:g}, {high:g}{brackets[1]}, got {value!r}"
+        )
+    return float(value)
+
+
+def _choice(p: dict[str, Any], key: str, choices: Any) -> str:
+    if p[key] not in choices:
+        raise ValidationError(f"param {key} must be one of {sorted(choices)}, got {p[key]!r}")
+    return str(p[key])
+
+
+def _refs(p: dict[str, Any]) -> list[str]:
+    refs = p["features"]
+    if (
+        not isinstance(refs, list)
+        or not refs
+        or not all(isinstance(r, str) and r.count(":") == 1 for r in refs)
+    ):
+        raise ValidationError(
+            f"param features must be a list of 'view:feature' references, got {refs!r}"
+        )
+    return refs
+
+
+def check_data_params(p: dict[str, Any]) -> dict[str, Any]:
+    from litemlops.quality import _bounds
+
+    _text(p, "view")
+    _text(p, "source")
+    if not isinstance(p["ranges"], dict):
+        raise ValidationError(
+            f"param ranges must map columns to [min, max], got {p['ranges']!r}"
+        )
+    for column, pair in p["ranges"].items():
+        _bounds(column, pair)
+    p["max_null_rate"] = _number(p, "max_null_rate", 0, 1)
+    return p
+
+
+def check_training_params(p: dict[str, Any]) -> dict[str, Any]:
+    import math
+
+    from litemlops.modeling import ESTIMATORS, HIGHER_IS_BETTER, parse_hyperparams
+    from litemlops.store.registry import check_model_name
+
+    _text(p, "labels")
+    _refs(p)
+    check_model_name(p["model_name"])
+    _choice(p, "estimator", ESTIMATORS)
+    parse_hyperparams(p["hyperparams"])
+    p["test_size"] = _number(p, "test_size", 0, 1, open_ends=True)
+    seed = p["seed"]
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ValidationError(f"param seed must be an integer in [0, 2**32), got {seed!r}")
+    _choice(p, "gate_metric", HIGHER_IS_BETTER)
+    p["min_auc"] = _number(p, "min_auc", 0, 1, optional=True)
+    p["max_rmse"] = _number(p, "max_rmse", 0, math.inf, optional=True)
+    p["tolerance"] = _number(p, "tolerance", 0, math.inf)
+    _choice(p, "promote", ("challenger", "auto"))
+    return p
+
+
+def check_batch_params(p: dict[str, Any]) -> dict[str, Any]:
+    for key in ("requests", "model", "output_dir"):
+        _text(p, key)
+    _refs(p)
+    return p
+
+
 # -- the pipelines ----------------------------------------------------------------------------
 
 
@@ -441,6 +596,7 @@ def demo_pipelines(config: Config) -> list[Pipeline]:
         },
         description="Ingest waiting files: clean, validate, write offline, materialize.",
         schedule=when["data"],
+        check=check_data_params,
     )
     training = Pipeline(
         "training",
@@ -461,6 +617,7 @@ def demo_pipelines(config: Config) -> list[Pipeline]:
         },
         description="Train on point-in-time data, gate against the champion, register.",
         schedule=when["training"],
+        check=check_training_params,
     )
     batch = Pipeline(
         "batch_predictions",
@@ -473,5 +630,6 @@ def demo_pipelines(config: Config) -> list[Pipeline]:
         },
         description="Score a request file with the champion into joinable Parquet.",
         schedule=when["batch_predictions"],
+        check=check_batch_params,
     )
     return [data, training, batch]

@@ -126,6 +126,10 @@ class Pipeline:
     schedule: str | float | timedelta | None = None
     #: Event topics (fnmatch patterns, e.g. "alert:drift") that start a run.
     on: tuple[str, ...] = ()
+    #: Checks a run's params (defaults merged with the run's) before the run is
+    #: recorded, and returns them normalised; raising ValidationError refuses the
+    #: run with that message, before any task did work with a bad value.
+    check: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     #: Task names in an order where every task follows its upstream tasks.
     order: tuple[str, ...] = field(init=False, default=())
 
@@ -152,7 +156,9 @@ class Pipeline:
                 raise PipelineDefinitionError(
                     f"{owner}: 'on' takes event topics like 'alert:drift', got {topic!r}"
                 )
-        object.__setattr__(self, "on", topics)
+        object.__setattr__(self, "on", tuple(dict.fromkeys(topics)))  # each topic once
+        if self.check is not None and not callable(self.check):
+            raise PipelineDefinitionError(f"{owner}: check must be callable")
         tasks = tuple(self.tasks)
         if not tasks:
             raise PipelineDefinitionError(f"pipeline {self.name!r} has no tasks")

@@ -125,6 +125,8 @@ class PipelineRunner:
                 f"pipeline {pipeline.name!r} has no params {unknown} "
                 f"(it takes {sorted(pipeline.params)})"
             )
+        if pipeline.check is not None:
+            merged = pipeline.check(merged)
         run_id = uuid.uuid4().hex
         state = self._admit(pipeline, run_id, trigger, payload or {}, merged)
         while state == "queued":

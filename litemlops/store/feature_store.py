@@ -364,6 +364,32 @@ class FeatureStore:
 
     # -- inspection ------------------------------------------------------------------
 
+    def batches(self, view: str, source: str | None = None) -> list[dict[str, Any]]:
+        """The writes into a view's offline table, oldest first: batch id, kind
+        (ingest/push), source, rows and when. `source` keeps those of one source,
+        so a pipeline can tell whether it already wrote a file (a retried task)."""
+        resolved = self._view(view)
+        sql = (
+            "SELECT batch, kind, source, rows, written_at FROM _lm_batches "
+            "WHERE view = ? AND generation = ?"
+        )
+        args: list[Any] = [view, resolved.generation]
+        if source is not None:
+            sql += " AND source = ?"
+            args.append(source)
+        with self._lock:
+            rows = self._con.execute(sql + " ORDER BY batch", args).fetchall()
+        return [
+            {
+                "batch": int(b),
+                "kind": kind,
+                "source": src,
+                "rows": int(n),
+                "written_at": at.replace(tzinfo=UTC),
+            }
+            for b, kind, src, n, at in rows
+        ]
+
     def describe(self, view: str) -> dict[str, Any]:
         """Definition, row counts, event-time range, watermark and online freshness."""
         resolved = self._view(view)

@@ -232,14 +232,21 @@ class Tracker:
         return run
 
     def resume_run(self, run_id: str) -> Run:
-        """A handle on a run that is still running, to log more to it.
+        """Reopen a run to log more to it, as MLflow's `start_run(run_id=...)` does.
 
-        A pipeline's tasks may run in different processes (`run-step`), so the
-        task that evaluates a model logs into the run the training task started.
+        A pipeline's tasks may run in different processes and at different times
+        (`run-step`, a resume after a crash), so the task that evaluates a model
+        logs into the run the training task ended. An ended run becomes running
+        again, owned by this process; end it again (a `with` block does).
         """
         info = self.get_run(run_id)
         if info.status != "running":
-            raise RunStateError(f"run {run_id} ended as {info.status}; it cannot be resumed")
+            with self.db.write() as con:
+                con.execute(
+                    "UPDATE runs SET status = 'running', end_time = NULL, error = NULL, "
+                    "host = ?, pid = ?, proc_start = ? WHERE run_id = ?",
+                    [socket.gethostname(), os.getpid(), process_start(os.getpid()), run_id],
+                )
         return Run(self, run_id, info.experiment_id, info.name)
 
     def get_run(self, run_id: str) -> RunInfo:

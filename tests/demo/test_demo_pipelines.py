@@ -99,7 +99,9 @@ def test_training_registers_a_champion_then_a_challenger_that_is_not_worse(platf
     metrics = tasks["evaluate"].output["metrics"]
     assert set(metrics) == {"rmse", "mae", "auc", "log_loss", "accuracy"}
     assert metrics["auc"] > 0.6  # the labels depend on the features
-    assert tasks["prepare"].output["test_rows"] == 120  # test_size 0.2 of 600
+    out = tasks["prepare"].output
+    assert out["train_rows"] + out["test_rows"] == 600
+    assert 90 <= out["test_rows"] <= 150  # test_size 0.2, by a hash of each row
     assert tasks["register"].output == {"name": "driver_ranker", "version": 1, "alias": "champion"}
     version = platform.registry.get_alias("driver_ranker", "champion")
     tracking = platform.tracker.get_run(version.run_id)
@@ -153,14 +155,67 @@ def test_the_courses_elasticnet_is_selectable_and_scored_as_a_regressor(platform
     assert model.model.get_params()["alpha"] == 0.5 and model.model.l1_ratio == 0.1
 
 
-def test_bad_training_params_fail_clearly(platform, run):
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"estimator": "nope"}, "param estimator must be one of"),
+        ({"hyperparams": "[1]"}, "hyperparams must be a JSON object"),
+        ({"test_size": "abc"}, "param test_size must be a finite number, got 'abc'"),
+        ({"test_size": 1.0}, r"param test_size must be in \(0, 1\), got 1.0"),
+        ({"seed": 1.7}, "param seed must be an integer"),
+        ({"min_auc": float("nan")}, "param min_auc must be a finite number"),
+        ({"tolerance": -1}, r"param tolerance must be in \[0, inf\]"),
+        ({"promote": "yes"}, "param promote must be one of"),
+        ({"gate_metric": "f1"}, "param gate_metric must be one of"),
+        ({"features": "driver_stats:conv_rate"}, "param features must be a list"),
+        ({"model_name": "no spaces"}, "invalid model name"),
+    ],
+)
+def test_bad_training_params_are_refused_before_any_work(platform, litemlops_run, params,
+                                                         message):
+    from litemlops.errors import ValidationError
+
+    with pytest.raises(ValidationError, match=message):
+        litemlops_run(platform.catalog.get("training"), params)
+    assert platform.pipelines.list_runs() == []
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"ranges": [1, 2]}, "param ranges must map columns to"),
+        ({"ranges": {"conv_rate": [1]}}, r"range of 'conv_rate' must be \[min, max\]"),
+        ({"max_null_rate": 2}, r"param max_null_rate must be in \[0, 1\]"),
+        ({"view": ""}, "param view must be a non-empty string"),
+    ],
+)
+def test_bad_data_params_are_refused_before_any_work(platform, litemlops_run, params, message):
+    from litemlops.errors import ValidationError
+
+    with pytest.raises(ValidationError, match=message):
+        litemlops_run(platform.catalog.get("data"), params)
+
+
+def test_a_failed_train_task_leaves_no_tracking_run_open(platform, run):
     run("data")
-    _, tasks = run("training", estimator="nope")
-    assert "unknown estimator 'nope'" in tasks["train"].error
     _, tasks = run("training", hyperparams='{"no_such_param": 1}')
     assert "no_such_param" in tasks["train"].error
-    # The tracking run a failed train task started is closed as failed, not left running.
     assert all(r.status != "running" for r in platform.tracker.list_runs())
+
+
+def test_the_split_keeps_each_labelled_row_on_its_side_as_labels_grow():
+    from litemlops.demo.pipelines import split_by_identity
+
+    stats = generate_driver_stats(DRIVERS, 24 * 5, end=NOW, random_state=3)
+    labels = generate_labels(stats, 600, random_state=3)
+    keys = ["driver_id", "event_timestamp"]
+    _, test = split_by_identity(labels.head(400), keys, 0.2, seed=42)
+    train_more, test_more = split_by_identity(labels, keys, 0.2, seed=42)
+    # Rows tested before are still tested; none of them moved to training.
+    assert set(test.index) <= set(test_more.index)
+    assert not set(test.index) & set(train_more.index)
+    _, other_seed = split_by_identity(labels, keys, 0.2, seed=7)
+    assert set(other_seed.index) != set(test_more.index)
 
 
 def test_batch_predictions_write_joinable_parquet_with_the_champion(platform, run):
@@ -193,14 +248,17 @@ def test_batch_predictions_without_a_champion_fail_clearly(platform, run):
     assert "no registered model named 'driver_ranker'" in tasks["predict"].error
 
 
-def test_a_task_whose_tracking_run_has_ended_refuses_clearly_when_stepped(platform, run):
-    """run-step re-runs a task from stored outputs; evaluate needs its open tracking run."""
+def test_evaluate_runs_alone_into_the_tracking_run_train_ended(platform, run):
+    """run-step (another process, later) reopens the tracking run and ends it again."""
     run("data")
-    result, _tasks = run("training", min_auc=0.99)
+    result, tasks = run("training", min_auc=0.99)
     assert result.state == "failed"
+    tracking_id = tasks["train"].output["tracking_run_id"]
+    assert platform.tracker.get_run(tracking_id).status == "finished"
     step = platform.pipelines.run_step(platform.catalog.get("training"), "evaluate", result.run_id)
-    assert step.state == "failed"  # its tracking run was closed by the gate: refused clearly
-    assert "ended as finished" in step.error
+    assert (step.state, step.attempt) == ("success", 2)
+    again = platform.tracker.get_run(tracking_id)
+    assert again.status == "finished" and "test_auc" in again.metrics
 
 
 def test_the_demo_schedules_come_from_config_and_fire_on_the_clock(platform, run):
@@ -235,3 +293,71 @@ def test_every_task_of_a_demo_run_emits_its_events_bound_to_the_run(platform, li
     }
     assert all(e["duration"] >= 0 for e in succeeded)
     assert (result.work_dir("clean") / "clean.parquet").exists()
+
+
+def test_parquet_and_csv_files_combine_and_a_null_created_never_wins(platform, run):
+    config = platform.config
+    (config.incoming_dir / "batch1.parquet").unlink()
+    rows = platform.stats.head(6).copy()
+    t = rows.iloc[0]
+    dup = pd.DataFrame([{**t.to_dict(), "conv_rate": 0.111, "created": pd.NaT}])
+    pd.concat([rows, dup]).to_parquet(config.incoming_dir / "a.parquet")
+    csv = platform.stats.iloc[6:10].copy()
+    csv.to_csv(config.incoming_dir / "b.csv", index=False)  # times as ISO text
+    result, tasks = run("data")
+    assert result.state == "success", tasks
+    assert tasks["ingest"].output["rows"] == 11 and tasks["clean"].output["duplicates"] >= 1
+    got = platform.features.get_historical_features(
+        pd.DataFrame({"driver_id": [t.driver_id], "event_timestamp": [t.datetime]}),
+        ["driver_stats:conv_rate"],
+    )
+    assert got.conv_rate[0] == t.conv_rate  # the dated row, not the undated 0.111
+    # A row of its own without a created time cannot be stored: refused with a report.
+    lone = platform.stats.iloc[[20]].assign(created=pd.NaT)
+    lone.to_parquet(config.incoming_dir / "c.parquet")
+    result, tasks = run("data")
+    assert result.state == "failed"
+    assert "column 'created' has 1 null(s)" in tasks["validate"].error
+
+
+def test_write_offline_is_idempotent_and_leaves_a_file_rewritten_meanwhile(platform, run):
+    config = platform.config
+    pipeline = platform.catalog.get("data")
+    result, tasks = run("data")
+    rows = platform.features.describe("driver_stats")["offline_rows"]
+    # Run write_offline's work again in the same run (a retry after archiving failed).
+    with platform.pipelines.db.write() as con:
+        con.execute("UPDATE task_runs SET state = 'failed' WHERE run_id = ? AND task IN "
+                    "('write_offline', 'materialize')", [result.run_id])
+        con.execute("UPDATE pipeline_runs SET state = 'failed' WHERE run_id = ?",
+                    [result.run_id])
+    again = platform.pipelines.resume(pipeline, result.run_id)
+    assert again.state == "success"
+    assert platform.features.describe("driver_stats")["offline_rows"] == rows
+    # A producer rewrites its file while the run reads it: the new one waits.
+    platform.stats.head(5).to_parquet(config.incoming_dir / "late.parquet")
+    from litemlops.demo import pipelines as demo_pipelines
+
+    original = demo_pipelines._identity
+    calls = iter(range(100))
+    demo_pipelines._identity = lambda path: [next(calls)]  # changed at every look
+    try:
+        result, tasks = run("data")
+    finally:
+        demo_pipelines._identity = original
+    assert tasks["write_offline"].output["changed_since_read"] == [
+        str(config.incoming_dir / "late.parquet")
+    ]
+    assert (config.incoming_dir / "late.parquet").exists()
+
+
+def test_blank_request_times_are_scored_now(platform, run):
+    run("data")
+    run("training")
+    pd.DataFrame({"driver_id": [1001, 1002], "event_timestamp": ["", NOW.isoformat()]}).to_csv(
+        platform.config.data_dir / "batch_requests.csv", index=False
+    )
+    result, tasks = run("batch_predictions")
+    assert result.state == "success", tasks
+    out = pd.read_parquet(tasks["write_predictions"].output["path"])
+    assert (out.event_timestamp == pd.Timestamp(NOW)).all() and out.prediction.notna().all()

@@ -101,3 +101,36 @@ def test_a_users_module_may_replace_a_built_in_but_not_another_module(tmp_path):
     both = Config.load(home, env={"LITEMLOPS_PIPELINES_MODULES": "a.py,b.py"})
     with pytest.raises(PipelineDefinitionError, match="'training' is defined twice"):
         Platform(both)
+
+
+def test_a_scheduler_that_cannot_be_built_leaves_no_subscription_behind(tmp_path, monkeypatch):
+    from litemlops.scheduler.scheduler import Scheduler
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "pipes.py").write_text(
+        "from litemlops import Pipeline, task\n"
+        "@task\n"
+        "def t(ctx):\n"
+        "    return None\n"
+        "a = Pipeline('a_retrain', [t], on=['alert:drift', 'alert:drift'])\n"
+        "z = Pipeline('z_last', [t])\n"
+    )
+    config = Config.load(home, env={"LITEMLOPS_PIPELINES_MODULES": "pipes.py"})
+    real = Scheduler.add_pipeline
+
+    def add(self, pipeline):
+        if pipeline.name == "z_last":
+            raise RuntimeError("refused")
+        real(self, pipeline)
+
+    with Platform(config) as platform:
+        assert platform.catalog.get("a_retrain").on == ("alert:drift",)  # each topic once
+        monkeypatch.setattr(Scheduler, "add_pipeline", add)
+        with pytest.raises(RuntimeError, match="refused"):
+            platform.scheduler  # noqa: B018
+        assert platform.bus.publish("alert:drift") == 0  # nobody left subscribed
+        monkeypatch.setattr(Scheduler, "add_pipeline", real)
+        platform.scheduler.run_pending()
+        assert platform.bus.publish("alert:drift") == 1
+        assert len(platform.pipelines.list_runs(pipeline="a_retrain")) == 1
