@@ -2,7 +2,7 @@
 
 Values come, lowest precedence first, from the defaults below, `<home>/config.toml`
 (sections `[logging]`, `[features]`, `[demo]`, `[pipelines]`, `[training]`,
-`[schedules]`), environment variables `LITEMLOPS_<SECTION>_<KEY>` and explicit
+`[schedules]`, `[server]`), environment variables `LITEMLOPS_<SECTION>_<KEY>` and explicit
 overrides (`{"demo.drivers": 5}`). Only `Config.load` looks at the environment;
 everything below it takes a `Config`.
 """
@@ -107,6 +107,32 @@ class SchedulesConfig:
     batch_predictions: str = "0 * * * *"
 
 
+@dataclass(frozen=True)
+class ServerConfig:
+    """The HTTP server and its prediction service (the course's `/inference`).
+
+    token: the admin token for mutating endpoints; empty means "made at first start
+    in <home>/token". Binding an interface other than loopback needs it set here
+    (or in LITEMLOPS_SERVER_TOKEN), so nobody exposes the server by accident.
+    model, entity, features: the service `/inference` runs: the model URI, the
+    entity key its requests list, and the feature references (comma-separated)
+    it looks up online for each; the best-scored entity is the prediction.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    token: str = ""
+    max_body_bytes: int = 1_000_000
+    max_items: int = 1000
+    model: str = "driver_ranker@champion"
+    entity: str = "driver_id"
+    features: str = "driver_stats:conv_rate,driver_stats:acc_rate,driver_stats:avg_daily_trips"
+    alias_refresh_seconds: float = 1.0
+
+    def feature_refs(self) -> list[str]:
+        return [f.strip() for f in self.features.split(",") if f.strip()]
+
+
 _SECTIONS: dict[str, type] = {
     "logging": LoggingConfig,
     "features": FeaturesConfig,
@@ -114,6 +140,7 @@ _SECTIONS: dict[str, type] = {
     "pipelines": PipelinesConfig,
     "training": TrainingConfig,
     "schedules": SchedulesConfig,
+    "server": ServerConfig,
 }
 
 
@@ -170,6 +197,10 @@ _RULES: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("training", "estimator"): _one_of(*ESTIMATORS),
     ("training", "max_rmse"): _non_negative,
     ("training", "min_auc"): _unit,
+    ("server", "port"): lambda v: None if 0 <= v < 65536 else "a port number (0-65535)",
+    ("server", "max_body_bytes"): _positive,
+    ("server", "max_items"): _positive,
+    ("server", "alias_refresh_seconds"): _non_negative,
     ("training", "hyperparams"): _json_object,
 }
 
@@ -185,6 +216,7 @@ class Config:
     pipelines: PipelinesConfig = field(default_factory=PipelinesConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     schedules: SchedulesConfig = field(default_factory=SchedulesConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
 
     @classmethod
     def load(

@@ -104,6 +104,30 @@ SCHEDULER_STARTED = "scheduler_started"
 SCHEDULER_STOPPED = "scheduler_stopped"
 """The scheduler was shut down. wait: whether it waited for runs in progress."""
 
+PREDICTION_SERVED = "prediction_served"
+"""One answered prediction request (model and version bound): request_id, service,
+entities (the entity keys asked about), features (the values used, per entity),
+scores, output (what was returned: the chosen entity or the predictions),
+latency_ms. Monitoring reads these back."""
+
+FEEDBACK_RECEIVED = "feedback_received"
+"""A label for an earlier prediction: request_id, label. Joined to predictions by
+request_id when performance is checked."""
+
+MODEL_LOADED = "model_loaded"
+"""A model version was loaded and warmed for serving (model, version bound): uri,
+load_ms."""
+
+MODEL_SWAPPED = "model_swapped"
+"""An alias the server follows now serves another version: uri, from_version,
+to_version."""
+
+SERVER_STARTED = "server_started"
+"""The HTTP server listens: url, host, port."""
+
+SERVER_STOPPED = "server_stopped"
+"""The server stopped: interrupted_runs, the pipeline runs it marked interrupted."""
+
 REQUIRED_KEYS: dict[str, frozenset[str]] = {
     FEATURES_APPLIED: frozenset({"objects", "changed"}),
     FEATURES_INGESTED: frozenset({"view", "rows", "source"}),
@@ -130,6 +154,14 @@ REQUIRED_KEYS: dict[str, frozenset[str]] = {
     PIPELINE_TRIGGER_FAILED: frozenset({"trigger", "error"}),
     SCHEDULER_STARTED: frozenset({"schedules", "event_triggers", "max_workers"}),
     SCHEDULER_STOPPED: frozenset({"wait"}),
+    PREDICTION_SERVED: frozenset(
+        {"request_id", "service", "entities", "features", "scores", "output", "latency_ms"}
+    ),
+    FEEDBACK_RECEIVED: frozenset({"request_id", "label"}),
+    MODEL_LOADED: frozenset({"uri", "load_ms"}),
+    MODEL_SWAPPED: frozenset({"uri", "from_version", "to_version"}),
+    SERVER_STARTED: frozenset({"url", "host", "port"}),
+    SERVER_STOPPED: frozenset({"interrupted_runs"}),
 }
 
 CONTEXT_KEYS: frozenset[str] = frozenset({"run_id", "pipeline", "task", "model", "version"})

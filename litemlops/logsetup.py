@@ -26,11 +26,25 @@ from litemlops.config import Config
 # shutdown) touches only what an earlier call installed, not pytest's or the user's.
 _FILE_HANDLER = "litemlops.events_file"
 _CONSOLE_HANDLER = "litemlops.console"
-_OUR_HANDLERS = (_FILE_HANDLER, _CONSOLE_HANDLER)
+_QUEUE_HANDLER = "litemlops.queue"
+_OUR_HANDLERS = (_FILE_HANDLER, _CONSOLE_HANDLER, _QUEUE_HANDLER)
+_listener: logging.handlers.QueueListener | None = None
+
+
+class _PassThroughQueueHandler(logging.handlers.QueueHandler):
+    """Hands records to the listener as they are: structlog's event dict stays in
+    `record.msg` for the file's formatter, which renders it on the listener's thread."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        return record
 
 
 def configure_logging(
-    config: Config, *, console_stream: TextIO | None = None, console_level: str | None = None
+    config: Config,
+    *,
+    console_stream: TextIO | None = None,
+    console_level: str | None = None,
+    background: bool = False,
 ) -> None:
     """Route structlog and stdlib logging to the JSONL event file and the console.
 
@@ -38,6 +52,8 @@ def configure_logging(
     installed. console_stream: where console output goes (stderr when None).
     console_level: a stricter level for the console than the file's (commands that
     print their own results show only warnings).
+    background: write on a thread of its own, so a caller (the server answering a
+    request) never waits for the disk; `shutdown_logging` writes what is queued.
     """
     level = logging.getLevelNamesMapping()[config.logging.level.upper()]
     # Both structlog events and stdlib records of other libraries get these,
@@ -104,9 +120,24 @@ def configure_logging(
 
     for handler in handlers:
         handler.setLevel(level)
-        root.addHandler(handler)
     if console_level is not None and config.logging.console:
         handlers[-1].setLevel(max(level, logging.getLevelNamesMapping()[console_level.upper()]))
+    if background:
+        import queue
+
+        global _listener
+        records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+        front = _PassThroughQueueHandler(records)
+        front.set_name(_QUEUE_HANDLER)
+        front.setLevel(level)
+        _listener = logging.handlers.QueueListener(
+            records, *handlers, respect_handler_level=True
+        )
+        _listener.start()
+        root.addHandler(front)
+    else:
+        for handler in handlers:
+            root.addHandler(handler)
     root.setLevel(level)
 
 
@@ -117,10 +148,17 @@ def shutdown_logging() -> None:
 
 
 def _remove_our_handlers(root: logging.Logger) -> None:
+    global _listener
     for handler in [h for h in root.handlers if h.get_name() in _OUR_HANDLERS]:
         root.removeHandler(handler)
         handler.flush()
         handler.close()
+    if _listener is not None:
+        listener, _listener = _listener, None
+        listener.stop()  # writes every queued record first
+        for handler in listener.handlers:
+            handler.flush()
+            handler.close()
 
 
 def _finite_or_null(

@@ -29,6 +29,14 @@ EXPECTED = {
     "pipeline_trigger_failed": {"trigger", "error"},
     "scheduler_started": {"schedules", "event_triggers", "max_workers"},
     "scheduler_stopped": {"wait"},
+    "prediction_served": {
+        "request_id", "service", "entities", "features", "scores", "output", "latency_ms",
+    },
+    "feedback_received": {"request_id", "label"},
+    "model_loaded": {"uri", "load_ms"},
+    "model_swapped": {"uri", "from_version", "to_version"},
+    "server_started": {"url", "host", "port"},
+    "server_stopped": {"interrupted_runs"},
 }
 
 

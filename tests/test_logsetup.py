@@ -190,3 +190,24 @@ def test_non_finite_numbers_are_written_as_json_null(tmp_path):
     event = json.loads(line, parse_constant=lambda c: pytest.fail(f"bare {c} in JSON"))
     assert event["score"] is None and event["worst"] == [1.0, None]
     assert event["nested"] == {"x": None}
+
+
+def test_background_logging_writes_everything_by_shutdown(tmp_path):
+    import json
+
+    import structlog
+
+    from litemlops.config import Config
+    from litemlops.logsetup import configure_logging, shutdown_logging
+
+    config = Config.load(tmp_path, env={}, overrides={"logging.console": False})
+    configure_logging(config, background=True)
+    log = structlog.get_logger("litemlops.test")
+    with structlog.contextvars.bound_contextvars(run_id="r1"):
+        for i in range(500):
+            log.info("prediction_served", n=i, score=float("nan"))
+    shutdown_logging()
+    lines = [json.loads(line) for line in config.events_log_path.read_text().splitlines()]
+    served = [e for e in lines if e["event"] == "prediction_served"]
+    assert [e["n"] for e in served] == list(range(500))
+    assert all(e["run_id"] == "r1" and e["score"] is None for e in served)
