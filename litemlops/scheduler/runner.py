@@ -233,6 +233,8 @@ class PipelineRunner:
                 for name in pipeline.order:
                     if name in outputs:
                         continue
+                    if not self._still_running(run_id):
+                        break  # interrupted from outside (the server stopping)
                     t = pipeline.task(name)
                     blocked = [u for u in t.upstream if u in failed]
                     if blocked:
@@ -258,10 +260,16 @@ class PipelineRunner:
                 duration=round(time.perf_counter() - start, 6),
             )
 
+    def _still_running(self, run_id: str) -> bool:
+        rows = self.db.read("SELECT state FROM pipeline_runs WHERE run_id = ?", [run_id])
+        return bool(rows) and rows[0]["state"] == "running"
+
     def _close(self, run_id: str, state: str, error: str | None) -> None:
         with self.db.write() as con:
             con.execute(
-                "UPDATE pipeline_runs SET state = ?, ended_at = ?, error = ? WHERE run_id = ?",
+                # Only a running run: one interrupted meanwhile keeps saying so.
+                "UPDATE pipeline_runs SET state = ?, ended_at = ?, error = ? "
+                "WHERE run_id = ? AND state = 'running'",
                 [state, self._now(), error, run_id],
             )
 
@@ -367,6 +375,34 @@ class PipelineRunner:
                 )
         return dead
 
+    def interrupt_running(self, reason: str) -> list[str]:
+        """Fail this process's running and queued runs (it is stopping); return their ids.
+
+        Their threads may still be inside a task; whatever they write after this
+        does not reopen the run.
+        """
+        me, born = os.getpid(), process_start(os.getpid())
+        now = self._now()
+        with self.db.write() as con:
+            rows = con.execute(
+                "SELECT run_id FROM pipeline_runs WHERE state IN ('running', 'queued') "
+                "AND host = ? AND pid = ? AND proc_start IS ?",
+                [socket.gethostname(), me, born],
+            ).fetchall()
+            ids = [r["run_id"] for r in rows]
+            for run_id in ids:
+                con.execute(
+                    "UPDATE task_runs SET state = 'failed', ended_at = ?, error = ? "
+                    "WHERE run_id = ? AND state IN ('running', 'queued', 'up_for_retry')",
+                    [now, reason, run_id],
+                )
+                con.execute(
+                    "UPDATE pipeline_runs SET state = 'failed', ended_at = ?, error = ? "
+                    "WHERE run_id = ?",
+                    [now, reason, run_id],
+                )
+        return ids
+
     def _run_task(
         self,
         run_id: str,
@@ -450,7 +486,7 @@ class PipelineRunner:
             with self.db.write() as con:
                 con.execute(
                     "UPDATE task_runs SET state = ?, ended_at = ?, error = ?, traceback = ? "
-                    "WHERE run_id = ? AND task = ? AND attempt = ?",
+                    "WHERE run_id = ? AND task = ? AND attempt = ? AND state = 'running'",
                     [state, self._now(), error, tb, run_id, t.name, attempt],
                 )
             log.warning(
@@ -467,7 +503,7 @@ class PipelineRunner:
         with self.db.write() as con:
             con.execute(
                 "UPDATE task_runs SET state = 'success', ended_at = ?, output = ? "
-                "WHERE run_id = ? AND task = ? AND attempt = ?",
+                "WHERE run_id = ? AND task = ? AND attempt = ? AND state = 'running'",
                 [self._now(), text, run_id, t.name, attempt],
             )
         log.info(events.TASK_SUCCEEDED, attempt=attempt, duration=duration)

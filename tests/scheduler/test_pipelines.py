@@ -528,3 +528,29 @@ def test_runs_of_dead_or_reborn_processes_are_failed_at_start_even_queued(runner
             )
     assert sorted(runner.mark_interrupted()) == ["dead-queued", "dead-running", "reborn"]
     assert runner.get_run("alive").state == "running"
+
+
+def test_interrupting_this_process_runs_stops_them_at_the_next_task(runner):
+    started, release = threading.Event(), threading.Event()
+
+    @task
+    def hold(ctx):
+        started.set()
+        release.wait(5)
+        return 1
+
+    @task(upstream="hold")
+    def after(ctx):
+        return 2
+
+    pipeline = Pipeline("held", [hold, after])
+    results = []
+    worker = threading.Thread(target=lambda: results.append(runner.run(pipeline)))
+    worker.start()
+    assert started.wait(5)
+    (run_id,) = runner.interrupt_running("interrupted: the server stopped while it ran")
+    release.set()
+    worker.join(5)
+    run = runner.get_run(run_id)
+    assert (run.state, run.error) == ("failed", "interrupted: the server stopped while it ran")
+    assert [(t.task, t.state) for t in runner.task_runs(run_id)] == [("hold", "failed")]
