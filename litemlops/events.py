@@ -128,6 +128,13 @@ SERVER_STARTED = "server_started"
 SERVER_STOPPED = "server_stopped"
 """The server stopped: interrupted_runs, the pipeline runs it marked interrupted."""
 
+REQUEST_FAILED = "request_failed"
+"""The server failed to answer a request (a bug: bad input gets a 4xx): path, error."""
+
+STORES_LEFT_OPEN = "stores_left_open"
+"""A stopping app left the stores open because pipeline tasks were still in them
+past the grace period (the process exits soon after): reason."""
+
 REQUIRED_KEYS: dict[str, frozenset[str]] = {
     FEATURES_APPLIED: frozenset({"objects", "changed"}),
     FEATURES_INGESTED: frozenset({"view", "rows", "source"}),
@@ -162,6 +169,8 @@ REQUIRED_KEYS: dict[str, frozenset[str]] = {
     MODEL_SWAPPED: frozenset({"uri", "from_version", "to_version"}),
     SERVER_STARTED: frozenset({"url", "host", "port"}),
     SERVER_STOPPED: frozenset({"interrupted_runs"}),
+    REQUEST_FAILED: frozenset({"path", "error"}),
+    STORES_LEFT_OPEN: frozenset({"reason"}),
 }
 
 CONTEXT_KEYS: frozenset[str] = frozenset({"run_id", "pipeline", "task", "model", "version"})

@@ -37,6 +37,8 @@ EXPECTED = {
     "model_swapped": {"uri", "from_version", "to_version"},
     "server_started": {"url", "host", "port"},
     "server_stopped": {"interrupted_runs"},
+    "request_failed": {"path", "error"},
+    "stores_left_open": {"reason"},
 }
 
 

@@ -226,6 +226,8 @@ class Scheduler:
         # Callers, bus publishers, pool threads and APScheduler's thread share
         # the schedules and listeners; nothing runs a pipeline while holding it.
         self._mutex = threading.Lock()
+        self._idle = threading.Condition()
+        self._active = 0  # runs in progress, so a shutdown can wait for them
         self._planned: dict[str, _Planned] = {}
         self._listeners: list[_Listener] = []
         self._state = "synchronous"  # -> "running" (start) -> "stopped" (shutdown)
@@ -542,6 +544,8 @@ class Scheduler:
         payload: Mapping[str, Any] | None,
     ) -> PipelineRun:
         """Look the pipeline up and run it: where every schedule, event and trigger() ends."""
+        with self._idle:
+            self._active += 1
         try:
             pipeline = self.lookup(pipeline_name)
             return self.runner.run(pipeline, params, trigger=trigger, payload=payload)
@@ -554,6 +558,20 @@ class Scheduler:
                     exc_info=True,
                 )
             raise
+        finally:
+            with self._idle:
+                self._active -= 1
+                self._idle.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no pipeline run started by this scheduler is in progress.
+
+        Whoever closes the stores after `shutdown(wait=False)` must wait for
+        this: a run still writing to a closed database can crash the process.
+        Returns False when runs were still going at the timeout.
+        """
+        with self._idle:
+            return self._idle.wait_for(lambda: self._active == 0, timeout)
 
     def _fire_logged(
         self,

@@ -64,7 +64,10 @@ def read_table(data: DataLike, what: str = "data") -> tuple[pa.Table, str]:
         except OverflowError:
             names = dict.fromkeys(k for row in rows for k in row)
             _huge_ints({n: [row.get(n) for row in rows] for n in names}, what)
-            raise
+            # Not a top-level value: one inside a list or an object.
+            raise ValidationError(
+                f"{what}: a value holds an integer too large for 64 bits"
+            ) from None
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise ValidationError(f"{what}: rows mix incompatible value types: {exc}") from exc
     if isinstance(data, Mapping):

@@ -1,0 +1,493 @@
+"""The admin API under /api/: the registry, tracking runs, pipelines and feature views.
+
+Reads answer in the shapes of the CLI's `--json` output, so a CLI command can
+forward to a running server and print what it gets. Changes need the admin
+token. The work runs on a worker thread: loading a model after an alias moves,
+or a pipeline run in the scheduler's synchronous mode, must not stall the event
+loop that answers `/inference`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from dataclasses import asdict, is_dataclass
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import QueryParams
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from litemlops.errors import LitemlopsError, NotFoundError
+from litemlops.server.app import ServerState, require_token, state_of
+from litemlops.server.http import JSON, ApiError, parse, read_json
+
+if TYPE_CHECKING:
+    from litemlops.platform import Platform
+    from litemlops.scheduler.pipeline import Pipeline
+    from litemlops.scheduler.runner import PipelineRun, TaskRun
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+INT64_MAX = 2**63 - 1
+#: Most items one listing returns; bounded like request lists are.
+MAX_LIMIT = 1000
+#: How long a trigger waits for its run to be recorded (never for it to finish),
+#: so the answer can name the run; past that it answers without the id.
+ADMIT_WAIT_SECONDS = 1.0
+_RECENT_RUNS = 20  # a just-admitted run is among its pipeline's newest
+SWAP_TRIES = 3  # refreshes an alias change makes before it reports what serves
+
+# -- bodies -----------------------------------------------------------------------------------
+
+Reason = Annotated[str, Field(strict=True, max_length=1000)]
+
+
+class SetAliasBody(BaseModel):
+    """Where the alias should point; the reason is kept in the alias history."""
+
+    model_config = ConfigDict(extra="forbid")
+    version: Annotated[int, Field(strict=True, ge=1, le=INT64_MAX)]
+    reason: Reason = ""
+
+
+class RollbackBody(BaseModel):
+    """Why the alias goes back (kept in the alias history); the body may be left out."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: Reason = ""
+
+
+class TriggerBody(BaseModel):
+    """Params over the pipeline's defaults; the body may be left out."""
+
+    model_config = ConfigDict(extra="forbid")
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def jsonable(value: Any) -> Any:
+    """`value` with dataclasses as dicts, times as ISO text and no NaN (JSON has none)."""
+    if is_dataclass(value) and not isinstance(value, type):
+        value = asdict(value)
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, str | int):
+        return value
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    return str(value)
+
+
+def _answer(value: Any, status_code: int = 200) -> Response:
+    return JSON(jsonable(value), status_code=status_code)
+
+
+def api_error(exc: LitemlopsError) -> ApiError:
+    """The answer for a library error: unknown names 404, states 409, values 422."""
+    from litemlops.scheduler.scheduler import SchedulerStateError
+
+    if isinstance(exc, NotFoundError):
+        return ApiError(404, "not_found", str(exc))
+    if isinstance(exc, SchedulerStateError):
+        return ApiError(503, "unavailable", str(exc))
+    if isinstance(exc, RuntimeError):
+        return ApiError(409, "conflict", str(exc))
+    return ApiError(422, "invalid_request", str(exc))
+
+
+async def _call(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """`fn` on a worker thread, its library errors turned into answers."""
+    try:
+        return await run_in_threadpool(fn, *args, **kwargs)
+    except LitemlopsError as exc:
+        raise api_error(exc) from None
+
+
+async def _optional_json(request: Request, limit: int) -> Any:
+    """The body, or `{}` when the request has none (no Content-Length, no chunks)."""
+    headers = request.headers
+    if headers.get("content-length", "0") == "0" and "transfer-encoding" not in headers:
+        return {}
+    return await read_json(request, limit)
+
+
+def _limit(query: QueryParams, default: int) -> int:
+    text = query.get("limit")
+    if text is None:
+        return default
+    if not re.fullmatch(r"[0-9]{1,7}", text) or not 1 <= int(text) <= MAX_LIMIT:
+        raise ApiError(
+            422, "invalid_request", f"limit must be an integer from 1 to {MAX_LIMIT}, got {text!r}"
+        )
+    return int(text)
+
+
+def _version(text: str) -> int:
+    if not re.fullmatch(r"[0-9]{1,19}", text) or not 1 <= int(text) <= INT64_MAX:
+        raise ApiError(422, "invalid_request", f"version must be a positive integer, got {text!r}")
+    return int(text)
+
+
+def _duration(item: PipelineRun | TaskRun) -> float | None:
+    if item.started_at is None or item.ended_at is None:
+        return None
+    return (item.ended_at - item.started_at).total_seconds()
+
+
+# -- models -----------------------------------------------------------------------------------
+
+
+async def list_models(request: Request) -> Response:
+    return _answer(await _call(state_of(request).platform.registry.list_registered_models))
+
+
+async def get_model(request: Request) -> Response:
+    """The model with its aliases and versions (each version's lineage is on its own page)."""
+    registry = state_of(request).platform.registry
+    name = request.path_params["name"]
+
+    def read() -> dict[str, Any]:
+        model = registry.get_registered_model(name)
+        versions = [
+            {**{k: v for k, v in asdict(mv).items() if k != "lineage"}, "uri": mv.uri}
+            for mv in registry.list_versions(name)
+        ]
+        return {**asdict(model), "versions": versions}
+
+    return _answer(await _call(read))
+
+
+async def get_version(request: Request) -> Response:
+    registry = state_of(request).platform.registry
+    version = _version(request.path_params["version"])
+    found = await _call(registry.get_model_version, request.path_params["name"], version)
+    return _answer({**asdict(found), "uri": found.uri})
+
+
+def _alias_state(
+    state: ServerState, name: str, alias: str, version: int | None, *, moved: bool = True
+) -> dict[str, Any]:
+    """What the alias names and what the server answers `name@alias` with now.
+
+    `served_version` is None while the server has not loaded `name@alias` (it loads
+    the alias's version on first use). A version that failed to load leaves the
+    previous one serving: the answer says so rather than pretend.
+    """
+    uri = f"{name}@{alias}"
+
+    def served() -> int | None:
+        return next((m.version for m in state.models.loaded() if m.uri == uri), None)
+
+    # A few tries: a refresh returns at once while a background swap (begun by a
+    # request before the move) is still loading the version the alias named then.
+    for attempt in range(SWAP_TRIES if moved else 0):
+        if attempt:
+            time.sleep(0.1)
+        for form in (uri, f"models:/{uri}"):
+            state.models.refresh(form)  # loads and warms the new version, then swaps it in
+        if version is None or served() in (None, version):
+            break
+    now = served()
+    answer: dict[str, Any] = {
+        "name": name,
+        "alias": alias,
+        "version": version,
+        "served_version": now,
+    }
+    if moved and now is not None and now != version:
+        answer["warning"] = f"the server still answers {uri} with version {now}" + (
+            f"; version {version} failed to load or is still loading (see the server's log)"
+            if version is not None
+            else " until the alias is set again"
+        )
+    return answer
+
+
+async def get_alias(request: Request) -> Response:
+    state = state_of(request)
+    name, alias = request.path_params["name"], request.path_params["alias"]
+
+    def read() -> dict[str, Any]:
+        version = state.platform.registry.get_alias(name, alias).version
+        return _alias_state(state, name, alias, version, moved=False)
+
+    return _answer(await _call(read))
+
+
+async def set_alias(request: Request) -> Response:
+    require_token(request)
+    state = state_of(request)
+    body = parse(SetAliasBody, await read_json(request, state.max_body_bytes))
+    name, alias = request.path_params["name"], request.path_params["alias"]
+
+    def move() -> dict[str, Any]:
+        moved = state.platform.registry.set_alias(name, alias, body.version, reason=body.reason)
+        return _alias_state(state, name, alias, moved.version)
+
+    return _answer(await _call(move))
+
+
+async def delete_alias(request: Request) -> Response:
+    """Remove the alias; `?reason=` is kept in the alias history."""
+    require_token(request)
+    state = state_of(request)
+    name, alias = request.path_params["name"], request.path_params["alias"]
+    reason = request.query_params.get("reason", "")
+    if len(reason) > 1000:
+        raise ApiError(422, "invalid_request", "reason: at most 1000 characters")
+
+    def remove() -> dict[str, Any]:
+        state.platform.registry.delete_alias(name, alias, reason=reason)
+        return _alias_state(state, name, alias, None)
+
+    return _answer(await _call(remove))
+
+
+async def rollback(request: Request) -> Response:
+    require_token(request)
+    state = state_of(request)
+    body = parse(RollbackBody, await _optional_json(request, state.max_body_bytes))
+    name, alias = request.path_params["name"], request.path_params["alias"]
+
+    def back() -> dict[str, Any]:
+        moved = state.platform.registry.rollback(name, alias, reason=body.reason)
+        return _alias_state(state, name, alias, moved.version)
+
+    return _answer(await _call(back))
+
+
+async def alias_history(request: Request) -> Response:
+    registry = state_of(request).platform.registry
+    name, alias = request.path_params["name"], request.path_params["alias"]
+    return _answer(await _call(registry.alias_history, name, alias))
+
+
+# -- tracking runs ----------------------------------------------------------------------------
+
+
+async def list_runs(request: Request) -> Response:
+    """Runs by MLflow's filter and order_by syntax; `page_token` continues a listing."""
+    from litemlops.store.search import search_runs
+
+    query = request.query_params
+    experiments = [e for e in query.getlist("experiment") if e] or None
+    order_by = [o for o in query.getlist("order_by") if o] or None
+    page = await _call(
+        search_runs,
+        state_of(request).platform.tracker,
+        experiments,
+        query.get("filter", ""),
+        order_by,
+        _limit(query, 100),
+        query.get("page_token") or None,
+    )
+    return _answer(page)
+
+
+async def get_run(request: Request) -> Response:
+    """A run with its artifacts, logged models and inputs."""
+    tracker = state_of(request).platform.tracker
+    run_id = request.path_params["run_id"]
+
+    def read() -> dict[str, Any]:
+        info = tracker.get_run(run_id)
+        # The tracker has no listing of a run's logged models; the table is its own.
+        logged = tracker.db.read(
+            "SELECT name, sha256 FROM logged_models WHERE run_id = ? ORDER BY name", [run_id]
+        )
+        return {
+            **asdict(info),
+            "artifacts": tracker.artifact_list(run_id),
+            "models": [
+                {"name": m["name"], "sha256": m["sha256"], "uri": f"runs:/{run_id}/{m['name']}"}
+                for m in logged
+            ],
+            "inputs": tracker.run_inputs(run_id),
+        }
+
+    return _answer(await _call(read))
+
+
+# -- pipelines --------------------------------------------------------------------------------
+
+
+def describe_pipeline(pipeline: Pipeline) -> dict[str, Any]:
+    schedule = pipeline.schedule
+    return {
+        "name": pipeline.name,
+        "description": pipeline.description,
+        "tasks": [
+            {
+                "name": t.name,
+                "upstream": list(t.upstream),
+                "retries": t.retries,
+                "timeout": t.timeout,
+            }
+            for t in (pipeline.task(n) for n in pipeline.order)
+        ],
+        "params": dict(pipeline.params),
+        "schedule": schedule.total_seconds() if isinstance(schedule, timedelta) else schedule,
+        "on": list(pipeline.on),
+        "max_active_runs": pipeline.max_active_runs,
+        "on_busy": pipeline.on_busy,
+    }
+
+
+async def list_pipelines(request: Request) -> Response:
+    return _answer([describe_pipeline(p) for p in state_of(request).platform.catalog])
+
+
+async def list_pipeline_runs(request: Request) -> Response:
+    query = request.query_params
+    runner = state_of(request).platform.pipelines
+    found = await _call(
+        runner.list_runs,
+        pipeline=query.get("pipeline") or None,
+        state=query.get("state") or None,
+        limit=_limit(query, 50),
+    )
+    return _answer([{**asdict(r), "duration": _duration(r)} for r in found])
+
+
+async def get_pipeline_run(request: Request) -> Response:
+    """The run with every task attempt (tracebacks stay in `litemlops pipelines show`)."""
+    runner = state_of(request).platform.pipelines
+    run_id = request.path_params["run_id"]
+
+    def read() -> dict[str, Any]:
+        run = runner.get_run(run_id)
+        tasks = [
+            {**{k: v for k, v in asdict(a).items() if k != "traceback"}, "duration": _duration(a)}
+            for a in runner.task_runs(run_id)
+        ]
+        return {**asdict(run), "duration": _duration(run), "tasks": tasks}
+
+    return _answer(await _call(read))
+
+
+def _check_params(pipeline: Pipeline, params: dict[str, Any]) -> None:
+    """Refuse bad params now, as a 422, rather than in a run nobody waits for."""
+    unknown = sorted(set(params) - set(pipeline.params))
+    if unknown:
+        raise ApiError(
+            422,
+            "invalid_params",
+            f"pipeline {pipeline.name!r} has no params {unknown} "
+            f"(it takes {sorted(pipeline.params)})",
+        )
+    if pipeline.check is not None:
+        try:
+            pipeline.check({**pipeline.params, **params})
+        except (ValueError, TypeError) as exc:  # ValidationError is a ValueError
+            raise ApiError(422, "invalid_params", str(exc)) from None
+
+
+async def trigger_pipeline(request: Request) -> Response:
+    """Start a run and answer at once, with the run's id when it is recorded in time."""
+    require_token(request)
+    state = state_of(request)
+    body = parse(TriggerBody, await _optional_json(request, state.max_body_bytes))
+    name = request.path_params["name"]
+    platform = state.platform
+    try:
+        pipeline = platform.catalog.get(name)
+    except NotFoundError as exc:
+        raise ApiError(404, "not_found", str(exc)) from None
+    _check_params(pipeline, body.params)
+    # The runner makes the run id when it admits the run, on the scheduler's thread;
+    # this marker in the payload finds that run without waiting for it to end.
+    marker = uuid.uuid4().hex
+
+    def start() -> Future[PipelineRun]:
+        return platform.scheduler.trigger(
+            name, body.params, trigger="manual", payload={"via": "api", "request_id": marker}
+        )
+
+    future = await _call(start)
+    run_id, run_state = await _admitted(platform, name, marker, future)
+    return _answer(
+        {"accepted": True, "pipeline": name, "run_id": run_id, "state": run_state},
+        status_code=202,
+    )
+
+
+async def _admitted(
+    platform: Platform, name: str, marker: str, future: Future[PipelineRun]
+) -> tuple[str | None, str | None]:
+    """(run id, state) of the triggered run once recorded; (None, None) if not in time."""
+    runner = platform.pipelines
+    deadline = time.monotonic() + ADMIT_WAIT_SECONDS
+    while True:
+        if future.done():
+            exc = future.exception()
+            if isinstance(exc, LitemlopsError):
+                raise api_error(exc)
+            if exc is not None:
+                raise exc
+            run = future.result()
+            return run.run_id, run.state
+        recent = await _call(runner.list_runs, pipeline=name, limit=_RECENT_RUNS)
+        mine = [r for r in recent if r.payload.get("request_id") == marker]
+        if mine:
+            return mine[0].run_id, mine[0].state
+        if time.monotonic() >= deadline:
+            return None, None
+        await asyncio.sleep(0.01)
+
+
+# -- feature views ----------------------------------------------------------------------------
+
+
+async def list_features(request: Request) -> Response:
+    store = state_of(request).platform.features
+
+    def read() -> list[dict[str, Any]]:
+        return [store.describe(v.name) for v in store.list_feature_views()]
+
+    return _answer(await _call(read))
+
+
+async def get_feature_view(request: Request) -> Response:
+    store = state_of(request).platform.features
+    return _answer(await _call(store.describe, request.path_params["view"]))
+
+
+def admin_routes() -> list[BaseRoute]:
+    alias = "/api/models/{name}/aliases/{alias}"
+    return [
+        Route("/api/models", list_models, methods=["GET"]),
+        Route("/api/models/{name}", get_model, methods=["GET"]),
+        Route("/api/models/{name}/versions/{version}", get_version, methods=["GET"]),
+        Route(alias, get_alias, methods=["GET"]),
+        Route(alias, set_alias, methods=["PUT"]),
+        Route(alias, delete_alias, methods=["DELETE"]),
+        Route(f"{alias}/history", alias_history, methods=["GET"]),
+        Route(f"{alias}/rollback", rollback, methods=["POST"]),
+        Route("/api/runs", list_runs, methods=["GET"]),
+        Route("/api/runs/{run_id}", get_run, methods=["GET"]),
+        Route("/api/pipelines", list_pipelines, methods=["GET"]),
+        Route("/api/pipelines/runs", list_pipeline_runs, methods=["GET"]),
+        Route("/api/pipelines/runs/{run_id}", get_pipeline_run, methods=["GET"]),
+        Route("/api/pipelines/{name}/trigger", trigger_pipeline, methods=["POST"]),
+        Route("/api/features", list_features, methods=["GET"]),
+        Route("/api/features/{view}", get_feature_view, methods=["GET"]),
+    ]

@@ -1,0 +1,566 @@
+"""The Starlette app: online predictions from the in-process stores, push, feedback,
+health, readiness, metrics, and the admin API.
+
+`create_app(platform)` serves an already open platform (the main job, tests);
+`create_app(config=...)` opens the home in the app's lifespan and closes it after,
+so an embedding application can mount the app and let it manage its own state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any
+
+import structlog
+from pydantic import BaseModel, ConfigDict, Field, create_model
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from litemlops import events
+from litemlops.config import Config
+from litemlops.errors import LitemlopsError, NotFoundError, ValidationError
+from litemlops.server.http import JSON, ApiError, error_response, parse, read_json
+from litemlops.server.metrics import MetricsMiddleware, ServerMetrics
+from litemlops.server.models import ModelCache, ServingModel, matrix, normalise_uri
+from litemlops.server.security import ALT_HEADER, HEADER, admin_token, token_matches
+
+if TYPE_CHECKING:
+    from litemlops.platform import Platform
+
+log = structlog.get_logger("litemlops.server")
+
+INT64 = (-(2**63), 2**63 - 1)
+#: How long a stopping app waits for pipeline tasks in progress before leaving them.
+SHUTDOWN_GRACE_SECONDS = 10.0
+
+
+@dataclass
+class Service:
+    """A prediction service: score candidate entities with a model, answer the best one.
+
+    `/inference` is the one from config (`[server]` model, entity, features).
+    """
+
+    name: str
+    model: str
+    entity: str
+    features: list[str]
+
+
+@dataclass
+class ServerState:
+    platform: Platform
+    token: str
+    service: Service
+    models: ModelCache
+    metrics: ServerMetrics
+    max_body_bytes: int
+    max_items: int
+    inference_body: type[BaseModel] = field(init=False)
+    #: Why the service cannot answer (its features are missing), None when it can.
+    service_error: str | None = field(init=False, default=None)
+
+    @property
+    def config(self) -> Config:
+        return self.platform.config
+
+
+# -- bodies -----------------------------------------------------------------------------------
+
+# Strict: "0.5" and true are not numbers (an int still is).
+FiniteNumber = Annotated[float, Field(allow_inf_nan=False, strict=True)]
+
+
+def _inference_body(entity: str, key_type: type, max_items: int) -> type[BaseModel]:
+    item: Any = (
+        Annotated[int, Field(strict=True, ge=INT64[0], le=INT64[1])]
+        if key_type is int
+        else Annotated[str, Field(strict=True, min_length=1, max_length=200)]
+    )
+    fields: dict[str, Any] = {
+        "request_id": (Annotated[str, Field(strict=True, min_length=1, max_length=200)], ...),
+        f"{entity}s": (Annotated[list[item], Field(min_length=1, max_length=max_items)], ...),
+    }
+    return create_model("InferenceRequest", __config__=ConfigDict(extra="forbid"), **fields)
+
+
+class PredictBody(BaseModel):
+    """Entity rows (features looked up online) or feature rows, not both."""
+
+    model_config = ConfigDict(extra="forbid")
+    request_id: Annotated[str, Field(strict=True, min_length=1, max_length=200)] | None = None
+    entities: list[dict[str, Annotated[int, Field(strict=True)] | str]] | None = None
+    features: list[dict[str, FiniteNumber]] | None = None
+
+
+class FeedbackBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    request_id: Annotated[str, Field(strict=True, min_length=1, max_length=200)]
+    label: FiniteNumber
+
+
+class PushBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    rows: list[dict[str, Any]] = Field(min_length=1)
+    to: str = "online"
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def state_of(request: Request) -> ServerState:
+    return request.app.state.litemlops
+
+
+def require_token(request: Request) -> None:
+    state = state_of(request)
+    presented = request.headers.get(HEADER) or request.headers.get(ALT_HEADER)
+    if not token_matches(presented, state.token):
+        raise ApiError(
+            401,
+            "unauthorized",
+            "this endpoint changes state: send the admin token as 'Authorization: Bearer "
+            "<token>' (it is in <home>/token)",
+        )
+
+
+def _model(state: ServerState, uri: str) -> ServingModel:
+    try:
+        uri = normalise_uri(uri)
+        return state.models.get(uri)
+    except NotFoundError as exc:
+        served = uri == normalise_uri(state.service.model)
+        raise ApiError(
+            503 if served else 404,
+            "model_unavailable",
+            f"no model to serve for {uri!r}: {exc.args[0]}",
+        ) from None
+    except ValidationError as exc:
+        raise ApiError(422, "invalid_model", str(exc)) from None
+
+
+def _online_rows(
+    state: ServerState, model: ServingModel, refs: list[str], entity_rows: list[dict[str, Any]]
+) -> tuple[list[list[float]], dict[str, list[Any]], list[int]]:
+    """Feature rows in the model's input order; indexes of rows lacking a value."""
+    try:
+        response = state.platform.features.get_online_features(refs, entity_rows)
+    except LitemlopsError as exc:
+        raise ApiError(422, "invalid_request", str(exc)) from None
+    columns = response.to_dict()
+    names = [ref.split(":", 1)[1] for ref in refs]
+    missing = [n for n in model.inputs if n not in names]
+    if missing:
+        raise ApiError(
+            500,
+            "model_features_mismatch",
+            f"model {model.uri} needs {missing}, which features {refs} do not provide",
+        )
+    wanted = [columns[n] for n in model.inputs]
+    rows = [list(values) for values in zip(*wanted, strict=True)]
+    incomplete = [i for i, row in enumerate(rows) if any(v is None for v in row)]
+    return rows, columns, incomplete
+
+
+# -- endpoints --------------------------------------------------------------------------------
+
+
+async def inference(request: Request) -> Response:
+    """The course's contract: the best of the candidate entities, with every score."""
+    start = time.perf_counter()
+    state = state_of(request)
+    service = state.service
+    if state.service_error is not None:
+        resolve_service(state)
+        if state.service_error is not None:
+            raise ApiError(503, "not_ready", state.service_error)
+    body = parse(state.inference_body, await read_json(request, state.max_body_bytes))
+    ids = getattr(body, f"{service.entity}s")
+    if len(set(ids)) != len(ids):
+        seen: set[Any] = set()
+        repeated = sorted({i for i in ids if i in seen or seen.add(i)}, key=str)  # type: ignore[func-returns-value]
+        raise ApiError(422, "invalid_request", f"{service.entity}s repeats {repeated}")
+    model = _model(state, service.model)
+    request.scope["litemlops"].update(model=model.name, version=model.version)
+    rows, _, incomplete = _online_rows(
+        state, model, service.features, [{service.entity: i} for i in ids]
+    )
+    if incomplete:
+        unknown = [ids[i] for i in incomplete]
+        raise ApiError(
+            404,
+            "unknown_entities",
+            f"no current features for {service.entity} {unknown}: unknown, or their "
+            "features are older than the view's ttl",
+        )
+    scores = model.scores(matrix(rows)).tolist()
+    best = max(range(len(ids)), key=scores.__getitem__)
+    by_id = {str(i): s for i, s in zip(ids, scores, strict=True)}
+    answer = {
+        "request_id": body.request_id,  # type: ignore[attr-defined]
+        "prediction": ids[best],
+        "scores": by_id,
+        "model": model.name,
+        "version": model.version,
+    }
+    log.info(
+        events.PREDICTION_SERVED,
+        request_id=body.request_id,  # type: ignore[attr-defined]
+        service=service.name,
+        model=model.name,
+        version=model.version,
+        entities=ids,
+        features={
+            str(i): dict(zip(model.inputs, row, strict=True))
+            for i, row in zip(ids, rows, strict=True)
+        },
+        scores=by_id,
+        output=ids[best],
+        latency_ms=round((time.perf_counter() - start) * 1e3, 3),
+    )
+    return JSON(answer)
+
+
+async def predict(request: Request) -> Response:
+    """Scores for entity rows (features looked up online) or for feature rows."""
+    start = time.perf_counter()
+    state = state_of(request)
+    body = parse(PredictBody, await read_json(request, state.max_body_bytes))
+    given = [x for x in (body.entities, body.features) if x is not None]
+    if len(given) != 1:
+        raise ApiError(422, "invalid_request", "send either 'entities' or 'features', not both")
+    rows_in = given[0]
+    if not 1 <= len(rows_in) <= state.max_items:
+        raise ApiError(
+            422, "invalid_request", f"send between 1 and {state.max_items} rows, got {len(rows_in)}"
+        )
+    model = _model(state, request.path_params["model"])
+    request.scope["litemlops"].update(model=model.name, version=model.version)
+    if body.entities is not None:
+        if not model.feature_refs:
+            raise ApiError(
+                422,
+                "invalid_request",
+                f"model {model.uri} does not record which features it was trained on; "
+                "send 'features' rows instead",
+            )
+        rows, _, incomplete = _online_rows(state, model, list(model.feature_refs), body.entities)
+        if incomplete:
+            raise ApiError(
+                404,
+                "unknown_entities",
+                f"no current features for entities {[body.entities[i] for i in incomplete]}",
+            )
+    else:
+        absent = sorted({n for row in body.features or [] for n in model.inputs if n not in row})
+        if absent:
+            raise ApiError(
+                422,
+                "invalid_request",
+                f"feature rows lack {absent}; model {model.uri} takes {list(model.inputs)}",
+            )
+        rows = [[row[n] for n in model.inputs] for row in body.features or []]
+    predictions = model.scores(matrix(rows)).tolist()
+    log.info(
+        events.PREDICTION_SERVED,
+        request_id=body.request_id,
+        service="predict",
+        model=model.name,
+        version=model.version,
+        entities=body.entities or [],
+        features=[dict(zip(model.inputs, row, strict=True)) for row in rows],
+        scores=predictions,
+        output=predictions,
+        latency_ms=round((time.perf_counter() - start) * 1e3, 3),
+    )
+    return JSON({"model": model.name, "version": model.version, "predictions": predictions})
+
+
+async def push(request: Request) -> Response:
+    """Streaming ingestion: rows written now to the online store (or offline, or both)."""
+    require_token(request)
+    state = state_of(request)
+    body = parse(PushBody, await read_json(request, state.max_body_bytes))
+    if len(body.rows) > state.max_items:
+        raise ApiError(422, "invalid_request", f"at most {state.max_items} rows per push")
+    if body.to not in ("online", "offline", "both"):
+        raise ApiError(422, "invalid_request", "to must be 'online', 'offline' or 'both'")
+    _check_json_types(state, request.path_params["view"], body.rows)
+    try:
+        result = state.platform.features.push(
+            request.path_params["view"],
+            body.rows,
+            to=body.to,  # type: ignore[arg-type]
+        )
+    except NotFoundError as exc:
+        raise ApiError(404, "not_found", exc.args[0]) from None
+    except LitemlopsError as exc:
+        raise ApiError(422, "invalid_rows", str(exc)) from None
+    return JSON(
+        {
+            "view": result.view,
+            "rows": result.rows,
+            "to": result.to,
+            "online_written": result.online_written,
+            "stale_rows": result.stale_rows,
+            "late_rows": result.late_rows,
+        }
+    )
+
+
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "int32": (int,),
+    "int64": (int,),
+    "float32": (int, float),
+    "float64": (int, float),
+    "bool": (bool,),
+    "string": (str,),
+    "timestamp": (str,),
+}
+
+
+def _check_json_types(state: ServerState, view: str, rows: list[dict[str, Any]]) -> None:
+    """JSON values of the view's types: the store would also read "0.5" as a number
+    (it types CSV text that way), but in JSON a quoted number is a wrong type."""
+    try:
+        described = state.platform.features.describe(view)
+    except NotFoundError as exc:
+        raise ApiError(404, "not_found", exc.args[0]) from None
+    dtypes = {
+        **described["join_keys"],
+        **described["features"],
+        described["timestamp_field"]: "timestamp",
+    }
+    if described["created_timestamp_field"]:
+        dtypes[described["created_timestamp_field"]] = "timestamp"
+    for i, row in enumerate(rows):
+        for name, value in row.items():
+            dtype = dtypes.get(name)
+            if dtype is None or value is None:
+                continue  # unknown columns and nulls: the store says what is wrong
+            allowed = _JSON_TYPES[dtype]
+            if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):
+                raise ApiError(
+                    422,
+                    "invalid_rows",
+                    f"row {i}: {name} must be a JSON {_JSON_NAMES[dtype]} ({dtype}), "
+                    f"got {json.dumps(value)[:50]}",
+                )
+
+
+_JSON_NAMES = {
+    "int32": "integer",
+    "int64": "integer",
+    "float32": "number",
+    "float64": "number",
+    "bool": "true or false",
+    "string": "string",
+    "timestamp": "ISO-8601 time string",
+}
+
+
+async def feedback(request: Request) -> Response:
+    """A label for an earlier prediction, joined to it later by request_id."""
+    require_token(request)
+    state = state_of(request)
+    body = parse(FeedbackBody, await read_json(request, state.max_body_bytes))
+    log.info(events.FEEDBACK_RECEIVED, request_id=body.request_id, label=body.label)
+    return JSON({"accepted": True, "request_id": body.request_id}, status_code=202)
+
+
+async def health(request: Request) -> Response:
+    return JSON({"status": "ok"})
+
+
+async def ready(request: Request) -> Response:
+    """200 once the stores are open and the service's model is loaded and warmed."""
+    state = getattr(request.app.state, "litemlops", None)
+    if state is None:
+        return error_response(503, "not_ready", "starting: the stores are not open yet")
+    if state.service_error is not None:
+        resolve_service(state)
+        if state.service_error is not None:
+            return error_response(503, "not_ready", state.service_error)
+    try:
+        model = state.models.get(state.service.model)
+    except LitemlopsError as exc:
+        reason = f"no model to serve for {state.service.model!r}: {exc.args[0]}"
+        return error_response(503, "not_ready", reason)
+    return JSON({"ready": True, "model": model.name, "version": model.version})
+
+
+async def metrics(request: Request) -> Response:
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    return Response(
+        generate_latest(state_of(request).metrics.registry), media_type=CONTENT_TYPE_LATEST
+    )
+
+
+# -- the app ----------------------------------------------------------------------------------
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.code, exc.message)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    status = getattr(exc, "status_code", 500)
+    detail = getattr(exc, "detail", "") or "error"
+    code = {404: "not_found", 405: "method_not_allowed"}.get(status, "http_error")
+    return error_response(status, code, str(detail))
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.error(
+        events.REQUEST_FAILED,
+        path=request.url.path,
+        error=f"{type(exc).__name__}: {exc}",
+        exc_info=exc,
+    )
+    return error_response(500, "internal_error", "the server failed to answer; see its log")
+
+
+def _pipeline_counts(holder: dict[str, Platform]) -> Callable[[], Iterable[tuple[str, str, int]]]:
+    def counts() -> list[tuple[str, str, int]]:
+        platform = holder.get("platform")
+        if platform is None:
+            return []
+        rows = platform.tracker.db.read(
+            "SELECT pipeline, state, count(*) AS n FROM pipeline_runs GROUP BY pipeline, state"
+        )
+        return [(r["pipeline"], r["state"], int(r["n"])) for r in rows]
+
+    return counts
+
+
+def create_app(
+    platform: Platform | None = None,
+    *,
+    config: Config | None = None,
+    start_scheduler: bool = True,
+    service: Service | None = None,
+) -> Starlette:
+    """The app serving `platform`, or a platform it opens on `config` in its lifespan.
+
+    start_scheduler: start the home's scheduler with the app (one per home).
+    service: what `/inference` runs (default: `[server]` in config).
+    """
+    if (platform is None) == (config is None):
+        raise ValueError("create_app takes a platform or a config, not both")
+    holder: dict[str, Platform] = {}
+    # Made now: the middleware needs them before the lifespan opens the platform.
+    server_metrics = ServerMetrics(_pipeline_counts(holder))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        owned = platform is None
+        opened = platform
+        if opened is None:
+            from litemlops.platform import Platform
+
+            assert config is not None
+            opened = Platform(config)
+        try:
+            holder["platform"] = opened
+            state = _state(opened, service, server_metrics)
+            app.state.litemlops = state
+            if start_scheduler:
+                opened.scheduler.start()
+            with contextlib.suppress(LitemlopsError):  # /ready says why, until it loads
+                state.models.get(state.service.model)  # loaded and warmed before traffic
+            yield
+        finally:
+            idle = True
+            app.state.interrupted_runs = []
+            if start_scheduler and opened._scheduler is not None:
+                # Stop firing, stop runs at their next task, give the current task a
+                # grace period: a run writing to closed stores could crash the process.
+                opened.scheduler.shutdown(wait=False)
+                app.state.interrupted_runs = opened.pipelines.interrupt_running(
+                    "interrupted: the server stopped while it ran"
+                )
+                idle = opened.scheduler.wait_idle(SHUTDOWN_GRACE_SECONDS)
+            state_obj = getattr(app.state, "litemlops", None)
+            if state_obj is not None:
+                state_obj.models.close()
+            if owned and idle:
+                opened.close()
+            elif owned:
+                log.warning(
+                    events.STORES_LEFT_OPEN,
+                    reason=f"pipeline runs still inside a task after {SHUTDOWN_GRACE_SECONDS} s",
+                )
+
+    from litemlops.server.admin import admin_routes
+    from litemlops.server.openapi import openapi_route
+
+    routes = [
+        Route("/inference", inference, methods=["POST"]),
+        Route("/predict/{model:path}", predict, methods=["POST"]),
+        Route("/push/{view}", push, methods=["POST"]),
+        Route("/feedback", feedback, methods=["POST"]),
+        Route("/health", health, methods=["GET"]),
+        Route("/ready", ready, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        *admin_routes(),
+        openapi_route(),
+    ]
+    middleware = [Middleware(MetricsMiddleware, metrics=server_metrics)]
+    from starlette.exceptions import HTTPException
+
+    return Starlette(
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers={
+            ApiError: _api_error,
+            HTTPException: _http_error,
+            Exception: _unexpected,
+        },
+    )
+
+
+def _state(platform: Platform, service: Service | None, metrics: ServerMetrics) -> ServerState:
+    config = platform.config
+    server = config.server
+    token, _ = admin_token(config)
+    if service is None:
+        service = Service("inference", server.model, server.entity, server.feature_refs())
+    state = ServerState(
+        platform=platform,
+        token=token,
+        service=service,
+        models=ModelCache(platform.registry, refresh_seconds=server.alias_refresh_seconds),
+        metrics=metrics,
+        max_body_bytes=server.max_body_bytes,
+        max_items=server.max_items,
+    )
+    resolve_service(state)
+    return state
+
+
+def resolve_service(state: ServerState) -> None:
+    """Type the service's request body by its entity key; on a home that lacks its
+    features yet, remember why, so /ready and /inference answer 503 saying so."""
+    service = state.service
+    key_type: type = int
+    try:
+        keys = state.platform.features.join_keys(service.features)
+        if service.entity not in keys:
+            raise ValidationError(
+                f"features {service.features} are keyed by {sorted(keys)}, not {service.entity!r}"
+            )
+        key_type = int if keys[service.entity] in ("int32", "int64") else str
+        state.service_error = None
+    except LitemlopsError as exc:
+        state.service_error = f"service {service.name!r} cannot run: {exc.args[0]}"
+    state.inference_body = _inference_body(service.entity, key_type, state.max_items)

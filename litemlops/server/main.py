@@ -1,0 +1,128 @@
+"""Serving a home until told to stop: the second half of `litemlops run`.
+
+The socket is bound here, before uvicorn starts, so a busy port is a clear
+error and `--port 0` can print the port the system chose. uvicorn handles
+SIGINT and SIGTERM: it stops accepting, finishes requests in flight and runs
+the app's lifespan shutdown (scheduler stopped). Then pipeline runs this
+process still had running are marked interrupted, events are flushed, and
+the process exits 0 without waiting for those runs' threads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import structlog
+
+from litemlops import events
+from litemlops.errors import ConfigError
+from litemlops.server.security import admin_token, check_bind
+
+if TYPE_CHECKING:
+    from litemlops.platform import Platform
+
+log = structlog.get_logger("litemlops.server")
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
+            "pick another with --port (0 lets the system choose)"
+        ) from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(
+    platform: Platform,
+    host: str,
+    port: int,
+    *,
+    announce: Callable[[str], None] = print,
+) -> None:
+    """Serve until SIGINT/SIGTERM; `announce(url)` runs once the socket listens."""
+    import uvicorn
+
+    from litemlops.server.app import create_app
+
+    _, explicit = admin_token(platform.config)
+    check_bind(host, explicit)
+    sock = bind(host, port)
+    bound = sock.getsockname()[1]
+    url = f"http://{host if ':' not in host else f'[{host}]'}:{bound}"
+    app = create_app(platform, start_scheduler=True)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            lifespan="on",
+            log_config=None,  # uvicorn's records go to our handlers (the JSONL log)
+            access_log=False,  # every prediction is an event already
+            timeout_graceful_shutdown=10,
+        )
+    )
+    announce(url)
+    log.info(events.SERVER_STARTED, url=url, host=host, port=bound)
+    # Where this home is served, for commands refused by the home lock meanwhile.
+    address = platform.config.home / "server.json"
+    _write_atomic(address, json.dumps({"url": url, "pid": os.getpid()}))
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        # uvicorn raises the stop signal again once it has shut down gracefully;
+        # with the caller's handlers that arrives here: the normal way to stop.
+        pass
+    finally:
+        address.unlink(missing_ok=True)
+        sock.close()
+        interrupted = getattr(app.state, "interrupted_runs", [])
+        log.info(events.SERVER_STOPPED, interrupted_runs=interrupted)
+        if platform._scheduler is not None and not platform.scheduler.wait_idle(0):
+            # A task is still inside the stores past the grace period: closing them
+            # under it could crash; its run is marked interrupted, so leave now.
+            from litemlops.logsetup import shutdown_logging
+
+            shutdown_logging()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def served_at(home: Path) -> str | None:
+    """The URL a running `litemlops run` serves `home` at, if one does."""
+    try:
+        return str(json.loads((home / "server.json").read_text())["url"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def exit_now_if_threads_remain() -> None:
+    """Exit without joining pipeline threads still running (their runs are marked
+    interrupted): interpreter shutdown would otherwise wait for them."""
+    others = [
+        t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon
+    ]
+    if others:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)

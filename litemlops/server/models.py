@@ -1,0 +1,236 @@
+"""The models the server answers with, kept loaded, following their aliases live.
+
+`name@alias` is resolved again at most every `refresh_seconds`. When the alias
+names another version, that version is loaded and warmed on a thread of its
+own while the old one keeps answering; only then is it swapped in, so no
+request waits for a load or sees a half-loaded model. `refresh(uri)` does the
+same at once (the admin API calls it after moving an alias).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from litemlops import events
+from litemlops.errors import LitemlopsError, ValidationError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from litemlops.store.model_io import LoadedModel
+    from litemlops.store.registry import ModelRegistry
+
+log = structlog.get_logger("litemlops.server")
+
+# The server hands models a float array in their signature's column order, so the
+# names scikit-learn checks are already right; its warning would only cost time.
+warnings.filterwarnings("ignore", message="X does not have valid feature names")
+
+
+@dataclass(frozen=True)
+class ServingModel:
+    """One loaded version: what it needs as input and how to score rows fast."""
+
+    uri: str
+    name: str | None
+    version: int | None
+    loaded: LoadedModel
+    inputs: tuple[str, ...]
+    #: The feature references it was trained on (from its lineage), when known.
+    feature_refs: tuple[str, ...] | None
+
+    def scores(self, matrix: np.ndarray) -> np.ndarray:
+        """One score per row of `matrix` (columns in `inputs` order): the positive
+        class's probability for classifiers, else the prediction."""
+        import numpy as np
+
+        model = self.loaded.model
+        if callable(getattr(model, "predict_proba", None)):
+            proba = np.asarray(model.predict_proba(matrix))
+            return proba[:, -1] if proba.ndim == 2 else proba
+        return np.asarray(model.predict(matrix), dtype="float64")
+
+
+@dataclass
+class _Entry:
+    model: ServingModel
+    checked: float
+    loading: bool = False
+    #: Guards `loading`; a refresh waits on it for a swap already under way.
+    changed: threading.Condition = field(default_factory=threading.Condition)
+
+
+def normalise_uri(uri: str) -> str:
+    """`name` alone means `name@champion`; other URIs are the registry's."""
+    if not isinstance(uri, str) or not uri.strip():
+        raise ValidationError(f"model must be a name or URI like 'driver_ranker@champion': {uri!r}")
+    if "@" in uri or "/" in uri:
+        return uri
+    return f"{uri}@champion"
+
+
+class ModelCache:
+    """Loaded models by URI, thread-safe; aliases followed as described above."""
+
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        *,
+        refresh_seconds: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.registry = registry
+        self.refresh_seconds = refresh_seconds
+        self.clock = clock
+        self._entries: dict[str, _Entry] = {}
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+
+    def get(self, uri: str) -> ServingModel:
+        """The version `uri` names now (loaded on first use; then followed)."""
+        uri = normalise_uri(uri)
+        entry = self._entries.get(uri)
+        if entry is None:
+            return self._first_load(uri)
+        if "@" in uri and self.clock() - entry.checked >= self.refresh_seconds:
+            self._check(uri, entry, background=True)
+        return entry.model
+
+    def loaded(self) -> list[ServingModel]:
+        return [e.model for e in self._entries.values()]
+
+    def refresh(self, uri: str | None = None) -> None:
+        """Resolve aliases now and swap in what they name (loaded before the swap)."""
+        targets = [normalise_uri(uri)] if uri is not None else list(self._entries)
+        for target in targets:
+            entry = self._entries.get(target)
+            if entry is None:
+                continue
+            self._check(target, entry, background=False)
+
+    def close(self, timeout: float = 10.0) -> None:
+        for thread in list(self._threads):
+            thread.join(timeout)
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _first_load(self, uri: str) -> ServingModel:
+        with self._lock:
+            entry = self._entries.get(uri)
+            if entry is not None:
+                return entry.model
+            model = self._load(uri)
+            self._entries[uri] = _Entry(model=model, checked=self.clock())
+            return model
+
+    def _check(self, uri: str, entry: _Entry, *, background: bool) -> None:
+        """Move `entry` to what its alias names now; loads happen outside the entry's lock."""
+        with entry.changed:
+            while entry.loading:
+                if background:
+                    return  # a swap is under way; requests keep the current model
+                entry.changed.wait()  # a refresh ends on what the alias names now
+            entry.checked = self.clock()
+            name, alias = uri.removeprefix("models:/").split("@", 1)
+            try:
+                version = self.registry.get_alias(name, alias).version
+            except LitemlopsError as exc:
+                # The alias was deleted: keep serving what we have, and say so.
+                log.warning(
+                    events.MODEL_SWAPPED,
+                    uri=uri,
+                    from_version=entry.model.version,
+                    to_version=None,
+                    error=str(exc),
+                )
+                return
+            if version == entry.model.version:
+                return
+            entry.loading = True
+        if background:
+            thread = threading.Thread(
+                target=self._swap, args=(uri, entry, version), name="model-swap", daemon=True
+            )
+            self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+            thread.start()
+        else:
+            self._swap(uri, entry, version)
+
+    def _swap(self, uri: str, entry: _Entry, version: int) -> None:
+        try:
+            name = uri.removeprefix("models:/").split("@", 1)[0]
+            model = self._load(f"{name}/{version}", served_as=uri)
+            old = entry.model.version
+            entry.model = model  # one reference assignment: readers see old or new
+            log.info(events.MODEL_SWAPPED, uri=uri, from_version=old, to_version=version)
+        except Exception as exc:
+            log.error(
+                events.MODEL_SWAPPED,
+                uri=uri,
+                from_version=entry.model.version,
+                to_version=version,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+        finally:
+            with entry.changed:
+                entry.loading = False
+                entry.changed.notify_all()
+
+    def _load(self, uri: str, served_as: str | None = None) -> ServingModel:
+        start = time.perf_counter()
+        loaded = self.registry.load_model(uri)
+        meta = loaded.metadata
+        signature = loaded.signature
+        if signature is None:
+            raise ValidationError(
+                f"model {uri!r} has no signature; the server needs its input names "
+                "(log it with signature=infer_signature(X))"
+            )
+        refs = _feature_refs(self.registry, meta)
+        model = ServingModel(
+            uri=served_as or uri,
+            name=meta.get("name"),
+            version=meta.get("version"),
+            loaded=loaded,
+            inputs=tuple(signature.input_names),
+            feature_refs=refs,
+        )
+        _warm(model)
+        with structlog.contextvars.bound_contextvars(model=model.name, version=model.version):
+            log.info(
+                events.MODEL_LOADED,
+                uri=model.uri,
+                load_ms=round((time.perf_counter() - start) * 1e3, 3),
+            )
+        return model
+
+
+def _feature_refs(registry: ModelRegistry, meta: dict[str, Any]) -> tuple[str, ...] | None:
+    name, version = meta.get("name"), meta.get("version")
+    if name is None or version is None:
+        return None
+    lineage = registry.get_model_version(name, version).lineage
+    text = lineage.get("params", {}).get("features")
+    if not isinstance(text, str) or not text:
+        return None
+    return tuple(r.strip() for r in text.split(",") if r.strip())
+
+
+def _warm(model: ServingModel) -> None:
+    """Score one row so lazy set-up (imports, caches) happens before the first request."""
+    import numpy as np
+
+    model.scores(np.zeros((1, len(model.inputs)), dtype="float64"))
+
+
+def matrix(rows: Sequence[Sequence[float]]) -> np.ndarray:
+    import numpy as np
+
+    return np.asarray(rows, dtype="float64")

@@ -1,0 +1,503 @@
+"""GET /openapi.json: an OpenAPI 3.1 description of every endpoint, made from the live app.
+
+The document is built from the routes the app really has and the body models it
+really validates with (`/inference`'s body depends on config), so it cannot
+drift from the code: a route missing from `OPERATIONS` still appears, with its
+methods and path parameters, marked `x-undocumented` (the tests refuse that).
+Response shapes come from the library's dataclasses where the API returns them.
+"""
+
+from __future__ import annotations
+
+import typing
+from dataclasses import dataclass, fields
+from types import GenericAlias
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
+from starlette.convertors import FloatConvertor, IntegerConvertor
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from litemlops.scheduler.runner import PipelineRun, TaskRun
+from litemlops.server.admin import RollbackBody, SetAliasBody, TriggerBody
+from litemlops.server.app import FeedbackBody, PredictBody, PushBody, state_of
+from litemlops.server.http import JSON
+from litemlops.store.registry import AliasChange, ModelVersion, RegisteredModel
+from litemlops.store.results import PushResult
+from litemlops.store.search import RunsPage
+from litemlops.store.tracking_types import RunInfo
+
+REF = "#/components/schemas/{model}"
+SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"tokenHeader": []}]
+STATUS_TEXT = {
+    200: "OK",
+    202: "Accepted: the work goes on after the answer",
+    400: "Malformed JSON or an empty body",
+    401: "The admin token is missing or wrong",
+    404: "Not found",
+    409: "The request conflicts with the current state",
+    413: "The body is larger than the server accepts",
+    422: "A value is of the wrong type, out of range, or otherwise refused",
+    503: "Not available now",
+}
+
+# -- response shapes --------------------------------------------------------------------------
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable, for programs: e.g. not_found, invalid_request")
+    message: str = Field(description="For people: what was wrong and what to do")
+
+
+class ErrorBody(BaseModel):
+    """Every answer other than success."""
+
+    error: ErrorDetail
+
+
+def _like(source: type, name: str, *, drop: tuple[str, ...] = (), **extra: Any) -> type[BaseModel]:
+    """A response model with a dataclass's fields (less `drop`) and `extra` ones, so the
+    document follows the dataclass the endpoint turns into JSON."""
+    hints = typing.get_type_hints(source)
+    kept: dict[str, Any] = {f.name: (hints[f.name], ...) for f in fields(source)}
+    for key in drop:
+        kept.pop(key)
+    return create_model(name, __doc__=source.__doc__, **kept, **extra)
+
+
+def _many(model: type[BaseModel]) -> Any:
+    """`list[model]` for a model made at run time (type checkers see only a variable)."""
+    return GenericAlias(list, (model,))
+
+
+class InferenceAnswer(BaseModel):
+    request_id: str
+    prediction: int | str = Field(description="The best-scored candidate")
+    scores: dict[str, float] = Field(description="Every candidate's score, by its key")
+    model: str | None
+    version: int | None
+
+
+class PredictAnswer(BaseModel):
+    model: str | None
+    version: int | None
+    predictions: list[float]
+
+
+class FeedbackAnswer(BaseModel):
+    accepted: bool
+    request_id: str
+
+
+class HealthAnswer(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadyAnswer(BaseModel):
+    ready: bool
+    model: str | None
+    version: int | None
+
+
+class AliasState(BaseModel):
+    """Where the alias points and which version the server answers `name@alias` with."""
+
+    name: str
+    alias: str
+    version: int | None = Field(description="The version the alias names (null: deleted)")
+    served_version: int | None = Field(
+        description="What the server answers with now; null until it first serves name@alias"
+    )
+    warning: str | None = Field(None, description="Set when the two differ after a change")
+
+
+VersionSummary = _like(ModelVersion, "VersionSummary", drop=("lineage",), uri=(str, ...))
+ModelDetail = _like(RegisteredModel, "ModelDetail", versions=(_many(VersionSummary), ...))
+VersionDetail = _like(ModelVersion, "VersionDetail", uri=(str, ...))
+
+
+class ArtifactInfo(BaseModel):
+    path: str
+    sha256: str
+    size: int
+
+
+class LoggedModel(BaseModel):
+    name: str
+    sha256: str
+    uri: str
+
+
+RunDetail = _like(
+    RunInfo,
+    "RunDetail",
+    artifacts=(list[ArtifactInfo], ...),
+    models=(list[LoggedModel], ...),
+    inputs=(list[dict[str, Any]], ...),
+)
+
+
+class TaskInfo(BaseModel):
+    name: str
+    upstream: list[str]
+    retries: int
+    timeout: float | None
+
+
+class PipelineInfo(BaseModel):
+    name: str
+    description: str
+    tasks: list[TaskInfo] = Field(description="In run order")
+    params: dict[str, Any] = Field(description="Defaults; a trigger may override them")
+    schedule: str | float | None = Field(description="A cron line (UTC) or seconds; null: none")
+    on: list[str] = Field(description="Event topics that start a run")
+    max_active_runs: int
+    on_busy: str
+
+
+Seconds = (float | None, Field(description="Seconds from start to end; null until it ended"))
+PipelineRunSummary = _like(PipelineRun, "PipelineRunSummary", duration=Seconds)
+TaskAttempt = _like(TaskRun, "TaskAttempt", drop=("traceback",), duration=Seconds)
+PipelineRunDetail = _like(
+    PipelineRun, "PipelineRunDetail", duration=Seconds, tasks=(_many(TaskAttempt), ...)
+)
+
+
+class TriggerAnswer(BaseModel):
+    accepted: bool
+    pipeline: str
+    run_id: str | None = Field(description="Null when the run was not recorded in time")
+    state: str | None = Field(description="The run's state when answered")
+
+
+class FeatureViewInfo(BaseModel):
+    """A feature view's definition, sizes and freshness."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+    version: int
+    generation: int
+    entities: list[str]
+    join_keys: dict[str, str]
+    features: dict[str, str]
+    ttl_seconds: float | None
+    timestamp_field: str
+    created_timestamp_field: str | None
+    online: bool
+    description: str
+    tags: dict[str, str]
+    owner: str
+    offline_rows: int
+    event_time_min: str | None
+    event_time_max: str | None
+    batches: int
+    last_write: str | None
+    materialized_until: str | None
+    materialized_at: str | None
+    online_entities: int
+    online_newest_event: str | None
+    online_oldest_event: str | None
+    online_staleness_seconds: float | None
+
+
+# -- what each endpoint takes and answers ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Query:
+    name: str
+    schema: dict[str, Any]
+    description: str
+    repeatable: bool = False
+
+
+@dataclass(frozen=True)
+class Op:
+    """One operation: `body` is a model (or "inference": the app's own), `ok` the answer."""
+
+    summary: str
+    ok: Any
+    errors: tuple[int, ...] = ()
+    status: int = 200
+    body: Any = None
+    body_optional: bool = False
+    secured: bool = False
+    query: tuple[Query, ...] = ()
+    media_type: str = "application/json"
+    params: tuple[tuple[str, dict[str, Any]], ...] = ()
+
+
+BODY_ERRORS = (400, 413, 422)
+TEXT = {"type": "string"}
+LIMIT = {"type": "integer", "minimum": 1, "maximum": 1000}
+VERSION = {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}
+PARAMS = {
+    "model": "A model name (its champion), name@alias, or name/version",
+    "view": "A feature view name",
+    "name": "A registered model or pipeline name",
+    "alias": "An alias such as champion or challenger",
+    "version": "A version number of the model",
+    "run_id": "A run id",
+}
+
+OPERATIONS: dict[tuple[str, str], Op] = {
+    ("POST", "/inference"): Op(
+        "Score candidate entities and answer the best one",
+        InferenceAnswer,
+        errors=(*BODY_ERRORS, 404, 503),
+        body="inference",
+    ),
+    ("POST", "/predict/{model}"): Op(
+        "Scores for entity rows (features looked up online) or feature rows",
+        PredictAnswer,
+        errors=(*BODY_ERRORS, 404, 503),
+        body=PredictBody,
+    ),
+    ("POST", "/push/{view}"): Op(
+        "Write rows to a feature view now (streaming ingestion)",
+        PushResult,
+        errors=(*BODY_ERRORS, 401, 404),
+        body=PushBody,
+        secured=True,
+    ),
+    ("POST", "/feedback"): Op(
+        "A label for an earlier prediction, by its request_id",
+        FeedbackAnswer,
+        status=202,
+        errors=(*BODY_ERRORS, 401),
+        body=FeedbackBody,
+        secured=True,
+    ),
+    ("GET", "/health"): Op("The process answers", HealthAnswer),
+    ("GET", "/ready"): Op("Stores open and the service's model loaded", ReadyAnswer, errors=(503,)),
+    ("GET", "/metrics"): Op("Prometheus metrics", str, media_type="text/plain"),
+    ("GET", "/openapi.json"): Op("This document", dict[str, Any]),
+    ("GET", "/api/models"): Op("Registered models", list[RegisteredModel]),
+    ("GET", "/api/models/{name}"): Op("A model with its aliases and versions", ModelDetail, (404,)),
+    ("GET", "/api/models/{name}/versions/{version}"): Op(
+        "A model version with its lineage",
+        VersionDetail,
+        (404, 422),
+        params=(("version", VERSION),),
+    ),
+    ("GET", "/api/models/{name}/aliases/{alias}"): Op(
+        "The version an alias names and the one served", AliasState, (404,)
+    ),
+    ("PUT", "/api/models/{name}/aliases/{alias}"): Op(
+        "Point an alias at a version; the server serves it before answering",
+        AliasState,
+        errors=(*BODY_ERRORS, 401, 404),
+        body=SetAliasBody,
+        secured=True,
+    ),
+    ("DELETE", "/api/models/{name}/aliases/{alias}"): Op(
+        "Remove an alias",
+        AliasState,
+        errors=(401, 404, 422),
+        secured=True,
+        query=(Query("reason", TEXT, "Why (kept in the alias history)"),),
+    ),
+    ("GET", "/api/models/{name}/aliases/{alias}/history"): Op(
+        "Every move of an alias, oldest first", list[AliasChange], (404,)
+    ),
+    ("POST", "/api/models/{name}/aliases/{alias}/rollback"): Op(
+        "Point an alias back at the version it held before",
+        AliasState,
+        errors=(*BODY_ERRORS, 401, 404, 409),
+        body=RollbackBody,
+        body_optional=True,
+        secured=True,
+    ),
+    ("GET", "/api/runs"): Op(
+        "Search tracking runs (MLflow filter and order_by syntax)",
+        RunsPage,
+        errors=(404, 422),
+        query=(
+            Query("experiment", TEXT, "Only runs of this experiment", repeatable=True),
+            Query("filter", TEXT, "e.g. metrics.auc > 0.8 and params.model = 'lr'"),
+            Query("order_by", TEXT, "e.g. metrics.auc DESC", repeatable=True),
+            Query("limit", LIMIT, "At most this many runs (default 100)"),
+            Query("page_token", TEXT, "next_page_token of the previous page"),
+        ),
+    ),
+    ("GET", "/api/runs/{run_id}"): Op(
+        "A tracking run with its artifacts, models and inputs", RunDetail, (404,)
+    ),
+    ("GET", "/api/pipelines"): Op("The pipelines this home knows", list[PipelineInfo]),
+    ("GET", "/api/pipelines/runs"): Op(
+        "Pipeline runs, newest first",
+        _many(PipelineRunSummary),
+        errors=(422,),
+        query=(
+            Query("pipeline", TEXT, "Only runs of this pipeline"),
+            Query(
+                "state",
+                {"enum": ["queued", "running", "success", "failed", "skipped"]},
+                "Only runs in this state",
+            ),
+            Query("limit", LIMIT, "At most this many runs (default 50)"),
+        ),
+    ),
+    ("GET", "/api/pipelines/runs/{run_id}"): Op(
+        "A pipeline run with every task attempt", PipelineRunDetail, (404,)
+    ),
+    ("POST", "/api/pipelines/{name}/trigger"): Op(
+        "Start a pipeline run now; answers before the run ends",
+        TriggerAnswer,
+        status=202,
+        errors=(*BODY_ERRORS, 401, 404, 503),
+        body=TriggerBody,
+        body_optional=True,
+        secured=True,
+    ),
+    ("GET", "/api/features"): Op("Feature views", list[FeatureViewInfo]),
+    ("GET", "/api/features/{view}"): Op("A feature view", FeatureViewInfo, (404,)),
+}
+
+
+# -- the document -----------------------------------------------------------------------------
+
+
+def _endpoints(routes: list[BaseRoute], prefix: str = "") -> list[tuple[str, str, Route]]:
+    """(method, OpenAPI path, route) for every HTTP route, mounted ones included."""
+    found = []
+    for route in routes:
+        if isinstance(route, Mount):
+            found += _endpoints(route.routes, prefix + route.path)
+        elif isinstance(route, Route):
+            for method in sorted(route.methods or ()):
+                if method != "HEAD":  # Starlette adds it to every GET
+                    found.append((method, prefix + route.path_format, route))
+    return found
+
+
+def _path_params(route: Route, op: Op | None) -> list[dict[str, Any]]:
+    given = dict(op.params) if op else {}
+    params = []
+    for name, convertor in route.param_convertors.items():
+        schema: dict[str, Any] = {"type": "string"}
+        if isinstance(convertor, IntegerConvertor):
+            schema = {"type": "integer", "minimum": 0}
+        elif isinstance(convertor, FloatConvertor):
+            schema = {"type": "number", "minimum": 0}
+        param = {"name": name, "in": "path", "required": True, "schema": given.get(name, schema)}
+        if name in PARAMS:
+            param["description"] = PARAMS[name]
+        params.append(param)
+    return params
+
+
+def _json_content(schema: dict[str, Any], media_type: str = "application/json") -> dict[str, Any]:
+    return {media_type: {"schema": schema}}
+
+
+def build_document(routes: list[BaseRoute], inference_body: type[BaseModel]) -> dict[str, Any]:
+    """The OpenAPI 3.1 document for `routes`; `/inference` takes `inference_body`."""
+    from litemlops import __version__
+
+    endpoints = _endpoints(routes)
+    ops = {(method, path): OPERATIONS.get((method, path)) for method, path, _ in endpoints}
+    inputs: list[tuple[Any, Literal["validation", "serialization"], TypeAdapter[Any]]] = [
+        ("error", "serialization", TypeAdapter(ErrorBody))
+    ]
+    for key, op in ops.items():
+        if op is None:
+            continue
+        inputs.append((("ok", *key), "serialization", TypeAdapter(op.ok)))
+        if op.body is not None:
+            body = inference_body if op.body == "inference" else op.body
+            inputs.append((("body", *key), "validation", TypeAdapter(body)))
+    schemas, defs = TypeAdapter.json_schemas(inputs, ref_template=REF)
+    error = schemas[("error", "serialization")]
+    paths: dict[str, dict[str, Any]] = {}
+    for method, path, route in endpoints:
+        op = ops[(method, path)]
+        item: dict[str, Any] = {"operationId": f"{method.lower()}_{_slug(path)}"}
+        params = _path_params(route, op)
+        if op is None:
+            item["x-undocumented"] = True
+            item["responses"] = {"default": {"description": "Undocumented"}}
+        else:
+            item["summary"] = op.summary
+            params += [_query(q) for q in op.query]
+            if op.body is not None:
+                item["requestBody"] = {
+                    "required": not op.body_optional,
+                    "content": _json_content(schemas[(("body", method, path), "validation")]),
+                }
+            ok = schemas[(("ok", method, path), "serialization")]
+            item["responses"] = {
+                str(op.status): {
+                    "description": STATUS_TEXT[op.status],
+                    "content": _json_content(ok, op.media_type),
+                },
+                **{
+                    str(code): {"description": STATUS_TEXT[code], "content": _json_content(error)}
+                    for code in sorted(op.errors)
+                },
+            }
+            if op.secured:
+                item["security"] = SECURITY
+        if params:
+            item["parameters"] = params
+        paths.setdefault(path, {})[method.lower()] = item
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "litemlops",
+            "version": __version__,
+            "description": "Online predictions, streaming ingestion and the admin API of one "
+            'litemlops home. Errors are {"error": {"code", "message"}}.',
+        },
+        "paths": paths,
+        "components": {
+            "schemas": defs.get("$defs", {}),
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "The admin token, from <home>/token or server.token",
+                },
+                "tokenHeader": {"type": "apiKey", "in": "header", "name": "X-Litemlops-Token"},
+            },
+        },
+    }
+
+
+def _query(q: Query) -> dict[str, Any]:
+    schema = {"type": "array", "items": q.schema} if q.repeatable else q.schema
+    param: dict[str, Any] = {
+        "name": q.name,
+        "in": "query",
+        "required": False,
+        "description": q.description,
+        "schema": schema,
+    }
+    if q.repeatable:
+        param.update(style="form", explode=True)
+    return param
+
+
+def _slug(path: str) -> str:
+    cleaned = "".join(c if c.isalnum() else "_" for c in path.replace("{", "by_"))
+    return "_".join(part for part in cleaned.split("_") if part) or "root"
+
+
+async def _openapi(request: Request) -> Response:
+    """The document of this app, made once per app state (routes and bodies are fixed)."""
+    state = state_of(request)
+    cached = getattr(request.app.state, "openapi_document", None)
+    if cached is None or cached[0] is not state:
+        document = build_document(request.app.routes, state.inference_body)
+        root = request.scope.get("root_path") or ""
+        if root:
+            document["servers"] = [{"url": root}]
+        cached = (state, document)
+        request.app.state.openapi_document = cached
+    return JSON(cached[1])
+
+
+def openapi_route() -> Route:
+    return Route("/openapi.json", _openapi, methods=["GET"])

@@ -1,0 +1,361 @@
+"""GET /openapi.json: every route of the app, its bodies, answers, errors and security."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from starlette.responses import PlainTextResponse
+from starlette.routing import Mount, Route
+from starlette.testclient import TestClient
+
+from litemlops.bootstrap import bootstrap
+from litemlops.config import Config
+from litemlops.platform import Platform
+from litemlops.server import create_app
+from litemlops.server.openapi import build_document
+from litemlops.testing import FixedClock
+
+MODEL = "driver_ranker"
+DEMO = {"demo.drivers": 5, "demo.hours": 48, "demo.labels": 400, "logging.console": False}
+#: Endpoints anyone may call: reads and predictions. Every other one needs the token.
+OPEN_WRITES = {("post", "/inference"), ("post", "/predict/{model}")}
+HTTP_METHODS = {"get", "put", "post", "delete", "patch", "options", "head", "trace"}
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    home = tmp_path_factory.mktemp("openapi") / "home"
+    config = Config.load(home, env={}, overrides={**DEMO, "server.max_items": 50})
+    with Platform(config, clock=FixedClock()) as opened:
+        assert bootstrap(opened).no_champion is None
+        yield opened
+
+
+@pytest.fixture(scope="module")
+def client(platform: Platform) -> Iterator[TestClient]:
+    with TestClient(create_app(platform, start_scheduler=False)) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+def auth(client: TestClient, platform: Platform) -> dict[str, str]:
+    return {"Authorization": f"Bearer {platform.config.token_path.read_text().strip()}"}
+
+
+@pytest.fixture(scope="module")
+def document(client: TestClient) -> dict[str, Any]:
+    response = client.get("/openapi.json")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/json")
+    return dict(json.loads(response.text))
+
+
+def operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, item in document["paths"].items():
+        for method, op in item.items():
+            if method in HTTP_METHODS:
+                yield method, path, op
+
+
+def app_endpoints(routes: list[Any], prefix: str = "") -> set[tuple[str, str]]:
+    found = set()
+    for route in routes:
+        if isinstance(route, Mount):
+            found |= app_endpoints(route.routes, prefix + route.path)
+        elif isinstance(route, Route):
+            found |= {
+                (m.lower(), prefix + route.path_format) for m in route.methods or () if m != "HEAD"
+            }
+    return found
+
+
+def resolve(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        name = schema["$ref"].removeprefix("#/components/schemas/")
+        schema = document["components"]["schemas"][name]
+    return schema
+
+
+def conforms(document: dict[str, Any], schema: dict[str, Any], value: Any, where: str) -> None:
+    """Asserts `value` matches `schema`, and has no property the schema does not name
+    (unless it allows more): enough JSON Schema for what pydantic writes."""
+    schema = resolve(document, schema)
+    if "anyOf" in schema:
+        failures = []
+        for option in schema["anyOf"]:
+            try:
+                conforms(document, option, value, where)
+                return
+            except AssertionError as exc:
+                failures.append(str(exc))
+        raise AssertionError(f"{where}: {value!r} matches no option: {failures}")
+    if "const" in schema:
+        assert value == schema["const"], where
+    if "enum" in schema:
+        assert value in schema["enum"], where
+    kind = schema.get("type")
+    checks = {
+        "string": lambda v: isinstance(v, str),
+        "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+        "boolean": lambda v: isinstance(v, bool),
+        "null": lambda v: v is None,
+        "array": lambda v: isinstance(v, list),
+        "object": lambda v: isinstance(v, dict),
+    }
+    if kind is not None:
+        assert checks[kind](value), f"{where}: {value!r} is not {kind}"
+    if kind == "array":
+        for i, item in enumerate(value):
+            conforms(document, schema.get("items", {}), item, f"{where}[{i}]")
+    if kind == "object":
+        properties = schema.get("properties", {})
+        for key in schema.get("required", []):
+            assert key in value, f"{where}: lacks {key!r}"
+        extra = schema.get("additionalProperties", not properties)
+        for key, item in value.items():
+            if key in properties:
+                conforms(document, properties[key], item, f"{where}.{key}")
+            elif isinstance(extra, dict):
+                conforms(document, extra, item, f"{where}.{key}")
+            else:
+                assert extra is True, f"{where}: {key!r} is not in the document"
+
+
+# -- the document itself ----------------------------------------------------------------------
+
+
+def test_the_document_is_openapi_3_1_with_info_and_components(document):
+    assert document["openapi"] == "3.1.0"
+    assert document["info"]["title"] == "litemlops" and document["info"]["version"]
+    assert {"ErrorBody", "InferenceRequest", "SetAliasBody", "TriggerBody"} <= set(
+        document["components"]["schemas"]
+    )
+
+
+def test_every_route_of_the_app_is_in_the_document_and_described(client, document):
+    endpoints = app_endpoints(client.app.routes)  # type: ignore[attr-defined]
+    documented = {(method, path) for method, path, _ in operations(document)}
+
+    assert endpoints <= documented, f"missing from the document: {endpoints - documented}"
+    assert documented == endpoints
+    undescribed = [(m, p) for m, p, op in operations(document) if "summary" not in op]
+    assert not undescribed, "add these to litemlops.server.openapi.OPERATIONS"
+    ids = [op["operationId"] for _, _, op in operations(document)]
+    assert len(ids) == len(set(ids))
+
+
+def test_the_endpoints_the_issue_names_are_there(document):
+    paths = document["paths"]
+
+    for path, method in [
+        ("/inference", "post"),
+        ("/predict/{model}", "post"),
+        ("/push/{view}", "post"),
+        ("/feedback", "post"),
+        ("/health", "get"),
+        ("/ready", "get"),
+        ("/metrics", "get"),
+        ("/openapi.json", "get"),
+        ("/api/models", "get"),
+        ("/api/models/{name}/aliases/{alias}", "put"),
+        ("/api/models/{name}/aliases/{alias}/rollback", "post"),
+        ("/api/runs", "get"),
+        ("/api/pipelines/{name}/trigger", "post"),
+        ("/api/features", "get"),
+    ]:
+        assert method in paths[path], (method, path)
+
+
+def test_a_route_added_later_shows_up_marked_undocumented(client):
+    async def extra(request: Any) -> PlainTextResponse:
+        return PlainTextResponse("")
+
+    routes = [*client.app.routes, Route("/api/later/{thing:int}", extra, methods=["PATCH"])]  # type: ignore[attr-defined]
+    state = client.app.state.litemlops  # type: ignore[attr-defined]
+
+    document = build_document(routes, state.inference_body)
+
+    op = document["paths"]["/api/later/{thing}"]["patch"]
+    assert op["x-undocumented"] is True and "summary" not in op
+    assert op["parameters"] == [
+        {
+            "name": "thing",
+            "in": "path",
+            "required": True,
+            "schema": {"type": "integer", "minimum": 0},
+        }
+    ]
+
+
+def test_every_ref_resolves_and_no_defs_are_left_inline(document):
+    schemas = document["components"]["schemas"]
+    text = json.dumps(document)
+
+    assert "$defs" not in text
+    refs = set(re.findall(r'"\$ref": "([^"]+)"', text))
+    assert refs
+    for ref in refs:
+        assert ref.startswith("#/components/schemas/"), ref
+        assert ref.removeprefix("#/components/schemas/") in schemas, ref
+
+
+def test_path_parameters_match_each_path_template(document):
+    for method, path, op in operations(document):
+        in_path = set(re.findall(r"{([^}]+)}", path))
+        declared = [p for p in op.get("parameters", []) if p["in"] == "path"]
+        assert {p["name"] for p in declared} == in_path, (method, path)
+        assert all(p["required"] is True for p in declared)
+
+
+def test_query_parameters_are_described(document):
+    runs = document["paths"]["/api/runs"]["get"]["parameters"]
+    by_name = {p["name"]: p for p in runs}
+
+    assert set(by_name) == {"experiment", "filter", "order_by", "limit", "page_token"}
+    assert by_name["limit"]["schema"]["type"] == "integer"
+    assert by_name["experiment"]["schema"]["type"] == "array"
+    states = document["paths"]["/api/pipelines/runs"]["get"]["parameters"]
+    assert {p["name"] for p in states} == {"pipeline", "state", "limit"}
+
+
+def test_mutating_endpoints_carry_the_bearer_scheme_and_401(document):
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["bearerAuth"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": schemes["bearerAuth"]["description"],
+    }
+
+    for method, path, op in operations(document):
+        secured = method != "get" and (method, path) not in OPEN_WRITES
+        assert ("security" in op) == secured, (method, path)
+        assert ("401" in op["responses"]) == secured, (method, path)
+        if secured:
+            assert {"bearerAuth": []} in op["security"]
+
+
+def test_every_answer_is_described_with_its_statuses_and_the_error_body(document):
+    statuses = {(method, path): set(op["responses"]) for method, path, op in operations(document)}
+    error = {"$ref": "#/components/schemas/ErrorBody"}
+
+    assert statuses[("post", "/inference")] == {"200", "400", "404", "413", "422", "503"}
+    assert statuses[("post", "/feedback")] == {"202", "400", "401", "413", "422"}
+    assert statuses[("post", "/api/pipelines/{name}/trigger")] >= {"202", "401", "404", "422"}
+    assert statuses[("get", "/ready")] == {"200", "503"}
+    assert statuses[("put", "/api/models/{name}/aliases/{alias}")] == {
+        "200",
+        "400",
+        "401",
+        "404",
+        "413",
+        "422",
+    }
+    for _, _, op in operations(document):
+        for status, response in op["responses"].items():
+            assert response["description"]
+            if status.startswith(("4", "5")):
+                assert response["content"]["application/json"]["schema"] == error
+    body = document["components"]["schemas"]["ErrorBody"]
+    assert body["required"] == ["error"]
+    assert set(resolve(document, body["properties"]["error"])["required"]) == {"code", "message"}
+    metrics = document["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
+    assert set(metrics) == {"text/plain"}
+
+
+def test_request_bodies_are_the_models_the_app_validates_with(document):
+    schemas = document["components"]["schemas"]
+
+    inference = schemas["InferenceRequest"]
+    assert set(inference["required"]) == {"request_id", "driver_ids"}
+    assert inference["properties"]["driver_ids"]["maxItems"] == 50  # server.max_items
+    assert inference["properties"]["driver_ids"]["items"]["type"] == "integer"
+    assert inference["additionalProperties"] is False
+    assert schemas["SetAliasBody"]["required"] == ["version"]
+    trigger = document["paths"]["/api/pipelines/{name}/trigger"]["post"]["requestBody"]
+    assert trigger["required"] is False
+    put = document["paths"]["/api/models/{name}/aliases/{alias}"]["put"]["requestBody"]
+    assert put["required"] is True
+    assert put["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/SetAliasBody"
+    }
+    assert "requestBody" not in document["paths"]["/api/models"]["get"]
+
+
+def test_the_document_is_made_once_per_app(client, document):
+    assert client.get("/openapi.json").json() == document
+
+
+# -- the document against real answers --------------------------------------------------------
+
+
+def answer_schema(document: dict[str, Any], method: str, path: str, status: int) -> dict[str, Any]:
+    response = document["paths"][path][method]["responses"][str(status)]
+    return dict(response["content"]["application/json"]["schema"])
+
+
+def test_every_read_answers_as_documented(client, document):
+    run_id = client.get("/api/runs", params={"limit": 1}).json()["runs"][0]["run_id"]
+    pipeline_run = client.get("/api/pipelines/runs", params={"limit": 1}).json()[0]["run_id"]
+    concrete = {
+        "/api/models/{name}": f"/api/models/{MODEL}",
+        "/api/models/{name}/versions/{version}": f"/api/models/{MODEL}/versions/1",
+        "/api/models/{name}/aliases/{alias}": f"/api/models/{MODEL}/aliases/champion",
+        "/api/models/{name}/aliases/{alias}/history": (
+            f"/api/models/{MODEL}/aliases/champion/history"
+        ),
+        "/api/runs/{run_id}": f"/api/runs/{run_id}",
+        "/api/pipelines/runs/{run_id}": f"/api/pipelines/runs/{pipeline_run}",
+        "/api/features/{view}": "/api/features/driver_stats",
+    }
+    checked = 0
+    for method, path, _ in operations(document):
+        if method != "get" or path in ("/metrics", "/openapi.json"):
+            continue
+        url = concrete.get(path, path)
+        assert "{" not in url, f"give {path} a concrete URL in this test"
+        response = client.get(url)
+        assert response.status_code == 200, (url, response.text)
+        conforms(document, answer_schema(document, "get", path, 200), response.json(), url)
+        checked += 1
+    assert checked >= 14
+
+
+def test_changes_and_predictions_answer_as_documented(client, document, auth):
+    alias = "/api/models/{name}/aliases/{alias}"
+    cases = [
+        ("post", "/inference", "/inference", {"request_id": "r", "driver_ids": [1001, 1002]}, 200),
+        (
+            "post",
+            "/predict/{model}",
+            f"/predict/{MODEL}",
+            {"entities": [{"driver_id": 1001}]},
+            200,
+        ),
+        ("put", alias, f"/api/models/{MODEL}/aliases/staging", {"version": 1}, 200),
+        ("post", f"{alias}/rollback", f"/api/models/{MODEL}/aliases/staging/rollback", None, 409),
+        ("delete", alias, f"/api/models/{MODEL}/aliases/staging", None, 200),
+        ("post", "/api/pipelines/{name}/trigger", "/api/pipelines/training/trigger", None, 202),
+        ("post", "/feedback", "/feedback", {"request_id": "r", "label": 1}, 202),
+    ]
+    for method, path, url, body, status in cases:
+        response = client.request(method, url, json=body, headers=auth)
+        assert response.status_code == status, (url, response.text)
+        schema = answer_schema(document, method, path, status)
+        conforms(document, schema, response.json(), url)
+
+
+def test_errors_answer_as_documented(client, document):
+    for method, path, url in [
+        ("get", "/api/models/{name}", "/api/models/nope"),
+        ("get", "/api/runs", "/api/runs?limit=0"),
+        ("post", "/api/pipelines/{name}/trigger", "/api/pipelines/data/trigger"),
+    ]:
+        response = client.request(method, url)
+        status = response.status_code
+        assert str(status) in document["paths"][path][method]["responses"], (url, status)
+        conforms(document, answer_schema(document, method, path, status), response.json(), url)
