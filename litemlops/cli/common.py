@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from litemlops.errors import LitemlopsError
+from litemlops.errors import HomeLockedError, LitemlopsError
 
 if TYPE_CHECKING:
     from litemlops.config import Config
@@ -56,6 +56,16 @@ def open_platform(
     try:
         with Platform(config) as platform:
             yield platform
+    except HomeLockedError as exc:
+        from litemlops.server.main import served_at
+
+        url = served_at(config.home)
+        if url is None:
+            raise
+        raise HomeLockedError(
+            f"{exc}; it serves {url}: use its HTTP API meanwhile ({url}/api/..., "
+            f"described at {url}/openapi.json)"
+        ) from None
     finally:
         shutdown_logging()
 

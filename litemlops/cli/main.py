@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import click
 
 import litemlops
-from litemlops.cli.common import cli_errors, home_option, open_platform
+from litemlops.cli.common import cli_errors, home_option
 from litemlops.cli.features import features
 from litemlops.cli.pipelines import pipelines
 from litemlops.cli.tracking import models, runs
@@ -22,32 +24,107 @@ def cli(home: Path | None) -> None:
 
 @cli.command()
 @home_option
+@click.option("--host", default=None, help="Interface to listen on (default: 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default: 8000; 0: any free one).")
 @click.option("--once", is_flag=True, help="Bootstrap, report, and exit (for scripts and tests).")
 @click.pass_context
 @cli_errors
-def run(ctx: click.Context, home: Path | None, once: bool) -> None:
-    """The main job: prepare the home (demo project on a fresh one) and run the platform."""
+def run(
+    ctx: click.Context, home: Path | None, host: str | None, port: int | None, once: bool
+) -> None:
+    """The main job: prepare the home (the demo project on a fresh one), then serve it.
+
+    Serving means the scheduler (the pipelines' schedules) and the HTTP server,
+    until Ctrl-C or SIGTERM.
+    """
+    import signal
+
     from litemlops.bootstrap import bootstrap
+    from litemlops.config import Config
+    from litemlops.logsetup import configure_logging, shutdown_logging
+    from litemlops.platform import Platform
 
-    with open_platform(ctx, home) as platform:
-        click.echo(f"litemlops {litemlops.__version__} - home {platform.config.home}")
-        report = bootstrap(platform)
-        click.echo("fresh home: set up the demo project" if report.fresh else "existing home")
-        for step in report.steps:
-            click.echo(f"  - {step}")
-        if report.no_champion:
-            click.echo(f"no champion model yet: {report.no_champion}", err=True)
-        if report.training_rows is not None:
-            click.echo("\npoint-in-time training rows (labels x driver_stats):")
-            click.echo(report.training_rows.to_string(index=False))
-        if report.online is not None:
-            import pandas as pd
+    root = ctx.find_root()
+    chosen = home if home is not None else (root.params.get("home") if root else None)
+    config = Config.load(chosen, overrides={"server.host": host, "server.port": port})
+    config.ensure_home()
+    if not once:  # refuse an unsafe interface before any work, not after the set-up
+        from litemlops.server.security import admin_token, check_bind
 
-            click.echo("\nonline lookup:")
-            click.echo(pd.DataFrame(report.online).to_string(index=False))
-        click.echo(f"\nevents: {platform.config.logs_dir / 'events.jsonl'}")
+        check_bind(config.server.host, admin_token(config)[1])
+    # Pipeline steps show on the console while setting up; requests only in the log.
+    configure_logging(config, background=True)
+    # SIGTERM unwinds like Ctrl-C: a run in progress during the set-up is closed
+    # as interrupted instead of being left "running", and after serving, uvicorn
+    # raises the signal again once it has shut down, which ends up here too.
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        with Platform(config) as platform:
+            click.echo(f"litemlops {litemlops.__version__} - home {config.home}")
+            report = bootstrap(platform)
+            _show_bootstrap(report, config)
+            if once:
+                return
+            configure_logging(config, background=True, console_level="warning")
+            _serve(platform)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        shutdown_logging()  # every queued event is written before we exit
     if not once:
-        click.echo("nothing runs in the background yet (scheduler and server come later); done.")
+        from litemlops.server.main import exit_now_if_threads_remain
+
+        exit_now_if_threads_remain()
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _show_bootstrap(report: Any, config: Any) -> None:
+    click.echo("fresh home: set up the demo project" if report.fresh else "existing home")
+    for step in report.steps:
+        click.echo(f"  - {step}")
+    if report.no_champion:
+        click.echo(f"no champion model yet: {report.no_champion}", err=True)
+    if report.training_rows is not None:
+        click.echo("\npoint-in-time training rows (labels x driver_stats):")
+        click.echo(report.training_rows.to_string(index=False))
+    if report.online is not None:
+        import pandas as pd
+
+        click.echo("\nonline lookup:")
+        click.echo(pd.DataFrame(report.online).to_string(index=False))
+    click.echo(f"\nevents: {config.events_log_path}")
+
+
+def _serve(platform: Any) -> None:
+    from litemlops.server.main import serve
+
+    config = platform.config
+
+    def announce(url: str) -> None:
+        ids = list(range(1001, 1001 + min(3, config.demo.drivers)))
+        body = json.dumps({"request_id": "hello", "driver_ids": ids})
+        click.echo(f"\nserving {url}   (Ctrl-C to stop)")
+        click.echo(
+            f"  try:    curl -s -X POST {url}/inference "
+            f"-H 'content-type: application/json' -d '{body}'"
+        )
+        click.echo(f"  also:   {url}/ready  {url}/metrics  {url}/openapi.json  {url}/api/models")
+        click.echo(
+            f"  admin:  mutating calls need 'Authorization: Bearer <token>', token in "
+            f"{config.token_path}"
+        )
+        for schedule, next_fire in platform.scheduler.schedules():
+            when = next_fire.strftime("%Y-%m-%d %H:%M UTC") if next_fire else "never"
+            click.echo(
+                f"  schedule {schedule.name}: {schedule.cron or schedule.interval}, next {when}"
+            )
+        click.echo(f"  events: {config.events_log_path}")
+
+    serve(platform, config.server.host, config.server.port, announce=announce)
 
 
 @cli.group()
