@@ -5,38 +5,37 @@ and emits events named in `litemlops.events`. Once `configure_logging` ran, ever
 event, and every stdlib log record of third-party libraries, goes to
 `<home>/logs/events.jsonl` as one JSON object per line (rotated by size) and,
 if `logging.console` is on, to stderr in a readable form.
+
+Events take structlog's own fast path, not the stdlib logging machinery: each
+is rendered to its JSON line where it is emitted (the values as they were then)
+and handed to one writer, which owns the file and the console. In background
+mode the writer is a thread, so the server answering a request never waits on
+the disk; `shutdown_logging` writes whatever is queued.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import datetime as dt
 import logging
 import logging.handlers
-import math
 import sys
+import threading
 from collections.abc import MutableMapping
 from pathlib import PurePath
 from typing import Any, TextIO
 
+import orjson
 import structlog
 
 from litemlops.config import Config
 
-# Handlers are found again by name, so a second configure_logging (or a
+# The stdlib handler is found again by name, so a second configure_logging (or a
 # shutdown) touches only what an earlier call installed, not pytest's or the user's.
-_FILE_HANDLER = "litemlops.events_file"
-_CONSOLE_HANDLER = "litemlops.console"
-_QUEUE_HANDLER = "litemlops.queue"
-_OUR_HANDLERS = (_FILE_HANDLER, _CONSOLE_HANDLER, _QUEUE_HANDLER)
-_listener: logging.handlers.QueueListener | None = None
-
-
-class _PassThroughQueueHandler(logging.handlers.QueueHandler):
-    """Hands records to the listener as they are: structlog's event dict stays in
-    `record.msg` for the file's formatter, which renders it on the listener's thread."""
-
-    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
-        return record
+_STDLIB_HANDLER = "litemlops.events"
+_writer: _Writer | None = None
+_LEVELS = logging.getLevelNamesMapping()
 
 
 def configure_logging(
@@ -46,7 +45,7 @@ def configure_logging(
     console_level: str | None = None,
     background: bool = False,
 ) -> None:
-    """Route structlog and stdlib logging to the JSONL event file and the console.
+    """Route structlog events and stdlib records to the JSONL event file and the console.
 
     Creates `config.logs_dir` if needed. Calling it again replaces what the last call
     installed. console_stream: where console output goes (stderr when None).
@@ -55,128 +54,217 @@ def configure_logging(
     background: write on a thread of its own, so a caller (the server answering a
     request) never waits for the disk; `shutdown_logging` writes what is queued.
     """
-    level = logging.getLevelNamesMapping()[config.logging.level.upper()]
-    # Both structlog events and stdlib records of other libraries get these,
-    # so every line of the file has the same core keys.
-    shared: list[Any] = [
-        structlog.contextvars.merge_contextvars,
-        structlog.stdlib.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-        structlog.stdlib.add_logger_name,
-    ]
-    structlog.configure(
-        processors=[
-            # Dropping below-level events first spares the per-event work of the chain.
-            structlog.stdlib.filter_by_level,
-            *shared,
-            structlog.stdlib.PositionalArgumentsFormatter(),
-            structlog.processors.StackInfoRenderer(),
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=False,
-    )
-
-    root = logging.getLogger()
-    _remove_our_handlers(root)
-
+    global _writer
+    shutdown_logging()
+    level = _LEVELS[config.logging.level.upper()]
     config.logs_dir.mkdir(parents=True, exist_ok=True)
-    file_handler = logging.handlers.RotatingFileHandler(
+    file = _JsonLinesFile(
         config.events_log_path,
         maxBytes=config.logging.max_bytes,
         backupCount=config.logging.backups,
         encoding="utf-8",
     )
-    file_handler.set_name(_FILE_HANDLER)
-    file_handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=shared,
-            processors=[
-                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                structlog.processors.format_exc_info,
-                _finite_or_null,
-                structlog.processors.JSONRenderer(default=_json_default),
-            ],
-        )
-    )
-    handlers: list[logging.Handler] = [file_handler]
-
+    console = None
+    shown = level
     if config.logging.console:
-        console = logging.StreamHandler(
-            console_stream if console_stream is not None else sys.stderr
-        )
-        console.set_name(_CONSOLE_HANDLER)
-        console.setFormatter(
-            structlog.stdlib.ProcessorFormatter(
-                foreign_pre_chain=shared,
-                processors=[
-                    structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                    structlog.dev.ConsoleRenderer(colors=False),
-                ],
-            )
-        )
-        handlers.append(console)
+        console = console_stream if console_stream is not None else sys.stderr
+        if console_level is not None:
+            shown = max(level, _LEVELS[console_level.upper()])
+    _writer = _Writer(file, console, shown, background)
 
-    for handler in handlers:
-        handler.setLevel(level)
-    if console_level is not None and config.logging.console:
-        handlers[-1].setLevel(max(level, logging.getLevelNamesMapping()[console_level.upper()]))
-    if background:
-        import queue
-
-        global _listener
-        records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-        front = _PassThroughQueueHandler(records)
-        front.set_name(_QUEUE_HANDLER)
-        front.setLevel(level)
-        _listener = logging.handlers.QueueListener(
-            records, *handlers, respect_handler_level=True
-        )
-        _listener.start()
-        root.addHandler(front)
-    else:
-        for handler in handlers:
-            root.addHandler(handler)
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _add_logger_name,
+            structlog.processors.format_exc_info,
+            _render,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=_Sink,
+        cache_logger_on_first_use=False,
+    )
+    root = logging.getLogger()
+    handler = _StdlibRecords(_writer)
+    handler.set_name(_STDLIB_HANDLER)
+    handler.setLevel(level)
+    root.addHandler(handler)
     root.setLevel(level)
 
 
 def shutdown_logging() -> None:
-    """Flush and close what `configure_logging` installed and restore structlog's defaults."""
-    _remove_our_handlers(logging.getLogger())
-    structlog.reset_defaults()
-
-
-def _remove_our_handlers(root: logging.Logger) -> None:
-    global _listener
-    for handler in [h for h in root.handlers if h.get_name() in _OUR_HANDLERS]:
+    """Write what is queued, close the file, and restore structlog's defaults."""
+    global _writer
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if h.get_name() == _STDLIB_HANDLER]:
         root.removeHandler(handler)
-        handler.flush()
         handler.close()
-    if _listener is not None:
-        listener, _listener = _listener, None
-        listener.stop()  # writes every queued record first
-        for handler in listener.handlers:
-            handler.flush()
-            handler.close()
+    writer, _writer = _writer, None
+    if writer is not None:
+        writer.close()
+        structlog.reset_defaults()
 
 
-def _finite_or_null(
-    _logger: Any, _name: str, event_dict: MutableMapping[str, Any]
-) -> dict[str, Any]:
-    """NaN and infinity become null: `json` would write bare NaN, which is not JSON
-    and which DuckDB's JSON reader (monitoring reads this file) rejects."""
-    return {key: _clean(value) for key, value in event_dict.items()}
+class _Writer:
+    """The one owner of the event file and the console: lines are written in order.
+
+    In background mode events are appended to a deque and a thread writes them
+    every `BATCH_SECONDS`: waking a thread per event (a queue) cost the server
+    more than rendering the event, in thread switches and lock hand-offs.
+    """
+
+    BATCH_SECONDS = 0.1
+
+    def __init__(
+        self, file: _JsonLinesFile, console: TextIO | None, console_level: int, background: bool
+    ):
+        self.file = file
+        self.console = console
+        self.console_level = console_level
+        self.lock = threading.Lock()
+        self.renderer = structlog.dev.ConsoleRenderer(colors=False)
+        self.pending: collections.deque[Any] | None = None
+        self.stop = threading.Event()
+        self.thread: threading.Thread | None = None
+        if background:
+            self.pending = collections.deque()
+            self.thread = threading.Thread(target=self._run, name="litemlops-events", daemon=True)
+            self.thread.start()
+
+    def submit(self, level: int, line: str, event: MutableMapping[str, Any]) -> None:
+        if self.pending is not None:
+            self.pending.append((level, line, event))  # atomic; no lock, no wake-up
+        else:
+            with self.lock:
+                self._write(level, line, event)
+                self.file.flush()
+
+    def _write(self, level: int, line: str, event: MutableMapping[str, Any]) -> None:
+        self.file.write_line(line)
+        if self.console is not None and level >= self.console_level:
+            try:
+                text = self.renderer(None, "", dict(event))
+                self.console.write(f"{text}\n")
+                self.console.flush()
+            except (OSError, ValueError):
+                pass  # a closed console (a test's stream, a gone terminal) loses nothing
+
+    def _run(self) -> None:
+        while not self.stop.wait(self.BATCH_SECONDS):
+            self._drain()
+        self._drain()
+
+    def _drain(self) -> None:
+        pending = self.pending
+        assert pending is not None
+        with self.lock:
+            while pending:
+                with contextlib.suppress(Exception):  # one bad line must not stop the writer
+                    self._write(*pending.popleft())
+            with contextlib.suppress(Exception):
+                self.file.flush()
+
+    def close(self) -> None:
+        if self.thread is not None:
+            self.stop.set()
+            self.thread.join()
+        with self.lock:
+            self.file.close()
 
 
-def _clean(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    return value
+class _Sink:
+    """What structlog hands the rendered event to: the writer, at the event's level."""
+
+    def __init__(self, *args: Any):
+        self.name = str(args[0]) if args else ""
+
+    def _emit(self, line: str, event: MutableMapping[str, Any], level: str = "info") -> None:
+        writer = _writer
+        if writer is not None:
+            writer.submit(_LEVELS.get(level.upper(), logging.INFO), line, event)
+
+    def __getattr__(self, method: str) -> Any:
+        def emit(line: str, event: MutableMapping[str, Any]) -> None:
+            self._emit(line, event, event.get("level", method))
+
+        return emit
+
+
+def _add_logger_name(
+    logger: Any, method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    name = getattr(logger, "name", "")
+    if name:
+        event["logger"] = name
+    return event
+
+
+def _render(logger: Any, method: str, event: MutableMapping[str, Any]) -> Any:
+    """The JSON line, rendered now with the values as they are now, and the event."""
+    return (_dumps(event), event), {}
+
+
+class _StdlibRecords(logging.Handler):
+    """Records of other libraries (uvicorn, APScheduler) as events in the same file."""
+
+    def __init__(self, writer: _Writer):
+        super().__init__()
+        self.writer = writer
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            event: dict[str, Any] = {
+                "event": record.getMessage(),
+                "level": record.levelname.lower(),
+                "timestamp": dt.datetime.fromtimestamp(record.created, dt.UTC)
+                .isoformat()
+                .replace("+00:00", "Z"),
+                "logger": record.name,
+            }
+            if record.exc_info:
+                event["exception"] = logging.Formatter().formatException(record.exc_info)
+            self.writer.submit(record.levelno, _dumps(event), event)
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+
+
+class _JsonLinesFile(logging.handlers.RotatingFileHandler):
+    """The rotating event file: a line is written whole, and rotation happens between
+    lines once the file would pass `maxBytes` (the standard handler would render
+    each record a second time to decide that)."""
+
+    _size: int | None = None  # bytes in the current file; a text file's tell() is slow
+
+    def write_line(self, line: str) -> None:
+        text = line + "\n"
+        if self.stream is None:
+            self.stream = self._open()
+        if self._size is None:
+            self.stream.seek(0, 2)
+            self._size = self.stream.tell()
+        size = len(text.encode("utf-8")) if not text.isascii() else len(text)
+        if self.maxBytes > 0 and self._size + size >= self.maxBytes and self._size > 0:
+            self.doRollover()
+            if self.stream is None:
+                self.stream = self._open()
+            self._size = 0
+        self.stream.write(text)
+        self._size += size
+
+
+def _dumps(value: Any, **_: Any) -> str:
+    """One event as a JSON line, with orjson: NaN and infinity become null (bare NaN
+    is not JSON, and DuckDB's reader, which monitoring uses, rejects it), numpy
+    values and datetimes are written as numbers and ISO text, and it is several
+    times faster than the json module, which matters at one event per prediction."""
+    return orjson.dumps(
+        value,
+        default=_json_default,
+        option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z,
+    ).decode()
 
 
 def _json_default(value: Any) -> Any:
