@@ -8,9 +8,9 @@ first complaint becomes a readable message naming the field.
 
 from __future__ import annotations
 
-import json
 from typing import Any, TypeVar
 
+import orjson
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticError
 from starlette.requests import Request
@@ -33,15 +33,11 @@ class JSON(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(content, allow_nan=False, separators=(",", ":")).encode()
+        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY)
 
 
 def error_response(status: int, code: str, message: str) -> JSON:
     return JSON({"error": {"code": code, "message": message}}, status_code=status)
-
-
-def _no_constants(name: str) -> Any:
-    raise ApiError(400, "invalid_json", f"{name} is not a JSON number; send finite numbers")
 
 
 async def read_json(request: Request, limit: int) -> Any:
@@ -60,17 +56,19 @@ async def read_json(request: Request, limit: int) -> Any:
         if total > limit:
             raise ApiError(413, "body_too_large", f"request body over {limit} bytes")
         chunks.append(chunk)
-    body = b"".join(chunks)
+    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     if not body:
         raise ApiError(400, "invalid_json", "the request body is empty; send a JSON object")
     try:
-        return json.loads(body, parse_constant=_no_constants)
-    except ApiError:
-        raise
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise ApiError(400, "invalid_json", "the body nests too deeply") from None
+        # orjson refuses NaN and Infinity, which are not JSON (the json module takes them).
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        detail = str(exc)
+        for word in (b"-Infinity", b"Infinity", b"NaN"):
+            if word in body:
+                detail += f"; {word.decode()} is not a JSON number: send finite numbers"
+                break
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {detail}") from None
 
 
 def parse(model: type[M], data: Any) -> M:

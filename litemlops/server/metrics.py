@@ -75,6 +75,8 @@ class MetricsMiddleware:
     def __init__(self, app: Any, metrics: ServerMetrics):
         self.app = app
         self.metrics = metrics
+        # Each series' children, found once: `labels()` takes a lock and builds keys.
+        self._series: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -103,5 +105,12 @@ class MetricsMiddleware:
                 str(info.get("version", "")),
                 str(status[0]),
             )
-            self.metrics.requests.labels(*labels).inc()
-            self.metrics.latency.labels(*labels).observe(time.perf_counter() - start)
+            series = self._series.get(labels)
+            if series is None:
+                series = (
+                    self.metrics.requests.labels(*labels),
+                    self.metrics.latency.labels(*labels),
+                )
+                self._series[labels] = series
+            series[0].inc()
+            series[1].observe(time.perf_counter() - start)

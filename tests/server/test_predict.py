@@ -138,7 +138,7 @@ BAD_INFERENCE: list[tuple[str, dict[str, Any], tuple[int, str]]] = [
     ("NaN", raw(b'{"request_id": "a", "driver_ids": [NaN]}'), NOT_JSON),
     ("Infinity", raw(b'{"request_id": "a", "driver_ids": [Infinity]}'), NOT_JSON),
     ("-Infinity", raw(b'{"request_id": "a", "driver_ids": [-Infinity]}'), NOT_JSON),
-    ("1e400", raw(b'{"request_id": "a", "driver_ids": [1e400]}'), INVALID),
+    ("1e400", raw(b'{"request_id": "a", "driver_ids": [1e400]}'), NOT_JSON),
     ("a list body", {"json": [1001, 1002]}, INVALID),
     ("a string body", {"json": "1001"}, INVALID),
     ("a null body", raw(b"null"), INVALID),
@@ -383,8 +383,8 @@ def test_predict_refuses_a_number_that_overflows_to_infinity(client, error_of):
 
     response = client.post(f"/predict/{MODEL}", content=body)
 
-    assert response.status_code == 422
-    assert "conv_rate" in error_of(response)["message"]
+    assert response.status_code == 400  # not a number JSON can hold as a double
+    assert "infinity" in error_of(response)["message"]
 
 
 def test_predict_names_the_columns_a_feature_row_lacks(client, error_of):
