@@ -85,7 +85,7 @@ def ours_app(home: Path) -> Any:
     env |= {f"LITEMLOPS_SCHEDULES_{name}": "" for name in ("DATA", "TRAINING", "BATCH_PREDICTIONS")}
     config = Config.load(home, env=env)
     configure_logging(config, background=True, console_level="warning")
-    return create_app(config=config)
+    return create_app(config=config, freeze_gc=True)  # as `litemlops run` serves
 
 
 def reference_app(home: Path) -> Any:

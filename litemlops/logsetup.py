@@ -134,15 +134,19 @@ class _Writer:
 
     def submit(self, level: int, line: str, event: MutableMapping[str, Any]) -> None:
         if self.pending is not None:
-            self.pending.append((level, line, event))  # atomic; no lock, no wake-up
+            # Only what the console shows keeps its dict: queued dicts would outlive
+            # the young garbage collections and make the full ones (slow in a
+            # process holding pandas and DuckDB) frequent; strings are not tracked.
+            shown = event if self.console is not None and level >= self.console_level else None
+            self.pending.append((level, line, shown))  # atomic; no lock, no wake-up
         else:
             with self.lock:
                 self._write(level, line, event)
                 self.file.flush()
 
-    def _write(self, level: int, line: str, event: MutableMapping[str, Any]) -> None:
+    def _write(self, level: int, line: str, event: MutableMapping[str, Any] | None) -> None:
         self.file.write_line(line)
-        if self.console is not None and level >= self.console_level:
+        if event is not None and self.console is not None and level >= self.console_level:
             try:
                 text = self.renderer(None, "", dict(event))
                 self.console.write(f"{text}\n")

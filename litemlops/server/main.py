@@ -65,7 +65,7 @@ def serve(
     sock = bind(host, port)
     bound = sock.getsockname()[1]
     url = f"http://{host if ':' not in host else f'[{host}]'}:{bound}"
-    app = create_app(platform, start_scheduler=True)
+    app = create_app(platform, start_scheduler=True, freeze_gc=True)
     server = uvicorn.Server(
         uvicorn.Config(
             app,
