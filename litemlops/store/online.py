@@ -29,6 +29,10 @@ def online_table(view: str) -> str:
     return f"online_{view}"
 
 
+#: Rows kept per view between lookups; past it the view's cache starts afresh.
+ROW_CACHE_LIMIT = 1_000_000
+
+
 class OnlineStore:
     """SQLite tables `online_<view>`: key columns, feature columns, ordering columns."""
 
@@ -60,6 +64,12 @@ class OnlineStore:
         self.store_id: str = row[0]
         self._lock = threading.RLock()
         self._select_cache: dict[tuple[Any, ...], tuple[str, tuple[int, ...], tuple[int, ...]]] = {}
+        # Rows read before, by view and key (None: known absent). SQLite's
+        # data_version tells when another connection committed; this one's writes
+        # clear it themselves. A hit skips the SELECT and the row conversion, the
+        # larger part of a lookup when the server asks for the same entities.
+        self._rows: dict[str, dict[tuple[Any, ...], tuple[Any, ...] | None]] = {}
+        self._rows_version: int | None = None
 
     def close(self) -> None:
         if self._owned:
@@ -103,6 +113,7 @@ class OnlineStore:
     def _forget(self, view: str) -> None:
         for key in [k for k in self._select_cache if k[0] == view]:
             del self._select_cache[key]
+        self._rows.pop(view, None)
 
     def upsert(self, view: ResolvedView, rows: Iterable[Sequence[Any]], written_at: int) -> int:
         """Write rows (keys, features, event_us, created_us|None, seq); return rows applied.
@@ -125,6 +136,7 @@ class OnlineStore:
             f" >= {order}"
         )
         with self._lock:
+            self._rows.pop(view.name, None)
             before = self._con.total_changes
             self._con.execute("BEGIN IMMEDIATE")
             try:
@@ -133,6 +145,8 @@ class OnlineStore:
             except BaseException:
                 self._con.execute("ROLLBACK")
                 raise
+            finally:
+                self._rows.pop(view.name, None)
             return self._con.total_changes - before
 
     def _select(self, view: ResolvedView, n: int) -> tuple[str, tuple[int, ...], tuple[int, ...]]:
@@ -167,15 +181,34 @@ class OnlineStore:
         NULL, which matches nothing), so a handful of statements serve any batch.
         """
         unique = list(dict.fromkeys(keys))
+        with self._lock:
+            version = self._con.execute("PRAGMA data_version").fetchone()[0]
+            if version != self._rows_version:
+                self._rows.clear()  # another connection wrote
+                self._rows_version = version
+            cached = self._rows.setdefault(view.name, {})
+            if len(cached) > ROW_CACHE_LIMIT:
+                cached.clear()
+            misses = [key for key in unique if key not in cached]
+            if misses:
+                found = self._select_rows(view, misses)
+                for key in misses:
+                    cached[key] = found.get(key)
+            return {key: row for key in unique if (row := cached[key]) is not None}
+
+    def _select_rows(
+        self, view: ResolvedView, unique: list[tuple[Any, ...]]
+    ) -> dict[tuple[Any, ...], tuple[Any, ...]]:
         rows: list[tuple[Any, ...]] = []
+        bools: tuple[int, ...] = ()
+        times: tuple[int, ...] = ()
         for start in range(0, max(len(unique), 1), CHUNK):
             chunk = unique[start : start + CHUNK]
             size = 1 << max(len(chunk) - 1, 0).bit_length()
             sql, bools, times = self._select(view, size)
             params = [v for key in chunk for v in key]
             params += [None] * (size * len(view.keys) - len(params))
-            with self._lock:
-                rows += self._con.execute(sql, params).fetchall()
+            rows += self._con.execute(sql, params).fetchall()
         nkeys = len(view.keys)
         out = {}
         for row in rows:

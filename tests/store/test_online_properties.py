@@ -491,3 +491,24 @@ def test_materialize_with_an_earlier_end_does_not_lose_rows_ingested_late(
     stats.materialize(end=t0 + timedelta(hours=6))
 
     assert rate_of(stats) == 0.3  # what one full materialize(end=t0 + 6h) serves
+
+
+def test_lookups_see_writes_from_this_store_and_from_another_connection(tmp_path):
+    """Rows read before are served from memory; any write, here or elsewhere, shows."""
+    import sqlite3
+    from datetime import UTC, datetime
+
+    from litemlops.store import Entity, FeatureStore, FeatureView, Field
+
+    view = FeatureView("v", entities=[Entity("e")], schema=[Field("x", "float64")])
+    t = datetime(2026, 1, 1, tzinfo=UTC)
+    with FeatureStore(tmp_path / "f.duckdb", clock=lambda: t) as fs:
+        fs.apply(view)
+        fs.push("v", [{"e": 1, "event_timestamp": t, "x": 1.0}])
+        assert fs.get_online_features(["v:x"], [{"e": 1}, {"e": 2}])["x"] == [1.0, None]
+        fs.push("v", [{"e": 2, "event_timestamp": t, "x": 2.0}])  # this store's own write
+        assert fs.get_online_features(["v:x"], [{"e": 1}, {"e": 2}])["x"] == [1.0, 2.0]
+        other = sqlite3.connect(tmp_path / "f.online.db", isolation_level=None)
+        other.execute('UPDATE "online_v" SET "x" = 9.0 WHERE "e" = 1')  # another writer
+        other.close()
+        assert fs.get_online_features(["v:x"], [{"e": 1}])["x"] == [9.0]
