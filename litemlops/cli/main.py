@@ -12,6 +12,7 @@ import litemlops
 from litemlops.cli.common import cli_errors, home_option
 from litemlops.cli.features import features
 from litemlops.cli.pipelines import pipelines
+from litemlops.cli.simulate import simulate
 from litemlops.cli.tracking import models, runs
 
 
@@ -149,6 +150,7 @@ def demo_generate(out: Path, drivers: int, hours: int, labels: int, seed: int) -
 
 
 cli.add_command(features)
+cli.add_command(simulate)
 cli.add_command(runs)
 cli.add_command(models)
 cli.add_command(pipelines)

@@ -1,0 +1,71 @@
+"""`litemlops simulate`: demo traffic against a running `litemlops run`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from litemlops.cli.common import cli_errors, echo_json, home_option, load_config
+
+
+@click.command()
+@home_option
+@click.option("--normal", "mode", flag_value="normal", default=True, help="Normal traffic.")
+@click.option("--drift", "mode", flag_value="drift", help="Drifted features and outcomes.")
+@click.option("-n", "--requests", "n", type=click.IntRange(1, 1_000_000), default=100,
+              show_default=True, help="Booking requests to send.")
+@click.option("--labels", is_flag=True, help="Post each trip's outcome to /feedback afterwards.")
+@click.option("--url", default=None, help="The server (default: where `run` serves the home).")
+@click.option("--token", envvar="LITEMLOPS_SERVER_TOKEN", default=None,
+              help="Admin token (default: <home>/token).")
+@click.option("--seed", type=int, default=None, help="Seed for reproducible traffic.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@cli_errors
+def simulate(
+    ctx: click.Context,
+    home: Path | None,
+    mode: str,
+    n: int,
+    labels: bool,
+    url: str | None,
+    token: str | None,
+    seed: int | None,
+    as_json: bool,
+) -> None:
+    """Push driver statistics, send /inference requests and post delayed labels,
+    as the course's mock_request.py did, to watch drift fire and retraining start."""
+    import httpx
+
+    from litemlops.demo.simulate import simulate as run_simulation
+    from litemlops.server.main import served_at
+
+    config = load_config(ctx, home)
+    url = url or served_at(config.home)
+    if url is None:
+        raise click.ClickException(
+            f"no server for home {config.home}: start `litemlops run` first, or pass --url"
+        )
+    if token is None:
+        try:
+            token = config.token_path.read_text().strip()
+        except OSError:
+            raise click.ClickException(
+                f"no admin token at {config.token_path}: pass --token"
+            ) from None
+    drivers = list(range(1001, 1001 + config.demo.drivers))
+    try:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            summary = run_simulation(
+                client, token, drivers, n=n, drift=mode == "drift", labels=labels, seed=seed
+            )
+    except httpx.HTTPError as exc:
+        raise click.ClickException(f"cannot reach {url}: {exc}") from None
+    if as_json:
+        echo_json(summary.to_dict())
+        return
+    click.echo(
+        f"{summary.requests} {mode} requests, {summary.pushed_rows} rows pushed, "
+        f"{summary.labels} labels posted; answered by versions {summary.to_dict()['versions']}"
+    )

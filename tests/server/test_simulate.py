@@ -1,0 +1,54 @@
+"""The demo traffic generator against the served app (the CLI passes an httpx client)."""
+
+import pytest
+
+from litemlops.demo.simulate import SimulationError, draw_features, simulate
+
+DRIVERS = list(range(1001, 1006))
+
+
+def test_normal_traffic_pushes_asks_and_posts_labels(client, token, served_clock, read_events):
+    summary = simulate(client, token, DRIVERS, n=12, labels=True, seed=1, clock=served_clock)
+    assert summary.to_dict() == {
+        "requests": 12, "pushed_rows": 60, "labels": 12, "versions": {"1": 12},
+    }
+    served = [e for e in read_events("prediction_served") if e["request_id"].startswith("sim-")]
+    labelled = read_events("feedback_received")
+    assert len(served) == 12
+    assert {e["request_id"] for e in labelled} == {e["request_id"] for e in served}
+    assert {e["label"] for e in labelled} <= {0, 1}
+
+
+def test_drifted_traffic_moves_the_features_the_server_sees(client, token, served_clock,
+                                                           read_events):
+    simulate(client, token, DRIVERS, n=10, drift=True, seed=2, clock=served_clock)
+    served = [e for e in read_events("prediction_served") if e["request_id"].startswith("sim-")]
+    conv = [f["conv_rate"] for e in served[-10:] for f in e["features"].values()]
+    assert sum(conv) / len(conv) > 0.75  # normal traffic centres on 0.5
+
+
+def test_the_drawn_features_shift_as_documented():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    normal, drifted = draw_features(rng, 5000, drift=False), draw_features(rng, 5000, drift=True)
+    assert drifted["conv_rate"].mean() > normal["conv_rate"].mean() + 0.25
+    assert drifted["acc_rate"].mean() < normal["acc_rate"].mean() - 0.25
+    assert drifted["avg_daily_trips"].mean() > 2.5 * normal["avg_daily_trips"].mean()
+
+
+def test_a_refusal_is_a_clear_error(client):
+    with pytest.raises(SimulationError, match="answered 401"):
+        simulate(client, "not-the-token-at-all", DRIVERS, n=1)
+    with pytest.raises(Exception, match="need at least 5 drivers"):
+        simulate(client, "x" * 20, DRIVERS[:2], n=1)
+
+
+def test_the_cli_says_when_no_server_serves_the_home(tmp_path):
+    from click.testing import CliRunner
+
+    from litemlops.cli.main import cli
+
+    out = CliRunner().invoke(cli, ["simulate", "--home", str(tmp_path / "h"), "-n", "3"])
+    assert out.exit_code == 1
+    assert "no server for home" in out.output and "start `litemlops run` first" in out.output
