@@ -2,9 +2,11 @@
 
 Values come, lowest precedence first, from the defaults below, `<home>/config.toml`
 (sections `[logging]`, `[features]`, `[demo]`, `[pipelines]`, `[training]`,
-`[schedules]`, `[server]`), environment variables `LITEMLOPS_<SECTION>_<KEY>` and explicit
-overrides (`{"demo.drivers": 5}`). Only `Config.load` looks at the environment;
-everything below it takes a `Config`.
+`[schedules]`, `[server]`, `[monitoring]`), environment variables
+`LITEMLOPS_<SECTION>_<KEY>` and explicit overrides (`{"demo.drivers": 5}`). Alert
+rules are `[[alerts]]` tables in the file only (see `AlertRule`); without any, the
+`DEFAULT_ALERTS` apply, and `alerts = []` turns them off. Only `Config.load` looks at
+the environment; everything below it takes a `Config`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -133,6 +136,187 @@ class ServerConfig:
         return [f.strip() for f in self.features.split(",") if f.strip()]
 
 
+@dataclass(frozen=True)
+class MonitoringConfig:
+    """Drift and performance checks, and where alerts are sent.
+
+    window_events: the last N `prediction_served` events a check reads;
+    window_seconds: the last period instead, when > 0. interval_seconds: how often the
+    `monitoring` pipeline runs. ks_pvalue, chi2_pvalue: a feature drifts below these
+    p-values; psi, wasserstein, js: at or above these scores. dataset_share: the dataset
+    drifts when this share of its features drift. sample_cap: the most rows a KS test
+    compares (with more, tiny differences always look significant).
+    webhook_url, webhook_timeout: the Alertmanager-compatible receiver of `webhook` alerts.
+    """
+
+    window_events: int = 1000
+    window_seconds: float = 0.0
+    interval_seconds: float = 60.0
+    ks_pvalue: float = 0.05
+    psi: float = 0.2
+    wasserstein: float = 0.1
+    chi2_pvalue: float = 0.05
+    js: float = 0.1
+    dataset_share: float = 0.5
+    sample_cap: int = 5000
+    webhook_url: str = ""
+    webhook_timeout: float = 2.0
+
+
+NOTIFIERS = ("log", "webhook", "bus")
+_OPERATORS: dict[str, Callable[[float, float], bool]] = {
+    ">=": lambda v, t: v >= t,
+    "<=": lambda v, t: v <= t,
+    "==": lambda v, t: v == t,
+    "!=": lambda v, t: v != t,
+    ">": lambda v, t: v > t,
+    "<": lambda v, t: v < t,
+}
+_CONDITION = re.compile(r"\s*(>=|<=|==|!=|>|<)\s*(\S+)\s*")
+_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+_RULE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def parse_condition(text: str) -> tuple[str, float]:
+    """`"> 0"` -> (">", 0.0); raises ValueError saying what a condition looks like."""
+    match = _CONDITION.fullmatch(text) if isinstance(text, str) else None
+    number = match.group(2) if match is not None else ""
+    threshold = float(number) if _FLOAT.fullmatch(number) else math.nan
+    if match is None or not math.isfinite(threshold):
+        raise ValueError('an operator (>, >=, <, <=, ==, !=) and a finite number, like "> 0"')
+    return match.group(1), threshold
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    """When a monitoring metric is alarming, for how long, and who hears of it.
+
+    metric: a key of the flat metrics a monitoring check produces (`drift.dataset`,
+    `performance.auc`). condition: an operator and a number (`"> 0"`). every: seconds
+    between evaluations (the scheduler's business). for_seconds: how long the condition
+    must hold before the alert fires. notify: names in `NOTIFIERS`. trigger: the pipeline
+    that a firing starts through the bus topic `alert:<name>` (needs "bus" in notify).
+    cooldown_seconds: a firing within this time of the last notified one notifies no
+    one, so a flapping alert cannot start retraining in a loop.
+    In config.toml the keys `for` and `cooldown` stand for for_seconds, cooldown_seconds.
+    """
+
+    name: str
+    metric: str
+    condition: str
+    every: float = 60.0
+    for_seconds: float = 0.0
+    severity: str = "warning"
+    notify: tuple[str, ...] = ("log",)
+    trigger: str | None = None
+    cooldown_seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        for key, attr in _RULE_KEYS.items():
+            raw = getattr(self, attr)
+            try:
+                object.__setattr__(self, attr, _rule_value(key, raw))
+            except ValueError as exc:
+                raise ConfigError(
+                    f"alert rule {self.name!r}: {key} must be {exc}, got {raw!r}"
+                ) from None
+        if self.trigger and "bus" not in self.notify:
+            raise ConfigError(
+                f"alert rule {self.name!r}: trigger {self.trigger!r} starts its pipeline "
+                'through the bus; add "bus" to notify'
+            )
+
+    @property
+    def operator(self) -> str:
+        return parse_condition(self.condition)[0]
+
+    @property
+    def threshold(self) -> float:
+        return parse_condition(self.condition)[1]
+
+    @property
+    def topic(self) -> str:
+        """The bus topic a firing publishes; a pipeline's `on` subscribes to it."""
+        return f"alert:{self.name}"
+
+    def holds(self, value: float) -> bool:
+        """Whether `value` meets the condition (NaN never does)."""
+        if math.isnan(value):  # NaN != 0 is true, yet "no value" must not fire an alert
+            return False
+        operator, threshold = parse_condition(self.condition)
+        return _OPERATORS[operator](value, threshold)
+
+
+# config.toml key -> AlertRule field.
+_RULE_KEYS = {
+    "name": "name",
+    "metric": "metric",
+    "condition": "condition",
+    "every": "every",
+    "for": "for_seconds",
+    "severity": "severity",
+    "notify": "notify",
+    "trigger": "trigger",
+    "cooldown": "cooldown_seconds",
+}
+_RULE_REQUIRED = ("name", "metric", "condition")
+
+
+def _rule_value(key: str, raw: Any) -> Any:
+    """The checked, normalised value of one rule key; ValueError says what it must be."""
+    if key in ("every", "for", "cooldown"):
+        ok = isinstance(raw, int | float) and not isinstance(raw, bool) and math.isfinite(raw)
+        if not ok or raw < 0 or (key == "every" and raw == 0):
+            raise ValueError("a number of seconds > 0" if key == "every" else "seconds >= 0")
+        return float(raw)
+    if key == "notify":
+        names = raw.split(",") if isinstance(raw, str) else raw
+        if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):
+            raise ValueError(f"a list of notifier names ({', '.join(NOTIFIERS)})")
+        cleaned = tuple(dict.fromkeys(n.strip() for n in names if n.strip()))
+        unknown = [n for n in cleaned if n not in NOTIFIERS]
+        if unknown:
+            raise ValueError(f"notifiers among {', '.join(NOTIFIERS)} (unknown: {unknown})")
+        return cleaned
+    if key == "trigger" and raw in (None, ""):
+        return None
+    if key == "condition":
+        parse_condition(raw)
+        return raw.strip()
+    if not isinstance(raw, str) or not raw.strip():
+        raise ValueError("a non-empty string")
+    text = raw.strip()
+    if key == "name" and not _RULE_NAME.fullmatch(text):
+        # The name becomes the bus topic `alert:<name>`, where * ? [ are patterns.
+        raise ValueError("letters, digits, '_', '.' and '-'")
+    return text
+
+
+DEFAULT_ALERTS: tuple[AlertRule, ...] = (
+    AlertRule(
+        "dataset_drift",
+        metric="drift.dataset",
+        condition="> 0",
+        every=10,
+        for_seconds=11,
+        severity="critical",
+        notify=("log", "bus"),
+        trigger="training",
+        cooldown_seconds=3600,
+    ),
+    AlertRule(
+        "accuracy_drop",
+        metric="performance.accuracy",
+        condition="< 0.6",
+        every=60,
+        for_seconds=300,
+        notify=("log",),
+    ),
+)
+"""The course's drift rule (dataset drift > 0, every 10 s, for 11 s) retrains; an
+accuracy drop is logged. Used when config.toml has no `[[alerts]]`."""
+
+
 _SECTIONS: dict[str, type] = {
     "logging": LoggingConfig,
     "features": FeaturesConfig,
@@ -141,6 +325,7 @@ _SECTIONS: dict[str, type] = {
     "training": TrainingConfig,
     "schedules": SchedulesConfig,
     "server": ServerConfig,
+    "monitoring": MonitoringConfig,
 }
 
 
@@ -169,6 +354,21 @@ def _one_of(*choices: str) -> Callable[[Any], str | None]:
         return None if value in choices else f"one of {', '.join(choices)}"
 
     return check
+
+
+def _positive_number(value: Any) -> str | None:
+    return None if value > 0 else "a number > 0"
+
+
+def _share(value: Any) -> str | None:
+    return None if 0 < value <= 1 else "a number > 0 and <= 1"
+
+
+def _web_url(value: Any) -> str | None:
+    # Anything else (file://, ftp://) would let urllib read or write where no
+    # alert should go.
+    ok = value == "" or value.startswith(("http://", "https://"))
+    return None if ok else "empty or an http:// or https:// URL"
 
 
 def _json_object(value: Any) -> str | None:
@@ -202,6 +402,18 @@ _RULES: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("server", "max_items"): _positive,
     ("server", "alias_refresh_seconds"): _non_negative,
     ("training", "hyperparams"): _json_object,
+    ("monitoring", "window_events"): _positive,
+    ("monitoring", "window_seconds"): _non_negative,
+    ("monitoring", "interval_seconds"): _positive_number,
+    ("monitoring", "ks_pvalue"): _fraction,
+    ("monitoring", "chi2_pvalue"): _fraction,
+    ("monitoring", "psi"): _non_negative,
+    ("monitoring", "wasserstein"): _non_negative,
+    ("monitoring", "js"): _unit,
+    ("monitoring", "dataset_share"): _share,
+    ("monitoring", "sample_cap"): _positive,
+    ("monitoring", "webhook_url"): _web_url,
+    ("monitoring", "webhook_timeout"): _positive_number,
 }
 
 
@@ -217,6 +429,8 @@ class Config:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     schedules: SchedulesConfig = field(default_factory=SchedulesConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
+    monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
+    alerts: tuple[AlertRule, ...] = DEFAULT_ALERTS
 
     @classmethod
     def load(
@@ -239,12 +453,14 @@ class Config:
         home_path = Path(home).expanduser().absolute()
 
         values: dict[str, dict[str, Any]] = {name: {} for name in _SECTIONS}
-        _merge_toml(values, home_path / "config.toml")
+        alerts = _merge_toml(values, home_path / "config.toml")
         _merge_env(values, env)
         _merge_overrides(values, overrides or {})
 
         sections = {name: kind(**values[name]) for name, kind in _SECTIONS.items()}
-        return cls(home=home_path, **sections)
+        rules = DEFAULT_ALERTS if alerts is None else alerts
+        _check_webhook(rules, sections["monitoring"])
+        return cls(home=home_path, alerts=rules, **sections)
 
     @property
     def config_path(self) -> Path:
@@ -312,9 +528,10 @@ class Config:
             directory.mkdir(exist_ok=True)
 
 
-def _merge_toml(values: dict[str, dict[str, Any]], path: Path) -> None:
+def _merge_toml(values: dict[str, dict[str, Any]], path: Path) -> tuple[AlertRule, ...] | None:
+    """Merge the file's sections into `values`; return its alert rules (None: not given)."""
     if not path.is_file():
-        return
+        return None
     try:
         with path.open("rb") as fh:
             document = tomllib.load(fh)
@@ -322,7 +539,11 @@ def _merge_toml(values: dict[str, dict[str, Any]], path: Path) -> None:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from exc
+    alerts = None
     for section, table in document.items():
+        if section == "alerts":
+            alerts = _alert_rules(table, source=str(path))
+            continue
         if section not in _SECTIONS:
             raise ConfigError(
                 f"unknown section [{section}] in {path}; known sections: {', '.join(_SECTIONS)}"
@@ -332,6 +553,59 @@ def _merge_toml(values: dict[str, dict[str, Any]], path: Path) -> None:
         for key, raw in table.items():
             _check_key(section, key, source=str(path))
             values[section][key] = _coerce(section, key, raw, source=str(path), parse=False)
+    return alerts
+
+
+def _alert_rules(raw: Any, *, source: str) -> tuple[AlertRule, ...]:
+    """The `[[alerts]]` tables as rules; errors name the rule's position and the key."""
+    if not isinstance(raw, list) or not all(isinstance(t, dict) for t in raw):
+        raise ConfigError(
+            f"alerts in {source} must be an array of tables: one [[alerts]] header per "
+            f"rule (or `alerts = []` for none), got {raw!r}"
+        )
+    rules: list[AlertRule] = []
+    for index, table in enumerate(raw, 1):
+        where = f"[[alerts]] rule {index}" + (
+            f" ({table['name']!r})" if isinstance(table.get("name"), str) else ""
+        )
+        unknown = [k for k in table if k not in _RULE_KEYS]
+        if unknown:
+            raise ConfigError(
+                f"unknown key {unknown[0]!r} in {where} of {source}; "
+                f"known keys: {', '.join(_RULE_KEYS)}"
+            )
+        missing = [k for k in _RULE_REQUIRED if k not in table]
+        if missing:
+            raise ConfigError(f"{where} of {source} lacks {', '.join(missing)}")
+        checked: dict[str, Any] = {}
+        for key, value in table.items():
+            try:
+                checked[_RULE_KEYS[key]] = _rule_value(key, value)
+            except ValueError as exc:
+                raise ConfigError(
+                    f"key {key!r} of {where} in {source} must be {exc}, got {value!r}"
+                ) from None
+        try:
+            rule = AlertRule(**checked)
+        except ConfigError as exc:
+            raise ConfigError(f"{where} in {source}: {exc}") from None
+        twin = next((i for i, r in enumerate(rules, 1) if r.name == rule.name), None)
+        if twin is not None:
+            raise ConfigError(
+                f"{where} in {source} has the same name as rule {twin}; names must be unique"
+            )
+        rules.append(rule)
+    return tuple(rules)
+
+
+def _check_webhook(rules: tuple[AlertRule, ...], monitoring: Any) -> None:
+    # Checked once every source is merged: the URL may come from the environment.
+    for rule in rules:
+        if "webhook" in rule.notify and not monitoring.webhook_url:
+            raise ConfigError(
+                f"alert rule {rule.name!r} notifies 'webhook' but monitoring.webhook_url "
+                "is empty; set it in [monitoring] or LITEMLOPS_MONITORING_WEBHOOK_URL"
+            )
 
 
 def _merge_env(values: dict[str, dict[str, Any]], env: Mapping[str, str]) -> None:

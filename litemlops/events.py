@@ -135,6 +135,18 @@ STORES_LEFT_OPEN = "stores_left_open"
 """A stopping app left the stores open because pipeline tasks were still in them
 past the grace period (the process exits soon after): reason."""
 
+ALERT_FIRED = "alert_fired"
+"""An alert rule's condition held for its `for` duration: rule, metric, value (the
+metric's value now), state ("firing"), severity, condition."""
+
+ALERT_RESOLVED = "alert_resolved"
+"""A firing alert's condition no longer holds: rule, metric, value, state ("resolved"),
+severity, condition."""
+
+ALERT_NOTIFY_FAILED = "alert_notify_failed"
+"""A notifier could not deliver an alert (a webhook that is down or answers an error);
+the alert's state is kept regardless: rule, notifier, error."""
+
 REQUIRED_KEYS: dict[str, frozenset[str]] = {
     FEATURES_APPLIED: frozenset({"objects", "changed"}),
     FEATURES_INGESTED: frozenset({"view", "rows", "source"}),
@@ -171,6 +183,9 @@ REQUIRED_KEYS: dict[str, frozenset[str]] = {
     SERVER_STOPPED: frozenset({"interrupted_runs"}),
     REQUEST_FAILED: frozenset({"path", "error"}),
     STORES_LEFT_OPEN: frozenset({"reason"}),
+    ALERT_FIRED: frozenset({"rule", "metric", "value", "state"}),
+    ALERT_RESOLVED: frozenset({"rule", "metric", "value", "state"}),
+    ALERT_NOTIFY_FAILED: frozenset({"rule", "notifier", "error"}),
 }
 
 CONTEXT_KEYS: frozenset[str] = frozenset({"run_id", "pipeline", "task", "model", "version"})

@@ -4,7 +4,15 @@ from pathlib import Path
 
 import pytest
 
-from litemlops.config import Config, DemoConfig, FeaturesConfig, LoggingConfig
+from litemlops.config import (
+    DEFAULT_ALERTS,
+    AlertRule,
+    Config,
+    DemoConfig,
+    FeaturesConfig,
+    LoggingConfig,
+    MonitoringConfig,
+)
 from litemlops.errors import ConfigError, LitemlopsError
 
 
@@ -105,9 +113,9 @@ def test_string_overrides_are_parsed_and_none_means_not_given(tmp_path):
 
 
 def test_unknown_section_in_file_names_the_section_and_the_file(tmp_path):
-    path = write_toml(tmp_path, "[monitoring]\nx = 1\n")
+    path = write_toml(tmp_path, "[alerting]\nx = 1\n")
 
-    with pytest.raises(ConfigError, match=r"monitoring") as info:
+    with pytest.raises(ConfigError, match=r"unknown section \[alerting\]") as info:
         Config.load(tmp_path, env={})
 
     assert str(path) in str(info.value)
@@ -261,3 +269,177 @@ def test_pipeline_modules_are_relative_to_the_home(tmp_path):
     config = Config.load(tmp_path, env={"LITEMLOPS_PIPELINES_MODULES": "a.py, sub/b.py,"})
     assert config.pipelines.module_paths(config.home) == [tmp_path / "a.py", tmp_path / "sub/b.py"]
     assert Config.load(tmp_path, env={}).training.estimator == "logistic_regression"
+
+
+def test_monitoring_defaults_and_the_default_alert_rules(tmp_path):
+    config = Config.load(tmp_path, env={})
+
+    assert config.monitoring == MonitoringConfig(
+        window_events=1000, window_seconds=0.0, interval_seconds=60.0, ks_pvalue=0.05,
+        psi=0.2, wasserstein=0.1, chi2_pvalue=0.05, js=0.1, dataset_share=0.5,
+        sample_cap=5000, webhook_url="", webhook_timeout=2.0,
+    )
+    assert config.alerts == DEFAULT_ALERTS
+    drift, accuracy = config.alerts
+    assert (drift.name, drift.metric, drift.condition) == ("dataset_drift", "drift.dataset", "> 0")
+    assert (drift.every, drift.for_seconds, drift.cooldown_seconds) == (10, 11, 3600)
+    assert (drift.notify, drift.trigger, drift.topic) == (
+        ("log", "bus"), "training", "alert:dataset_drift")
+    assert (accuracy.name, accuracy.metric, accuracy.condition) == (
+        "accuracy_drop", "performance.accuracy", "< 0.6")
+    assert (accuracy.every, accuracy.for_seconds, accuracy.notify) == (60, 300, ("log",))
+    assert accuracy.trigger is None
+
+
+def test_monitoring_settings_come_from_the_file_and_the_environment(tmp_path):
+    write_toml(tmp_path, "[monitoring]\nwindow_events = 50\npsi = 0.3\n")
+    env = {"LITEMLOPS_MONITORING_WINDOW_SECONDS": "3600",
+           "LITEMLOPS_MONITORING_WEBHOOK_URL": "http://127.0.0.1:9093/api/v2/alerts"}
+
+    config = Config.load(tmp_path, env=env)
+
+    assert config.monitoring.window_events == 50
+    assert config.monitoring.psi == 0.3
+    assert config.monitoring.window_seconds == 3600.0
+    assert config.monitoring.webhook_url.startswith("http://127.0.0.1:9093")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("monitoring.window_events", "0", "an integer >= 1"),
+        ("monitoring.window_seconds", "-1", "a number >= 0"),
+        ("monitoring.interval_seconds", "0", "a number > 0"),
+        ("monitoring.ks_pvalue", "1.5", "a number between 0 and 1"),
+        ("monitoring.chi2_pvalue", "0", "a number between 0 and 1"),
+        ("monitoring.psi", "-0.2", "a number >= 0"),
+        ("monitoring.js", "2", "a number between 0 and 1"),
+        ("monitoring.dataset_share", "0", "a number > 0 and <= 1"),
+        ("monitoring.sample_cap", "0", "an integer >= 1"),
+        ("monitoring.webhook_url", "file:///etc/passwd", "empty or an http:// or https:// URL"),
+        ("monitoring.webhook_timeout", "0", "a number > 0"),
+    ],
+)
+def test_monitoring_settings_are_checked_when_loaded(tmp_path, key, value, message):
+    with pytest.raises(ConfigError, match=f"config key {key} from overrides must be {message}"):
+        Config.load(tmp_path, env={}, overrides={key: value})
+
+
+ALERTS = """
+[[alerts]]
+name = "drift"
+metric = "drift.dataset"
+condition = "> 0"
+every = 10
+for = 11
+severity = "critical"
+notify = ["log", "bus", "webhook"]
+trigger = "training"
+cooldown = 3600
+
+[[alerts]]
+name = "auc_drop"
+metric = "performance.auc"
+condition = "<= 0.7"
+
+[monitoring]
+webhook_url = "https://alerts.example.com/api/v2/alerts"
+"""
+
+
+def test_alert_rules_are_read_from_an_array_of_tables(tmp_path):
+    write_toml(tmp_path, ALERTS)
+
+    drift, auc = Config.load(tmp_path, env={}).alerts
+
+    assert drift == AlertRule(
+        name="drift", metric="drift.dataset", condition="> 0", every=10.0, for_seconds=11.0,
+        severity="critical", notify=("log", "bus", "webhook"), trigger="training",
+        cooldown_seconds=3600.0,
+    )
+    assert (auc.operator, auc.threshold) == ("<=", 0.7)
+    assert (auc.every, auc.for_seconds, auc.severity, auc.notify, auc.trigger) == (
+        60.0, 0.0, "warning", ("log",), None)
+    assert auc.holds(0.7) and not auc.holds(0.71) and not auc.holds(float("nan"))
+
+
+def test_an_empty_alerts_array_turns_the_default_rules_off(tmp_path):
+    write_toml(tmp_path, "alerts = []\n")
+
+    assert Config.load(tmp_path, env={}).alerts == ()
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("nmae", '"x"', r"unknown key 'nmae' in \[\[alerts\]\] rule 2 \('b'\)"),
+        ("condition", '"above 0"', r"key 'condition' of \[\[alerts\]\] rule 2 \('b'\).*"
+         r"must be an operator .* got 'above 0'"),
+        ("condition", '">> 1"', r"key 'condition' of \[\[alerts\]\] rule 2"),
+        ("condition", "0", r"key 'condition' .* must be an operator"),
+        ("for", "-1", r"key 'for' of \[\[alerts\]\] rule 2 \('b'\).*seconds >= 0, got -1"),
+        ("cooldown", "-5", r"key 'cooldown' of \[\[alerts\]\] rule 2.*seconds >= 0, got -5"),
+        ("every", "0", r"key 'every' of \[\[alerts\]\] rule 2.*seconds > 0, got 0"),
+        ("every", "true", r"key 'every' of \[\[alerts\]\] rule 2.*got True"),
+        ("for", "'long'", r"key 'for' .* got 'long'"),
+        ("notify", '["log", "email"]', r"key 'notify' of \[\[alerts\]\] rule 2.*"
+         r"notifiers among log, webhook, bus \(unknown: \['email'\]\)"),
+        ("notify", "[1]", r"key 'notify' .* a list of notifier names"),
+        ("severity", '""', r"key 'severity' .* a non-empty string"),
+        ("trigger", '"training"', r"rule 2 \('b'\).*trigger 'training'.*add \"bus\" to notify"),
+    ],
+)
+def test_bad_alert_rules_name_the_rule_and_the_key(tmp_path, key, value, message):
+    second = {"name": '"b"', "metric": '"m"', "condition": '"> 0"', key: value}
+    path = write_toml(
+        tmp_path,
+        '[[alerts]]\nname = "a"\nmetric = "m"\ncondition = "> 0"\n[[alerts]]\n'
+        + "".join(f"{k} = {v}\n" for k, v in second.items()),
+    )
+
+    with pytest.raises(ConfigError, match=message) as info:
+        Config.load(tmp_path, env={})
+
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[[alerts]]\nname = "a"\nmetric = "m"\n', r"rule 1 \('a'\) .* lacks condition"),
+        ('[[alerts]]\nmetric = "m"\ncondition = "> 1"\n', r"rule 1 of .* lacks name"),
+        ('[[alerts]]\nname = "a b"\nmetric = "m"\ncondition = "> 1"\n',
+         r"key 'name' .* letters, digits"),
+        ('[[alerts]]\nname = "a"\nmetric = ""\ncondition = "> 1"\n',
+         r"key 'metric' .* a non-empty string"),
+        ('[[alerts]]\nname = "a"\nmetric = "m"\ncondition = "> 1"\n' * 2,
+         r"rule 2 \('a'\) in .* same name as rule 1"),
+        ('[alerts]\nname = "a"\n', r"alerts in .* must be an array of tables"),
+        ('alerts = "drift > 0"\n', r"alerts in .* must be an array of tables"),
+    ],
+)
+def test_incomplete_or_misshapen_alert_rules_are_refused(tmp_path, text, message):
+    write_toml(tmp_path, text)
+
+    with pytest.raises(ConfigError, match=message):
+        Config.load(tmp_path, env={})
+
+
+def test_a_webhook_rule_needs_a_webhook_url_from_any_source(tmp_path):
+    write_toml(
+        tmp_path,
+        '[[alerts]]\nname = "a"\nmetric = "m"\ncondition = "> 1"\nnotify = "log,webhook"\n',
+    )
+
+    with pytest.raises(ConfigError, match=r"'a' notifies 'webhook' but monitoring\.webhook_url"):
+        Config.load(tmp_path, env={})
+    env = {"LITEMLOPS_MONITORING_WEBHOOK_URL": "http://127.0.0.1:9093/api/v2/alerts"}
+    assert Config.load(tmp_path, env=env).alerts[0].notify == ("log", "webhook")
+
+
+def test_alert_rules_made_in_python_are_checked_too():
+    with pytest.raises(ConfigError, match="alert rule 'x': for must be seconds >= 0, got -1"):
+        AlertRule("x", "m", "> 1", for_seconds=-1)
+    with pytest.raises(ConfigError, match="alert rule 'x': condition must be an operator"):
+        AlertRule("x", "m", "1 <")
+    assert AlertRule("x", "m", " >=2 ").condition == ">=2"

@@ -39,6 +39,9 @@ EXPECTED = {
     "server_stopped": {"interrupted_runs"},
     "request_failed": {"path", "error"},
     "stores_left_open": {"reason"},
+    "alert_fired": {"rule", "metric", "value", "state"},
+    "alert_resolved": {"rule", "metric", "value", "state"},
+    "alert_notify_failed": {"rule", "notifier", "error"},
 }
 
 

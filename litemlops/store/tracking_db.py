@@ -184,6 +184,37 @@ MIGRATIONS: list[str] = [
     ALTER TABLE runs ADD COLUMN proc_start INTEGER;
     ALTER TABLE pipeline_runs ADD COLUMN proc_start INTEGER;
     """,
+    # 5: alert rules' states and transitions, so a restart keeps a pending alert's
+    # timer and a firing one's cooldown (times in ms since the epoch).
+    """
+    CREATE TABLE alert_states (
+        name TEXT PRIMARY KEY,
+        state TEXT NOT NULL CHECK (state IN ('normal', 'pending', 'firing', 'resolved')),
+        metric TEXT NOT NULL,
+        value REAL,
+        since INTEGER NOT NULL,
+        pending_since INTEGER,
+        fired_at INTEGER,
+        resolved_at INTEGER,
+        last_notified_at INTEGER,
+        episode_notified INTEGER NOT NULL DEFAULT 0,
+        evaluated_at INTEGER,
+        detail TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE alert_history (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        from_state TEXT NOT NULL,
+        to_state TEXT NOT NULL,
+        metric TEXT NOT NULL,
+        value REAL,
+        at INTEGER NOT NULL,
+        fired_at INTEGER,
+        notified TEXT NOT NULL DEFAULT '[]',
+        detail TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX alert_history_by_name ON alert_history (name, id);
+    """,
 ]
 
 
