@@ -91,6 +91,14 @@ class Platform:
             try:
                 for pipeline in self.catalog:
                     scheduler.add_pipeline(pipeline)
+                # An alert that names a pipeline starts it through the bus.
+                from litemlops.scheduler.scheduler import EventTrigger
+
+                for rule in self.config.alerts:
+                    if rule.trigger and rule.trigger in self.catalog:
+                        scheduler.add_event_trigger(
+                            EventTrigger(rule.topic, rule.trigger, cooldown=rule.cooldown_seconds)
+                        )
             except BaseException:
                 scheduler.shutdown()  # drops the bus subscriptions made so far
                 raise
@@ -135,7 +143,9 @@ def _catalog(config: Config) -> PipelineCatalog:
     own = PipelineCatalog()
     for path in config.pipelines.module_paths(config.home):
         own.load(path)
-    catalog = PipelineCatalog(demo_pipelines(config))
+    from litemlops.monitoring.pipeline import monitoring_pipeline
+
+    catalog = PipelineCatalog([*demo_pipelines(config), monitoring_pipeline(config)])
     for pipeline in own:
         catalog.add(pipeline, replace=True)
     return catalog

@@ -11,6 +11,8 @@ import click
 import litemlops
 from litemlops.cli.common import cli_errors, home_option
 from litemlops.cli.features import features
+from litemlops.cli.logs import logs
+from litemlops.cli.monitor import monitor
 from litemlops.cli.pipelines import pipelines
 from litemlops.cli.simulate import simulate
 from litemlops.cli.tracking import models, runs
@@ -154,6 +156,8 @@ cli.add_command(simulate)
 cli.add_command(runs)
 cli.add_command(models)
 cli.add_command(pipelines)
+cli.add_command(logs)
+cli.add_command(monitor)
 
 
 def main() -> None:

@@ -13,12 +13,23 @@ from litemlops.cli.common import cli_errors, echo_json, home_option, load_config
 @home_option
 @click.option("--normal", "mode", flag_value="normal", default=True, help="Normal traffic.")
 @click.option("--drift", "mode", flag_value="drift", help="Drifted features and outcomes.")
-@click.option("-n", "--requests", "n", type=click.IntRange(1, 1_000_000), default=100,
-              show_default=True, help="Booking requests to send.")
+@click.option(
+    "-n",
+    "--requests",
+    "n",
+    type=click.IntRange(1, 1_000_000),
+    default=100,
+    show_default=True,
+    help="Booking requests to send.",
+)
 @click.option("--labels", is_flag=True, help="Post each trip's outcome to /feedback afterwards.")
 @click.option("--url", default=None, help="The server (default: where `run` serves the home).")
-@click.option("--token", envvar="LITEMLOPS_SERVER_TOKEN", default=None,
-              help="Admin token (default: <home>/token).")
+@click.option(
+    "--token",
+    envvar="LITEMLOPS_SERVER_TOKEN",
+    default=None,
+    help="Admin token (default: <home>/token).",
+)
 @click.option("--seed", type=int, default=None, help="Seed for reproducible traffic.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
@@ -54,11 +65,24 @@ def simulate(
             raise click.ClickException(
                 f"no admin token at {config.token_path}: pass --token"
             ) from None
+    from litemlops.demo.generator import generate_driver_stats
+
     drivers = list(range(1001, 1001 + config.demo.drivers))
+    # The demo's own history (same seed), so normal traffic looks like the training data.
+    pool = generate_driver_stats(
+        config.demo.drivers, config.demo.hours, random_state=config.demo.seed
+    )
     try:
         with httpx.Client(base_url=url, timeout=30) as client:
             summary = run_simulation(
-                client, token, drivers, n=n, drift=mode == "drift", labels=labels, seed=seed
+                client,
+                token,
+                drivers,
+                n=n,
+                drift=mode == "drift",
+                labels=labels,
+                seed=seed,
+                pool=pool,
             )
     except httpx.HTTPError as exc:
         raise click.ClickException(f"cannot reach {url}: {exc}") from None

@@ -324,6 +324,11 @@ def train(ctx: TaskContext) -> dict[str, Any]:
         X, y = data[columns].astype("float64"), data[LABEL]
         model = fit_and_log(run, estimator, X, y)
         run.log_model(model, "model", signature=infer_signature(X), input_example=X.head(3))
+        # What the model saw, for drift checks against what it will be served.
+        from litemlops.monitoring.pipeline import PROFILE_ARTIFACT
+        from litemlops.monitoring.profile import build_profile
+
+        run.log_dict(build_profile(X, seed=int(p["seed"])).to_dict(), PROFILE_ARTIFACT)
     except BaseException as exc:
         run.end("failed", error=f"{type(exc).__name__}: {exc}")
         raise

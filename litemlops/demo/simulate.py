@@ -14,12 +14,15 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from litemlops.clock import utc_now
 from litemlops.errors import LitemlopsError, ValidationError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class SimulationError(LitemlopsError, RuntimeError):
@@ -42,10 +45,30 @@ class SimulationSummary:
         }
 
 
-def draw_features(rng: np.random.Generator, n: int, *, drift: bool) -> dict[str, np.ndarray]:
-    conv = rng.beta(4.0, 4.0, n)
-    acc = rng.beta(6.0, 3.0, n)
-    trips = rng.gamma(4.0, 100.0, n)
+def draw_features(
+    rng: np.random.Generator,
+    drivers: Sequence[int],
+    *,
+    drift: bool,
+    pool: pd.DataFrame | None = None,
+) -> dict[str, np.ndarray]:
+    """Statistics for `drivers`: rows of their own history (`pool`, the demo generator's
+    output for the same seed, so normal traffic looks like what the model was trained
+    on), or population draws without one; then shifted when drifting."""
+    n = len(drivers)
+    if pool is not None and len(pool):
+        rows = []
+        for driver in drivers:
+            own = pool[pool["driver_id"] == driver]
+            source = own if len(own) else pool
+            rows.append(source.iloc[int(rng.integers(len(source)))])
+        conv = np.array([float(r["conv_rate"]) for r in rows])
+        acc = np.array([float(r["acc_rate"]) for r in rows])
+        trips = np.array([float(r["avg_daily_trips"]) for r in rows])
+    else:
+        conv = rng.beta(4.0, 4.0, n)
+        acc = rng.beta(6.0, 3.0, n)
+        trips = rng.gamma(4.0, 100.0, n)
     if drift:
         conv = conv + 0.35
         acc = acc - 0.35
@@ -69,12 +92,14 @@ def simulate(
     seed: int | None = None,
     clock: Callable[[], datetime] = utc_now,
     progress: Callable[[int], None] | None = None,
+    pool: pd.DataFrame | None = None,
 ) -> SimulationSummary:
     """Send `n` booking requests through `client` (an httpx.Client on the server).
 
     Each request pushes fresh statistics for `per_request` random drivers (online and
     offline), asks /inference for the best of them, and, with `labels`, the trip's
     outcome is posted to /feedback after all requests (labels arrive later).
+    pool: the drivers' history to draw normal statistics from (see `draw_features`).
     """
     from litemlops.demo.generator import completion_probability
 
@@ -88,7 +113,7 @@ def simulate(
     outcomes: list[tuple[str, int]] = []
     for i in range(n):
         chosen = [int(d) for d in rng.choice(np.asarray(drivers), per_request, replace=False)]
-        values = draw_features(rng, per_request, drift=drift)
+        values = draw_features(rng, chosen, drift=drift, pool=pool)
         now = clock().isoformat()
         rows = [
             {
@@ -110,9 +135,9 @@ def simulate(
         summary.versions[version] = summary.versions.get(version, 0) + 1
         if labels:
             j = chosen.index(answer["prediction"])
-            import pandas as pd
+            import pandas
 
-            row = pd.DataFrame({name: [column[j]] for name, column in values.items()})
+            row = pandas.DataFrame({name: [column[j]] for name, column in values.items()})
             p = float(completion_probability(row)[0])
             if drift:
                 p = 1.0 - p  # the relation itself changed: what completed no longer does

@@ -31,7 +31,9 @@ def test_the_drawn_features_shift_as_documented():
     import numpy as np
 
     rng = np.random.default_rng(0)
-    normal, drifted = draw_features(rng, 5000, drift=False), draw_features(rng, 5000, drift=True)
+    drivers = list(range(5000))
+    normal = draw_features(rng, drivers, drift=False)
+    drifted = draw_features(rng, drivers, drift=True)
     assert drifted["conv_rate"].mean() > normal["conv_rate"].mean() + 0.25
     assert drifted["acc_rate"].mean() < normal["acc_rate"].mean() - 0.25
     assert drifted["avg_daily_trips"].mean() > 2.5 * normal["avg_daily_trips"].mean()

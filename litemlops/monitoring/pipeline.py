@@ -1,0 +1,147 @@
+"""The `monitoring` pipeline: the event log read back, checked, and alerts evaluated.
+
+collect (a window of `prediction_served` events and the labels that came for them)
+-> drift (against the serving model's reference profile, saved when it was trained)
+-> performance (the delayed labels) -> alerts (rules evaluated on every metric; a
+firing `dataset_drift` publishes `alert:dataset_drift`, which starts `training`).
+Each task's output is JSON, so the latest report is simply the last run's outputs.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from litemlops.errors import LitemlopsError
+from litemlops.scheduler.pipeline import Pipeline, TaskContext, task
+
+if TYPE_CHECKING:
+    from litemlops.config import Config
+
+PROFILE_ARTIFACT = "reference_profile.json"
+
+
+@task
+def collect(ctx: TaskContext) -> dict[str, Any]:
+    """The window: the last N predictions (or the last period) and their labels so far."""
+    from litemlops.monitoring.events import read_feedback, read_predictions
+
+    config = ctx.config
+    logs = config.logs_dir
+    model = config.server.model.split("@")[0].split("/")[0]
+    if config.monitoring.window_seconds > 0:
+        since = ctx.clock() - timedelta(seconds=config.monitoring.window_seconds)
+        predictions = read_predictions(logs, since=since, model=model)
+    else:
+        predictions = read_predictions(logs, last=config.monitoring.window_events, model=model)
+    first = predictions["timestamp"].min() if len(predictions) else None
+    feedback = read_feedback(logs, since=first.to_pydatetime() if first is not None else None)
+    predictions.to_parquet(ctx.work_dir / "predictions.parquet", index=False)
+    feedback.to_parquet(ctx.work_dir / "feedback.parquet", index=False)
+    versions = sorted({int(v) for v in predictions["version"].dropna().unique()})
+    return {
+        "predictions": len(predictions),
+        "requests": int(predictions["request_id"].nunique()) if len(predictions) else 0,
+        "labels": len(feedback),
+        "versions": versions,
+        "from": first.isoformat() if first is not None else None,
+    }
+
+
+def reference_profile(ctx: TaskContext) -> tuple[Any, dict[str, Any]] | None:
+    """The profile of what the served model was trained on, and which version that is."""
+    from litemlops.monitoring.profile import Profile
+
+    uri = ctx.config.server.model
+    try:
+        _, _, meta = ctx.registry.resolve(uri)
+    except LitemlopsError:
+        return None
+    run_id = meta.get("run_id")
+    if not run_id:
+        return None
+    dest = ctx.work_dir / PROFILE_ARTIFACT
+    try:
+        ctx.tracker.download_artifact(run_id, PROFILE_ARTIFACT, dest)
+    except LitemlopsError:
+        return None
+    return Profile.load(dest), {"model": meta.get("name"), "version": meta.get("version")}
+
+
+@task(upstream="collect")
+def drift(ctx: TaskContext) -> dict[str, Any]:
+    """Drift and data quality of the window's features against the reference profile."""
+    import pandas as pd
+
+    from litemlops.monitoring.drift import DriftThresholds, drift_report
+
+    found = reference_profile(ctx)
+    if found is None:
+        return {"status": f"no reference profile for {ctx.config.server.model}", "metrics": {}}
+    profile, served = found
+    m = ctx.config.monitoring
+    thresholds = DriftThresholds(
+        ks_pvalue=m.ks_pvalue,
+        psi=m.psi,
+        wasserstein=m.wasserstein,
+        chi2_pvalue=m.chi2_pvalue,
+        js=m.js,
+        dataset_share=m.dataset_share,
+    )
+    window = pd.read_parquet(Path(ctx.work_dir).parent / "collect" / "predictions.parquet")
+    report = drift_report(profile, window, thresholds=thresholds, sample_cap=m.sample_cap)
+    return {"reference": served, **report.to_dict(), "metrics": report.metrics()}
+
+
+@task(upstream="collect")
+def performance(ctx: TaskContext) -> dict[str, Any]:
+    """The served model on the predictions whose labels arrived."""
+    import pandas as pd
+
+    from litemlops.monitoring.performance import performance_report
+
+    folder = Path(ctx.work_dir).parent / "collect"
+    report = performance_report(
+        pd.read_parquet(folder / "predictions.parquet"),
+        pd.read_parquet(folder / "feedback.parquet"),
+        now=ctx.clock(),
+    )
+    return {**report.as_dict(), "metrics": report.metrics()}
+
+
+@task(upstream=["drift", "performance"])
+def alerts(ctx: TaskContext) -> dict[str, Any]:
+    """Every rule on every metric; firing ones notify (log, webhook, the bus)."""
+    from litemlops.monitoring.alerts import AlertManager
+    from litemlops.monitoring.notify import BusNotifier, LogNotifier, WebhookNotifier
+
+    metrics = {**ctx.upstream["drift"]["metrics"], **ctx.upstream["performance"]["metrics"]}
+    m = ctx.config.monitoring
+    notifiers: dict[str, Any] = {"log": LogNotifier()}
+    if m.webhook_url:
+        notifiers["webhook"] = WebhookNotifier(m.webhook_url, m.webhook_timeout)
+    bus = ctx.resources.get("bus")
+    if bus is not None:
+        notifiers["bus"] = BusNotifier(bus)
+    manager = AlertManager(
+        ctx.tracker.db, ctx.config.alerts, clock=ctx.clock, notifiers=notifiers
+    )
+    moves = manager.evaluate(metrics)
+    return {
+        "metrics": metrics,
+        "transitions": [t.as_dict() for t in moves],
+        "states": [s.as_dict() for s in manager.states()],
+    }
+
+
+def monitoring_pipeline(config: Config) -> Pipeline:
+    interval = config.monitoring.interval_seconds
+    return Pipeline(
+        "monitoring",
+        [collect, drift, performance, alerts],
+        description="Drift, data quality and delayed-label performance from the event log; "
+        "alerts.",
+        schedule=interval if interval > 0 else None,
+        on_busy="skip",  # a check still running makes the next one pointless
+    )
