@@ -160,5 +160,8 @@ cli.add_command(logs)
 cli.add_command(monitor)
 
 
+import litemlops.cli.monitor_check  # noqa: E402  (adds `monitor check`)
+
+
 def main() -> None:
     cli(prog_name="litemlops")

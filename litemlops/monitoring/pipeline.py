@@ -145,3 +145,36 @@ def monitoring_pipeline(config: Config) -> Pipeline:
         schedule=interval if interval > 0 else None,
         on_busy="skip",  # a check still running makes the next one pointless
     )
+
+
+def latest_report(platform: Any) -> dict[str, Any]:
+    """The last successful check's window, drift and performance, with the alerts' live
+    states and recent history: what `GET /api/monitoring` and `/metrics` show."""
+    from litemlops.monitoring.alerts import AlertManager
+
+    manager = AlertManager(platform.tracker.db, platform.config.alerts, notifiers={})
+    report: dict[str, Any] = {
+        "run_id": None,
+        "checked_at": None,
+        "window": None,
+        "drift": None,
+        "performance": None,
+        "metrics": {},
+        "alerts": [s.as_dict() for s in manager.states()],
+        "history": [t.as_dict() for t in manager.history(limit=50)],
+    }
+    runs = platform.pipelines.list_runs(pipeline="monitoring", state="success", limit=1)
+    if not runs:
+        return report
+    run = runs[0]
+    outputs = {t.task: t.output for t in platform.pipelines.task_runs(run.run_id)
+               if t.state == "success"}
+    report.update(
+        run_id=run.run_id,
+        checked_at=run.ended_at.isoformat() if run.ended_at else None,
+        window=outputs.get("collect"),
+        drift=outputs.get("drift"),
+        performance=outputs.get("performance"),
+        metrics=(outputs.get("alerts") or {}).get("metrics", {}),
+    )
+    return report

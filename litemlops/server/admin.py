@@ -471,6 +471,16 @@ async def get_feature_view(request: Request) -> Response:
     return _answer(await _call(store.describe, request.path_params["view"]))
 
 
+# -- monitoring -------------------------------------------------------------------------------
+
+
+async def monitoring(request: Request) -> Response:
+    """The latest drift, performance and data quality, and the alerts with their history."""
+    from litemlops.monitoring.pipeline import latest_report
+
+    return _answer(await _call(latest_report, state_of(request).platform))
+
+
 def admin_routes() -> list[BaseRoute]:
     alias = "/api/models/{name}/aliases/{alias}"
     return [
@@ -490,4 +500,5 @@ def admin_routes() -> list[BaseRoute]:
         Route("/api/pipelines/{name}/trigger", trigger_pipeline, methods=["POST"]),
         Route("/api/features", list_features, methods=["GET"]),
         Route("/api/features/{view}", get_feature_view, methods=["GET"]),
+        Route("/api/monitoring", monitoring, methods=["GET"]),
     ]

@@ -463,7 +463,7 @@ def create_app(
         raise ValueError("create_app takes a platform or a config, not both")
     holder: dict[str, Platform] = {}
     # Made now: the middleware needs them before the lifespan opens the platform.
-    server_metrics = ServerMetrics(_pipeline_counts(holder))
+    server_metrics = ServerMetrics(_pipeline_counts(holder), _monitoring(holder))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -538,6 +538,18 @@ def create_app(
             Exception: _unexpected,
         },
     )
+
+
+def _monitoring(holder: dict[str, Platform]) -> Callable[[], dict[str, Any] | None]:
+    def latest() -> dict[str, Any] | None:
+        platform = holder.get("platform")
+        if platform is None:
+            return None
+        from litemlops.monitoring.pipeline import latest_report
+
+        return latest_report(platform)
+
+    return latest
 
 
 def _state(platform: Platform, service: Service | None, metrics: ServerMetrics) -> ServerState:

@@ -45,8 +45,60 @@ class PipelineRunCollector(Collector):
         yield family
 
 
+class MonitoringCollector(Collector):
+    """The last monitoring check as gauges, read when scraped: drift statistics per
+    feature, the dataset drift flag and share, data quality, performance (with label
+    coverage) and each alert's state (0 normal, 1 pending, 2 firing, 3 resolved)."""
+
+    def __init__(self, latest: Callable[[], dict[str, Any] | None]):
+        self._latest = latest
+
+    def collect(self) -> Iterable[Any]:
+        from litemlops.monitoring.alerts import STATE_VALUES
+
+        report = self._latest() or {}
+        metrics: dict[str, Any] = report.get("metrics") or {}
+        dataset = GaugeMetricFamily("litemlops_drift_dataset", "1 when the dataset drifted")
+        share = GaugeMetricFamily("litemlops_drift_share", "Share of features that drifted")
+        drift = GaugeMetricFamily(
+            "litemlops_drift", "Drift statistics per feature", labels=["feature", "statistic"]
+        )
+        quality = GaugeMetricFamily(
+            "litemlops_data_quality", "Data quality per feature", labels=["feature", "check"]
+        )
+        performance = GaugeMetricFamily(
+            "litemlops_performance", "Delayed-label performance", labels=["metric"]
+        )
+        for name, value in metrics.items():
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                continue
+            parts = name.split(".")
+            if name == "drift.dataset":
+                dataset.add_metric([], float(value))
+            elif name == "drift.share":
+                share.add_metric([], float(value))
+            elif parts[0] == "drift" and len(parts) >= 3:
+                drift.add_metric([".".join(parts[1:-1]), parts[-1]], float(value))
+            elif parts[0] == "quality" and len(parts) >= 3:
+                quality.add_metric([".".join(parts[1:-1]), parts[-1]], float(value))
+            elif parts[0] == "performance" and len(parts) == 2:
+                performance.add_metric([parts[1]], float(value))
+        alerts = GaugeMetricFamily(
+            "litemlops_alert_state",
+            "Alert state: 0 normal, 1 pending, 2 firing, 3 resolved",
+            labels=["alert"],
+        )
+        for status in report.get("alerts") or []:
+            alerts.add_metric([status["rule"]], float(STATE_VALUES.get(status["state"], 0)))
+        yield from (dataset, share, drift, quality, performance, alerts)
+
+
 class ServerMetrics:
-    def __init__(self, pipeline_counts: Callable[[], Iterable[tuple[str, str, int]]]):
+    def __init__(
+        self,
+        pipeline_counts: Callable[[], Iterable[tuple[str, str, int]]],
+        monitoring: Callable[[], dict[str, Any] | None] | None = None,
+    ):
         self.registry = CollectorRegistry(auto_describe=True)
         labels = ["endpoint", "model", "version", "status"]
         self.requests = Counter(
@@ -63,6 +115,8 @@ class ServerMetrics:
             "litemlops_requests_in_flight", "HTTP requests being answered", registry=self.registry
         )
         self.registry.register(PipelineRunCollector(pipeline_counts))
+        if monitoring is not None:
+            self.registry.register(MonitoringCollector(monitoring))
 
 
 class MetricsMiddleware:

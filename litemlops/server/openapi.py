@@ -354,6 +354,9 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ),
     ("GET", "/api/features"): Op("Feature views", list[FeatureViewInfo]),
     ("GET", "/api/features/{view}"): Op("A feature view", FeatureViewInfo, (404,)),
+    ("GET", "/api/monitoring"): Op(
+        "The latest drift, data quality and performance check, and the alerts", dict[str, Any]
+    ),
 }
 
 

@@ -65,6 +65,18 @@ def test_drifted_traffic_fires_the_alert_which_retrains(served, litemlops_platfo
     assert sorted(v.version for v in platform.registry.list_versions("driver_ranker")) == [1, 2]
     assert scheduler.event_triggers()  # the rule's trigger was registered from config
 
+    # What the server shows of it.
+    report = served.get("/api/monitoring").json()
+    assert report["run_id"] == second.run_id
+    assert report["drift"]["metrics"]["drift.dataset"] == 1
+    assert {a["rule"]: a["state"] for a in report["alerts"]}["dataset_drift"] == "firing"
+    assert report["history"][0]["to_state"] == "firing"
+    metrics = served.get("/metrics").text
+    assert "litemlops_drift_dataset 1.0" in metrics
+    assert 'litemlops_alert_state{alert="dataset_drift"} 2.0' in metrics
+    assert 'litemlops_drift{feature="conv_rate",statistic="ks_pvalue"}' in metrics
+    assert 'litemlops_performance{metric="label_coverage"}' in metrics
+
 
 def _output(platform, run, task):
     return next(t.output for t in platform.pipelines.task_runs(run.run_id) if t.task == task)
