@@ -267,11 +267,13 @@ def test_the_demo_schedules_come_from_config_and_fire_on_the_clock(platform, run
     from litemlops.errors import ConfigError
 
     scheduler = platform.scheduler
-    assert {s.name: s.cron for s, _ in scheduler.schedules()} == {
+    assert {s.name: s.cron or s.interval for s, _ in scheduler.schedules()} == {
         "data": "*/10 * * * *", "training": "0 3 * * *", "batch_predictions": "0 * * * *",
+        "monitoring": timedelta(seconds=60),
     }
-    assert scheduler.run_pending(NOW + timedelta(minutes=9)) == []
-    (run,) = scheduler.run_pending(NOW + timedelta(minutes=10))
+    due = scheduler.run_pending(NOW + timedelta(minutes=9))
+    assert [r.pipeline for r in due] == ["monitoring"]  # every minute, coalesced
+    (run,) = [r for r in scheduler.run_pending(NOW + timedelta(minutes=10)) if r.pipeline == "data"]
     assert (run.pipeline, run.trigger, run.state) == ("data", "schedule", "success")
     assert run.payload == {"schedule": "data", "scheduled_at": "2026-03-01T12:10:00+00:00"}
     assert platform.features.describe("driver_stats")["offline_rows"] > 0
