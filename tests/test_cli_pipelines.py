@@ -86,7 +86,9 @@ def test_list_shows_tasks_params_and_triggers(home):
     assert 'hyperparams = "{}"' in text  # text that reads as JSON is shown quoted
 
     listed = json.loads(run_cli("pipelines", "list", "--json", home=home).output)
-    assert [p["name"] for p in listed] == ["batch_predictions", "data", "toy", "training"]
+    assert [p["name"] for p in listed] == [
+        "batch_predictions", "data", "monitoring", "toy", "training"
+    ]
     toy = listed[2]
     assert toy["tasks"] == [
         {"name": "extract", "upstream": [], "retries": 0, "timeout": None},
