@@ -89,7 +89,7 @@ def test_list_shows_tasks_params_and_triggers(home):
     assert [p["name"] for p in listed] == [
         "batch_predictions", "data", "monitoring", "toy", "training"
     ]
-    toy = listed[2]
+    toy = listed[3]
     assert toy["tasks"] == [
         {"name": "extract", "upstream": [], "retries": 0, "timeout": None},
         {"name": "fragile", "upstream": ["extract"], "retries": 1, "timeout": None},
