@@ -18,7 +18,8 @@ LINE = re.compile(r"^\S+: .* target(<=|>=)\S+( \S+)? +(PASS|MISS)$", re.MULTILIN
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "script",
-    ["pit.py", "online.py", "materialize.py", "tracking.py", "pipelines.py", "serving.py"],
+    ["pit.py", "online.py", "materialize.py", "tracking.py", "pipelines.py", "serving.py",
+     "drift.py"],
 )
 def test_benchmark_runs_and_reports(script):
     if not BENCHMARKS.is_dir():

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,11 +31,20 @@ FEEDBACK_COLUMNS = ("request_id", "timestamp", "label")
 # Columns are given, not inferred: events of other names carry the same keys with
 # other types (a string `features`, a text `version`), and inference over a mixed
 # log would fail or guess from the first lines only.
-_COLUMNS = (
-    "{event: 'VARCHAR', timestamp: 'VARCHAR', request_id: 'VARCHAR', service: 'VARCHAR', "
-    "model: 'VARCHAR', version: 'VARCHAR', entities: 'JSON', features: 'JSON', "
-    "scores: 'JSON', output: 'JSON', label: 'VARCHAR'}"
-)
+_COLUMNS = {
+    "event": "VARCHAR",
+    "timestamp": "VARCHAR",
+    "request_id": "VARCHAR",
+    "service": "VARCHAR",
+    "model": "VARCHAR",
+    "version": "VARCHAR",
+    "entities": "JSON",
+    "features": "JSON",
+    "scores": "JSON",
+    "output": "JSON",
+    "label": "VARCHAR",
+}
+_KIND_TYPES = {"numeric": "DOUBLE", "categorical": "VARCHAR"}
 _ROTATED = re.compile(rf"^{re.escape(EVENTS_FILE)}(?:\.(\d+))?$")
 _ATTEMPTS = 3
 
@@ -62,6 +71,7 @@ def read_predictions(
     until: datetime | None = None,
     model: str | None = None,
     service: str | None = None,
+    features: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """One row per scored entity of the `prediction_served` events in a window, oldest first.
 
@@ -71,13 +81,21 @@ def read_predictions(
     what the request returned, as text (the chosen entity, or the row's prediction).
     last: only the newest `last` events (requests, not rows); since/until: events
     at or after `since` and before `until` (naive times are UTC); model, service:
-    only those. A feature whose name is taken by a column above is named
-    `features.<name>`.
+    only those. features: feature name -> "numeric" or "categorical" (a profile's
+    `kinds`): only these columns, and the pass over the log that finds the features'
+    names and types is skipped. A feature whose name is taken by a column above
+    is named `features.<name>`.
     """
     where, params = _filters(since, until, {"model": model, "service": service})
+    types = None
+    if features is not None:
+        unknown = {k for k in features.values() if k not in _KIND_TYPES}
+        if unknown:
+            raise ValidationError(f"feature kinds must be numeric or categorical, got {unknown}")
+        types = {name: _KIND_TYPES[kind] for name, kind in features.items()}
     return _read(
         logs_dir,
-        lambda con, files: _predictions(con, files, where, params, last),
+        lambda con, files: _predictions(con, files, where, params, last, types),
         lambda: _empty((*PREDICTION_COLUMNS, "score", "output")),
     )
 
@@ -154,71 +172,91 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _window(select: str, event: str, where: str, last: int | None) -> str:
-    """The SQL of the events of one name in the window, newest `last` only if given."""
-    if last is not None and last < 0:
-        raise ValidationError(f"last must be >= 0, got {last}")
-    limit = f"ORDER BY ts DESC, request_id DESC LIMIT {int(last)}" if last is not None else ""
+def _source(event: str, select: str, where: str, **types: str) -> str:
+    """SQL of the events named `event` in the window; `types` replace the text or JSON type
+    a column is read as (a line whose value does not fit gets NULL there)."""
+    columns = {**_COLUMNS, **types}
+    spec = ", ".join(f"{name}: {_literal(sql_type)}" for name, sql_type in columns.items())
     return (
         f"SELECT * FROM (SELECT TRY_CAST(timestamp AS TIMESTAMPTZ) AS ts, {select} "
         f"FROM read_json(?, format='newline_delimited', ignore_errors=true, "
-        f"columns={_COLUMNS}) WHERE event = '{event}') WHERE {where} {limit}"
+        f"columns={{{spec}}}) WHERE event = {_literal(event)}) WHERE {where}"
     )
+
+
+def _newest(last: int) -> str:
+    if last < 0:
+        raise ValidationError(f"last must be >= 0, got {last}")
+    return f"ORDER BY ts DESC, coalesce(request_id, '') DESC LIMIT {int(last)}"
 
 
 def _feedback(
     con: Any, files: list[str], where: str, params: list[Any], last: int | None
 ) -> pd.DataFrame:
-    window = _window(
-        "request_id, TRY_CAST(label AS DOUBLE) AS label", events.FEEDBACK_RECEIVED, where, last
+    window = _source(
+        events.FEEDBACK_RECEIVED, "request_id, TRY_CAST(label AS DOUBLE) AS label", where
     )
+    if last is not None:
+        window += " " + _newest(last)
     sql = f"SELECT request_id, ts AS timestamp, label FROM ({window})"
-    return _oldest_first(con.execute(sql, [files, *params]).df())
-
-
-def _oldest_first(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows by time, ties in the order DuckDB read them (the log's order: it keeps the
-    order of insertion). Sorted here rather than by DuckDB's ORDER BY, which moved
-    every column through its sort and took a third of the time of the whole read."""
-    if frame["timestamp"].is_monotonic_increasing:
-        return frame
-    return frame.sort_values("timestamp", kind="stable", ignore_index=True)
+    return _frame(con, sql, [files, *params])
 
 
 def _predictions(
-    con: Any, files: list[str], where: str, params: list[Any], last: int | None
+    con: Any,
+    files: list[str],
+    where: str,
+    params: list[Any],
+    last: int | None,
+    types: dict[str, str] | None,
 ) -> pd.DataFrame:
-    window = _window(
-        "request_id, model, TRY_CAST(version AS BIGINT) AS version, service, entities, "
-        "features, scores, output",
-        events.PREDICTION_SERVED,
-        where,
-        last,
-    )
-    features = _feature_types(con, window, [files, *params])
-    if not features:
-        return _empty((*PREDICTION_COLUMNS, "score", "output"))
-    struct = ", ".join(f"{_ident(name)} {sql_type}" for name, sql_type in features.items())
+    empty = _empty((*PREDICTION_COLUMNS, "score", "output"))
+    served = events.PREDICTION_SERVED
+    if last is not None:
+        # The window's oldest event, found by a read of the light columns only; the
+        # reads below then keep what is not older than it (ties go by request id).
+        newest = _source(served, "request_id, model, service", where) + " " + _newest(last)
+        edge = con.execute(
+            f"SELECT ts, coalesce(request_id, '') AS id, count(*) OVER () AS n FROM ({newest}) "
+            "ORDER BY ts, id LIMIT 1",
+            [files, *params],
+        ).fetchall()  # fetchone() would leave DuckDB's result open for the next query
+        if not edge:
+            return empty
+        edge = edge[0]
+        if edge[2] >= last:
+            where += " AND (ts > ? OR (ts = ? AND coalesce(request_id, '') >= ?))"
+            params = [*params, edge[0], edge[0], edge[1]]
+    if types is None:
+        types = _feature_types(con, _source(served, _SERVED, where), [files, *params])
+    if not types:
+        return empty
+    struct = "STRUCT(" + ", ".join(f"{_ident(n)} {t}" for n, t in types.items()) + ")"
     taken = set(PREDICTION_COLUMNS) | {"score", "output"}
     picked = ", ".join(
         f"f.{_ident(name)} AS {_ident(f'features.{name}' if name in taken else name)}"
-        for name in features
+        for name in types
     )
-    # /inference: features and scores are objects keyed by entity; /predict: arrays
-    # in row order, zipped with the entity rows (if any) by unnest.
+    # Each shape is read with its own types, so DuckDB parses the features straight
+    # into structs: reading them as JSON text to cast it afterwards parsed every
+    # line twice and took twice as long. /inference keys features and scores by
+    # entity; /predict lists them in row order, zipped with its entity rows by unnest.
+    by_key = _source(
+        served, _SERVED, where + " AND features IS NOT NULL",
+        features=f"MAP(VARCHAR, {struct})", scores="MAP(VARCHAR, DOUBLE)",
+    )
+    by_position = _source(
+        served, _SERVED, where + " AND features IS NOT NULL",
+        features=f"{struct}[]", scores="DOUBLE[]", entities="JSON[]", output="JSON[]",
+    )
     sql = f"""
-        WITH win AS ({window}),
-        by_key AS (
+        WITH by_key AS (
             SELECT ts, request_id, model, version, service, entity, f,
-                by_entity[entity] AS score, output ->> '$' AS output
+                scores[entity] AS score, output ->> '$' AS output
             FROM (
-                SELECT *, unnest(map_keys(m)) AS entity, unnest(map_values(m)) AS f
-                FROM (
-                    SELECT *,
-                        TRY_CAST(features AS MAP(VARCHAR, STRUCT({struct}))) AS m,
-                        TRY_CAST(scores AS MAP(VARCHAR, DOUBLE)) AS by_entity
-                    FROM win WHERE json_type(features) = 'OBJECT'
-                )
+                SELECT *, unnest(map_keys(features)) AS entity,
+                    unnest(map_values(features)) AS f
+                FROM ({by_key})
             )
         ),
         by_position AS (
@@ -232,11 +270,11 @@ def _predictions(
                 f, score, o ->> '$' AS output
             FROM (
                 SELECT *,
-                    unnest(TRY_CAST(features AS STRUCT({struct})[])) AS f,
-                    unnest(TRY_CAST(entities AS JSON[])) AS e,
-                    unnest(TRY_CAST(scores AS DOUBLE[])) AS score,
-                    unnest(TRY_CAST(output AS JSON[])) AS o
-                FROM win WHERE json_type(features) = 'ARRAY'
+                    unnest(features) AS f,
+                    unnest(entities) AS e,
+                    unnest(scores) AS score,
+                    unnest(output) AS o
+                FROM ({by_position})
             )
         )
         SELECT request_id, ts AS timestamp, model, version, service, entity, {picked},
@@ -244,13 +282,39 @@ def _predictions(
         FROM (SELECT * FROM by_key UNION ALL SELECT * FROM by_position)
         WHERE f IS NOT NULL
     """
-    return _oldest_first(con.execute(sql, [files, *params]).df())
+    return _frame(con, sql, [files, *params, files, *params])
+
+
+_SERVED = (
+    "request_id, model, TRY_CAST(version AS BIGINT) AS version, service, entities, "
+    "features, scores, output"
+)
+
+
+def _frame(con: Any, sql: str, params: list[Any]) -> pd.DataFrame:
+    """The query's rows, oldest first, ties in the order DuckDB read them (the log's:
+    it keeps the order of insertion).
+
+    Through Arrow: pandas takes Arrow strings without a Python object per value, a
+    third faster than DuckDB's own DataFrame conversion here; and sorted there by a
+    numpy argsort of the times, where DuckDB's ORDER BY moved every column through
+    its sort and took a third of the time of the whole read.
+    """
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
+    table = con.sql(sql, params=params).to_arrow_table()
+    times = table["timestamp"].to_numpy().view("int64")
+    if len(times) > 1 and not (np.diff(times) >= 0).all():
+        table = table.take(np.argsort(times, kind="stable"))
+    return table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
 
 
 def _feature_types(con: Any, window: str, params: list[Any]) -> dict[str, str]:
     """Feature names and SQL types, from the first and the last event of each model version
-    and service: their features are the model's inputs, so these few samples name them
-    all without parsing every event twice."""
+    and service: their features are that model's inputs, so a few samples name them all,
+    and only those are parsed here (as text; the window is still read once for them)."""
     rows = con.execute(
         f"""
         SELECT arg_min(features, ts), arg_max(features, ts)
@@ -294,6 +358,10 @@ def _sql_type(kinds: set[str]) -> str:
 
 def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _empty(columns: tuple[str, ...]) -> pd.DataFrame:

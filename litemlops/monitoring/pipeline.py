@@ -30,11 +30,16 @@ def collect(ctx: TaskContext) -> dict[str, Any]:
     config = ctx.config
     logs = config.logs_dir
     model = config.server.model.split("@")[0].split("/")[0]
+    # The reference profile names the features, which spares the reader a pass.
+    found = reference_profile(ctx)
+    kinds = found[0].kinds if found is not None else None
     if config.monitoring.window_seconds > 0:
         since = ctx.clock() - timedelta(seconds=config.monitoring.window_seconds)
-        predictions = read_predictions(logs, since=since, model=model)
+        predictions = read_predictions(logs, since=since, model=model, features=kinds)
     else:
-        predictions = read_predictions(logs, last=config.monitoring.window_events, model=model)
+        predictions = read_predictions(
+            logs, last=config.monitoring.window_events, model=model, features=kinds
+        )
     first = predictions["timestamp"].min() if len(predictions) else None
     feedback = read_feedback(logs, since=first.to_pydatetime() if first is not None else None)
     predictions.to_parquet(ctx.work_dir / "predictions.parquet", index=False)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,6 +112,11 @@ class Profile:
     seed: int
 
     @property
+    def kinds(self) -> dict[str, Kind]:
+        """Feature name -> "numeric" or "categorical" (what `read_predictions` takes)."""
+        return {n: f.kind for n, f in self.features.items()}
+
+    @property
     def numeric(self) -> list[str]:
         return [n for n, f in self.features.items() if f.kind == "numeric"]
 
@@ -192,18 +198,16 @@ def build_profile(
     so an id-like column cannot blow the profile up.
     """
     import duckdb
-    import numpy as np
 
     if bins < 1 or sample_size < 1 or max_categories < 1:
         raise ValidationError("bins, sample_size and max_categories must be at least 1")
-    work, kinds = prepare(frame, categorical)
+    work, kinds = _prepare(frame, categorical)
     con = duckdb.connect()
     try:
         con.register("frame", work)
         numeric = [n for n, k in kinds.items() if k == "numeric"]
         summaries = _numeric_summaries(con, numeric, bins)
         counts = _bin_counts(con, {n: s["edges"] for n, s in summaries.items()})
-        rng = np.random.default_rng(seed)
         features: dict[str, FeatureProfile] = {}
         for name, kind in kinds.items():
             if kind == "numeric":
@@ -219,7 +223,7 @@ def build_profile(
                     max=s["max"],
                     bin_edges=tuple(s["edges"]),
                     bin_counts=tuple(counts[name]),
-                    sample=_sample(work[name].to_numpy(), sample_size, rng),
+                    sample=_sample(work[name].to_numpy(), sample_size, _rng(seed, name)),
                 )
             else:
                 features[name] = _categorical(con, name, len(work), max_categories)
@@ -230,7 +234,7 @@ def build_profile(
     )
 
 
-def prepare(
+def _prepare(
     frame: pd.DataFrame, categorical: Iterable[str] | None = None
 ) -> tuple[pd.DataFrame, dict[str, Kind]]:
     """The profiled columns, as DuckDB and drift read them, and the kind of each.
@@ -362,7 +366,7 @@ def _numeric_summaries(
             f"quantile_cont({c}, {cuts!r})" if cuts else "NULL",
         ]
     # The cut points are ours (i / bins), so they are written into the SQL as literals.
-    row = con.execute(f"SELECT {', '.join(parts)} FROM frame").fetchone()
+    row = con.execute(f"SELECT {', '.join(parts)} FROM frame").fetchall()[0]
     summaries = {}
     for i, name in enumerate(names):
         count, mean, std, low, high, quantiles = row[i * 6 : i * 6 + 6]
@@ -396,7 +400,7 @@ def _bin_counts(con: Any, edges: Mapping[str, list[float]]) -> dict[str, list[in
         params.append(cut[-1])
     if not parts:
         return {}
-    row = con.execute(f"SELECT {', '.join(parts)} FROM frame", params).fetchone()
+    row = con.execute(f"SELECT {', '.join(parts)} FROM frame", params).fetchall()[0]
     counts: dict[str, list[int]] = {}
     at = 0
     for name, cut in edges.items():
@@ -414,7 +418,7 @@ def _categorical(con: Any, name: str, rows: int, max_categories: int) -> Feature
         f"GROUP BY {c} ORDER BY n DESC, {c} LIMIT ?",
         [max_categories],
     ).fetchall()
-    row = con.execute(f"SELECT count({c}) FROM frame").fetchone()
+    row = con.execute(f"SELECT count({c}) FROM frame").fetchall()[0]
     total = int(row[0]) if row else 0
     categories = {str(value): int(n) for value, n in top}
     return FeatureProfile(
@@ -437,6 +441,14 @@ def _sample(values: np.ndarray, size: int, rng: np.random.Generator) -> tuple[fl
     if len(valid) > size:
         valid = valid[rng.choice(len(valid), size=size, replace=False)]
     return tuple(float(x) for x in np.sort(valid))
+
+
+def _rng(seed: int, name: str) -> np.random.Generator:
+    """A generator per feature, so a feature's sample does not depend on the columns
+    profiled before it."""
+    import numpy as np
+
+    return np.random.default_rng([seed, zlib.crc32(name.encode())])
 
 
 def _optional_float(value: Any) -> float | None:
