@@ -102,6 +102,11 @@ def _show_bootstrap(report: Any, config: Any) -> None:
     click.echo(f"\nevents: {config.events_log_path}")
 
 
+def _every(interval: Any) -> str:
+    seconds = interval.total_seconds() if hasattr(interval, "total_seconds") else interval
+    return f"every {float(seconds):g} s"
+
+
 def _serve(platform: Any) -> None:
     from litemlops.server.main import serve
 
@@ -123,7 +128,8 @@ def _serve(platform: Any) -> None:
         for schedule, next_fire in platform.scheduler.schedules():
             when = next_fire.strftime("%Y-%m-%d %H:%M UTC") if next_fire else "never"
             click.echo(
-                f"  schedule {schedule.name}: {schedule.cron or schedule.interval}, next {when}"
+                f"  schedule {schedule.name}: {schedule.cron or _every(schedule.interval)}, "
+                f"next {when}"
             )
         click.echo(f"  events: {config.events_log_path}")
 
