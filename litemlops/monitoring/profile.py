@@ -370,7 +370,9 @@ def _numeric_summaries(
     summaries = {}
     for i, name in enumerate(names):
         count, mean, std, low, high, quantiles = row[i * 6 : i * 6 + 6]
-        edges = sorted({float(q) for q in quantiles or [] if low < q}) if count else []
+        # Interpolated quantiles of equal values can land a rounding error outside
+        # [min, max]; only cut points strictly inside the range split anything.
+        edges = sorted({float(q) for q in quantiles or [] if low < q <= high}) if count else []
         summaries[name] = {
             "count": int(count),
             "mean": _optional_float(mean),
