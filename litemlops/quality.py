@@ -153,7 +153,7 @@ def check_frame(
             infinite = int((~np.isfinite(values)).sum())
             if infinite:
                 report.problems.append(f"column {column!r} has {infinite} infinite value(s)")
-            low, high = _bounds(column, (ranges or {}).get(column))
+            low, high = check_range(column, (ranges or {}).get(column))
             below = int((values < low).sum())
             above = int((values > high).sum())
             if below or above:
@@ -167,7 +167,9 @@ def check_frame(
     return report
 
 
-def _bounds(column: str, pair: Sequence[float | None] | None) -> tuple[float, float]:
+def check_range(column: str, pair: Sequence[float | None] | None) -> tuple[float, float]:
+    """`[min, max]` (either end None for open) as numbers, or a ValidationError naming
+    `column`; pipelines call it on their params before a run starts."""
     if pair is None:
         return -math.inf, math.inf
     if not isinstance(pair, Sequence) or isinstance(pair, str) or len(pair) != 2:

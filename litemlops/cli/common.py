@@ -34,12 +34,15 @@ def home_option(func: F) -> F:
     )(func)
 
 
-def load_config(ctx: click.Context, home: Path | None) -> Config:
+def load_config(
+    ctx: click.Context, home: Path | None, overrides: dict[str, Any] | None = None
+) -> Config:
+    """The config of `--home` (given to the command or to `litemlops` itself) and flags."""
     from litemlops.config import Config
 
     root = ctx.find_root()
     chosen = home if home is not None else (root.params.get("home") if root else None)
-    return Config.load(chosen)
+    return Config.load(chosen, overrides=overrides)
 
 
 @contextmanager

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 import litemlops
-from litemlops.cli.common import cli_errors, home_option
+from litemlops.cli.common import cli_errors, home_option, load_config
 from litemlops.cli.features import features
 from litemlops.cli.logs import logs
 from litemlops.cli.monitor import monitor
@@ -43,13 +43,10 @@ def run(
     import signal
 
     from litemlops.bootstrap import bootstrap
-    from litemlops.config import Config
     from litemlops.logsetup import configure_logging, shutdown_logging
     from litemlops.platform import Platform
 
-    root = ctx.find_root()
-    chosen = home if home is not None else (root.params.get("home") if root else None)
-    config = Config.load(chosen, overrides={"server.host": host, "server.port": port})
+    config = load_config(ctx, home, {"server.host": host, "server.port": port})
     config.ensure_home()
     if not once:  # refuse an unsafe interface before any work, not after the set-up
         from litemlops.server.security import admin_token, check_bind

@@ -6,7 +6,6 @@ import json
 import shlex
 from collections.abc import Iterator
 from dataclasses import asdict
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +37,7 @@ def pipelines() -> None:
 def pipelines_list(ctx: click.Context, home: Path | None, as_json: bool) -> None:
     """The pipelines this home knows: tasks, params with defaults, triggers."""
     with open_platform(ctx, home) as platform:
-        described = [_describe(p) for p in platform.catalog]
+        described = [p.describe() for p in platform.catalog]
     if as_json:
         echo_json(described)
         return
@@ -68,32 +67,6 @@ def pipelines_list(ctx: click.Context, home: Path | None, as_json: bool) -> None
             click.echo("  params:")
             for key, value in d["params"].items():
                 click.echo(f"    {key} = {_param_text(value)}")
-
-
-def _describe(pipeline: Pipeline) -> dict[str, Any]:
-    # getattr: `schedule` and `on` are newer than the rest of Pipeline.
-    schedule = getattr(pipeline, "schedule", None)
-    if isinstance(schedule, timedelta):
-        schedule = schedule.total_seconds()
-    by_name = {t.name: t for t in pipeline.tasks}
-    return {
-        "name": pipeline.name,
-        "description": pipeline.description,
-        "tasks": [
-            {
-                "name": name,
-                "upstream": list(by_name[name].upstream),
-                "retries": by_name[name].retries,
-                "timeout": by_name[name].timeout,
-            }
-            for name in pipeline.order
-        ],
-        "params": dict(pipeline.params),
-        "schedule": schedule,
-        "on": list(getattr(pipeline, "on", ())),
-        "max_active_runs": pipeline.max_active_runs,
-        "on_busy": pipeline.on_busy,
-    }
 
 
 def _param_text(value: Any) -> str:

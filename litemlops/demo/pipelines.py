@@ -527,7 +527,7 @@ def _refs(p: dict[str, Any]) -> list[str]:
 
 
 def check_data_params(p: dict[str, Any]) -> dict[str, Any]:
-    from litemlops.quality import _bounds
+    from litemlops.quality import check_range
 
     _text(p, "view")
     _text(p, "source")
@@ -536,7 +536,7 @@ def check_data_params(p: dict[str, Any]) -> dict[str, Any]:
             f"param ranges must map columns to [min, max], got {p['ranges']!r}"
         )
     for column, pair in p["ranges"].items():
-        _bounds(column, pair)
+        check_range(column, pair)
     p["max_null_rate"] = _number(p, "max_null_rate", 0, 1)
     return p
 

@@ -10,7 +10,6 @@ Each task's output is JSON, so the latest report is simply the last run's output
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from litemlops.errors import LitemlopsError
@@ -24,14 +23,15 @@ PROFILE_ARTIFACT = "reference_profile.json"
 
 @task
 def collect(ctx: TaskContext) -> dict[str, Any]:
-    """The window: the last N predictions (or the last period) and their labels so far."""
+    """The window (the last N predictions, or the last period) with its labels so far,
+    and the serving model's reference profile, fetched once for the checks after."""
     from litemlops.monitoring.events import read_feedback, read_predictions
 
     config = ctx.config
     logs = config.logs_dir
     model = config.server.model.split("@")[0].split("/")[0]
-    # The reference profile names the features, which spares the reader a pass.
     found = reference_profile(ctx)
+    # The profile names the features, which spares the reader a pass over the log.
     kinds = found[0].kinds if found is not None else None
     if config.monitoring.window_seconds > 0:
         since = ctx.clock() - timedelta(seconds=config.monitoring.window_seconds)
@@ -42,8 +42,10 @@ def collect(ctx: TaskContext) -> dict[str, Any]:
         )
     first = predictions["timestamp"].min() if len(predictions) else None
     feedback = read_feedback(logs, since=first.to_pydatetime() if first is not None else None)
-    predictions.to_parquet(ctx.work_dir / "predictions.parquet", index=False)
-    feedback.to_parquet(ctx.work_dir / "feedback.parquet", index=False)
+    predictions_path = ctx.work_dir / "predictions.parquet"
+    feedback_path = ctx.work_dir / "feedback.parquet"
+    predictions.to_parquet(predictions_path, index=False)
+    feedback.to_parquet(feedback_path, index=False)
     versions = sorted({int(v) for v in predictions["version"].dropna().unique()})
     return {
         "predictions": len(predictions),
@@ -51,11 +53,16 @@ def collect(ctx: TaskContext) -> dict[str, Any]:
         "labels": len(feedback),
         "versions": versions,
         "from": first.isoformat() if first is not None else None,
+        "predictions_path": str(predictions_path),
+        "feedback_path": str(feedback_path),
+        "profile_path": str(ctx.work_dir / PROFILE_ARTIFACT) if found is not None else None,
+        "reference": found[1] if found is not None else None,
     }
 
 
 def reference_profile(ctx: TaskContext) -> tuple[Any, dict[str, Any]] | None:
-    """The profile of what the served model was trained on, and which version that is."""
+    """The profile of what the served model was trained on (saved in the task's folder),
+    and which version that is; None when there is no such model or profile."""
     from litemlops.monitoring.profile import Profile
 
     uri = ctx.config.server.model
@@ -80,11 +87,11 @@ def drift(ctx: TaskContext) -> dict[str, Any]:
     import pandas as pd
 
     from litemlops.monitoring.drift import DriftThresholds, drift_report
+    from litemlops.monitoring.profile import Profile
 
-    found = reference_profile(ctx)
-    if found is None:
+    window = ctx.upstream["collect"]
+    if window["profile_path"] is None:
         return {"status": f"no reference profile for {ctx.config.server.model}", "metrics": {}}
-    profile, served = found
     m = ctx.config.monitoring
     thresholds = DriftThresholds(
         ks_pvalue=m.ks_pvalue,
@@ -94,9 +101,13 @@ def drift(ctx: TaskContext) -> dict[str, Any]:
         js=m.js,
         dataset_share=m.dataset_share,
     )
-    window = pd.read_parquet(Path(ctx.work_dir).parent / "collect" / "predictions.parquet")
-    report = drift_report(profile, window, thresholds=thresholds, sample_cap=m.sample_cap)
-    return {"reference": served, **report.to_dict(), "metrics": report.metrics()}
+    report = drift_report(
+        Profile.load(window["profile_path"]),
+        pd.read_parquet(window["predictions_path"]),
+        thresholds=thresholds,
+        sample_cap=m.sample_cap,
+    )
+    return {"reference": window["reference"], **report.to_dict(), "metrics": report.metrics()}
 
 
 @task(upstream="collect")
@@ -106,10 +117,10 @@ def performance(ctx: TaskContext) -> dict[str, Any]:
 
     from litemlops.monitoring.performance import performance_report
 
-    folder = Path(ctx.work_dir).parent / "collect"
+    window = ctx.upstream["collect"]
     report = performance_report(
-        pd.read_parquet(folder / "predictions.parquet"),
-        pd.read_parquet(folder / "feedback.parquet"),
+        pd.read_parquet(window["predictions_path"]),
+        pd.read_parquet(window["feedback_path"]),
         now=ctx.clock(),
     )
     return {**report.as_dict(), "metrics": report.metrics()}

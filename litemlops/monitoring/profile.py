@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -156,14 +155,10 @@ class Profile:
 
     def save(self, path: Path | str) -> Path:
         """Write the profile as JSON through a temporary file, so a reader never sees half."""
+        from litemlops.store.files import write_text_atomic
+
         path = Path(path)
-        text = json.dumps(self.to_dict(), allow_nan=False, separators=(",", ":"))
-        tmp = path.with_name(f".{path.name}.tmp")
-        try:
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_text_atomic(path, json.dumps(self.to_dict(), allow_nan=False, separators=(",", ":")))
         return path
 
     @classmethod

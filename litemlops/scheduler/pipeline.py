@@ -196,6 +196,28 @@ class Pipeline:
             f"pipeline {self.name!r} has no task {name!r} (tasks: {list(self.order)})"
         )
 
+    def describe(self) -> dict[str, Any]:
+        """The definition as JSON: what `pipelines list --json` and `/api/pipelines` show."""
+        schedule = self.schedule
+        return {
+            "name": self.name,
+            "description": self.description,
+            "tasks": [
+                {
+                    "name": t.name,
+                    "upstream": list(t.upstream),
+                    "retries": t.retries,
+                    "timeout": t.timeout,
+                }
+                for t in (self.task(n) for n in self.order)
+            ],
+            "params": dict(self.params),
+            "schedule": schedule.total_seconds() if isinstance(schedule, timedelta) else schedule,
+            "on": list(self.on),
+            "max_active_runs": self.max_active_runs,
+            "on_busy": self.on_busy,
+        }
+
     def downstream(self, name: str) -> set[str]:
         """Every task that depends on `name`, directly or not."""
         found: set[str] = set()

@@ -28,6 +28,7 @@ from litemlops import events
 from litemlops.clock import from_ms, to_ms, utc_now
 from litemlops.errors import LitemlopsError, NotFoundError, ValidationError
 from litemlops.scheduler.pipeline import Pipeline, Task, TaskContext
+from litemlops.store.files import write_text_atomic
 from litemlops.store.tracking import process_alive, process_start
 from litemlops.store.tracking_db import TrackingDB
 
@@ -477,7 +478,7 @@ class PipelineRunner:
             )
             output = _call(t, ctx)
             text = _output_json(t, output)
-            _write_atomic(work_dir / "output.json", text)
+            write_text_atomic(work_dir / "output.json", text)
         except BaseException as exc:  # SystemExit from a task fails the task, not the process
             duration = round(time.perf_counter() - start, 6)
             state = "failed" if last else "up_for_retry"
@@ -633,8 +634,3 @@ def _json(value: Any) -> str:
     except ValueError as exc:
         raise ValidationError(f"params and payload must be JSON: {exc}") from None
 
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

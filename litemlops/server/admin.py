@@ -330,30 +330,8 @@ async def get_run(request: Request) -> Response:
 # -- pipelines --------------------------------------------------------------------------------
 
 
-def describe_pipeline(pipeline: Pipeline) -> dict[str, Any]:
-    schedule = pipeline.schedule
-    return {
-        "name": pipeline.name,
-        "description": pipeline.description,
-        "tasks": [
-            {
-                "name": t.name,
-                "upstream": list(t.upstream),
-                "retries": t.retries,
-                "timeout": t.timeout,
-            }
-            for t in (pipeline.task(n) for n in pipeline.order)
-        ],
-        "params": dict(pipeline.params),
-        "schedule": schedule.total_seconds() if isinstance(schedule, timedelta) else schedule,
-        "on": list(pipeline.on),
-        "max_active_runs": pipeline.max_active_runs,
-        "on_busy": pipeline.on_busy,
-    }
-
-
 async def list_pipelines(request: Request) -> Response:
-    return _answer([describe_pipeline(p) for p in state_of(request).platform.catalog])
+    return _answer([p.describe() for p in state_of(request).platform.catalog])
 
 
 async def list_pipeline_runs(request: Request) -> Response:

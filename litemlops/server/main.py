@@ -24,6 +24,7 @@ import structlog
 from litemlops import events
 from litemlops.errors import ConfigError
 from litemlops.server.security import admin_token, check_bind
+from litemlops.store.files import write_text_atomic
 
 if TYPE_CHECKING:
     from litemlops.platform import Platform
@@ -79,7 +80,7 @@ def serve(
     log.info(events.SERVER_STARTED, url=url, host=host, port=bound)
     # Where this home is served, for commands refused by the home lock meanwhile.
     address = platform.config.home / "server.json"
-    _write_atomic(address, json.dumps({"url": url, "pid": os.getpid()}))
+    write_text_atomic(address, json.dumps({"url": url, "pid": os.getpid()}))
     try:
         server.run(sockets=[sock])
     except KeyboardInterrupt:
@@ -100,12 +101,6 @@ def serve(
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(0)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def served_at(home: Path) -> str | None:

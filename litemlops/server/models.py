@@ -49,17 +49,14 @@ class ServingModel:
     def scores(self, matrix: np.ndarray) -> np.ndarray:
         """One score per row of `matrix` (columns in `inputs` order): the positive
         class's probability for classifiers, else the prediction."""
-        import numpy as np
         from sklearn import config_context
 
-        model = self.loaded.model
+        from litemlops.modeling import scores
+
         # The server only builds finite float matrices (JSON has no NaN, the store
         # none past ttl), so scikit-learn's own finiteness scan is skipped.
         with config_context(assume_finite=True):
-            if callable(getattr(model, "predict_proba", None)):
-                proba = np.asarray(model.predict_proba(matrix))
-                return proba[:, -1] if proba.ndim == 2 else proba
-            return np.asarray(model.predict(matrix), dtype="float64")
+            return scores(self.loaded.model, matrix)
 
 
 @dataclass

@@ -51,6 +51,18 @@ def check_output(path: Path) -> None:
         raise ValidationError(f"{path}: folder {path.parent} does not exist")
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write `text` through a temporary file and rename: a reader, or a crash, never
+    leaves half of it under the final name."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
 def write_frame(frame: pd.DataFrame, path: Path) -> None:
     """Write through a temporary file and rename, so readers never see half a file."""
     check_output(path)
