@@ -128,12 +128,9 @@ def validate(ctx: TaskContext) -> dict[str, Any]:
 
     view = ctx.features.describe(ctx.params["view"])
     frame = _frame(_upstream_path(ctx, "clean"))
-    schema = {**view["join_keys"], view["timestamp_field"]: "timestamp", **view["features"]}
-    if view["created_timestamp_field"]:
-        schema[view["created_timestamp_field"]] = "timestamp"
     report = check_frame(
         frame,
-        schema,
+        ctx.features.columns(ctx.params["view"]),
         required=[
             *view["join_keys"],
             view["timestamp_field"],

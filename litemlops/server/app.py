@@ -331,16 +331,9 @@ def _check_json_types(state: ServerState, view: str, rows: list[dict[str, Any]])
     """JSON values of the view's types: the store would also read "0.5" as a number
     (it types CSV text that way), but in JSON a quoted number is a wrong type."""
     try:
-        described = state.platform.features.describe(view)
+        dtypes = state.platform.features.columns(view)
     except NotFoundError as exc:
         raise ApiError(404, "not_found", exc.args[0]) from None
-    dtypes = {
-        **described["join_keys"],
-        **described["features"],
-        described["timestamp_field"]: "timestamp",
-    }
-    if described["created_timestamp_field"]:
-        dtypes[described["created_timestamp_field"]] = "timestamp"
     for i, row in enumerate(rows):
         for name, value in row.items():
             dtype = dtypes.get(name)

@@ -390,6 +390,18 @@ class FeatureStore:
             for b, kind, src, n, at in rows
         ]
 
+    def columns(self, view: str) -> dict[str, str]:
+        """Every column a row of `view` has, with its dtype: keys, the event (and
+        created) time, features. From the cached definition, so it is cheap enough for
+        a request's path, where `describe` counts rows."""
+        resolved = self._view(view)
+        out = {k.name: k.dtype for k in resolved.keys}
+        out[resolved.timestamp_field] = "timestamp"
+        if resolved.created_field:
+            out[resolved.created_field] = "timestamp"
+        out.update((f.name, f.dtype) for f in resolved.features)
+        return out
+
     def describe(self, view: str) -> dict[str, Any]:
         """Definition, row counts, event-time range, watermark and online freshness."""
         resolved = self._view(view)

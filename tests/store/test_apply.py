@@ -237,3 +237,20 @@ def test_forced_entity_key_change_must_bring_its_views_along(fs):
     fs.apply([renamed, view(entities=[renamed])], force=True)
     described = fs.describe("driver_stats")
     assert described["join_keys"] == {"id": "int64"} and described["offline_rows"] == 0
+
+
+def test_columns_lists_every_column_of_a_view_with_its_dtype():
+    from litemlops.store import Entity, FeatureStore, FeatureView, Field
+
+    view = FeatureView(
+        "v", entities=[Entity("e", value_type="string")],
+        schema=[Field("x", "float64"), Field("n", "int32")],
+        timestamp_field="t", created_timestamp_field="c",
+    )
+    with FeatureStore(":memory:") as fs:
+        fs.apply(view)
+        assert fs.columns("v") == {
+            "e": "string", "t": "timestamp", "c": "timestamp", "x": "float64", "n": "int32",
+        }
+        with pytest.raises(KeyError, match="no feature view named 'w'"):
+            fs.columns("w")
