@@ -12,38 +12,18 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
-from litemlops.bootstrap import bootstrap
-from litemlops.config import Config
-from litemlops.platform import Platform
-from litemlops.server import create_app
 from litemlops.server.openapi import build_document
-from litemlops.testing import FixedClock
 
 MODEL = "driver_ranker"
-DEMO = {"demo.drivers": 5, "demo.hours": 48, "demo.labels": 400, "logging.console": False}
 #: Endpoints anyone may call: reads and predictions. Every other one needs the token.
 OPEN_WRITES = {("post", "/inference"), ("post", "/predict/{model}")}
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "options", "head", "trace"}
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    home = tmp_path_factory.mktemp("openapi") / "home"
-    config = Config.load(home, env={}, overrides={**DEMO, "server.max_items": 50})
-    with Platform(config, clock=FixedClock()) as opened:
-        assert bootstrap(opened).no_champion is None
-        yield opened
-
-
-@pytest.fixture(scope="module")
-def client(platform: Platform) -> Iterator[TestClient]:
-    with TestClient(create_app(platform, start_scheduler=False)) as test_client:
-        yield test_client
-
-
-@pytest.fixture(scope="module")
-def auth(client: TestClient, platform: Platform) -> dict[str, str]:
-    return {"Authorization": f"Bearer {platform.config.token_path.read_text().strip()}"}
+def served_overrides() -> dict[str, Any]:
+    """A small item limit, so the document is seen to follow the home's config."""
+    return {"server.max_items": 50}
 
 
 @pytest.fixture(scope="module")
