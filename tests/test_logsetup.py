@@ -18,13 +18,8 @@ def config(tmp_path):
 
 
 @pytest.fixture(autouse=True)
-def restore_logging():
-    root = logging.getLogger()
-    level = root.level
-    yield
-    shutdown_logging()
-    structlog.contextvars.clear_contextvars()
-    root.setLevel(level)
+def _logging_restored(restore_logging):
+    """Every test here configures logging; each leaves it as it found it."""
 
 
 def read_events(path: Path) -> list[dict]:

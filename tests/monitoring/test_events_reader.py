@@ -1,5 +1,4 @@
 import io
-import logging
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -18,13 +17,8 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @pytest.fixture(autouse=True)
-def restore_logging():
-    root = logging.getLogger()
-    level = root.level
-    yield
-    shutdown_logging()
-    structlog.contextvars.clear_contextvars()
-    root.setLevel(level)
+def _logging_restored(restore_logging):
+    """Every test here configures logging; each leaves it as it found it."""
 
 
 def serve_inference(log, request_id, drivers):
