@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import structlog
@@ -85,6 +84,7 @@ def _set_up_demo(platform: Platform, report: BootstrapReport) -> None:
     """Seeded demo files where the pipelines look for them, and the demo definitions."""
     from litemlops.demo import definitions as demo
     from litemlops.demo.generator import generate_driver_stats, generate_labels
+    from litemlops.demo.pipelines import write_table
 
     store = platform.features
     config = platform.config
@@ -99,8 +99,8 @@ def _set_up_demo(platform: Platform, report: BootstrapReport) -> None:
         )
         labels = generate_labels(stats, config.demo.labels, random_state=config.demo.seed)
         config.incoming_dir.mkdir(parents=True, exist_ok=True)
-        _write(stats, config.incoming_dir / "driver_stats.parquet")
-        _write(labels, labels_path)
+        write_table(stats, config.incoming_dir / "driver_stats.parquet")
+        write_table(labels, labels_path)
         report.steps.append(
             f"generated {len(stats)} driver_stats rows for {config.demo.drivers} drivers over "
             f"{config.demo.hours} h into data/incoming/, and {len(labels)} labels "
@@ -110,7 +110,7 @@ def _set_up_demo(platform: Platform, report: BootstrapReport) -> None:
         import pandas as pd
 
         ids = pd.DataFrame({"driver_id": range(1001, 1001 + config.demo.drivers)})
-        _write(ids, requests_path)
+        write_table(ids, requests_path)
     if store.apply([demo.driver, demo.driver_stats]).changed:
         report.steps.append("applied entity 'driver' and feature view 'driver_stats'")
 
@@ -147,10 +147,3 @@ def _first_error(platform: Platform, run: PipelineRun) -> str:
         if attempt.state == "failed":
             return f"task {attempt.task}: {attempt.error}"
     return run.error or "unknown error"
-
-
-def _write(frame: pd.DataFrame, path: Path) -> None:
-    from litemlops.store.files import write_frame
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_frame(frame, path)  # a crash never leaves half a file under the final name

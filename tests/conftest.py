@@ -1,6 +1,9 @@
-"""Hypothesis explores new examples on every developer run; in CI (`CI` set, as the CI
+"""What every test module shares.
+
+Hypothesis explores new examples on every developer run; in CI (`CI` set, as the CI
 runner does) it draws the same examples each time, so a submission's result does not
-depend on the luck of a seed. A failure found locally is pinned with `@example`."""
+depend on the luck of a seed. A failure found locally is pinned with `@example`.
+"""
 
 import logging
 import os

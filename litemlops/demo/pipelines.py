@@ -34,7 +34,8 @@ def _frame(path: Path) -> pd.DataFrame:
     return read_frame(path)
 
 
-def _write(frame: pd.DataFrame, path: Path) -> str:
+def write_table(frame: pd.DataFrame, path: Path) -> str:
+    """Write atomically (a crash never leaves half a file), creating the folder; the path."""
     from litemlops.store.files import write_frame
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -93,7 +94,7 @@ def ingest(ctx: TaskContext) -> dict[str, Any]:
     seen = {str(p): _identity(p) for p in files}
     frames = [_timestamps(_frame(p), times, p) for p in files]
     raw = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
-    path = _write(raw, ctx.work_dir / "raw.parquet")
+    path = write_table(raw, ctx.work_dir / "raw.parquet")
     return {"path": path, "files": seen, "rows": len(raw)}
 
 
@@ -117,7 +118,7 @@ def clean(ctx: TaskContext) -> dict[str, Any]:
         frame = frame.sort_values(created, kind="stable", na_position="first")
     deduped = frame.drop_duplicates(subset=present, keep="last") if present else frame
     duplicates = len(frame) - len(deduped)
-    path = _write(deduped.sort_index(), ctx.work_dir / "clean.parquet")
+    path = write_table(deduped.sort_index(), ctx.work_dir / "clean.parquet")
     return {"path": path, "rows": len(deduped), "null_keys": null_keys, "duplicates": duplicates}
 
 
@@ -210,7 +211,7 @@ def extract(ctx: TaskContext) -> dict[str, Any]:
     frame = ctx.features.get_historical_features(labels, refs)
     views = sorted({ref.split(":", 1)[0] for ref in refs})
     versions = {v: ctx.features.describe(v)["version"] for v in views}
-    path = _write(frame, ctx.work_dir / "training.parquet")
+    path = write_table(frame, ctx.work_dir / "training.parquet")
     return {"path": path, "rows": len(frame), "feature_views": versions}
 
 
@@ -236,7 +237,7 @@ def validate_data(ctx: TaskContext) -> dict[str, Any]:
         report.problems.append("every label has the same value; a model cannot learn from that")
     if not report.passed:
         raise DataValidationError(report)
-    path = _write(complete, ctx.work_dir / "training.parquet")
+    path = write_table(complete, ctx.work_dir / "training.parquet")
     return {"path": path, "rows": len(complete), "dropped_incomplete": dropped}
 
 
@@ -282,8 +283,8 @@ def prepare(ctx: TaskContext) -> dict[str, Any]:
             f"{train[LABEL].nunique()} label value(s) to train on; more labels are needed"
         )
     return {
-        "train": _write(train, ctx.work_dir / "train.parquet"),
-        "test": _write(test, ctx.work_dir / "test.parquet"),
+        "train": write_table(train, ctx.work_dir / "train.parquet"),
+        "test": write_table(test, ctx.work_dir / "test.parquet"),
         "train_rows": len(train),
         "test_rows": len(test),
     }
@@ -428,7 +429,7 @@ def extract_features(ctx: TaskContext) -> dict[str, Any]:
         requests = _timestamps(requests, ["event_timestamp"], Path(ctx.params["requests"]))
         requests["event_timestamp"] = requests["event_timestamp"].fillna(now)
     frame = ctx.features.get_historical_features(requests, list(ctx.params["features"]))
-    path = _write(frame, ctx.work_dir / "features.parquet")
+    path = write_table(frame, ctx.work_dir / "features.parquet")
     return {"path": path, "rows": len(frame)}
 
 
@@ -449,7 +450,7 @@ def predict(ctx: TaskContext) -> dict[str, Any]:
     frame["prediction"] = frame["prediction"].astype("float64")
     frame["model"] = model.metadata.get("name")
     frame["model_version"] = model.metadata.get("version")
-    path = _write(frame, ctx.work_dir / "predictions.parquet")
+    path = write_table(frame, ctx.work_dir / "predictions.parquet")
     return {
         "path": path,
         "rows": len(frame),
@@ -466,7 +467,7 @@ def write_predictions(ctx: TaskContext) -> dict[str, Any]:
     frame = _frame(_upstream_path(ctx, "predict"))
     stamp = ctx.clock().strftime("%Y%m%dT%H%M%SZ")
     out = Path(ctx.params["output_dir"]) / f"predictions_{stamp}_{ctx.run_id[:8]}.parquet"
-    return {"path": _write(frame, out), "rows": len(frame)}
+    return {"path": write_table(frame, out), "rows": len(frame)}
 
 
 # -- params -----------------------------------------------------------------------------------
