@@ -106,8 +106,9 @@ SCHEDULER_STOPPED = "scheduler_stopped"
 
 PREDICTION_SERVED = "prediction_served"
 """One answered prediction request (model and version bound): request_id, service,
-entities (the entity keys asked about), features (the values used, per entity),
-scores, output (what was returned: the chosen entity or the predictions),
+entities (the entity keys or rows asked about; empty for `/predict` feature rows),
+features and scores (lists, one item per scored row, in the order of entities),
+output (what was returned: the chosen entity, or the list of predictions),
 latency_ms. Monitoring reads these back."""
 
 FEEDBACK_RECEIVED = "feedback_received"

@@ -96,7 +96,7 @@ def test_run_serves_then_stops_cleanly_on_sigterm_with_every_event_written(tmp_p
               .splitlines()]
     served = [e for e in events if e["event"] == "prediction_served"]
     assert [e["request_id"] for e in served] == [f"r{i}" for i in range(50)]
-    assert served[0]["features"]["1001"].keys() == {"conv_rate", "acc_rate", "avg_daily_trips"}
+    assert served[0]["features"][0].keys() == {"conv_rate", "acc_rate", "avg_daily_trips"}
     assert events[-1]["event"] == "server_stopped" or any(
         e["event"] == "server_stopped" for e in events[-5:]
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -72,6 +72,7 @@ def read_predictions(
     model: str | None = None,
     service: str | None = None,
     features: Mapping[str, str] | None = None,
+    cache: bool = True,
 ) -> pd.DataFrame:
     """One row per scored entity of the `prediction_served` events in a window, oldest first.
 
@@ -84,7 +85,8 @@ def read_predictions(
     only those. features: feature name -> "numeric" or "categorical" (a profile's
     `kinds`): only these columns, and the pass over the log that finds the features'
     names and types is skipped. A feature whose name is taken by a column above
-    is named `features.<name>`.
+    is named `features.<name>`. cache: read rotated files from their Parquet
+    segments (`litemlops.monitoring.segments`), made at their first read.
     """
     where, params = _filters(since, until, {"model": model, "service": service})
     types = None
@@ -93,9 +95,10 @@ def read_predictions(
         if unknown:
             raise ValidationError(f"feature kinds must be numeric or categorical, got {unknown}")
         types = {name: _KIND_TYPES[kind] for name, kind in features.items()}
+    folder = Path(logs_dir)
     return _read(
-        logs_dir,
-        lambda con, files: _predictions(con, files, where, params, last, types),
+        folder,
+        lambda con, files: _predictions(con, folder, files, where, params, last, types, cache),
         lambda: _empty((*PREDICTION_COLUMNS, "score", "output")),
     )
 
@@ -106,16 +109,18 @@ def read_feedback(
     last: int | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    cache: bool = True,
 ) -> pd.DataFrame:
     """The `feedback_received` events in a window, oldest first: request_id, timestamp, label.
 
     Labels are kept as they came: duplicates and labels of unknown requests are for
-    whoever joins them to predictions to count.
+    whoever joins them to predictions to count. cache: as for `read_predictions`.
     """
     where, params = _filters(since, until, {})
+    folder = Path(logs_dir)
     return _read(
-        logs_dir,
-        lambda con, files: _feedback(con, files, where, params, last),
+        folder,
+        lambda con, files: _feedback(con, folder, files, where, params, last, cache),
         lambda: _empty(FEEDBACK_COLUMNS),
     )
 
@@ -124,7 +129,7 @@ def read_feedback(
 
 
 def _read(
-    logs_dir: Path | str,
+    logs_dir: Path,
     query: Callable[[Any, list[str]], pd.DataFrame],
     empty: Callable[[], pd.DataFrame],
 ) -> pd.DataFrame:
@@ -138,8 +143,11 @@ def _read(
         con = duckdb.connect()
         try:
             con.execute("SET TimeZone = 'UTC'")
+            # Arrow's large strings are what pandas keeps its text in: taken without a
+            # copy, where plain ones were converted at a third of the read's time.
+            con.execute("SET arrow_large_buffer_size = true")
             return query(con, files)
-        except duckdb.IOException as exc:
+        except (duckdb.IOException, FileNotFoundError) as exc:
             # A rotation renamed or removed a file between listing and reading it.
             if attempt == _ATTEMPTS - 1:
                 raise ValidationError(f"cannot read the event log in {logs_dir}: {exc}") from exc
@@ -173,8 +181,8 @@ def _utc(value: datetime) -> datetime:
 
 
 def _source(event: str, select: str, where: str, **types: str) -> str:
-    """SQL of the events named `event` in the window; `types` replace the text or JSON type
-    a column is read as (a line whose value does not fit gets NULL there)."""
+    """SQL of the events named `event` in the JSON files `?`; `types` replace the text or
+    JSON type a column is read as (a line whose value does not fit gets NULL there)."""
     columns = {**_COLUMNS, **types}
     spec = ", ".join(f"{name}: {_literal(sql_type)}" for name, sql_type in columns.items())
     return (
@@ -190,105 +198,307 @@ def _newest(last: int) -> str:
     return f"ORDER BY ts DESC, coalesce(request_id, '') DESC LIMIT {int(last)}"
 
 
+def _cached(
+    con: Any,
+    folder: Path,
+    files: list[str],
+    cache: bool,
+    kind: str,
+    build: Callable[[str], tuple[str, Any]],
+) -> tuple[list[str], list[str]]:
+    """(Parquet segments, JSON files to parse) of `files`. `build(file)` gives a segment's
+    query over its file (the query's parameter) and what it holds, as JSON kept in the
+    segment's metadata."""
+    from litemlops.monitoring import segments
+
+    if not cache:
+        return [], files
+
+    def write(file: str, dest: str) -> None:
+        sql, features = build(file)
+        metadata = _literal(json.dumps(features))
+        con.execute(
+            f"COPY ({sql}) TO {_literal(dest)} "
+            f"(FORMAT parquet, COMPRESSION zstd, KV_METADATA {{{_METADATA}: {metadata}}})",
+            [[file]],
+        )
+
+    return segments.cached(folder, files, kind, write, live=EVENTS_FILE)
+
+
+def _window(parts: list[tuple[str, list[str]]], where: str, params: list[Any]) -> tuple[str, list]:
+    """The union of (SQL, files) parts (the files being its parameter), filtered by `where`."""
+    union = " UNION ALL ".join(sql for sql, _ in parts)
+    return f"SELECT * FROM ({union}) WHERE {where}", [*(files for _, files in parts), *params]
+
+
 def _feedback(
-    con: Any, files: list[str], where: str, params: list[Any], last: int | None
+    con: Any,
+    folder: Path,
+    files: list[str],
+    where: str,
+    params: list[Any],
+    last: int | None,
+    cache: bool,
 ) -> pd.DataFrame:
-    window = _source(
-        events.FEEDBACK_RECEIVED, "request_id, TRY_CAST(label AS DOUBLE) AS label", where
+    parsed = _source(
+        events.FEEDBACK_RECEIVED, "request_id, TRY_CAST(label AS DOUBLE) AS label", "true"
     )
+    stored, left = _cached(con, folder, files, cache, "feedback", lambda _: (parsed, {}))
+    parts = [("SELECT ts, request_id, label FROM read_parquet(?)", stored)] if stored else []
+    if left:
+        parts.append((parsed, left))
+    window, args = _window(parts, where, params)
     if last is not None:
         window += " " + _newest(last)
-    sql = f"SELECT request_id, ts AS timestamp, label FROM ({window})"
-    return _frame(con, sql, [files, *params])
+    return _frame(con, f"SELECT request_id, ts AS timestamp, label FROM ({window})", args)
+
+
+_FIXED = "ts, request_id, model, version, service, entity, position, score, output"
+"""The columns of a flattened prediction row before its features (see `_flat`)."""
+_NO_FEATURES = (
+    "SELECT NULL::TIMESTAMPTZ AS ts, NULL::VARCHAR AS request_id, NULL::VARCHAR AS model, "
+    "NULL::BIGINT AS version, NULL::VARCHAR AS service, NULL::VARCHAR AS entity, "
+    "NULL::BIGINT AS position, NULL::DOUBLE AS score, NULL::VARCHAR AS output "
+    "FROM read_json(?, format='newline_delimited', ignore_errors=true, "
+    "columns={event: 'VARCHAR'}) LIMIT 0"
+)
 
 
 def _predictions(
     con: Any,
+    folder: Path,
     files: list[str],
     where: str,
     params: list[Any],
     last: int | None,
     types: dict[str, str] | None,
+    cache: bool,
 ) -> pd.DataFrame:
     empty = _empty((*PREDICTION_COLUMNS, "score", "output"))
     served = events.PREDICTION_SERVED
+
+    def everything(file: str) -> tuple[str, Any]:
+        """A segment keeps every feature of its file as the text DuckDB reads from the JSON
+        (a number's shortest exact form, a string unquoted), so a value read back with a
+        type is what the JSON read with that type gives; and, per model version and
+        service, which features and JSON types its first and last events show."""
+        found = _feature_kinds(con, _source(served, _SERVED, "true"), [[file]])
+        names = _merged(kinds for _, kinds in found)
+        sql = _flat(dict.fromkeys(names, "VARCHAR")) if names else _NO_FEATURES
+        return sql, [[*group, {n: sorted(k) for n, k in kinds.items()}] for group, kinds in found]
+
+    stored, left = _cached(con, folder, files, cache, "predictions", everything)
+    named = _stored_kinds(con, stored)
     if last is not None:
-        # The window's oldest event, found by a read of the light columns only; the
-        # reads below then keep what is not older than it (ties go by request id).
-        newest = _source(served, "request_id, model, service", where) + " " + _newest(last)
+        # The window's oldest event, from the light columns of its first rows; the reads
+        # below then keep what is not older than it (ties go by request id).
+        light = (
+            [
+                (
+                    "SELECT ts, request_id, model, service FROM read_parquet(?, "
+                    "union_by_name=true) WHERE position = 1",
+                    stored,
+                )
+            ]
+            if stored
+            else []
+        )
+        if left:
+            first_row = "json_type(features, '$[0]') = 'OBJECT'"
+            parsed = _source(served, "request_id, model, service, features", first_row)
+            light.append((f"SELECT ts, request_id, model, service FROM ({parsed})", left))
+        window, args = _window(light, where, params)
         edge = con.execute(
-            f"SELECT ts, coalesce(request_id, '') AS id, count(*) OVER () AS n FROM ({newest}) "
-            "ORDER BY ts, id LIMIT 1",
-            [files, *params],
+            f"SELECT ts, coalesce(request_id, '') AS id, count(*) OVER () AS n FROM "
+            f"({window} {_newest(last)}) ORDER BY ts, id LIMIT 1",
+            args,
         ).fetchall()  # fetchone() would leave DuckDB's result open for the next query
         if not edge:
             return empty
-        edge = edge[0]
-        if edge[2] >= last:
+        ts, key, count = edge[0]
+        if count >= last:
             where += " AND (ts > ? OR (ts = ? AND coalesce(request_id, '') >= ?))"
-            params = [*params, edge[0], edge[0], edge[1]]
+            params = [*params, ts, ts, key]
     if types is None:
-        types = _feature_types(con, _source(served, _SERVED, where), [files, *params])
+        types = _window_types(con, stored, named, left, where, params)
     if not types:
         return empty
-    struct = "STRUCT(" + ", ".join(f"{_ident(n)} {t}" for n, t in types.items()) + ")"
+    kept = {name for groups in named.values() for kinds in groups.values() for name in kinds}
+    parts = []
+    if stored:
+        columns = ", ".join(
+            (f"TRY_CAST({_column(n)} AS {t})" if n in kept else f"NULL::{t}") + f" AS {_column(n)}"
+            for n, t in types.items()
+        )
+        segment = f"SELECT {_FIXED}, {columns} FROM read_parquet(?, union_by_name=true)"
+        parts.append((segment, stored))
+    if left:
+        parts.append((_flat(types), left))
+    window, args = _window(parts, where, params)
     taken = set(PREDICTION_COLUMNS) | {"score", "output"}
     picked = ", ".join(
-        f"f.{_ident(name)} AS {_ident(f'features.{name}' if name in taken else name)}"
+        f"{_column(name)} AS {_ident(f'features.{name}' if name in taken else name)}"
         for name in types
     )
-    # Each shape is read with its own types, so DuckDB parses the features straight
-    # into structs: reading them as JSON text to cast it afterwards parsed every
-    # line twice and took twice as long. /inference keys features and scores by
-    # entity; /predict lists them in row order, zipped with its entity rows by unnest.
-    by_key = _source(
-        served, _SERVED, where + " AND features IS NOT NULL",
-        features=f"MAP(VARCHAR, {struct})", scores="MAP(VARCHAR, DOUBLE)",
+    sql = (
+        f"SELECT request_id, ts AS timestamp, model, version, service, entity, {picked}, "
+        f"score, output FROM ({window})"
     )
-    by_position = _source(
-        served, _SERVED, where + " AND features IS NOT NULL",
-        features=f"{struct}[]", scores="DOUBLE[]", entities="JSON[]", output="JSON[]",
+    return _frame(con, sql, args)
+
+
+def _flat(types: dict[str, str]) -> str:
+    """SQL: one row per scored entity of the prediction events in the JSON files `?`, with
+    the columns `_FIXED` and then one per feature of `types` (named by `_column`).
+
+    Both services log features and scores as lists in the order of `entities`, so
+    DuckDB parses the features straight into structs in one pass (reading them as
+    JSON text to cast it afterwards parsed every line twice). `output` is the
+    request's choice (/inference) or its list of predictions (/predict), whose item
+    for the row is taken by the row's position.
+    """
+    struct = "STRUCT(" + ", ".join(f"{_ident(n)} {t}" for n, t in types.items()) + ")"
+    source = _source(
+        events.PREDICTION_SERVED,
+        _SERVED,
+        "features IS NOT NULL",
+        features=f"{struct}[]",
+        scores="DOUBLE[]",
+        entities="JSON[]",
     )
-    sql = f"""
-        WITH by_key AS (
-            SELECT ts, request_id, model, version, service, entity, f,
-                scores[entity] AS score, output ->> '$' AS output
-            FROM (
-                SELECT *, unnest(map_keys(features)) AS entity,
-                    unnest(map_values(features)) AS f
-                FROM ({by_key})
-            )
-        ),
-        by_position AS (
-            SELECT ts, request_id, model, version, service,
-                CASE
-                    WHEN json_type(e) = 'OBJECT' AND len(json_keys(e)) = 1
-                        THEN map_values(TRY_CAST(e AS MAP(VARCHAR, VARCHAR)))[1]
-                    WHEN json_type(e) IN ('OBJECT', 'ARRAY') THEN CAST(e AS VARCHAR)
-                    ELSE e ->> '$'
-                END AS entity,
-                f, score, o ->> '$' AS output
-            FROM (
-                SELECT *,
-                    unnest(features) AS f,
-                    unnest(entities) AS e,
-                    unnest(scores) AS score,
-                    unnest(output) AS o
-                FROM ({by_position})
-            )
+    features = ", ".join(f"f.{_ident(name)} AS {_column(name)}" for name in types)
+    return f"""
+        SELECT ts, request_id, model, version, service,
+            CASE
+                WHEN json_type(e) = 'OBJECT' AND len(json_keys(e)) = 1
+                    THEN map_values(TRY_CAST(e AS MAP(VARCHAR, VARCHAR)))[1]
+                WHEN json_type(e) IN ('OBJECT', 'ARRAY') THEN CAST(e AS VARCHAR)
+                ELSE e ->> '$'
+            END AS entity,
+            position, score,
+            CASE
+                WHEN json_type(output) = 'ARRAY' THEN output ->> CAST(position - 1 AS INTEGER)
+                ELSE output ->> '$'
+            END AS output,
+            {features}
+        FROM (
+            SELECT *,
+                unnest(features) AS f,
+                unnest(entities) AS e,
+                unnest(scores) AS score,
+                unnest(range(1, len(features) + 1)) AS position
+            FROM ({source})
         )
-        SELECT request_id, ts AS timestamp, model, version, service, entity, {picked},
-            score, output
-        FROM (SELECT * FROM by_key UNION ALL SELECT * FROM by_position)
         WHERE f IS NOT NULL
     """
-    return _frame(con, sql, [files, *params, files, *params])
 
 
 _SERVED = (
     "request_id, model, TRY_CAST(version AS BIGINT) AS version, service, entities, "
     "features, scores, output"
 )
+_FEATURE = "feature:"
+_METADATA = "litemlops_features"
+
+
+def _column(name: str) -> str:
+    """A feature's column in flattened rows and segments: prefixed, so no feature name
+    can take one of the other columns'."""
+    return _ident(_FEATURE + name)
+
+
+_Group = tuple[Any, ...]
+"""(model, version, service) of prediction events."""
+
+
+def _stored_kinds(con: Any, stored: list[str]) -> dict[str, dict[_Group, dict[str, set[str]]]]:
+    """Segment -> its events' (model, version, service) -> feature -> JSON types seen (from
+    the segments' metadata: their footers only)."""
+    if not stored:
+        return {}
+    rows = con.execute(
+        "SELECT file_name, decode(value) FROM parquet_kv_metadata(?) WHERE decode(key) = ?",
+        [stored, _METADATA],
+    ).fetchall()
+    return {
+        file: {tuple(group): {n: set(k) for n, k in kinds.items()} for *group, kinds in found}
+        for file, found in ((file, json.loads(text)) for file, text in rows)
+    }
+
+
+def _window_types(
+    con: Any,
+    stored: list[str],
+    named: dict[str, dict[_Group, dict[str, set[str]]]],
+    left: list[str],
+    where: str,
+    params: list[Any],
+) -> dict[str, str]:
+    """The features the window's events name, and their types: in the segments, those of
+    the (model, version, service) whose rows are in the window; in the parsed files, those
+    of the first and last event of each."""
+    found: list[dict[str, set[str]]] = []
+    if stored:
+        groups = con.execute(
+            "SELECT DISTINCT filename, model, version, service FROM "
+            f"read_parquet(?, union_by_name=true, filename=true) WHERE {where}",
+            [stored, *params],
+        ).fetchall()
+        order = {file: i for i, file in enumerate(stored)}
+        groups.sort(key=lambda row: (order.get(row[0], -1), _order(row[1:])))
+        found.extend(named.get(file, {}).get(tuple(group), {}) for file, *group in groups)
+    if left:
+        window = _source(events.PREDICTION_SERVED, _SERVED, where)
+        found.extend(kinds for _, kinds in _feature_kinds(con, window, [left, *params]))
+    return {name: _sql_type(kinds) for name, kinds in _merged(found).items()}
+
+
+def _feature_kinds(
+    con: Any, window: str, params: list[Any]
+) -> list[tuple[_Group, dict[str, set[str]]]]:
+    """Per (model, version, service), the features its first and last events in the window
+    name, with the JSON types of their values: their features are that model's inputs,
+    so a few samples name them all, and only those are parsed here (as text; the window
+    is still read once for them)."""
+    rows = con.execute(
+        f"""
+        SELECT model, version, service, arg_min(features, ts), arg_max(features, ts)
+        FROM ({window})
+        GROUP BY model, version, service
+        """,
+        params,
+    ).fetchall()
+    found = []
+    for model, version, service, *samples in sorted(rows, key=lambda row: _order(row[:3])):
+        seen: dict[str, set[str]] = {}
+        for sample in samples:
+            parsed = json.loads(sample) if sample is not None else None
+            for obj in parsed if isinstance(parsed, list) else ():
+                if isinstance(obj, dict):
+                    for name, value in obj.items():
+                        seen.setdefault(name, set()).add(_json_kind(value))
+        found.append(((model, version, service), seen))
+    return found
+
+
+def _order(group: Sequence[Any]) -> tuple[tuple[bool, str], ...]:
+    """A sort key of groups, whose parts may be None."""
+    return tuple((part is None, str(part)) for part in group)
+
+
+def _merged(found: Iterable[dict[str, set[str]]]) -> dict[str, set[str]]:
+    """Feature -> JSON types, over several groups' findings, in the order first seen. DuckDB's
+    struct fields and columns ignore case: of names differing only in case the first wins."""
+    seen: dict[str, set[str]] = {}
+    lowered: set[str] = set()
+    for kinds in found:
+        for name, kind in kinds.items():
+            if name not in seen and name.lower() in lowered:
+                continue
+            lowered.add(name.lower())
+            seen.setdefault(name, set()).update(kind)
+    return seen
 
 
 def _frame(con: Any, sql: str, params: list[Any]) -> pd.DataFrame:
@@ -309,36 +519,6 @@ def _frame(con: Any, sql: str, params: list[Any]) -> pd.DataFrame:
     if len(times) > 1 and not (np.diff(times) >= 0).all():
         table = table.take(np.argsort(times, kind="stable"))
     return table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
-
-
-def _feature_types(con: Any, window: str, params: list[Any]) -> dict[str, str]:
-    """Feature names and SQL types, from the first and the last event of each model version
-    and service: their features are that model's inputs, so a few samples name them all,
-    and only those are parsed here (as text; the window is still read once for them)."""
-    rows = con.execute(
-        f"""
-        SELECT arg_min(features, ts), arg_max(features, ts)
-        FROM ({window})
-        GROUP BY model, version, service
-        """,
-        params,
-    ).fetchall()
-    seen: dict[str, set[str]] = {}
-    lowered: set[str] = set()
-    for samples in rows:
-        for sample in samples:
-            parsed = json.loads(sample) if sample is not None else None
-            objects = parsed.values() if isinstance(parsed, dict) else parsed
-            for obj in objects if isinstance(objects, Iterable) else ():
-                if not isinstance(obj, dict):
-                    continue
-                for name, value in obj.items():
-                    # DuckDB's struct fields ignore case; the first spelling wins.
-                    if name not in seen and name.lower() in lowered:
-                        continue
-                    lowered.add(name.lower())
-                    seen.setdefault(name, set()).add(_json_kind(value))
-    return {name: _sql_type(kinds) for name, kinds in seen.items()}
 
 
 def _json_kind(value: Any) -> str:

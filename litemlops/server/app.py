@@ -218,11 +218,10 @@ async def inference(request: Request) -> Response:
         model=model.name,
         version=model.version,
         entities=ids,
-        features={
-            str(i): dict(zip(model.inputs, row, strict=True))
-            for i, row in zip(ids, rows, strict=True)
-        },
-        scores=by_id,
+        # The same shape as /predict's (lists in the order of `entities`), so the
+        # monitoring reader parses the log's features with one type, in one pass.
+        features=[dict(zip(model.inputs, row, strict=True)) for row in rows],
+        scores=scores,
         output=ids[best],
         latency_ms=round((time.perf_counter() - start) * 1e3, 3),
     )

@@ -22,12 +22,11 @@ def _logging_restored(restore_logging):
 
 
 def serve_inference(log, request_id, drivers):
-    """A `/inference` answer as the server logs it: features and scores keyed by driver."""
-    features = {
-        str(d): {"conv_rate": d / 10_000, "acc_rate": 0.5, "avg_daily_trips": d % 100}
-        for d in drivers
-    }
-    scores = {str(d): d / 2000 for d in drivers}
+    """A `/inference` answer as the server logs it: features and scores in driver order."""
+    features = [
+        {"conv_rate": d / 10_000, "acc_rate": 0.5, "avg_daily_trips": d % 100} for d in drivers
+    ]
+    scores = [d / 2000 for d in drivers]
     log.info(
         events.PREDICTION_SERVED,
         request_id=request_id,
@@ -61,7 +60,7 @@ def serve_predict(log, request_id, rows, entities=()):
 
 @pytest.fixture
 def log_dir(tmp_path):
-    """A real event log: the server's two event shapes among other events, rotated over
+    """A real event log: both services' predictions among other events, rotated over
     several files, with a last line cut short as if read while being written."""
     config = Config.load(
         tmp_path / "home",
@@ -101,7 +100,7 @@ def test_the_log_is_rotated_and_every_file_is_read(log_dir):
     assert files[0].name == f"events.jsonl.{len(files) - 1}"  # oldest first
 
 
-def test_predictions_of_both_shapes_come_back_one_row_per_scored_entity(log_dir):
+def test_predictions_of_both_services_come_back_one_row_per_scored_entity(log_dir):
     frame = read_predictions(log_dir)
 
     assert list(frame.columns) == [

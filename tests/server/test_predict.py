@@ -107,10 +107,8 @@ def test_each_prediction_is_logged_with_the_features_and_scores_it_used(
     assert (event["model"], event["version"], event["service"]) == (MODEL, 1, "inference")
     assert event["entities"] == ids
     rows = online_rows(served_platform, ids)
-    assert event["features"] == {
-        str(i): dict(zip(COLUMNS, row, strict=True)) for i, row in zip(ids, rows, strict=True)
-    }
-    assert event["scores"] == answer["scores"]
+    assert event["features"] == [dict(zip(COLUMNS, row, strict=True)) for row in rows]
+    assert event["scores"] == [answer["scores"][str(i)] for i in ids]
     assert event["output"] == answer["prediction"]
     assert isinstance(event["latency_ms"], float) and 0 <= event["latency_ms"] < 60_000
 
