@@ -86,6 +86,9 @@ class TrainingConfig:
     champion, by more than `tolerance`. min_auc, max_rmse: absolute thresholds.
     promote: "challenger" (a new version waits for a person to promote it when a
     champion exists) or "auto" (a version that passes the gate becomes champion).
+    served_labels: also train on the served predictions that `/feedback` labelled, with
+    the feature values they were served with (the event log's), so a retrain started
+    by drift learns from the drifted traffic.
     """
 
     model_name: str = "driver_ranker"
@@ -98,6 +101,7 @@ class TrainingConfig:
     max_rmse: float = 0.5
     tolerance: float = 0.0
     promote: str = "challenger"
+    served_labels: bool = True
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,9 @@
 
 - `data`: files in `<home>/data/incoming/` -> clean -> validate -> offline store ->
   online store. Ingested files move to `incoming/done/`, so a rerun adds nothing twice.
-- `training`: labels x driver_stats (point in time) -> validate -> seeded split ->
-  train -> evaluate -> gate (thresholds and the champion) -> register.
+- `training`: labels x driver_stats (point in time), plus the served predictions that
+  got `/feedback` labels -> validate -> seeded split -> train -> evaluate -> gate
+  (thresholds and the champion) -> register.
 - `batch_predictions`: a request file -> point-in-time features -> the champion's
   scores -> a Parquet file joinable on (driver_id, event_timestamp).
 
@@ -202,17 +203,75 @@ def _feature_columns(refs: list[str]) -> list[str]:
 
 @task
 def extract(ctx: TaskContext) -> dict[str, Any]:
-    """The point-in-time training set: each label row with the features known then."""
+    """The training set: each row of the labels file with the features known then (point
+    in time), and, with `served_labels`, each served prediction a `/feedback` label came
+    for, with the feature values it was served with (so a retrain learns from the traffic
+    that drifted). A `source` column says which each row is."""
+    import pandas as pd
+
     labels = _frame(Path(ctx.params["labels"]))
     missing = [c for c in ("driver_id", "event_timestamp", LABEL) if c not in labels.columns]
     if missing:
         raise ValidationError(f"labels file {ctx.params['labels']} lacks column(s) {missing}")
     refs = list(ctx.params["features"])
-    frame = ctx.features.get_historical_features(labels, refs)
+    frame = ctx.features.get_historical_features(labels, refs).assign(source="labels")
     views = sorted({ref.split(":", 1)[0] for ref in refs})
     versions = {v: ctx.features.describe(v)["version"] for v in views}
+    served, skipped = _served_rows(ctx, _feature_columns(refs), frame)
+    if len(served):
+        frame = pd.concat([frame, served], ignore_index=True)
     path = write_table(frame, ctx.work_dir / "training.parquet")
-    return {"path": path, "rows": len(frame), "feature_views": versions}
+    ctx.log.info(
+        "training_set_extracted", rows=len(frame), served_rows=len(served), served_skipped=skipped
+    )
+    return {
+        "path": path,
+        "rows": len(frame),
+        "served_rows": len(served),
+        "served_skipped": skipped,
+        "feature_views": versions,
+    }
+
+
+def _served_rows(
+    ctx: TaskContext, columns: list[str], like: pd.DataFrame
+) -> tuple[pd.DataFrame, int]:
+    """(training rows from the model's labelled predictions in the event log, shaped like
+    `like`; how many labelled ones could not be used, having no driver id: `/predict`
+    feature rows). Labels other than 0 and 1 are left out, as performance leaves them."""
+    import pandas as pd
+
+    from litemlops.monitoring.events import read_feedback, read_predictions
+    from litemlops.monitoring.performance import labelled_rows
+
+    empty = like.iloc[:0]
+    if not ctx.params["served_labels"]:
+        return empty, 0
+    logs = ctx.config.logs_dir
+    predictions = read_predictions(
+        logs, model=ctx.params["model_name"], features=dict.fromkeys(columns, "numeric")
+    )
+    if predictions.empty:
+        return empty, 0
+    since = predictions["timestamp"].min().to_pydatetime()
+    rows = labelled_rows(predictions, read_feedback(logs, since=since))
+    driver = pd.to_numeric(rows["entity"], errors="coerce")
+    usable = driver.notna() & (driver % 1 == 0)
+    rows, driver = rows[usable], driver[usable]
+    times = rows["timestamp"]
+    stamp = like["event_timestamp"].dtype
+    if getattr(stamp, "tz", None) is None:  # the labels' times are naive UTC
+        times = times.dt.tz_convert("UTC").dt.tz_localize(None)
+    served = pd.DataFrame(
+        {
+            "driver_id": driver.astype("int64").to_numpy(),
+            "event_timestamp": times.astype(stamp).to_numpy(),
+            **{c: rows[c].astype("float64").to_numpy() for c in columns},
+            LABEL: rows["label"].astype("int64").to_numpy(),
+            "source": "served",
+        }
+    )
+    return served, int((~usable).sum())
 
 
 @task(upstream="extract")
@@ -224,7 +283,11 @@ def validate_data(ctx: TaskContext) -> dict[str, Any]:
     columns = _feature_columns(ctx.params["features"])
     schema = {c: "float64" for c in columns} | {LABEL: "int64"}
     report = check_frame(
-        frame, schema, required=[LABEL], ranges={LABEL: [0, 1]}, max_null_rate=1.0,
+        frame,
+        schema,
+        required=[LABEL],
+        ranges={LABEL: [0, 1]},
+        max_null_rate=1.0,
         allow_extra=True,
     )
     complete = frame.dropna(subset=[c for c in columns if c in frame.columns])
@@ -316,9 +379,7 @@ def train(ctx: TaskContext) -> dict[str, Any]:
                 "features": ",".join(p["features"]),
             }
         )
-        run.log_input(
-            "training", data=data, feature_views=ctx.upstream["extract"]["feature_views"]
-        )
+        run.log_input("training", data=data, feature_views=ctx.upstream["extract"]["feature_views"])
         X, y = data[columns].astype("float64"), data[LABEL]
         model = fit_and_log(run, estimator, X, y)
         run.log_model(model, "model", signature=infer_signature(X), input_example=X.head(3))
@@ -530,9 +591,7 @@ def check_data_params(p: dict[str, Any]) -> dict[str, Any]:
     _text(p, "view")
     _text(p, "source")
     if not isinstance(p["ranges"], dict):
-        raise ValidationError(
-            f"param ranges must map columns to [min, max], got {p['ranges']!r}"
-        )
+        raise ValidationError(f"param ranges must map columns to [min, max], got {p['ranges']!r}")
     for column, pair in p["ranges"].items():
         check_range(column, pair)
     p["max_null_rate"] = _number(p, "max_null_rate", 0, 1)
@@ -559,6 +618,10 @@ def check_training_params(p: dict[str, Any]) -> dict[str, Any]:
     p["max_rmse"] = _number(p, "max_rmse", 0, math.inf, optional=True)
     p["tolerance"] = _number(p, "tolerance", 0, math.inf)
     _choice(p, "promote", ("challenger", "auto"))
+    if not isinstance(p["served_labels"], bool):
+        raise ValidationError(
+            f"param served_labels must be true or false, got {p['served_labels']!r}"
+        )
     return p
 
 
@@ -617,6 +680,7 @@ def demo_pipelines(config: Config) -> list[Pipeline]:
             "max_rmse": t.max_rmse,
             "tolerance": t.tolerance,
             "promote": t.promote,
+            "served_labels": t.served_labels,
         },
         description="Train on point-in-time data, gate against the champion, register.",
         schedule=when["training"],

@@ -173,13 +173,35 @@ def performance_report(
     return _classifier(report, y, score, threshold)
 
 
+def labelled_rows(
+    predictions: pd.DataFrame, feedback: pd.DataFrame, *, kind: str = "classifier"
+) -> pd.DataFrame:
+    """The prediction rows labels were given for, with `label` and `label_ts` added.
+
+    One row per labelled request, chosen as `performance_report` chooses it (the
+    entity `/inference` returned, the single row of `/predict`), with every column
+    of `predictions` (the feature values served, for one) and its latest valid
+    label. Ambiguous and unlabeled requests, and unknown or invalid labels, are
+    left out. Oldest prediction first.
+    """
+    if kind not in KINDS:
+        raise ValidationError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    units, _, known = _requests(predictions)
+    labels, _ = _labels(feedback, known, kind)
+    joined = units.merge(labels, on="request_id").sort_values("ts", kind="stable")
+    rows = predictions.iloc[joined["row"].to_numpy(dtype=int)].reset_index(drop=True)
+    return rows.assign(label=joined["label"].to_numpy(), label_ts=joined["label_ts"].to_numpy())
+
+
 def _requests(predictions: pd.DataFrame) -> tuple[pd.DataFrame, int, set[Any]]:
-    """(one row per request: request_id, ts, score; ambiguous requests; all request ids)."""
+    """(one row per request: request_id, ts, score and its row's position in `predictions`;
+    ambiguous requests; all request ids)."""
     empty = pd.DataFrame(
         {
             "request_id": pd.Series(dtype=object),
             "ts": pd.Series(dtype="datetime64[ns, UTC]"),
             "score": pd.Series(dtype=float),
+            "row": pd.Series(dtype=int),
         }
     )
     if predictions.empty:
@@ -192,7 +214,9 @@ def _requests(predictions: pd.DataFrame) -> tuple[pd.DataFrame, int, set[Any]]:
             "score": pd.to_numeric(predictions["score"], errors="coerce"),
             "entity": predictions["entity"].map(_key),
             "output": predictions["output"].map(_key),
-        }
+            "row": np.arange(len(predictions)),
+        },
+        index=predictions.index,
     ).dropna(subset=["request_id"])
     known = set(rows["request_id"])
     # A request sent twice under one id: its latest answer is the one labelled.
@@ -204,7 +228,7 @@ def _requests(predictions: pd.DataFrame) -> tuple[pd.DataFrame, int, set[Any]]:
     rest = rows[~rows["request_id"].isin(set(chosen["request_id"]))]
     sizes = rest.groupby("request_id", sort=False)["request_id"].transform("size")
     single = rest[sizes == 1]
-    units = pd.concat([chosen, single], ignore_index=True)[["request_id", "ts", "score"]]
+    units = pd.concat([chosen, single], ignore_index=True)[["request_id", "ts", "score", "row"]]
     ambiguous = rest.loc[sizes > 1, "request_id"].nunique()
     return (units if not units.empty else empty), int(ambiguous), known
 

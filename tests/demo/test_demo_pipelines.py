@@ -120,6 +120,70 @@ def test_training_registers_a_champion_then_a_challenger_that_is_not_worse(platf
     assert tasks["register"].output == {"name": "driver_ranker", "version": 3, "alias": "champion"}
 
 
+def served_log(config, at):
+    """Three /inference answers (two labelled, one of them twice), one /predict with
+    feature rows (labelled, but without a driver), a label for no request, and another
+    model's labelled answer, as the server logs them."""
+    import orjson
+
+    def served(request_id, seconds, rows, entities, output, model="driver_ranker"):
+        return {"event": "prediction_served", "timestamp": stamp(seconds), "model": model,
+                "request_id": request_id, "version": 1, "entities": entities,
+                "service": "inference" if entities else "predict", "features": rows,
+                "scores": [0.5] * len(rows), "output": output}
+
+    def label(request_id, seconds, value):
+        return {"event": "feedback_received", "timestamp": stamp(seconds),
+                "request_id": request_id, "label": value}
+
+    def stamp(seconds):
+        return (at + pd.Timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
+
+    def row(i):
+        return {"conv_rate": 0.1 * i, "acc_rate": 0.05 * i, "avg_daily_trips": 10.0 * i}
+
+    lines = [
+        served("a", 1, [row(1), row(2)], [1001, 1002], 1002),
+        served("b", 2, [row(3)], [1003], 1003),
+        served("c", 3, [row(4)], [1004], 1004),
+        served("p", 4, [row(5)], [], [0.5]),
+        served("other", 5, [row(6)], [1006], 1006, model="another"),
+        label("a", 10, 1), label("b", 11, 1), label("b", 12, 0), label("p", 13, 1),
+        label("nobody", 14, 1), label("other", 15, 1),
+    ]
+    config.logs_dir.mkdir(parents=True, exist_ok=True)
+    with config.events_log_path.open("ab") as f:
+        f.writelines(orjson.dumps(line) + b"\n" for line in lines)
+
+
+def test_training_also_learns_from_labelled_served_predictions(platform, run):
+    run("data")
+    served_log(platform.config, pd.Timestamp(NOW))
+
+    result, tasks = run("training")
+
+    assert result.state == "success", result.error
+    out = tasks["extract"].output
+    assert (out["rows"], out["served_rows"], out["served_skipped"]) == (602, 2, 1)
+    frame = pd.read_parquet(out["path"])
+    served = frame[frame["source"] == "served"].reset_index(drop=True)
+    # The chosen driver's row, with the values served and the latest label.
+    assert served["driver_id"].tolist() == [1002, 1003]
+    assert served["conv_rate"].tolist() == pytest.approx([0.2, 0.3])
+    assert served["avg_daily_trips"].tolist() == [20.0, 30.0]
+    assert served["trip_completed"].tolist() == [1, 0]
+    assert served["event_timestamp"].tolist() == [
+        pd.Timestamp(NOW) + pd.Timedelta(seconds=s) for s in (1, 2)
+    ]
+    assert (frame["source"] == "labels").sum() == 600
+    prepared = tasks["prepare"].output
+    assert prepared["train_rows"] + prepared["test_rows"] == 602
+
+    _, tasks = run("training", served_labels=False)
+    assert tasks["extract"].output["served_rows"] == 0
+    assert tasks["prepare"].output["train_rows"] + tasks["prepare"].output["test_rows"] == 600
+
+
 def test_a_model_worse_than_the_champion_is_not_promoted_and_says_why(platform, run):
     run("data")
     run("training")
@@ -169,6 +233,7 @@ def test_the_courses_elasticnet_is_selectable_and_scored_as_a_regressor(platform
         ({"gate_metric": "f1"}, "param gate_metric must be one of"),
         ({"features": "driver_stats:conv_rate"}, "param features must be a list"),
         ({"model_name": "no spaces"}, "invalid model name"),
+        ({"served_labels": "yes"}, "param served_labels must be true or false, got 'yes'"),
     ],
 )
 def test_bad_training_params_are_refused_before_any_work(platform, litemlops_run, params,

@@ -48,7 +48,8 @@ def test_drifted_traffic_fires_the_alert_which_retrains(served, litemlops_platfo
     assert outputs["drift"]["metrics"]["drift.dataset"] == 0
     assert outputs["performance"]["metrics"]["performance.label_coverage"] == 1.0
 
-    simulate(served, token, drivers, n=60, drift=True, seed=4, clock=litemlops_clock, pool=pool)
+    simulate(served, token, drivers, n=60, drift=True, labels=True, seed=4, clock=litemlops_clock,
+             pool=pool)
     first = platform.pipelines.run(monitoring)
     states = {s["rule"]: s["state"] for s in _output(platform, first, "alerts")["states"]}
     assert _output(platform, first, "drift")["metrics"]["drift.dataset"] == 1
@@ -63,6 +64,9 @@ def test_drifted_traffic_fires_the_alert_which_retrains(served, litemlops_platfo
     assert retrain.trigger == "event"
     assert retrain.payload["topic"] == "alert:dataset_drift"
     assert sorted(v.version for v in platform.registry.list_versions("driver_ranker")) == [1, 2]
+    # The retrain learnt from the labelled traffic, drifted included, as it was served.
+    extract = _output(platform, retrain, "extract")
+    assert (extract["served_rows"], extract["served_skipped"]) == (80, 0)
     assert scheduler.event_triggers()  # the rule's trigger was registered from config
 
     # What the server shows of it.

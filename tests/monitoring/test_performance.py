@@ -309,3 +309,32 @@ def test_classifier_metrics_agree_with_scikit_learn(pairs):
         assert report.auc == pytest.approx(sk.roc_auc_score(y, [p[1] for p in pairs]))
     else:
         assert report.auc is None
+
+
+def test_labelled_rows_are_the_rows_labels_were_given_for_with_every_column():
+    from litemlops.monitoring.performance import labelled_rows
+
+    rows = [
+        *inference("a", 1, {"1001": 0.2, "1002": 0.9}, "1002"),
+        *inference("b", 2, {"1003": 0.4}, "1003"),
+        *inference("c", 3, {"1004": 0.7}, "1004"),  # no label
+        single("p", 4, 0.3),
+        *inference("amb", 5, {"1005": 0.1, "1006": 0.2}, None),  # none chosen
+    ]
+    predictions = preds(rows).assign(x=np.arange(len(rows), dtype=float))
+    predictions.index = predictions.index * 10  # any index
+    feedback = labels(("b", at(20), 1), ("a", at(10), 1), ("b", at(30), 0), ("p", at(11), 1),
+                      ("nobody", at(12), 1), ("amb", at(13), 1), ("a", at(14), "x"))
+
+    got = labelled_rows(predictions, feedback)
+
+    assert got["request_id"].tolist() == ["a", "b", "p"]  # oldest prediction first
+    assert got["entity"].fillna("-").tolist() == ["1002", "1003", "-"]
+    assert got["x"].tolist() == [1.0, 2.0, 4.0]  # the chosen row's own values
+    assert got["label"].tolist() == [1.0, 0.0, 1.0]  # the latest valid label
+    assert got["label_ts"].tolist()[1] == pd.Timestamp(at(30))
+    assert list(got.columns) == [*predictions.columns, "label", "label_ts"]
+    assert labelled_rows(predictions.iloc[:0], feedback).empty
+    assert labelled_rows(predictions, feedback.iloc[:0]).empty
+    with pytest.raises(ValidationError, match="kind must be one of"):
+        labelled_rows(predictions, feedback, kind="ranker")
