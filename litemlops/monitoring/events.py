@@ -117,6 +117,8 @@ def read_feedback(
     whoever joins them to predictions to count. cache: as for `read_predictions`.
     """
     where, params = _filters(since, until, {})
+    if last is not None:
+        _check_last(last)
     folder = Path(logs_dir)
     return _read(
         folder,
@@ -181,21 +183,26 @@ def _utc(value: datetime) -> datetime:
 
 
 def _source(event: str, select: str, where: str, **types: str) -> str:
-    """SQL of the events named `event` in the JSON files `?`; `types` replace the text or
-    JSON type a column is read as (a line whose value does not fit gets NULL there)."""
+    """SQL of the events named `event` in the JSON files `?`: ts, the file's name, and
+    `select`; `types` replace the text or JSON type a column is read as (a line whose
+    value does not fit gets NULL there)."""
     columns = {**_COLUMNS, **types}
     spec = ", ".join(f"{name}: {_literal(sql_type)}" for name, sql_type in columns.items())
     return (
-        f"SELECT * FROM (SELECT TRY_CAST(timestamp AS TIMESTAMPTZ) AS ts, {select} "
-        f"FROM read_json(?, format='newline_delimited', ignore_errors=true, "
+        f"SELECT * FROM (SELECT TRY_CAST(timestamp AS TIMESTAMPTZ) AS ts, filename, {select} "
+        f"FROM read_json(?, format='newline_delimited', ignore_errors=true, filename=true, "
         f"columns={{{spec}}}) WHERE event = {_literal(event)}) WHERE {where}"
     )
 
 
 def _newest(last: int) -> str:
+    _check_last(last)
+    return f"ORDER BY ts DESC, coalesce(request_id, '') DESC LIMIT {int(last)}"
+
+
+def _check_last(last: int) -> None:
     if last < 0:
         raise ValidationError(f"last must be >= 0, got {last}")
-    return f"ORDER BY ts DESC, coalesce(request_id, '') DESC LIMIT {int(last)}"
 
 
 def _cached(
@@ -205,31 +212,45 @@ def _cached(
     cache: bool,
     kind: str,
     build: Callable[[str], tuple[str, Any]],
-) -> tuple[list[str], list[str]]:
-    """(Parquet segments, JSON files to parse) of `files`. `build(file)` gives a segment's
-    query over its file (the query's parameter) and what it holds, as JSON kept in the
-    segment's metadata."""
+) -> tuple[list[str], list[str], list[str]]:
+    """(Parquet segments, JSON files to parse, what is read in the log's order) of `files`.
+    `build(file)` gives a segment's query over its file (the query's parameter; its
+    `filename` column is not kept) and what it holds, as JSON kept in the segment's
+    metadata."""
     from litemlops.monitoring import segments
 
     if not cache:
-        return [], files
+        return [], files, files
 
     def write(file: str, dest: str) -> None:
-        sql, features = build(file)
-        metadata = _literal(json.dumps(features))
+        sql, holds = build(file)
         con.execute(
-            f"COPY ({sql}) TO {_literal(dest)} "
-            f"(FORMAT parquet, COMPRESSION zstd, KV_METADATA {{{_METADATA}: {metadata}}})",
-            [[file]],
+            f"COPY (SELECT * EXCLUDE (filename) FROM ({sql})) TO ? "
+            f"(FORMAT parquet, COMPRESSION zstd, KV_METADATA {{{_METADATA}: ?}})",
+            [[file], dest, json.dumps(holds)],
         )
 
     return segments.cached(folder, files, kind, write, live=EVENTS_FILE)
 
 
-def _window(parts: list[tuple[str, list[str]]], where: str, params: list[Any]) -> tuple[str, list]:
-    """The union of (SQL, files) parts (the files being its parameter), filtered by `where`."""
+def _window(
+    parts: list[tuple[str, list[str]]],
+    where: str,
+    params: list[Any],
+    order: list[str] | None = None,
+) -> tuple[str, list]:
+    """The union of (SQL, files) parts (the files being its parameter), filtered by `where`;
+    with `order` (every file read, oldest first), a `rank` column: the row's file's place
+    in it, which orders rows of one time as the log does (DuckDB keeps the order of rows
+    within a file, but not across the parts of a union)."""
     union = " UNION ALL ".join(sql for sql, _ in parts)
-    return f"SELECT * FROM ({union}) WHERE {where}", [*(files for _, files in parts), *params]
+    args = [*(files for _, files in parts), *params]
+    if order is None:
+        return f"SELECT * FROM ({union}) WHERE {where}", args
+    return (
+        f"SELECT *, list_position(?, filename) AS rank FROM ({union}) WHERE {where}",
+        [order, *args],
+    )
 
 
 def _feedback(
@@ -244,20 +265,25 @@ def _feedback(
     parsed = _source(
         events.FEEDBACK_RECEIVED, "request_id, TRY_CAST(label AS DOUBLE) AS label", "true"
     )
-    stored, left = _cached(con, folder, files, cache, "feedback", lambda _: (parsed, {}))
-    parts = [("SELECT ts, request_id, label FROM read_parquet(?)", stored)] if stored else []
+    stored, left, order = _cached(con, folder, files, cache, "feedback", lambda _: (parsed, {}))
+    segment = "SELECT ts, filename, request_id, label FROM read_parquet(?, filename=true)"
+    parts = [(segment, stored)] if stored else []
     if left:
         parts.append((parsed, left))
-    window, args = _window(parts, where, params)
-    if last is not None:
-        window += " " + _newest(last)
-    return _frame(con, f"SELECT request_id, ts AS timestamp, label FROM ({window})", args)
+    window, args = _window(parts, where, params, order)
+    frame = _frame(con, f"SELECT request_id, ts AS timestamp, label, rank FROM ({window})", args)
+    if last is None:
+        return frame
+    # The newest in the log's order: labels are light, and a LIMIT in SQL would cut
+    # between labels of one time as it pleased.
+    return frame.iloc[len(frame) - min(last, len(frame)) :].reset_index(drop=True)
 
 
-_FIXED = "ts, request_id, model, version, service, entity, position, score, output"
+_FIXED = "ts, filename, request_id, model, version, service, entity, position, score, output"
 """The columns of a flattened prediction row before its features (see `_flat`)."""
 _NO_FEATURES = (
-    "SELECT NULL::TIMESTAMPTZ AS ts, NULL::VARCHAR AS request_id, NULL::VARCHAR AS model, "
+    "SELECT NULL::TIMESTAMPTZ AS ts, NULL::VARCHAR AS filename, NULL::VARCHAR AS request_id, "
+    "NULL::VARCHAR AS model, "
     "NULL::BIGINT AS version, NULL::VARCHAR AS service, NULL::VARCHAR AS entity, "
     "NULL::BIGINT AS position, NULL::DOUBLE AS score, NULL::VARCHAR AS output "
     "FROM read_json(?, format='newline_delimited', ignore_errors=true, "
@@ -288,7 +314,7 @@ def _predictions(
         sql = _flat(dict.fromkeys(names, "VARCHAR")) if names else _NO_FEATURES
         return sql, [[*group, {n: sorted(k) for n, k in kinds.items()}] for group, kinds in found]
 
-    stored, left = _cached(con, folder, files, cache, "predictions", everything)
+    stored, left, order = _cached(con, folder, files, cache, "predictions", everything)
     named = _stored_kinds(con, stored)
     if last is not None:
         # The window's oldest event, from the light columns of its first rows; the reads
@@ -331,11 +357,13 @@ def _predictions(
             (f"TRY_CAST({_column(n)} AS {t})" if n in kept else f"NULL::{t}") + f" AS {_column(n)}"
             for n, t in types.items()
         )
-        segment = f"SELECT {_FIXED}, {columns} FROM read_parquet(?, union_by_name=true)"
+        segment = (
+            f"SELECT {_FIXED}, {columns} FROM read_parquet(?, union_by_name=true, filename=true)"
+        )
         parts.append((segment, stored))
     if left:
         parts.append((_flat(types), left))
-    window, args = _window(parts, where, params)
+    window, args = _window(parts, where, params, order)
     taken = set(PREDICTION_COLUMNS) | {"score", "output"}
     picked = ", ".join(
         f"{_column(name)} AS {_ident(f'features.{name}' if name in taken else name)}"
@@ -343,7 +371,7 @@ def _predictions(
     )
     sql = (
         f"SELECT request_id, ts AS timestamp, model, version, service, entity, {picked}, "
-        f"score, output FROM ({window})"
+        f"score, output, rank FROM ({window})"
     )
     return _frame(con, sql, args)
 
@@ -369,7 +397,7 @@ def _flat(types: dict[str, str]) -> str:
     )
     features = ", ".join(f"f.{_ident(name)} AS {_column(name)}" for name in types)
     return f"""
-        SELECT ts, request_id, model, version, service,
+        SELECT ts, filename, request_id, model, version, service,
             CASE
                 WHEN json_type(e) = 'OBJECT' AND len(json_keys(e)) = 1
                     THEN map_values(TRY_CAST(e AS MAP(VARCHAR, VARCHAR)))[1]
@@ -502,12 +530,13 @@ def _merged(found: Iterable[dict[str, set[str]]]) -> dict[str, set[str]]:
 
 
 def _frame(con: Any, sql: str, params: list[Any]) -> pd.DataFrame:
-    """The query's rows, oldest first, ties in the order DuckDB read them (the log's:
-    it keeps the order of insertion).
+    """The query's rows, oldest first; rows of one time in the log's order: by their file's
+    `rank` (a column of the query, dropped), then as DuckDB read them (it keeps the order
+    of rows within a file).
 
     Through Arrow: pandas takes Arrow strings without a Python object per value, a
     third faster than DuckDB's own DataFrame conversion here; and sorted there by a
-    numpy argsort of the times, where DuckDB's ORDER BY moved every column through
+    numpy sort of the keys, where DuckDB's ORDER BY moved every column through
     its sort and took a third of the time of the whole read.
     """
     import numpy as np
@@ -516,8 +545,11 @@ def _frame(con: Any, sql: str, params: list[Any]) -> pd.DataFrame:
 
     table = con.sql(sql, params=params).to_arrow_table()
     times = table["timestamp"].to_numpy().view("int64")
-    if len(times) > 1 and not (np.diff(times) >= 0).all():
-        table = table.take(np.argsort(times, kind="stable"))
+    ranks = table["rank"].to_numpy()
+    table = table.drop_columns(["rank"])
+    step = np.diff(times)
+    if len(times) > 1 and not ((step > 0) | ((step == 0) & (np.diff(ranks) >= 0))).all():
+        table = table.take(np.lexsort((ranks, times)))  # stable: the last key first
     return table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
 
 

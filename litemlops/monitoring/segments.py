@@ -44,8 +44,8 @@ def cached(
     build: Callable[[str, str], None],
     *,
     live: str,
-) -> tuple[list[str], list[str]]:
-    """(segments, files to parse), both in the order of `files`.
+) -> tuple[list[str], list[str], list[str]]:
+    """(segments, files to parse, what is read for each file), all in the order of `files`.
 
     Every file but the one named `live` gets a segment of `kind`, made by
     `build(file, destination)` when it has none yet. A file whose segment could
@@ -54,24 +54,28 @@ def cached(
     """
     folder = logs_dir / SEGMENTS_DIR
     if not _writable(folder):
-        return [], list(files)
+        return [], list(files), list(files)
     segments: list[str] = []
     left: list[str] = []
+    read: list[str] = []
     kept: set[str] = set()
     for file in files:
         path = Path(file)
         if path.name == live:
             left.append(file)
+            read.append(file)
             continue
         before = identity(path)
         name = f"{kind}-v{FORMAT}-{before}.parquet"
         kept.add(name)
         if (folder / name).is_file() or _build(folder / name, path, before, build):
             segments.append(str(folder / name))
+            read.append(segments[-1])
         else:
             left.append(file)
+            read.append(file)
     _prune(folder, kind, kept)
-    return segments, left
+    return segments, left, read
 
 
 def _writable(folder: Path) -> bool:

@@ -157,9 +157,9 @@ def test_a_file_that_changed_during_its_build_gets_no_segment(tmp_path):
         with open(file, "ab") as f:  # another file renamed into this path meanwhile
             f.write(b"{}\n")
 
-    found, left = segments.cached(source.parent, [str(source)], "x", build, live=EVENTS_FILE)
+    found = segments.cached(source.parent, [str(source)], "x", build, live=EVENTS_FILE)
 
-    assert (found, left) == ([], [str(source)])
+    assert found == ([], [str(source)], [str(source)])
     assert list((source.parent / segments.SEGMENTS_DIR).iterdir()) == []
 
 
@@ -170,7 +170,7 @@ def test_a_segment_that_cannot_be_written_leaves_the_file_to_parse(tmp_path):
         raise OSError(28, "No space left on device")
 
     assert segments.cached(source.parent, [str(source)], "x", build, live=EVENTS_FILE) == (
-        [], [str(source)]
+        [], [str(source)], [str(source)]
     )
 
 
