@@ -46,9 +46,12 @@ class FeaturesConfig:
 
     push_lateness_seconds: how far behind the clock a pushed row's event time may be
     before it is counted (and logged) as late; late rows are still written.
+    max_future_seconds: how far ahead of the clock the event time of a row pushed online
+    may be; a push with a row further ahead is refused (`inf`: any time is taken).
     """
 
     push_lateness_seconds: float = 600.0
+    max_future_seconds: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -389,6 +392,7 @@ _RULES: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("logging", "max_bytes"): _non_negative,
     ("logging", "backups"): _non_negative,
     ("features", "push_lateness_seconds"): _non_negative,
+    ("features", "max_future_seconds"): _non_negative,
     ("demo", "drivers"): _positive,
     ("demo", "hours"): _positive,
     ("demo", "labels"): _positive,

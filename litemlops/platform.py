@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -41,6 +42,11 @@ class Platform:
                 online=config.online_path,
                 clock=clock,
                 push_lateness=timedelta(seconds=config.features.push_lateness_seconds),
+                max_future=(
+                    timedelta(seconds=config.features.max_future_seconds)
+                    if math.isfinite(config.features.max_future_seconds)
+                    else None
+                ),
             )
             self._closers.append(self.features.close)
             self.tracker = Tracker(

@@ -61,7 +61,12 @@ class FeatureStore:
     us). `online` is the SQLite path or connection of the online store; by default
     it sits beside the DuckDB file as `<stem>.online.db` (in memory for ":memory:"
     and for a connection). `clock` returns the current aware time; `push_lateness`
-    is how far behind the clock a pushed row may be before it is counted late.
+    is how far behind the clock a pushed row may be before it is counted late;
+    `max_future` how far ahead of it the event time of a row pushed online may be
+    (None: any). Online, a row stamped in the future would win over every real
+    update of its entity until that time came, so by default such a push is
+    refused. (Ingested rows may be ahead: `materialize` takes a row once its time
+    has come.)
     """
 
     def __init__(
@@ -71,9 +76,11 @@ class FeatureStore:
         online: str | Path | Any = None,
         clock: Clock = utc_now,
         push_lateness: timedelta = timedelta(minutes=10),
+        max_future: timedelta | None = timedelta(minutes=5),
     ):
         self._clock = clock
         self.push_lateness = push_lateness
+        self.max_future = max_future
         self._lock = threading.RLock()
         if isinstance(target, duckdb.DuckDBPyConnection):
             self._con = target
@@ -205,6 +212,30 @@ class FeatureStore:
         log.info(events.FEATURES_INGESTED, view=view, rows=table.num_rows, source=source)
         return IngestResult(view=view, rows=table.num_rows, batch=batch)
 
+    def _refuse_future(
+        self, view: ResolvedView, table: pa.Table, source: str, now: datetime
+    ) -> None:
+        """Refuse the rows if any event time is more than `max_future` ahead of `now`."""
+        import pyarrow.compute as pc
+
+        if self.max_future is None or not table.num_rows:
+            return
+        field = view.timestamp_field
+        times = table.column(field)
+        limit = pa.scalar(_naive_utc(now + self.max_future), pa.timestamp("us"))
+        ahead = pc.fill_null(pc.greater(times, limit), False)
+        count = int(pc.sum(ahead).as_py() or 0)
+        if count:
+            first = int(pc.index(ahead, True).as_py())
+            when = times[first].as_py().replace(tzinfo=UTC).isoformat()
+            raise ValidationError(
+                f"{source}: {count} row(s) have {field} more than "
+                f"{self.max_future.total_seconds():g} s ahead of the clock ({now.isoformat()}), "
+                f"first row {first}: {when}; a row from the future would hide every real "
+                "update of its entity until then (raise features.max_future_seconds if such "
+                "times are meant)"
+            )
+
     def _append(self, view: ResolvedView, table: pa.Table, kind: str, source: str) -> int:
         now = _naive_utc(self._now())
         with self._lock:
@@ -330,7 +361,8 @@ class FeatureStore:
 
         Online, a row older than the stored value for its entity is not applied
         (counted as stale). Rows whose event time is more than `push_lateness`
-        behind the clock are still written and counted as late.
+        behind the clock are still written and counted as late. A push online with a
+        row more than `max_future` ahead of the clock is refused whole.
         """
         if to not in ("online", "offline", "both"):
             raise ValidationError(f"push to must be 'online', 'offline' or 'both', got {to!r}")
@@ -340,6 +372,8 @@ class FeatureStore:
         table, source = read_table(rows, f"push to {view!r}")
         table = conform(table, resolved, f"push to {view!r}")
         now = self._now()
+        if to != "offline":
+            self._refuse_future(resolved, table, f"push to {view!r}", now)
         cutoff = _naive_utc(now - self.push_lateness)
         import pyarrow.compute as pc
 

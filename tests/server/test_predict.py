@@ -4,6 +4,7 @@ what they log, how they refuse bad input, and what /metrics says about them."""
 from __future__ import annotations
 
 import math
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -442,6 +443,25 @@ def test_a_push_older_than_the_online_value_is_counted_stale(client, auth):
 
     assert response.status_code == 200, response.text
     assert response.json()["stale_rows"] == 1 and response.json()["online_written"] == 0
+
+
+def test_a_push_from_the_future_is_refused_and_the_driver_keeps_taking_updates(
+    client, auth, error_of, served_clock: FixedClock
+):
+    def push(at: datetime, rate: float):
+        stamp = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        row = {"driver_id": 2002, "datetime": stamp, "created": stamp, "conv_rate": rate,
+               "acc_rate": 0.5, "avg_daily_trips": 5}
+        return client.post("/push/driver_stats", json={"rows": [row]}, headers=auth)
+
+    now = served_clock.advance(60)
+    refused = push(now + timedelta(days=365), 0.9)
+    taken = push(now, 0.1)
+
+    assert refused.status_code == 422, refused.text
+    assert error_of(refused)["code"] == "invalid_rows"
+    assert "ahead of the clock" in error_of(refused)["message"]
+    assert taken.status_code == 200 and taken.json()["online_written"] == 1
 
 
 def test_a_driver_whose_current_feature_is_null_is_refused_not_scored(

@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from shared_views import DRIVER, quality_view, stat_row, stats_view
 
+from litemlops.errors import ValidationError
 from litemlops.store import FeatureStore, FeatureView
 
 T0 = datetime(2024, 1, 1, 6, tzinfo=UTC)
@@ -27,6 +28,7 @@ GRID = 12
 KEYS = (1001, 1002, 1003, 1004)
 LOOKUP = [{"driver_id": k} for k in (*KEYS, 1005, 1001)]  # 1005 is never written
 LATENESS = timedelta(hours=1)
+MAX_FUTURE = timedelta(minutes=5)  # the store's default
 NO_CREATED = datetime.min.replace(tzinfo=UTC)
 US = timedelta(microseconds=1)
 
@@ -83,7 +85,12 @@ class Oracle:
                 if row.event <= end:
                     self._apply(view, rank, row)
 
-    def push(self, view: str, rows: Sequence[Row], to: str, now: datetime) -> dict[str, int]:
+    def push(
+        self, view: str, rows: Sequence[Row], to: str, now: datetime
+    ) -> dict[str, int] | None:
+        """What a push reports, or None when it is refused (a row from the future, online)."""
+        if to != "offline" and any(r.event > now + MAX_FUTURE for r in rows):
+            return None
         written = stale = 0
         for row in rows:
             rank = self._rank(row)
@@ -202,8 +209,12 @@ def test_online_state_equals_latest_per_entity_oracle_after_every_operation(
                 view = by_name[op[1]]
                 rows = make_rows(view, op[2])
                 data = [to_dict(view, r) for r in rows]
-                result = fs.push(view.name, pd.DataFrame(data) if as_frames else data, to=op[3])
                 want = oracle.push(view.name, rows, op[3], clock())
+                if want is None:
+                    with pytest.raises(ValidationError, match="ahead of the clock"):
+                        fs.push(view.name, pd.DataFrame(data) if as_frames else data, to=op[3])
+                    continue
+                result = fs.push(view.name, pd.DataFrame(data) if as_frames else data, to=op[3])
                 got = {k: getattr(result, k) for k in want}
                 assert (result.rows, got) == (len(rows), want), f"push result after op {i}"
             else:
@@ -512,3 +523,39 @@ def test_lookups_see_writes_from_this_store_and_from_another_connection(tmp_path
         other.execute('UPDATE "online_v" SET "x" = 9.0 WHERE "e" = 1')  # another writer
         other.close()
         assert fs.get_online_features(["v:x"], [{"e": 1}])["x"] == [9.0]
+
+
+def test_rows_from_the_future_are_refused_and_nothing_is_written(clock: Any) -> None:
+    with FeatureStore(":memory:", clock=clock, max_future=timedelta(minutes=5)) as fs:
+        fs.apply([DRIVER, stats_view(None)])
+        now = clock()
+        fs.push("driver_stats", [stat_row(1001, now, 0.1)])
+        limit = now + timedelta(minutes=5)
+        future = [
+            stat_row(1001, limit, 0.2),  # exactly at the limit: taken
+            stat_row(1002, now, 0.3),
+            stat_row(1001, limit + US, 0.9),  # a microsecond past it
+            stat_row(1003, now + timedelta(days=3650), 0.9),
+        ]
+
+        for to in ("online", "both"):
+            with pytest.raises(ValidationError, match=r"2 row\(s\) have datetime more than "
+                               r"300 s ahead of the clock .* first row 2: "
+                               r"2024-01-02T00:05:00.000001\+00:00"):
+                fs.push("driver_stats", future, to=to)
+
+        # Nothing of the refused pushes is kept, and the entity still takes updates.
+        assert fs.describe("driver_stats")["offline_rows"] == 0
+        assert rate_of(fs, 1001) == 0.1
+        assert fs.push("driver_stats", future[:2]).online_written == 2
+        assert rate_of(fs, 1001) == 0.2
+        # Offline, a row waits for its time: materialize takes it once that has come.
+        assert fs.push("driver_stats", future[3:], to="offline").rows == 1
+        assert fs.ingest("driver_stats", future[2:3]).rows == 1
+
+
+def test_max_future_none_takes_any_time_online(clock: Any) -> None:
+    with FeatureStore(":memory:", clock=clock, max_future=None) as fs:
+        fs.apply([DRIVER, stats_view(None)])
+        far = clock() + timedelta(days=3650)
+        assert fs.push("driver_stats", [stat_row(1001, far, 0.5)]).online_written == 1
