@@ -355,10 +355,10 @@ def pipelines_logs(
 
 def _log_files(path: Path) -> list[Path]:
     """The rotated backups oldest first (`.3`, `.2`, `.1`: the logging module's numbering),
-    then the live file."""
-    backups = [p for p in path.parent.glob(f"{path.name}.*") if p.suffix[1:].isdigit()]
-    backups.sort(key=lambda p: int(p.suffix[1:]), reverse=True)
-    return [*backups, path] if path.exists() else backups
+    then the live file `path`."""
+    from litemlops.monitoring.events import event_files
+
+    return event_files(path.parent)
 
 
 def _run_events(path: Path, run_id: str) -> Iterator[tuple[str, dict[str, Any] | None]]:
