@@ -148,6 +148,11 @@ ALERT_NOTIFY_FAILED = "alert_notify_failed"
 """A notifier could not deliver an alert (a webhook that is down or answers an error);
 the alert's state is kept regardless: rule, notifier, error."""
 
+TRAINING_SET_EXTRACTED = "training_set_extracted"
+"""The training pipeline's data is gathered: rows (all of them), served_rows (served
+predictions a `/feedback` label came for, with the values they were served with),
+served_skipped (labelled ones without an entity to key them)."""
+
 REQUIRED_KEYS: dict[str, frozenset[str]] = {
     FEATURES_APPLIED: frozenset({"objects", "changed"}),
     FEATURES_INGESTED: frozenset({"view", "rows", "source"}),
@@ -187,6 +192,7 @@ REQUIRED_KEYS: dict[str, frozenset[str]] = {
     ALERT_FIRED: frozenset({"rule", "metric", "value", "state"}),
     ALERT_RESOLVED: frozenset({"rule", "metric", "value", "state"}),
     ALERT_NOTIFY_FAILED: frozenset({"rule", "notifier", "error"}),
+    TRAINING_SET_EXTRACTED: frozenset({"rows", "served_rows", "served_skipped"}),
 }
 
 CONTEXT_KEYS: frozenset[str] = frozenset({"run_id", "pipeline", "task", "model", "version"})

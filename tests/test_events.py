@@ -42,6 +42,7 @@ EXPECTED = {
     "alert_fired": {"rule", "metric", "value", "state"},
     "alert_resolved": {"rule", "metric", "value", "state"},
     "alert_notify_failed": {"rule", "notifier", "error"},
+    "training_set_extracted": {"rows", "served_rows", "served_skipped"},
 }
 
 

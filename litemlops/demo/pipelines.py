@@ -17,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from litemlops import events
 from litemlops.errors import AliasNotFoundError, ModelNotFoundError, ValidationError
 from litemlops.scheduler.pipeline import Pipeline, TaskContext, task
 
@@ -222,7 +223,10 @@ def extract(ctx: TaskContext) -> dict[str, Any]:
         frame = pd.concat([frame, served], ignore_index=True)
     path = write_table(frame, ctx.work_dir / "training.parquet")
     ctx.log.info(
-        "training_set_extracted", rows=len(frame), served_rows=len(served), served_skipped=skipped
+        events.TRAINING_SET_EXTRACTED,
+        rows=len(frame),
+        served_rows=len(served),
+        served_skipped=skipped,
     )
     return {
         "path": path,
