@@ -83,8 +83,8 @@ def bootstrap(platform: Platform) -> BootstrapReport:
 def _set_up_demo(platform: Platform, report: BootstrapReport) -> None:
     """Seeded demo files where the pipelines look for them, and the demo definitions."""
     from litemlops.demo import definitions as demo
+    from litemlops.demo.common import write_table
     from litemlops.demo.generator import generate_driver_stats, generate_labels
-    from litemlops.demo.pipelines import write_table
 
     store = platform.features
     config = platform.config

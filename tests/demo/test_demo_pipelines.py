@@ -269,7 +269,7 @@ def test_a_failed_train_task_leaves_no_tracking_run_open(platform, run):
 
 
 def test_the_split_keeps_each_labelled_row_on_its_side_as_labels_grow():
-    from litemlops.demo.pipelines import split_by_identity
+    from litemlops.demo.training import split_by_identity
 
     stats = generate_driver_stats(DRIVERS, 24 * 5, end=NOW, random_state=3)
     labels = generate_labels(stats, 600, random_state=3)
