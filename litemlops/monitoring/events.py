@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from litemlops import events
 from litemlops.errors import ValidationError
+from litemlops.monitoring import feature_kinds
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -309,13 +310,13 @@ def _predictions(
         (a number's shortest exact form, a string unquoted), so a value read back with a
         type is what the JSON read with that type gives; and, per model version and
         service, which features and JSON types its first and last events show."""
-        found = _feature_kinds(con, _source(served, _SERVED, "true"), [[file]])
-        names = _merged(kinds for _, kinds in found)
+        found = feature_kinds.sampled(con, _source(served, _SERVED, "true"), [[file]])
+        names = feature_kinds.merged(kinds for _, kinds in found)
         sql = _flat(dict.fromkeys(names, "VARCHAR")) if names else _NO_FEATURES
         return sql, [[*group, {n: sorted(k) for n, k in kinds.items()}] for group, kinds in found]
 
     stored, left, order = _cached(con, folder, files, cache, "predictions", everything)
-    named = _stored_kinds(con, stored)
+    named = feature_kinds.stored_kinds(con, stored, _METADATA)
     if last is not None:
         # The window's oldest event, from the light columns of its first rows; the reads
         # below then keep what is not older than it (ties go by request id).
@@ -436,29 +437,10 @@ def _column(name: str) -> str:
     return _ident(_FEATURE + name)
 
 
-_Group = tuple[Any, ...]
-"""(model, version, service) of prediction events."""
-
-
-def _stored_kinds(con: Any, stored: list[str]) -> dict[str, dict[_Group, dict[str, set[str]]]]:
-    """Segment -> its events' (model, version, service) -> feature -> JSON types seen (from
-    the segments' metadata: their footers only)."""
-    if not stored:
-        return {}
-    rows = con.execute(
-        "SELECT file_name, decode(value) FROM parquet_kv_metadata(?) WHERE decode(key) = ?",
-        [stored, _METADATA],
-    ).fetchall()
-    return {
-        file: {tuple(group): {n: set(k) for n, k in kinds.items()} for *group, kinds in found}
-        for file, found in ((file, json.loads(text)) for file, text in rows)
-    }
-
-
 def _window_types(
     con: Any,
     stored: list[str],
-    named: dict[str, dict[_Group, dict[str, set[str]]]],
+    named: dict[str, dict[feature_kinds.Group, feature_kinds.Kinds]],
     left: list[str],
     where: str,
     params: list[Any],
@@ -466,7 +448,7 @@ def _window_types(
     """The features the window's events name, and their types: in the segments, those of
     the (model, version, service) whose rows are in the window; in the parsed files, those
     of the first and last event of each."""
-    found: list[dict[str, set[str]]] = []
+    found: list[feature_kinds.Kinds] = []
     if stored:
         groups = con.execute(
             "SELECT DISTINCT filename, model, version, service FROM "
@@ -474,59 +456,14 @@ def _window_types(
             [stored, *params],
         ).fetchall()
         order = {file: i for i, file in enumerate(stored)}
-        groups.sort(key=lambda row: (order.get(row[0], -1), _order(row[1:])))
+        groups.sort(key=lambda row: (order.get(row[0], -1), feature_kinds.group_order(row[1:])))
         found.extend(named.get(file, {}).get(tuple(group), {}) for file, *group in groups)
     if left:
         window = _source(events.PREDICTION_SERVED, _SERVED, where)
-        found.extend(kinds for _, kinds in _feature_kinds(con, window, [left, *params]))
-    return {name: _sql_type(kinds) for name, kinds in _merged(found).items()}
-
-
-def _feature_kinds(
-    con: Any, window: str, params: list[Any]
-) -> list[tuple[_Group, dict[str, set[str]]]]:
-    """Per (model, version, service), the features its first and last events in the window
-    name, with the JSON types of their values: their features are that model's inputs,
-    so a few samples name them all, and only those are parsed here (as text; the window
-    is still read once for them)."""
-    rows = con.execute(
-        f"""
-        SELECT model, version, service, arg_min(features, ts), arg_max(features, ts)
-        FROM ({window})
-        GROUP BY model, version, service
-        """,
-        params,
-    ).fetchall()
-    found = []
-    for model, version, service, *samples in sorted(rows, key=lambda row: _order(row[:3])):
-        seen: dict[str, set[str]] = {}
-        for sample in samples:
-            parsed = json.loads(sample) if sample is not None else None
-            for obj in parsed if isinstance(parsed, list) else ():
-                if isinstance(obj, dict):
-                    for name, value in obj.items():
-                        seen.setdefault(name, set()).add(_json_kind(value))
-        found.append(((model, version, service), seen))
-    return found
-
-
-def _order(group: Sequence[Any]) -> tuple[tuple[bool, str], ...]:
-    """A sort key of groups, whose parts may be None."""
-    return tuple((part is None, str(part)) for part in group)
-
-
-def _merged(found: Iterable[dict[str, set[str]]]) -> dict[str, set[str]]:
-    """Feature -> JSON types, over several groups' findings, in the order first seen. DuckDB's
-    struct fields and columns ignore case: of names differing only in case the first wins."""
-    seen: dict[str, set[str]] = {}
-    lowered: set[str] = set()
-    for kinds in found:
-        for name, kind in kinds.items():
-            if name not in seen and name.lower() in lowered:
-                continue
-            lowered.add(name.lower())
-            seen.setdefault(name, set()).update(kind)
-    return seen
+        found.extend(kinds for _, kinds in feature_kinds.sampled(con, window, [left, *params]))
+    return {
+        name: feature_kinds.sql_type(kinds) for name, kinds in feature_kinds.merged(found).items()
+    }
 
 
 def _frame(con: Any, sql: str, params: list[Any]) -> pd.DataFrame:
@@ -551,21 +488,6 @@ def _frame(con: Any, sql: str, params: list[Any]) -> pd.DataFrame:
     if len(times) > 1 and not ((step > 0) | ((step == 0) & (np.diff(ranks) >= 0))).all():
         table = table.take(np.lexsort((ranks, times)))  # stable: the last key first
     return table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
-
-
-def _json_kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "BOOLEAN"
-    if isinstance(value, int | float):
-        return "DOUBLE"
-    return "VARCHAR"
-
-
-def _sql_type(kinds: set[str]) -> str:
-    kinds = kinds - {"null"}
-    return kinds.pop() if len(kinds) == 1 else "DOUBLE" if not kinds else "VARCHAR"
 
 
 def _ident(name: str) -> str:
