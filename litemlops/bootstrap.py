@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import structlog
-
 from litemlops import events
+from litemlops.logger import get_logger
 from litemlops.platform import Platform
 
 if TYPE_CHECKING:
@@ -15,7 +14,7 @@ if TYPE_CHECKING:
 
     from litemlops.scheduler.runner import PipelineRun
 
-log = structlog.get_logger("litemlops.bootstrap")
+log = get_logger("litemlops.bootstrap")
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 Monitoring, alerts and users' own queries read `logs/events.jsonl` back by these
 names, so a name or a required key changes only as a breaking change. Emit with
-`structlog.get_logger("litemlops.<part>").info(FEATURES_INGESTED, view=..., ...)`.
+`litemlops.logger.get_logger("litemlops.<part>").info(FEATURES_INGESTED, view=..., ...)`.
 
 The context of a pipeline run or a prediction (`run_id`, `pipeline`, `task`,
 `model`, `version`; see `CONTEXT_KEYS`) is not passed per event: it is bound

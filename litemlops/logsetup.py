@@ -1,7 +1,8 @@
 """Logging configuration: only entry points (the CLI, `litemlops run`) call it.
 
-Library code never configures logging; it calls `structlog.get_logger("litemlops.store")`
-and emits events named in `litemlops.events`. Once `configure_logging` ran, every
+Library code never configures logging; it calls
+`litemlops.logger.get_logger("litemlops.store")` and emits events named in
+`litemlops.events`. Once `configure_logging` ran, every
 event, and every stdlib log record of third-party libraries, goes to
 `<home>/logs/events.jsonl` as one JSON object per line (rotated by size) and,
 if `logging.console` is on, to stderr in a readable form.

@@ -18,15 +18,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-import structlog
-
 from litemlops import events
 from litemlops.clock import from_ms, to_ms, utc_now
 from litemlops.config import AlertRule
 from litemlops.errors import ConfigError, NotFoundError
+from litemlops.logger import get_logger
 from litemlops.store.tracking_db import TrackingDB
 
-log = structlog.get_logger("litemlops.alerts")
+log = get_logger("litemlops.alerts")
 
 NORMAL, PENDING, FIRING, RESOLVED = "normal", "pending", "firing", "resolved"
 STATE_VALUES = {NORMAL: 0, PENDING: 1, FIRING: 2, RESOLVED: 3}

@@ -11,17 +11,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
 from litemlops import events
 from litemlops.config import AlertRule
 from litemlops.errors import ConfigError
+from litemlops.logger import get_logger
 from litemlops.monitoring.alerts import FIRING, RESOLVED, AlertTransition
 
 if TYPE_CHECKING:
     from litemlops.scheduler.bus import EventBus
 
-log = structlog.get_logger("litemlops.alerts")
+log = get_logger("litemlops.alerts")
 
 # Go's zero time: how Alertmanager writes "no end yet" for an alert still firing.
 _NO_END = "0001-01-01T00:00:00Z"

@@ -14,12 +14,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import structlog
-
 from litemlops import events
 from litemlops.errors import ValidationError
+from litemlops.logger import get_logger
 
-log = structlog.get_logger("litemlops.bus")
+log = get_logger("litemlops.bus")
 
 Handler = Callable[[str, Mapping[str, Any]], None]
 

@@ -27,12 +27,13 @@ import structlog
 from litemlops import events
 from litemlops.clock import from_ms, to_ms, utc_now
 from litemlops.errors import LitemlopsError, NotFoundError, ValidationError
+from litemlops.logger import get_logger
 from litemlops.scheduler.pipeline import Pipeline, Task, TaskContext
 from litemlops.store.files import write_text_atomic
 from litemlops.store.tracking import process_alive, process_start
 from litemlops.store.tracking_db import TrackingDB
 
-log = structlog.get_logger("litemlops.pipelines")
+log = get_logger("litemlops.pipelines")
 
 
 #: States a pipeline run can be in.

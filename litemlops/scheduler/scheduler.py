@@ -54,6 +54,7 @@ from litemlops import events
 from litemlops.clock import utc_now
 from litemlops.errors import LitemlopsError, NotFoundError, ValidationError
 from litemlops.home_lock import HomeLock
+from litemlops.logger import get_logger
 from litemlops.scheduler.bus import EventBus, Subscription
 from litemlops.scheduler.pipeline import (
     Pipeline,
@@ -64,7 +65,7 @@ from litemlops.scheduler.pipeline import (
 )
 from litemlops.scheduler.runner import PipelineRun, PipelineRunner
 
-log = structlog.get_logger("litemlops.scheduler")
+log = get_logger("litemlops.scheduler")
 
 _ALREADY_RUNS = (
     "a scheduler already runs for home {home} in {holder}; "

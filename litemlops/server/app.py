@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
-import structlog
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -27,6 +26,7 @@ from starlette.routing import Route
 from litemlops import events
 from litemlops.config import Config
 from litemlops.errors import LitemlopsError, NotFoundError, ValidationError
+from litemlops.logger import get_logger
 from litemlops.server.http import JSON, ApiError, error_response, parse, read_json
 from litemlops.server.metrics import MetricsMiddleware, ServerMetrics
 from litemlops.server.models import ModelCache, ServingModel, matrix, normalise_uri
@@ -35,7 +35,7 @@ from litemlops.server.security import ALT_HEADER, HEADER, admin_token, token_mat
 if TYPE_CHECKING:
     from litemlops.platform import Platform
 
-log = structlog.get_logger("litemlops.server")
+log = get_logger("litemlops.server")
 
 INT64 = (-(2**63), 2**63 - 1)
 #: How long a stopping app waits for pipeline tasks in progress before leaving them.

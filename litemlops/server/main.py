@@ -19,17 +19,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import structlog
-
 from litemlops import events
 from litemlops.errors import ConfigError
+from litemlops.logger import get_logger
 from litemlops.server.security import admin_token, check_bind
 from litemlops.store.files import write_text_atomic
 
 if TYPE_CHECKING:
     from litemlops.platform import Platform
 
-log = structlog.get_logger("litemlops.server")
+log = get_logger("litemlops.server")
 
 
 def bind(host: str, port: int) -> socket.socket:

@@ -20,6 +20,7 @@ import structlog
 
 from litemlops import events
 from litemlops.errors import LitemlopsError, ValidationError
+from litemlops.logger import get_logger
 
 if TYPE_CHECKING:
     import numpy as np
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from litemlops.store.model_io import LoadedModel
     from litemlops.store.registry import ModelRegistry
 
-log = structlog.get_logger("litemlops.server")
+log = get_logger("litemlops.server")
 
 # The server hands models a float array in their signature's column order, so the
 # names scikit-learn checks are already right; its warning would only cost time.

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import duckdb
 import pyarrow as pa
-import structlog
 
 from litemlops import events
 from litemlops.clock import from_micros, to_micros, utc_now
@@ -19,6 +18,7 @@ from litemlops.errors import (
     HomeLockedError,
     ValidationError,
 )
+from litemlops.logger import get_logger
 from litemlops.store import catalog, offline, serving
 from litemlops.store.convert import DataLike, conform, read_table
 from litemlops.store.definitions import (
@@ -42,7 +42,7 @@ from litemlops.store.serving import Plan, build_plan
 if TYPE_CHECKING:
     import pandas as pd
 
-log = structlog.get_logger("litemlops.store")
+log = get_logger("litemlops.store")
 
 Clock = Callable[[], datetime]
 PushTarget = Literal["online", "offline", "both"]

@@ -10,11 +10,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
 from litemlops import events
 from litemlops.clock import to_ms
 from litemlops.errors import ParamConflictError, RunStateError, ValidationError
+from litemlops.logger import get_logger
 from litemlops.store.tracking_types import (
     INT64,
     MAX_PARAM_LENGTH,
@@ -30,7 +29,7 @@ if TYPE_CHECKING:
     from litemlops.store.signature import Signature
     from litemlops.store.tracking import Tracker
 
-log = structlog.get_logger("litemlops.tracking")
+log = get_logger("litemlops.tracking")
 
 
 class Run:

@@ -1,0 +1,77 @@
+"""The library's loggers: structlog as the application configured it, else quiet stdlib.
+
+Library code never configures logging (`litemlops.logsetup` is for entry points).
+Until something has configured structlog, its default prints every event to
+stdout, which an application embedding litemlops (a notebook, a web app using
+only stdlib logging) did not ask for. So a litemlops logger hands its events to
+structlog once structlog is configured (by `configure_logging`, or by the
+application's own `structlog.configure`), and until then to the stdlib logger of
+the same name, which shows nothing unless the application set up logging (and
+warnings, through Python's last-resort handler).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import structlog
+
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "exception": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
+
+
+def get_logger(name: str, **context: Any) -> Logger:
+    """The logger for a part of litemlops (`litemlops.store`, ...), with bound context."""
+    return Logger(name, context)
+
+
+class Logger:
+    """`info`, `warning`, ... (`event`, **fields) and `bind`, like a structlog logger."""
+
+    __slots__ = ("_context", "_name", "_structlog")
+
+    def __init__(self, name: str, context: dict[str, Any]):
+        self._name = name
+        self._context = context
+        # Not cached by structlog: it reads the configuration at every call.
+        self._structlog = structlog.get_logger(name, **context)
+
+    def bind(self, **context: Any) -> Logger:
+        return Logger(self._name, {**self._context, **context})
+
+    def debug(self, event: str, **fields: Any) -> None:
+        self._emit("debug", event, fields)
+
+    def info(self, event: str, **fields: Any) -> None:
+        self._emit("info", event, fields)
+
+    def warning(self, event: str, **fields: Any) -> None:
+        self._emit("warning", event, fields)
+
+    def error(self, event: str, **fields: Any) -> None:
+        self._emit("error", event, fields)
+
+    def exception(self, event: str, **fields: Any) -> None:
+        self._emit("exception", event, fields)
+
+    def critical(self, event: str, **fields: Any) -> None:
+        self._emit("critical", event, fields)
+
+    def _emit(self, method: str, event: str, fields: dict[str, Any]) -> None:
+        if structlog.is_configured():
+            getattr(self._structlog, method)(event, **fields)
+            return
+        stdlib = logging.getLogger(self._name)
+        level = _LEVELS[method]
+        if stdlib.isEnabledFor(level):
+            exc_info = fields.pop("exc_info", method == "exception")
+            shown = {**self._context, **fields}
+            text = " ".join([event, *(f"{k}={v!r}" for k, v in shown.items())])
+            stdlib.log(level, "%s", text, exc_info=exc_info)
