@@ -66,13 +66,19 @@ class DemoConfig:
 
 @dataclass(frozen=True)
 class PipelinesConfig:
-    """Where the home's own pipelines are defined.
+    """Where the home's own pipelines are defined, and how much of their past is kept.
 
     modules: comma-separated Python files whose module-level `Pipeline` objects
     join the built-in ones; relative paths are relative to the home.
+    keep_run_folders: the working folders (`runs/<run_id>/`) kept per pipeline, the
+    newest ended runs' (0: all); older runs stay in the history but can no longer
+    be resumed or stepped. keep_history_days: how long ended runs stay in the
+    history (0: forever).
     """
 
     modules: str = ""
+    keep_run_folders: int = 50
+    keep_history_days: float = 90.0
 
     def module_paths(self, home: Path) -> list[Path]:
         return [home / p.strip() for p in self.modules.split(",") if p.strip()]
@@ -393,6 +399,8 @@ _RULES: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("logging", "backups"): _non_negative,
     ("features", "push_lateness_seconds"): _non_negative,
     ("features", "max_future_seconds"): _non_negative,
+    ("pipelines", "keep_run_folders"): _non_negative,
+    ("pipelines", "keep_history_days"): _non_negative,
     ("demo", "drivers"): _positive,
     ("demo", "hours"): _positive,
     ("demo", "labels"): _positive,

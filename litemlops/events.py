@@ -148,6 +148,10 @@ ALERT_NOTIFY_FAILED = "alert_notify_failed"
 """A notifier could not deliver an alert (a webhook that is down or answers an error);
 the alert's state is kept regardless: rule, notifier, error."""
 
+PIPELINE_HISTORY_PRUNED = "pipeline_history_pruned"
+"""Runs that ended before `before` (ISO time) were removed from the history with their
+folders (`pipelines.keep_history_days`): runs (how many)."""
+
 TRAINING_SET_EXTRACTED = "training_set_extracted"
 """The training pipeline's data is gathered: rows (all of them), served_rows (served
 predictions a `/feedback` label came for, with the values they were served with),
@@ -193,6 +197,7 @@ REQUIRED_KEYS: dict[str, frozenset[str]] = {
     ALERT_RESOLVED: frozenset({"rule", "metric", "value", "state"}),
     ALERT_NOTIFY_FAILED: frozenset({"rule", "notifier", "error"}),
     TRAINING_SET_EXTRACTED: frozenset({"rows", "served_rows", "served_skipped"}),
+    PIPELINE_HISTORY_PRUNED: frozenset({"runs", "before"}),
 }
 
 CONTEXT_KEYS: frozenset[str] = frozenset({"run_id", "pipeline", "task", "model", "version"})

@@ -70,6 +70,12 @@ class Platform:
                     "bus": self.bus,
                 },
                 clock=clock,
+                keep_folders=config.pipelines.keep_run_folders,
+                keep_history=(
+                    timedelta(days=config.pipelines.keep_history_days)
+                    if 0 < config.pipelines.keep_history_days < math.inf
+                    else None
+                ),
             )
             self.interrupted_pipeline_runs = self.pipelines.mark_interrupted()
             self.catalog = _catalog(config)

@@ -43,6 +43,7 @@ EXPECTED = {
     "alert_resolved": {"rule", "metric", "value", "state"},
     "alert_notify_failed": {"rule", "notifier", "error"},
     "training_set_extracted": {"rows", "served_rows", "served_skipped"},
+    "pipeline_history_pruned": {"runs", "before"},
 }
 
 

@@ -18,7 +18,7 @@ import traceback
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from litemlops.clock import from_ms, to_ms, utc_now
 from litemlops.errors import LitemlopsError, NotFoundError, ValidationError
 from litemlops.logger import get_logger
 from litemlops.scheduler.pipeline import Pipeline, Task, TaskContext
+from litemlops.scheduler.retention import Retention
 from litemlops.store.files import write_text_atomic
 from litemlops.store.tracking import process_alive, process_start
 from litemlops.store.tracking_db import TrackingDB
@@ -83,7 +84,8 @@ class PipelineRunner:
 
     runs_dir: where each run gets `<run_id>/<task>/` (outputs, working files).
     resources: handed to every task's context (`ctx.features`, `ctx.tracker`...).
-    clock and sleep are injected so tests never wait for real.
+    clock and sleep are injected so tests never wait for real. keep_folders,
+    keep_history: how much of the past is kept (see `retention`; by default all).
     """
 
     def __init__(
@@ -94,12 +96,17 @@ class PipelineRunner:
         resources: Mapping[str, Any] | None = None,
         clock: Callable[[], datetime] = utc_now,
         sleep: Callable[[float], None] = time.sleep,
+        keep_folders: int = 0,
+        keep_history: timedelta | None = None,
     ):
         self.db = db
         self.runs_dir = Path(runs_dir)
         self.resources = dict(resources or {})
         self.clock = clock
         self.sleep = sleep
+        self.retention = Retention(
+            db, self.runs_dir, keep_folders=keep_folders, keep_history=keep_history, clock=clock
+        )
         self.poll_seconds = 0.05  # how often a queued run checks for a free slot
 
     def _now(self) -> int:
@@ -261,6 +268,7 @@ class PipelineRunner:
                 state=state,
                 duration=round(time.perf_counter() - start, 6),
             )
+        self.retention.after_run(pipeline.name)
 
     def _still_running(self, run_id: str) -> bool:
         rows = self.db.read("SELECT state FROM pipeline_runs WHERE run_id = ?", [run_id])
@@ -287,6 +295,7 @@ class PipelineRunner:
         if run.state != "failed":
             raise RunStateConflict(f"run {run_id} is {run.state}; only a failed run resumes")
         outputs = self._succeeded(run_id)
+        self._require_folder(run_id, outputs)
         with self.db.write() as con:
             con.execute(
                 "UPDATE pipeline_runs SET state = 'running', ended_at = NULL, error = NULL "
@@ -311,6 +320,7 @@ class PipelineRunner:
                 f"run {run_id} is {run.state}; step a task only in a run that has ended"
             )
         outputs = self._succeeded(run_id)
+        self._require_folder(run_id, {u: outputs[u] for u in t.upstream if u in outputs})
         missing = [u for u in t.upstream if u not in outputs]
         if missing:
             raise RunStateConflict(
@@ -339,6 +349,14 @@ class PipelineRunner:
                 log.info(events.PIPELINE_RUN_FINISHED, state="success", duration=None)
         attempts = [r for r in self.task_runs(run_id) if r.task == task_name]
         return attempts[-1]
+
+    def _require_folder(self, run_id: str, outputs: Mapping[str, Any]) -> None:
+        """Refuse to go on from outputs whose files retention has removed."""
+        if outputs and not (self.runs_dir / run_id).is_dir():
+            raise RunStateConflict(
+                f"run {run_id}'s working folder was removed (pipelines.keep_run_folders keeps "
+                "only each pipeline's newest runs' files); start a new run instead"
+            )
 
     def _succeeded(self, run_id: str) -> dict[str, Any]:
         rows = self.db.read(
