@@ -64,6 +64,11 @@ class Logger:
     def critical(self, event: str, **fields: Any) -> None:
         self._emit("critical", event, fields)
 
+    # structlog's own spellings, for tasks written against a structlog logger.
+    msg = info
+    warn = warning
+    fatal = critical
+
     def _emit(self, method: str, event: str, fields: dict[str, Any]) -> None:
         if structlog.is_configured():
             getattr(self._structlog, method)(event, **fields)

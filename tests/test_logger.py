@@ -47,9 +47,12 @@ def test_once_structlog_is_configured_events_go_through_it(restore_logging):
     from structlog.testing import capture_logs
 
     with capture_logs() as captured:
-        get_logger("litemlops.test", run_id="r1").bind(task="t").warning("something", n=2)
+        log = get_logger("litemlops.test", run_id="r1").bind(task="t")
+        log.warning("something", n=2)
+        log.warn("spelt as structlog does")
 
     assert captured == [
-        {"event": "something", "log_level": "warning", "run_id": "r1", "task": "t", "n": 2}
+        {"event": "something", "log_level": "warning", "run_id": "r1", "task": "t", "n": 2},
+        {"event": "spelt as structlog does", "log_level": "warning", "run_id": "r1", "task": "t"},
     ]
     assert structlog.is_configured()
