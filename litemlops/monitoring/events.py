@@ -284,12 +284,14 @@ _FIXED = "ts, filename, request_id, model, version, service, entity, position, s
 """The columns of a flattened prediction row before its features (see `_flat`)."""
 _NO_FEATURES = (
     "SELECT NULL::TIMESTAMPTZ AS ts, NULL::VARCHAR AS filename, NULL::VARCHAR AS request_id, "
-    "NULL::VARCHAR AS model, "
-    "NULL::BIGINT AS version, NULL::VARCHAR AS service, NULL::VARCHAR AS entity, "
-    "NULL::BIGINT AS position, NULL::DOUBLE AS score, NULL::VARCHAR AS output "
-    "FROM read_json(?, format='newline_delimited', ignore_errors=true, "
-    "columns={event: 'VARCHAR'}) LIMIT 0"
+    "NULL::VARCHAR AS model, NULL::BIGINT AS version, NULL::VARCHAR AS service, "
+    "NULL::VARCHAR AS entity, NULL::BIGINT AS position, NULL::DOUBLE AS score, "
+    "NULL::VARCHAR AS output FROM read_json(?, format='newline_delimited', "
+    "ignore_errors=true, columns={event: 'VARCHAR'}) LIMIT 0"
 )
+"""A segment's columns for a file without predictions (the query still takes its file)."""
+_SEGMENTS = "read_parquet(?, union_by_name=true, filename=true)"
+"""The prediction segments, whose features may differ by file."""
 
 
 def _predictions(
@@ -320,21 +322,14 @@ def _predictions(
     if last is not None:
         # The window's oldest event, from the light columns of its first rows; the reads
         # below then keep what is not older than it (ties go by request id).
-        light = (
-            [
-                (
-                    "SELECT ts, request_id, model, service FROM read_parquet(?, "
-                    "union_by_name=true) WHERE position = 1",
-                    stored,
-                )
-            ]
-            if stored
-            else []
-        )
+        light: list[tuple[str, list[str]]] = []
+        keys = "ts, request_id, model, service"
+        if stored:
+            light.append((f"SELECT {keys} FROM {_SEGMENTS} WHERE position = 1", stored))
         if left:
-            first_row = "json_type(features, '$[0]') = 'OBJECT'"
-            parsed = _source(served, "request_id, model, service, features", first_row)
-            light.append((f"SELECT ts, request_id, model, service FROM ({parsed})", left))
+            first = "json_type(features, '$[0]') = 'OBJECT'"
+            parsed = _source(served, "request_id, model, service, features", first)
+            light.append((f"SELECT {keys} FROM ({parsed})", left))
         window, args = _window(light, where, params)
         edge = con.execute(
             f"SELECT ts, coalesce(request_id, '') AS id, count(*) OVER () AS n FROM "
@@ -358,9 +353,7 @@ def _predictions(
             (f"TRY_CAST({_column(n)} AS {t})" if n in kept else f"NULL::{t}") + f" AS {_column(n)}"
             for n, t in types.items()
         )
-        segment = (
-            f"SELECT {_FIXED}, {columns} FROM read_parquet(?, union_by_name=true, filename=true)"
-        )
+        segment = f"SELECT {_FIXED}, {columns} FROM {_SEGMENTS}"
         parts.append((segment, stored))
     if left:
         parts.append((_flat(types), left))
@@ -451,8 +444,7 @@ def _window_types(
     found: list[feature_kinds.Kinds] = []
     if stored:
         groups = con.execute(
-            "SELECT DISTINCT filename, model, version, service FROM "
-            f"read_parquet(?, union_by_name=true, filename=true) WHERE {where}",
+            f"SELECT DISTINCT filename, model, version, service FROM {_SEGMENTS} WHERE {where}",
             [stored, *params],
         ).fetchall()
         order = {file: i for i, file in enumerate(stored)}
