@@ -276,3 +276,32 @@ def test_odd_lines_in_a_rotated_file_read_as_they_parse(tmp_path):
     assert cached["request_id"].tolist() == ["a", "b", "b", "e", "e", "e", "f"]
     assert cached["city"].fillna("-").tolist()[2:6] == ["7", '{"nested":[1]}', "-", "1e+20"]
     assert cached["x"].tolist()[3] == 1e300
+
+
+def test_readers_building_the_same_segments_at_once_all_read_the_same(tmp_path):
+    import threading
+
+    files = [[served(f"r{i}-{j}", i * 10 + j, [{"x": float(j), "code": j}]) for j in range(50)]
+             for i in range(6)]
+    logs = write_log(tmp_path / "logs", files)
+    results, errors = [], []
+
+    def read():
+        try:
+            results.append(read_predictions(logs, features=KINDS))
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=read) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert errors == []
+    expected = read_predictions(logs, features=KINDS, cache=False)
+    assert len(expected) == 300
+    for frame in results:
+        pd.testing.assert_frame_equal(frame, expected)
+    assert len(segment_files(logs)) == 5
+    assert not [p for p in (logs / segments.SEGMENTS_DIR).iterdir() if p.name.endswith(".tmp")]
