@@ -32,7 +32,13 @@ LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 @dataclass(frozen=True)
 class LoggingConfig:
-    """Where and how much the structured event log writes."""
+    """Where and how much the structured event log writes.
+
+    max_bytes: the live `events.jsonl` is rotated at this size (0: never; then every
+    monitoring check parses the whole file, where rotated files are read from their
+    Parquet segments). backups: how many rotated files are kept; monitoring windows,
+    and the served labels training learns from, reach back only as far as they do.
+    """
 
     level: str = "info"
     max_bytes: int = 10_000_000
