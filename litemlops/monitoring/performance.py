@@ -113,8 +113,7 @@ def performance_report(
     or a timedelta) before `now` (default: the current time) count; labels for
     older ones are neither measured nor unknown.
     """
-    if kind not in KINDS:
-        raise ValidationError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    _check_kind(kind)
     units, ambiguous, known = _requests(predictions)
     start = end = None
     if window is not None:
@@ -184,13 +183,17 @@ def labelled_rows(
     label. Ambiguous and unlabeled requests, and unknown or invalid labels, are
     left out. Oldest prediction first.
     """
-    if kind not in KINDS:
-        raise ValidationError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    _check_kind(kind)
     units, _, known = _requests(predictions)
     labels, _ = _labels(feedback, known, kind)
     joined = units.merge(labels, on="request_id").sort_values("ts", kind="stable")
     rows = predictions.iloc[joined["row"].to_numpy(dtype=int)].reset_index(drop=True)
     return rows.assign(label=joined["label"].to_numpy(), label_ts=joined["label_ts"].to_numpy())
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise ValidationError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
 
 
 def _requests(predictions: pd.DataFrame) -> tuple[pd.DataFrame, int, set[Any]]:
