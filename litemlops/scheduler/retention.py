@@ -20,6 +20,7 @@ from pathlib import Path
 
 from litemlops import events
 from litemlops.clock import to_ms
+from litemlops.errors import ValidationError
 from litemlops.logger import get_logger
 from litemlops.store.tracking_db import TrackingDB
 
@@ -44,7 +45,9 @@ class Retention:
         clock: Callable[[], datetime],
     ):
         if keep_folders < 0:
-            raise ValueError(f"keep_folders must be >= 0, got {keep_folders}")
+            raise ValidationError(f"keep_folders must be >= 0, got {keep_folders}")
+        if keep_history is not None and keep_history <= timedelta(0):
+            raise ValidationError(f"keep_history must be positive or None, got {keep_history}")
         self.db = db
         self.runs_dir = runs_dir
         self.keep_folders = keep_folders

@@ -78,6 +78,8 @@ class FeatureStore:
         push_lateness: timedelta = timedelta(minutes=10),
         max_future: timedelta | None = timedelta(minutes=5),
     ):
+        if max_future is not None and max_future < timedelta(0):
+            raise ValidationError(f"max_future must be >= 0 or None, got {max_future}")
         self._clock = clock
         self.push_lateness = push_lateness
         self.max_future = max_future

@@ -126,6 +126,16 @@ def test_by_default_everything_is_kept(make):
 
 
 @pytest.mark.parametrize(
+    ("retention", "message"),
+    [({"keep_folders": -1}, "keep_folders must be >= 0"),
+     ({"keep_history": timedelta(0)}, "keep_history must be positive")],
+)
+def test_a_runner_refuses_bad_retention(make, retention, message):
+    with pytest.raises(ValidationError, match=message):
+        make(**retention)
+
+
+@pytest.mark.parametrize(
     ("key", "value"), [("keep_run_folders", -1), ("keep_history_days", -2)]
 )
 def test_bad_retention_config_is_refused(tmp_path, key, value):

@@ -554,6 +554,11 @@ def test_rows_from_the_future_are_refused_and_nothing_is_written(clock: Any) -> 
         assert fs.ingest("driver_stats", future[2:3]).rows == 1
 
 
+def test_a_negative_max_future_is_refused(clock: Any) -> None:
+    with pytest.raises(ValidationError, match="max_future must be >= 0"):
+        FeatureStore(":memory:", clock=clock, max_future=timedelta(seconds=-1))
+
+
 def test_max_future_none_takes_any_time_online(clock: Any) -> None:
     with FeatureStore(":memory:", clock=clock, max_future=None) as fs:
         fs.apply([DRIVER, stats_view(None)])
