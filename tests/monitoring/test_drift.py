@@ -340,3 +340,19 @@ def test_a_large_categorical_window_is_tested_at_the_cap():
     scaled = stats.chisquare([2525, 2475], [2500, 2500])
     assert capped.stats["chi2_pvalue"] == pytest.approx(scaled.pvalue)
     assert not capped.drifted
+
+
+def test_the_config_defaults_are_the_reports_defaults():
+    """`[monitoring]` repeats the thresholds (config imports no monitoring code): the two
+    must not drift apart."""
+    import dataclasses
+
+    from litemlops.config import MonitoringConfig
+    from litemlops.monitoring.drift import DriftThresholds
+
+    shared = {f.name for f in dataclasses.fields(MonitoringConfig)} & {
+        f.name for f in dataclasses.fields(DriftThresholds)
+    }
+    assert shared == {"ks_pvalue", "psi", "wasserstein", "chi2_pvalue", "js", "dataset_share"}
+    for name in shared:
+        assert getattr(MonitoringConfig(), name) == getattr(DriftThresholds(), name), name
