@@ -139,6 +139,11 @@ class ServerConfig:
     model, entity, features: the service `/inference` runs: the model URI, the
     entity key its requests list, and the feature references (comma-separated)
     it looks up online for each; the best-scored entity is the prediction.
+    header_timeout_seconds: how long a client may take to send a request's headers,
+    from its first byte (or from connecting); body_timeout_seconds: to send its body;
+    keep_alive_seconds: how long an idle keep-alive connection stays open. A slow or
+    stalled client is disconnected (headers) or answered 408 (body), so it cannot
+    hold the server's connection slots forever.
     """
 
     host: str = "127.0.0.1"
@@ -150,6 +155,9 @@ class ServerConfig:
     entity: str = "driver_id"
     features: str = "driver_stats:conv_rate,driver_stats:acc_rate,driver_stats:avg_daily_trips"
     alias_refresh_seconds: float = 1.0
+    header_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = 30.0
+    keep_alive_seconds: float = 5.0
 
     def feature_refs(self) -> list[str]:
         return [f.strip() for f in self.features.split(",") if f.strip()]
@@ -423,6 +431,9 @@ _RULES: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("server", "max_body_bytes"): _positive,
     ("server", "max_items"): _positive,
     ("server", "alias_refresh_seconds"): _non_negative,
+    ("server", "header_timeout_seconds"): _positive_number,
+    ("server", "body_timeout_seconds"): _positive_number,
+    ("server", "keep_alive_seconds"): _positive_number,
     ("training", "hyperparams"): _json_object,
     ("monitoring", "window_events"): _positive,
     ("monitoring", "window_seconds"): _non_negative,

@@ -325,6 +325,19 @@ def test_monitoring_settings_are_checked_when_loaded(tmp_path, key, value, messa
         Config.load(tmp_path, env={}, overrides={key: value})
 
 
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("server.header_timeout_seconds", "0", "a number > 0"),
+        ("server.body_timeout_seconds", "-1", "a number > 0"),
+        ("server.keep_alive_seconds", "nan", "a finite number"),
+    ],
+)
+def test_server_timeouts_must_be_positive(tmp_path, key, value, message):
+    with pytest.raises(ConfigError, match=f"config key {key} from overrides must be {message}"):
+        Config.load(tmp_path, env={}, overrides={key: value})
+
+
 ALERTS = """
 [[alerts]]
 name = "drift"

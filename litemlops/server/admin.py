@@ -29,7 +29,7 @@ from starlette.routing import BaseRoute, Route
 
 from litemlops.errors import LitemlopsError, NotFoundError
 from litemlops.server.app import ServerState, require_token, state_of
-from litemlops.server.http import JSON, ApiError, parse, read_json
+from litemlops.server.http import JSON, ApiError, parse
 
 if TYPE_CHECKING:
     from litemlops.platform import Platform
@@ -122,12 +122,12 @@ async def _call(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         raise api_error(exc) from None
 
 
-async def _optional_json(request: Request, limit: int) -> Any:
+async def _optional_json(request: Request, state: ServerState) -> Any:
     """The body, or `{}` when the request has none (no Content-Length, no chunks)."""
     headers = request.headers
     if headers.get("content-length", "0") == "0" and "transfer-encoding" not in headers:
         return {}
-    return await read_json(request, limit)
+    return await state.read_body(request)
 
 
 def _limit(query: QueryParams, default: int) -> int:
@@ -236,7 +236,7 @@ async def get_alias(request: Request) -> Response:
 async def set_alias(request: Request) -> Response:
     require_token(request)
     state = state_of(request)
-    body = parse(SetAliasBody, await read_json(request, state.max_body_bytes))
+    body = parse(SetAliasBody, await state.read_body(request))
     name, alias = request.path_params["name"], request.path_params["alias"]
 
     def move() -> dict[str, Any]:
@@ -265,7 +265,7 @@ async def delete_alias(request: Request) -> Response:
 async def rollback(request: Request) -> Response:
     require_token(request)
     state = state_of(request)
-    body = parse(RollbackBody, await _optional_json(request, state.max_body_bytes))
+    body = parse(RollbackBody, await _optional_json(request, state))
     name, alias = request.path_params["name"], request.path_params["alias"]
 
     def back() -> dict[str, Any]:
@@ -383,7 +383,7 @@ async def trigger_pipeline(request: Request) -> Response:
     """Start a run and answer at once, with the run's id when it is recorded in time."""
     require_token(request)
     state = state_of(request)
-    body = parse(TriggerBody, await _optional_json(request, state.max_body_bytes))
+    body = parse(TriggerBody, await _optional_json(request, state))
     name = request.path_params["name"]
     platform = state.platform
     try:

@@ -64,6 +64,8 @@ class ServerState:
     metrics: ServerMetrics
     max_body_bytes: int
     max_items: int
+    #: Seconds a client may take to send a request body (408 after).
+    body_timeout: float
     inference_body: type[BaseModel] = field(init=False)
     #: Why the service cannot answer (its features are missing), None when it can.
     service_error: str | None = field(init=False, default=None)
@@ -71,6 +73,10 @@ class ServerState:
     @property
     def config(self) -> Config:
         return self.platform.config
+
+    async def read_body(self, request: Request) -> Any:
+        """The request's JSON body, within this server's size and time limits."""
+        return await read_json(request, self.max_body_bytes, self.body_timeout)
 
 
 # -- bodies -----------------------------------------------------------------------------------
@@ -182,7 +188,7 @@ async def inference(request: Request) -> Response:
         resolve_service(state)
         if state.service_error is not None:
             raise ApiError(503, "not_ready", state.service_error)
-    body = parse(state.inference_body, await read_json(request, state.max_body_bytes))
+    body = parse(state.inference_body, await state.read_body(request))
     ids = getattr(body, f"{service.entity}s")
     if len(set(ids)) != len(ids):
         seen: set[Any] = set()
@@ -232,7 +238,7 @@ async def predict(request: Request) -> Response:
     """Scores for entity rows (features looked up online) or for feature rows."""
     start = time.perf_counter()
     state = state_of(request)
-    body = parse(PredictBody, await read_json(request, state.max_body_bytes))
+    body = parse(PredictBody, await state.read_body(request))
     given = [x for x in (body.entities, body.features) if x is not None]
     if len(given) != 1:
         raise ApiError(422, "invalid_request", "send either 'entities' or 'features', not both")
@@ -287,7 +293,7 @@ async def push(request: Request) -> Response:
     """Streaming ingestion: rows written now to the online store (or offline, or both)."""
     require_token(request)
     state = state_of(request)
-    body = parse(PushBody, await read_json(request, state.max_body_bytes))
+    body = parse(PushBody, await state.read_body(request))
     if len(body.rows) > state.max_items:
         raise ApiError(422, "invalid_request", f"at most {state.max_items} rows per push")
     if body.to not in ("online", "offline", "both"):
@@ -363,7 +369,7 @@ async def feedback(request: Request) -> Response:
     """A label for an earlier prediction, joined to it later by request_id."""
     require_token(request)
     state = state_of(request)
-    body = parse(FeedbackBody, await read_json(request, state.max_body_bytes))
+    body = parse(FeedbackBody, await state.read_body(request))
     log.info(events.FEEDBACK_RECEIVED, request_id=body.request_id, label=body.label)
     return JSON({"accepted": True, "request_id": body.request_id}, status_code=202)
 
@@ -557,6 +563,7 @@ def _state(platform: Platform, service: Service | None, metrics: ServerMetrics) 
         models=ModelCache(platform.registry, refresh_seconds=server.alias_refresh_seconds),
         metrics=metrics,
         max_body_bytes=server.max_body_bytes,
+        body_timeout=server.body_timeout_seconds,
         max_items=server.max_items,
     )
     resolve_service(state)

@@ -8,6 +8,8 @@ first complaint becomes a readable message naming the field.
 
 from __future__ import annotations
 
+import asyncio
+import math
 from typing import Any, TypeVar
 
 import orjson
@@ -40,8 +42,9 @@ def error_response(status: int, code: str, message: str) -> JSON:
     return JSON({"error": {"code": code, "message": message}}, status_code=status)
 
 
-async def read_json(request: Request, limit: int) -> Any:
-    """The parsed body, refusing bodies over `limit` bytes before reading them whole."""
+async def read_json(request: Request, limit: int, timeout: float = math.inf) -> Any:
+    """The parsed body, refusing bodies over `limit` bytes before reading them whole,
+    and answering 408 to a client that takes longer than `timeout` seconds to send it."""
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
@@ -50,12 +53,19 @@ async def read_json(request: Request, limit: int) -> Any:
             raise ApiError(400, "bad_request", "Content-Length is not a number") from None
         if size > limit:
             raise ApiError(413, "body_too_large", f"request body over {limit} bytes")
-    chunks, total = [], 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > limit:
-            raise ApiError(413, "body_too_large", f"request body over {limit} bytes")
-        chunks.append(chunk)
+    chunks: list[bytes] = []
+    try:
+        async with asyncio.timeout(timeout if math.isfinite(timeout) else None):
+            total = 0
+            async for chunk in request.stream():
+                total += len(chunk)
+                if total > limit:
+                    raise ApiError(413, "body_too_large", f"request body over {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise ApiError(
+            408, "request_timeout", f"the request body took longer than {timeout:g} s to arrive"
+        ) from None
     body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     if not body:
         raise ApiError(400, "invalid_json", "the request body is empty; send a JSON object")

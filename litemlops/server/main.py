@@ -17,15 +17,19 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from litemlops import events
+from litemlops.config import Config
 from litemlops.errors import ConfigError
 from litemlops.logger import get_logger
+from litemlops.server.connections import guarded
 from litemlops.server.security import admin_token, check_bind
 from litemlops.store.files import write_text_atomic
 
 if TYPE_CHECKING:
+    import uvicorn
+
     from litemlops.platform import Platform
 
 log = get_logger("litemlops.server")
@@ -33,7 +37,9 @@ log = get_logger("litemlops.server")
 
 def bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio turns Nagle off on accepted connections only then
+    # (connections.guarded sets it too, whatever the socket).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
@@ -56,8 +62,6 @@ def serve(
     announce: Callable[[str], None] = print,
 ) -> None:
     """Serve until SIGINT/SIGTERM; `announce(url)` runs once the socket listens."""
-    import uvicorn
-
     from litemlops.server.app import create_app
 
     _, explicit = admin_token(platform.config)
@@ -66,15 +70,7 @@ def serve(
     bound = sock.getsockname()[1]
     url = f"http://{host if ':' not in host else f'[{host}]'}:{bound}"
     app = create_app(platform, start_scheduler=True, freeze_gc=True)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            lifespan="on",
-            log_config=None,  # uvicorn's records go to our handlers (the JSONL log)
-            access_log=False,  # every prediction is an event already
-            timeout_graceful_shutdown=10,
-        )
-    )
+    server = uvicorn_server(app, platform.config)
     announce(url)
     log.info(events.SERVER_STARTED, url=url, host=host, port=bound)
     # Where this home is served, for commands refused by the home lock meanwhile.
@@ -100,6 +96,26 @@ def serve(
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(0)
+
+
+def uvicorn_server(app: Any, config: Config) -> uvicorn.Server:
+    """The uvicorn server `run` serves `app` with: its connections have Nagle off and
+    the `[server]` timeouts for slow clients."""
+    import uvicorn
+
+    settings = uvicorn.Config(
+        app,
+        lifespan="on",
+        log_config=None,  # uvicorn's records go to our handlers (the JSONL log)
+        access_log=False,  # every prediction is an event already
+        timeout_graceful_shutdown=10,
+        timeout_keep_alive=config.server.keep_alive_seconds,  # type: ignore[arg-type]
+    )
+    settings.load()
+    settings.http_protocol_class = guarded(
+        settings.http_protocol_class, config.server.header_timeout_seconds
+    )
+    return uvicorn.Server(settings)
 
 
 def served_at(home: Path) -> str | None:
