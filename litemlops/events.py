@@ -200,6 +200,11 @@ REQUIRED_KEYS: dict[str, frozenset[str]] = {
     PIPELINE_HISTORY_PRUNED: frozenset({"runs", "before"}),
 }
 
+ANSWERED: frozenset[str] = frozenset({PREDICTION_SERVED, FEEDBACK_RECEIVED})
+"""Events that record what an HTTP answer acknowledges: the log writes each to the
+operating system before the emitting call returns, so the server answers only once
+its event would survive the process being killed (labels live only in the log)."""
+
 CONTEXT_KEYS: frozenset[str] = frozenset({"run_id", "pipeline", "task", "model", "version"})
 """Keys bound through structlog contextvars rather than passed with each event."""
 

@@ -206,3 +206,29 @@ def test_background_logging_writes_everything_by_shutdown(tmp_path):
     served = [e for e in lines if e["event"] == "prediction_served"]
     assert [e["n"] for e in served] == list(range(500))
     assert all(e["run_id"] == "r1" and e["score"] is None for e in served)
+
+
+def test_answered_events_are_in_the_file_when_the_call_returns(tmp_path, monkeypatch):
+    """A prediction or a label is written (with what was queued before it) before
+    `log.info` returns, so the server answers only once it would survive a kill -9."""
+    from litemlops import logsetup
+
+    # The writer thread would write its queue within a tenth of a second; here it
+    # never wakes, so only an answered event's own write can put lines in the file.
+    monkeypatch.setattr(logsetup._Writer, "BATCH_SECONDS", 3600)
+    config = Config.load(tmp_path, env={}, overrides={"logging.console": False})
+    configure_logging(config, background=True)
+    log = structlog.get_logger("litemlops.server")
+
+    log.info(events.PIPELINE_RUN_STARTED, trigger="schedule")
+    assert config.events_log_path.read_text() == ""  # queued only
+    log.info(events.PREDICTION_SERVED, request_id="r1", scores=[0.5])
+    assert [e["event"] for e in read_events(config.events_log_path)] == [
+        events.PIPELINE_RUN_STARTED,
+        events.PREDICTION_SERVED,
+    ]
+    log.info(events.TASK_STARTED, attempt=1)
+    log.info(events.FEEDBACK_RECEIVED, request_id="r1", label=1.0)
+    written = read_events(config.events_log_path)
+    assert [e["event"] for e in written][2:] == [events.TASK_STARTED, events.FEEDBACK_RECEIVED]
+    assert written[-1]["request_id"] == "r1" and written[-1]["label"] == 1.0

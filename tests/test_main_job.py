@@ -2,10 +2,14 @@
 
 import json
 import os
+import random
+import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -110,3 +114,99 @@ def test_a_public_interface_needs_an_explicit_token(tmp_path):
     assert "refusing to listen on '0.0.0.0' without an explicit admin token" in err
     assert not (home / "features.duckdb").exists()  # refused before any set-up
     assert (home / "token").stat().st_mode & 0o777 == 0o600
+
+
+# -- kill -9 under load loses no answered prediction or label ----------------------------
+TRIALS = 3
+CLIENTS = 6
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A home set up by `run --once` on the real clock, so its features are current."""
+    home = tmp_path_factory.mktemp("kill") / "template"
+    environment = {**os.environ, **SMALL}
+    environment.pop("LITEMLOPS_HOME", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "litemlops", "run", "--home", str(home), "--once"],
+        capture_output=True, text=True, env=environment, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    return home
+
+
+def logged(home: Path) -> dict[str, set[str]]:
+    """request ids of every prediction and label line in the home's event files."""
+    found: dict[str, set[str]] = {"prediction_served": set(), "feedback_received": set()}
+    for path in (home / "logs").glob("events*.jsonl*"):
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue  # a line cut by the kill was never answered
+            if event.get("event") in found:
+                found[event["event"]].add(event.get("request_id"))
+    return found
+
+
+def load(url: str, token: str, worker: int, stop: threading.Event,
+         answered: dict[str, set[str]]) -> None:
+    auth = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=url, timeout=5) as client:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            request_id = f"w{worker}-{n}"
+            try:
+                served = client.post("/inference", json={
+                    "request_id": request_id, "driver_ids": [1001, 1002, 1003]})
+                if served.status_code == 200:
+                    answered["prediction_served"].add(request_id)
+                label = client.post("/feedback", headers=auth,
+                                    json={"request_id": request_id, "label": n % 2})
+                if label.status_code == 202:
+                    answered["feedback_received"].add(request_id)
+            except httpx.TransportError:
+                return  # the server is gone
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("trial", range(TRIALS))
+def test_kill_9_under_load_loses_no_answered_event(template: Path, tmp_path: Path,
+                                                   trial: int) -> None:
+    home = tmp_path / "home"
+    shutil.copytree(template, home)
+    environment = {**os.environ, **SMALL}
+    environment.pop("LITEMLOPS_HOME", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "litemlops", "run", "--home", str(home), "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment,
+        start_new_session=True,
+    )
+    try:
+        url, _ = wait_for_url(process)
+        wait_ready(url)
+        token = (home / "token").read_text().strip()
+        answered: dict[str, set[str]] = {"prediction_served": set(), "feedback_received": set()}
+        stop = threading.Event()
+        clients = [threading.Thread(target=load, args=(url, token, i, stop, answered))
+                   for i in range(CLIENTS)]
+        for client in clients:
+            client.start()
+        time.sleep(random.Random(trial).uniform(0.3, 1.0))
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+        stop.set()
+        for client in clients:
+            client.join(30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
+        process.stdout.close()  # type: ignore[union-attr]
+        process.stderr.close()  # type: ignore[union-attr]
+    found = logged(home)
+    assert answered["prediction_served"], "no request was answered before the kill"
+    for event, ids in answered.items():
+        lost = sorted(ids - found[event])
+        assert not lost, f"{len(lost)} of {len(ids)} answered {event} events lost: {lost[:5]}"
