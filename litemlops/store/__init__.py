@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from litemlops.store.definitions import Entity, FeatureView, Field
     from litemlops.store.feature_store import FeatureStore
+    from litemlops.store.online_features import OnlineFeatureStore
     from litemlops.store.results import (
         ApplyResult,
         IngestResult,
@@ -26,6 +27,7 @@ _LAZY = {
     "FeatureView": "litemlops.store.definitions",
     "Field": "litemlops.store.definitions",
     "FeatureStore": "litemlops.store.feature_store",
+    "OnlineFeatureStore": "litemlops.store.online_features",
     "ApplyResult": "litemlops.store.results",
     "IngestResult": "litemlops.store.results",
     "MaterializeResult": "litemlops.store.results",
@@ -41,6 +43,7 @@ __all__ = [
     "Field",
     "IngestResult",
     "MaterializeResult",
+    "OnlineFeatureStore",
     "OnlineResponse",
     "PushResult",
 ]

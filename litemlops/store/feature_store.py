@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
 
 from litemlops import events
-from litemlops.clock import from_micros, to_micros, utc_now
+from litemlops.clock import from_micros, utc_now
 from litemlops.errors import (
-    FeatureViewNotFoundError,
     HomeLockedError,
     ValidationError,
 )
 from litemlops.logger import get_logger
-from litemlops.store import catalog, offline, serving
+from litemlops.store import catalog, offline
 from litemlops.store.convert import DataLike, conform, read_table
 from litemlops.store.definitions import (
     Entity,
@@ -29,32 +27,21 @@ from litemlops.store.definitions import (
 from litemlops.store.historical import historical_features
 from litemlops.store.materialize import materialize_view
 from litemlops.store.online import OnlineStore
-from litemlops.store.refs import Requests, parse_refs
+from litemlops.store.online_features import Clock, OnlineFeatures, naive_utc
 from litemlops.store.results import (
     ApplyResult,
     IngestResult,
     MaterializeResult,
-    OnlineResponse,
-    PushResult,
 )
-from litemlops.store.serving import Plan, build_plan
 
 if TYPE_CHECKING:
     import pandas as pd
 
 log = get_logger("litemlops.store")
 
-Clock = Callable[[], datetime]
-PushTarget = Literal["online", "offline", "both"]
 
 
-def _naive_utc(value: datetime) -> datetime:
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC)
-    return value.replace(tzinfo=None)
-
-
-class FeatureStore:
+class FeatureStore(OnlineFeatures):
     """The feature store: a DuckDB file (or connection) for history, SQLite for serving.
 
     `target` is a path, ":memory:" or an open `duckdb` connection (not closed by
@@ -78,12 +65,7 @@ class FeatureStore:
         push_lateness: timedelta = timedelta(minutes=10),
         max_future: timedelta | None = timedelta(minutes=5),
     ):
-        if max_future is not None and max_future < timedelta(0):
-            raise ValidationError(f"max_future must be >= 0 or None, got {max_future}")
-        self._clock = clock
-        self.push_lateness = push_lateness
-        self.max_future = max_future
-        self._lock = threading.RLock()
+        super().__init__(clock=clock, push_lateness=push_lateness, max_future=max_future)
         if isinstance(target, duckdb.DuckDBPyConnection):
             self._con = target
             self._owns_con = False
@@ -103,7 +85,6 @@ class FeatureStore:
             default_online = ":memory:" if path == ":memory:" else Path(path).with_suffix(
                 ".online.db"
             )
-        self._plans: dict[tuple[Any, ...], Plan] = {}
         try:
             self._con.execute("SET TimeZone = 'UTC'")
             self._online = OnlineStore(online if online is not None else default_online)
@@ -115,6 +96,9 @@ class FeatureStore:
             offline.ensure_catalog(self._con)
             self._defs = offline.load_definitions(self._con)
             self._repair_online()
+            self._batch_floor = offline.last_batch(self._con)
+            # For processes that open the online store alone (the server of `run`).
+            self._online.save_definitions(offline.definition_rows(self._con))
         except BaseException:
             self.close()
             raise
@@ -149,18 +133,6 @@ class FeatureStore:
             if self._owns_con:
                 self._con.close()
 
-    def __enter__(self) -> FeatureStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _now(self) -> datetime:
-        now = self._clock()
-        if now.tzinfo is None:
-            raise ValueError("clock must return an aware datetime")
-        return now
-
     # -- definitions ---------------------------------------------------------------
 
     def apply(
@@ -173,31 +145,16 @@ class FeatureStore:
         `_lm_archive_<view>_g<N>` and starts it afresh. Rows and watermarks are
         otherwise never touched.
         """
-        now = _naive_utc(self._now())
+        now = naive_utc(self._now())
         with self._lock:
             plan = catalog.plan_apply(self._defs, objects, force)
             changed = catalog.write_apply(self._con, self._online, plan, now)
             self._defs = offline.load_definitions(self._con)
+            self._online.save_definitions(offline.definition_rows(self._con))
             self._plans.clear()
         unchanged = sorted(set(plan.names) - set(changed))
         log.info(events.FEATURES_APPLIED, objects=sorted(plan.names), changed=changed)
         return ApplyResult(changed=changed, unchanged=unchanged)
-
-    def _view(self, name: str) -> ResolvedView:
-        view = self._defs.views.get(name)
-        if view is None:
-            known = ", ".join(sorted(self._defs.views)) or "none applied yet"
-            raise FeatureViewNotFoundError(f"no feature view named {name!r} (known: {known})")
-        return view
-
-    def get_feature_view(self, name: str) -> FeatureView:
-        return self._view(name).view
-
-    def list_feature_views(self) -> list[FeatureView]:
-        return [v.view for _, v in sorted(self._defs.views.items())]
-
-    def list_entities(self) -> list[Entity]:
-        return [e for _, (e, _) in sorted(self._defs.entities.items())]
 
     # -- offline -------------------------------------------------------------------
 
@@ -214,50 +171,18 @@ class FeatureStore:
         log.info(events.FEATURES_INGESTED, view=view, rows=table.num_rows, source=source)
         return IngestResult(view=view, rows=table.num_rows, batch=batch)
 
-    def _refuse_future(
-        self, view: ResolvedView, table: pa.Table, source: str, now: datetime
-    ) -> None:
-        """Refuse the rows if any event time is more than `max_future` ahead of `now`."""
-        import pyarrow.compute as pc
-
-        if self.max_future is None or not table.num_rows:
-            return
-        field = view.timestamp_field
-        times = table.column(field)
-        limit = pa.scalar(_naive_utc(now + self.max_future), pa.timestamp("us"))
-        ahead = pc.fill_null(pc.greater(times, limit), False)
-        count = int(pc.sum(ahead).as_py() or 0)
-        if count:
-            first = int(pc.index(ahead, True).as_py())
-            when = times[first].as_py().replace(tzinfo=UTC).isoformat()
-            raise ValidationError(
-                f"{source}: {count} row(s) have {field} more than "
-                f"{self.max_future.total_seconds():g} s ahead of the clock ({now.isoformat()}), "
-                f"first row {first}: {when}; a row from the future would hide every real "
-                "update of its entity until then (raise features.max_future_seconds if such "
-                "times are meant)"
-            )
-
     def _append(self, view: ResolvedView, table: pa.Table, kind: str, source: str) -> int:
-        now = _naive_utc(self._now())
+        now = naive_utc(self._now())
         with self._lock:
             self._con.execute("BEGIN TRANSACTION")
             try:
-                batch = offline.next_batch(self._con)
+                batch = self._online.next_batch(self._batch_floor)
                 offline.append(self._con, view, table, batch, kind, source, now)
                 self._con.execute("COMMIT")
             except BaseException:
                 self._con.execute("ROLLBACK")
                 raise
         return batch
-
-    def _requests(self, features: Sequence[str], full_feature_names: bool) -> Requests:
-        with self._lock:
-            return parse_refs(features, full_feature_names, self._view)
-
-    def join_keys(self, features: Sequence[str]) -> dict[str, str]:
-        """Join key name -> dtype for the views the features come from."""
-        return {k.name: k.dtype for view, _ in self._requests(features, False) for k in view.keys}
 
     def get_historical_features(
         self,
@@ -294,8 +219,8 @@ class FeatureStore:
         `start`, rows in [start, end] are (re)written; the watermark's end then moves
         forward only if the window leaves no gap. Newer online values always win.
         """
-        end_ts = _naive_utc(end if end is not None else self._now())
-        start_ts = _naive_utc(start) if start is not None else None
+        end_ts = naive_utc(end if end is not None else self._now())
+        start_ts = naive_utc(start) if start is not None else None
         if start_ts is not None and start_ts > end_ts:
             raise ValidationError(f"materialize start {start} is after end {end_ts}")
         if isinstance(views, str):
@@ -318,7 +243,7 @@ class FeatureStore:
     ) -> MaterializeResult:
         with self._lock:
             result = materialize_view(
-                self._con, self._online, view, start, end, _naive_utc(self._now())
+                self._con, self._online, view, start, end, naive_utc(self._now())
             )
         log.info(
             events.FEATURES_MATERIALIZED,
@@ -328,75 +253,6 @@ class FeatureStore:
             watermark=result.watermark.isoformat() if result.watermark else None,
         )
         return result
-
-    # -- online ----------------------------------------------------------------------
-
-    def get_online_features(
-        self,
-        features: Sequence[str],
-        entity_rows: Sequence[Mapping[str, Any]],
-        *,
-        full_feature_names: bool = False,
-        include_event_timestamps: bool = False,
-    ) -> OnlineResponse:
-        """Latest online values for each entity row, as columns (`.to_df()` for a DataFrame).
-
-        Unknown entities and values older than the view's ttl come back as None.
-        """
-        try:
-            cache_key = (
-                features if isinstance(features, str) else tuple(features),
-                full_feature_names,
-                include_event_timestamps,
-            )
-            plan = self._plans.get(cache_key)
-        except TypeError:  # unhashable items: let parsing say what is wrong
-            self._requests(features, full_feature_names)
-            raise
-        if plan is None:
-            requests = self._requests(features, full_feature_names)
-            plan = self._plans[cache_key] = build_plan(requests, include_event_timestamps)
-        return serving.read(self._online, plan, entity_rows, to_micros(self._now()))
-
-    def push(self, view: str, rows: DataLike, to: PushTarget = "online") -> PushResult:
-        """Write fresh rows now: to the online store, the offline store, or both.
-
-        Online, a row older than the stored value for its entity is not applied
-        (counted as stale). Rows whose event time is more than `push_lateness`
-        behind the clock are still written and counted as late. A push online with a
-        row more than `max_future` ahead of the clock is refused whole.
-        """
-        if to not in ("online", "offline", "both"):
-            raise ValidationError(f"push to must be 'online', 'offline' or 'both', got {to!r}")
-        resolved = self._view(view)
-        if to != "offline" and not resolved.view.online:
-            raise ValidationError(f"feature view {view!r} is not online; push with to='offline'")
-        table, source = read_table(rows, f"push to {view!r}")
-        table = conform(table, resolved, f"push to {view!r}")
-        now = self._now()
-        if to != "offline":
-            self._refuse_future(resolved, table, f"push to {view!r}", now)
-        cutoff = _naive_utc(now - self.push_lateness)
-        import pyarrow.compute as pc
-
-        late = int(pc.sum(pc.less(table.column(resolved.timestamp_field), pa.scalar(
-            cutoff, pa.timestamp("us")))).as_py() or 0)
-        written = 0
-        if to in ("offline", "both"):
-            batch = self._append(resolved, table, "push", source)
-        else:
-            with self._lock:
-                batch = offline.next_batch(self._con)
-        if to in ("online", "both"):
-            written = self._online.upsert(resolved, serving.online_rows(resolved, table, batch),
-                                          to_micros(now))
-        stale = table.num_rows - written if to != "offline" else 0
-        # Late rows are kept; the warning level makes them visible in the log.
-        emit = log.warning if late else log.info
-        emit(events.FEATURES_PUSHED, view=view, rows=table.num_rows, to=to, late_rows=late,
-             stale_rows=stale, lateness_seconds=self.push_lateness.total_seconds())
-        return PushResult(view=view, rows=table.num_rows, to=to, online_written=written,
-                          stale_rows=stale, late_rows=late)
 
     # -- inspection ------------------------------------------------------------------
 
@@ -425,18 +281,6 @@ class FeatureStore:
             }
             for b, kind, src, n, at in rows
         ]
-
-    def columns(self, view: str) -> dict[str, str]:
-        """Every column a row of `view` has, with its dtype: keys, the event (and
-        created) time, features. From the cached definition, so it is cheap enough for
-        a request's path, where `describe` counts rows."""
-        resolved = self._view(view)
-        out = {k.name: k.dtype for k in resolved.keys}
-        out[resolved.timestamp_field] = "timestamp"
-        if resolved.created_field:
-            out[resolved.created_field] = "timestamp"
-        out.update((f.name, f.dtype) for f in resolved.features)
-        return out
 
     def describe(self, view: str) -> dict[str, Any]:
         """Definition, row counts, event-time range, watermark and online freshness."""

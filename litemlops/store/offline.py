@@ -73,14 +73,23 @@ class Definitions:
     views: dict[str, ResolvedView]
 
 
-def load_definitions(con: duckdb.DuckDBPyConnection) -> Definitions:
-    rows = con.execute(
+def definition_rows(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, int, int, str]]:
+    """The latest version of each definition: (kind, name, version, generation, spec JSON)."""
+    return con.execute(
         """
         SELECT kind, name, version, generation, spec FROM _lm_definitions
         QUALIFY row_number() OVER (PARTITION BY kind, name ORDER BY version DESC) = 1
         ORDER BY kind, name
         """
     ).fetchall()
+
+
+def load_definitions(con: duckdb.DuckDBPyConnection) -> Definitions:
+    return definitions_from_rows(definition_rows(con))
+
+
+def definitions_from_rows(rows: Sequence[tuple[str, str, int, int, str]]) -> Definitions:
+    """Definitions from (kind, name, version, generation, spec JSON) rows, latest each."""
     entities: dict[str, tuple[Entity, int]] = {}
     view_rows = []
     for kind, name, version, generation, spec in rows:
@@ -93,6 +102,15 @@ def load_definitions(con: duckdb.DuckDBPyConnection) -> Definitions:
         ents = [entities[e][0] for e in spec["entities"] if e in entities]
         views[name] = ResolvedView.from_spec(spec, version, generation, ents)
     return Definitions(entities, views)
+
+
+def last_batch(con: duckdb.DuckDBPyConnection) -> int:
+    """The highest batch number this file's own sequence handed out (0 if none)."""
+    rows = con.execute(
+        "SELECT last_value FROM duckdb_sequences() WHERE sequence_name = '_lm_batch_seq'"
+    ).fetchall()
+    written = con.execute("SELECT coalesce(max(batch), 0) FROM _lm_batches").fetchall()
+    return max(int(rows[0][0] or 0) if rows else 0, int(written[0][0]))
 
 
 def save_definition(

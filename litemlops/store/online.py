@@ -19,7 +19,7 @@ from typing import Any
 from litemlops.clock import from_micros
 from litemlops.errors import ConfigError
 from litemlops.store.definitions import DTYPES, Field, ResolvedView
-from litemlops.store.offline import q
+from litemlops.store.offline import SEQ_BITS, q
 
 NO_CREATED = -(2**63)  # sorts below every real created time
 CHUNK = 2048  # keys per lookup statement, well under SQLite's variable limit
@@ -57,6 +57,11 @@ class OnlineStore:
         )
         self._con.execute(
             "INSERT OR IGNORE INTO _lm_meta VALUES ('store_id', ?)", [uuid.uuid4().hex]
+        )
+        self._con.execute(
+            "CREATE TABLE IF NOT EXISTS _lm_definitions (kind TEXT NOT NULL, name TEXT NOT NULL, "
+            "version INTEGER NOT NULL, generation INTEGER NOT NULL, spec TEXT NOT NULL, "
+            "PRIMARY KEY (kind, name))"
         )
         row = self._con.execute("SELECT value FROM _lm_meta WHERE key = 'store_id'").fetchone()
         #: Identifies this online store, so watermarks kept elsewhere can tell it apart
@@ -222,6 +227,92 @@ class OnlineStore:
                 row = tuple(values)
             out[row[:nkeys]] = row[nkeys:]
         return out
+
+    # -- what a process that opens only this store needs of the rest ---------------------
+
+    def save_definitions(self, rows: Sequence[tuple[str, str, int, int, str]]) -> bool:
+        """Mirror the current definitions (kind, name, version, generation, spec JSON), so
+        a process serving from this file alone (`OnlineFeatureStore`) knows the views.
+        Returns whether they changed; a change moves `definitions_stamp`."""
+        wanted = sorted((str(k), str(n), int(v), int(g), str(sp)) for k, n, v, g, sp in rows)
+        with self._lock:
+            self._con.execute("BEGIN IMMEDIATE")
+            try:
+                held = self._con.execute(
+                    "SELECT kind, name, version, generation, spec FROM _lm_definitions "
+                    "ORDER BY kind, name"
+                ).fetchall()
+                changed = [tuple(r) for r in held] != wanted
+                if changed:
+                    self._con.execute("DELETE FROM _lm_definitions")
+                    self._con.executemany(
+                        "INSERT INTO _lm_definitions VALUES (?, ?, ?, ?, ?)", wanted
+                    )
+                    self._con.execute(
+                        "INSERT OR REPLACE INTO _lm_meta VALUES ('definitions', ?)",
+                        [uuid.uuid4().hex],
+                    )
+                self._con.execute("COMMIT")
+            except BaseException:
+                self._con.execute("ROLLBACK")
+                raise
+        return changed
+
+    def definitions_stamp(self) -> str | None:
+        """Changes whenever the mirrored definitions do; None before any were saved."""
+        with self._lock:
+            row = self._con.execute(
+                "SELECT value FROM _lm_meta WHERE key = 'definitions'"
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def load_definitions(self) -> list[tuple[str, str, int, int, str]]:
+        with self._lock:
+            rows = self._con.execute(
+                "SELECT kind, name, version, generation, spec FROM _lm_definitions "
+                "ORDER BY kind, name"
+            ).fetchall()
+        return [tuple(r) for r in rows]
+
+    def changed_since(self, version: int | None) -> tuple[bool, int]:
+        """Whether another connection committed since `data_version` was `version`."""
+        with self._lock:
+            now = int(self._con.execute("PRAGMA data_version").fetchone()[0])
+        return now != version, now
+
+    def next_batch(self, at_least: int = 0) -> int:
+        """The next write batch number, shared by every process using this file: it
+        orders rows of equal event and created time (later batch wins), offline and
+        pushed alike. `at_least` seeds it from batches numbered elsewhere before."""
+        with self._lock:
+            self._con.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._con.execute(
+                    "SELECT value FROM _lm_meta WHERE key = 'last_batch'"
+                ).fetchone()
+                batch = max(int(row[0]) if row else 0, int(at_least)) + 1
+                self._con.execute(
+                    "INSERT OR REPLACE INTO _lm_meta VALUES ('last_batch', ?)", [str(batch)]
+                )
+                self._con.execute("COMMIT")
+            except BaseException:
+                self._con.execute("ROLLBACK")
+                raise
+        return batch
+
+    def max_batch(self) -> int:
+        """The highest batch any stored online row came from (0 when empty)."""
+        with self._lock:
+            tables = [r[0] for r in self._con.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'online\\_%' "
+                "ESCAPE '\\'"
+            ).fetchall()]
+            top = 0
+            for table in tables:
+                row = self._con.execute(f"SELECT max(_lm_seq) FROM {q(table)}").fetchone()
+                if row is not None and row[0] is not None:
+                    top = max(top, int(row[0]) >> SEQ_BITS)
+        return top
 
     def stats(self, view: str) -> tuple[int, int | None, int | None]:
         """(rows, oldest event_us, newest event_us) of one view's online table."""
