@@ -41,7 +41,7 @@ def bootstrap(platform: Platform) -> BootstrapReport:
     """
     from litemlops.demo import definitions as demo
 
-    store = platform.features
+    store = platform.history
     config = platform.config
     marker_dir = config.runs_dir / "bootstrap"
     done = marker_dir / "done"
@@ -85,7 +85,7 @@ def _set_up_demo(platform: Platform, report: BootstrapReport) -> None:
     from litemlops.demo.common import write_table
     from litemlops.demo.generator import generate_driver_stats, generate_labels
 
-    store = platform.features
+    store = platform.history
     config = platform.config
     labels_path = config.data_dir / "labels.parquet"
     requests_path = config.data_dir / "batch_requests.csv"

@@ -538,6 +538,11 @@ class Config:
         return self.home / "scheduler.lock"
 
     @property
+    def features_lock_path(self) -> Path:
+        """Held by the process whose turn it is with `features.duckdb` (`run`'s workers)."""
+        return self.home / "features.lock"
+
+    @property
     def runs_dir(self) -> Path:
         return self.home / "runs"
 

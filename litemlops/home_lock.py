@@ -35,13 +35,16 @@ class HomeLock:
         """Whether this object holds the lock now."""
         return self._fd is not None
 
-    def acquire(self) -> HomeLock:
-        """Take the lock or raise `HomeLockedError` naming the process that has it."""
+    def acquire(self, *, wait: bool = False) -> HomeLock:
+        """Take the lock or raise `HomeLockedError` naming the process that has it.
+
+        wait: block until the holder lets go instead (for turns at a shared resource).
+        """
         if self._fd is not None:
             return self
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = _read_pid(fd)
             os.close(fd)

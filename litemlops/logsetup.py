@@ -28,7 +28,7 @@ import logging
 import logging.handlers
 import sys
 import threading
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from pathlib import PurePath
 from typing import Any, TextIO
 
@@ -41,7 +41,7 @@ from litemlops.config import Config
 # The stdlib handler is found again by name, so a second configure_logging (or a
 # shutdown) touches only what an earlier call installed, not pytest's or the user's.
 _STDLIB_HANDLER = "litemlops.events"
-_writer: _Writer | None = None
+_writer: _Writer | _Forwarder | None = None
 _LEVELS = logging.getLevelNamesMapping()
 
 
@@ -78,7 +78,10 @@ def configure_logging(
         if console_level is not None:
             shown = max(level, _LEVELS[console_level.upper()])
     _writer = _Writer(file, console, shown, background)
+    _install(level, _writer)
 
+
+def _install(level: int, writer: _Writer | _Forwarder) -> None:
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -93,11 +96,48 @@ def configure_logging(
         cache_logger_on_first_use=False,
     )
     root = logging.getLogger()
-    handler = _StdlibRecords(_writer)
+    handler = _StdlibRecords(writer)
     handler.set_name(_STDLIB_HANDLER)
     handler.setLevel(level)
     root.addHandler(handler)
     root.setLevel(level)
+
+
+def configure_forwarding(level: str, send: Callable[[int, str], None]) -> None:
+    """Hand every event and stdlib record, rendered, to `send(level, line)`: a worker
+    process's events go to the process that owns the event file (`forward_line`)."""
+    global _writer
+    shutdown_logging()
+    _writer = _Forwarder(send)
+    _install(_LEVELS[level.upper()], _writer)
+
+
+def forward_line(level: int, line: str) -> None:
+    """Write a line rendered in another process (`configure_forwarding`), in its turn."""
+    writer = _writer
+    if writer is None:
+        return
+    shown: dict[str, Any] = {}
+    if writer.console is not None and level >= writer.console_level:
+        with contextlib.suppress(ValueError):
+            shown = orjson.loads(line)
+    writer.submit(level, line, shown)
+
+
+class _Forwarder:
+    """A worker process's writer: lines go to the owner of the file, not to a file."""
+
+    console: TextIO | None = None
+    console_level = logging.CRITICAL
+
+    def __init__(self, send: Callable[[int, str], None]):
+        self.send = send
+
+    def submit(self, level: int, line: str, event: MutableMapping[str, Any]) -> None:
+        self.send(level, line)
+
+    def close(self) -> None:
+        pass
 
 
 def shutdown_logging() -> None:
@@ -224,7 +264,7 @@ def _render(logger: Any, method: str, event: MutableMapping[str, Any]) -> Any:
 class _StdlibRecords(logging.Handler):
     """Records of other libraries (uvicorn, APScheduler) as events in the same file."""
 
-    def __init__(self, writer: _Writer):
+    def __init__(self, writer: _Writer | _Forwarder):
         super().__init__()
         self.writer = writer
 

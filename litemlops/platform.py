@@ -2,24 +2,37 @@
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from litemlops.clock import utc_now
 from litemlops.config import Config
+from litemlops.errors import HomeLockedError
 from litemlops.home_lock import HomeLock
 from litemlops.scheduler.bus import EventBus
 from litemlops.scheduler.catalog import PipelineCatalog
 from litemlops.scheduler.runner import PipelineRunner
 from litemlops.store import FeatureStore
+from litemlops.store.online_features import OnlineFeatures, PushTarget
 from litemlops.store.registry import ModelRegistry
+from litemlops.store.results import PushResult
 from litemlops.store.tracking import Tracker
 
 if TYPE_CHECKING:
+    from litemlops.scheduler.pipeline import Task, TaskContext
     from litemlops.scheduler.scheduler import Scheduler
+    from litemlops.scheduler.workers import Workers
+
+
+#: Seconds a request's hand-off to a worker (an offline push, a describe) may take,
+#: waiting for its turn with the feature history included.
+WORKER_CALL_TIMEOUT = 120.0
 
 
 class Platform:
@@ -27,28 +40,58 @@ class Platform:
 
     A second Platform on the same home (in any process) fails with
     `HomeLockedError` before touching a file, so state cannot be corrupted.
+
+    workers: run pipeline tasks in worker processes (`litemlops run` does), and hold
+    only the online half of the feature store (`OnlineFeatureStore`): the DuckDB
+    history is opened by the workers, one at a time, so this process stays small and
+    its requests never wait on a training run's interpreter. Without it (the default,
+    for commands, notebooks and tests) everything runs and opens in this process.
     """
 
-    def __init__(self, config: Config, *, clock: Callable[[], datetime] = utc_now):
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        workers: bool = False,
+        _owner: bool = True,
+    ):
         self.config = config
         self.clock = clock
         config.ensure_home()
-        self._lock = HomeLock(config.lock_path).acquire()
+        self._lock = HomeLock(config.lock_path)
+        if _owner:
+            self._lock.acquire()
         self._closers: list[Callable[[], None]] = []
         self._scheduler: Scheduler | None = None
+        self.workers: Workers | None = None
+        self.features: OnlineFeatures
         try:
-            self.features = FeatureStore(
-                config.features_path,
-                online=config.online_path,
-                clock=clock,
-                push_lateness=timedelta(seconds=config.features.push_lateness_seconds),
-                max_future=(
+            options: dict[str, Any] = {
+                "clock": clock,
+                "push_lateness": timedelta(seconds=config.features.push_lateness_seconds),
+                "max_future": (
                     timedelta(seconds=config.features.max_future_seconds)
                     if math.isfinite(config.features.max_future_seconds)
                     else None
                 ),
-            )
-            self._closers.append(self.features.close)
+            }
+            if workers:
+                from litemlops.scheduler.workers import Workers
+                from litemlops.store.online_features import OnlineFeatureStore
+
+                self.features = OnlineFeatureStore(config.online_path, **options)
+                self._closers.append(self.features.close)
+                self.workers = Workers(config.logging.level)
+                self._closers.append(self.workers.stop)
+            else:
+                if not _owner:  # a worker: the owner's other workers may hold the file
+                    turn = HomeLock(config.features_lock_path).acquire(wait=True)
+                    self._closers.append(turn.release)
+                self.features = FeatureStore(
+                    config.features_path, online=config.online_path, **options
+                )
+                self._closers.append(self.features.close)
             self.tracker = Tracker(
                 config.registry_path, artifacts=config.artifacts_dir, clock=clock
             )
@@ -57,7 +100,7 @@ class Platform:
             self.bus = EventBus()
             # We own the home now, so a run still "running" belongs to a process
             # that died: say so instead of leaving it running forever.
-            self.interrupted_runs = self.tracker.mark_interrupted()
+            self.interrupted_runs = self.tracker.mark_interrupted() if _owner else []
             self.pipelines = PipelineRunner(
                 self.tracker.db,
                 config.runs_dir,
@@ -76,12 +119,82 @@ class Platform:
                     if 0 < config.pipelines.keep_history_days < math.inf
                     else None
                 ),
+                execute=self._in_worker if workers else None,
             )
-            self.interrupted_pipeline_runs = self.pipelines.mark_interrupted()
+            self.interrupted_pipeline_runs = (
+                self.pipelines.mark_interrupted() if _owner else []
+            )
             self.catalog = _catalog(config)
         except BaseException:
             self.close()
             raise
+
+    @classmethod
+    def worker(cls, config: Config) -> Platform:
+        """The home as a worker process of its owner sees it: no home lock (the owner
+        holds it), the whole feature store once no other worker has it, tasks in this
+        process, nothing marked interrupted (the owner's runs are alive)."""
+        return cls(config, _owner=False)
+
+    @property
+    def history(self) -> FeatureStore:
+        """The whole feature store; in a platform with workers it is not open here."""
+        if not isinstance(self.features, FeatureStore):
+            raise HomeLockedError(
+                "this process serves the online store only; the feature history is "
+                "opened by its worker processes (Platform.in_worker)"
+            )
+        return self.features
+
+    def in_worker(self, fn: Callable[..., Any], *args: Any, timeout: float | None = None) -> Any:
+        """`fn(Platform.worker(config), *args)` in a worker process (or here, without
+        workers): for work on the feature history, which a worker opens in its turn."""
+        if self.workers is None:
+            return fn(self, *args)
+        try:
+            return self.workers.call(
+                _with_worker_platform, fn, self.config, *args, timeout=timeout, name=fn.__name__
+            )
+        except BaseException:
+            # Runs the worker recorded as its own (the set-up's) died with it.
+            self.pipelines.mark_interrupted()
+            raise
+
+    def describe_features(self, view: str | None = None) -> Any:
+        """`FeatureStore.describe` of one view, or of every view (a list): in a worker
+        when this process holds only the online store, since it counts the history."""
+        return self.in_worker(_describe, view, timeout=WORKER_CALL_TIMEOUT)
+
+    def push_features(self, view: str, rows: Any, to: PushTarget = "online") -> PushResult:
+        """`FeatureStore.push`: here when it is online only, else in a worker's turn."""
+        if to == "online" or self.workers is None:
+            return self.features.push(view, rows, to=to)
+        result: PushResult = self.in_worker(_push, view, rows, to, timeout=WORKER_CALL_TIMEOUT)
+        return result
+
+    def _in_worker(self, task: Task, ctx: TaskContext) -> Any:
+        """The runner's way to execute a task attempt: in a worker process of its own."""
+        from litemlops.scheduler.runner import TaskTimeoutError
+        from litemlops.scheduler.workers import WorkerTimeoutError
+
+        assert self.workers is not None
+        spec = TaskSpec(
+            ctx.pipeline, task.name, ctx.run_id, ctx.attempt, ctx.params, ctx.upstream,
+            ctx.work_dir,
+        )
+        try:
+            answer = self.workers.call(
+                run_task, self.config, spec, timeout=task.timeout,
+                name=f"{ctx.pipeline}.{task.name}",
+            )
+        except WorkerTimeoutError:
+            raise TaskTimeoutError(
+                f"task {task.name!r} ran longer than its timeout of {task.timeout} s; "
+                "its worker process was stopped"
+            ) from None
+        for topic, payload in answer["published"]:
+            self.bus.publish(topic, payload)
+        return answer["output"]
 
     @property
     def scheduler(self) -> Scheduler:
@@ -161,3 +274,108 @@ def _catalog(config: Config) -> PipelineCatalog:
     for pipeline in own:
         catalog.add(pipeline, replace=True)
     return catalog
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What a worker needs to run one task attempt of a run."""
+
+    pipeline: str
+    task: str
+    run_id: str
+    attempt: int
+    params: dict[str, Any]
+    upstream: dict[str, Any]
+    work_dir: Path
+
+
+class _RecordingBus:
+    """A worker's bus: what tasks publish is published by the owner after the task."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[str, dict[str, Any]]] = []
+
+    def publish(self, topic: str, payload: Mapping[str, Any] | None = None) -> int:
+        self.published.append((topic, dict(payload or {})))
+        return 0
+
+
+class _WorkerResources(Mapping[str, Any]):
+    """A task's resources in a worker: the stores open on first use, so a task that
+    never touches the feature history never waits for its turn with it."""
+
+    KEYS = ("features", "tracker", "registry", "config", "clock", "bus")
+
+    def __init__(self, config: Config):
+        self.config = config
+        self.bus = _RecordingBus()
+        self._platform: Platform | None = None
+
+    def _opened(self) -> Platform:
+        if self._platform is None:
+            self._platform = Platform.worker(self.config)
+        return self._platform
+
+    def __getitem__(self, key: str) -> Any:
+        if key == "config":
+            return self.config
+        if key == "clock":
+            return utc_now
+        if key == "bus":
+            return self.bus
+        if key in ("features", "tracker", "registry"):
+            return getattr(self._opened(), key)
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.KEYS)
+
+    def __len__(self) -> int:
+        return len(self.KEYS)
+
+    def close(self) -> None:
+        if self._platform is not None:
+            self._platform.close()
+
+
+def run_task(config: Config, spec: TaskSpec) -> dict[str, Any]:
+    """One task attempt, in a worker process: its JSON output and what it published."""
+    from litemlops.logger import get_logger
+    from litemlops.scheduler.pipeline import TaskContext
+    from litemlops.scheduler.runner import _output_json
+
+    task = _catalog(config).get(spec.pipeline).task(spec.task)
+    resources = _WorkerResources(config)
+    try:
+        ctx = TaskContext(
+            run_id=spec.run_id,
+            pipeline=spec.pipeline,
+            task=spec.task,
+            attempt=spec.attempt,
+            params=dict(spec.params),
+            upstream=dict(spec.upstream),
+            work_dir=spec.work_dir,
+            resources=resources,
+            log=get_logger("litemlops.pipelines").bind(attempt=spec.attempt),
+        )
+        output = task.fn(ctx)
+        text = _output_json(task, output)
+    finally:
+        resources.close()
+    return {"output": json.loads(text), "published": resources.bus.published}
+
+
+def _describe(platform: Platform, view: str | None) -> Any:
+    store = platform.history
+    if view is not None:
+        return store.describe(view)
+    return [store.describe(v.name) for v in store.list_feature_views()]
+
+
+def _push(platform: Platform, view: str, rows: Any, to: PushTarget) -> PushResult:
+    return platform.history.push(view, rows, to=to)
+
+
+def _with_worker_platform(fn: Callable[..., Any], config: Config, *args: Any) -> Any:
+    with Platform.worker(config) as platform:
+        return fn(platform, *args)

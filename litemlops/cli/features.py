@@ -36,7 +36,7 @@ def features_apply(ctx: click.Context, home: Path | None, definitions: Path, for
 
     objects = load_definitions(definitions)
     with open_platform(ctx, home) as platform:
-        result = platform.features.apply(objects, force=force)
+        result = platform.history.apply(objects, force=force)
     click.echo(f"changed: {', '.join(result.changed) or '-'}")
     click.echo(f"unchanged: {', '.join(result.unchanged) or '-'}")
 
@@ -49,7 +49,7 @@ def features_apply(ctx: click.Context, home: Path | None, definitions: Path, for
 def features_list(ctx: click.Context, home: Path | None, as_json: bool) -> None:
     """List feature views."""
     with open_platform(ctx, home) as platform:
-        store = platform.features
+        store = platform.history
         rows = [store.describe(v.name) for v in store.list_feature_views()]
     if as_json:
         echo_json(rows)
@@ -72,7 +72,7 @@ def features_list(ctx: click.Context, home: Path | None, as_json: bool) -> None:
 def features_describe(ctx: click.Context, home: Path | None, view: str) -> None:
     """Show a feature view: definition, row counts, time range, freshness."""
     with open_platform(ctx, home) as platform:
-        echo_json(platform.features.describe(view))
+        echo_json(platform.history.describe(view))
 
 
 @features.command("ingest")
@@ -84,7 +84,7 @@ def features_describe(ctx: click.Context, home: Path | None, view: str) -> None:
 def features_ingest(ctx: click.Context, home: Path | None, view: str, data: Path) -> None:
     """Append rows from a Parquet or CSV file to a feature view (all or nothing)."""
     with open_platform(ctx, home) as platform, stages(["validate and write"]) as step:
-        result = platform.features.ingest(view, data)
+        result = platform.history.ingest(view, data)
         step()
     click.echo(f"ingested {result.rows} rows into {view} (batch {result.batch})")
 
@@ -107,12 +107,12 @@ def features_materialize(
     from tqdm import tqdm
 
     with open_platform(ctx, home) as platform:
-        store = platform.features
+        store = platform.history
         names = list(views) or [v.name for v in store.list_feature_views() if v.online]
         with tqdm(
             total=len(names), desc="materialize", unit="view", file=sys.stderr, disable=None
         ) as bar:
-            results = platform.features.materialize(
+            results = platform.history.materialize(
                 end=parse_time(end),
                 start=parse_time(start),
                 views=names,
@@ -159,7 +159,7 @@ def features_historical(
         keys = platform.features.join_keys(refs_list)
         frame = read_frame(entities, text_columns=[k for k, t in keys.items() if t == "string"])
         step()
-        result = platform.features.get_historical_features(
+        result = platform.history.get_historical_features(
             frame,
             refs_list,
             full_feature_names=full_feature_names,

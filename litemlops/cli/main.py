@@ -59,9 +59,11 @@ def run(
     # raises the signal again once it has shut down, which ends up here too.
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        with Platform(config) as platform:
+        # Pipeline tasks (the set-up's too) run in worker processes: this process
+        # serves from SQLite and never holds the DuckDB history.
+        with Platform(config, workers=True) as platform:
             click.echo(f"litemlops {litemlops.__version__} - home {config.home}")
-            report = bootstrap(platform)
+            report = platform.in_worker(bootstrap)
             _show_bootstrap(report, config)
             if once:
                 return

@@ -86,6 +86,9 @@ class PipelineRunner:
     resources: handed to every task's context (`ctx.features`, `ctx.tracker`...).
     clock and sleep are injected so tests never wait for real. keep_folders,
     keep_history: how much of the past is kept (see `retention`; by default all).
+    execute: how a task attempt runs, `execute(task, ctx) -> output`; by default in
+    this process (on a thread of its own when the task has a timeout). `litemlops
+    run` passes one that runs it in a worker process (`Platform(workers=True)`).
     """
 
     def __init__(
@@ -98,8 +101,10 @@ class PipelineRunner:
         sleep: Callable[[float], None] = time.sleep,
         keep_folders: int = 0,
         keep_history: timedelta | None = None,
+        execute: Callable[[Task, TaskContext], Any] | None = None,
     ):
         self.db = db
+        self.execute = execute if execute is not None else _call
         self.runs_dir = Path(runs_dir)
         self.resources = dict(resources or {})
         self.clock = clock
@@ -495,7 +500,7 @@ class PipelineRunner:
                 resources=self.resources,
                 log=log.bind(attempt=attempt),
             )
-            output = _call(t, ctx)
+            output = self.execute(t, ctx)
             text = _output_json(t, output)
             write_text_atomic(work_dir / "output.json", text)
         except BaseException as exc:  # SystemExit from a task fails the task, not the process
@@ -614,8 +619,8 @@ def _call(t: Task, ctx: TaskContext) -> Any:
 
     Python cannot stop a thread: a task past its timeout is recorded as failed
     and its thread is left to finish in the background (daemon, so it never
-    holds the process open). Run such tasks with run-step in a subprocess when
-    they must really be stopped.
+    holds the process open). A runner whose tasks must really be stopped runs
+    them in worker processes (`execute=`, as `litemlops run` does).
     """
     if t.timeout is None:
         return t.fn(ctx)

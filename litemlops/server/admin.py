@@ -436,17 +436,12 @@ async def _admitted(
 
 
 async def list_features(request: Request) -> Response:
-    store = state_of(request).platform.features
-
-    def read() -> list[dict[str, Any]]:
-        return [store.describe(v.name) for v in store.list_feature_views()]
-
-    return _answer(await _call(read))
+    return _answer(await _call(state_of(request).platform.describe_features))
 
 
 async def get_feature_view(request: Request) -> Response:
-    store = state_of(request).platform.features
-    return _answer(await _call(store.describe, request.path_params["view"]))
+    platform = state_of(request).platform
+    return _answer(await _call(platform.describe_features, request.path_params["view"]))
 
 
 # -- monitoring -------------------------------------------------------------------------------

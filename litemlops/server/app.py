@@ -14,10 +14,11 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
@@ -27,10 +28,12 @@ from litemlops import events
 from litemlops.config import Config
 from litemlops.errors import LitemlopsError, NotFoundError, ValidationError
 from litemlops.logger import get_logger
+from litemlops.scheduler.workers import WorkerDiedError, WorkerTimeoutError
 from litemlops.server.http import JSON, ApiError, error_response, parse, read_json
 from litemlops.server.metrics import MetricsMiddleware, ServerMetrics
 from litemlops.server.models import ModelCache, ServingModel, matrix, normalise_uri
 from litemlops.server.security import ALT_HEADER, HEADER, admin_token, token_matches
+from litemlops.store.online_features import PushTarget
 
 if TYPE_CHECKING:
     from litemlops.platform import Platform
@@ -299,12 +302,15 @@ async def push(request: Request) -> Response:
     if body.to not in ("online", "offline", "both"):
         raise ApiError(422, "invalid_request", "to must be 'online', 'offline' or 'both'")
     _check_json_types(state, request.path_params["view"], body.rows)
+    push = state.platform.push_features
+    view, rows, to = request.path_params["view"], body.rows, cast(PushTarget, body.to)
     try:
-        result = state.platform.features.push(
-            request.path_params["view"],
-            body.rows,
-            to=body.to,  # type: ignore[arg-type]
-        )
+        if to == "online":
+            result = push(view, rows)  # SQLite: fast enough for the event loop
+        else:
+            result = await run_in_threadpool(push, view, rows, to)  # a worker's turn
+    except (WorkerDiedError, WorkerTimeoutError) as exc:
+        raise ApiError(503, "busy", f"the offline write did not finish: {exc}") from None
     except NotFoundError as exc:
         raise ApiError(404, "not_found", exc.args[0]) from None
     except LitemlopsError as exc:
@@ -497,6 +503,8 @@ def create_app(
                 app.state.interrupted_runs = opened.pipelines.interrupt_running(
                     "interrupted: the server stopped while it ran"
                 )
+                if opened.workers is not None:
+                    opened.workers.stop()  # their runs are closed: stop the work now
                 idle = opened.scheduler.wait_idle(SHUTDOWN_GRACE_SECONDS)
             state_obj = getattr(app.state, "litemlops", None)
             if state_obj is not None:
