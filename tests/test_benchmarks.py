@@ -31,6 +31,7 @@ SHIPPED = {
             "cold_start_existing_home",
         },
     ),
+    "durability.py": (["--trials", "2"], {"answered_events_lost", "trials_losing_events"}),
 }
 
 
