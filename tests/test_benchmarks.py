@@ -32,6 +32,14 @@ SHIPPED = {
         },
     ),
     "durability.py": (["--trials", "2"], {"answered_events_lost", "trials_losing_events"}),
+    "soak.py": (
+        ["--seconds", "3"],
+        {
+            "soak_rss_last_vs_first",
+            "soak_predictions_lost_from_history",
+            "soak_history_bytes_per_prediction",
+        },
+    ),
 }
 
 
