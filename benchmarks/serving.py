@@ -69,7 +69,7 @@ class Size:
 
 
 SIZES = {
-    "XS": Size(seconds=0.2, rounds=1, warmup=0.1, probes=2, probe_requests=5, pipelines=0.5),
+    "XS": Size(seconds=0.15, rounds=1, warmup=0.1, probes=2, probe_requests=5, pipelines=0.3),
     "S": Size(seconds=1.0, rounds=1, warmup=0.5, probes=3, probe_requests=20, pipelines=3.0),
     "M": Size(seconds=15.0, rounds=3, warmup=1.0, probes=5, probe_requests=40, pipelines=10.0),
 }

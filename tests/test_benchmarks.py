@@ -31,9 +31,9 @@ SHIPPED = {
             "cold_start_existing_home",
         },
     ),
-    "durability.py": (["--trials", "2"], {"answered_events_lost", "trials_losing_events"}),
+    "durability.py": (["--trials", "1"], {"answered_events_lost", "trials_losing_events"}),
     "soak.py": (
-        ["--seconds", "3"],
+        ["--seconds", "2", "--rate", "100"],
         {
             "soak_rss_last_vs_first",
             "soak_predictions_lost_from_history",
