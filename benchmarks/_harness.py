@@ -14,22 +14,26 @@ import resource
 import sys
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
-from _data import SIZES, Size
+
+if TYPE_CHECKING:
+    from _data import Size
 
 
 def setup(
     description: str,
-    sizes: Mapping[str, Any] = SIZES,
+    sizes: Mapping[str, Any] | None = None,
     describe: Callable[[str, Any], str] | None = None,
 ) -> tuple[str, Any]:
     """Parse `--size`, silence info events (they would be timed too), print the header.
 
-    sizes: the script's sizes by label; describe(label, size): the second header
-    line (default: the feature store's sizes and versions).
+    sizes: the script's sizes by label (default: the feature store's, from `_data`);
+    describe(label, size): the second header line (default: those sizes and versions).
     """
+    if sizes is None:
+        from _data import SIZES as sizes  # pandas and the store: only scripts that use them
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
         "--size",
