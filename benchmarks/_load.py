@@ -286,7 +286,7 @@ def open_loop(
 
     A request's latency runs from when it was due, so a server falling behind
     shows in it. Request ids are `<tag>-<i>`; returns the indexes of those not
-    answered 200 (failed, or skipped because `most` were in flight).
+    answered 200 (failed, or never sent because `most` were in flight: `skipped`).
     """
     build = InferenceRequests(host, port, ids)
     pool = Pool(host, port)
@@ -294,6 +294,7 @@ def open_loop(
     latencies: list[float] = []
     failed: list[int] = []
     total = int(rate * seconds)
+    skipped = 0
     cpu = time.process_time()
     start = time.perf_counter()
     i = 0
@@ -303,6 +304,7 @@ def open_loop(
             while i < total and start + i / rate <= now:
                 if pool.busy >= most:
                     failed.append(i)  # the server is that far behind: count it unanswered
+                    skipped += 1
                 else:
                     conn = idle.pop() if idle else pool.open()
                     pool.send(conn, build(f"{tag}-{i}"), (i, start + i / rate))
@@ -320,6 +322,7 @@ def open_loop(
     return {
         "seconds": time.perf_counter() - start,
         "requests": total,
+        "skipped": skipped,
         "failed": sorted(failed),
         "quantiles_ms": quantiles(latencies),
         "client_cpu": time.process_time() - cpu,

@@ -154,11 +154,15 @@ def main() -> None:
     print("# RSS (MB) every sample: " + " ".join(f"{own:.0f}" for _, own, _ in samples))
     if any(children for _, _, children in samples):
         print("# descendants' RSS (MB): " + " ".join(f"{c:.0f}" for _, _, c in samples))
+    sent = result["requests"] - result["skipped"]
     print(
-        f"# {result['requests']:,} requests in {result['seconds']:.1f} s, {len(failed):,} not "
-        f"answered 200; latency from when due: p50 {q[500]:.2f} ms, p99 {q[990]:.2f} ms, "
-        f"max {q[-1]:.2f} ms; server CPU {(after.own - before.own) / result['requests'] * 1e3:.3f}"
-        f" ms a request, descendants {after.children_since(before):.1f} s in all; client CPU "
+        f"# {result['requests']:,} requests due in {result['seconds']:.1f} s, "
+        f"{result['skipped']:,} of them not sent (256 were in flight), {len(failed):,} not "
+        "answered 200; latency from when due: "
+        f"p50 {q[500]:.2f} ms, p99 {q[990]:.2f} ms, max {q[-1]:.2f} ms; server CPU "
+        f"{(after.own - before.own) / max(sent, 1) * 1e3:.3f} ms a request sent "
+        f"({(after.own - before.own) / result['seconds']:.0%} of a core), descendants "
+        f"{after.children_since(before):.1f} s in all; client CPU "
         f"{result['client_cpu'] / result['seconds']:.0%} of a core"
     )
     scheduled = Counter(
@@ -166,10 +170,12 @@ def main() -> None:
     )
     shown = ", ".join(f"{n} {name}" for name, n in sorted(scheduled.items()))
     print(f"# pipeline runs meanwhile: {shown or 'none'}")
+    kept = len(found & answered)
     print(
-        f"# history: {len(found & answered):,} of {len(answered):,} answered predictions found "
+        f"# history: {kept:,} of {len(answered):,} answered predictions found "
         f"({read.lines:,} JSONL lines, {read.torn} torn); under logs/: "
         + ", ".join(f"{kind} {size / 1e6:.1f} MB" for kind, size in sorted(sizes.items()))
+        + f"; {logs_bytes / max(kept, 1):.0f} B per prediction kept"
     )
     report(
         "soak_rss_last_vs_first",
