@@ -12,7 +12,7 @@ import contextlib
 import gc
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -155,13 +155,12 @@ def _model(state: ServerState, uri: str) -> ServingModel:
 
 def _online_rows(
     state: ServerState, model: ServingModel, refs: list[str], entity_rows: list[dict[str, Any]]
-) -> tuple[list[list[float]], dict[str, list[Any]], list[int]]:
+) -> tuple[Sequence[Sequence[Any]], dict[str, list[Any]], list[int]]:
     """Feature rows in the model's input order; indexes of rows lacking a value."""
     try:
-        response = state.platform.features.get_online_features(refs, entity_rows)
+        columns = state.platform.features.get_online_features(refs, entity_rows)
     except LitemlopsError as exc:
         raise ApiError(422, "invalid_request", str(exc)) from None
-    columns = response.to_dict()
     names = [ref.split(":", 1)[1] for ref in refs]
     missing = [n for n in model.inputs if n not in names]
     if missing:
@@ -170,9 +169,8 @@ def _online_rows(
             "model_features_mismatch",
             f"model {model.uri} needs {missing}, which features {refs} do not provide",
         )
-    wanted = [columns[n] for n in model.inputs]
-    rows = [list(values) for values in zip(*wanted, strict=True)]
-    incomplete = [i for i, row in enumerate(rows) if any(v is None for v in row)]
+    rows = list(zip(*[columns[n] for n in model.inputs], strict=True))
+    incomplete = [i for i, row in enumerate(rows) if None in row]
     return rows, columns, incomplete
 
 
