@@ -13,7 +13,7 @@ import contextlib
 import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +61,13 @@ class ServingModel:
         # The server only builds finite float matrices (JSON has no NaN, the store
         # none past ttl), so scikit-learn's own finiteness scan is skipped.
         return model_scorer(self.loaded.model)(matrix)
+
+    def feature_dicts(self, rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
+        """Rows of values in `inputs` order as {input: value} dicts (what events carry)."""
+        inputs = self.inputs
+        # Rows come in `inputs` order, one value each: zip's length check costs more
+        # than building the dict, on every answered request.
+        return [dict(zip(inputs, row)) for row in rows]  # noqa: B905
 
 
 @dataclass
