@@ -224,7 +224,7 @@ async def inference(request: Request) -> Response:
         entities=ids,
         # The same shape as /predict's (lists in the order of `entities`), so the
         # monitoring reader parses the log's features with one type, in one pass.
-        features=[dict(zip(model.inputs, row, strict=True)) for row in rows],
+        features=model.feature_dicts(rows),
         scores=scores,
         output=ids[best],
         latency_ms=round((time.perf_counter() - start) * 1e3, 3),
@@ -279,7 +279,7 @@ async def predict(request: Request) -> Response:
         model=model.name,
         version=model.version,
         entities=body.entities or [],
-        features=[dict(zip(model.inputs, row, strict=True)) for row in rows],
+        features=model.feature_dicts(rows),
         scores=predictions,
         output=predictions,
         latency_ms=round((time.perf_counter() - start) * 1e3, 3),
