@@ -117,7 +117,8 @@ request_id when performance is checked."""
 
 MODEL_LOADED = "model_loaded"
 """A model version was loaded and warmed for serving (model, version bound): uri,
-load_ms."""
+load_ms; scorer: "numpy" when it is scored by `litemlops.scoring`'s numpy arithmetic
+(verified equal to its own method at load), "model" when by its own method."""
 
 MODEL_SWAPPED = "model_swapped"
 """An alias the server follows now serves another version: uri, from_version,

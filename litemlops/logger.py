@@ -35,13 +35,15 @@ def get_logger(name: str, **context: Any) -> Logger:
 class Logger:
     """`info`, `warning`, ... (`event`, **fields) and `bind`, like a structlog logger."""
 
-    __slots__ = ("_context", "_name", "_structlog")
+    __slots__ = ("_bound", "_context", "_name", "_structlog")
 
     def __init__(self, name: str, context: dict[str, Any]):
         self._name = name
         self._context = context
         # Not cached by structlog: it reads the configuration at every call.
         self._structlog = structlog.get_logger(name, **context)
+        #: (structlog's configuration, the logger it bound) for the last event.
+        self._bound: tuple[tuple[Any, ...], Any] | None = None
 
     def bind(self, **context: Any) -> Logger:
         return Logger(self._name, {**self._context, **context})
@@ -64,6 +66,16 @@ class Logger:
     def critical(self, event: str, **fields: Any) -> None:
         self._emit("critical", event, fields)
 
+    def _logger(self) -> Any:
+        """structlog's logger for this one, bound again only when structlog's
+        configuration changed: binding builds a logger and its sink, which cost as
+        much as the rest of an event (the server emits one per answer)."""
+        settings = tuple(structlog.get_config().values())
+        bound = self._bound
+        if bound is None or bound[0] != settings:
+            bound = self._bound = (settings, self._structlog.bind())
+        return bound[1]
+
     # structlog's own spellings, for tasks written against a structlog logger.
     msg = info
     warn = warning
@@ -71,7 +83,7 @@ class Logger:
 
     def _emit(self, method: str, event: str, fields: dict[str, Any]) -> None:
         if structlog.is_configured():
-            getattr(self._structlog, method)(event, **fields)
+            getattr(self._logger(), method)(event, **fields)
             return
         stdlib = logging.getLogger(self._name)
         level = _LEVELS[method]

@@ -56,3 +56,25 @@ def test_once_structlog_is_configured_events_go_through_it(restore_logging):
         {"event": "spelt as structlog does", "log_level": "warning", "run_id": "r1", "task": "t"},
     ]
     assert structlog.is_configured()
+
+
+def test_a_logger_follows_structlog_when_it_is_configured_again(restore_logging):
+    import logging
+
+    import structlog
+    from structlog.testing import LogCapture
+
+    log = get_logger("litemlops.test", run_id="r1")
+    first, second = LogCapture(), LogCapture()
+    structlog.configure(processors=[first])
+    log.info("one")
+    log.info("two")
+    structlog.configure(
+        processors=[second], wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING)
+    )
+    log.info("filtered out now")
+    log.warning("three")
+    structlog.reset_defaults()
+
+    assert [e["event"] for e in first.entries] == ["one", "two"]
+    assert [(e["event"], e["run_id"]) for e in second.entries] == [("three", "r1")]

@@ -12,7 +12,7 @@ import contextlib
 import gc
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
@@ -158,13 +158,12 @@ def _model(state: ServerState, uri: str) -> ServingModel:
 
 def _online_rows(
     state: ServerState, model: ServingModel, refs: list[str], entity_rows: list[dict[str, Any]]
-) -> tuple[list[list[float]], dict[str, list[Any]], list[int]]:
+) -> tuple[Sequence[Sequence[Any]], dict[str, list[Any]], list[int]]:
     """Feature rows in the model's input order; indexes of rows lacking a value."""
     try:
-        response = state.platform.features.get_online_features(refs, entity_rows)
+        columns = state.platform.features.get_online_features(refs, entity_rows)
     except LitemlopsError as exc:
         raise ApiError(422, "invalid_request", str(exc)) from None
-    columns = response.to_dict()
     names = [ref.split(":", 1)[1] for ref in refs]
     missing = [n for n in model.inputs if n not in names]
     if missing:
@@ -173,9 +172,8 @@ def _online_rows(
             "model_features_mismatch",
             f"model {model.uri} needs {missing}, which features {refs} do not provide",
         )
-    wanted = [columns[n] for n in model.inputs]
-    rows = [list(values) for values in zip(*wanted, strict=True)]
-    incomplete = [i for i, row in enumerate(rows) if any(v is None for v in row)]
+    rows = list(zip(*[columns[n] for n in model.inputs], strict=True))
+    incomplete = [i for i, row in enumerate(rows) if None in row]
     return rows, columns, incomplete
 
 
@@ -229,7 +227,7 @@ async def inference(request: Request) -> Response:
         entities=ids,
         # The same shape as /predict's (lists in the order of `entities`), so the
         # monitoring reader parses the log's features with one type, in one pass.
-        features=[dict(zip(model.inputs, row, strict=True)) for row in rows],
+        features=model.feature_dicts(rows),
         scores=scores,
         output=ids[best],
         latency_ms=round((time.perf_counter() - start) * 1e3, 3),
@@ -284,7 +282,7 @@ async def predict(request: Request) -> Response:
         model=model.name,
         version=model.version,
         entities=body.entities or [],
-        features=[dict(zip(model.inputs, row, strict=True)) for row in rows],
+        features=model.feature_dicts(rows),
         scores=predictions,
         output=predictions,
         latency_ms=round((time.perf_counter() - start) * 1e3, 3),

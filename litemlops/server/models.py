@@ -9,10 +9,11 @@ same at once (the admin API calls it after moving an alias).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -21,12 +22,13 @@ import structlog
 from litemlops import events
 from litemlops.errors import LitemlopsError, ValidationError
 from litemlops.logger import get_logger
+from litemlops.scoring import Scorer, fast_scorer, model_scorer, verification_rows, verified_scorer
 
 if TYPE_CHECKING:
     import numpy as np
 
     from litemlops.store.model_io import LoadedModel
-    from litemlops.store.registry import ModelRegistry
+    from litemlops.store.registry import ModelRegistry, ModelVersion
 
 log = get_logger("litemlops.server")
 
@@ -46,18 +48,26 @@ class ServingModel:
     inputs: tuple[str, ...]
     #: The feature references it was trained on (from its lineage), when known.
     feature_refs: tuple[str, ...] | None
+    #: How rows are scored: "numpy" (`litemlops.scoring`, verified equal to the
+    #: model's own method at load) or "model" (the model's own method).
+    scorer: str = "model"
+    score_rows: Scorer | None = field(default=None, repr=False, compare=False)
 
     def scores(self, matrix: np.ndarray) -> np.ndarray:
         """One score per row of `matrix` (columns in `inputs` order): the positive
         class's probability for classifiers, else the prediction."""
-        from sklearn import config_context
-
-        from litemlops.modeling import scores
-
+        if self.score_rows is not None:
+            return self.score_rows(matrix)
         # The server only builds finite float matrices (JSON has no NaN, the store
         # none past ttl), so scikit-learn's own finiteness scan is skipped.
-        with config_context(assume_finite=True):
-            return scores(self.loaded.model, matrix)
+        return model_scorer(self.loaded.model)(matrix)
+
+    def feature_dicts(self, rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
+        """Rows of values in `inputs` order as {input: value} dicts (what events carry)."""
+        inputs = self.inputs
+        # Rows come in `inputs` order, one value each: zip's length check costs more
+        # than building the dict, on every answered request.
+        return [dict(zip(inputs, row)) for row in rows]  # noqa: B905
 
 
 @dataclass
@@ -195,14 +205,18 @@ class ModelCache:
                 f"model {uri!r} has no signature; the server needs its input names "
                 "(log it with signature=infer_signature(X))"
             )
-        refs = _feature_refs(self.registry, meta)
+        version = _version(self.registry, meta)
+        inputs = tuple(signature.input_names)
+        score_rows, scorer = _scorer(self.registry, loaded.model, inputs, meta, version)
         model = ServingModel(
             uri=served_as or uri,
             name=meta.get("name"),
             version=meta.get("version"),
             loaded=loaded,
-            inputs=tuple(signature.input_names),
-            feature_refs=refs,
+            inputs=inputs,
+            feature_refs=_feature_refs(version),
+            scorer=scorer,
+            score_rows=score_rows,
         )
         _warm(model)
         with structlog.contextvars.bound_contextvars(model=model.name, version=model.version):
@@ -210,19 +224,75 @@ class ModelCache:
                 events.MODEL_LOADED,
                 uri=model.uri,
                 load_ms=round((time.perf_counter() - start) * 1e3, 3),
+                scorer=scorer,
             )
         return model
 
 
-def _feature_refs(registry: ModelRegistry, meta: dict[str, Any]) -> tuple[str, ...] | None:
+def _version(registry: ModelRegistry, meta: dict[str, Any]) -> ModelVersion | None:
     name, version = meta.get("name"), meta.get("version")
     if name is None or version is None:
         return None
-    lineage = registry.get_model_version(name, version).lineage
-    text = lineage.get("params", {}).get("features")
+    return registry.get_model_version(name, version)
+
+
+def _feature_refs(version: ModelVersion | None) -> tuple[str, ...] | None:
+    if version is None:
+        return None
+    text = version.lineage.get("params", {}).get("features")
     if not isinstance(text, str) or not text:
         return None
     return tuple(r.strip() for r in text.split(",") if r.strip())
+
+
+def _scorer(
+    registry: ModelRegistry,
+    model: Any,
+    inputs: tuple[str, ...],
+    meta: dict[str, Any],
+    version: ModelVersion | None,
+) -> tuple[Scorer, str]:
+    """The numpy scorer when it equals the model's own scores on the model's data (its
+    input example and reference profile, when logged, and rows around them), else the
+    model's own method."""
+    if fast_scorer(model) is None:
+        return model_scorer(model), "model"
+    run_id = meta.get("run_id")
+    if version is not None:
+        logged_as = (version.run_id, version.model_name)
+    elif isinstance(run_id, str) and str(meta.get("uri", "")).startswith(f"runs:/{run_id}/"):
+        logged_as = (run_id, str(meta["uri"]).removeprefix(f"runs:/{run_id}/"))
+    else:
+        logged_as = None
+    own = _own_rows(registry, logged_as, inputs) if logged_as is not None else []
+    return verified_scorer(model, verification_rows(len(inputs), own))
+
+
+def _own_rows(
+    registry: ModelRegistry, logged_as: tuple[str, str], inputs: tuple[str, ...]
+) -> list[np.ndarray]:
+    """Rows of what the model was trained on: its input example, and rows drawn from the
+    per-feature samples of its reference profile (each feature's sample shuffled)."""
+    import json
+
+    import numpy as np
+
+    from litemlops.monitoring.pipeline import PROFILE_ARTIFACT
+    from litemlops.monitoring.profile import Profile
+
+    run_id, name = logged_as
+    blocks: list[np.ndarray] = []
+    with contextlib.suppress(LitemlopsError, LookupError, TypeError, ValueError):
+        example = registry.tracker.logged_model(run_id, name).input_example
+        rows = [[r[n] for n in inputs] if isinstance(r, dict) else r for r in example or []]
+        blocks.append(np.asarray(rows, dtype="float64").reshape(-1, len(inputs)))
+    with contextlib.suppress(LitemlopsError, LookupError, TypeError, ValueError):
+        data = json.loads(registry.tracker.read_artifact(run_id, PROFILE_ARTIFACT))
+        samples = [Profile.from_dict(data).features[n].sample for n in inputs]
+        size = min(min(len(s) for s in samples), 256)
+        rng = np.random.default_rng(0)
+        blocks.append(np.column_stack([rng.permutation(s)[:size] for s in samples]))
+    return blocks
 
 
 def _warm(model: ServingModel) -> None:

@@ -20,6 +20,7 @@ from litemlops.clock import from_micros
 from litemlops.errors import ConfigError
 from litemlops.store.definitions import DTYPES, Field, ResolvedView
 from litemlops.store.offline import SEQ_BITS, q
+from litemlops.store.wal import WalIndex
 
 NO_CREATED = -(2**63)  # sorts below every real created time
 CHUNK = 2048  # keys per lookup statement, well under SQLite's variable limit
@@ -41,6 +42,7 @@ class OnlineStore:
             self._con = target
             self._owned = False
         else:
+            mode = ""
             try:
                 self._con = sqlite3.connect(
                     str(target), check_same_thread=False, isolation_level=None, timeout=30
@@ -50,7 +52,7 @@ class OnlineStore:
                 raise ConfigError(f"online store {target} cannot be opened: {exc}") from exc
             self._owned = True
             if str(target) != ":memory:":
-                self._con.execute("PRAGMA journal_mode=WAL")
+                mode = self._con.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             self._con.execute("PRAGMA synchronous=NORMAL")
         self._con.execute(
             "CREATE TABLE IF NOT EXISTS _lm_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
@@ -75,10 +77,28 @@ class OnlineStore:
         # larger part of a lookup when the server asks for the same entities.
         self._rows: dict[str, dict[tuple[Any, ...], tuple[Any, ...] | None]] = {}
         self._rows_version: int | None = None
+        # The last data_version read, with the WAL index header it was read under.
+        self._version_seen: tuple[bytes | None, int] | None = None
+        self._wal: WalIndex | None = None
+        if self._owned and str(target) != ":memory:" and str(mode).lower() == "wal":
+            self._wal = WalIndex(str(target))
 
     def close(self) -> None:
+        if self._wal is not None:
+            self._wal.close()  # before the connection: see litemlops.store.wal
         if self._owned:
             self._con.close()
+
+    def _data_version(self) -> int:
+        """`PRAGMA data_version`, which changes when another connection commits; not
+        asked again while the WAL index header reads as it did (litemlops.store.wal)."""
+        header = self._wal.header() if self._wal is not None else None
+        seen = self._version_seen
+        if header is not None and seen is not None and seen[0] == header:
+            return seen[1]
+        version = int(self._con.execute("PRAGMA data_version").fetchone()[0])
+        self._version_seen = (header, version)
+        return version
 
     def create(self, view: ResolvedView) -> bool:
         """Create the view's table if missing; True when it was created."""
@@ -187,7 +207,7 @@ class OnlineStore:
         """
         unique = list(dict.fromkeys(keys))
         with self._lock:
-            version = self._con.execute("PRAGMA data_version").fetchone()[0]
+            version = self._data_version()
             if version != self._rows_version:
                 self._rows.clear()  # another connection wrote
                 self._rows_version = version
@@ -277,7 +297,7 @@ class OnlineStore:
     def changed_since(self, version: int | None) -> tuple[bool, int]:
         """Whether another connection committed since `data_version` was `version`."""
         with self._lock:
-            now = int(self._con.execute("PRAGMA data_version").fetchone()[0])
+            now = self._data_version()
         return now != version, now
 
     def next_batch(self, at_least: int = 0) -> int:

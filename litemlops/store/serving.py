@@ -63,25 +63,25 @@ def read(
             columns[key.name].append(key_value(row, key, i))
     response = OnlineResponse(columns)
     for view, wanted in plan.views:
-        key_tuples = list(zip(*(columns[k] for k in view.key_names), strict=True))
+        if len(view.keys) == 1:
+            key_tuples = [(k,) for k in columns[view.keys[0].name]]
+        else:
+            key_tuples = list(zip(*(columns[k] for k in view.key_names), strict=True))
         found = online.lookup(view, key_tuples)
         ttl = view.view.ttl
-        oldest = now_us - ttl // MICROSECOND if ttl is not None else None
         nfeat = len(view.features)
-        outs: list[list[Any]] = [[] for _ in wanted]
-        for key_tuple in key_tuples:
-            values = found.get(key_tuple)
-            if values is not None and oldest is not None and values[nfeat] < oldest:
-                values = None
-            for j, (index, _) in enumerate(wanted):
-                if values is None:
-                    outs[j].append(None)
-                elif index == nfeat:
-                    outs[j].append(from_micros(values[index]))
-                else:
-                    outs[j].append(values[index])
-        for (_, out), column in zip(wanted, outs, strict=True):
-            response[out] = column
+        # Per entity its stored row, or None (unknown, or older than the ttl); then
+        # each column in one pass: a request asks for a few entities, so the cost is
+        # the interpreter's per item, not the data.
+        rows = [found.get(k) for k in key_tuples]
+        if ttl is not None:
+            oldest = now_us - ttl // MICROSECOND
+            rows = [r if r is not None and r[nfeat] >= oldest else None for r in rows]
+        for index, out in wanted:
+            if index == nfeat:
+                response[out] = [None if r is None else from_micros(r[index]) for r in rows]
+            else:
+                response[out] = [None if r is None else r[index] for r in rows]
     return response
 
 

@@ -331,6 +331,19 @@ class Tracker:
 
     def download_artifact(self, run_id: str, path: str, dest: str | Path) -> Path:
         """Copy one artifact out (verified against its sha256) to `dest`."""
+        clean, sha256 = self._artifact(run_id, path)
+        target = Path(dest)
+        if target.is_dir():
+            target = target / clean.rsplit("/", 1)[-1]
+        self.artifacts.copy_verified(sha256, target)
+        return target
+
+    def read_artifact(self, run_id: str, path: str) -> bytes:
+        """One artifact's bytes, verified against its sha256 (for small files)."""
+        return self.artifacts.read_verified(self._artifact(run_id, path)[1])
+
+    def _artifact(self, run_id: str, path: str) -> tuple[str, str]:
+        """(clean path, sha256) of a run's artifact."""
         from litemlops.errors import ArtifactNotFoundError
         from litemlops.store.artifacts import check_artifact_path
 
@@ -341,11 +354,7 @@ class Tracker:
         )
         if not rows:
             raise ArtifactNotFoundError(f"run {run_id} has no artifact {clean!r}")
-        target = Path(dest)
-        if target.is_dir():
-            target = target / clean.rsplit("/", 1)[-1]
-        self.artifacts.copy_verified(rows[0]["sha256"], target)
-        return target
+        return clean, rows[0]["sha256"]
 
     def logged_model(self, run_id: str, name: str) -> ModelInfo:
         from litemlops.errors import ModelNotFoundError

@@ -34,13 +34,20 @@ def served_overrides() -> dict[str, Any]:
     }
 
 
-@pytest.fixture(scope="module")
-def running(served_home: Config) -> Iterator[tuple[Any, int]]:
+@pytest.fixture(
+    scope="module",
+    # What `run` picks (httptools and uvloop, dependencies), and the pure-Python
+    # protocol and loop uvicorn falls back to where those are not installed.
+    params=[("auto", "auto"), ("h11", "asyncio")],
+    ids=["auto", "h11-asyncio"],
+)
+def running(served_home: Config, request: pytest.FixtureRequest) -> Iterator[tuple[Any, int]]:
     """The shipped server's set-up serving the module's home: (uvicorn server, port)."""
+    http, loop = request.param
     with Platform(served_home, clock=FixedClock()) as platform:
         app = create_app(platform, start_scheduler=False)
         sock = bind("127.0.0.1", 0)
-        server = uvicorn_server(app, served_home)
+        server = uvicorn_server(app, served_home, http=http, loop=loop)
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
         thread.start()
         deadline = time.monotonic() + 30
@@ -123,6 +130,31 @@ def test_accepted_connections_have_nagle_off(running: tuple[Any, int]) -> None:
 def test_the_listening_socket_is_tcp_so_asyncio_sets_nodelay_too() -> None:
     with bind("127.0.0.1", 0) as sock:
         assert sock.proto == socket.IPPROTO_TCP
+
+
+def test_run_serves_with_httptools_and_uvloop_and_can_fall_back_to_h11_and_asyncio(
+    served_home: Config,
+) -> None:
+    import asyncio
+
+    uvloop = pytest.importorskip("uvloop")
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    for options, protocol, on_uvloop in [
+        ({}, HttpToolsProtocol, True),
+        ({"http": "h11", "loop": "asyncio"}, H11Protocol, False),
+    ]:
+        server = uvicorn_server(object(), served_home, **options)
+        assert issubclass(server.config.http_protocol_class, protocol)
+        factory = server.config.get_loop_factory()
+        assert factory is not None
+        loop = factory()
+        try:
+            assert isinstance(loop, asyncio.AbstractEventLoop)
+            assert isinstance(loop, uvloop.Loop) == on_uvloop
+        finally:
+            loop.close()
 
 
 def test_keep_alive_connections_answer_every_request(running: tuple[Any, int]) -> None:

@@ -186,6 +186,23 @@ def test_predict_by_alias_follows_the_move_and_by_version_stays(
     assert client.post(f"/predict/{MODEL}/{challenger}", json=body).json()["version"] == challenger
 
 
+def test_each_version_is_scored_by_numpy_only_when_it_equals_the_models_own(
+    client, challenger, scores_of, read_events
+):
+    models = client.app.state.litemlops.models
+    body = {"entities": [{"driver_id": i} for i in DRIVERS]}
+
+    for version, scorer in ((1, "numpy"), (challenger, "model")):  # a random forest: its own
+        response = client.post(f"/predict/{MODEL}/{version}", json=body)
+        assert response.status_code == 200, response.text
+        assert response.json()["predictions"] == pytest.approx(
+            list(scores_of[version].values()), rel=1e-12
+        )
+        assert models.get(f"{MODEL}/{version}").scorer == scorer
+        loaded = [e for e in read_events(events.MODEL_LOADED) if e["uri"] == f"{MODEL}/{version}"]
+        assert [e["scorer"] for e in loaded] == [scorer]
+
+
 # -- on homes of their own, where the refresh interval is set per test --------------------
 
 

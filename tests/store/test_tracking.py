@@ -1,3 +1,4 @@
+import json
 import math
 from datetime import UTC, datetime
 
@@ -5,10 +6,12 @@ import pandas as pd
 import pytest
 
 from litemlops.errors import (
+    ArtifactNotFoundError,
     ExperimentNotFoundError,
     ParamConflictError,
     RunNotFoundError,
     RunStateError,
+    TamperedArtifactError,
     ValidationError,
 )
 from litemlops.store.tracking import Tracker, fingerprint, git_commit
@@ -310,6 +313,20 @@ def test_download_into_a_folder_and_from_an_unknown_run(tracker, tmp_path):
     assert tracker.download_artifact(run.id, "cfg/a.json", tmp_path) == tmp_path / "a.json"
     with pytest.raises(RunNotFoundError):
         tracker.download_artifact("f" * 32, "cfg/a.json", tmp_path)
+
+
+def test_read_artifact_gives_the_verified_bytes_and_refuses_changed_ones(tracker):
+    with tracker.start_run() as run:
+        run.log_dict({"a": 1}, "cfg/a.json")
+    assert json.loads(tracker.read_artifact(run.id, "cfg/a.json")) == {"a": 1}
+    with pytest.raises(ArtifactNotFoundError):
+        tracker.read_artifact(run.id, "cfg/missing.json")
+    with pytest.raises(RunNotFoundError):
+        tracker.read_artifact("f" * 32, "cfg/a.json")
+    sha256 = tracker.artifact_list(run.id)[0]["sha256"]
+    tracker.artifacts.path(sha256).write_text('{"a": 2}')
+    with pytest.raises(TamperedArtifactError):
+        tracker.read_artifact(run.id, "cfg/a.json")
 
 
 @pytest.mark.parametrize(

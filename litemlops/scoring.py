@@ -1,0 +1,245 @@
+"""Scores of the linear models litemlops trains, computed with numpy, verified at load.
+
+scikit-learn checks its input on every `predict_proba` (types, shape, feature
+names, fitted state): for the few rows of a request that costs a hundred times
+the arithmetic. `fast_scorer` knows, by exact type, the linear estimators the
+training pipeline builds and `StandardScaler` pipelines of them, and redoes
+their arithmetic from the fitted attributes with the same numpy operations in
+the same order. `verified_scorer` uses it only when it equals the model's own
+`modeling.scores` on rows of the model's data, and otherwise the model's own
+method: an unknown estimator, a subclass, a fitted state this code reads
+wrongly, all fall back.
+
+Scorers take a float64 matrix of finite values, columns in the model's order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+
+Scorer = Callable[["np.ndarray"], "np.ndarray"]
+
+#: How close the numpy scores must be to the model's own (they are normally equal).
+RTOL = 1e-12
+ATOL = 1e-12
+
+
+def model_scorer(model: Any) -> Scorer:
+    """The model's own `modeling.scores`, without scikit-learn's finiteness scan."""
+    from sklearn import config_context
+
+    from litemlops.modeling import scores
+
+    def score(X: np.ndarray) -> np.ndarray:
+        with config_context(assume_finite=True):
+            return scores(model, X)
+
+    return score
+
+
+def fast_scorer(model: Any) -> Scorer | None:
+    """`modeling.scores` of `model` as numpy operations; None for a model it does not know."""
+    from sklearn.pipeline import Pipeline
+
+    transforms: list[Scorer] = []
+    final = model
+    if type(model) is Pipeline:
+        *head, (_, final) = model.steps
+        for _, step in head:
+            if step is None or (isinstance(step, str) and step == "passthrough"):
+                continue
+            transform = _transform(step)
+            if transform is None:
+                return None
+            transforms.append(transform)
+    score = _final(final)
+    if score is None or not transforms:
+        return score
+
+    def piped(X: np.ndarray) -> np.ndarray:
+        for transform in transforms:
+            X = transform(X)
+        return score(X)
+
+    return piped
+
+
+def verified_scorer(model: Any, rows: np.ndarray) -> tuple[Scorer, str]:
+    """(scorer, "numpy") when the numpy scorer equals the model's own scores on `rows`,
+    else (the model's own, "model"). `rows`: the model's inputs, its own data if known."""
+    import numpy as np
+
+    own = model_scorer(model)
+    fast = fast_scorer(model)
+    if fast is None:
+        return own, "model"
+    X = np.ascontiguousarray(rows, dtype="float64")
+    try:
+        expected = np.asarray(own(X))
+        got = fast(X)
+    except Exception:
+        return own, "model"
+    same = (
+        got.shape == expected.shape
+        and got.dtype == expected.dtype
+        and bool(np.allclose(got, expected, rtol=RTOL, atol=ATOL, equal_nan=True))
+    )
+    return (fast, "numpy") if same else (own, "model")
+
+
+def verification_rows(
+    n_features: int, own: Sequence[np.ndarray] = (), *, seed: int = 0
+) -> np.ndarray:
+    """Rows to compare scorers on: the model's own (`own`: row blocks from its data),
+    then seeded rows at several scales around their centre, and zeros."""
+    import numpy as np
+
+    blocks = [np.asarray(b, dtype="float64").reshape(-1, n_features) for b in own]
+    blocks = [b[np.isfinite(b).all(axis=1)] for b in blocks]
+    known = np.concatenate(blocks) if blocks else np.zeros((0, n_features))
+    centre = known.mean(axis=0) if len(known) else np.zeros(n_features)
+    spread = known.std(axis=0) if len(known) > 1 else np.zeros(n_features)
+    spread = np.where(spread > 0, spread, np.maximum(np.abs(centre), 1.0))
+    rng = np.random.default_rng(seed)
+    synthetic = [
+        centre + spread * scale * rng.standard_normal((32, n_features))
+        for scale in (0.1, 1.0, 10.0, 1e3)
+    ]
+    return np.concatenate([known, *synthetic, np.zeros((1, n_features))])
+
+
+# -- the estimators it knows ------------------------------------------------------------------
+
+
+def _transform(step: Any) -> Scorer | None:
+    from sklearn.preprocessing import StandardScaler
+
+    if type(step) is not StandardScaler:
+        return None
+    # StandardScaler.transform on a copy: subtract the mean, then divide by the scale.
+    mean = step.mean_ if step.with_mean else None
+    scale = step.scale_ if step.with_std else None
+
+    def standardise(X: np.ndarray) -> np.ndarray:
+        if mean is not None:
+            X = X - mean
+            if scale is not None:
+                X /= scale
+            return X
+        return X / scale if scale is not None else X.copy()
+
+    return standardise
+
+
+def _final(estimator: Any) -> Scorer | None:
+    from sklearn.linear_model import (
+        ElasticNet,
+        Lasso,
+        LinearRegression,
+        LogisticRegression,
+        Ridge,
+        SGDClassifier,
+        SGDRegressor,
+    )
+
+    kind = type(estimator)
+    if kind in (LinearRegression, Ridge, Lasso, ElasticNet, SGDRegressor):
+        return _linear_regression(estimator)
+    if kind is LogisticRegression:
+        return _logistic(estimator, multinomial=True)
+    if kind is SGDClassifier:
+        if estimator.loss == "log_loss":
+            return _logistic(estimator, multinomial=False)
+        if estimator.loss == "modified_huber":
+            return _modified_huber(estimator)
+    return None
+
+
+def _fitted(estimator: Any, *names: str) -> list[Any] | None:
+    values = [getattr(estimator, name, None) for name in names]
+    return None if any(v is None for v in values) else values
+
+
+def _linear_regression(estimator: Any) -> Scorer | None:
+    fitted = _fitted(estimator, "coef_", "intercept_")
+    if fitted is None or fitted[0].ndim != 1:
+        return None  # unfitted, or several targets
+    coef, intercept = fitted
+
+    def predict(X: np.ndarray) -> np.ndarray:
+        return X @ coef + intercept
+
+    return predict
+
+
+def _decision(estimator: Any) -> tuple[Any, Any] | None:
+    fitted = _fitted(estimator, "coef_", "intercept_", "classes_")
+    if fitted is None or fitted[0].ndim != 2:
+        return None
+    return fitted[0].T, fitted[1]
+
+
+def _logistic(estimator: Any, *, multinomial: bool) -> Scorer | None:
+    """The last class's probability: the logistic of the decision for two classes; for
+    more, a softmax (LogisticRegression) or normalised one-vs-rest logistics (SGD)."""
+    from scipy.special import expit
+
+    found = _decision(estimator)
+    if found is None:
+        return None
+    coef_t, intercept = found
+    import numpy as np
+
+    if coef_t.shape[1] == 1:
+
+        def binary(X: np.ndarray) -> np.ndarray:
+            d = (X @ coef_t + intercept).reshape(-1)
+            return expit(d, out=d)
+
+        return binary
+
+    if multinomial:
+
+        def softmax(X: np.ndarray) -> np.ndarray:
+            d = X @ coef_t + intercept
+            d -= d.max(axis=1).reshape((-1, 1))
+            np.exp(d, out=d)
+            d /= d.sum(axis=1).reshape((-1, 1))
+            return d[:, -1]
+
+        return softmax
+
+    def one_vs_rest(X: np.ndarray) -> np.ndarray:
+        p = X @ coef_t + intercept
+        expit(p, out=p)
+        total = p.sum(axis=1)
+        none = total == 0
+        if none.any():
+            p[none, :] = 1
+            total[none] = p.shape[1]
+        p /= total.reshape((p.shape[0], -1))
+        return p[:, -1]
+
+    return one_vs_rest
+
+
+def _modified_huber(estimator: Any) -> Scorer | None:
+    import numpy as np
+
+    found = _decision(estimator)
+    if found is None or found[0].shape[1] != 1:
+        return None  # several classes: left to the model
+    coef_t, intercept = found
+
+    def huber(X: np.ndarray) -> np.ndarray:
+        d = (X @ coef_t + intercept).reshape(-1)
+        np.clip(d, -1, 1, out=d)
+        d += 1.0
+        d /= 2.0
+        return d
+
+    return huber
