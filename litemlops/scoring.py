@@ -42,7 +42,11 @@ def model_scorer(model: Any) -> Scorer:
 
 
 def fast_scorer(model: Any) -> Scorer | None:
-    """`modeling.scores` of `model` as numpy operations; None for a model it does not know."""
+    """`modeling.scores` of `model` as numpy operations; None for a model it does not know.
+
+    The scorer is a small object holding the fitted arrays: it pickles without
+    scikit-learn, so a process that only serves can score with it unimported.
+    """
     from sklearn.pipeline import Pipeline
 
     transforms: list[Scorer] = []
@@ -59,13 +63,18 @@ def fast_scorer(model: Any) -> Scorer | None:
     score = _final(final)
     if score is None or not transforms:
         return score
+    return _Piped(tuple(transforms), score)
 
-    def piped(X: np.ndarray) -> np.ndarray:
-        for transform in transforms:
+
+class _Piped:
+    def __init__(self, transforms: tuple[Scorer, ...], score: Scorer):
+        self.transforms = transforms
+        self.score = score
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        for transform in self.transforms:
             X = transform(X)
-        return score(X)
-
-    return piped
+        return self.score(X)
 
 
 def verified_scorer(model: Any, rows: np.ndarray) -> tuple[Scorer, str]:
@@ -121,18 +130,23 @@ def _transform(step: Any) -> Scorer | None:
     if type(step) is not StandardScaler:
         return None
     # StandardScaler.transform on a copy: subtract the mean, then divide by the scale.
-    mean = step.mean_ if step.with_mean else None
-    scale = step.scale_ if step.with_std else None
+    return _Standardise(
+        step.mean_ if step.with_mean else None, step.scale_ if step.with_std else None
+    )
 
-    def standardise(X: np.ndarray) -> np.ndarray:
-        if mean is not None:
-            X = X - mean
-            if scale is not None:
-                X /= scale
+
+class _Standardise:
+    def __init__(self, mean: Any, scale: Any):
+        self.mean = mean
+        self.scale = scale
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        if self.mean is not None:
+            X = X - self.mean
+            if self.scale is not None:
+                X /= self.scale
             return X
-        return X / scale if scale is not None else X.copy()
-
-    return standardise
+        return X / self.scale if self.scale is not None else X.copy()
 
 
 def _final(estimator: Any) -> Scorer | None:
@@ -164,16 +178,22 @@ def _fitted(estimator: Any, *names: str) -> list[Any] | None:
     return None if any(v is None for v in values) else values
 
 
+class _Affine:
+    """X @ coef + intercept, then what the subclass makes of it."""
+
+    def __init__(self, coef: Any, intercept: Any):
+        self.coef = coef
+        self.intercept = intercept
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        return X @ self.coef + self.intercept
+
+
 def _linear_regression(estimator: Any) -> Scorer | None:
     fitted = _fitted(estimator, "coef_", "intercept_")
     if fitted is None or fitted[0].ndim != 1:
         return None  # unfitted, or several targets
-    coef, intercept = fitted
-
-    def predict(X: np.ndarray) -> np.ndarray:
-        return X @ coef + intercept
-
-    return predict
+    return _Affine(fitted[0], fitted[1])
 
 
 def _decision(estimator: Any) -> tuple[Any, Any] | None:
@@ -183,39 +203,38 @@ def _decision(estimator: Any) -> tuple[Any, Any] | None:
     return fitted[0].T, fitted[1]
 
 
-def _logistic(estimator: Any, *, multinomial: bool) -> Scorer | None:
-    """The last class's probability: the logistic of the decision for two classes; for
-    more, a softmax (LogisticRegression) or normalised one-vs-rest logistics (SGD)."""
-    from scipy.special import expit
-
-    found = _decision(estimator)
-    if found is None:
-        return None
-    coef_t, intercept = found
+def _expit(d: np.ndarray) -> np.ndarray:
+    """The logistic function in place, with numpy (scipy's expit gives the same values
+    here; importing scipy.special would cost a serving process ~23 MB)."""
     import numpy as np
 
-    if coef_t.shape[1] == 1:
+    np.negative(d, out=d)
+    with np.errstate(over="ignore"):  # exp(710+) is inf, and 1 / (1 + inf) is the 0 wanted
+        np.exp(d, out=d)
+    d += 1.0
+    np.reciprocal(d, out=d)
+    return d
 
-        def binary(X: np.ndarray) -> np.ndarray:
-            d = (X @ coef_t + intercept).reshape(-1)
-            return expit(d, out=d)
 
-        return binary
+class _Binary(_Affine):
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        return _expit((X @ self.coef + self.intercept).reshape(-1))
 
-    if multinomial:
 
-        def softmax(X: np.ndarray) -> np.ndarray:
-            d = X @ coef_t + intercept
-            d -= d.max(axis=1).reshape((-1, 1))
-            np.exp(d, out=d)
-            d /= d.sum(axis=1).reshape((-1, 1))
-            return d[:, -1]
+class _Softmax(_Affine):
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        import numpy as np
 
-        return softmax
+        d = X @ self.coef + self.intercept
+        d -= d.max(axis=1).reshape((-1, 1))
+        np.exp(d, out=d)
+        d /= d.sum(axis=1).reshape((-1, 1))
+        return d[:, -1]
 
-    def one_vs_rest(X: np.ndarray) -> np.ndarray:
-        p = X @ coef_t + intercept
-        expit(p, out=p)
+
+class _OneVsRest(_Affine):
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        p = _expit(X @ self.coef + self.intercept)
         total = p.sum(axis=1)
         none = total == 0
         if none.any():
@@ -224,22 +243,32 @@ def _logistic(estimator: Any, *, multinomial: bool) -> Scorer | None:
         p /= total.reshape((p.shape[0], -1))
         return p[:, -1]
 
-    return one_vs_rest
 
+class _Huber(_Affine):
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        import numpy as np
 
-def _modified_huber(estimator: Any) -> Scorer | None:
-    import numpy as np
-
-    found = _decision(estimator)
-    if found is None or found[0].shape[1] != 1:
-        return None  # several classes: left to the model
-    coef_t, intercept = found
-
-    def huber(X: np.ndarray) -> np.ndarray:
-        d = (X @ coef_t + intercept).reshape(-1)
+        d = (X @ self.coef + self.intercept).reshape(-1)
         np.clip(d, -1, 1, out=d)
         d += 1.0
         d /= 2.0
         return d
 
-    return huber
+
+def _logistic(estimator: Any, *, multinomial: bool) -> Scorer | None:
+    """The last class's probability: the logistic of the decision for two classes; for
+    more, a softmax (LogisticRegression) or normalised one-vs-rest logistics (SGD)."""
+    found = _decision(estimator)
+    if found is None:
+        return None
+    coef_t, intercept = found
+    if coef_t.shape[1] == 1:
+        return _Binary(coef_t, intercept)
+    return _Softmax(coef_t, intercept) if multinomial else _OneVsRest(coef_t, intercept)
+
+
+def _modified_huber(estimator: Any) -> Scorer | None:
+    found = _decision(estimator)
+    if found is None or found[0].shape[1] != 1:
+        return None  # several classes: left to the model
+    return _Huber(*found)

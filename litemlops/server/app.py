@@ -9,6 +9,7 @@ so an embedding application can mount the app and let it manage its own state.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import json
 import time
@@ -31,7 +32,13 @@ from litemlops.logger import get_logger
 from litemlops.scheduler.workers import WorkerDiedError, WorkerTimeoutError
 from litemlops.server.http import JSON, ApiError, error_response, parse, read_json
 from litemlops.server.metrics import MetricsMiddleware, ServerMetrics
-from litemlops.server.models import ModelCache, ServingModel, matrix, normalise_uri
+from litemlops.server.models import (
+    ModelCache,
+    ServingModel,
+    matrix,
+    normalise_uri,
+    prepare_model,
+)
 from litemlops.server.security import ALT_HEADER, HEADER, admin_token, token_matches
 from litemlops.store.online_features import PushTarget
 
@@ -43,6 +50,8 @@ log = get_logger("litemlops.server")
 INT64 = (-(2**63), 2**63 - 1)
 #: How long a stopping app waits for pipeline tasks in progress before leaving them.
 SHUTDOWN_GRACE_SECONDS = 10.0
+#: How long loading a model version in a worker process may take.
+MODEL_LOAD_TIMEOUT = 300.0
 
 
 @dataclass
@@ -566,7 +575,20 @@ def _state(platform: Platform, service: Service | None, metrics: ServerMetrics) 
         platform=platform,
         token=token,
         service=service,
-        models=ModelCache(platform.registry, refresh_seconds=server.alias_refresh_seconds),
+        models=ModelCache(
+            platform.registry,
+            refresh_seconds=server.alias_refresh_seconds,
+            # Loaded in a worker, so this process needs no scikit-learn for a model
+            # that scores with numpy (most of a serving process's memory otherwise).
+            prepare=(
+                functools.partial(
+                    platform.workers.call, prepare_model, config, name="model-load",
+                    timeout=MODEL_LOAD_TIMEOUT,
+                )
+                if platform.workers is not None
+                else None
+            ),
+        ),
         metrics=metrics,
         max_body_bytes=server.max_body_bytes,
         body_timeout=server.body_timeout_seconds,

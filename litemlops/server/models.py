@@ -14,7 +14,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -27,6 +27,7 @@ from litemlops.scoring import Scorer, fast_scorer, model_scorer, verification_ro
 if TYPE_CHECKING:
     import numpy as np
 
+    from litemlops.config import Config
     from litemlops.store.model_io import LoadedModel
     from litemlops.store.registry import ModelRegistry, ModelVersion
 
@@ -44,7 +45,9 @@ class ServingModel:
     uri: str
     name: str | None
     version: int | None
-    loaded: LoadedModel
+    #: The model object; None when it was loaded in a worker process and only its
+    #: numpy scorer came back (so this process never imports scikit-learn for it).
+    loaded: LoadedModel | None
     inputs: tuple[str, ...]
     #: The feature references it was trained on (from its lineage), when known.
     feature_refs: tuple[str, ...] | None
@@ -58,6 +61,7 @@ class ServingModel:
         class's probability for classifiers, else the prediction."""
         if self.score_rows is not None:
             return self.score_rows(matrix)
+        assert self.loaded is not None  # a model prepared elsewhere always has a scorer
         # The server only builds finite float matrices (JSON has no NaN, the store
         # none past ttl), so scikit-learn's own finiteness scan is skipped.
         return model_scorer(self.loaded.model)(matrix)
@@ -97,8 +101,12 @@ class ModelCache:
         *,
         refresh_seconds: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        prepare: Callable[[str], ServingModel | None] | None = None,
     ):
         self.registry = registry
+        #: Loads a version elsewhere (`prepare_model` in a worker process) and gives it
+        #: back without its model object when it scores with numpy; None: load here.
+        self.prepare = prepare
         self.refresh_seconds = refresh_seconds
         self.clock = clock
         self._entries: dict[str, _Entry] = {}
@@ -197,26 +205,11 @@ class ModelCache:
 
     def _load(self, uri: str, served_as: str | None = None) -> ServingModel:
         start = time.perf_counter()
-        loaded = self.registry.load_model(uri)
-        meta = loaded.metadata
-        signature = loaded.signature
-        if signature is None:
-            raise ValidationError(
-                f"model {uri!r} has no signature; the server needs its input names "
-                "(log it with signature=infer_signature(X))"
-            )
-        version = _version(self.registry, meta)
-        inputs = tuple(signature.input_names)
-        score_rows, scorer = _scorer(self.registry, loaded.model, inputs, meta, version)
-        model = ServingModel(
-            uri=served_as or uri,
-            name=meta.get("name"),
-            version=meta.get("version"),
-            loaded=loaded,
-            inputs=inputs,
-            feature_refs=_feature_refs(version),
-            scorer=scorer,
-            score_rows=score_rows,
+        prepared = self.prepare(uri) if self.prepare is not None else None
+        model = (
+            replace(prepared, uri=served_as or uri)
+            if prepared is not None
+            else build_model(self.registry, uri, served_as)
         )
         _warm(model)
         with structlog.contextvars.bound_contextvars(model=model.name, version=model.version):
@@ -224,9 +217,49 @@ class ModelCache:
                 events.MODEL_LOADED,
                 uri=model.uri,
                 load_ms=round((time.perf_counter() - start) * 1e3, 3),
-                scorer=scorer,
+                scorer=model.scorer,
+                loaded_in="worker" if prepared is not None else "server",
             )
         return model
+
+
+def prepare_model(config: Config, uri: str) -> ServingModel | None:
+    """In a worker process: load `uri` as the server would and give back what serves it
+    without scikit-learn (its numpy scorer, verified equal to the model's own scores);
+    None when the model has no such scorer, so the server loads it itself."""
+    from litemlops.store.registry import ModelRegistry
+    from litemlops.store.tracking import Tracker
+
+    with Tracker(config.registry_path, artifacts=config.artifacts_dir) as tracker:
+        model = build_model(ModelRegistry(tracker), uri, None)
+    if model.scorer != "numpy":
+        return None
+    return replace(model, loaded=None)
+
+
+def build_model(registry: ModelRegistry, uri: str, served_as: str | None) -> ServingModel:
+    """The version `uri` names, loaded, checked and given its scorer."""
+    loaded = registry.load_model(uri)
+    meta = loaded.metadata
+    signature = loaded.signature
+    if signature is None:
+        raise ValidationError(
+            f"model {uri!r} has no signature; the server needs its input names "
+            "(log it with signature=infer_signature(X))"
+        )
+    version = _version(registry, meta)
+    inputs = tuple(signature.input_names)
+    score_rows, scorer = _scorer(registry, loaded.model, inputs, meta, version)
+    return ServingModel(
+        uri=served_as or uri,
+        name=meta.get("name"),
+        version=meta.get("version"),
+        loaded=loaded,
+        inputs=inputs,
+        feature_refs=_feature_refs(version),
+        scorer=scorer,
+        score_rows=score_rows,
+    )
 
 
 def _version(registry: ModelRegistry, meta: dict[str, Any]) -> ModelVersion | None:
