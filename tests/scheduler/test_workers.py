@@ -288,3 +288,13 @@ def test_offline_pushes_and_descriptions_go_through_a_worker(served: Platform) -
     assert [d["name"] for d in served.describe_features()] == ["driver_stats"]
     got = served.features.get_online_features(["driver_stats:conv_rate"], [{"driver_id": 1001}])
     assert got["conv_rate"] == [0.5]
+
+
+def niceness() -> int:
+    return os.nice(0)
+
+
+def test_workers_run_at_a_lower_cpu_priority_than_their_owner(workers: Workers) -> None:
+    from litemlops.scheduler.workers import NICENESS
+
+    assert workers.call(niceness) == min(os.nice(0) + NICENESS, 19)
