@@ -36,8 +36,10 @@ class LoggingConfig:
 
     max_bytes: the live `events.jsonl` is rotated at this size (0: never; then every
     monitoring check parses the whole file, where rotated files are read from their
-    Parquet segments). backups: how many rotated files are kept; monitoring windows,
-    and the served labels training learns from, reach back only as far as they do.
+    Parquet segments). A rotated file keeps a name of its own and is not deleted by
+    rotation: no event may leave the log before it is kept elsewhere.
+    backups: no longer used (it was how many rotated files were kept, the oldest
+    deleted); still accepted, so older config files load.
     """
 
     level: str = "info"

@@ -55,7 +55,9 @@ def names(output):
 
 
 def test_logs_reads_the_live_log_and_its_backups_oldest_first(home):
-    assert len(list((home / "logs").glob("events.jsonl.*"))) >= 3
+    from litemlops.monitoring.events import event_files
+
+    assert len(event_files(home / "logs")) >= 4
 
     out = run_cli(home, "--json")
 

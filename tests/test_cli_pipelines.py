@@ -249,7 +249,9 @@ def test_logs_follow_the_event_log_through_its_rotations(home):
     home.mkdir()
     out = run_cli("pipelines", "run", "toy", "--json", home=home, env=small)
     run_id = json.loads(out.stdout)["run_id"]
-    assert (home / "logs" / "events.jsonl.5").exists()  # about one event a file
+    from litemlops.monitoring.events import event_files
+
+    assert len(event_files(home / "logs")) > 6  # about one event a file
 
     out = run_cli("pipelines", "logs", run_id, "--json", home=home)
     events = [json.loads(line) for line in out.output.splitlines()]

@@ -46,21 +46,34 @@ _COLUMNS = {
     "label": "VARCHAR",
 }
 _KIND_TYPES = {"numeric": "DOUBLE", "categorical": "VARCHAR"}
-_ROTATED = re.compile(rf"^{re.escape(EVENTS_FILE)}(?:\.(\d+))?$")
+_LEGACY = re.compile(rf"^{re.escape(EVENTS_FILE)}\.(\d+)$")
+_ROTATED = re.compile(r"^events-(\d{8}T\d{12}Z)-(\d+)(?:\.(\d+))?\.jsonl$")
+"""Rotated event files, as `litemlops.logsetup.rotated_name` names them."""
 _ATTEMPTS = 3
 
 
 def event_files(logs_dir: Path | str) -> list[Path]:
-    """The event log and its rotated backups, oldest first (`events.jsonl.N` ... `.1`, then
-    `events.jsonl`)."""
+    """The event log's JSONL files, oldest first: backups of the numbered kind older
+    versions rotated (`events.jsonl.N` ... `.1`), rotated files (`events-<time>-<pid>.jsonl`),
+    and the live `events.jsonl`."""
     folder = Path(logs_dir)
     if not folder.is_dir():
         return []
-    found = []
+    found: list[tuple[tuple[Any, ...], Path]] = []
     for path in folder.iterdir():
-        match = _ROTATED.match(path.name)
-        if match and path.is_file():
-            found.append((-int(match.group(1) or 0), path))
+        name = path.name
+        legacy = _LEGACY.match(name)
+        rotated = _ROTATED.match(name)
+        if legacy:
+            key: tuple[Any, ...] = (0, -int(legacy.group(1)))
+        elif rotated:
+            key = (1, rotated.group(1), int(rotated.group(3) or 0), int(rotated.group(2)))
+        elif name == EVENTS_FILE:
+            key = (2,)
+        else:
+            continue
+        if path.is_file():
+            found.append((key, path))
     return [path for _, path in sorted(found)]
 
 
