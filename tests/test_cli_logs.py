@@ -55,7 +55,7 @@ def names(output):
 
 
 def test_logs_reads_the_live_log_and_its_backups_oldest_first(home):
-    from litemlops.monitoring.events import event_files
+    from litemlops.monitoring.history import event_files
 
     assert len(event_files(home / "logs")) >= 4
 

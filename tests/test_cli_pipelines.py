@@ -249,7 +249,7 @@ def test_logs_follow_the_event_log_through_its_rotations(home):
     home.mkdir()
     out = run_cli("pipelines", "run", "toy", "--json", home=home, env=small)
     run_id = json.loads(out.stdout)["run_id"]
-    from litemlops.monitoring.events import event_files
+    from litemlops.monitoring.history import event_files
 
     assert len(event_files(home / "logs")) > 6  # about one event a file
 

@@ -12,7 +12,7 @@ import structlog
 from litemlops import events
 from litemlops.config import Config
 from litemlops.logsetup import _JsonLinesFile, configure_logging, rotated_name, shutdown_logging
-from litemlops.monitoring.events import event_files
+from litemlops.monitoring.history import event_files
 
 
 @pytest.fixture

@@ -356,7 +356,7 @@ def pipelines_logs(
 def _log_files(path: Path) -> list[Path]:
     """The rotated backups oldest first (`.3`, `.2`, `.1`: the logging module's numbering),
     then the live file `path`."""
-    from litemlops.monitoring.events import event_files
+    from litemlops.monitoring.history import event_files
 
     return event_files(path.parent)
 

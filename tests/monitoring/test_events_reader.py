@@ -11,7 +11,7 @@ from litemlops.config import Config
 from litemlops.errors import ValidationError
 from litemlops.logsetup import configure_logging, shutdown_logging
 from litemlops.monitoring import read_feedback, read_predictions
-from litemlops.monitoring.events import event_files
+from litemlops.monitoring.history import event_files
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
