@@ -137,14 +137,11 @@ def _predictions(names: list[str]) -> str:
     that of an integer, else as `num:`, with `text:` where the text is not the kept
     number's.
     """
-    if not names:
-        return (
-            "SELECT NULL::TIMESTAMPTZ AS ts, NULL::BIGINT AS seq, NULL AS request_id, NULL AS "
-            "model, NULL::BIGINT AS version, NULL AS service, NULL AS entity, NULL::BIGINT AS "
-            "position, NULL::DOUBLE AS score, NULL AS output LIMIT 0"
-        )
-    as_text = literal(json.dumps([dict.fromkeys(names, "VARCHAR")]))
-    as_number = literal(json.dumps([dict.fromkeys(names, "DOUBLE")]))
+    # Feature lists whose objects have no key at all still have rows; a struct needs a
+    # field, and no key can take this one's place (there are none).
+    fields = names or ["_"]
+    as_text = literal(json.dumps([dict.fromkeys(fields, "VARCHAR")]))
+    as_number = literal(json.dumps([dict.fromkeys(fields, "DOUBLE")]))
     rows = (
         f"SELECT ts, seq, request_id, model, TRY_CAST(version AS BIGINT) AS version, service, "
         f"entities, json_transform(features, {as_text}) AS features, "
@@ -152,9 +149,12 @@ def _predictions(names: list[str]) -> str:
         f"WHERE event = {literal(events.PREDICTION_SERVED)} AND ts IS NOT NULL"
     )
     read = ", ".join(
-        f"f.{ident(n)} AS {ident('v:' + n)}, d.{ident(n)} AS {ident('d:' + n)}" for n in names
+        f"f.{ident(n)} AS {ident('v:' + n)}, d.{ident(n)} AS {ident('d:' + n)}" for n in fields
     )
     flat = event_sql.flat(rows, read, key="seq", more="unnest(numbers) AS d,")
+    fixed = ", ".join(FIXED)
+    if not names:
+        return f"SELECT {fixed} FROM ({flat})"
     whole = ", ".join(
         f"CASE WHEN CAST(TRY_CAST({v} AS BIGINT) AS VARCHAR) = {v} "
         f"AND CAST(TRY_CAST({v} AS BIGINT) AS DOUBLE) IS NOT DISTINCT FROM {d} "
@@ -174,7 +174,6 @@ def _predictions(names: list[str]) -> str:
         for n in names
         for v, i, x, t in [(ident("v:" + n), *(ident(p + n) for p in PREFIXES))]
     )
-    fixed = ", ".join(FIXED)
     return (
         f"SELECT {fixed}, {texts} FROM (SELECT {fixed}, {numbers} FROM ("
         f"SELECT *, {whole} FROM ({flat})))"
@@ -185,8 +184,6 @@ def rebuilt_features(rows: str, names: list[str]) -> str:
     """SQL: per `seq`, the `features` list of a prediction's line as JSON text, from its
     typed rows in `rows` (missing and null values left out; a line whose rebuild differs
     from its own keeps its features)."""
-    if not names:
-        return "SELECT NULL::BIGINT AS seq, NULL::VARCHAR AS features LIMIT 0"
     members = []
     for n in names:
         i, x, t = (ident(p + n) for p in PREFIXES)
@@ -197,7 +194,7 @@ def rebuilt_features(rows: str, names: list[str]) -> str:
         )
         key = literal(json_text(n) + ":")
         members.append(f"{key} || ({value})")
-    obj = "'{' || concat_ws(',', " + ", ".join(members) + ") || '}'"
+    obj = "'{' || concat_ws(',', " + ", ".join(members) + ") || '}'" if members else "'{}'"
     return (
         f"SELECT seq, '[' || string_agg({obj}, ',' ORDER BY position) || ']' AS features "
         f"FROM {rows} GROUP BY seq"

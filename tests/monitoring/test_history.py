@@ -416,3 +416,14 @@ def test_the_manifest_is_json_a_person_can_read(logs):
     assert {p["kind"] for p in data["parts"]} == {"events", "feedback", "predictions"}
     assert os.path.exists(logs / HISTORY_DIR / data["parts"][0]["name"])
 
+
+def test_predictions_whose_feature_objects_have_no_keys_keep_their_rows(tmp_path):
+    logs = write_log(tmp_path / "home" / "logs",
+                     [[served("a", 1, [{}]), served("b", 2, [{}, {}])], []])
+    parsed = copy_log(logs, tmp_path / "parsed")
+
+    compact(logs)
+
+    frame = read_predictions(logs, features={"x": "numeric"})
+    pd.testing.assert_frame_equal(frame, read_predictions(parsed, features={"x": "numeric"}))
+    assert frame["request_id"].tolist() == ["a", "b", "b"]
