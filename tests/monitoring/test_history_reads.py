@@ -1,6 +1,7 @@
 """A read through the compacted history gives what parsing every original line gives."""
 
 import itertools
+import json
 from datetime import timedelta
 
 import pandas as pd
@@ -8,7 +9,7 @@ from history_logs import T0, compact, copy_log, label, served, write_log
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from litemlops.monitoring import history, read_feedback, read_predictions
+from litemlops.monitoring import event_log, history, read_feedback, read_predictions
 
 KINDS = {"x": "numeric", "code": "categorical"}
 
@@ -117,3 +118,27 @@ def test_a_feature_whose_json_type_varies_reads_as_it_parses(tmp_path_factory, b
     for kind in ("numeric", "categorical"):
         pd.testing.assert_frame_equal(read_predictions(folder, features={"v": kind}),
                                       read_predictions(parsed_log, features={"v": kind}))
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(batches=st.lists(st.lists(st.dictionaries(st.sampled_from(["a", "b", "c"]), values,
+                                                 max_size=3), max_size=3),
+                        min_size=1, max_size=6),
+       cut=st.integers(0, 6))
+def test_every_line_comes_back_from_the_history_with_its_keys_in_order(tmp_path_factory,
+                                                                       batches, cut):
+    root = tmp_path_factory.mktemp("log")
+    written = [served(f"r{i}", i, rows) for i, rows in enumerate(batches)]
+    written.insert(min(cut, len(written)), {"event": "task_started", "timestamp": "x", "n": 1})
+    folder = write_log(root / "logs", [written, []])
+    compact(folder)
+
+    found = event_log.query_events(folder, limit=100)
+
+    assert (found.total, found.unreadable) == (len(written), 0)
+    lines = [json.loads(line) for line in found.lines]
+    timed = [e for e in written if e["timestamp"] != "x"]
+    assert [list(e.items()) for e in lines[1:]] == [list(e.items()) for e in timed]
+    assert lines[0]["event"] == "task_started"  # a line without a time sorts as the oldest
