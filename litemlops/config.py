@@ -52,9 +52,9 @@ class LoggingConfig:
 class HistoryConfig:
     """How long the event history keeps served predictions, labels and other events.
 
-    Rotated event files are compacted into typed Parquet under `logs/history/`
-    (`litemlops.monitoring.history.compact`); monitoring windows and the served labels
-    training learns from read the history and the files not yet compacted.
+    Rotated event files are compacted into typed Parquet under `logs/history/` (at the
+    start of each monitoring check); monitoring windows, the served labels training
+    learns from and `litemlops logs` read the history and the files not yet compacted.
     keep_days: history files whose newest event is older than this are removed (0: no
     limit). max_bytes: past this size the oldest history files are removed (0: no
     limit). Whichever limit is reached first applies.
