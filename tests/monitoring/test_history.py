@@ -427,3 +427,24 @@ def test_predictions_whose_feature_objects_have_no_keys_keep_their_rows(tmp_path
     frame = read_predictions(logs, features={"x": "numeric"})
     pd.testing.assert_frame_equal(frame, read_predictions(parsed, features={"x": "numeric"}))
     assert frame["request_id"].tolist() == ["a", "b", "b"]
+
+
+def test_the_cli_compacts_and_says_what_it_did(logs):
+    from click.testing import CliRunner
+
+    from litemlops.cli.main import cli
+
+    home = str(logs.parent)
+    env = {k: None for k in os.environ if k.startswith("LITEMLOPS_")}
+    # The events are of 2026-01-01: a retention of ten years keeps them, whatever today is.
+    env["LITEMLOPS_HISTORY_KEEP_DAYS"] = "3650"
+    out = CliRunner().invoke(cli, ["monitor", "compact", "--home", home], env=env)
+    again = CliRunner().invoke(cli, ["monitor", "compact", "--home", home, "--json"], env=env)
+    nowhere = CliRunner().invoke(cli, ["monitor", "compact", "--home", str(logs / "x")], env=env)
+
+    assert out.exit_code == 0, out.output
+    assert out.output.startswith("2 event file(s), 4 lines, into the history;")
+    assert "0 expired" in out.output
+    assert json.loads(again.output)["files"] == 0
+    assert read_predictions(logs)["request_id"].tolist() == ["a", "b", "b", "c"]
+    assert nowhere.exit_code == 1 and "nothing to compact" in nowhere.output
