@@ -1,16 +1,16 @@
 """Drift from the event log: `read_predictions` + `drift_report` against numpy on arrays in memory.
 
 Ours is the monitoring check end to end, as it runs every minute: DuckDB reads
-a window of `prediction_served` events from the JSONL log (the live file and
-its rotated backups, 10 MB each as in production), flattened into one row per
-scored entity, and `drift_report` judges every feature against the reference
-profile saved at training time (KS and Wasserstein on samples capped at 5,000,
-PSI and the quality checks on every value). A rotated backup never changes, so
-its rows are parsed once into a Parquet segment (`monitoring.segments`) at its
-first read; the timed reads take the segments and parse the live file. The
-first read (which parses every file and writes the segments) and a read that
-parses every file (`cache=False`, as for a logs folder that cannot be written)
-are printed as well, with their ratio to the reference.
+a window of `prediction_served` events from the event log (rotated every 10 MB
+as in production), flattened into one row per scored entity, and `drift_report`
+judges every feature against the reference profile saved at training time (KS
+and Wasserstein on samples capped at 5,000, PSI and the quality checks on every
+value). The check compacts rotated files into the event history (typed Parquet,
+`monitoring.history`) before it reads, so the timed reads take the history and
+parse the live file. A read that parses every file (as before the compaction,
+or with a history that cannot be written) and the compaction itself are printed
+as well, and so is what the history takes on disk per prediction (all of it:
+the typed rows, and every line's other keys for `litemlops logs`).
 
 The reference computes the same statistics with vectorised numpy on arrays
 already in memory, on every value of the window, which is what a report that
@@ -33,6 +33,7 @@ import statistics
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -43,15 +44,19 @@ import scipy
 from _harness import paired, peak_rss_mb, report, setup
 from scipy import special
 
-from litemlops.monitoring import build_profile, drift_report, read_predictions
+from litemlops.config import Config
+from litemlops.logsetup import rotated_name
+from litemlops.monitoring import build_profile, drift_report, history, read_predictions
 from litemlops.monitoring.drift import EPSILON, DriftReport
-from litemlops.monitoring.events import event_files
+from litemlops.monitoring.history import event_files
 from litemlops.monitoring.profile import Profile
 
 TARGET_RATIO = 3.0
 TARGET_RSS_MB = 2048
+TARGET_BYTES_PER_PREDICTION = 100
 REFERENCE_ROWS = 100_000
 FILE_BYTES = 10_000_000  # logging.max_bytes' default
+START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -94,9 +99,9 @@ def write_log(logs: Path, names: list[str], current: dict) -> None:
     for start in range(0, n, 10_000):
         stop = min(start + 10_000, n)
         rows = np.column_stack([current[name][start:stop] for name in names]).tolist()
-        times = np.datetime64("2026-01-01", "us") + np.arange(start, stop) * np.timedelta64(
-            997, "us"
-        )
+        times = np.datetime64(START.replace(tzinfo=None), "us") + np.arange(
+            start, stop
+        ) * np.timedelta64(997, "us")
         stamps = np.datetime_as_string(times, unit="us")
         for i, values, stamp in zip(range(start, stop), rows, stamps, strict=True):
             line = orjson.dumps(_event(i, dict(zip(names, values, strict=True)), f"{stamp}Z"))
@@ -110,9 +115,11 @@ def write_log(logs: Path, names: list[str], current: dict) -> None:
             size += len(line) + 1
     assert out is not None
     out.close()
-    # the newest is events.jsonl, the oldest the highest-numbered backup
-    for age, path in enumerate(reversed(chunks)):
-        path.rename(logs / ("events.jsonl" if age == 0 else f"events.jsonl.{age}"))
+    # named as rotation names them, the newest being the live events.jsonl
+    live = logs / "events.jsonl"
+    for i, path in enumerate(chunks):
+        last = i == len(chunks) - 1
+        path.rename(live if last else rotated_name(live, START + timedelta(seconds=i), 1))
 
 
 def _event(i: int, row: dict, timestamp: str) -> dict:
@@ -205,12 +212,13 @@ def numpy_stats(prepared: dict[str, Prepared], current: dict) -> dict[str, dict[
     return out
 
 
-def check_same(training: dict, logs: Path, current: dict) -> None:
-    """Ours reads the window back exactly, and without the sample cap (its profile's
-    sample then being the whole training column) computes the reference's numbers."""
+def check_same(training: dict, logs: Path, current: dict, parsed: int) -> None:
+    """Ours reads the window back exactly (as parsing every file read it: `parsed` is
+    the hash of that read), and without the sample cap (its profile's sample then
+    being the whole training column) computes the reference's numbers."""
     profile = build_profile(pd.DataFrame(training), sample_size=REFERENCE_ROWS)
     frame = read_predictions(logs, features=profile.kinds)
-    assert frame.equals(read_predictions(logs, features=profile.kinds, cache=False))
+    assert _digest(frame) == parsed, "the history reads otherwise than the files parse"
     assert len(frame) == len(next(iter(current.values()))), len(frame)
     for name, values in current.items():
         assert np.array_equal(frame[name].to_numpy(), values), f"{name} read back differently"
@@ -222,35 +230,47 @@ def check_same(training: dict, logs: Path, current: dict) -> None:
             assert np.isclose(got[key], stats[key], rtol=1e-9, atol=1e-12), (name, key)
 
 
+def _digest(frame: pd.DataFrame) -> int:
+    return int(pd.util.hash_pandas_object(frame, index=True).sum())
+
+
 def run(count: int, size: Size, tmp: Path) -> None:
     rng = np.random.default_rng(count)
     names = feature_names(count)
     training = columns(names, REFERENCE_ROWS, 0.0, rng)
     current = columns(names, size.events, 0.3, rng)
     profile = build_profile(pd.DataFrame(training))
-    logs = tmp / f"logs-{count}"
+    config = Config.load(tmp / f"home-{count}", env={})
+    logs = config.logs_dir
     write_log(logs, names, current)
     files = len(event_files(logs))
     megabytes = sum(f.stat().st_size for f in event_files(logs)) / 1e6
     prepared = prepare(profile, training)
 
-    def ours(cache: bool = True) -> DriftReport:
-        return drift_report(profile, read_predictions(logs, features=profile.kinds, cache=cache))
+    def ours() -> DriftReport:
+        return drift_report(profile, read_predictions(logs, features=profile.kinds))
 
-    start = time.perf_counter()
-    verdict = ours()
-    first = time.perf_counter() - start
-    assert verdict.status == "ok", verdict.message
-    check_same(training, logs, current)
     reference = lambda: numpy_stats(prepared, current)  # noqa: E731
+    # Every file parsed, as before the check compacts them.
+    t_parsed, t_ref_parsed = paired(ours, reference, size.repeat)
+    parsed = _digest(read_predictions(logs, features=profile.kinds))
+    start = time.perf_counter()
+    done = history.compact(
+        config, clock=lambda: START + timedelta(days=1), settle_seconds=0
+    )
+    compacting = time.perf_counter() - start
+    assert done.files == files - 1, done
+    verdict = ours()
+    assert verdict.status == "ok", verdict.message
+    check_same(training, logs, current, parsed)
     t_ours, t_ref = paired(ours, reference, size.repeat)
-    t_parsed, t_ref_parsed = paired(lambda: ours(cache=False), reference, size.repeat)
     print(
         f"# {count} features: {size.events:,} events in {files} files ({megabytes:,.0f} MB); "
         f"drifted: {verdict.drifted_features}; medians: ours {statistics.median(t_ours):.2f} s, "
         f"reference {statistics.median(t_ref):.2f} s\n"
-        f"# first read, writing the segments: {first:.2f} s; every file parsed: "
-        f"{min(t_parsed):.2f} s (ratio {min(t_parsed) / min(t_ref_parsed):.2f})"
+        f"# every file parsed: {min(t_parsed):.2f} s (ratio "
+        f"{min(t_parsed) / min(t_ref_parsed):.2f}); compacting {done.files} rotated files "
+        f"into the history: {compacting:.1f} s ({done.parts} files, {done.bytes / 1e6:.1f} MB)"
     )
     report(
         f"drift_report_from_log_{count}_features",
@@ -260,6 +280,16 @@ def run(count: int, size: Size, tmp: Path) -> None:
         reference=min(t_ref),
         on_ratio=True,
     )
+    predictions = sum(p.rows for p in history.snapshot(logs).parts if p.kind == "predictions")
+    if count == 3:  # the target is for the demo's features; 20 random doubles take 160 B
+        report(
+            "history_bytes_per_prediction_3_features",
+            done.bytes / predictions,
+            "B",
+            TARGET_BYTES_PER_PREDICTION,
+        )
+    else:
+        print(f"# history on disk: {done.bytes / predictions:.0f} B per prediction")
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """The one frozen `Config` of an installation, built at the edge and passed explicitly.
 
 Values come, lowest precedence first, from the defaults below, `<home>/config.toml`
-(sections `[logging]`, `[features]`, `[demo]`, `[pipelines]`, `[training]`,
+(sections `[logging]`, `[history]`, `[features]`, `[demo]`, `[pipelines]`, `[training]`,
 `[schedules]`, `[server]`, `[monitoring]`), environment variables
 `LITEMLOPS_<SECTION>_<KEY>` and explicit overrides (`{"demo.drivers": 5}`). Alert
 rules are `[[alerts]]` tables in the file only (see `AlertRule`); without any, the
@@ -34,16 +34,34 @@ LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 class LoggingConfig:
     """Where and how much the structured event log writes.
 
-    max_bytes: the live `events.jsonl` is rotated at this size (0: never; then every
-    monitoring check parses the whole file, where rotated files are read from their
-    Parquet segments). backups: how many rotated files are kept; monitoring windows,
-    and the served labels training learns from, reach back only as far as they do.
+    max_bytes: the live `events.jsonl` is rotated at this size (0: never; then nothing
+    goes into the history and every monitoring check parses the whole file). A rotated
+    file keeps a name of its own until the history has it (see `HistoryConfig`).
+    backups: no longer used. It was how many rotated files were kept, the oldest
+    deleted; now no event leaves the log before it is in the history, which `[history]`
+    keeps by days and size. Still accepted, so older config files load.
     """
 
     level: str = "info"
     max_bytes: int = 10_000_000
     backups: int = 5
     console: bool = True
+
+
+@dataclass(frozen=True)
+class HistoryConfig:
+    """How long the event history keeps served predictions, labels and other events.
+
+    Rotated event files are compacted into typed Parquet under `logs/history/` (at the
+    start of each monitoring check); monitoring windows, the served labels training
+    learns from and `litemlops logs` read the history and the files not yet compacted.
+    keep_days: history files whose newest event is older than this are removed (0: no
+    limit). max_bytes: past this size the oldest history files are removed (0: no
+    limit). Whichever limit is reached first applies.
+    """
+
+    keep_days: float = 90.0
+    max_bytes: int = 5_000_000_000
 
 
 @dataclass(frozen=True)
@@ -346,6 +364,7 @@ accuracy drop is logged. Used when config.toml has no `[[alerts]]`."""
 
 _SECTIONS: dict[str, type] = {
     "logging": LoggingConfig,
+    "history": HistoryConfig,
     "features": FeaturesConfig,
     "demo": DemoConfig,
     "pipelines": PipelinesConfig,
@@ -411,6 +430,8 @@ _RULES: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("logging", "level"): _check_level,
     ("logging", "max_bytes"): _non_negative,
     ("logging", "backups"): _non_negative,
+    ("history", "keep_days"): _non_negative,
+    ("history", "max_bytes"): _non_negative,
     ("features", "push_lateness_seconds"): _non_negative,
     ("features", "max_future_seconds"): _non_negative,
     ("pipelines", "keep_run_folders"): _non_negative,
@@ -456,6 +477,7 @@ class Config:
 
     home: Path
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    history: HistoryConfig = field(default_factory=HistoryConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
     pipelines: PipelinesConfig = field(default_factory=PipelinesConfig)
@@ -523,6 +545,11 @@ class Config:
     def events_log_path(self) -> Path:
         """The JSONL event log that monitoring reads back."""
         return self.logs_dir / "events.jsonl"
+
+    @property
+    def history_dir(self) -> Path:
+        """The event history: rotated event files compacted into Parquet."""
+        return self.logs_dir / "history"
 
     @property
     def data_dir(self) -> Path:

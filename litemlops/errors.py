@@ -18,6 +18,10 @@ class HomeLockedError(LitemlopsError, RuntimeError):
     """Another process owns the home directory."""
 
 
+class HistoryError(LitemlopsError, OSError):
+    """The event history (`logs/history/`) cannot be read or written."""
+
+
 class DefinitionError(LitemlopsError, ValueError):
     """An entity or feature view definition is invalid."""
 

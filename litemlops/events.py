@@ -158,6 +158,15 @@ TRAINING_SET_EXTRACTED = "training_set_extracted"
 predictions a `/feedback` label came for, with the values they were served with),
 served_skipped (labelled ones without an entity to key them)."""
 
+HISTORY_COMPACTED = "history_compacted"
+"""Rotated event files went into the event history (`logs/history/`): files, lines,
+merged (small history files combined), expired (history files past `[history]`
+retention), bytes (the history's size now)."""
+
+HISTORY_COMPACTION_FAILED = "history_compaction_failed"
+"""The event history could not be written (the rotated files wait for the next try,
+and readers parse them meanwhile): error."""
+
 REQUIRED_KEYS: dict[str, frozenset[str]] = {
     FEATURES_APPLIED: frozenset({"objects", "changed"}),
     FEATURES_INGESTED: frozenset({"view", "rows", "source"}),
@@ -199,6 +208,8 @@ REQUIRED_KEYS: dict[str, frozenset[str]] = {
     ALERT_NOTIFY_FAILED: frozenset({"rule", "notifier", "error"}),
     TRAINING_SET_EXTRACTED: frozenset({"rows", "served_rows", "served_skipped"}),
     PIPELINE_HISTORY_PRUNED: frozenset({"runs", "before"}),
+    HISTORY_COMPACTED: frozenset({"files", "lines", "merged", "expired", "bytes"}),
+    HISTORY_COMPACTION_FAILED: frozenset({"error"}),
 }
 
 ANSWERED: frozenset[str] = frozenset({PREDICTION_SERVED, FEEDBACK_RECEIVED})

@@ -26,10 +26,12 @@ import contextlib
 import datetime as dt
 import logging
 import logging.handlers
+import os
 import sys
 import threading
+import time
 from collections.abc import Callable, MutableMapping
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any, TextIO
 
 import orjson
@@ -290,12 +292,27 @@ class _StdlibRecords(logging.Handler):
 class _JsonLinesFile(logging.handlers.RotatingFileHandler):
     """The rotating event file: a line is written whole, and rotation happens between
     lines once the file would pass `maxBytes` (the standard handler would render
-    each record a second time to decide that)."""
+    each record a second time to decide that).
 
+    A full file is renamed to a name of its own, `events-<UTC time>-<pid>.jsonl`
+    (`rotated_name`), and never deleted here: the history's compaction
+    (`litemlops.monitoring.history`) turns rotated files into Parquet and removes
+    them, so nothing leaves the log before it is in the history. `backupCount` is
+    ignored. Other processes may write the same file (a CLI command, pipeline
+    workers): at most every `CHECK_SECONDS` a writer checks that its path still
+    names the file it has open, and reopens it after another process rotated it.
+    """
+
+    CHECK_SECONDS = 1.0
     _size: int | None = None  # bytes in the current file; a text file's tell() is slow
+    _checked = 0.0  # time.monotonic() of the last check that the path is still ours
 
     def write_line(self, line: str) -> None:
         text = line + "\n"
+        now = time.monotonic()
+        if self.stream is not None and now - self._checked >= self.CHECK_SECONDS:
+            self._checked = now
+            self._follow()
         if self.stream is None:
             self.stream = self._open()
         if self._size is None:
@@ -309,6 +326,49 @@ class _JsonLinesFile(logging.handlers.RotatingFileHandler):
             self._size = 0
         self.stream.write(text)
         self._size += size
+
+    def _follow(self) -> None:
+        """Reopen the path when another process has rotated the file this one holds."""
+        assert self.stream is not None
+        try:
+            named = os.stat(self.baseFilename)
+            held = os.fstat(self.stream.fileno())
+            ours = (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
+        except (OSError, ValueError):
+            ours = False
+        if ours:
+            self._size = max(self._size or 0, named.st_size)  # others may append too
+            return
+        with contextlib.suppress(OSError, ValueError):
+            self.stream.close()
+        self.stream = None
+        self._size = None
+
+    def doRollover(self) -> None:
+        """Rename the full file to a name no other file has, and start a new one."""
+        if self.stream is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self.stream.close()
+            self.stream = None
+        base = Path(self.baseFilename)
+        now = dt.datetime.now(dt.UTC)
+        for attempt in range(100):
+            target = rotated_name(base, now, os.getpid(), attempt)
+            if not target.exists():
+                break
+        with contextlib.suppress(FileNotFoundError):  # another process rotated it first
+            os.rename(base, target)
+        self._checked = time.monotonic()
+        self.stream = self._open()
+
+
+def rotated_name(live: Path, when: dt.datetime, pid: int, attempt: int = 0) -> Path:
+    """Where `live` (`events.jsonl`) goes when it is rotated at `when` by process `pid`:
+    `events-20260101T120000123456Z-4242.jsonl`; names sort in the order files were
+    rotated, and `attempt` > 0 makes another name for the same instant."""
+    stamp = when.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    extra = f".{attempt}" if attempt else ""
+    return live.with_name(f"{live.stem}-{stamp}-{pid}{extra}{live.suffix}")
 
 
 def _dumps(value: Any, **_: Any) -> str:

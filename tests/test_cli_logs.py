@@ -11,6 +11,7 @@ from litemlops.cli import cli
 from litemlops.config import Config
 from litemlops.home_lock import HomeLock
 from litemlops.logsetup import configure_logging, shutdown_logging
+from litemlops.monitoring import history
 
 # A few hundred bytes a file: the events below spread over the live log and backups.
 SMALL = {"LITEMLOPS_LOGGING_MAX_BYTES": "400", "LITEMLOPS_LOGGING_BACKUPS": "50"}
@@ -43,10 +44,14 @@ def write_events(home):
     return config
 
 
-@pytest.fixture
-def home(tmp_path):
+@pytest.fixture(params=["log", "history"])
+def home(request, tmp_path):
+    """A home whose events are in JSON files only, or mostly in the history (the
+    rotated files compacted), which `logs` must read alike."""
     home = tmp_path / "home"
-    write_events(home)
+    config = write_events(home)
+    if request.param == "history":
+        assert history.compact(config, settle_seconds=0).files >= 3
     return home
 
 
@@ -54,9 +59,7 @@ def names(output):
     return [json.loads(line)["event"] for line in output.splitlines()]
 
 
-def test_logs_reads_the_live_log_and_its_backups_oldest_first(home):
-    assert len(list((home / "logs").glob("events.jsonl.*"))) >= 3
-
+def test_logs_reads_the_live_log_and_its_history_oldest_first(home):
     out = run_cli(home, "--json")
 
     assert out.exit_code == 0, out.output
@@ -160,6 +163,28 @@ def test_works_while_another_process_owns_the_home(home):
 
     assert out.exit_code == 0, out.output
     assert names(out.stdout) == ["alert_fired"]
+
+
+def test_a_prediction_from_the_history_keeps_its_features_where_they_were(tmp_path):
+    config = Config.load(tmp_path / "home", env=SMALL)
+    configure_logging(config, console_stream=io.StringIO())
+    try:
+        structlog.get_logger("litemlops.server").info(
+            events.PREDICTION_SERVED, request_id="r1", service="predict", entities=[],
+            features=[{"conv_rate": 0.125, "trips": 7}, {"conv_rate": 1e-7, "trips": 8}],
+            scores=[0.5, 0.25], output=[0.5, 0.25], latency_ms=1.5,
+        )
+        structlog.get_logger("litemlops.test").info("after", padding="x" * 400)
+    finally:
+        shutdown_logging()
+    [rotated] = [f for f in history.event_files(config.logs_dir) if f != config.events_log_path]
+    written = json.loads(rotated.read_text().splitlines()[0])
+    history.compact(config, settle_seconds=0)
+
+    out = run_cli(config.home, "--event", "prediction_served", "--json")
+
+    [line] = out.stdout.splitlines()
+    assert list(json.loads(line).items()) == list(written.items())
 
 
 def test_a_home_without_a_log_has_no_events(tmp_path):

@@ -244,21 +244,29 @@ def test_logs_reads_the_runs_events_from_the_home_log(home):
         ("task_started", "fragile", run_id), ("task_succeeded", "fragile", run_id)]
 
 
-def test_logs_follow_the_event_log_through_its_rotations(home):
+def test_logs_follow_the_event_log_through_its_rotations_and_into_the_history(home):
+    from litemlops.config import Config
+    from litemlops.monitoring import history
+
     small = {"LITEMLOPS_LOGGING_MAX_BYTES": "300", "LITEMLOPS_LOGGING_BACKUPS": "50"}
     home.mkdir()
     out = run_cli("pipelines", "run", "toy", "--json", home=home, env=small)
     run_id = json.loads(out.stdout)["run_id"]
-    assert (home / "logs" / "events.jsonl.5").exists()  # about one event a file
-
-    out = run_cli("pipelines", "logs", run_id, "--json", home=home)
-    events = [json.loads(line) for line in out.output.splitlines()]
-    assert [e["event"] for e in events] == [
+    assert len(history.event_files(home / "logs")) > 6  # about one event a file
+    expected = [
         "pipeline_run_started",
         *["task_started", "task_succeeded"] * 3,
         "pipeline_run_finished",
     ]
-    assert [e["timestamp"] for e in events] == sorted(e["timestamp"] for e in events)
+
+    for compacted in (False, True):
+        if compacted:
+            history.compact(Config.load(home, env={}), settle_seconds=0)
+            assert len(history.event_files(home / "logs")) == 1
+        out = run_cli("pipelines", "logs", run_id, "--json", home=home)
+        events = [json.loads(line) for line in out.output.splitlines()]
+        assert [e["event"] for e in events] == expected
+        assert [e["timestamp"] for e in events] == sorted(e["timestamp"] for e in events)
 
 
 def test_logs_read_backups_oldest_first_and_skip_a_truncated_last_line(home):

@@ -10,6 +10,7 @@ from litemlops.config import (
     Config,
     DemoConfig,
     FeaturesConfig,
+    HistoryConfig,
     LoggingConfig,
     MonitoringConfig,
 )
@@ -27,6 +28,8 @@ def test_defaults_apply_when_nothing_is_configured(tmp_path):
     config = Config.load(tmp_path / "home", env={})
 
     assert config.logging == LoggingConfig(level="info", max_bytes=10_000_000, backups=5)
+    assert config.history == HistoryConfig(keep_days=90.0, max_bytes=5_000_000_000)
+    assert config.history_dir == config.logs_dir / "history"
     assert config.features == FeaturesConfig(push_lateness_seconds=600.0)
     assert config.demo == DemoConfig(drivers=20, hours=336, labels=2000, seed=42)
 
@@ -170,6 +173,9 @@ def test_unparseable_environment_value_names_the_variable_and_value(tmp_path):
         ("demo.seed", -1),
         ("logging.backups", -1),
         ("logging.max_bytes", -1),
+        ("history.keep_days", -1.0),
+        ("history.keep_days", float("inf")),
+        ("history.max_bytes", -1),
         ("features.push_lateness_seconds", -0.5),
         ("features.push_lateness_seconds", float("nan")),
     ],
@@ -177,6 +183,16 @@ def test_unparseable_environment_value_names_the_variable_and_value(tmp_path):
 def test_negative_counts_are_rejected(tmp_path, key, value):
     with pytest.raises(ConfigError, match=rf"{key}.*overrides.*{value!r}"):
         Config.load(tmp_path, env={}, overrides={key: value})
+
+
+def test_history_retention_comes_from_its_section(tmp_path):
+    write_toml(tmp_path, "[history]\nkeep_days = 7\nmax_bytes = 1_000_000\n")
+
+    config = Config.load(tmp_path, env={"LITEMLOPS_HISTORY_KEEP_DAYS": "3.5"})
+
+    assert config.history == HistoryConfig(keep_days=3.5, max_bytes=1_000_000)
+    with pytest.raises(ConfigError, match=r"history\.max_bytes.*an integer.*'5 GB'"):
+        Config.load(tmp_path, env={"LITEMLOPS_HISTORY_MAX_BYTES": "5 GB"})
 
 
 def test_unknown_log_level_is_rejected_naming_the_choices(tmp_path):

@@ -44,6 +44,8 @@ EXPECTED = {
     "alert_notify_failed": {"rule", "notifier", "error"},
     "training_set_extracted": {"rows", "served_rows", "served_skipped"},
     "pipeline_history_pruned": {"runs", "before"},
+    "history_compacted": {"files", "lines", "merged", "expired", "bytes"},
+    "history_compaction_failed": {"error"},
 }
 
 

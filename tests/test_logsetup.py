@@ -1,7 +1,9 @@
+import datetime as dt
 import io
 import json
 import logging
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -9,7 +11,8 @@ import structlog
 
 from litemlops import events
 from litemlops.config import Config
-from litemlops.logsetup import configure_logging, shutdown_logging
+from litemlops.logsetup import _JsonLinesFile, configure_logging, rotated_name, shutdown_logging
+from litemlops.monitoring.history import event_files
 
 
 @pytest.fixture
@@ -156,7 +159,7 @@ def test_shutdown_leaves_other_handlers_alone(config):
         root.removeHandler(other)
 
 
-def test_the_file_rotates_at_max_bytes(tmp_path):
+def test_the_file_rotates_at_max_bytes_and_no_rotated_file_is_deleted(tmp_path):
     config = Config.load(
         tmp_path, env={}, overrides={"logging.max_bytes": 2000, "logging.backups": 2}
     )
@@ -167,9 +170,46 @@ def test_the_file_rotates_at_max_bytes(tmp_path):
         log.info("tick", i=i, padding="x" * 50)
     shutdown_logging()
 
-    rotated = sorted(p.name for p in config.logs_dir.iterdir())
-    assert rotated == ["events.jsonl", "events.jsonl.1", "events.jsonl.2"]
-    assert read_events(config.events_log_path)[-1]["i"] == 99
+    files = event_files(config.logs_dir)
+    assert len(files) > 3  # `backups` (2) no longer deletes: the history's compaction does
+    assert files[-1] == config.events_log_path
+    assert all(re.fullmatch(r"events-\d{8}T\d{12}Z-\d+\.jsonl", f.name) for f in files[:-1])
+    assert all(f.stat().st_size < 2000 for f in files)
+    ticks = [e["i"] for f in files for e in read_events(f)]
+    assert ticks == list(range(100))
+
+
+def test_a_writer_reopens_the_file_another_process_rotated(tmp_path):
+    path = tmp_path / "events.jsonl"
+    rotating = _JsonLinesFile(path, maxBytes=100, encoding="utf-8")
+    other = _JsonLinesFile(path, maxBytes=100, encoding="utf-8")
+    other.CHECK_SECONDS = 0.0  # checks before every line, where a real writer waits a second
+    try:
+        other.write_line('{"n": 1}')
+        other.flush()
+        rotating.write_line('{"n": 2, "pad": "' + "x" * 60 + '"}')
+        rotating.write_line('{"n": 3, "pad": "' + "x" * 20 + '"}')  # rotates the file `other` holds
+        other.write_line('{"n": 4}')
+        for handler in (rotating, other):
+            handler.flush()
+    finally:
+        rotating.close()
+        other.close()
+
+    rotated, live = event_files(tmp_path)
+    assert [e["n"] for e in read_events(rotated)] == [1, 2]
+    assert [e["n"] for e in read_events(live)] == [3, 4]
+
+
+def test_rotated_names_sort_in_the_order_of_rotation_and_never_repeat():
+    live = Path("/logs/events.jsonl")
+    first = rotated_name(live, dt.datetime(2026, 1, 1, 9, tzinfo=dt.UTC), 42)
+    again = rotated_name(live, dt.datetime(2026, 1, 1, 9, tzinfo=dt.UTC), 42, attempt=1)
+    later = rotated_name(live, dt.datetime(2026, 1, 1, 10, tzinfo=dt.UTC), 7)
+
+    assert first.name == "events-20260101T090000000000Z-42.jsonl"
+    assert len({first, again, later}) == 3
+    assert sorted([later.name, first.name]) == [first.name, later.name]
 
 
 def test_non_finite_numbers_are_written_as_json_null(tmp_path):

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from litemlops.cli.common import cli_errors, echo_json, split_refs
+from litemlops.cli.common import cli_errors, echo_json, home_option, load_config, split_refs
 
 if TYPE_CHECKING:
     from litemlops.monitoring.drift import DriftReport
@@ -53,6 +53,36 @@ def monitor_compare(
         echo_json(report.to_dict())
     else:
         click.echo(render(report))
+
+
+@monitor.command("compact")
+@home_option
+@click.option("--json", "as_json", is_flag=True, help="What was done, as JSON.")
+@click.pass_context
+@cli_errors
+def monitor_compact(ctx: click.Context, home: Path | None, as_json: bool) -> None:
+    """Move rotated event files into the event history now, and apply its retention.
+
+    Each monitoring check does this first; this is safe while `litemlops run` serves
+    the home (one process compacts at a time, another finds the history busy).
+    """
+    from litemlops.monitoring.history import compact
+
+    config = load_config(ctx, home)
+    if not config.logs_dir.is_dir():
+        raise click.ClickException(f"no event log in {config.logs_dir}: nothing to compact")
+    done = compact(config)
+    if as_json:
+        echo_json(done.as_dict())
+        return
+    if done.status == "busy":
+        click.echo("another process is compacting the history now; nothing done")
+        return
+    click.echo(
+        f"{done.files} event file(s), {done.lines} lines, into the history; "
+        f"{done.waiting} still being written; {done.merged} merged, {done.expired} expired; "
+        f"history: {done.parts} files, {done.bytes / 1e6:.1f} MB"
+    )
 
 
 def render(report: DriftReport) -> str:

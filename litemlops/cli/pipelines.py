@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -330,7 +329,7 @@ def _attempt_dict(a: TaskRun, with_traceback: bool) -> dict[str, Any]:
 def pipelines_logs(
     ctx: click.Context, home: Path | None, run_id: str, task_name: str | None, as_json: bool
 ) -> None:
-    """The events of a pipeline run, oldest first, from the event log and its backups."""
+    """The events of a pipeline run, oldest first, from the event log and its history."""
     with open_platform(ctx, home) as platform:
         run = platform.pipelines.get_run(run_id)
         if task_name is not None and run.pipeline in platform.catalog:
@@ -338,7 +337,9 @@ def pipelines_logs(
         log_path = platform.config.events_log_path
     shown = 0
     unreadable = 0
-    for line, event in _run_events(log_path, run_id):
+    from litemlops.monitoring.event_log import run_events
+
+    for line, event in run_events(log_path.parent, run_id):
         if event is None:
             unreadable += 1
             continue
@@ -351,39 +352,6 @@ def pipelines_logs(
     if not shown:
         which = f" of task {task_name!r}" if task_name is not None else ""
         click.echo(f"no events{which} for run {run_id} yet in {log_path}", err=as_json)
-
-
-def _log_files(path: Path) -> list[Path]:
-    """The rotated backups oldest first (`.3`, `.2`, `.1`: the logging module's numbering),
-    then the live file `path`."""
-    from litemlops.monitoring.events import event_files
-
-    return event_files(path.parent)
-
-
-def _run_events(path: Path, run_id: str) -> Iterator[tuple[str, dict[str, Any] | None]]:
-    """(line, event) for each line of the run, event None where the line is not JSON.
-
-    The log can be large: files are streamed, and only lines holding the run id
-    are parsed. Another process may be writing the last line, or died writing it.
-    """
-    for file in _log_files(path):
-        try:
-            fh = file.open(encoding="utf-8", errors="replace")
-        except FileNotFoundError:  # rotated away between listing and opening
-            continue
-        with fh:
-            for line in fh:
-                if run_id not in line:
-                    continue
-                try:
-                    event = json.loads(line)
-                except ValueError:
-                    yield line, None
-                    continue
-                # The id may appear inside another event's text (bootstrap's steps).
-                if isinstance(event, dict) and event.get("run_id") == run_id:
-                    yield line, event
 
 
 def _event_text(event: dict[str, Any]) -> str:

@@ -75,8 +75,12 @@ def _served_rows(
     if not ctx.params["served_labels"]:
         return empty, 0
     logs = ctx.config.logs_dir
+    # Only the requests labels came for: the history holds weeks of predictions.
     predictions = read_predictions(
-        logs, model=ctx.params["model_name"], features=dict.fromkeys(columns, "numeric")
+        logs,
+        model=ctx.params["model_name"],
+        features=dict.fromkeys(columns, "numeric"),
+        labelled=True,
     )
     if predictions.empty:
         return empty, 0

@@ -1,67 +1,42 @@
-"""Served predictions and their labels, read back from the JSONL event log with DuckDB.
+"""Served predictions and their labels, read back from the event history and log with DuckDB.
 
 The log is the monitoring data: every answer of `/inference` and `/predict` is a
-`prediction_served` event, every `/feedback` a `feedback_received` one. DuckDB
-reads the current file and its rotated backups in one scan, skips lines it
-cannot parse (the line being written when we read is often cut short), and
-flattens the per-entity features into one row per scored entity in SQL: a
-million events take seconds, where a Python loop over them would take minutes.
+`prediction_served` event, every `/feedback` a `feedback_received` one. A read
+takes the event history's Parquet files (`litemlops.monitoring.history`: rotated
+files, compacted, typed) and parses the JSON files not compacted yet (the live
+one, and any rotated one waiting) in one query. Lines DuckDB cannot parse are
+skipped (the line being written when we read is often cut short), and the
+per-entity features are flattened into one row per scored entity in SQL: a
+million events take a fraction of a second, where a Python loop would take minutes.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from litemlops import events
-from litemlops.errors import ValidationError
-from litemlops.monitoring import feature_kinds
+from litemlops.errors import HistoryError, ValidationError
+from litemlops.monitoring import event_sql, feature_kinds, history
+from litemlops.monitoring.event_sql import column, ident
 
 if TYPE_CHECKING:
     import pandas as pd
 
-EVENTS_FILE = "events.jsonl"
+    from litemlops.monitoring.history import Part, Snapshot
+
+EVENTS_FILE = history.EVENTS_FILE
 PREDICTION_COLUMNS = ("request_id", "timestamp", "model", "version", "service", "entity")
 """The columns before the features; `score` and `output` come after them."""
 FEEDBACK_COLUMNS = ("request_id", "timestamp", "label")
 
-# Columns are given, not inferred: events of other names carry the same keys with
-# other types (a string `features`, a text `version`), and inference over a mixed
-# log would fail or guess from the first lines only.
-_COLUMNS = {
-    "event": "VARCHAR",
-    "timestamp": "VARCHAR",
-    "request_id": "VARCHAR",
-    "service": "VARCHAR",
-    "model": "VARCHAR",
-    "version": "VARCHAR",
-    "entities": "JSON",
-    "features": "JSON",
-    "scores": "JSON",
-    "output": "JSON",
-    "label": "VARCHAR",
-}
 _KIND_TYPES = {"numeric": "DOUBLE", "categorical": "VARCHAR"}
-_ROTATED = re.compile(rf"^{re.escape(EVENTS_FILE)}(?:\.(\d+))?$")
 _ATTEMPTS = 3
-
-
-def event_files(logs_dir: Path | str) -> list[Path]:
-    """The event log and its rotated backups, oldest first (`events.jsonl.N` ... `.1`, then
-    `events.jsonl`)."""
-    folder = Path(logs_dir)
-    if not folder.is_dir():
-        return []
-    found = []
-    for path in folder.iterdir():
-        match = _ROTATED.match(path.name)
-        if match and path.is_file():
-            found.append((-int(match.group(1) or 0), path))
-    return [path for _, path in sorted(found)]
+_LIVE = 1 << 62
+"""Added to a JSON file's place in the read's list, its rows' `rank`: after every line of
+the history (whose rank is its line number), as they are newer."""
 
 
 def read_predictions(
@@ -73,7 +48,7 @@ def read_predictions(
     model: str | None = None,
     service: str | None = None,
     features: Mapping[str, str] | None = None,
-    cache: bool = True,
+    labelled: bool = False,
 ) -> pd.DataFrame:
     """One row per scored entity of the `prediction_served` events in a window, oldest first.
 
@@ -86,20 +61,24 @@ def read_predictions(
     only those. features: feature name -> "numeric" or "categorical" (a profile's
     `kinds`): only these columns, and the pass over the log that finds the features'
     names and types is skipped. A feature whose name is taken by a column above
-    is named `features.<name>`. cache: read rotated files from their Parquet
-    segments (`litemlops.monitoring.segments`), made at their first read.
+    is named `features.<name>`. labelled: only requests a `feedback_received`
+    event names (whenever it came), which spares reading the rest of the history.
     """
-    where, params = _filters(since, until, {"model": model, "service": service})
+    window = _Window(since, until)
+    where, params = window.filters({"model": model, "service": service})
     types = None
     if features is not None:
         unknown = {k for k in features.values() if k not in _KIND_TYPES}
         if unknown:
             raise ValidationError(f"feature kinds must be numeric or categorical, got {unknown}")
         types = {name: _KIND_TYPES[kind] for name, kind in features.items()}
-    folder = Path(logs_dir)
+    if last is not None:
+        _check_last(last)
     return _read(
-        folder,
-        lambda con, files: _predictions(con, folder, files, where, params, last, types, cache),
+        Path(logs_dir),
+        lambda con, view: _predictions(
+            con, view, window, where, params, last, types, labelled
+        ),
         lambda: _empty((*PREDICTION_COLUMNS, "score", "output")),
     )
 
@@ -110,20 +89,19 @@ def read_feedback(
     last: int | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    cache: bool = True,
 ) -> pd.DataFrame:
     """The `feedback_received` events in a window, oldest first: request_id, timestamp, label.
 
     Labels are kept as they came: duplicates and labels of unknown requests are for
-    whoever joins them to predictions to count. cache: as for `read_predictions`.
+    whoever joins them to predictions to count.
     """
-    where, params = _filters(since, until, {})
+    window = _Window(since, until)
+    where, params = window.filters({})
     if last is not None:
         _check_last(last)
-    folder = Path(logs_dir)
     return _read(
-        folder,
-        lambda con, files: _feedback(con, folder, files, where, params, last, cache),
+        Path(logs_dir),
+        lambda con, view: _feedback(con, view, window, where, params, last),
         lambda: _empty(FEEDBACK_COLUMNS),
     )
 
@@ -133,15 +111,19 @@ def read_feedback(
 
 def _read(
     logs_dir: Path,
-    query: Callable[[Any, list[str]], pd.DataFrame],
+    query: Callable[[Any, Snapshot], pd.DataFrame],
     empty: Callable[[], pd.DataFrame],
 ) -> pd.DataFrame:
-    """Run `query(connection, files)` over the log's files; `empty()` when there are none."""
+    """Run `query(connection, snapshot)` over the history and the log; `empty()` when there
+    is nothing. A compaction or rotation under the read makes it read again."""
     import duckdb
 
     for attempt in range(_ATTEMPTS):
-        files = [str(f) for f in event_files(logs_dir)]
-        if not files:
+        try:
+            view = history.snapshot(logs_dir)
+        except HistoryError as exc:
+            raise ValidationError(f"cannot read the event log in {logs_dir}: {exc}") from exc
+        if view.empty:
             return empty()
         con = duckdb.connect()
         try:
@@ -149,56 +131,57 @@ def _read(
             # Arrow's large strings are what pandas keeps its text in: taken without a
             # copy, where plain ones were converted at a third of the read's time.
             con.execute("SET arrow_large_buffer_size = true")
-            return query(con, files)
+            result = query(con, view)
         except (duckdb.IOException, FileNotFoundError) as exc:
-            # A rotation renamed or removed a file between listing and reading it.
+            # A file was compacted, rotated or removed between listing and reading it.
             if attempt == _ATTEMPTS - 1:
                 raise ValidationError(f"cannot read the event log in {logs_dir}: {exc}") from exc
+            continue
         except duckdb.Error as exc:
             raise ValidationError(f"cannot read the event log in {logs_dir}: {exc}") from exc
         finally:
             con.close()
+        if attempt < _ATTEMPTS - 1 and view.changed():
+            continue  # the live file was rotated under the read: some rows may be missing
+        return result
     raise AssertionError("unreachable")
 
 
-def _filters(
-    since: datetime | None, until: datetime | None, equal: dict[str, str | None]
-) -> tuple[str, list[Any]]:
-    clauses: list[str] = ["ts IS NOT NULL"]
-    params: list[Any] = []
-    if since is not None:
-        clauses.append("ts >= ?")
-        params.append(_utc(since))
-    if until is not None:
-        clauses.append("ts < ?")
-        params.append(_utc(until))
-    for column, value in equal.items():
-        if value is not None:
-            clauses.append(f"{column} = ?")
-            params.append(value)
-    return " AND ".join(clauses), params
+class _Window:
+    """A read's time bounds: SQL filters, and which history files can hold rows in them."""
+
+    def __init__(self, since: datetime | None, until: datetime | None):
+        self.since = _utc(since) if since is not None else None
+        self.until = _utc(until) if until is not None else None
+
+    def filters(self, equal: dict[str, str | None]) -> tuple[str, list[Any]]:
+        clauses: list[str] = ["ts IS NOT NULL"]
+        params: list[Any] = []
+        if self.since is not None:
+            clauses.append("ts >= ?")
+            params.append(self.since)
+        if self.until is not None:
+            clauses.append("ts < ?")
+            params.append(self.until)
+        for name, value in equal.items():
+            if value is not None:
+                clauses.append(f"{name} = ?")
+                params.append(value)
+        return " AND ".join(clauses), params
+
+    def parts(self, parts: list[Part]) -> list[Part]:
+        """The files whose times overlap the window, newest first."""
+        kept = [
+            p for p in parts
+            if p.last is not None and p.first is not None
+            and (self.since is None or p.last >= self.since)
+            and (self.until is None or p.first < self.until)
+        ]
+        return sorted(kept, key=lambda p: (p.last, p.lines), reverse=True)
 
 
 def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _source(event: str, select: str, where: str, **types: str) -> str:
-    """SQL of the events named `event` in the JSON files `?`: ts, the file's name, and
-    `select`; `types` replace the text or JSON type a column is read as (a line whose
-    value does not fit gets NULL there)."""
-    columns = {**_COLUMNS, **types}
-    spec = ", ".join(f"{name}: {_literal(sql_type)}" for name, sql_type in columns.items())
-    return (
-        f"SELECT * FROM (SELECT TRY_CAST(timestamp AS TIMESTAMPTZ) AS ts, filename, {select} "
-        f"FROM read_json(?, format='newline_delimited', ignore_errors=true, filename=true, "
-        f"columns={{{spec}}}) WHERE event = {_literal(event)}) WHERE {where}"
-    )
-
-
-def _newest(last: int) -> str:
-    _check_last(last)
-    return f"ORDER BY ts DESC, coalesce(request_id, '') DESC LIMIT {int(last)}"
 
 
 def _check_last(last: int) -> None:
@@ -206,262 +189,294 @@ def _check_last(last: int) -> None:
         raise ValidationError(f"last must be >= 0, got {last}")
 
 
-def _cached(
-    con: Any,
-    folder: Path,
-    files: list[str],
-    cache: bool,
-    kind: str,
-    build: Callable[[str], tuple[str, Any]],
-) -> tuple[list[str], list[str], list[str]]:
-    """(Parquet segments, JSON files to parse, what is read in the log's order) of `files`.
-    `build(file)` gives a segment's query over its file (the query's parameter; its
-    `filename` column is not kept) and what it holds, as JSON kept in the segment's
-    metadata."""
-    from litemlops.monitoring import segments
-
-    if not cache:
-        return [], files, files
-
-    def write(file: str, dest: str) -> None:
-        sql, holds = build(file)
-        con.execute(
-            f"COPY (SELECT * EXCLUDE (filename) FROM ({sql})) TO ? "
-            f"(FORMAT parquet, COMPRESSION zstd, KV_METADATA {{{_METADATA}: ?}})",
-            [[file], dest, json.dumps(holds)],
-        )
-
-    return segments.cached(folder, files, kind, write, live=EVENTS_FILE)
+def _enough(parts: list[Part], count: int, size: Callable[[Part], int]) -> int:
+    """How many of `parts` (newest first) hold at least `count` rows by `size`."""
+    total = 0
+    for i, part in enumerate(parts):
+        if total >= count:
+            return i
+        total += size(part)
+    return len(parts)
 
 
-def _window(
-    parts: list[tuple[str, list[str]]],
-    where: str,
-    params: list[Any],
-    order: list[str] | None = None,
-) -> tuple[str, list]:
-    """The union of (SQL, files) parts (the files being its parameter), filtered by `where`;
-    with `order` (every file read, oldest first), a `rank` column: the row's file's place
-    in it, which orders rows of one time as the log does (DuckDB keeps the order of rows
-    within a file, but not across the parts of a union)."""
-    union = " UNION ALL ".join(sql for sql, _ in parts)
-    args = [*(files for _, files in parts), *params]
-    if order is None:
-        return f"SELECT * FROM ({union}) WHERE {where}", args
+def _union(parts: list[tuple[str, list[Any]]], where: str, params: list[Any]) -> tuple[str, list]:
+    """The union of (SQL, parameters) parts, by column name, filtered by `where`."""
+    union = " UNION ALL BY NAME ".join(f"({sql})" for sql, _ in parts)
+    args = [a for _, part_args in parts for a in part_args]
+    return f"SELECT * FROM ({union}) WHERE {where}", [*args, *params]
+
+
+def _stored(parts: list[Part], view: Snapshot, select: str) -> tuple[str, list[Any]]:
+    """SQL reading history files: `select` over their rows, whose `rank` is their line."""
+    files = [view.path(p) for p in parts]
     return (
-        f"SELECT *, list_position(?, filename) AS rank FROM ({union}) WHERE {where}",
-        [order, *args],
+        f"SELECT {select} FROM read_parquet(?, union_by_name=true, filename=true)",
+        [files],
     )
+
+
+def _parsed(sql: str, files: list[str]) -> tuple[str, list[Any]]:
+    """A JSON part: `sql` over the files `?`, with each row's rank after the history's."""
+    return (
+        f"SELECT *, list_position(?, filename) + {_LIVE} AS rank, 0 AS within FROM ({sql})",
+        [files, files],
+    )
+
+
+# -- labels ---------------------------------------------------------------------------------------
+
+
+def _feedback_parts(
+    view: Snapshot, parts: list[Part]
+) -> list[tuple[str, list[Any]]]:
+    out = []
+    if parts:
+        out.append(_stored(parts, view, "ts, seq AS rank, 0 AS within, request_id, label"))
+    if view.pending:
+        parsed = event_sql.source(events.FEEDBACK_RECEIVED, event_sql.LABEL, "true")
+        out.append(_parsed(parsed, [str(f) for f in view.pending]))
+    return out
 
 
 def _feedback(
     con: Any,
-    folder: Path,
-    files: list[str],
+    view: Snapshot,
+    window: _Window,
     where: str,
     params: list[Any],
     last: int | None,
-    cache: bool,
 ) -> pd.DataFrame:
-    parsed = _source(
-        events.FEEDBACK_RECEIVED, "request_id, TRY_CAST(label AS DOUBLE) AS label", "true"
-    )
-    stored, left, order = _cached(con, folder, files, cache, "feedback", lambda _: (parsed, {}))
-    segment = "SELECT ts, filename, request_id, label FROM read_parquet(?, filename=true)"
-    parts = [(segment, stored)] if stored else []
-    if left:
-        parts.append((parsed, left))
-    window, args = _window(parts, where, params, order)
-    frame = _frame(con, f"SELECT request_id, ts AS timestamp, label, rank FROM ({window})", args)
-    if last is None:
-        return frame
-    # The newest in the log's order: labels are light, and a LIMIT in SQL would cut
-    # between labels of one time as it pleased.
-    return frame.iloc[len(frame) - min(last, len(frame)) :].reset_index(drop=True)
+    parts = window.parts(view.of("feedback"))
+    take = len(parts) if last is None else _enough(parts, last, lambda p: p.rows)
+    while True:
+        union, args = _union(_feedback_parts(view, parts[:take]), where, params)
+        frame = _frame(
+            con, f"SELECT request_id, ts AS timestamp, label, rank, within FROM ({union})", args
+        )
+        if last is None:
+            return frame
+        if len(frame) < last and take < len(parts):
+            take = min(len(parts), 2 * take + 1)
+            continue
+        if len(frame) >= last and last:
+            # Files as new as the window's oldest label may hold labels newer than it.
+            oldest = frame["timestamp"].iloc[len(frame) - last]
+            newer = sum(1 for p in parts if p.last is not None and p.last >= oldest)
+            if newer > take:
+                take = newer
+                continue
+        # The newest in the log's order: labels are light, and a LIMIT in SQL would cut
+        # between labels of one time as it pleased.
+        return frame.iloc[len(frame) - min(last, len(frame)) :].reset_index(drop=True)
 
 
-_FIXED = "ts, filename, request_id, model, version, service, entity, position, score, output"
-"""The columns of a flattened prediction row before its features (see `_flat`)."""
-_NO_FEATURES = (
-    "SELECT NULL::TIMESTAMPTZ AS ts, NULL::VARCHAR AS filename, NULL::VARCHAR AS request_id, "
-    "NULL::VARCHAR AS model, NULL::BIGINT AS version, NULL::VARCHAR AS service, "
-    "NULL::VARCHAR AS entity, NULL::BIGINT AS position, NULL::DOUBLE AS score, "
-    "NULL::VARCHAR AS output FROM read_json(?, format='newline_delimited', "
-    "ignore_errors=true, columns={event: 'VARCHAR'}) LIMIT 0"
-)
-"""A segment's columns for a file without predictions (the query still takes its file)."""
-_SEGMENTS = "read_parquet(?, union_by_name=true, filename=true)"
-"""The prediction segments, whose features may differ by file."""
+# -- predictions ----------------------------------------------------------------------------------
+
+_FIXED = "ts, request_id, model, version, service, entity, position, score, output"
+"""The columns of a flattened prediction row before its features."""
 
 
 def _predictions(
     con: Any,
-    folder: Path,
-    files: list[str],
+    view: Snapshot,
+    window: _Window,
     where: str,
     params: list[Any],
     last: int | None,
     types: dict[str, str] | None,
-    cache: bool,
+    labelled: bool,
 ) -> pd.DataFrame:
     empty = _empty((*PREDICTION_COLUMNS, "score", "output"))
-    served = events.PREDICTION_SERVED
-
-    def everything(file: str) -> tuple[str, Any]:
-        """A segment keeps every feature of its file as the text DuckDB reads from the JSON
-        (a number's shortest exact form, a string unquoted), so a value read back with a
-        type is what the JSON read with that type gives; and, per model version and
-        service, which features and JSON types its first and last events show."""
-        found = feature_kinds.sampled(con, _source(served, _SERVED, "true"), [[file]])
-        names = feature_kinds.merged(kinds for _, kinds in found)
-        sql = _flat(dict.fromkeys(names, "VARCHAR")) if names else _NO_FEATURES
-        return sql, [[*group, {n: sorted(k) for n, k in kinds.items()}] for group, kinds in found]
-
-    stored, left, order = _cached(con, folder, files, cache, "predictions", everything)
-    named = feature_kinds.stored_kinds(con, stored, _METADATA)
+    left = [str(f) for f in view.pending]
+    parts = window.parts(view.of("predictions"))
+    stored_where, stored_params = where, params
+    if labelled:
+        labels, args = _union(_feedback_parts(view, view.of("feedback")), "true", [])
+        stored_where = f"{where} AND request_id IN (SELECT request_id FROM ({labels}))"
+        stored_params = [*params, *args]
     if last is not None:
-        # The window's oldest event, from the light columns of its first rows; the reads
-        # below then keep what is not older than it (ties go by request id).
-        light: list[tuple[str, list[str]]] = []
-        keys = "ts, request_id, model, service"
-        if stored:
-            light.append((f"SELECT {keys} FROM {_SEGMENTS} WHERE position = 1", stored))
-        if left:
-            first = "json_type(features, '$[0]') = 'OBJECT'"
-            parsed = _source(served, "request_id, model, service, features", first)
-            light.append((f"SELECT {keys} FROM ({parsed})", left))
-        window, args = _window(light, where, params)
-        edge = con.execute(
-            f"SELECT ts, coalesce(request_id, '') AS id, count(*) OVER () AS n FROM "
-            f"({window} {_newest(last)}) ORDER BY ts, id LIMIT 1",
-            args,
-        ).fetchall()  # fetchone() would leave DuckDB's result open for the next query
-        if not edge:
+        found = _edge(con, view, parts, left, stored_where, stored_params, last)
+        if found is None:
             return empty
-        ts, key, count = edge[0]
-        if count >= last:
-            where += " AND (ts > ? OR (ts = ? AND coalesce(request_id, '') >= ?))"
-            params = [*params, ts, ts, key]
+        parts, edge = found
+        if edge is not None:
+            ts, key = edge
+            clause = " AND (ts > ? OR (ts = ? AND coalesce(request_id, '') >= ?))"
+            where, params = where + clause, [*params, ts, ts, key]
+            stored_where, stored_params = stored_where + clause, [*stored_params, ts, ts, key]
     if types is None:
-        types = _window_types(con, stored, named, left, where, params)
+        types = _window_types(con, view, parts, left, stored_where, stored_params)
     if not types:
         return empty
-    kept = {name for groups in named.values() for kinds in groups.values() for name in kinds}
-    parts = []
-    if stored:
-        columns = ", ".join(
-            (f"TRY_CAST({_column(n)} AS {t})" if n in kept else f"NULL::{t}") + f" AS {_column(n)}"
-            for n, t in types.items()
-        )
-        segment = f"SELECT {_FIXED}, {columns} FROM {_SEGMENTS}"
-        parts.append((segment, stored))
+    union = []
+    if parts:
+        columns = ", ".join(f"{_typed(parts, n, t)} AS {column(n)}" for n, t in types.items())
+        sql, args = _stored(parts, view, f"{_FIXED}, seq AS rank, position AS within, {columns}")
+        union.append((f"SELECT * FROM ({sql}) WHERE {stored_where}", [*args, *stored_params]))
     if left:
-        parts.append((_flat(types), left))
-    window, args = _window(parts, where, params, order)
+        flat = event_sql.flat(
+            event_sql.source(
+                events.PREDICTION_SERVED,
+                event_sql.SERVED,
+                "features IS NOT NULL",
+                features=f"{event_sql.struct(types)}[]",
+                **event_sql.FLAT_TYPES,
+            ),
+            ", ".join(f"f.{ident(name)} AS {column(name)}" for name in types),
+        )
+        sql, args = _parsed(flat, left)
+        # Labels are matched in pandas here: a join in SQL would not keep the file's order,
+        # which is all that orders a JSON file's rows of one time.
+        union.append((f"SELECT * FROM ({sql}) WHERE {where}", [*args, *params]))
     taken = set(PREDICTION_COLUMNS) | {"score", "output"}
     picked = ", ".join(
-        f"{_column(name)} AS {_ident(f'features.{name}' if name in taken else name)}"
+        f"{column(name)} AS {ident(f'features.{name}' if name in taken else name)}"
         for name in types
     )
     sql = (
         f"SELECT request_id, ts AS timestamp, model, version, service, entity, {picked}, "
-        f"score, output, rank FROM ({window})"
+        f"score, output, rank, within FROM ("
+        + " UNION ALL BY NAME ".join(f"({sql})" for sql, _ in union)
+        + ")"
     )
-    return _frame(con, sql, args)
+    args = [a for _, part_args in union for a in part_args]
+    keep = None
+    if labelled and left:
+        labels, label_args = _union(_feedback_parts(view, view.of("feedback")), "true", [])
+        ids = con.sql(f"SELECT DISTINCT request_id FROM ({labels})", params=label_args)
+        known = ids.to_arrow_table()["request_id"]
+        keep = lambda t: _labelled(t, known)  # noqa: E731
+    return _frame(con, sql, args, keep)
 
 
-def _flat(types: dict[str, str]) -> str:
-    """SQL: one row per scored entity of the prediction events in the JSON files `?`, with
-    the columns `_FIXED` and then one per feature of `types` (named by `_column`).
+def _labelled(table: Any, known: Any) -> Any:
+    """Which rows of a read are history rows (already matched) or name a labelled request."""
+    import pyarrow.compute as pc
 
-    Both services log features and scores as lists in the order of `entities`, so
-    DuckDB parses the features straight into structs in one pass (reading them as
-    JSON text to cast it afterwards parsed every line twice). `output` is the
-    request's choice (/inference) or its list of predictions (/predict), whose item
-    for the row is taken by the row's position.
+    stored = pc.less(table["rank"], _LIVE)
+    return pc.or_kleene(stored, pc.fill_null(pc.is_in(table["request_id"], known), False))
+
+
+def _edge(
+    con: Any,
+    view: Snapshot,
+    parts: list[Part],
+    left: list[str],
+    where: str,
+    params: list[Any],
+    last: int,
+) -> tuple[list[Part], tuple[Any, str] | None] | None:
+    """(the history files the newest `last` events are in, and the oldest of those events'
+    time and request id), from the light columns of their first rows; the edge is None
+    when the window holds fewer events; None when it holds none.
+
+    Files are taken newest first until they hold `last` events, then every file with
+    events as new as the edge (their times overlap).
     """
-    struct = "STRUCT(" + ", ".join(f"{_ident(n)} {t}" for n, t in types.items()) + ")"
-    source = _source(
-        events.PREDICTION_SERVED,
-        _SERVED,
-        "features IS NOT NULL",
-        features=f"{struct}[]",
-        scores="DOUBLE[]",
-        entities="JSON[]",
-    )
-    features = ", ".join(f"f.{_ident(name)} AS {_column(name)}" for name in types)
-    return f"""
-        SELECT ts, filename, request_id, model, version, service,
-            CASE
-                WHEN json_type(e) = 'OBJECT' AND len(json_keys(e)) = 1
-                    THEN map_values(TRY_CAST(e AS MAP(VARCHAR, VARCHAR)))[1]
-                WHEN json_type(e) IN ('OBJECT', 'ARRAY') THEN CAST(e AS VARCHAR)
-                ELSE e ->> '$'
-            END AS entity,
-            position, score,
-            CASE
-                WHEN json_type(output) = 'ARRAY' THEN output ->> CAST(position - 1 AS INTEGER)
-                ELSE output ->> '$'
-            END AS output,
-            {features}
-        FROM (
-            SELECT *,
-                unnest(features) AS f,
-                unnest(entities) AS e,
-                unnest(scores) AS score,
-                unnest(range(1, len(features) + 1)) AS position
-            FROM ({source})
+    take = _enough(parts, last, lambda p: p.requests)
+    keys = "ts, request_id, model, service"
+    while True:
+        light: list[tuple[str, list[Any]]] = []
+        if parts[:take]:
+            sql, args = _stored(parts[:take], view, f"{keys}, position")
+            light.append((f"SELECT {keys} FROM ({sql}) WHERE position = 1", args))
+        if left:
+            first = "json_type(features, '$[0]') = 'OBJECT'"
+            parsed = event_sql.source(
+                events.PREDICTION_SERVED, "request_id, model, service, features", first
+            )
+            light.append((f"SELECT {keys} FROM ({parsed})", [left]))
+        if not light:
+            return None
+        window, args = _union(light, where, params)
+        rows = con.execute(
+            f"SELECT ts, coalesce(request_id, '') AS id, count(*) OVER () AS n FROM "
+            f"({window} ORDER BY ts DESC, coalesce(request_id, '') DESC LIMIT {int(last)}) "
+            "ORDER BY ts, id LIMIT 1",
+            args,
+        ).fetchall()  # fetchone() would leave DuckDB's result open for the next query
+        count = rows[0][2] if rows else 0
+        if count < last and take < len(parts):
+            take = min(len(parts), 2 * take + 1)
+            continue
+        if not rows:
+            return None
+        ts, key, _ = rows[0]
+        if count < last:
+            return parts, None
+        newer = sum(1 for p in parts if p.last is not None and p.last >= ts)
+        if newer > take:
+            take = newer
+            continue
+        return [p for p in parts[:take] if p.last is not None and p.last >= ts], (ts, key)
+
+
+def _typed(parts: list[Part], name: str, sql_type: str) -> str:
+    """SQL of a feature's values as `sql_type`, from its typed columns in `parts`."""
+    lowered = name.lower()
+    present = {
+        prefix
+        for part in parts
+        for feature, prefixes in part.features.items()
+        if feature.lower() == lowered
+        for prefix in prefixes
+    }
+    whole, number, text = (ident(f"{p}:{name}") for p in ("int", "num", "text"))
+    if sql_type == "DOUBLE":
+        found = [f"CAST({whole} AS DOUBLE)"] * ("int" in present) + [number] * ("num" in present)
+    else:
+        found = (
+            [text] * ("text" in present)
+            + [f"CAST({whole} AS VARCHAR)"] * ("int" in present)
+            + [f"CAST({number} AS VARCHAR)"] * ("num" in present)
         )
-        WHERE f IS NOT NULL
-    """
-
-
-_SERVED = (
-    "request_id, model, TRY_CAST(version AS BIGINT) AS version, service, entities, "
-    "features, scores, output"
-)
-_FEATURE = "feature:"
-_METADATA = "litemlops_features"
-
-
-def _column(name: str) -> str:
-    """A feature's column in flattened rows and segments: prefixed, so no feature name
-    can take one of the other columns'."""
-    return _ident(_FEATURE + name)
+    if not found:
+        return f"NULL::{sql_type}"
+    value = found[0] if len(found) == 1 else f"coalesce({', '.join(found)})"
+    return value if sql_type in ("DOUBLE", "VARCHAR") else f"TRY_CAST({value} AS {sql_type})"
 
 
 def _window_types(
     con: Any,
-    stored: list[str],
-    named: dict[str, dict[feature_kinds.Group, feature_kinds.Kinds]],
+    view: Snapshot,
+    parts: list[Part],
     left: list[str],
     where: str,
     params: list[Any],
 ) -> dict[str, str]:
-    """The features the window's events name, and their types: in the segments, those of
+    """The features the window's events name, and their types: in the history, those of
     the (model, version, service) whose rows are in the window; in the parsed files, those
     of the first and last event of each."""
     found: list[feature_kinds.Kinds] = []
-    if stored:
+    if parts:
+        sql, args = _stored(parts, view, "ts, filename, request_id, model, version, service")
         groups = con.execute(
-            f"SELECT DISTINCT filename, model, version, service FROM {_SEGMENTS} WHERE {where}",
-            [stored, *params],
+            f"SELECT DISTINCT filename, model, version, service FROM ({sql}) WHERE {where}",
+            [*args, *params],
         ).fetchall()
-        order = {file: i for i, file in enumerate(stored)}
-        groups.sort(key=lambda row: (order.get(row[0], -1), feature_kinds.group_order(row[1:])))
-        found.extend(named.get(file, {}).get(tuple(group), {}) for file, *group in groups)
+        by_file = {view.path(p): p for p in parts}
+        order = {view.path(p): p.lines for p in parts}
+        groups.sort(key=lambda row: (order.get(row[0], (-1, -1)),
+                                     feature_kinds.group_order(row[1:])))
+        for file, *group in groups:
+            kinds = dict(by_file[file].kinds) if file in by_file else {}
+            found.append(kinds.get(tuple(group), {}))
     if left:
-        window = _source(events.PREDICTION_SERVED, _SERVED, where)
+        window = event_sql.source(events.PREDICTION_SERVED, event_sql.SERVED, where)
         found.extend(kinds for _, kinds in feature_kinds.sampled(con, window, [left, *params]))
     return {
         name: feature_kinds.sql_type(kinds) for name, kinds in feature_kinds.merged(found).items()
     }
 
 
-def _frame(con: Any, sql: str, params: list[Any]) -> pd.DataFrame:
-    """The query's rows, oldest first; rows of one time in the log's order: by their file's
-    `rank` (a column of the query, dropped), then as DuckDB read them (it keeps the order
-    of rows within a file).
+def _frame(
+    con: Any, sql: str, params: list[Any], keep: Callable[[Any], Any] | None = None
+) -> pd.DataFrame:
+    """The query's rows, oldest first; rows of one time in the log's order: by their
+    `rank` (the line number in the history, the file's place for JSON files), then
+    `within` (the row's place in its line, in the history; 0 for JSON files), then as
+    DuckDB read them (it keeps the order of rows within a file). `rank` and `within`
+    are columns of the query, dropped; keep: a mask of the rows to keep, from the table.
 
     Through Arrow: pandas takes Arrow strings without a Python object per value, a
     third faster than DuckDB's own DataFrame conversion here; and sorted there by a
@@ -473,21 +488,20 @@ def _frame(con: Any, sql: str, params: list[Any]) -> pd.DataFrame:
     import pyarrow as pa
 
     table = con.sql(sql, params=params).to_arrow_table()
+    if keep is not None:
+        table = table.filter(keep(table))
     times = table["timestamp"].to_numpy().view("int64")
     ranks = table["rank"].to_numpy()
-    table = table.drop_columns(["rank"])
-    step = np.diff(times)
-    if len(times) > 1 and not ((step > 0) | ((step == 0) & (np.diff(ranks) >= 0))).all():
-        table = table.take(np.lexsort((ranks, times)))  # stable: the last key first
+    within = table["within"].to_numpy()
+    table = table.drop_columns(["rank", "within"])
+    if len(times) > 1:
+        step, rank_step = np.diff(times), np.diff(ranks)
+        ordered = (step > 0) | ((step == 0) & (
+            (rank_step > 0) | ((rank_step == 0) & (np.diff(within) >= 0))
+        ))
+        if not ordered.all():
+            table = table.take(np.lexsort((within, ranks, times)))  # stable: the last key first
     return table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _empty(columns: tuple[str, ...]) -> pd.DataFrame:
@@ -503,3 +517,4 @@ def _dtype(column: str) -> str:
         "score": "float64",
         "label": "float64",
     }.get(column, "object")
+

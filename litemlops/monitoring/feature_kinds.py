@@ -2,8 +2,8 @@
 
 Events carry features as JSON objects, and the reader needs their names and types
 before DuckDB can parse them into typed columns. A model's features are its inputs,
-so a few sampled events of each (model, version, service) name them all; a
-segment keeps what its file's samples showed in its metadata.
+so a few sampled events of each (model, version, service) name them all; the
+history's manifest keeps what each of its files' samples showed.
 """
 
 from __future__ import annotations
@@ -16,21 +16,6 @@ Group = tuple[Any, ...]
 """(model, version, service) of prediction events."""
 Kinds = dict[str, set[str]]
 """Feature name -> the JSON types seen of its values ("null", "DOUBLE", "BOOLEAN", "VARCHAR")."""
-
-
-def stored_kinds(con: Any, stored: list[str], key: str) -> dict[str, dict[Group, Kinds]]:
-    """Segment -> its events' (model, version, service) -> feature -> JSON types seen (from
-    the segments' metadata under `key`: their footers only)."""
-    if not stored:
-        return {}
-    rows = con.execute(
-        "SELECT file_name, decode(value) FROM parquet_kv_metadata(?) WHERE decode(key) = ?",
-        [stored, key],
-    ).fetchall()
-    return {
-        file: {tuple(group): {n: set(k) for n, k in kinds.items()} for *group, kinds in found}
-        for file, found in ((file, json.loads(text)) for file, text in rows)
-    }
 
 
 def sampled(con: Any, window: str, params: list[Any]) -> list[tuple[Group, Kinds]]:

@@ -1,10 +1,11 @@
 """The `monitoring` pipeline: the event log read back, checked, and alerts evaluated.
 
-collect (a window of `prediction_served` events and the labels that came for them)
--> drift (against the serving model's reference profile, saved when it was trained)
--> performance (the delayed labels) -> alerts (rules evaluated on every metric; a
-firing `dataset_drift` publishes `alert:dataset_drift`, which starts `training`).
-Each task's output is JSON, so the latest report is simply the last run's outputs.
+collect (the rotated event files compacted into the history, then a window of
+`prediction_served` events and the labels that came for them) -> drift (against
+the serving model's reference profile, saved when it was trained) -> performance
+(the delayed labels) -> alerts (rules evaluated on every metric; a firing
+`dataset_drift` publishes `alert:dataset_drift`, which starts `training`). Each
+task's output is JSON, so the latest report is simply the last run's outputs.
 """
 
 from __future__ import annotations
@@ -24,10 +25,24 @@ PROFILE_ARTIFACT = "reference_profile.json"
 @task
 def collect(ctx: TaskContext) -> dict[str, Any]:
     """The window (the last N predictions, or the last period) with its labels so far,
-    and the serving model's reference profile, fetched once for the checks after."""
+    and the serving model's reference profile, fetched once for the checks after.
+
+    First the rotated event files go into the history (`monitoring.history.compact`):
+    here, because this check runs every minute wherever the server runs, outside
+    the request path, and reads the log right after, so it reads typed Parquet
+    rather than parsing files that just rotated. A history that cannot be written
+    is logged and the check goes on: the files wait, and are read as JSON meanwhile.
+    """
+    from litemlops import events
     from litemlops.monitoring.events import read_feedback, read_predictions
+    from litemlops.monitoring.history import compact
 
     config = ctx.config
+    try:
+        compacted: dict[str, Any] = compact(config, clock=ctx.clock).as_dict()
+    except LitemlopsError as exc:
+        ctx.log.warning(events.HISTORY_COMPACTION_FAILED, error=str(exc))
+        compacted = {"status": "failed", "error": str(exc)}
     logs = config.logs_dir
     model = config.server.model.split("@")[0].split("/")[0]
     found = reference_profile(ctx)
@@ -57,6 +72,7 @@ def collect(ctx: TaskContext) -> dict[str, Any]:
         "feedback_path": str(feedback_path),
         "profile_path": str(ctx.work_dir / PROFILE_ARTIFACT) if found is not None else None,
         "reference": found[1] if found is not None else None,
+        "history": compacted,
     }
 
 

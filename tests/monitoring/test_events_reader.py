@@ -11,7 +11,7 @@ from litemlops.config import Config
 from litemlops.errors import ValidationError
 from litemlops.logsetup import configure_logging, shutdown_logging
 from litemlops.monitoring import read_feedback, read_predictions
-from litemlops.monitoring.events import event_files
+from litemlops.monitoring.history import event_files
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -97,7 +97,9 @@ def test_the_log_is_rotated_and_every_file_is_read(log_dir):
 
     assert len(files) > 3
     assert files[-1].name == "events.jsonl"
-    assert files[0].name == f"events.jsonl.{len(files) - 1}"  # oldest first
+    rotated = [f.name for f in files[:-1]]
+    assert all(name.startswith("events-") for name in rotated)
+    assert rotated == sorted(rotated)  # oldest first: names hold the time of rotation
 
 
 def test_predictions_of_both_services_come_back_one_row_per_scored_entity(log_dir):
