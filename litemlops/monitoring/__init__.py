@@ -1,9 +1,10 @@
 """Monitoring: reference profiles, drift and data quality, read back from the event log.
 
 The server and the pipelines already write every prediction to the JSONL event
-log, so monitoring needs no store of its own: it reads the log with DuckDB and
-compares a window of it with the profile saved at training time. Names load on
-first use, so importing this package pulls in neither DuckDB nor scipy.
+log, so monitoring needs no store of its own: it reads the log with DuckDB (and
+the event history its rotated files are compacted into, `monitoring.history`)
+and compares a window of it with the profile saved at training time. Names load
+on first use, so importing this package pulls in neither DuckDB nor scipy.
 """
 
 from __future__ import annotations
