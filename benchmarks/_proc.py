@@ -30,7 +30,8 @@ def rss_mb(pid: int) -> tuple[float, float]:
     status = dict(
         line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
     )
-    current, peak = (int(status[key].split()[0]) / 1024 for key in ("VmRSS", "VmHWM"))
+    # A process that has exited but not been reaped yet (a zombie) has no memory lines.
+    current, peak = (int(status.get(key, "0").split()[0]) / 1024 for key in ("VmRSS", "VmHWM"))
     return current, peak
 
 

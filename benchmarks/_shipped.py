@@ -209,16 +209,24 @@ class LogRead:
     torn: int = 0  # lines that are not a whole JSON object (a write cut short)
 
 
-def events(home: Path, read: LogRead | None = None) -> Iterator[dict[str, Any]]:
-    """Every JSON event in `H/logs/events.jsonl*`, oldest file first."""
-    read = read if read is not None else LogRead()
-    logs = home / "logs"
+def event_files(logs: Path) -> list[Path]:
+    """The JSON event files in `logs`, oldest first: rotated ones (`events-<UTC time>-<pid>
+    .jsonl`, or `events.jsonl.N` of older versions), then the live `events.jsonl`."""
 
-    def age(path: Path) -> int:  # events.jsonl.N is older the larger N; the live file last
+    def age(path: Path) -> tuple[int, int, str]:
+        if path.name.startswith("events-"):
+            return (1, 0, path.name)  # the name starts with its rotation time
         suffix = path.name.removeprefix("events.jsonl").lstrip(".")
-        return -int(suffix) if suffix.isdigit() else 0
+        return (0, -int(suffix), "") if suffix.isdigit() else (2, 0, "")
 
-    for path in sorted(logs.glob("events.jsonl*"), key=age):
+    found = [*logs.glob("events.jsonl*"), *logs.glob("events-*.jsonl")]
+    return sorted(found, key=age)
+
+
+def events(home: Path, read: LogRead | None = None) -> Iterator[dict[str, Any]]:
+    """Every JSON event in the home's event files (`event_files`), oldest file first."""
+    read = read if read is not None else LogRead()
+    for path in event_files(home / "logs"):
         with path.open("rb") as lines:
             for line in lines:
                 read.lines += 1

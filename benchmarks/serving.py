@@ -40,7 +40,17 @@ from typing import Any
 
 from _load import LoadProcess
 from _proc import tree_rss
-from _shipped import DRIVERS, HOST, Served, clean_env, copy_home, events, run_interval, tail
+from _shipped import (
+    DRIVERS,
+    HOST,
+    Served,
+    clean_env,
+    copy_home,
+    event_files,
+    events,
+    run_interval,
+    tail,
+)
 
 CONCURRENCY = (1, 8, 64)
 SERVERS = ("ours", "reference", "ceiling")
@@ -473,7 +483,7 @@ def during_pipelines(load: LoadProcess, ours: Served, size: Size) -> dict[str, W
 def count_events(home: Path) -> tuple[int, int]:
     """(prediction_served events, log files) in the home's JSONL log."""
     count = sum(e.get("event") == "prediction_served" for e in events(home))
-    return count, len(list((home / "logs").glob("events.jsonl*")))
+    return count, len(event_files(home / "logs"))
 
 
 # -- the report -------------------------------------------------------------------------------

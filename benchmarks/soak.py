@@ -31,6 +31,7 @@ from _shipped import (
     bootstrap,
     clean_env,
     copy_home,
+    event_files,
     events,
     tail,
 )
@@ -49,7 +50,8 @@ def history_ids(home: Path) -> tuple[set[str], float, LogRead, dict[str, int]]:
         if event.get("event") == "prediction_served" and isinstance(event.get("request_id"), str):
             found.add(event["request_id"])
     lines = size = 0
-    for path in (home / "logs").glob("events.jsonl*"):
+    jsonl = event_files(home / "logs")
+    for path in jsonl:
         with path.open("rb") as file:
             for line in file:
                 if b'"prediction_served"' in line:
@@ -61,7 +63,7 @@ def history_ids(home: Path) -> tuple[set[str], float, LogRead, dict[str, int]]:
             kind = (
                 "parquet"
                 if path.suffix == ".parquet"
-                else ("jsonl" if path.name.startswith("events.jsonl") else "other")
+                else ("jsonl" if path in jsonl else "other")
             )
             sizes[kind] = sizes.get(kind, 0) + path.stat().st_size
     found |= parquet_ids(home / "logs")

@@ -22,8 +22,8 @@ from litemlops.server import create_app
 from litemlops.server.main import bind, uvicorn_server
 from litemlops.testing import FixedClock
 
-HEADER_TIMEOUT = 0.4
-BODY_TIMEOUT = 0.4
+HEADER_TIMEOUT = 1.0
+BODY_TIMEOUT = 1.0
 
 
 @pytest.fixture(scope="module")
