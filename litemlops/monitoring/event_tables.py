@@ -66,7 +66,9 @@ def split(con: Any, file: str, seq: int, fallback_day: str) -> Split:
         )
     finally:
         con.execute(f"SET threads = {int(threads)}")
-    spec = literal(event_sql.transform_spec(**event_sql.FLAT_TYPES))
+    # One parse of each line gives every column of every table (`->>` parses it again).
+    shown = dict.fromkeys(("level", "pipeline", "run_id", "task"), "VARCHAR")
+    spec = literal(event_sql.transform_spec(**event_sql.FLAT_TYPES, **shown))
     con.execute(
         "CREATE OR REPLACE TEMP TABLE parsed AS SELECT seq, "
         "TRY_CAST(t.timestamp AS TIMESTAMPTZ) AS ts, unnest(t) "
@@ -94,9 +96,7 @@ def split(con: Any, file: str, seq: int, fallback_day: str) -> Split:
                 WHERE CAST(parsed.features AS VARCHAR) = r.features
                     AND len(list_filter(json_keys(lines.json), lambda k: k = 'features')) = 1
             )
-            SELECT ts, seq, json ->> '$.event' AS event, json ->> '$.level' AS level,
-                json ->> '$.pipeline' AS pipeline, json ->> '$.run_id' AS run_id,
-                json ->> '$.task' AS task,
+            SELECT ts, seq, event, level, pipeline, run_id, task,
                 CAST(CASE WHEN kept THEN json_merge_patch(json, '{{"features":null}}') ELSE json
                     END AS VARCHAR) AS line,
                 CASE WHEN kept THEN list_position(json_keys(json), 'features') END AS features_at,
