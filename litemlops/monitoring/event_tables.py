@@ -47,7 +47,7 @@ FIXED = (
 @dataclass
 class Split:
     """What one event file holds: `tables` by kind (rows sorted by `seq`; `day`, the
-    row's UTC date as text, is a column of each), how many `lines` it has, and per
+    row's UTC date, is a column of each), how many `lines` it has, and per
     (model, version, service) the features and JSON types its first and last events
     show (`feature_kinds.sampled`)."""
 
