@@ -337,7 +337,7 @@ class Compactor:
 
 
 def _by_day(table: pa.Table) -> Iterable[tuple[str, pa.Table]]:
-    """(day, rows of that day without the `day` column) of a table split by `compaction`."""
+    """(day, rows of that day without the `day` column) of a table `event_tables.split` made."""
     import pyarrow.compute as pc
 
     if not table.num_rows:

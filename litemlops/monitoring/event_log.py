@@ -2,9 +2,10 @@
 
 What `litemlops logs` and `litemlops pipelines logs` show. The history keeps each
 line's JSON text with the keys people filter on (event, level, pipeline, run_id,
-task) in columns; a prediction's features, kept as typed rows, are put back into
-its line (`litemlops.monitoring.event_tables`), so a line read from the history has
-the keys and values it was written with (JSON's spacing aside).
+task) in columns; the keys of a prediction kept as its typed rows (its features,
+scores, request id and time) are put back into its line, where they were
+(`litemlops.monitoring.event_tables`), so a line read from the history has the
+keys and values it was written with, in their order (JSON's spacing aside).
 """
 
 from __future__ import annotations
@@ -84,14 +85,14 @@ def query_events(
             WITH lines AS ({union}), marked AS (
                 SELECT *, coalesce({" AND ".join(where)}, false) AS hit FROM lines
             ), matching AS (
-                SELECT line, rank, within, ts, features_at FROM marked WHERE hit
+                SELECT line, rank, within, ts, taken FROM marked WHERE hit
                 ORDER BY ts DESC NULLS LAST, rank DESC, within DESC LIMIT ?
             ), summary AS (
                 SELECT count(*) FILTER (WHERE hit) AS total,
                        count(*) FILTER (WHERE event IS NULL) AS unreadable
                 FROM marked
             )
-            SELECT m.line, m.rank, m.features_at, s.total, s.unreadable
+            SELECT m.line, m.rank, m.taken, s.total, s.unreadable
             FROM summary s LEFT JOIN matching m ON true
             ORDER BY m.ts NULLS FIRST, m.rank, m.within
             """,
@@ -119,7 +120,7 @@ def run_events(logs_dir: Path | str, run_id: str) -> Iterator[tuple[str, dict[st
             return [], list(view.pending)
         files = [view.path(p) for p in parts]
         rows = con.execute(
-            "SELECT line, seq, features_at FROM read_parquet(?, union_by_name=true) "
+            "SELECT line, seq, taken FROM read_parquet(?, union_by_name=true) "
             "WHERE run_id = ? AND line IS NOT NULL ORDER BY seq",
             [files, run_id],
         ).fetchall()
@@ -171,13 +172,13 @@ def _read(logs_dir: Path, query: Any) -> Any:
 
 
 def _lines(view: Snapshot, parts: list[Part]) -> tuple[str, list[Any]]:
-    """SQL of every line: ts, event, level, pipeline, run_id, line, features_at, and the
+    """SQL of every line: ts, event, level, pipeline, run_id, line, taken, and the
     order of lines of one time (`rank`, then `within`)."""
     union: list[str] = []
     args: list[Any] = []
     if parts:
         union.append(
-            "SELECT ts, event, level, pipeline, run_id, line, features_at, seq AS rank, "
+            "SELECT ts, event, level, pipeline, run_id, line, taken, seq AS rank, "
             "0 AS within FROM read_parquet(?, union_by_name=true)"
         )
         args.append([view.path(p) for p in parts])
@@ -188,7 +189,7 @@ def _lines(view: Snapshot, parts: list[Part]) -> tuple[str, list[Any]]:
             SELECT try_cast(json->>'$.timestamp' AS TIMESTAMPTZ) AS ts, json->>'$.event' AS event,
                 json->>'$.level' AS level, json->>'$.pipeline' AS pipeline,
                 json->>'$.run_id' AS run_id, CAST(json AS VARCHAR) AS line,
-                NULL::INTEGER AS features_at, list_position(?, filename) + {_LIVE} AS rank,
+                NULL::VARCHAR AS taken, list_position(?, filename) + {_LIVE} AS rank,
                 row_number() OVER () AS within
             FROM read_json(?, format='newline_delimited', records=false, maximum_depth=0,
                            union_by_name=true, ignore_errors=true, filename=true)
@@ -198,32 +199,36 @@ def _lines(view: Snapshot, parts: list[Part]) -> tuple[str, list[Any]]:
     if not union:
         return (
             "SELECT NULL::TIMESTAMPTZ AS ts, NULL AS event, NULL AS level, NULL AS pipeline, "
-            "NULL AS run_id, NULL AS line, NULL::INTEGER AS features_at, 0 AS rank, "
+            "NULL AS run_id, NULL AS line, NULL::VARCHAR AS taken, 0 AS rank, "
             "0 AS within LIMIT 0",
             [],
         )
     return " UNION ALL BY NAME ".join(f"({sql})" for sql in union), args
 
 
-def _whole(con: Any, view: Snapshot, rows: list[tuple[str, int, int | None]]) -> list[str]:
-    """The lines of (line, line number, features_at) rows, a prediction's features put back
-    where `features_at` says they were taken out."""
-    wanted = sorted({seq for _, seq, at in rows if at is not None})
-    features = _features(con, view, wanted) if wanted else {}
+def _whole(con: Any, view: Snapshot, rows: list[tuple[str, int, str | None]]) -> list[str]:
+    """The lines of (line, line number, taken) rows, with the keys taken out of a
+    prediction's line put back where `taken` says they were (`key@place,...`)."""
+    wanted = sorted({seq for _, seq, taken in rows if taken})
+    values = _rebuilt(con, view, wanted) if wanted else {}
     out = []
-    for line, seq, at in rows:
-        if at is None:
+    for line, seq, taken in rows:
+        if not taken:
             out.append(line)
             continue
         items = list(orjson.loads(line).items())
-        if seq in features:
-            items.insert(at - 1, ("features", orjson.loads(features[seq])))
+        places = (key.partition("@") for key in taken.split(","))
+        for at, key in sorted((int(at), key) for key, _, at in places):
+            text = values.get(seq, {}).get(key)
+            if text is not None:
+                items.insert(at - 1, (key, orjson.loads(text)))
         out.append(orjson.dumps(dict(items)).decode())
     return out
 
 
-def _features(con: Any, view: Snapshot, seqs: list[int]) -> dict[int, str]:
-    """Line number -> its prediction's features as JSON text, rebuilt from the history."""
+def _rebuilt(con: Any, view: Snapshot, seqs: list[int]) -> dict[int, dict[str, str]]:
+    """Line number -> the keys `event_tables.TAKEN` of its prediction as JSON text, rebuilt
+    from the history."""
     lo, hi = seqs[0], seqs[-1]
     parts = [p for p in view.of("predictions") if p.lines[0] <= hi and p.lines[1] >= lo]
     if not parts:
@@ -240,10 +245,14 @@ def _features(con: Any, view: Snapshot, seqs: list[int]) -> dict[int, str]:
         for prefix, kind in kinds.items()
     )
     rows = (
-        f"(SELECT seq, position{columns} FROM read_parquet(?, union_by_name=true) "
-        "WHERE seq IN (SELECT unnest(?)))"
+        f"(SELECT seq, ts, request_id, position, score{columns} "
+        "FROM read_parquet(?, union_by_name=true) WHERE seq IN (SELECT unnest(?)))"
     )
+    keys = ", ".join(event_tables.TAKEN)
     found = con.execute(
-        event_tables.rebuilt_features(rows, names), [[view.path(p) for p in parts], seqs]
+        f"SELECT seq, {keys} FROM ({event_tables.rebuilt(rows, names)})",
+        [[view.path(p) for p in parts], seqs],
     ).fetchall()
-    return {int(seq): text for seq, text in found}
+    return {
+        int(seq): dict(zip(event_tables.TAKEN, texts, strict=True)) for seq, *texts in found
+    }

@@ -12,9 +12,10 @@ and become three Arrow tables:
   feature whose JSON type varies loses nothing.
 - `feedback`: the labels, as the reader takes them.
 - `events`: every line (for `litemlops logs`), as its JSON text, with the keys
-  people filter on. A prediction's `features` are taken out of its line when
-  `rebuilt_features` gives them back exactly from the typed rows (almost always),
-  so numbers are not kept twice; `features_at` says where the key was.
+  people filter on. The keys of a prediction's line that `rebuilt` gives back
+  exactly from the typed rows (`TAKEN`: request_id, timestamp, features, scores;
+  almost always) are taken out of its line, so nothing is kept twice; `taken`
+  says which, and where they were (`features@8,scores@9`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ if TYPE_CHECKING:
 KINDS = ("predictions", "feedback", "events")
 PREFIXES = ("int:", "num:", "text:")
 """A feature's columns in the history, by how its values are kept."""
+TAKEN = ("request_id", "timestamp", "features", "scores")
+"""The keys of a prediction's line that its typed rows give back (`rebuilt`): the events
+table keeps the line without those that come back exactly, and says where they were."""
 FIXED = (
     "ts", "seq", "request_id", "model", "version", "service", "entity", "position", "score",
     "output",
@@ -43,7 +47,7 @@ FIXED = (
 @dataclass
 class Split:
     """What one event file holds: `tables` by kind (rows sorted by `seq`; `day`, the
-    row's UTC date as text, is a column of each), how many `lines` it has, and per
+    row's UTC date, is a column of each), how many `lines` it has, and per
     (model, version, service) the features and JSON types its first and last events
     show (`feature_kinds.sampled`)."""
 
@@ -66,7 +70,9 @@ def split(con: Any, file: str, seq: int, fallback_day: str) -> Split:
         )
     finally:
         con.execute(f"SET threads = {int(threads)}")
-    spec = literal(event_sql.transform_spec(**event_sql.FLAT_TYPES))
+    # One parse of each line gives every column of every table (`->>` parses it again).
+    shown = dict.fromkeys(("level", "pipeline", "run_id", "task"), "VARCHAR")
+    spec = literal(event_sql.transform_spec(**shown))
     con.execute(
         "CREATE OR REPLACE TEMP TABLE parsed AS SELECT seq, "
         "TRY_CAST(t.timestamp AS TIMESTAMPTZ) AS ts, unnest(t) "
@@ -80,28 +86,44 @@ def split(con: Any, file: str, seq: int, fallback_day: str) -> Split:
     every: feature_kinds.Kinds = {name: set() for name in _names(con)}
     names = list(feature_kinds.merged([every, *(k for _, k in kinds)]))
     con.execute(f"CREATE OR REPLACE TEMP TABLE flat AS {_predictions(names)}")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE rebuilt AS {rebuilt_features('flat', names)}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE rebuilt AS {rebuilt('flat', names)}")
     day = f"coalesce(CAST(ts AS DATE), DATE {literal(fallback_day)}) AS day"
     label = literal(events.FEEDBACK_RECEIVED)
+    # Each key of TAKEN the typed rows give back exactly, and only once in its line.
+    own = {
+        "request_id": "CAST(json_extract(p.json, '$.request_id') AS VARCHAR)",
+        "timestamp": "CAST(json_extract(p.json, '$.timestamp') AS VARCHAR)",
+        "features": "CAST(p.features AS VARCHAR)",
+        "scores": "CAST(p.scores AS VARCHAR)",
+    }
+    exact = ", ".join(
+        f"coalesce({own[k]} = r.{k} AND len(list_filter(p.keys, lambda x: x = '{k}')) = 1, false) "
+        f"AS {k}_ok"
+        for k in TAKEN
+    )
+    taken = ", ".join(
+        f"CASE WHEN {k}_ok THEN '{k}@' || list_position(keys, '{k}') END" for k in TAKEN
+    )
+    patch = ", ".join(f"""CASE WHEN {k}_ok THEN '"{k}":null' END""" for k in TAKEN)
     tables = {
         "predictions": f"SELECT *, {day} FROM flat ORDER BY seq, position",
         "feedback": f"SELECT ts, seq, {event_sql.LABEL}, {day} FROM parsed "
         f"WHERE event = {label} AND ts IS NOT NULL ORDER BY seq",
         "events": f"""
-            WITH kept AS (
-                SELECT seq, true AS kept
-                FROM parsed JOIN rebuilt r USING (seq) JOIN lines USING (seq)
-                WHERE CAST(parsed.features AS VARCHAR) = r.features
-                    AND len(list_filter(json_keys(lines.json), lambda k: k = 'features')) = 1
+            WITH checked AS (
+                SELECT seq, p.keys, {exact}
+                FROM (SELECT *, json_keys(json) AS keys FROM lines JOIN parsed USING (seq)) p
+                JOIN rebuilt r USING (seq)
+            ), marked AS (
+                SELECT seq, NULLIF(concat_ws(',', {taken}), '') AS taken,
+                    '{{' || concat_ws(',', {patch}) || '}}' AS patch
+                FROM checked
             )
-            SELECT ts, seq, json ->> '$.event' AS event, json ->> '$.level' AS level,
-                json ->> '$.pipeline' AS pipeline, json ->> '$.run_id' AS run_id,
-                json ->> '$.task' AS task,
-                CAST(CASE WHEN kept THEN json_merge_patch(json, '{{"features":null}}') ELSE json
+            SELECT ts, seq, event, level, pipeline, run_id, task,
+                CAST(CASE WHEN taken IS NOT NULL THEN json_merge_patch(json, patch) ELSE json
                     END AS VARCHAR) AS line,
-                CASE WHEN kept THEN list_position(json_keys(json), 'features') END AS features_at,
-                {day}
-            FROM lines LEFT JOIN parsed USING (seq) LEFT JOIN kept USING (seq)
+                taken, {day}
+            FROM lines LEFT JOIN parsed USING (seq) LEFT JOIN marked USING (seq)
             ORDER BY seq
         """,
     }
@@ -142,10 +164,13 @@ def _predictions(names: list[str]) -> str:
     fields = names or ["_"]
     as_text = literal(json.dumps([dict.fromkeys(fields, "VARCHAR")]))
     as_number = literal(json.dumps([dict.fromkeys(fields, "DOUBLE")]))
+    scores, entities = (literal(json.dumps([t])) for t in ("DOUBLE", "JSON"))
     rows = (
         f"SELECT ts, seq, request_id, model, TRY_CAST(version AS BIGINT) AS version, service, "
-        f"entities, json_transform(features, {as_text}) AS features, "
-        f"json_transform(features, {as_number}) AS numbers, scores, output FROM parsed "
+        f"json_transform(entities, {entities}) AS entities, "
+        f"json_transform(features, {as_text}) AS features, "
+        f"json_transform(features, {as_number}) AS numbers, "
+        f"json_transform(scores, {scores}) AS scores, output FROM parsed "
         f"WHERE event = {literal(events.PREDICTION_SERVED)} AND ts IS NOT NULL"
     )
     read = ", ".join(
@@ -180,10 +205,10 @@ def _predictions(names: list[str]) -> str:
     )
 
 
-def rebuilt_features(rows: str, names: list[str]) -> str:
-    """SQL: per `seq`, the `features` list of a prediction's line as JSON text, from its
-    typed rows in `rows` (missing and null values left out; a line whose rebuild differs
-    from its own keeps its features)."""
+def rebuilt(rows: str, names: list[str]) -> str:
+    """SQL: per `seq`, the keys of `TAKEN` of a prediction's line as JSON text, rebuilt
+    from its typed rows in `rows` (a feature missing or null is left out; a line whose
+    rebuild of a key differs from its own keeps that key)."""
     members = []
     for n in names:
         i, x, t = (ident(p + n) for p in PREFIXES)
@@ -195,10 +220,21 @@ def rebuilt_features(rows: str, names: list[str]) -> str:
         key = literal(json_text(n) + ":")
         members.append(f"{key} || ({value})")
     obj = "'{' || concat_ws(',', " + ", ".join(members) + ") || '}'" if members else "'{}'"
-    return (
-        f"SELECT seq, '[' || string_agg({obj}, ',' ORDER BY position) || ']' AS features "
-        f"FROM {rows} GROUP BY seq"
+    # As structlog writes it: the microseconds only when there are some.
+    stamp = (
+        "strftime(any_value(ts), '%Y-%m-%dT%H:%M:%S') || CASE WHEN "
+        "microsecond(any_value(ts)) % 1000000 = 0 THEN '' ELSE strftime(any_value(ts), '.%f') "
+        "END || 'Z'"
     )
+    return f"""
+        SELECT seq,
+            CAST(to_json(any_value(request_id)) AS VARCHAR) AS request_id,
+            CAST(to_json({stamp}) AS VARCHAR) AS timestamp,
+            '[' || string_agg({obj}, ',' ORDER BY position) || ']' AS features,
+            '[' || string_agg(CAST(to_json(score) AS VARCHAR), ',' ORDER BY position) || ']'
+                AS scores
+        FROM {rows} GROUP BY seq
+    """
 
 
 def json_text(name: str) -> str:

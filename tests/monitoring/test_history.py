@@ -448,3 +448,34 @@ def test_the_cli_compacts_and_says_what_it_did(logs):
     assert json.loads(again.output)["files"] == 0
     assert read_predictions(logs)["request_id"].tolist() == ["a", "b", "b", "c"]
     assert nowhere.exit_code == 1 and "nothing to compact" in nowhere.output
+
+
+def test_odd_lines_read_from_the_history_as_they_parse_and_come_back_whole(tmp_path):
+    from litemlops.monitoring import event_log
+
+    odd = [
+        served("a", 1, [{"x": 1.5, "city": "hanoi"}]),
+        served("b", 2, [{"x": "oops", "city": None}, {"x": 2.5, "city": 7}]),
+        {"event": "prediction_served", "timestamp": "not a time", "request_id": "c",
+         "features": [{"x": 1.0}]},
+        served("d", 3, "nonsense"),
+        {**served("e", 4, [{"x": 1e300, "city": {"nested": [1]}}, 5, {"x": -0.0, "city": 1e20}]),
+         "scores": "abc", "request_id": 5, "timestamp": "2026-01-01T00:00:04+00:00"},
+        {**served("f", 5, [{"x": 3.5, "city": "hue"}]), "scores": [1, "x"]},
+        {**served("g", 6, [{"x": 4.5, "city": "hue"}]), "version": "v7", "entities": {"a": 1}},
+    ]
+    logs = write_log(tmp_path / "home" / "logs", [
+        [*odd, b'{"event": "prediction_served", "featu\n'], [served("h", 7, [{"x": 3.5}])]])
+    parsed = copy_log(logs, tmp_path / "parsed")
+    kinds = {"x": "numeric", "city": "categorical"}
+
+    compact(logs)
+
+    for features in (kinds, None):
+        pd.testing.assert_frame_equal(read_predictions(logs, features=features),
+                                      read_predictions(parsed, features=features))
+    found = event_log.query_events(logs, limit=100)
+    assert found.unreadable == 1
+    came = [json.loads(line) for line in found.lines]
+    timed = [e for e in odd if e["timestamp"] != "not a time"]
+    assert [list(e.items()) for e in came[1:7]] == [list(e.items()) for e in timed]

@@ -103,7 +103,7 @@ values = st.one_of(
 
 
 @settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(batches=st.lists(st.lists(st.fixed_dictionaries({"v": values}), min_size=1, max_size=3),
                         min_size=1, max_size=8))
