@@ -11,6 +11,8 @@ method: an unknown estimator, a subclass, a fitted state this code reads
 wrongly, all fall back.
 
 Scorers take a float64 matrix of finite values, columns in the model's order.
+`row_scorer` gives the simplest of them a plain Python twin for a request's few
+rows (where numpy's cost per call dominates), checked the same way.
 """
 
 from __future__ import annotations
