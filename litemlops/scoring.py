@@ -11,6 +11,8 @@ method: an unknown estimator, a subclass, a fitted state this code reads
 wrongly, all fall back.
 
 Scorers take a float64 matrix of finite values, columns in the model's order.
+`row_scorer` gives the simplest of them a plain Python twin for a request's few
+rows (where numpy's cost per call dominates), checked the same way.
 """
 
 from __future__ import annotations
@@ -272,3 +274,105 @@ def _modified_huber(estimator: Any) -> Scorer | None:
     if found is None or found[0].shape[1] != 1:
         return None  # several classes: left to the model
     return _Huber(*found)
+
+
+# -- a request's few rows, in plain Python ----------------------------------------------------
+
+RowScorer = Callable[[Sequence[Sequence[float]]], list[float]]
+
+#: Rows x inputs up to which a request's rows are scored in plain Python: for a handful
+#: of rows, numpy's fixed cost per call (a scorer makes several, plus the array and the
+#: list back) is most of the time, and it is higher in a busy server than in a loop.
+ROW_CELLS = 256
+
+
+def row_scorer(scorer: Scorer) -> RowScorer | None:
+    """A numpy scorer's arithmetic in plain Python, for rows given as sequences of
+    numbers; for affine and binary logistic scorers, alone or after standardising
+    steps, else None. The products are summed in another order than BLAS's, so a
+    score may differ in its last bit: use it verified (`verified_row_scorer`)."""
+    import numpy as np
+
+    steps: list[tuple[tuple[float, ...] | None, tuple[float, ...] | None]] = []
+    final: Any = scorer
+    if type(scorer) is _Piped:
+        for step in scorer.transforms:
+            if type(step) is not _Standardise:
+                return None
+            steps.append((_floats(step.mean), _floats(step.scale)))
+        final = scorer.score
+    if type(final) is _Affine and np.ndim(final.coef) == 1:
+        logistic = False
+    elif type(final) is _Binary:
+        logistic = True
+    else:
+        return None
+    weights = _floats(np.ravel(final.coef))
+    intercept = np.ravel(final.intercept)
+    if weights is None or intercept.size != 1:
+        return None
+    return _Rows(tuple(steps), weights, float(intercept[0]), logistic)
+
+
+def verified_row_scorer(model: Any, scorer: RowScorer | None, rows: np.ndarray) -> RowScorer | None:
+    """`scorer` when it equals the model's own scores on `rows` (as `verified_scorer`
+    checks the numpy scorer), else None."""
+    import numpy as np
+
+    if scorer is None:
+        return None
+    X = np.ascontiguousarray(rows, dtype="float64")
+    try:
+        expected = np.asarray(model_scorer(model)(X), dtype="float64")
+        got = np.asarray(scorer(X.tolist()), dtype="float64")
+    except Exception:
+        return None
+    same = got.shape == expected.shape and bool(
+        np.allclose(got, expected, rtol=RTOL, atol=ATOL, equal_nan=True)
+    )
+    return scorer if same else None
+
+
+def _floats(values: Any) -> tuple[float, ...] | None:
+    import numpy as np
+
+    return None if values is None else tuple(float(v) for v in np.ravel(values))
+
+
+class _Rows:
+    """Standardise (x - mean) / scale per step, then weights . x + intercept, then the
+    logistic function when `logistic`: the numpy scorers' steps, one row at a time."""
+
+    def __init__(
+        self,
+        steps: tuple[tuple[tuple[float, ...] | None, tuple[float, ...] | None], ...],
+        weights: tuple[float, ...],
+        intercept: float,
+        logistic: bool,
+    ):
+        self.steps = steps
+        self.weights = weights
+        self.intercept = intercept
+        self.logistic = logistic
+
+    def __call__(self, rows: Sequence[Sequence[float]]) -> list[float]:
+        from math import exp
+
+        out: list[float] = []
+        for row in rows:
+            for mean, scale in self.steps:
+                if mean is not None:
+                    row = [x - m for x, m in zip(row, mean, strict=True)]
+                if scale is not None:
+                    row = [x / s for x, s in zip(row, scale, strict=True)]
+            d = 0.0
+            for x, w in zip(row, self.weights, strict=True):
+                d += x * w
+            d += self.intercept
+            if self.logistic:
+                try:
+                    d = 1.0 / (1.0 + exp(-d))
+                except OverflowError:  # exp(710+): numpy's inf, whose logistic is 0
+                    d = 0.0
+            out.append(d)
+        return out

@@ -23,10 +23,13 @@ from sklearn.preprocessing import MinMaxScaler, StandardScaler
 from litemlops.modeling import make_estimator, scores
 from litemlops.scoring import (
     ATOL,
+    ROW_CELLS,
     RTOL,
     fast_scorer,
     model_scorer,
+    row_scorer,
     verification_rows,
+    verified_row_scorer,
     verified_scorer,
 )
 
@@ -226,3 +229,107 @@ def test_the_models_own_scorer_equals_modeling_scores():
     model = make_estimator("random_forest", seed=0).fit(X, y)
 
     np.testing.assert_array_equal(model_scorer(model)(fresh), scores(model, fresh))
+
+
+# -- a request's few rows, in plain Python ----------------------------------------------------
+
+
+@pytest.mark.parametrize("name", [*sorted(REGRESSORS), "logistic", "sgd_log_loss"])
+@fitting
+@given(**shapes)
+def test_the_plain_python_scorer_equals_the_models_own_scores(
+    name, seed, n_features, scale, scaler
+):
+    classes = 0 if name in REGRESSORS else 2
+    X, y, fresh = data(seed, n_features, scale, classes)
+    model = with_scaler((REGRESSORS.get(name) or CLASSIFIERS[name])(), scaler).fit(X, y)
+    fast = fast_scorer(model)
+    assert fast is not None
+    rows = row_scorer(fast)
+    assert rows is not None
+
+    got = rows(fresh.tolist())
+
+    assert all(type(s) is float for s in got)
+    np.testing.assert_allclose(got, scores(model, fresh), rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize(
+    ("make", "classes"),
+    [
+        (lambda: make_estimator("logistic_regression"), 3),  # a softmax
+        (lambda: SGDClassifier(loss="log_loss", random_state=0), 3),  # one-vs-rest
+        (lambda: SGDClassifier(loss="modified_huber", random_state=0), 2),
+    ],
+    ids=["softmax", "one_vs_rest", "modified_huber"],
+)
+def test_other_numpy_scorers_have_no_plain_python_twin(make, classes):
+    X, y, _ = data(8, 3, 1.0, classes)
+    fast = fast_scorer(make().fit(X, y))
+
+    assert fast is not None and row_scorer(fast) is None
+
+
+def test_the_logistic_of_a_far_negative_decision_is_0_as_with_numpy():
+    X, y, _ = data(9, 1, 1.0, 2)
+    model = LogisticRegression().fit(X, y)
+    far = np.array([[-1e6], [1e6], [0.0]]) * np.sign(model.coef_[0, 0])
+    fast = fast_scorer(model)
+    assert fast is not None
+    rows = row_scorer(fast)
+    assert rows is not None
+
+    assert rows(far.tolist()) == fast(far).tolist() == [0.0, 1.0, pytest.approx(fast(far)[2])]
+
+
+def test_a_plain_python_scorer_that_disagrees_is_not_used():
+    X, y, _ = data(10, 2, 1.0, 2)
+    model = LogisticRegression().fit(X, y)
+    fast = fast_scorer(model)
+    assert fast is not None
+    rows = row_scorer(fast)
+    checked = verification_rows(2, [X])
+
+    assert verified_row_scorer(model, rows, checked) is rows
+    assert verified_row_scorer(model, lambda r: [0.5] * len(r), checked) is None
+    assert verified_row_scorer(model, None, checked) is None
+
+
+def test_a_serving_model_scores_few_rows_in_python_and_many_with_numpy():
+    from litemlops.server.models import ServingModel
+
+    X, y, _ = data(11, 4, 1.0, 2)
+    model = LogisticRegression().fit(X, y)
+    fast = fast_scorer(model)
+    assert fast is not None
+    rows = row_scorer(fast)
+    used: list[int] = []
+
+    def few(batch):
+        used.append(len(batch))
+        return rows(batch)
+
+    served = ServingModel(
+        "m/1", "m", 1, None, ("a", "b", "c", "d"), None, "numpy", fast, few
+    )
+    small = X[:5].tolist()
+    large = np.vstack([X] * 3)[: ROW_CELLS // 4 + 1].tolist()
+
+    np.testing.assert_allclose(served.score_list(small), scores(model, X[:5]), rtol=RTOL)
+    np.testing.assert_allclose(
+        served.score_list(large), scores(model, np.asarray(large)), rtol=RTOL
+    )
+    assert used == [5]  # the large batch went through numpy
+
+
+def test_the_plain_python_scorer_pickles_for_the_serving_process():
+    import pickle
+
+    X, y, fresh = data(12, 3, 1.0, 2)
+    model = make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y)
+    fast = fast_scorer(model)
+    assert fast is not None
+    rows = row_scorer(fast)
+    assert rows is not None
+
+    assert pickle.loads(pickle.dumps(rows))(fresh.tolist()) == rows(fresh.tolist())

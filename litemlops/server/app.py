@@ -35,7 +35,6 @@ from litemlops.server.metrics import MetricsMiddleware, ServerMetrics
 from litemlops.server.models import (
     ModelCache,
     ServingModel,
-    matrix,
     normalise_uri,
     prepare_model,
 )
@@ -217,7 +216,7 @@ async def inference(request: Request) -> Response:
             f"no current features for {service.entity} {unknown}: unknown, or their "
             "features are older than the view's ttl",
         )
-    scores = model.scores(matrix(rows)).tolist()
+    scores = model.score_list(rows)
     best = max(range(len(ids)), key=scores.__getitem__)
     by_id = {str(i): s for i, s in zip(ids, scores, strict=True)}
     answer = {
@@ -283,7 +282,7 @@ async def predict(request: Request) -> Response:
                 f"feature rows lack {absent}; model {model.uri} takes {list(model.inputs)}",
             )
         rows = [[row[n] for n in model.inputs] for row in body.features or []]
-    predictions = model.scores(matrix(rows)).tolist()
+    predictions = model.score_list(rows)
     log.info(
         events.PREDICTION_SERVED,
         request_id=body.request_id,

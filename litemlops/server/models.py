@@ -22,7 +22,17 @@ import structlog
 from litemlops import events
 from litemlops.errors import LitemlopsError, ValidationError
 from litemlops.logger import get_logger
-from litemlops.scoring import Scorer, fast_scorer, model_scorer, verification_rows, verified_scorer
+from litemlops.scoring import (
+    ROW_CELLS,
+    RowScorer,
+    Scorer,
+    fast_scorer,
+    model_scorer,
+    row_scorer,
+    verification_rows,
+    verified_row_scorer,
+    verified_scorer,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -55,6 +65,8 @@ class ServingModel:
     #: model's own method at load) or "model" (the model's own method).
     scorer: str = "model"
     score_rows: Scorer | None = field(default=None, repr=False, compare=False)
+    #: The numpy scorer's arithmetic in plain Python, verified like it, when there is one.
+    score_few: RowScorer | None = field(default=None, repr=False, compare=False)
 
     def scores(self, matrix: np.ndarray) -> np.ndarray:
         """One score per row of `matrix` (columns in `inputs` order): the positive
@@ -65,6 +77,14 @@ class ServingModel:
         # The server only builds finite float matrices (JSON has no NaN, the store
         # none past ttl), so scikit-learn's own finiteness scan is skipped.
         return model_scorer(self.loaded.model)(matrix)
+
+    def score_list(self, rows: Sequence[Sequence[Any]]) -> list[float]:
+        """`scores` of rows of values in `inputs` order, as floats: in plain Python for a
+        request's few rows when that was verified at load, else through numpy."""
+        few = self.score_few
+        if few is not None and len(rows) * len(self.inputs) <= ROW_CELLS:
+            return few(rows)
+        return self.scores(matrix(rows)).tolist()
 
     def feature_dicts(self, rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
         """Rows of values in `inputs` order as {input: value} dicts (what events carry)."""
@@ -249,7 +269,7 @@ def build_model(registry: ModelRegistry, uri: str, served_as: str | None) -> Ser
         )
     version = _version(registry, meta)
     inputs = tuple(signature.input_names)
-    score_rows, scorer = _scorer(registry, loaded.model, inputs, meta, version)
+    score_rows, scorer, score_few = _scorer(registry, loaded.model, inputs, meta, version)
     return ServingModel(
         uri=served_as or uri,
         name=meta.get("name"),
@@ -259,6 +279,7 @@ def build_model(registry: ModelRegistry, uri: str, served_as: str | None) -> Ser
         feature_refs=_feature_refs(version),
         scorer=scorer,
         score_rows=score_rows,
+        score_few=score_few,
     )
 
 
@@ -284,12 +305,12 @@ def _scorer(
     inputs: tuple[str, ...],
     meta: dict[str, Any],
     version: ModelVersion | None,
-) -> tuple[Scorer, str]:
+) -> tuple[Scorer, str, RowScorer | None]:
     """The numpy scorer when it equals the model's own scores on the model's data (its
     input example and reference profile, when logged, and rows around them), else the
-    model's own method."""
+    model's own method; and its plain Python twin, when that is equal too."""
     if fast_scorer(model) is None:
-        return model_scorer(model), "model"
+        return model_scorer(model), "model", None
     run_id = meta.get("run_id")
     if version is not None:
         logged_as = (version.run_id, version.model_name)
@@ -298,7 +319,11 @@ def _scorer(
     else:
         logged_as = None
     own = _own_rows(registry, logged_as, inputs) if logged_as is not None else []
-    return verified_scorer(model, verification_rows(len(inputs), own))
+    rows = verification_rows(len(inputs), own)
+    scorer, kind = verified_scorer(model, rows)
+    if kind != "numpy":
+        return scorer, kind, None
+    return scorer, kind, verified_row_scorer(model, row_scorer(scorer), rows)
 
 
 def _own_rows(
@@ -333,6 +358,7 @@ def _warm(model: ServingModel) -> None:
     import numpy as np
 
     model.scores(np.zeros((1, len(model.inputs)), dtype="float64"))
+    model.score_list([[0.0] * len(model.inputs)])
 
 
 def matrix(rows: Sequence[Sequence[float]]) -> np.ndarray:

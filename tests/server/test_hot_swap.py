@@ -198,7 +198,10 @@ def test_each_version_is_scored_by_numpy_only_when_it_equals_the_models_own(
         assert response.json()["predictions"] == pytest.approx(
             list(scores_of[version].values()), rel=1e-12
         )
-        assert models.get(f"{MODEL}/{version}").scorer == scorer
+        served = models.get(f"{MODEL}/{version}")
+        assert served.scorer == scorer
+        # A request's few rows are scored in plain Python when the numpy scorer is used.
+        assert (served.score_few is not None) == (scorer == "numpy")
         loaded = [e for e in read_events(events.MODEL_LOADED) if e["uri"] == f"{MODEL}/{version}"]
         assert [e["scorer"] for e in loaded] == [scorer]
 
