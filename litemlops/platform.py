@@ -67,31 +67,19 @@ class Platform:
         self.workers: Workers | None = None
         self.features: OnlineFeatures
         try:
-            options: dict[str, Any] = {
-                "clock": clock,
-                "push_lateness": timedelta(seconds=config.features.push_lateness_seconds),
-                "max_future": (
-                    timedelta(seconds=config.features.max_future_seconds)
-                    if math.isfinite(config.features.max_future_seconds)
-                    else None
-                ),
-            }
             if workers:
                 from litemlops.scheduler.workers import Workers
                 from litemlops.store.online_features import OnlineFeatureStore
 
-                self.features = OnlineFeatureStore(config.online_path, **options)
+                self.features = OnlineFeatureStore(
+                    config.online_path, **_feature_options(config, clock)
+                )
                 self._closers.append(self.features.close)
                 self.workers = Workers(config.logging.level)
                 self._closers.append(self.workers.stop)
             else:
-                if not _owner:  # a worker: the owner's other workers may hold the file
-                    turn = HomeLock(config.features_lock_path).acquire(wait=True)
-                    self._closers.append(turn.release)
-                self.features = FeatureStore(
-                    config.features_path, online=config.online_path, **options
-                )
-                self._closers.append(self.features.close)
+                # A worker waits for its turn: the owner's other workers may hold the file.
+                self.features = _open_history(config, clock, self._closers, turn=not _owner)
             self.tracker = Tracker(
                 config.registry_path, artifacts=config.artifacts_dir, clock=clock
             )
@@ -121,9 +109,7 @@ class Platform:
                 ),
                 execute=self._in_worker if workers else None,
             )
-            self.interrupted_pipeline_runs = (
-                self.pipelines.mark_interrupted() if _owner else []
-            )
+            self.interrupted_pipeline_runs = self.pipelines.mark_interrupted() if _owner else []
             self.catalog = _catalog(config)
         except BaseException:
             self.close()
@@ -151,11 +137,13 @@ class Platform:
         workers): for work on the feature history, which a worker opens in its turn."""
         if self.workers is None:
             return fn(self, *args)
+        from litemlops.scheduler.workers import WorkerDiedError, WorkerTimeoutError
+
         try:
             return self.workers.call(
                 _with_worker_platform, fn, self.config, *args, timeout=timeout, name=fn.__name__
             )
-        except BaseException:
+        except (WorkerDiedError, WorkerTimeoutError, KeyboardInterrupt):
             # Runs the worker recorded as its own (the set-up's) died with it.
             self.pipelines.mark_interrupted()
             raise
@@ -179,12 +167,20 @@ class Platform:
 
         assert self.workers is not None
         spec = TaskSpec(
-            ctx.pipeline, task.name, ctx.run_id, ctx.attempt, ctx.params, ctx.upstream,
+            ctx.pipeline,
+            task.name,
+            ctx.run_id,
+            ctx.attempt,
+            ctx.params,
+            ctx.upstream,
             ctx.work_dir,
         )
         try:
             answer = self.workers.call(
-                run_task, self.config, spec, timeout=task.timeout,
+                run_task,
+                self.config,
+                spec,
+                timeout=task.timeout,
                 name=f"{ctx.pipeline}.{task.name}",
             )
         except WorkerTimeoutError:
@@ -309,23 +305,20 @@ class _WorkerResources(Mapping[str, Any]):
     def __init__(self, config: Config):
         self.config = config
         self.bus = _RecordingBus()
-        self._platform: Platform | None = None
-
-    def _opened(self) -> Platform:
-        if self._platform is None:
-            self._platform = Platform.worker(self.config)
-        return self._platform
+        self._opened: dict[str, Any] = {"config": config, "clock": utc_now, "bus": self.bus}
+        self._closers: list[Callable[[], None]] = []
 
     def __getitem__(self, key: str) -> Any:
-        if key == "config":
-            return self.config
-        if key == "clock":
-            return utc_now
-        if key == "bus":
-            return self.bus
-        if key in ("features", "tracker", "registry"):
-            return getattr(self._opened(), key)
-        raise KeyError(key)
+        if key not in self.KEYS:
+            raise KeyError(key)
+        if key not in self._opened:
+            if key == "features":
+                self._opened[key] = _open_history(self.config, utc_now, self._closers, turn=True)
+            else:
+                tracker = Tracker(self.config.registry_path, artifacts=self.config.artifacts_dir)
+                self._closers.append(tracker.close)
+                self._opened.update(tracker=tracker, registry=ModelRegistry(tracker))
+        return self._opened[key]
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.KEYS)
@@ -334,8 +327,41 @@ class _WorkerResources(Mapping[str, Any]):
         return len(self.KEYS)
 
     def close(self) -> None:
-        if self._platform is not None:
-            self._platform.close()
+        for close in reversed(self._closers):
+            close()
+        self._closers.clear()
+
+
+def _feature_options(config: Config, clock: Callable[[], datetime]) -> dict[str, Any]:
+    """The feature store's settings from config, for either half of it."""
+    return {
+        "clock": clock,
+        "push_lateness": timedelta(seconds=config.features.push_lateness_seconds),
+        "max_future": (
+            timedelta(seconds=config.features.max_future_seconds)
+            if math.isfinite(config.features.max_future_seconds)
+            else None
+        ),
+    }
+
+
+def _open_history(
+    config: Config,
+    clock: Callable[[], datetime],
+    closers: list[Callable[[], None]],
+    *,
+    turn: bool,
+) -> FeatureStore:
+    """The whole feature store; with `turn`, once no other process of the home's owner
+    holds it (`features.lock`). Its closers (the store, then the turn) go on `closers`."""
+    if turn:
+        held = HomeLock(config.features_lock_path).acquire(wait=True)
+        closers.append(held.release)
+    store = FeatureStore(
+        config.features_path, online=config.online_path, **_feature_options(config, clock)
+    )
+    closers.append(store.close)
+    return store
 
 
 def run_task(config: Config, spec: TaskSpec) -> dict[str, Any]:

@@ -190,10 +190,23 @@ class OnlineFeatures:
         stale = table.num_rows - written if to != "offline" else 0
         # Late rows are kept; the warning level makes them visible in the log.
         emit = log.warning if late else log.info
-        emit(events.FEATURES_PUSHED, view=view, rows=table.num_rows, to=to, late_rows=late,
-             stale_rows=stale, lateness_seconds=self.push_lateness.total_seconds())
-        return PushResult(view=view, rows=table.num_rows, to=to, online_written=written,
-                          stale_rows=stale, late_rows=late)
+        emit(
+            events.FEATURES_PUSHED,
+            view=view,
+            rows=table.num_rows,
+            to=to,
+            late_rows=late,
+            stale_rows=stale,
+            lateness_seconds=self.push_lateness.total_seconds(),
+        )
+        return PushResult(
+            view=view,
+            rows=table.num_rows,
+            to=to,
+            online_written=written,
+            stale_rows=stale,
+            late_rows=late,
+        )
 
     def _append(self, view: ResolvedView, table: pa.Table, kind: str, source: str) -> int:
         raise NotImplementedError

@@ -221,6 +221,10 @@ def announce(ctx):
 def views(ctx):
     return sorted(v.name for v in ctx.features.list_feature_views())
 
+@task(timeout=30.0)
+def runs(ctx):
+    return {"runs": len(ctx.tracker.list_runs())}
+
 @task
 def broken(ctx):
     raise ValueError("the data is bad")
@@ -228,6 +232,7 @@ def broken(ctx):
 placed = Pipeline("placed", [where, announce, views])
 timed = Pipeline("timed", [slow])
 failing = Pipeline("failing", [broken])
+tracked = Pipeline("tracked", [runs])
 '''
 
 
@@ -299,3 +304,17 @@ def test_workers_run_at_a_lower_cpu_priority_than_their_owner(workers: Workers) 
     from litemlops.scheduler.workers import NICENESS
 
     assert workers.call(niceness) == min(os.nice(0) + NICENESS, 19)
+
+
+def test_a_task_that_needs_no_feature_history_does_not_wait_for_its_turn(
+    served: Platform,
+) -> None:
+    """Another worker holding the DuckDB history (here: this test) must not stall a task
+    that only reads the tracker, as the monitoring check does during a training run."""
+    from litemlops.home_lock import HomeLock
+
+    with HomeLock(served.config.features_lock_path).acquire():
+        run = served.pipelines.run(served.catalog.get("tracked"))
+    assert run.state == "success", run.error
+    (attempt,) = served.pipelines.task_runs(run.run_id)
+    assert attempt.output == {"runs": 0}
