@@ -239,3 +239,27 @@ def events(home: Path, read: LogRead | None = None) -> Iterator[dict[str, Any]]:
                     yield event
                 else:
                     read.torn += 1
+
+
+def history_request_ids(logs: Path) -> set[str]:
+    """Request ids of predictions in any Parquet file under the logs (a compacted history)."""
+    files = sorted(logs.rglob("*.parquet"))
+    if not files:
+        return set()
+    import pyarrow.parquet as pq
+
+    found: set[str] = set()
+    for path in files:
+        try:
+            table = pq.read_table(path)
+        except Exception as exc:  # a file being written, or not Parquet after all
+            print(f"# could not read {path.relative_to(logs)}: {exc}")
+            continue
+        if "request_id" not in table.column_names:
+            continue
+        ids = table.column("request_id").to_pylist()
+        if "event" in table.column_names:
+            kinds = table.column("event").to_pylist()
+            ids = [i for i, k in zip(ids, kinds, strict=True) if k == "prediction_served"]
+        found.update(i for i in ids if isinstance(i, str))
+    return found

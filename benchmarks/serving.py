@@ -46,8 +46,8 @@ from _shipped import (
     Served,
     clean_env,
     copy_home,
-    event_files,
     events,
+    history_request_ids,
     run_interval,
     tail,
 )
@@ -167,7 +167,8 @@ def ceiling_app() -> Any:
 
 
 def serve(kind: str, port: int, home: Path) -> None:
-    """uvicorn as the course runs it: one worker, h11, asyncio, no access log."""
+    """uvicorn as the course runs it: one worker, no access log, and uvicorn's own choice
+    of parser and loop (httptools and uvloop where installed, as they are beside ours)."""
     import uvicorn
 
     app = reference_app(home) if kind == "reference" else ceiling_app()
@@ -480,10 +481,15 @@ def during_pipelines(load: LoadProcess, ours: Served, size: Size) -> dict[str, W
     return found
 
 
-def count_events(home: Path) -> tuple[int, int]:
-    """(prediction_served events, log files) in the home's JSONL log."""
-    count = sum(e.get("event") == "prediction_served" for e in events(home))
-    return count, len(event_files(home / "logs"))
+def count_events(home: Path) -> int:
+    """Answered predictions the home kept: request ids of `prediction_served` events in its
+    JSONL files and in its compacted history (a file being compacted may be in both)."""
+    found = {
+        e["request_id"]
+        for e in events(home)
+        if e.get("event") == "prediction_served" and isinstance(e.get("request_id"), str)
+    }
+    return len(found | history_request_ids(home / "logs"))
 
 
 # -- the report -------------------------------------------------------------------------------
@@ -682,11 +688,10 @@ def measure(tmp: Path, template: Path, size: Size) -> None:
     answered = 1 + sum(totals["ours", c].answered for c in CONCURRENCY)  # 1: the answer check
     answered += len(probes["ours"]["first"]) + len(probes["ours"]["later"])
     answered += sum(w.answered for w in windows.values()) - sum(probes["ours"]["errors"])
-    logged, files = count_events(ours.home)
+    logged = count_events(ours.home)
     print(
-        f"# events: {logged:,} prediction_served in {files} JSONL file(s) for {answered:,} "
+        f"# events: {logged:,} predictions in the log and its history for {answered:,} "
         f"2xx answers of ours: {'one each' if logged == answered else 'MISMATCH'}"
-        f"{' (rotation deletes the oldest files)' if logged < answered and files > 5 else ''}"
     )
     report_lines(totals, probes, windows, rss)
     report("cold_start_existing_home", cold, "s", TARGET_COLD_EXISTING_S)

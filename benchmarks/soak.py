@@ -33,6 +33,7 @@ from _shipped import (
     copy_home,
     event_files,
     events,
+    history_request_ids,
     tail,
 )
 
@@ -66,32 +67,8 @@ def history_ids(home: Path) -> tuple[set[str], float, LogRead, dict[str, int]]:
                 else ("jsonl" if path in jsonl else "other")
             )
             sizes[kind] = sizes.get(kind, 0) + path.stat().st_size
-    found |= parquet_ids(home / "logs")
+    found |= history_request_ids(home / "logs")
     return found, per_line, read, sizes
-
-
-def parquet_ids(logs: Path) -> set[str]:
-    """Request ids of predictions in any Parquet file under the logs (a compacted history)."""
-    files = sorted(logs.rglob("*.parquet"))
-    if not files:
-        return set()
-    import pyarrow.parquet as pq
-
-    found: set[str] = set()
-    for path in files:
-        try:
-            table = pq.read_table(path)
-        except Exception as exc:  # a file being written, or not Parquet after all
-            print(f"# could not read {path.relative_to(logs)}: {exc}")
-            continue
-        if "request_id" not in table.column_names:
-            continue
-        ids = table.column("request_id").to_pylist()
-        if "event" in table.column_names:
-            kinds = table.column("event").to_pylist()
-            ids = [i for i, k in zip(ids, kinds, strict=True) if k == "prediction_served"]
-        found.update(i for i in ids if isinstance(i, str))
-    return found
 
 
 def mean(values: list[float]) -> float:

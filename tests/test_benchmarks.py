@@ -84,3 +84,5 @@ def test_benchmark_of_the_shipped_command_runs_and_reports_every_line(script, bo
     out = run_script(script, *args, "--home", str(bootstrapped_home))
 
     assert expected <= {name for name, *_ in LINE.findall(out)}, out
+    if script == "serving.py":  # every answer of ours left its event in the log or history
+        assert re.search(r"^# events: .* one each$", out, re.MULTILINE), out
