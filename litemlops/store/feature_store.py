@@ -72,6 +72,8 @@ class FeatureStore(OnlineFeatures):
             default_online: str | Path = ":memory:"
         else:
             path = str(target)
+            if path != ":memory:":  # as DuckDB makes the file, its folder is made
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
             try:
                 self._con = duckdb.connect(path)
             except duckdb.IOException as exc:
