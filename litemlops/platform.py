@@ -154,11 +154,9 @@ class Platform:
         return self.in_worker(_describe, view, timeout=WORKER_CALL_TIMEOUT)
 
     def push_features(self, view: str, rows: Any, to: PushTarget = "online") -> PushResult:
-        """`FeatureStore.push`: here when it is online only, else in a worker's turn."""
-        if to == "online" or self.workers is None:
-            return self.features.push(view, rows, to=to)
-        result: PushResult = self.in_worker(_push, view, rows, to, timeout=WORKER_CALL_TIMEOUT)
-        return result
+        """`FeatureStore.push`. With workers, offline rows are spooled in the online file
+        (one SQLite write) and reach the history when a worker next opens it."""
+        return self.features.push(view, rows, to=to)
 
     def _in_worker(self, task: Task, ctx: TaskContext) -> Any:
         """The runner's way to execute a task attempt: in a worker process of its own."""
@@ -396,10 +394,6 @@ def _describe(platform: Platform, view: str | None) -> Any:
     if view is not None:
         return store.describe(view)
     return [store.describe(v.name) for v in store.list_feature_views()]
-
-
-def _push(platform: Platform, view: str, rows: Any, to: PushTarget) -> PushResult:
-    return platform.history.push(view, rows, to=to)
 
 
 def _with_worker_platform(fn: Callable[..., Any], config: Config, *args: Any) -> Any:
