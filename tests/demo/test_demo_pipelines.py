@@ -69,24 +69,81 @@ def test_data_cleans_validates_writes_offline_materializes_and_archives(platform
     assert platform.features.describe("driver_stats")["offline_rows"] == len(expected)
 
 
-def test_data_drops_null_keys_and_fails_on_out_of_range_values_with_a_report(platform, run):
+def test_a_bad_file_is_moved_aside_with_a_report_and_the_good_ones_around_it_go_in(
+    platform, litemlops_run
+):
+    import json
+
     config = platform.config
-    bad = platform.stats.head(20).copy()
+    incoming = config.incoming_dir
+    (incoming / "batch1.parquet").unlink()
+    stats = platform.stats.drop_duplicates(["driver_id", "datetime"]).reset_index(drop=True)
+    stats.iloc[:10].to_parquet(incoming / "1_good.parquet")
+    bad = stats.iloc[10:30].reset_index(drop=True)
     bad["driver_id"] = bad["driver_id"].astype("float64")
-    bad.loc[bad.index[0], "driver_id"] = None
-    bad.loc[bad.index[1:4], "conv_rate"] = 1.5
-    (config.incoming_dir / "batch1.parquet").unlink()
-    bad.to_parquet(config.incoming_dir / "bad.parquet")
-    result, tasks = run("data")
+    bad.loc[0, "driver_id"] = None  # a row without a key is dropped, not a reason
+    bad.loc[[2, 5, 7], "conv_rate"] = 1.5
+    bad.to_parquet(incoming / "2_bad.parquet")
+    stats.iloc[30:40].to_csv(incoming / "3_good.csv", index=False)
+    (incoming / "4_broken.parquet").write_bytes(b"not parquet at all")
+
+    result = litemlops_run(platform.catalog.get("data"))
+
+    assert result.run.state == "success", result.run.error
+    ingest = result.task("ingest").output
+    assert ingest["rejected"] == 2 and result.task("write_offline").output["rejected"] == 2
+    assert platform.features.describe("driver_stats")["offline_rows"] == 20
+    assert sorted(p.name for p in (incoming / "done").iterdir()) == ["1_good.parquet",
+                                                                     "3_good.csv"]
+    rejected = incoming / "rejected"
+    assert sorted(p.name for p in rejected.iterdir()) == [
+        "2_bad.parquet", "2_bad.parquet.report.json",
+        "4_broken.parquet", "4_broken.parquet.report.json",
+    ]
+    assert not [p for p in incoming.iterdir() if p.is_file()]
+    report = json.loads((rejected / "2_bad.parquet.report.json").read_text())
+    assert report["file"] == str(incoming / "2_bad.parquet")
+    assert report["moved_to"] == str(rejected / "2_bad.parquet")
+    assert report["rejected_at"] == NOW.isoformat() and report["run_id"] == result.run.run_id
+    assert report["rows"] == 20 and not report["passed"]
+    (problem,) = report["problems"]
+    assert problem.startswith("column 'conv_rate' has 3 value(s) outside [0, 1]")
+    assert report["bad_rows"] == {"conv_rate": [2, 5, 7]}
+    broken = json.loads((rejected / "4_broken.parquet.report.json").read_text())
+    assert "4_broken.parquet: cannot be read" in broken["problems"][0]
+    event = result.events_named("ingest_file_rejected")[0]
+    assert event["report"] == str(rejected / "2_bad.parquet.report.json")
+    assert event["problems"] == report["problems"]
+    assert [e["file"] for e in result.events_named("ingest_file_rejected")] == [
+        str(incoming / "2_bad.parquet"), str(incoming / "4_broken.parquet")
+    ]
+
+    # The next run takes new good files; a bad file of a name already rejected does not
+    # replace the first one.
+    kept = (rejected / "2_bad.parquet").read_bytes()
+    bad.to_csv(incoming / "2_bad.csv", index=False)
+    bad.iloc[:5].to_parquet(incoming / "2_bad.parquet")
+    stats.iloc[40:45].to_parquet(incoming / "5_good.parquet")
+    again = litemlops_run(platform.catalog.get("data"))
+    assert again.run.state == "success", again.run.error
+    assert again.task("ingest").output["rejected"] == 2
+    assert platform.features.describe("driver_stats")["offline_rows"] == 25
+    assert (rejected / "2_bad.parquet").read_bytes() == kept
+    tag = again.run.run_id[:8]
+    assert (rejected / f"2_bad.{tag}.parquet").exists()
+    assert (rejected / f"2_bad.{tag}.parquet.report.json").exists()
+    assert (rejected / "2_bad.csv").exists()
+
+
+def test_a_bad_file_named_as_the_source_fails_the_run_and_stays(platform, run):
+    bad = platform.stats.drop_duplicates(["driver_id", "datetime"]).head(5).copy()
+    bad["conv_rate"] = 2.0
+    path = platform.config.data_dir / "single.parquet"
+    bad.to_parquet(path)
+    result, tasks = run("data", source=str(path))
     assert result.state == "failed"
-    assert tasks["clean"].output["null_keys"] == 1
-    error = tasks["validate"].error
-    assert "DataValidationError" in error
-    assert "'conv_rate' has 3 value(s) outside [0, 1]" in error
-    assert tasks["write_offline"].state == "skipped"
-    assert platform.features.describe("driver_stats")["offline_rows"] == 0
-    # The file waits for a fix instead of being archived.
-    assert (config.incoming_dir / "bad.parquet").exists()
+    assert "'conv_rate' has 5 value(s) outside [0, 1]" in tasks["ingest"].error
+    assert path.exists() and platform.features.describe("driver_stats")["offline_rows"] == 0
 
 
 def test_training_registers_a_champion_then_a_challenger_that_is_not_worse(platform, run):
@@ -379,12 +436,13 @@ def test_parquet_and_csv_files_combine_and_a_null_created_never_wins(platform, r
         ["driver_stats:conv_rate"],
     )
     assert got.conv_rate[0] == t.conv_rate  # the dated row, not the undated 0.111
-    # A row of its own without a created time cannot be stored: refused with a report.
+    # A row of its own without a created time cannot be stored: its file is rejected.
     lone = platform.stats.iloc[[20]].assign(created=pd.NaT)
     lone.to_parquet(config.incoming_dir / "c.parquet")
     result, tasks = run("data")
-    assert result.state == "failed"
-    assert "column 'created' has 1 null(s)" in tasks["validate"].error
+    assert result.state == "success" and tasks["ingest"].output["rejected"] == 1
+    (why,) = tasks["ingest"].output["rejected_files"][0]["problems"]
+    assert why == "column 'created' has 1 null(s); it may have none"
 
 
 def test_write_offline_is_idempotent_and_leaves_a_file_rewritten_meanwhile(platform, run):
