@@ -4,9 +4,10 @@ Values come, lowest precedence first, from the defaults below, `<home>/config.to
 (sections `[logging]`, `[history]`, `[features]`, `[demo]`, `[pipelines]`, `[training]`,
 `[schedules]`, `[server]`, `[monitoring]`), environment variables
 `LITEMLOPS_<SECTION>_<KEY>` and explicit overrides (`{"demo.drivers": 5}`). Alert
-rules are `[[alerts]]` tables in the file only (see `AlertRule`); without any, the
-`DEFAULT_ALERTS` apply, and `alerts = []` turns them off. Only `Config.load` looks at
-the environment; everything below it takes a `Config`.
+rules are `[[alerts]]` tables in the file only (see `AlertRule`); they add to the
+`DEFAULT_ALERTS`, a rule named like a default replaces that default, and
+`[monitoring] replace_default_alerts = true` makes the file's rules the only ones.
+Only `Config.load` looks at the environment; everything below it takes a `Config`.
 """
 
 from __future__ import annotations
@@ -192,6 +193,9 @@ class MonitoringConfig:
     drifts when this share of its features drift. sample_cap: the most rows a KS test
     compares (with more, tiny differences always look significant).
     webhook_url, webhook_timeout: the Alertmanager-compatible receiver of `webhook` alerts.
+    replace_default_alerts: false (the default): the `[[alerts]]` rules of config.toml add
+    to the `DEFAULT_ALERTS` (one named like a default replaces it); true: they are the
+    only rules (none at all without `[[alerts]]`), the drift rule that retrains included.
     """
 
     window_events: int = 1000
@@ -206,6 +210,7 @@ class MonitoringConfig:
     sample_cap: int = 5000
     webhook_url: str = ""
     webhook_timeout: float = 2.0
+    replace_default_alerts: bool = False
 
 
 NOTIFIERS = ("log", "webhook", "bus")
@@ -359,7 +364,20 @@ DEFAULT_ALERTS: tuple[AlertRule, ...] = (
     ),
 )
 """The course's drift rule (dataset drift > 0, every 10 s, for 11 s) retrains; an
-accuracy drop is logged. Used when config.toml has no `[[alerts]]`."""
+accuracy drop is logged. `[[alerts]]` rules add to these (see `with_default_alerts`)."""
+
+
+def with_default_alerts(
+    rules: tuple[AlertRule, ...], *, replace: bool = False
+) -> tuple[AlertRule, ...]:
+    """The rules in force: the defaults, each replaced by a rule of its name, then the
+    other rules in their order; only `rules` with `replace`."""
+    if replace:
+        return rules
+    mine = {rule.name: rule for rule in rules}
+    defaults = tuple(mine.get(rule.name, rule) for rule in DEFAULT_ALERTS)
+    named = {rule.name for rule in DEFAULT_ALERTS}
+    return defaults + tuple(rule for rule in rules if rule.name not in named)
 
 
 _SECTIONS: dict[str, type] = {
@@ -513,7 +531,9 @@ class Config:
         _merge_overrides(values, overrides or {})
 
         sections = {name: kind(**values[name]) for name, kind in _SECTIONS.items()}
-        rules = DEFAULT_ALERTS if alerts is None else alerts
+        rules = with_default_alerts(
+            alerts or (), replace=sections["monitoring"].replace_default_alerts
+        )
         _check_webhook(rules, sections["monitoring"])
         return cls(home=home_path, alerts=rules, **sections)
 
@@ -626,7 +646,13 @@ def _alert_rules(raw: Any, *, source: str) -> tuple[AlertRule, ...]:
     if not isinstance(raw, list) or not all(isinstance(t, dict) for t in raw):
         raise ConfigError(
             f"alerts in {source} must be an array of tables: one [[alerts]] header per "
-            f"rule (or `alerts = []` for none), got {raw!r}"
+            f"rule, got {raw!r}"
+        )
+    if not raw:
+        # It used to turn the default rules off; now it would silently keep them.
+        raise ConfigError(
+            f"alerts = [] in {source} adds no rule and does not turn the default rules off; "
+            "to run without them, set replace_default_alerts = true in [monitoring]"
         )
     rules: list[AlertRule] = []
     for index, table in enumerate(raw, 1):

@@ -379,7 +379,9 @@ webhook_url = "https://alerts.example.com/api/v2/alerts"
 def test_alert_rules_are_read_from_an_array_of_tables(tmp_path):
     write_toml(tmp_path, ALERTS)
 
-    drift, auc = Config.load(tmp_path, env={}).alerts
+    *defaults, drift, auc = Config.load(tmp_path, env={}).alerts
+
+    assert tuple(defaults) == DEFAULT_ALERTS
 
     assert drift == AlertRule(
         name="drift", metric="drift.dataset", condition="> 0", every=10.0, for_seconds=11.0,
@@ -392,10 +394,57 @@ def test_alert_rules_are_read_from_an_array_of_tables(tmp_path):
     assert auc.holds(0.7) and not auc.holds(0.71) and not auc.holds(float("nan"))
 
 
-def test_an_empty_alerts_array_turns_the_default_rules_off(tmp_path):
-    write_toml(tmp_path, "alerts = []\n")
+def test_an_extra_alert_rule_adds_to_the_defaults_and_keeps_the_drift_rule(tmp_path):
+    write_toml(tmp_path, '[[alerts]]\nname = "latency"\nmetric = "m"\ncondition = "> 1"\n')
 
+    rules = Config.load(tmp_path, env={}).alerts
+
+    assert [r.name for r in rules] == ["dataset_drift", "accuracy_drop", "latency"]
+    assert rules[:2] == DEFAULT_ALERTS and rules[0].trigger == "training"
+
+
+def test_a_rule_named_like_a_default_replaces_that_default_in_its_place(tmp_path):
+    write_toml(
+        tmp_path,
+        '[[alerts]]\nname = "extra"\nmetric = "m"\ncondition = "> 1"\n'
+        '[[alerts]]\nname = "accuracy_drop"\nmetric = "performance.accuracy"\n'
+        'condition = "< 0.8"\n',
+    )
+
+    rules = Config.load(tmp_path, env={}).alerts
+
+    assert [r.name for r in rules] == ["dataset_drift", "accuracy_drop", "extra"]
+    assert rules[0] == DEFAULT_ALERTS[0]
+    assert (rules[1].threshold, rules[1].for_seconds) == (0.8, 0.0)
+
+
+@pytest.mark.parametrize("where", ["file", "env"])
+def test_replace_default_alerts_makes_the_files_rules_the_only_ones(tmp_path, where):
+    rule = '[[alerts]]\nname = "only"\nmetric = "m"\ncondition = "> 1"\n'
+    if where == "file":
+        write_toml(tmp_path, "[monitoring]\nreplace_default_alerts = true\n" + rule)
+        env = {}
+    else:
+        write_toml(tmp_path, rule)
+        env = {"LITEMLOPS_MONITORING_REPLACE_DEFAULT_ALERTS": "true"}
+
+    assert [r.name for r in Config.load(tmp_path, env=env).alerts] == ["only"]
+    write_toml(tmp_path, "[monitoring]\nreplace_default_alerts = true\n")
     assert Config.load(tmp_path, env={}).alerts == ()
+    write_toml(tmp_path, "")
+    assert Config.load(tmp_path, env={}).alerts == DEFAULT_ALERTS
+
+
+def test_a_misspelt_replace_key_or_an_empty_alerts_array_is_refused(tmp_path):
+    write_toml(tmp_path, "[monitoring]\nreplace_default_alert = true\n")
+    with pytest.raises(ConfigError, match=r"unknown config key monitoring\.replace_default_alert "):
+        Config.load(tmp_path, env={})
+    write_toml(tmp_path, "[monitoring]\nreplace_default_alerts = 1\n")
+    with pytest.raises(ConfigError, match="replace_default_alerts .* must be true or false"):
+        Config.load(tmp_path, env={})
+    write_toml(tmp_path, "alerts = []\n")
+    with pytest.raises(ConfigError, match="set replace_default_alerts = true in \\[monitoring\\]"):
+        Config.load(tmp_path, env={})
 
 
 @pytest.mark.parametrize(
@@ -463,7 +512,7 @@ def test_a_webhook_rule_needs_a_webhook_url_from_any_source(tmp_path):
     with pytest.raises(ConfigError, match=r"'a' notifies 'webhook' but monitoring\.webhook_url"):
         Config.load(tmp_path, env={})
     env = {"LITEMLOPS_MONITORING_WEBHOOK_URL": "http://127.0.0.1:9093/api/v2/alerts"}
-    assert Config.load(tmp_path, env=env).alerts[0].notify == ("log", "webhook")
+    assert Config.load(tmp_path, env=env).alerts[-1].notify == ("log", "webhook")
 
 
 def test_alert_rules_made_in_python_are_checked_too():
