@@ -440,7 +440,7 @@ def test_a_misspelt_replace_key_or_an_empty_alerts_array_is_refused(tmp_path):
     with pytest.raises(ConfigError, match=r"unknown config key monitoring\.replace_default_alert "):
         Config.load(tmp_path, env={})
     write_toml(tmp_path, "[monitoring]\nreplace_default_alerts = 1\n")
-    with pytest.raises(ConfigError, match="replace_default_alerts .* must be true or false"):
+    with pytest.raises(ConfigError, match=r"replace_default_alerts .* must be true or false"):
         Config.load(tmp_path, env={})
     write_toml(tmp_path, "alerts = []\n")
     with pytest.raises(ConfigError, match="set replace_default_alerts = true in \\[monitoring\\]"):
