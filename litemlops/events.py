@@ -158,6 +158,11 @@ INGEST_FILE_REJECTED = "ingest_file_rejected"
 files after it still go in: file (where it was), moved_to, report (the JSON report
 beside it: what was wrong, which columns and rows, when), problems (one line each)."""
 
+MODEL_VERSION_REUSED = "model_version_reused"
+"""A model was registered whose bytes a version of it already holds, so that version
+was returned instead of a new one: registered_model, existing_version, sha256,
+tracking_run (whose model was registered), registered_by (the version's own run)."""
+
 TRAINING_SET_EXTRACTED = "training_set_extracted"
 """The training pipeline's data is gathered: rows (all of them), served_rows (served
 predictions a `/feedback` label came for, with the values they were served with),
@@ -212,6 +217,9 @@ REQUIRED_KEYS: dict[str, frozenset[str]] = {
     ALERT_RESOLVED: frozenset({"rule", "metric", "value", "state"}),
     ALERT_NOTIFY_FAILED: frozenset({"rule", "notifier", "error"}),
     INGEST_FILE_REJECTED: frozenset({"file", "moved_to", "report", "problems"}),
+    MODEL_VERSION_REUSED: frozenset(
+        {"registered_model", "existing_version", "sha256", "tracking_run", "registered_by"}
+    ),
     TRAINING_SET_EXTRACTED: frozenset({"rows", "served_rows", "served_skipped"}),
     PIPELINE_HISTORY_PRUNED: frozenset({"runs", "before"}),
     HISTORY_COMPACTED: frozenset({"files", "lines", "merged", "expired", "bytes"}),

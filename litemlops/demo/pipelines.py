@@ -423,6 +423,7 @@ def demo_pipelines(config: Config) -> list[Pipeline]:
             "tolerance": t.tolerance,
             "promote": t.promote,
             "served_labels": t.served_labels,
+            "allow_duplicate": False,
         },
         description="Train on point-in-time data, gate against the champion, register.",
         schedule=when["training"],

@@ -287,20 +287,31 @@ def validate_model(ctx: TaskContext) -> dict[str, Any]:
 
 @task(upstream=["train", "evaluate", "validate_model"])
 def register(ctx: TaskContext) -> dict[str, Any]:
-    """A new version with its lineage; champion when there is none (or policy says so)."""
+    """A new version with its lineage; champion when there is none (or policy says so).
+
+    A model byte for byte like a registered version is that version (unless
+    `allow_duplicate`): no new version, and when it is the champion already no
+    alias moves (`reused` in the output says which happened).
+    """
     p = ctx.params
     run_id = ctx.upstream["train"]["tracking_run_id"]
     version = ctx.registry.register_model(
         f"runs:/{run_id}/model",
         p["model_name"],
         description=f"trained by pipeline run {ctx.run_id} ({p['estimator']})",
+        allow_duplicate=p["allow_duplicate"],
     )
+    # A version of another run: these bytes were registered before this run.
+    reused = version.run_id != run_id
+    if reused and "champion" in version.aliases:
+        return {"name": version.name, "version": version.version, "alias": None,
+                "reused": True}
     has_champion = ctx.upstream["validate_model"]["champion"] is not None
     alias = "champion" if (not has_champion or p["promote"] == "auto") else "challenger"
     ctx.registry.set_alias(
         p["model_name"], alias, version.version, reason=f"training run {ctx.run_id}"
     )
-    return {"name": version.name, "version": version.version, "alias": alias}
+    return {"name": version.name, "version": version.version, "alias": alias, "reused": reused}
 
 
 def check_training_params(p: dict[str, Any]) -> dict[str, Any]:
@@ -323,8 +334,7 @@ def check_training_params(p: dict[str, Any]) -> dict[str, Any]:
     p["max_rmse"] = param_number(p, "max_rmse", 0, math.inf, optional=True)
     p["tolerance"] = param_number(p, "tolerance", 0, math.inf)
     param_choice(p, "promote", ("challenger", "auto"))
-    if not isinstance(p["served_labels"], bool):
-        raise ValidationError(
-            f"param served_labels must be true or false, got {p['served_labels']!r}"
-        )
+    for key in ("served_labels", "allow_duplicate"):
+        if not isinstance(p[key], bool):
+            raise ValidationError(f"param {key} must be true or false, got {p[key]!r}")
     return p

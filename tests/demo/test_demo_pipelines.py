@@ -159,22 +159,35 @@ def test_training_registers_a_champion_then_a_challenger_that_is_not_worse(platf
     out = tasks["prepare"].output
     assert out["train_rows"] + out["test_rows"] == 600
     assert 90 <= out["test_rows"] <= 150  # test_size 0.2, by a hash of each row
-    assert tasks["register"].output == {"name": "driver_ranker", "version": 1, "alias": "champion"}
+    assert tasks["register"].output == {
+        "name": "driver_ranker", "version": 1, "alias": "champion", "reused": False,
+    }
     version = platform.registry.get_alias("driver_ranker", "champion")
     tracking = platform.tracker.get_run(version.run_id)
     assert tracking.status == "finished" and tracking.tags["gate"] == "passed"
     assert tracking.metrics["test_auc"] == pytest.approx(metrics["auc"])
     assert tracking.params["estimator"] == "logistic_regression"
     assert version.lineage["inputs"][0]["feature_views"] == {"driver_stats": 1}
-    # Same data and seed: as good as the champion, so it passes and waits as challenger.
+    # Same data and seed: the very same model. It is version 1 again, and nothing moves.
     second, tasks = run("training")
     assert second.state == "success"
     assert tasks["validate_model"].output["champion"]["version"] == 1
-    assert tasks["register"].output["alias"] == "challenger"
+    assert tasks["register"].output == {
+        "name": "driver_ranker", "version": 1, "alias": None, "reused": True,
+    }
+    assert [v.version for v in platform.registry.list_versions("driver_ranker")] == [1]
+    assert len(platform.registry.alias_history("driver_ranker")) == 1
+    # Asked for, the same bytes are a new version, as good as the champion: a challenger.
+    _, tasks = run("training", allow_duplicate=True)
+    assert tasks["register"].output == {
+        "name": "driver_ranker", "version": 2, "alias": "challenger", "reused": False,
+    }
     assert platform.registry.get_alias("driver_ranker", "champion").version == 1
-    # promote=auto makes the next one champion.
-    _, tasks = run("training", promote="auto")
-    assert tasks["register"].output == {"name": "driver_ranker", "version": 3, "alias": "champion"}
+    # Another model as good as the champion, with promote=auto, becomes champion.
+    _, tasks = run("training", promote="auto", hyperparams='{"C": 0.5}', tolerance=0.05)
+    assert tasks["register"].output == {
+        "name": "driver_ranker", "version": 3, "alias": "champion", "reused": False,
+    }
 
 
 def served_log(config, at):
@@ -291,6 +304,7 @@ def test_the_courses_elasticnet_is_selectable_and_scored_as_a_regressor(platform
         ({"features": "driver_stats:conv_rate"}, "param features must be a list"),
         ({"model_name": "no spaces"}, "invalid model name"),
         ({"served_labels": "yes"}, "param served_labels must be true or false, got 'yes'"),
+        ({"allow_duplicate": 1}, "param allow_duplicate must be true or false, got 1"),
     ],
 )
 def test_bad_training_params_are_refused_before_any_work(platform, litemlops_run, params,
