@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from litemlops.errors import ConfigError
-from litemlops.modeling import ESTIMATORS, HIGHER_IS_BETTER
+from litemlops.modeling import ESTIMATORS, GATE_METRICS
 
 ENV_PREFIX = "LITEMLOPS_"
 HOME_ENV = "LITEMLOPS_HOME"
@@ -117,7 +117,10 @@ class TrainingConfig:
     "elasticnet" is the course's ElasticNet(alpha=0.5, l1_ratio=0.1)).
     hyperparams: a JSON object of estimator parameters over the estimator's defaults.
     gate_metric: the test-set metric a new model must not be worse on than the
-    champion, by more than `tolerance`. min_auc, max_rmse: absolute thresholds.
+    champion, by more than `tolerance`; "auto" follows the estimator's kind: "auc" for
+    a classifier, "rmse" for a regressor (or one of `litemlops.modeling.HIGHER_IS_BETTER`).
+    Absolute thresholds, by kind: min_auc for a classifier, min_r2 for a regressor (0:
+    better than always predicting the mean), max_rmse for both.
     promote: "challenger" (a new version waits for a person to promote it when a
     champion exists) or "auto" (a version that passes the gate becomes champion).
     served_labels: also train on the served predictions that `/feedback` labelled, with
@@ -130,9 +133,10 @@ class TrainingConfig:
     hyperparams: str = "{}"
     test_size: float = 0.2
     seed: int = 42
-    gate_metric: str = "auc"
+    gate_metric: str = "auto"
     min_auc: float = 0.55
     max_rmse: float = 0.5
+    min_r2: float = 0.0
     tolerance: float = 0.0
     promote: str = "challenger"
     served_labels: bool = True
@@ -462,10 +466,11 @@ _RULES: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("training", "seed"): _non_negative,
     ("training", "tolerance"): _non_negative,
     ("training", "promote"): _one_of("challenger", "auto"),
-    ("training", "gate_metric"): _one_of(*HIGHER_IS_BETTER),
+    ("training", "gate_metric"): _one_of(*GATE_METRICS),
     ("training", "estimator"): _one_of(*ESTIMATORS),
     ("training", "max_rmse"): _non_negative,
     ("training", "min_auc"): _unit,
+    ("training", "min_r2"): lambda v: None if v <= 1 else "a number <= 1",
     ("server", "port"): lambda v: None if 0 <= v < 65536 else "a port number (0-65535)",
     ("server", "max_body_bytes"): _positive,
     ("server", "max_items"): _positive,

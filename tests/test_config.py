@@ -262,12 +262,22 @@ def test_ensure_home_refuses_a_file_in_the_way(tmp_path):
         config.ensure_home()
 
 
+def test_the_gate_follows_the_estimator_kind_by_default_with_thresholds_for_each(tmp_path):
+    training = Config.load(tmp_path, env={}).training
+    assert (training.gate_metric, training.min_auc, training.max_rmse, training.min_r2) == (
+        "auto", 0.55, 0.5, 0.0)
+    env = {"LITEMLOPS_TRAINING_MIN_R2": "-0.5", "LITEMLOPS_TRAINING_GATE_METRIC": "r2"}
+    changed = Config.load(tmp_path, env=env).training
+    assert (changed.min_r2, changed.gate_metric) == (-0.5, "r2")
+
+
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
         ("training.test_size", "1.5", "a number between 0 and 1"),
         ("training.promote", "always", "one of challenger, auto"),
-        ("training.gate_metric", "f1", "one of auc, accuracy, log_loss, rmse, mae"),
+        ("training.gate_metric", "f1", "one of auto, auc, accuracy, log_loss, rmse, mae, r2"),
+        ("training.min_r2", "1.5", "a number <= 1"),
         ("training.estimator", "svm", "one of logistic_regression, random_forest"),
         ("training.max_rmse", "-1", "a number >= 0"),
         ("training.min_auc", "1.5", "a number between 0 and 1"),

@@ -420,6 +420,7 @@ def demo_pipelines(config: Config) -> list[Pipeline]:
             "gate_metric": t.gate_metric,
             "min_auc": t.min_auc,
             "max_rmse": t.max_rmse,
+            "min_r2": t.min_r2,
             "tolerance": t.tolerance,
             "promote": t.promote,
             "served_labels": t.served_labels,

@@ -279,20 +279,77 @@ def test_a_threshold_failure_without_a_champion_registers_nothing(platform, run)
 
 def test_the_courses_elasticnet_is_selectable_and_scored_as_a_regressor(platform, run):
     run("data")
-    result, tasks = run("training", estimator="elasticnet", min_auc=0, max_rmse=1)
+    result, tasks = run("training", estimator="elasticnet", min_r2=-1, max_rmse=1)
     assert result.state == "success", result.error
     assert tasks["train"].output["kind"] == "regressor"
-    assert {"rmse", "mae", "auc"} <= set(tasks["evaluate"].output["metrics"])
+    assert {"rmse", "mae", "auc", "r2"} <= set(tasks["evaluate"].output["metrics"])
     version = platform.registry.get_alias("driver_ranker", "champion")
     model = platform.registry.load_model(f"driver_ranker/{version.version}")
     assert type(model.model).__name__ == "ElasticNet"
     assert model.model.get_params()["alpha"] == 0.5 and model.model.l1_ratio == 0.1
 
 
+def test_a_regressor_on_a_numeric_label_registers_through_its_own_gate(platform, run):
+    """No AUC is asked of a regressor: it is held to R² and RMSE, lower RMSE winning."""
+    import numpy as np
+
+    run("data")
+    labels = pd.read_parquet(platform.config.data_dir / "labels.parquet")
+    features = platform.features.get_historical_features(labels, demo.FEATURES)
+    rng = np.random.default_rng(0)
+    # A share, not a 0/1 outcome: what part of a driver's trips got completed.
+    share = 0.2 + 0.5 * features["acc_rate"].fillna(0.5) + rng.normal(0, 0.02, len(labels))
+    labels["trip_completed"] = share.clip(0, 1).round(4)
+    labels.to_parquet(platform.config.data_dir / "labels.parquet")
+
+    first, tasks = run("training", estimator="elasticnet", hyperparams='{"alpha": 0.001}')
+
+    assert first.state == "success", tasks["validate_model"].error or first.error
+    metrics = tasks["evaluate"].output["metrics"]
+    assert "auc" not in metrics and metrics["r2"] > 0.5 and metrics["rmse"] < 0.1
+    assert tasks["register"].output["version"] == 1
+    assert platform.registry.get_alias("driver_ranker", "champion").version == 1
+    # A worse regressor (higher RMSE than the champion's) is refused, and says why.
+    worse, tasks = run("training", estimator="elasticnet", hyperparams='{"alpha": 0.05}',
+                       min_r2=-10)
+    assert worse.state == "failed"
+    assert "rmse" in tasks["validate_model"].error
+    assert "worse than the champion's" in tasks["validate_model"].error
+    # Its own thresholds apply: R² below min_r2 fails; min_auc is not asked.
+    _, tasks = run("training", estimator="elasticnet", min_r2=0.99, min_auc=0.99)
+    assert "r2 " in tasks["validate_model"].error and "below min_r2 0.99" in tasks[
+        "validate_model"].error
+    assert "min_auc" not in tasks["validate_model"].error
+
+
+def test_the_courses_files_go_through_the_pipelines(platform, run):
+    """driver_stats.parquet written by pandas with its index, orders tab-separated."""
+    config = platform.config
+    (config.incoming_dir / "batch1.parquet").unlink()
+    stats = platform.stats.sort_values("datetime", kind="stable")  # index no longer 0..n
+    half = len(stats) // 2
+    stats.iloc[:half].to_parquet(config.incoming_dir / "driver_stats.parquet")
+    stats.iloc[half:].set_index("driver_id").to_parquet(config.incoming_dir / "by_driver.parquet")
+    result, tasks = run("data")
+    assert result.state == "success", tasks["ingest"].error
+    assert not (config.incoming_dir / "rejected").exists()
+    expected = len(platform.stats.drop_duplicates(["driver_id", "datetime"]))
+    assert platform.features.describe("driver_stats")["offline_rows"] == expected
+    run("training")
+    orders = config.data_dir / "orders.csv"
+    pd.DataFrame({"event_timestamp": [NOW.isoformat()] * 2, "driver_id": [1001, 1002]}).to_csv(
+        orders, sep="\t", index=False
+    )
+    result, tasks = run("batch_predictions", requests=str(orders))
+    assert result.state == "success", result.error
+    assert tasks["predict"].output["scored"] == 2
+
+
 @pytest.mark.parametrize(
     ("params", "message"),
     [
         ({"estimator": "nope"}, "param estimator must be one of"),
+        ({"min_r2": 2}, r"param min_r2 must be in \[-inf, 1\], got 2"),
         ({"hyperparams": "[1]"}, "hyperparams must be a JSON object"),
         ({"test_size": "abc"}, "param test_size must be a finite number, got 'abc'"),
         ({"test_size": 1.0}, r"param test_size must be in \(0, 1\), got 1.0"),
