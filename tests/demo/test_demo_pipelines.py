@@ -530,8 +530,10 @@ def test_write_offline_is_idempotent_and_leaves_a_file_rewritten_meanwhile(platf
     again = platform.pipelines.resume(pipeline, result.run_id)
     assert again.state == "success"
     assert platform.features.describe("driver_stats")["offline_rows"] == rows
-    # A producer rewrites its file while the run reads it: the new one waits.
+    # A producer rewrites its file while the run reads it: the new one waits, and a file
+    # that looked bad (half written, say) is not rejected either.
     platform.stats.head(5).to_parquet(config.incoming_dir / "late.parquet")
+    (config.incoming_dir / "half.csv").write_text("driver_id,datetime\n1001,")
     from litemlops.demo import pipelines as demo_pipelines
 
     original = demo_pipelines._identity
@@ -545,6 +547,9 @@ def test_write_offline_is_idempotent_and_leaves_a_file_rewritten_meanwhile(platf
         str(config.incoming_dir / "late.parquet")
     ]
     assert (config.incoming_dir / "late.parquet").exists()
+    assert (config.incoming_dir / "half.csv").exists()
+    assert tasks["ingest"].output["rejected"] == 0
+    assert not (config.incoming_dir / "rejected").exists()
 
 
 def test_blank_request_times_are_scored_now(platform, run):
