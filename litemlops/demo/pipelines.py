@@ -193,8 +193,14 @@ def ingest(ctx: TaskContext) -> dict[str, Any]:
         except ValidationError as exc:
             report = QualityReport(rows=0, problems=[str(exc)])
         else:
-            report = _check(ctx, _clean_rows(frame, view)[0], allow_empty=True)
+            cleaned = _clean_rows(frame, view)[0]
+            report = _check(ctx, cleaned, allow_empty=True)
             report.rows = len(frame)
+            if report.passed:
+                try:  # what the store itself refuses (a whole number beyond 64 bits, ...)
+                    ctx.features.validate(name, cleaned)
+                except ValidationError as exc:
+                    report.problems.append(str(exc))
         if report.passed:
             frames.append(frame)
             read[str(path)] = seen[str(path)]

@@ -86,12 +86,14 @@ def test_a_bad_file_is_moved_aside_with_a_report_and_the_good_ones_around_it_go_
     bad.to_parquet(incoming / "2_bad.parquet")
     stats.iloc[30:40].to_csv(incoming / "3_good.csv", index=False)
     (incoming / "4_broken.parquet").write_bytes(b"not parquet at all")
+    # Passes the pipeline's checks, but the store cannot hold it: rejected too.
+    stats.iloc[45:47].assign(avg_daily_trips=[1e20, 5.0]).to_parquet(incoming / "6_huge.parquet")
 
     result = litemlops_run(platform.catalog.get("data"))
 
     assert result.run.state == "success", result.run.error
     ingest = result.task("ingest").output
-    assert ingest["rejected"] == 2 and result.task("write_offline").output["rejected"] == 2
+    assert ingest["rejected"] == 3 and result.task("write_offline").output["rejected"] == 3
     assert platform.features.describe("driver_stats")["offline_rows"] == 20
     assert sorted(p.name for p in (incoming / "done").iterdir()) == ["1_good.parquet",
                                                                      "3_good.csv"]
@@ -99,6 +101,7 @@ def test_a_bad_file_is_moved_aside_with_a_report_and_the_good_ones_around_it_go_
     assert sorted(p.name for p in rejected.iterdir()) == [
         "2_bad.parquet", "2_bad.parquet.report.json",
         "4_broken.parquet", "4_broken.parquet.report.json",
+        "6_huge.parquet", "6_huge.parquet.report.json",
     ]
     assert not [p for p in incoming.iterdir() if p.is_file()]
     report = json.loads((rejected / "2_bad.parquet.report.json").read_text())
@@ -111,11 +114,13 @@ def test_a_bad_file_is_moved_aside_with_a_report_and_the_good_ones_around_it_go_
     assert report["bad_rows"] == {"conv_rate": [2, 5, 7]}
     broken = json.loads((rejected / "4_broken.parquet.report.json").read_text())
     assert "4_broken.parquet: cannot be read" in broken["problems"][0]
+    huge = json.loads((rejected / "6_huge.parquet.report.json").read_text())
+    assert "column 'avg_daily_trips' expects int64; row 0 has 1e+20" in huge["problems"][0]
     event = result.events_named("ingest_file_rejected")[0]
     assert event["report"] == str(rejected / "2_bad.parquet.report.json")
     assert event["problems"] == report["problems"]
     assert [e["file"] for e in result.events_named("ingest_file_rejected")] == [
-        str(incoming / "2_bad.parquet"), str(incoming / "4_broken.parquet")
+        str(incoming / f) for f in ("2_bad.parquet", "4_broken.parquet", "6_huge.parquet")
     ]
 
     # The next run takes new good files; a bad file of a name already rejected does not
