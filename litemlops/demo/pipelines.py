@@ -109,13 +109,19 @@ def _clean_rows(frame: pd.DataFrame, view: dict[str, Any]) -> tuple[pd.DataFrame
     return deduped.sort_index(), null_keys, len(kept) - len(deduped)
 
 
-def _check(ctx: TaskContext, frame: pd.DataFrame, *, allow_empty: bool = False) -> QualityReport:
+def _check(
+    ctx: TaskContext,
+    frame: pd.DataFrame,
+    view: dict[str, Any],
+    schema: dict[str, str],
+    *,
+    allow_empty: bool = False,
+) -> QualityReport:
     from litemlops.quality import check_frame
 
-    view = ctx.features.describe(ctx.params["view"])
     return check_frame(
         frame,
-        ctx.features.columns(ctx.params["view"]),
+        schema,
         required=[
             *view["join_keys"],
             view["timestamp_field"],
@@ -194,7 +200,7 @@ def ingest(ctx: TaskContext) -> dict[str, Any]:
             report = QualityReport(rows=0, problems=[str(exc)])
         else:
             cleaned = _clean_rows(frame, view)[0]
-            report = _check(ctx, cleaned, allow_empty=True)
+            report = _check(ctx, cleaned, view, schema, allow_empty=True)
             report.rows = len(frame)
             if report.passed:
                 try:  # what the store itself refuses (a whole number beyond 64 bits, ...)
@@ -242,8 +248,9 @@ def validate(ctx: TaskContext) -> dict[str, Any]:
     them alone; rows of one file may still repeat another's); a failure stops the run."""
     from litemlops.quality import DataValidationError
 
+    name = ctx.params["view"]
     frame = read_table(upstream_path(ctx, "clean"))
-    report = _check(ctx, frame)
+    report = _check(ctx, frame, ctx.features.describe(name), ctx.features.columns(name))
     if not report.passed and len(frame):
         raise DataValidationError(report)
     return {"path": str(upstream_path(ctx, "clean")), **report.to_dict()}
