@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import errno
+import json
 import os
 import re
 from collections.abc import Iterable
@@ -104,8 +105,6 @@ def read_parquet(path: Path) -> tuple[pa.Table, list[str]]:
             c for c in metadata.get("columns", [])
             if isinstance(c, dict) and c.get("field_name") in table.column_names
         ]}
-        import json
-
         table = table.replace_schema_metadata(
             {**(table.schema.metadata or {}), b"pandas": json.dumps(kept).encode()}
         )
