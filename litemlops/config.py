@@ -120,7 +120,7 @@ class TrainingConfig:
     champion, by more than `tolerance`; "auto" follows the estimator's kind: "auc" for
     a classifier, "rmse" for a regressor (or one of `litemlops.modeling.HIGHER_IS_BETTER`).
     Absolute thresholds, by kind: min_auc for a classifier, min_r2 for a regressor (0:
-    better than always predicting the mean), max_rmse for both.
+    no worse than always predicting the mean), max_rmse for both.
     promote: "challenger" (a new version waits for a person to promote it when a
     champion exists) or "auto" (a version that passes the gate becomes champion).
     served_labels: also train on the served predictions that `/feedback` labelled, with
