@@ -5,7 +5,8 @@ Values come, lowest precedence first, from the defaults below, `<home>/config.to
 `[schedules]`, `[server]`, `[monitoring]`), environment variables
 `LITEMLOPS_<SECTION>_<KEY>` and explicit overrides (`{"demo.drivers": 5}`). Alert
 rules are `[[alerts]]` tables in the file only (see `AlertRule`); they add to the
-`DEFAULT_ALERTS`, a rule named like a default replaces that default, and
+`DEFAULT_ALERTS`, a rule named like a default replaces that default, a table with
+only `name` and `enabled = false` turns that default off, and
 `[monitoring] replace_default_alerts = true` makes the file's rules the only ones.
 Only `Config.load` looks at the environment; everything below it takes a `Config`.
 """
@@ -17,7 +18,7 @@ import math
 import os
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -198,8 +199,9 @@ class MonitoringConfig:
     compares (with more, tiny differences always look significant).
     webhook_url, webhook_timeout: the Alertmanager-compatible receiver of `webhook` alerts.
     replace_default_alerts: false (the default): the `[[alerts]]` rules of config.toml add
-    to the `DEFAULT_ALERTS` (one named like a default replaces it); true: they are the
-    only rules (none at all without `[[alerts]]`), the drift rule that retrains included.
+    to the `DEFAULT_ALERTS` (one named like a default replaces it; `name` with
+    `enabled = false` turns that one off); true: they are the only rules (none at all
+    without `[[alerts]]`), the drift rule that retrains included.
     """
 
     window_events: int = 1000
@@ -372,15 +374,22 @@ accuracy drop is logged. `[[alerts]]` rules add to these (see `with_default_aler
 
 
 def with_default_alerts(
-    rules: tuple[AlertRule, ...], *, replace: bool = False
+    rules: tuple[AlertRule, ...], *, replace: bool = False, off: Collection[str] = ()
 ) -> tuple[AlertRule, ...]:
-    """The rules in force: the defaults, each replaced by a rule of its name, then the
-    other rules in their order; only `rules` with `replace`."""
+    """The rules in force: the defaults but those named in `off`, each replaced by a
+    rule of its name, then the other rules in their order; only `rules` with `replace`.
+    """
+    named = {rule.name for rule in DEFAULT_ALERTS}
+    unknown = sorted(set(off) - named)
+    if unknown or (off and replace):
+        why = "there are none with replace_default_alerts" if replace else (
+            f"there is none named {unknown}; the defaults are {sorted(named)}"
+        )
+        raise ConfigError(f"enabled = false turns a default alert rule off, but {why}")
     if replace:
         return rules
     mine = {rule.name: rule for rule in rules}
-    defaults = tuple(mine.get(rule.name, rule) for rule in DEFAULT_ALERTS)
-    named = {rule.name for rule in DEFAULT_ALERTS}
+    defaults = tuple(mine.get(r.name, r) for r in DEFAULT_ALERTS if r.name not in off)
     return defaults + tuple(rule for rule in rules if rule.name not in named)
 
 
@@ -537,7 +546,9 @@ class Config:
 
         sections = {name: kind(**values[name]) for name, kind in _SECTIONS.items()}
         rules = with_default_alerts(
-            alerts or (), replace=sections["monitoring"].replace_default_alerts
+            alerts[0] if alerts else (),
+            replace=sections["monitoring"].replace_default_alerts,
+            off=alerts[1] if alerts else (),
         )
         _check_webhook(rules, sections["monitoring"])
         return cls(home=home_path, alerts=rules, **sections)
@@ -618,8 +629,11 @@ class Config:
             directory.mkdir(exist_ok=True)
 
 
-def _merge_toml(values: dict[str, dict[str, Any]], path: Path) -> tuple[AlertRule, ...] | None:
-    """Merge the file's sections into `values`; return its alert rules (None: not given)."""
+def _merge_toml(
+    values: dict[str, dict[str, Any]], path: Path
+) -> tuple[tuple[AlertRule, ...], frozenset[str]] | None:
+    """Merge the file's sections into `values`; return its alert rules and the default
+    rules it turns off (None: no `[[alerts]]`)."""
     if not path.is_file():
         return None
     try:
@@ -646,8 +660,9 @@ def _merge_toml(values: dict[str, dict[str, Any]], path: Path) -> tuple[AlertRul
     return alerts
 
 
-def _alert_rules(raw: Any, *, source: str) -> tuple[AlertRule, ...]:
-    """The `[[alerts]]` tables as rules; errors name the rule's position and the key."""
+def _alert_rules(raw: Any, *, source: str) -> tuple[tuple[AlertRule, ...], frozenset[str]]:
+    """The `[[alerts]]` tables as rules, and the names `enabled = false` turns off;
+    errors name the rule's position and the key."""
     if not isinstance(raw, list) or not all(isinstance(t, dict) for t in raw):
         raise ConfigError(
             f"alerts in {source} must be an array of tables: one [[alerts]] header per "
@@ -660,15 +675,34 @@ def _alert_rules(raw: Any, *, source: str) -> tuple[AlertRule, ...]:
             "to run without them, set replace_default_alerts = true in [monitoring]"
         )
     rules: list[AlertRule] = []
+    off: dict[str, int] = {}
     for index, table in enumerate(raw, 1):
         where = f"[[alerts]] rule {index}" + (
             f" ({table['name']!r})" if isinstance(table.get("name"), str) else ""
         )
+        enabled = table.pop("enabled", True)
+        if not isinstance(enabled, bool):
+            raise ConfigError(
+                f"key 'enabled' of {where} in {source} must be true or false, got {enabled!r}"
+            )
+        if not enabled:
+            if set(table) != {"name"} or not isinstance(table["name"], str):
+                raise ConfigError(
+                    f"{where} in {source} has enabled = false, which turns off the default "
+                    "rule it names: give it only a name"
+                )
+            if table["name"] in off:
+                raise ConfigError(
+                    f"{where} in {source} has the same name as rule {off[table['name']]}; "
+                    "names must be unique"
+                )
+            off[table["name"]] = index
+            continue
         unknown = [k for k in table if k not in _RULE_KEYS]
         if unknown:
             raise ConfigError(
                 f"unknown key {unknown[0]!r} in {where} of {source}; "
-                f"known keys: {', '.join(_RULE_KEYS)}"
+                f"known keys: {', '.join([*_RULE_KEYS, 'enabled'])}"
             )
         missing = [k for k in _RULE_REQUIRED if k not in table]
         if missing:
@@ -686,12 +720,19 @@ def _alert_rules(raw: Any, *, source: str) -> tuple[AlertRule, ...]:
         except ConfigError as exc:
             raise ConfigError(f"{where} in {source}: {exc}") from None
         twin = next((i for i, r in enumerate(rules, 1) if r.name == rule.name), None)
+        twin = off.get(rule.name, twin)
         if twin is not None:
             raise ConfigError(
                 f"{where} in {source} has the same name as rule {twin}; names must be unique"
             )
         rules.append(rule)
-    return tuple(rules)
+    clash = next((name for name in off if any(r.name == name for r in rules)), None)
+    if clash is not None:
+        raise ConfigError(
+            f"[[alerts]] rule {off[clash]} ({clash!r}) in {source} has the same name as "
+            "another rule; names must be unique"
+        )
+    return tuple(rules), frozenset(off)
 
 
 def _check_webhook(rules: tuple[AlertRule, ...], monitoring: Any) -> None:

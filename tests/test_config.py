@@ -445,6 +445,39 @@ def test_replace_default_alerts_makes_the_files_rules_the_only_ones(tmp_path, wh
     assert Config.load(tmp_path, env={}).alerts == DEFAULT_ALERTS
 
 
+def test_enabled_false_turns_one_default_rule_off_and_keeps_the_others(tmp_path):
+    off = '[[alerts]]\nname = "accuracy_drop"\nenabled = false\n'
+    extra = '[[alerts]]\nname = "x"\nmetric = "m"\ncondition = "> 1"\nenabled = true\n'
+    write_toml(tmp_path, off + extra)
+    assert [r.name for r in Config.load(tmp_path, env={}).alerts] == ["dataset_drift", "x"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[[alerts]]\nname = "nope"\nenabled = false\n',
+         r"there is none named \['nope'\]; the defaults are \['accuracy_drop', 'dataset_drift'\]"),
+        ('[[alerts]]\nname = "accuracy_drop"\nenabled = false\nmetric = "m"\n',
+         "has enabled = false, which turns off the default rule it names: give it only a name"),
+        ('[[alerts]]\nname = "accuracy_drop"\nenabled = "no"\n',
+         "key 'enabled' of .* must be true or false, got 'no'"),
+        ('[monitoring]\nreplace_default_alerts = true\n'
+         '[[alerts]]\nname = "accuracy_drop"\nenabled = false\n',
+         "there are none with replace_default_alerts"),
+        ('[[alerts]]\nname = "accuracy_drop"\nenabled = false\n'
+         '[[alerts]]\nname = "accuracy_drop"\nmetric = "m"\ncondition = "> 1"\n',
+         r"rule 2 \('accuracy_drop'\) .* same name as rule 1"),
+        ('[[alerts]]\nname = "accuracy_drop"\nmetric = "m"\ncondition = "> 1"\n'
+         '[[alerts]]\nname = "accuracy_drop"\nenabled = false\n',
+         r"rule 2 \('accuracy_drop'\) .* same name as another rule"),
+    ],
+)
+def test_turning_a_rule_off_is_checked(tmp_path, text, message):
+    write_toml(tmp_path, text)
+    with pytest.raises(ConfigError, match=message):
+        Config.load(tmp_path, env={})
+
+
 def test_a_misspelt_replace_key_or_an_empty_alerts_array_is_refused(tmp_path):
     write_toml(tmp_path, "[monitoring]\nreplace_default_alert = true\n")
     with pytest.raises(ConfigError, match=r"unknown config key monitoring\.replace_default_alert "):
