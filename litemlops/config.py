@@ -4,9 +4,11 @@ Values come, lowest precedence first, from the defaults below, `<home>/config.to
 (sections `[logging]`, `[history]`, `[features]`, `[demo]`, `[pipelines]`, `[training]`,
 `[schedules]`, `[server]`, `[monitoring]`), environment variables
 `LITEMLOPS_<SECTION>_<KEY>` and explicit overrides (`{"demo.drivers": 5}`). Alert
-rules are `[[alerts]]` tables in the file only (see `AlertRule`); without any, the
-`DEFAULT_ALERTS` apply, and `alerts = []` turns them off. Only `Config.load` looks at
-the environment; everything below it takes a `Config`.
+rules are `[[alerts]]` tables in the file only (see `AlertRule`); they add to the
+`DEFAULT_ALERTS`, a rule named like a default replaces that default, a table with
+only `name` and `enabled = false` turns that default off, and
+`[monitoring] replace_default_alerts = true` makes the file's rules the only ones.
+Only `Config.load` looks at the environment; everything below it takes a `Config`.
 """
 
 from __future__ import annotations
@@ -16,13 +18,13 @@ import math
 import os
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from litemlops.errors import ConfigError
-from litemlops.modeling import ESTIMATORS, HIGHER_IS_BETTER
+from litemlops.modeling import ESTIMATORS, GATE_METRICS
 
 ENV_PREFIX = "LITEMLOPS_"
 HOME_ENV = "LITEMLOPS_HOME"
@@ -116,7 +118,10 @@ class TrainingConfig:
     "elasticnet" is the course's ElasticNet(alpha=0.5, l1_ratio=0.1)).
     hyperparams: a JSON object of estimator parameters over the estimator's defaults.
     gate_metric: the test-set metric a new model must not be worse on than the
-    champion, by more than `tolerance`. min_auc, max_rmse: absolute thresholds.
+    champion, by more than `tolerance`; "auto" follows the estimator's kind: "auc" for
+    a classifier, "rmse" for a regressor (or one of `litemlops.modeling.HIGHER_IS_BETTER`).
+    Absolute thresholds, by kind: min_auc for a classifier, min_r2 for a regressor (0:
+    no worse than always predicting the mean), max_rmse for both.
     promote: "challenger" (a new version waits for a person to promote it when a
     champion exists) or "auto" (a version that passes the gate becomes champion).
     served_labels: also train on the served predictions that `/feedback` labelled, with
@@ -129,9 +134,10 @@ class TrainingConfig:
     hyperparams: str = "{}"
     test_size: float = 0.2
     seed: int = 42
-    gate_metric: str = "auc"
+    gate_metric: str = "auto"
     min_auc: float = 0.55
     max_rmse: float = 0.5
+    min_r2: float = 0.0
     tolerance: float = 0.0
     promote: str = "challenger"
     served_labels: bool = True
@@ -192,6 +198,10 @@ class MonitoringConfig:
     drifts when this share of its features drift. sample_cap: the most rows a KS test
     compares (with more, tiny differences always look significant).
     webhook_url, webhook_timeout: the Alertmanager-compatible receiver of `webhook` alerts.
+    replace_default_alerts: false (the default): the `[[alerts]]` rules of config.toml add
+    to the `DEFAULT_ALERTS` (one named like a default replaces it; `name` with
+    `enabled = false` turns that one off); true: they are the only rules (none at all
+    without `[[alerts]]`), the drift rule that retrains included.
     """
 
     window_events: int = 1000
@@ -206,6 +216,7 @@ class MonitoringConfig:
     sample_cap: int = 5000
     webhook_url: str = ""
     webhook_timeout: float = 2.0
+    replace_default_alerts: bool = False
 
 
 NOTIFIERS = ("log", "webhook", "bus")
@@ -359,7 +370,27 @@ DEFAULT_ALERTS: tuple[AlertRule, ...] = (
     ),
 )
 """The course's drift rule (dataset drift > 0, every 10 s, for 11 s) retrains; an
-accuracy drop is logged. Used when config.toml has no `[[alerts]]`."""
+accuracy drop is logged. `[[alerts]]` rules add to these (see `with_default_alerts`)."""
+
+
+def with_default_alerts(
+    rules: tuple[AlertRule, ...], *, replace: bool = False, off: Collection[str] = ()
+) -> tuple[AlertRule, ...]:
+    """The rules in force: the defaults but those named in `off`, each replaced by a
+    rule of its name, then the other rules in their order; only `rules` with `replace`.
+    """
+    named = {rule.name for rule in DEFAULT_ALERTS}
+    unknown = sorted(set(off) - named)
+    if unknown or (off and replace):
+        why = "there are none with replace_default_alerts" if replace else (
+            f"there is none named {unknown}; the defaults are {sorted(named)}"
+        )
+        raise ConfigError(f"enabled = false turns a default alert rule off, but {why}")
+    if replace:
+        return rules
+    mine = {rule.name: rule for rule in rules}
+    defaults = tuple(mine.get(r.name, r) for r in DEFAULT_ALERTS if r.name not in off)
+    return defaults + tuple(rule for rule in rules if rule.name not in named)
 
 
 _SECTIONS: dict[str, type] = {
@@ -444,10 +475,11 @@ _RULES: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("training", "seed"): _non_negative,
     ("training", "tolerance"): _non_negative,
     ("training", "promote"): _one_of("challenger", "auto"),
-    ("training", "gate_metric"): _one_of(*HIGHER_IS_BETTER),
+    ("training", "gate_metric"): _one_of(*GATE_METRICS),
     ("training", "estimator"): _one_of(*ESTIMATORS),
     ("training", "max_rmse"): _non_negative,
     ("training", "min_auc"): _unit,
+    ("training", "min_r2"): lambda v: None if v <= 1 else "a number <= 1",
     ("server", "port"): lambda v: None if 0 <= v < 65536 else "a port number (0-65535)",
     ("server", "max_body_bytes"): _positive,
     ("server", "max_items"): _positive,
@@ -513,7 +545,11 @@ class Config:
         _merge_overrides(values, overrides or {})
 
         sections = {name: kind(**values[name]) for name, kind in _SECTIONS.items()}
-        rules = DEFAULT_ALERTS if alerts is None else alerts
+        rules = with_default_alerts(
+            alerts[0] if alerts else (),
+            replace=sections["monitoring"].replace_default_alerts,
+            off=alerts[1] if alerts else (),
+        )
         _check_webhook(rules, sections["monitoring"])
         return cls(home=home_path, alerts=rules, **sections)
 
@@ -593,8 +629,11 @@ class Config:
             directory.mkdir(exist_ok=True)
 
 
-def _merge_toml(values: dict[str, dict[str, Any]], path: Path) -> tuple[AlertRule, ...] | None:
-    """Merge the file's sections into `values`; return its alert rules (None: not given)."""
+def _merge_toml(
+    values: dict[str, dict[str, Any]], path: Path
+) -> tuple[tuple[AlertRule, ...], frozenset[str]] | None:
+    """Merge the file's sections into `values`; return its alert rules and the default
+    rules it turns off (None: no `[[alerts]]`)."""
     if not path.is_file():
         return None
     try:
@@ -621,23 +660,49 @@ def _merge_toml(values: dict[str, dict[str, Any]], path: Path) -> tuple[AlertRul
     return alerts
 
 
-def _alert_rules(raw: Any, *, source: str) -> tuple[AlertRule, ...]:
-    """The `[[alerts]]` tables as rules; errors name the rule's position and the key."""
+def _alert_rules(raw: Any, *, source: str) -> tuple[tuple[AlertRule, ...], frozenset[str]]:
+    """The `[[alerts]]` tables as rules, and the names `enabled = false` turns off;
+    errors name the rule's position and the key."""
     if not isinstance(raw, list) or not all(isinstance(t, dict) for t in raw):
         raise ConfigError(
             f"alerts in {source} must be an array of tables: one [[alerts]] header per "
-            f"rule (or `alerts = []` for none), got {raw!r}"
+            f"rule, got {raw!r}"
+        )
+    if not raw:
+        # It used to turn the default rules off; now it would silently keep them.
+        raise ConfigError(
+            f"alerts = [] in {source} adds no rule and does not turn the default rules off; "
+            "to run without them, set replace_default_alerts = true in [monitoring]"
         )
     rules: list[AlertRule] = []
+    off: dict[str, int] = {}
     for index, table in enumerate(raw, 1):
         where = f"[[alerts]] rule {index}" + (
             f" ({table['name']!r})" if isinstance(table.get("name"), str) else ""
         )
+        enabled = table.pop("enabled", True)
+        if not isinstance(enabled, bool):
+            raise ConfigError(
+                f"key 'enabled' of {where} in {source} must be true or false, got {enabled!r}"
+            )
+        if not enabled:
+            if set(table) != {"name"} or not isinstance(table["name"], str):
+                raise ConfigError(
+                    f"{where} in {source} has enabled = false, which turns off the default "
+                    "rule it names: give it only a name"
+                )
+            if table["name"] in off:
+                raise ConfigError(
+                    f"{where} in {source} has the same name as rule {off[table['name']]}; "
+                    "names must be unique"
+                )
+            off[table["name"]] = index
+            continue
         unknown = [k for k in table if k not in _RULE_KEYS]
         if unknown:
             raise ConfigError(
                 f"unknown key {unknown[0]!r} in {where} of {source}; "
-                f"known keys: {', '.join(_RULE_KEYS)}"
+                f"known keys: {', '.join([*_RULE_KEYS, 'enabled'])}"
             )
         missing = [k for k in _RULE_REQUIRED if k not in table]
         if missing:
@@ -655,12 +720,19 @@ def _alert_rules(raw: Any, *, source: str) -> tuple[AlertRule, ...]:
         except ConfigError as exc:
             raise ConfigError(f"{where} in {source}: {exc}") from None
         twin = next((i for i, r in enumerate(rules, 1) if r.name == rule.name), None)
+        twin = off.get(rule.name, twin)
         if twin is not None:
             raise ConfigError(
                 f"{where} in {source} has the same name as rule {twin}; names must be unique"
             )
         rules.append(rule)
-    return tuple(rules)
+    clash = next((name for name in off if any(r.name == name for r in rules)), None)
+    if clash is not None:
+        raise ConfigError(
+            f"[[alerts]] rule {off[clash]} ({clash!r}) in {source} has the same name as "
+            "another rule; names must be unique"
+        )
+    return tuple(rules), frozenset(off)
 
 
 def _check_webhook(rules: tuple[AlertRule, ...], monitoring: Any) -> None:

@@ -161,6 +161,16 @@ PIPELINE_HISTORY_PRUNED = "pipeline_history_pruned"
 """Runs that ended before `before` (ISO time) were removed from the history with their
 folders (`pipelines.keep_history_days`): runs (how many)."""
 
+INGEST_FILE_REJECTED = "ingest_file_rejected"
+"""A file waiting for the data pipeline failed its checks and was moved aside, so the
+files after it still go in: file (where it was), moved_to, report (the JSON report
+beside it: what was wrong, which columns and rows, when), problems (one line each)."""
+
+MODEL_VERSION_REUSED = "model_version_reused"
+"""A model was registered whose bytes a version of it already holds, so that version
+was returned instead of a new one: registered_model, existing_version, sha256,
+tracking_run (whose model was registered), registered_by (the version's own run)."""
+
 TRAINING_SET_EXTRACTED = "training_set_extracted"
 """The training pipeline's data is gathered: rows (all of them), served_rows (served
 predictions a `/feedback` label came for, with the values they were served with),
@@ -216,6 +226,10 @@ REQUIRED_KEYS: dict[str, frozenset[str]] = {
     ALERT_FIRED: frozenset({"rule", "metric", "value", "state"}),
     ALERT_RESOLVED: frozenset({"rule", "metric", "value", "state"}),
     ALERT_NOTIFY_FAILED: frozenset({"rule", "notifier", "error"}),
+    INGEST_FILE_REJECTED: frozenset({"file", "moved_to", "report", "problems"}),
+    MODEL_VERSION_REUSED: frozenset(
+        {"registered_model", "existing_version", "sha256", "tracking_run", "registered_by"}
+    ),
     TRAINING_SET_EXTRACTED: frozenset({"rows", "served_rows", "served_skipped"}),
     PIPELINE_HISTORY_PRUNED: frozenset({"runs", "before"}),
     HISTORY_COMPACTED: frozenset({"files", "lines", "merged", "expired", "bytes"}),

@@ -2,7 +2,9 @@
 
 The gate compares a candidate with absolute thresholds AND with the current
 champion scored on the same test set, so a retrain on worse data cannot
-replace a better model just because it clears a fixed bar.
+replace a better model just because it clears a fixed bar. What it measures
+follows the estimator's kind: a classifier is held to AUC, a regressor to
+RMSE and R² (its scores need not be probabilities, its labels not 0/1).
 """
 
 from __future__ import annotations
@@ -50,7 +52,19 @@ ESTIMATORS: dict[str, EstimatorSpec] = {
 }
 
 #: Whether a larger value of each metric is better.
-HIGHER_IS_BETTER = {"auc": True, "accuracy": True, "log_loss": False, "rmse": False, "mae": False}
+HIGHER_IS_BETTER = {
+    "auc": True,
+    "accuracy": True,
+    "log_loss": False,
+    "rmse": False,
+    "mae": False,
+    "r2": True,
+}
+
+#: The metric a candidate is compared with the champion on, by estimator kind, when
+#: the gate metric is "auto".
+KIND_METRIC = {"classifier": "auc", "regressor": "rmse"}
+GATE_METRICS = ("auto", *HIGHER_IS_BETTER)
 
 
 def parse_hyperparams(value: Any) -> dict[str, Any]:
@@ -107,12 +121,14 @@ def _raw(model: Any) -> Any:
     return getattr(model, "model", model)
 
 
-def evaluate(y_true: Any, y_score: Any) -> dict[str, float]:
-    """Test metrics of scores against 0/1 labels: RMSE and MAE always; AUC when both
-    classes occur; log-loss and accuracy when the scores are probabilities."""
+def evaluate(y_true: Any, y_score: Any, kind: str = "classifier") -> dict[str, float]:
+    """Test metrics of scores against labels: RMSE and MAE always; for 0/1 labels, AUC
+    when both classes occur, log-loss and accuracy when the scores are probabilities;
+    for a regressor (`kind`), R² when the labels vary."""
     import numpy as np
     from sklearn import metrics
 
+    check_kind(kind)
     y = np.asarray(y_true, dtype="float64")
     s = np.asarray(y_score, dtype="float64")
     if len(y) == 0:
@@ -123,12 +139,21 @@ def evaluate(y_true: Any, y_score: Any) -> dict[str, float]:
         "rmse": math.sqrt(metrics.mean_squared_error(y, s)),
         "mae": metrics.mean_absolute_error(y, s),
     }
-    if len(np.unique(y)) == 2:
+    binary = bool(np.isin(y, (0, 1)).all())
+    if binary and len(np.unique(y)) == 2:
         out["auc"] = metrics.roc_auc_score(y, s)
-    if ((s >= 0) & (s <= 1)).all():
+    if binary and ((s >= 0) & (s <= 1)).all():
         out["log_loss"] = metrics.log_loss(y, np.clip(s, 1e-15, 1 - 1e-15), labels=[0, 1])
         out["accuracy"] = metrics.accuracy_score(y, s >= 0.5)
+    if kind == "regressor" and len(y) > 1 and np.ptp(y) > 0:
+        out["r2"] = metrics.r2_score(y, s)
     return {k: float(v) for k, v in out.items()}
+
+
+def check_kind(kind: str) -> str:
+    if kind not in KIND_METRIC:
+        raise ValidationError(f"estimator kind must be one of {sorted(KIND_METRIC)}, got {kind!r}")
+    return kind
 
 
 @dataclass(frozen=True)
@@ -143,32 +168,46 @@ class GateResult:
 def gate(
     metrics: Mapping[str, float],
     *,
+    kind: str = "classifier",
     min_auc: float | None = None,
     max_rmse: float | None = None,
+    min_r2: float | None = None,
     champion: Mapping[str, float] | None = None,
-    metric: str = "auc",
+    metric: str = "auto",
     tolerance: float = 0.0,
 ) -> GateResult:
     """Whether a candidate may be promoted; every failed check is a reason in the result.
 
+    kind: the candidate's estimator kind. A classifier must reach `min_auc`, a
+    regressor `min_r2`; either must stay within `max_rmse`. A threshold of None
+    is not checked.
     champion: the champion's metrics on the same test set (None: no champion).
-    The candidate may be worse than it on `metric` by at most `tolerance`.
+    The candidate may be worse than it on `metric` ("auto": AUC for a classifier,
+    RMSE for a regressor) by at most `tolerance`, in the direction that metric
+    improves.
     """
-    if metric not in HIGHER_IS_BETTER:
-        raise ValidationError(f"gate metric must be one of {sorted(HIGHER_IS_BETTER)}")
-    for name, value in (("min_auc", min_auc), ("max_rmse", max_rmse), ("tolerance", tolerance)):
+    check_kind(kind)
+    if metric not in GATE_METRICS:
+        raise ValidationError(f"gate metric must be one of {list(GATE_METRICS)}, got {metric!r}")
+    if metric == "auto":
+        metric = KIND_METRIC[kind]
+    limits = (("min_auc", min_auc), ("max_rmse", max_rmse), ("min_r2", min_r2))
+    for name, value in (*limits, ("tolerance", tolerance)):
         if value is not None and not math.isfinite(value):
             raise ValidationError(f"{name} must be a finite number, got {value!r}")
     if tolerance < 0:
         raise ValidationError(f"tolerance must be >= 0, got {tolerance!r}")
     reasons: list[str] = []
-    auc = metrics.get("auc")
-    if min_auc is not None and (auc is None or auc < min_auc):
-        shown = "not computable" if auc is None else f"{auc:.4f}"
-        reasons.append(f"auc {shown} is below min_auc {min_auc}")
+    floors = {"classifier": ("auc", "min_auc", min_auc), "regressor": ("r2", "min_r2", min_r2)}
+    name, key, floor = floors[kind]
+    value = metrics.get(name)
+    if floor is not None and (value is None or value < floor):
+        shown = "not computable" if value is None else f"{value:.4f}"
+        reasons.append(f"{name} {shown} is below {key} {floor}")
     rmse = metrics.get("rmse")
     if max_rmse is not None and (rmse is None or rmse > max_rmse):
-        reasons.append(f"rmse {rmse:.4f} is above max_rmse {max_rmse}")
+        shown = "not computable" if rmse is None else f"{rmse:.4f}"
+        reasons.append(f"rmse {shown} is above max_rmse {max_rmse}")
     if champion is not None:
         mine, theirs = metrics.get(metric), champion.get(metric)
         if mine is None:

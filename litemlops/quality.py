@@ -27,11 +27,20 @@ class DataValidationError(LitemlopsError, ValueError):
         self.report = report
 
 
+#: The most row labels a report keeps per column (the count says how many there are).
+MAX_BAD_ROWS = 20
+
+
 @dataclass
 class QualityReport:
+    """rows: how many were checked; problems: one sentence each; columns: statistics per
+    column; bad_rows: per column, the labels (the frame's index) of the first rows that
+    broke a check, at most `MAX_BAD_ROWS`."""
+
     rows: int
     problems: list[str] = field(default_factory=list)
     columns: dict[str, dict[str, Any]] = field(default_factory=dict)
+    bad_rows: dict[str, list[Any]] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -50,7 +59,16 @@ class QualityReport:
             "passed": self.passed,
             "problems": list(self.problems),
             "columns": self.columns,
+            "bad_rows": self.bad_rows,
         }
+
+    def _flag(self, column: str, labels: Any) -> None:
+        kept = self.bad_rows.setdefault(column, [])
+        for label in labels:
+            if len(kept) >= MAX_BAD_ROWS:
+                break
+            if label not in kept:
+                kept.append(label.item() if hasattr(label, "item") else label)
 
 
 def _fits(value: Any, dtype: str) -> bool:
@@ -107,12 +125,15 @@ def check_frame(
     ranges: Mapping[str, Sequence[float | None]] | None = None,
     max_null_rate: float = 0.0,
     allow_extra: bool = False,
+    allow_empty: bool = False,
 ) -> QualityReport:
     """Check `frame` against `schema` (column -> dtype name as in `Field`).
 
     required: columns that may hold no null at all (keys, event times).
     ranges: column -> [min, max], either end None for open; nulls are not counted.
     max_null_rate: the largest share of nulls any other schema column may have.
+    allow_empty: a frame without rows passes (its columns are still checked).
+    Rows are named by the frame's index labels (positions, for a default index).
     """
     import numpy as np
 
@@ -125,7 +146,7 @@ def check_frame(
     extra = [str(c) for c in frame.columns if c not in schema]
     if extra and not allow_extra:
         report.problems.append(f"unexpected column(s) {extra}")
-    if len(frame) == 0:
+    if len(frame) == 0 and not allow_empty:
         report.problems.append("the batch has no rows")
     for column, dtype in schema.items():
         if column not in frame.columns:
@@ -137,26 +158,34 @@ def check_frame(
         report.columns[column] = stats
         misfit = _first_misfit(series, dtype)
         if misfit is not None:
+            label = series.index[misfit[0]]
             report.problems.append(
-                f"column {column!r} should be {dtype}, but row {misfit[0]} holds {misfit[1]!r}"
+                f"column {column!r} should be {dtype}, but row {label} holds {misfit[1]!r}"
             )
+            report._flag(column, [label])
             continue
         if column in required and nulls:
             report.problems.append(f"column {column!r} has {nulls} null(s); it may have none")
+            report._flag(column, series.index[series.isna().to_numpy()])
         elif column not in required and rate > max_null_rate:
             report.problems.append(
                 f"column {column!r} is {rate:.1%} null, above max_null_rate {max_null_rate:.1%}"
             )
         if dtype in ("int32", "int64", "float32", "float64") and len(series.dropna()):
-            values = series.dropna().to_numpy(dtype="float64")
+            present = series.dropna()
+            values = present.to_numpy(dtype="float64")
             stats["min"], stats["max"] = float(values.min()), float(values.max())
-            infinite = int((~np.isfinite(values)).sum())
-            if infinite:
-                report.problems.append(f"column {column!r} has {infinite} infinite value(s)")
+            infinite = ~np.isfinite(values)
+            if infinite.any():
+                report.problems.append(
+                    f"column {column!r} has {int(infinite.sum())} infinite value(s)"
+                )
+                report._flag(column, present.index[infinite])
             low, high = check_range(column, (ranges or {}).get(column))
             below = int((values < low).sum())
             above = int((values > high).sum())
             if below or above:
+                report._flag(column, present.index[(values < low) | (values > high)])
                 report.problems.append(
                     f"column {column!r} has {below + above} value(s) outside "
                     f"[{_show(low)}, {_show(high)}] (min {stats['min']:g}, max {stats['max']:g})"

@@ -94,3 +94,20 @@ def test_bad_requests_are_one_line_errors(home, args, message):
     out = run_cli(*args, home=path)
     assert out.exit_code == 1, out.output
     assert message in out.output and "Traceback" not in out.output
+
+
+def test_models_register_returns_the_version_with_the_same_bytes_unless_told(home):
+    path, ids = home
+    out = run_cli("models", "register", ids[0][:8], "driver_ranker", home=path)
+    assert out.exit_code == 0, out.output
+    assert out.output.startswith("driver_ranker version 1 already holds these model bytes")
+    assert "--allow-duplicate" in out.output
+    out = run_cli("models", "register", f"runs:/{ids[1]}/model", "driver_ranker",
+                  "--allow-duplicate", "--json", home=path)
+    assert out.exit_code == 0, out.output
+    answer = json.loads(out.output)
+    assert (answer["version"], answer["reused"], answer["run_id"]) == (3, False, ids[1])
+    out = run_cli("models", "register", ids[1], "another", "--description", "copy", home=path)
+    assert out.output == f"another version 1 registered from runs:/{ids[1]}/model\n"
+    out = run_cli("models", "register", "runs:/nope/model", "another", home=path)
+    assert out.exit_code != 0 and "is not 'runs:/<run_id>/<model name>'" in out.output

@@ -262,12 +262,22 @@ def test_ensure_home_refuses_a_file_in_the_way(tmp_path):
         config.ensure_home()
 
 
+def test_the_gate_follows_the_estimator_kind_by_default_with_thresholds_for_each(tmp_path):
+    training = Config.load(tmp_path, env={}).training
+    assert (training.gate_metric, training.min_auc, training.max_rmse, training.min_r2) == (
+        "auto", 0.55, 0.5, 0.0)
+    env = {"LITEMLOPS_TRAINING_MIN_R2": "-0.5", "LITEMLOPS_TRAINING_GATE_METRIC": "r2"}
+    changed = Config.load(tmp_path, env=env).training
+    assert (changed.min_r2, changed.gate_metric) == (-0.5, "r2")
+
+
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
         ("training.test_size", "1.5", "a number between 0 and 1"),
         ("training.promote", "always", "one of challenger, auto"),
-        ("training.gate_metric", "f1", "one of auc, accuracy, log_loss, rmse, mae"),
+        ("training.gate_metric", "f1", "one of auto, auc, accuracy, log_loss, rmse, mae, r2"),
+        ("training.min_r2", "1.5", "a number <= 1"),
         ("training.estimator", "svm", "one of logistic_regression, random_forest"),
         ("training.max_rmse", "-1", "a number >= 0"),
         ("training.min_auc", "1.5", "a number between 0 and 1"),
@@ -379,7 +389,9 @@ webhook_url = "https://alerts.example.com/api/v2/alerts"
 def test_alert_rules_are_read_from_an_array_of_tables(tmp_path):
     write_toml(tmp_path, ALERTS)
 
-    drift, auc = Config.load(tmp_path, env={}).alerts
+    *defaults, drift, auc = Config.load(tmp_path, env={}).alerts
+
+    assert tuple(defaults) == DEFAULT_ALERTS
 
     assert drift == AlertRule(
         name="drift", metric="drift.dataset", condition="> 0", every=10.0, for_seconds=11.0,
@@ -392,10 +404,90 @@ def test_alert_rules_are_read_from_an_array_of_tables(tmp_path):
     assert auc.holds(0.7) and not auc.holds(0.71) and not auc.holds(float("nan"))
 
 
-def test_an_empty_alerts_array_turns_the_default_rules_off(tmp_path):
-    write_toml(tmp_path, "alerts = []\n")
+def test_an_extra_alert_rule_adds_to_the_defaults_and_keeps_the_drift_rule(tmp_path):
+    write_toml(tmp_path, '[[alerts]]\nname = "latency"\nmetric = "m"\ncondition = "> 1"\n')
 
+    rules = Config.load(tmp_path, env={}).alerts
+
+    assert [r.name for r in rules] == ["dataset_drift", "accuracy_drop", "latency"]
+    assert rules[:2] == DEFAULT_ALERTS and rules[0].trigger == "training"
+
+
+def test_a_rule_named_like_a_default_replaces_that_default_in_its_place(tmp_path):
+    write_toml(
+        tmp_path,
+        '[[alerts]]\nname = "extra"\nmetric = "m"\ncondition = "> 1"\n'
+        '[[alerts]]\nname = "accuracy_drop"\nmetric = "performance.accuracy"\n'
+        'condition = "< 0.8"\n',
+    )
+
+    rules = Config.load(tmp_path, env={}).alerts
+
+    assert [r.name for r in rules] == ["dataset_drift", "accuracy_drop", "extra"]
+    assert rules[0] == DEFAULT_ALERTS[0]
+    assert (rules[1].threshold, rules[1].for_seconds) == (0.8, 0.0)
+
+
+@pytest.mark.parametrize("where", ["file", "env"])
+def test_replace_default_alerts_makes_the_files_rules_the_only_ones(tmp_path, where):
+    rule = '[[alerts]]\nname = "only"\nmetric = "m"\ncondition = "> 1"\n'
+    if where == "file":
+        write_toml(tmp_path, "[monitoring]\nreplace_default_alerts = true\n" + rule)
+        env = {}
+    else:
+        write_toml(tmp_path, rule)
+        env = {"LITEMLOPS_MONITORING_REPLACE_DEFAULT_ALERTS": "true"}
+
+    assert [r.name for r in Config.load(tmp_path, env=env).alerts] == ["only"]
+    write_toml(tmp_path, "[monitoring]\nreplace_default_alerts = true\n")
     assert Config.load(tmp_path, env={}).alerts == ()
+    write_toml(tmp_path, "")
+    assert Config.load(tmp_path, env={}).alerts == DEFAULT_ALERTS
+
+
+def test_enabled_false_turns_one_default_rule_off_and_keeps_the_others(tmp_path):
+    off = '[[alerts]]\nname = "accuracy_drop"\nenabled = false\n'
+    extra = '[[alerts]]\nname = "x"\nmetric = "m"\ncondition = "> 1"\nenabled = true\n'
+    write_toml(tmp_path, off + extra)
+    assert [r.name for r in Config.load(tmp_path, env={}).alerts] == ["dataset_drift", "x"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[[alerts]]\nname = "nope"\nenabled = false\n',
+         r"there is none named \['nope'\]; the defaults are \['accuracy_drop', 'dataset_drift'\]"),
+        ('[[alerts]]\nname = "accuracy_drop"\nenabled = false\nmetric = "m"\n',
+         "has enabled = false, which turns off the default rule it names: give it only a name"),
+        ('[[alerts]]\nname = "accuracy_drop"\nenabled = "no"\n',
+         "key 'enabled' of .* must be true or false, got 'no'"),
+        ('[monitoring]\nreplace_default_alerts = true\n'
+         '[[alerts]]\nname = "accuracy_drop"\nenabled = false\n',
+         "there are none with replace_default_alerts"),
+        ('[[alerts]]\nname = "accuracy_drop"\nenabled = false\n'
+         '[[alerts]]\nname = "accuracy_drop"\nmetric = "m"\ncondition = "> 1"\n',
+         r"rule 2 \('accuracy_drop'\) .* same name as rule 1"),
+        ('[[alerts]]\nname = "accuracy_drop"\nmetric = "m"\ncondition = "> 1"\n'
+         '[[alerts]]\nname = "accuracy_drop"\nenabled = false\n',
+         r"rule 2 \('accuracy_drop'\) .* same name as another rule"),
+    ],
+)
+def test_turning_a_rule_off_is_checked(tmp_path, text, message):
+    write_toml(tmp_path, text)
+    with pytest.raises(ConfigError, match=message):
+        Config.load(tmp_path, env={})
+
+
+def test_a_misspelt_replace_key_or_an_empty_alerts_array_is_refused(tmp_path):
+    write_toml(tmp_path, "[monitoring]\nreplace_default_alert = true\n")
+    with pytest.raises(ConfigError, match=r"unknown config key monitoring\.replace_default_alert "):
+        Config.load(tmp_path, env={})
+    write_toml(tmp_path, "[monitoring]\nreplace_default_alerts = 1\n")
+    with pytest.raises(ConfigError, match=r"replace_default_alerts .* must be true or false"):
+        Config.load(tmp_path, env={})
+    write_toml(tmp_path, "alerts = []\n")
+    with pytest.raises(ConfigError, match="set replace_default_alerts = true in \\[monitoring\\]"):
+        Config.load(tmp_path, env={})
 
 
 @pytest.mark.parametrize(
@@ -463,7 +555,7 @@ def test_a_webhook_rule_needs_a_webhook_url_from_any_source(tmp_path):
     with pytest.raises(ConfigError, match=r"'a' notifies 'webhook' but monitoring\.webhook_url"):
         Config.load(tmp_path, env={})
     env = {"LITEMLOPS_MONITORING_WEBHOOK_URL": "http://127.0.0.1:9093/api/v2/alerts"}
-    assert Config.load(tmp_path, env=env).alerts[0].notify == ("log", "webhook")
+    assert Config.load(tmp_path, env=env).alerts[-1].notify == ("log", "webhook")
 
 
 def test_alert_rules_made_in_python_are_checked_too():

@@ -44,6 +44,10 @@ EXPECTED = {
     "alert_fired": {"rule", "metric", "value", "state"},
     "alert_resolved": {"rule", "metric", "value", "state"},
     "alert_notify_failed": {"rule", "notifier", "error"},
+    "ingest_file_rejected": {"file", "moved_to", "report", "problems"},
+    "model_version_reused": {
+        "registered_model", "existing_version", "sha256", "tracking_run", "registered_by",
+    },
     "training_set_extracted": {"rows", "served_rows", "served_skipped"},
     "pipeline_history_pruned": {"runs", "before"},
     "history_compacted": {"files", "lines", "merged", "expired", "bytes"},

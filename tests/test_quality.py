@@ -89,3 +89,23 @@ def test_empty_batches_and_bad_options():
         check_frame(frame(), SCHEMA, ranges={"rate": [1, 0]})
     report = check_frame(frame(), SCHEMA, ranges={"nope": [0, 1]})
     assert report.problems == ["ranges name column(s) not in the schema: ['nope']"]
+
+
+def test_the_report_names_the_rows_by_the_frames_index_and_keeps_a_few():
+    bad = frame(rate=[0.1, 7.0, None, -1.0], id=[1, None, 3, 4]).set_axis([10, 11, 12, 13])
+    report = check_frame(bad, SCHEMA, required=["id"], ranges={"rate": [0, 1]},
+                         max_null_rate=0.5)
+    assert report.bad_rows == {"id": [11], "rate": [11, 13]}
+    assert report.to_dict()["bad_rows"] == report.bad_rows
+    many = pd.DataFrame({"rate": [5.0] * 50})
+    flagged = check_frame(many, {"rate": "float64"}, ranges={"rate": [0, 1]}).bad_rows["rate"]
+    assert flagged == list(range(20))
+    assert check_frame(frame(name=["a", "b", 3, "d"]).set_axis([5, 6, 7, 8]), SCHEMA).problems == [
+        "column 'name' should be string, but row 7 holds 3"
+    ]
+
+
+def test_an_empty_frame_passes_only_when_allowed():
+    assert check_frame(frame().head(0), SCHEMA, allow_empty=True).passed
+    missing = check_frame(frame().head(0).drop(columns=["ok"]), SCHEMA, allow_empty=True)
+    assert missing.problems == ["missing column(s) ['ok']"]

@@ -82,7 +82,7 @@ def features_describe(ctx: click.Context, home: Path | None, view: str) -> None:
 @click.pass_context
 @cli_errors
 def features_ingest(ctx: click.Context, home: Path | None, view: str, data: Path) -> None:
-    """Append rows from a Parquet or CSV file to a feature view (all or nothing)."""
+    """Append rows from a Parquet, CSV or TSV file to a feature view (all or nothing)."""
     with open_platform(ctx, home) as platform, stages(["validate and write"]) as step:
         result = platform.history.ingest(view, data)
         step()
@@ -128,14 +128,14 @@ def features_materialize(
     "--entities",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     required=True,
-    help="Parquet or CSV with join keys and a timestamp column.",
+    help="Parquet, CSV or TSV with join keys and a timestamp column.",
 )
 @click.option("--features", "refs", required=True, help="Comma-separated view:feature list.")
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
     required=True,
-    help="Output .parquet or .csv.",
+    help="Output .parquet, .csv or .tsv.",
 )
 @click.option("--timestamp-column", default="event_timestamp", show_default=True)
 @click.option("--full-feature-names", is_flag=True)

@@ -31,7 +31,7 @@ def monitor() -> None:
 def monitor_compare(
     reference: Path, current: Path, columns: str | None, categorical: str | None, as_json: bool
 ) -> None:
-    """Drift of CURRENT against REFERENCE (Parquet or CSV files), feature by feature.
+    """Drift of CURRENT against REFERENCE (Parquet, CSV or TSV files), feature by feature.
 
     Exits 0 whether or not the data drifted: the verdict is the output.
     """

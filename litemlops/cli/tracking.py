@@ -284,6 +284,59 @@ def models_versions(ctx: click.Context, home: Path | None, name: str, as_json: b
     )
 
 
+@models.command("register")
+@home_option
+@click.argument("source")
+@click.argument("name")
+@click.option("--description", default="", help="Kept with the version.")
+@click.option(
+    "--allow-duplicate",
+    is_flag=True,
+    help="A new version even when a version of NAME holds the very same model bytes.",
+)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@cli_errors
+def models_register(
+    ctx: click.Context,
+    home: Path | None,
+    source: str,
+    name: str,
+    description: str,
+    allow_duplicate: bool,
+    as_json: bool,
+) -> None:
+    """Register SOURCE (`runs:/<run_id>/<model>`, or a run id or 6+ character prefix for
+    its model "model") as the next version of NAME.
+
+    When a version of NAME already holds the same bytes (sha256), that version is
+    the answer and nothing is added, unless --allow-duplicate.
+    """
+    from litemlops.errors import ModelNotFoundError
+
+    with open_platform(ctx, home) as platform:
+        uri = source
+        if not source.startswith("runs:/"):
+            uri = f"runs:/{_find_run(platform, source)}/model"
+        try:
+            before = {v.version for v in platform.registry.list_versions(name)}
+        except ModelNotFoundError:
+            before = set()
+        version = platform.registry.register_model(
+            uri, name, description=description, allow_duplicate=allow_duplicate
+        )
+    reused = version.version in before
+    if as_json:
+        echo_json({**asdict(version), "reused": reused})
+    elif reused:
+        click.echo(
+            f"{name} version {version.version} already holds these model bytes (sha256 "
+            f"{version.sha256[:12]}); nothing registered (--allow-duplicate for a new version)"
+        )
+    else:
+        click.echo(f"{name} version {version.version} registered from {uri}")
+
+
 @models.command("alias")
 @home_option
 @click.argument("name")

@@ -16,7 +16,7 @@ LABEL = "trip_completed"
 
 
 def read_table(path: Path) -> pd.DataFrame:
-    """A Parquet or CSV file of the run folder (or the user's) as a DataFrame."""
+    """A Parquet, CSV or TSV file of the run folder (or the user's) as a DataFrame."""
     from litemlops.store.files import read_frame
 
     return read_frame(path)

@@ -1,7 +1,9 @@
 """The course's three pipelines, doing the work its Airflow tasks only logged.
 
 - `data`: files in `<home>/data/incoming/` -> clean -> validate -> offline store ->
-  online store. Ingested files move to `incoming/done/`, so a rerun adds nothing twice.
+  online store. Ingested files move to `incoming/done/`, so a rerun adds nothing twice;
+  a file that fails its checks moves to `incoming/rejected/` with a report beside it,
+  and the files around it go in without it.
 - `training`: labels x driver_stats (point in time), plus the served predictions that
   got `/feedback` labels -> validate -> seeded split -> train -> evaluate -> gate
   (thresholds and the champion) -> register.
@@ -17,6 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from litemlops import events
 from litemlops.demo.common import (
     feature_columns,
     param_number,
@@ -44,16 +47,16 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from litemlops.config import Config
+    from litemlops.quality import QualityReport
 
 __all__ = ["demo_pipelines", "split_by_identity", "write_table"]
-
-SUFFIXES = (".parquet", ".csv")
-
 
 # -- data ---------------------------------------------------------------------------------
 
 
 def _incoming(source: Path) -> list[Path]:
+    from litemlops.store.files import SUFFIXES
+
     if source.is_file():
         return [source]
     if not source.is_dir():
@@ -81,24 +84,148 @@ def _timestamps(frame: pd.DataFrame, columns: list[str], path: Path) -> pd.DataF
     return frame
 
 
+def _read_incoming(path: Path, view: dict[str, Any], schema: dict[str, str]) -> pd.DataFrame:
+    """One waiting file as a frame with UTC times; a pandas index saved with the rows is
+    dropped unless the view has a column of its name (then it is that column)."""
+    frame = read_table(path)
+    index_only = [c for c in frame.attrs.get("pandas_index_columns", []) if c not in schema]
+    times = [view["timestamp_field"], *filter(None, [view["created_timestamp_field"]])]
+    return _timestamps(frame.drop(columns=index_only), times, path)
+
+
+def _clean_rows(frame: pd.DataFrame, view: dict[str, Any]) -> tuple[pd.DataFrame, int, int]:
+    """(rows with a key and event time, each (key, time) once; how many lacked a key or
+    time; how many repeated one). Of repeated rows the one created last is kept."""
+    keys = [*view["join_keys"], view["timestamp_field"]]
+    present = [k for k in keys if k in frame.columns]
+    before = len(frame)
+    kept = frame.dropna(subset=present) if present else frame
+    null_keys = before - len(kept)
+    created = view["created_timestamp_field"]
+    if created in kept.columns:
+        # A row without a created time never wins over a dated correction.
+        kept = kept.sort_values(created, kind="stable", na_position="first")
+    deduped = kept.drop_duplicates(subset=present, keep="last") if present else kept
+    return deduped.sort_index(), null_keys, len(kept) - len(deduped)
+
+
+def _check(
+    ctx: TaskContext,
+    frame: pd.DataFrame,
+    view: dict[str, Any],
+    schema: dict[str, str],
+    *,
+    allow_empty: bool = False,
+) -> QualityReport:
+    from litemlops.quality import check_frame
+
+    return check_frame(
+        frame,
+        schema,
+        required=[
+            *view["join_keys"],
+            view["timestamp_field"],
+            *filter(None, [view["created_timestamp_field"]]),
+        ],
+        ranges=ctx.params["ranges"],
+        max_null_rate=float(ctx.params["max_null_rate"]),
+        allow_empty=allow_empty,
+    )
+
+
+def _reject(
+    ctx: TaskContext, file: Path, identity: list[int], problems: QualityReport
+) -> dict[str, Any] | None:
+    """Move a file that failed its checks to `rejected/` beside the report that says why;
+    None (and the file stays) when it changed since it was read: a producer still writing
+    it, whose finished file the next run reads."""
+    import orjson
+
+    from litemlops.store.files import move_aside, write_text_atomic
+
+    if _identity(file) != identity:
+        return None
+    moved = move_aside(file, file.parent / "rejected", ctx.run_id[:8])
+    report_path = moved.with_name(moved.name + ".report.json")
+    report = {
+        "file": str(file),
+        "moved_to": str(moved),
+        "rejected_at": ctx.clock().isoformat(),
+        "pipeline": ctx.pipeline,
+        "run_id": ctx.run_id,
+        "view": ctx.params["view"],
+        "rows_note": "rows count the file's data rows from 0 (a text file's line is row + 2)",
+        **problems.to_dict(),
+    }
+    text = orjson.dumps(report, option=orjson.OPT_INDENT_2, default=str).decode()
+    write_text_atomic(report_path, text + "\n")
+    ctx.log.warning(
+        events.INGEST_FILE_REJECTED,
+        file=str(file),
+        moved_to=str(moved),
+        report=str(report_path),
+        problems=list(problems.problems),
+    )
+    return {"file": str(file), "moved_to": str(moved), "report": str(report_path),
+            "problems": list(problems.problems)}
+
+
 @task
 def ingest(ctx: TaskContext) -> dict[str, Any]:
-    """Read every waiting file into one staged batch, remembering which file was read.
+    """Read and check every waiting file; the good ones become one staged batch.
 
-    Each file's size and modification time are kept, so a file a producer
-    rewrites meanwhile is not archived unread (see write_offline).
+    Each file is checked on its own (schema, dtypes, null rate, ranges, after
+    dropping rows without a key and repeated rows), so one bad file cannot keep
+    the others out: it moves to `rejected/` with a report (what was wrong, in
+    which columns and rows, when) and the run goes on without it. A single file
+    given as the source is the user's own: a failure fails the run instead.
+    Each read file's size and modification time are kept, so a file a producer
+    rewrites meanwhile is not archived (or rejected) unread (see write_offline).
     """
     import pandas as pd
 
-    view = ctx.features.describe(ctx.params["view"])
-    files = _incoming(Path(ctx.params["source"]))
+    from litemlops.quality import DataValidationError, QualityReport
+
+    name = ctx.params["view"]
+    view = ctx.features.describe(name)
+    schema = ctx.features.columns(name)
+    source = Path(ctx.params["source"])
+    files = _incoming(source)
+    seen = {str(p): _identity(p) for p in files}
+    frames, rejected, read = [], [], {}
+    for path in files:
+        try:
+            frame = _read_incoming(path, view, schema)
+        except ValidationError as exc:
+            report = QualityReport(rows=0, problems=[str(exc)])
+        else:
+            cleaned = _clean_rows(frame, view)[0]
+            report = _check(ctx, cleaned, view, schema, allow_empty=True)
+            report.rows = len(frame)
+            if report.passed:
+                try:  # what the store itself refuses (a whole number beyond 64 bits, ...)
+                    ctx.features.validate(name, cleaned)
+                except ValidationError as exc:
+                    report.problems.append(str(exc))
+        if report.passed:
+            frames.append(frame)
+            read[str(path)] = seen[str(path)]
+            continue
+        if not source.is_dir():
+            raise DataValidationError(report)
+        gone = _reject(ctx, path, seen[str(path)], report)
+        if gone is not None:
+            rejected.append(gone)
     times = [view["timestamp_field"], *filter(None, [view["created_timestamp_field"]])]
     columns = [*view["join_keys"], *times, *view["features"]]
-    seen = {str(p): _identity(p) for p in files}
-    frames = [_timestamps(read_table(p), times, p) for p in files]
     raw = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
-    path = write_table(raw, ctx.work_dir / "raw.parquet")
-    return {"path": path, "files": seen, "rows": len(raw)}
+    return {
+        "path": write_table(raw, ctx.work_dir / "raw.parquet"),
+        "files": read,
+        "rows": len(raw),
+        "rejected": len(rejected),
+        "rejected_files": rejected,
+    }
 
 
 @task(upstream="ingest")
@@ -110,39 +237,20 @@ def clean(ctx: TaskContext) -> dict[str, Any]:
     """
     view = ctx.features.describe(ctx.params["view"])
     raw = read_table(upstream_path(ctx, "ingest"))
-    keys = [*view["join_keys"], view["timestamp_field"]]
-    present = [k for k in keys if k in raw.columns]
-    before = len(raw)
-    frame = raw.dropna(subset=present) if present else raw
-    null_keys = before - len(frame)
-    created = view["created_timestamp_field"]
-    if created in frame.columns:
-        # A row without a created time never wins over a dated correction.
-        frame = frame.sort_values(created, kind="stable", na_position="first")
-    deduped = frame.drop_duplicates(subset=present, keep="last") if present else frame
-    duplicates = len(frame) - len(deduped)
-    path = write_table(deduped.sort_index(), ctx.work_dir / "clean.parquet")
+    deduped, null_keys, duplicates = _clean_rows(raw, view)
+    path = write_table(deduped, ctx.work_dir / "clean.parquet")
     return {"path": path, "rows": len(deduped), "null_keys": null_keys, "duplicates": duplicates}
 
 
 @task(upstream="clean")
 def validate(ctx: TaskContext) -> dict[str, Any]:
-    """Schema, dtypes, null rate and value ranges; a failure stops the run with the report."""
-    from litemlops.quality import DataValidationError, check_frame
+    """Schema, dtypes, null rate and value ranges of the whole batch (each file passed
+    them alone; rows of one file may still repeat another's); a failure stops the run."""
+    from litemlops.quality import DataValidationError
 
-    view = ctx.features.describe(ctx.params["view"])
+    name = ctx.params["view"]
     frame = read_table(upstream_path(ctx, "clean"))
-    report = check_frame(
-        frame,
-        ctx.features.columns(ctx.params["view"]),
-        required=[
-            *view["join_keys"],
-            view["timestamp_field"],
-            *filter(None, [view["created_timestamp_field"]]),
-        ],
-        ranges=ctx.params["ranges"],
-        max_null_rate=float(ctx.params["max_null_rate"]),
-    )
+    report = _check(ctx, frame, ctx.features.describe(name), ctx.features.columns(name))
     if not report.passed and len(frame):
         raise DataValidationError(report)
     return {"path": str(upstream_path(ctx, "clean")), **report.to_dict()}
@@ -156,6 +264,8 @@ def write_offline(ctx: TaskContext) -> dict[str, Any]:
     path) and does not write it twice. A source file that changed since it was
     read stays where it is, for the next run.
     """
+    from litemlops.store.files import move_aside
+
     view = ctx.params["view"]
     path = str(upstream_path(ctx, "validate"))
     rows = ctx.upstream["validate"]["rows"]
@@ -167,7 +277,6 @@ def write_offline(ctx: TaskContext) -> dict[str, Any]:
     source = Path(ctx.params["source"])
     if source.is_dir():
         done = source / "done"
-        done.mkdir(exist_ok=True)
         for name, identity in ctx.upstream["ingest"]["files"].items():
             file = Path(name)
             if not file.exists():
@@ -175,12 +284,15 @@ def write_offline(ctx: TaskContext) -> dict[str, Any]:
             if _identity(file) != identity:
                 kept.append(name)
                 continue
-            target = done / file.name
-            if target.exists():  # never overwrite an earlier file of the same name
-                target = done / f"{file.stem}.{ctx.run_id[:8]}{file.suffix}"
-            file.replace(target)
-            moved.append(str(target))
-    return {"rows": rows, "batch": batch, "archived": moved, "changed_since_read": kept}
+            # Never over an earlier file of the same name.
+            moved.append(str(move_aside(file, done, ctx.run_id[:8])))
+    return {
+        "rows": rows,
+        "batch": batch,
+        "archived": moved,
+        "changed_since_read": kept,
+        "rejected": ctx.upstream["ingest"].get("rejected", 0),
+    }
 
 
 @task(upstream="write_offline")
@@ -321,9 +433,11 @@ def demo_pipelines(config: Config) -> list[Pipeline]:
             "gate_metric": t.gate_metric,
             "min_auc": t.min_auc,
             "max_rmse": t.max_rmse,
+            "min_r2": t.min_r2,
             "tolerance": t.tolerance,
             "promote": t.promote,
             "served_labels": t.served_labels,
+            "allow_duplicate": False,
         },
         description="Train on point-in-time data, gate against the champion, register.",
         schedule=when["training"],

@@ -107,17 +107,20 @@ def _served_rows(
 
 @task(upstream="extract")
 def validate_data(ctx: TaskContext) -> dict[str, Any]:
-    """Expected columns and dtypes, 0/1 labels; rows whose features are unknown are dropped."""
+    """Expected columns and dtypes, labels a classifier can learn (0/1) or a regressor
+    can (numbers); rows whose features are unknown are dropped."""
+    from litemlops.modeling import estimator_kind
     from litemlops.quality import DataValidationError, check_frame
 
     frame = read_table(upstream_path(ctx, "extract"))
     columns = feature_columns(ctx.params["features"])
-    schema = {c: "float64" for c in columns} | {LABEL: "int64"}
+    classifier = estimator_kind(ctx.params["estimator"]) == "classifier"
+    schema = {c: "float64" for c in columns} | {LABEL: "int64" if classifier else "float64"}
     report = check_frame(
         frame,
         schema,
         required=[LABEL],
-        ranges={LABEL: [0, 1]},
+        ranges={LABEL: [0, 1]} if classifier else {},
         max_null_rate=1.0,
         allow_extra=True,
     )
@@ -237,20 +240,22 @@ def _test_scores(ctx: TaskContext, model_uri: str) -> tuple[Any, Any]:
 
 @task(upstream=["prepare", "train"])
 def evaluate(ctx: TaskContext) -> dict[str, Any]:
-    """Test-set RMSE and MAE, AUC and log-loss for probabilities, logged to the run."""
+    """Test-set RMSE and MAE, AUC and log-loss for probabilities, R² for a regressor,
+    logged to the run."""
     from litemlops.modeling import evaluate as test_metrics
 
     run_id = ctx.upstream["train"]["tracking_run_id"]
     with ctx.tracker.resume_run(run_id) as run:  # ended as failed if this raises
         y, s = _test_scores(ctx, f"runs:/{run_id}/model")
-        metrics = test_metrics(y, s)
+        metrics = test_metrics(y, s, ctx.upstream["train"]["kind"])
         run.log_metrics({f"test_{k}": v for k, v in metrics.items()})
     return {"metrics": metrics}
 
 
 @task(upstream=["prepare", "train", "evaluate"])
 def validate_model(ctx: TaskContext) -> dict[str, Any]:
-    """Thresholds AND no worse than the champion on the same test set.
+    """Thresholds AND no worse than the champion on the same test set, on the metrics
+    of the candidate's kind (a regressor is not asked for an AUC).
 
     A model that fails is not registered: the run fails with the reasons, and
     the tracking run (which keeps its metrics) is tagged `gate=failed`.
@@ -260,6 +265,7 @@ def validate_model(ctx: TaskContext) -> dict[str, Any]:
 
     p = ctx.params
     run_id = ctx.upstream["train"]["tracking_run_id"]
+    kind = ctx.upstream["train"]["kind"]
     with ctx.tracker.resume_run(run_id) as run:  # ended as failed if this raises
         champion: dict[str, Any] | None = None
         try:
@@ -268,11 +274,13 @@ def validate_model(ctx: TaskContext) -> dict[str, Any]:
             current = None
         if current is not None:
             y, s = _test_scores(ctx, f"{p['model_name']}/{current.version}")
-            champion = {"version": current.version, "metrics": test_metrics(y, s)}
+            champion = {"version": current.version, "metrics": test_metrics(y, s, kind)}
         result = gate(
             ctx.upstream["evaluate"]["metrics"],
+            kind=kind,
             min_auc=p["min_auc"],
             max_rmse=p["max_rmse"],
+            min_r2=p["min_r2"],
             champion=champion["metrics"] if champion else None,
             metric=p["gate_metric"],
             tolerance=p["tolerance"],
@@ -287,26 +295,37 @@ def validate_model(ctx: TaskContext) -> dict[str, Any]:
 
 @task(upstream=["train", "evaluate", "validate_model"])
 def register(ctx: TaskContext) -> dict[str, Any]:
-    """A new version with its lineage; champion when there is none (or policy says so)."""
+    """A new version with its lineage; champion when there is none (or policy says so).
+
+    A model byte for byte like a registered version is that version (unless
+    `allow_duplicate`): no new version, and when it is the champion already no
+    alias moves (`reused` in the output says which happened).
+    """
     p = ctx.params
     run_id = ctx.upstream["train"]["tracking_run_id"]
     version = ctx.registry.register_model(
         f"runs:/{run_id}/model",
         p["model_name"],
         description=f"trained by pipeline run {ctx.run_id} ({p['estimator']})",
+        allow_duplicate=p["allow_duplicate"],
     )
+    # A version of another run: these bytes were registered before this run.
+    reused = version.run_id != run_id
+    if reused and "champion" in version.aliases:
+        return {"name": version.name, "version": version.version, "alias": None,
+                "reused": True}
     has_champion = ctx.upstream["validate_model"]["champion"] is not None
     alias = "champion" if (not has_champion or p["promote"] == "auto") else "challenger"
     ctx.registry.set_alias(
         p["model_name"], alias, version.version, reason=f"training run {ctx.run_id}"
     )
-    return {"name": version.name, "version": version.version, "alias": alias}
+    return {"name": version.name, "version": version.version, "alias": alias, "reused": reused}
 
 
 def check_training_params(p: dict[str, Any]) -> dict[str, Any]:
     import math
 
-    from litemlops.modeling import ESTIMATORS, HIGHER_IS_BETTER, parse_hyperparams
+    from litemlops.modeling import ESTIMATORS, GATE_METRICS, parse_hyperparams
     from litemlops.store.registry import check_model_name
 
     param_text(p, "labels")
@@ -318,13 +337,13 @@ def check_training_params(p: dict[str, Any]) -> dict[str, Any]:
     seed = p["seed"]
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
         raise ValidationError(f"param seed must be an integer in [0, 2**32), got {seed!r}")
-    param_choice(p, "gate_metric", HIGHER_IS_BETTER)
+    param_choice(p, "gate_metric", GATE_METRICS)
     p["min_auc"] = param_number(p, "min_auc", 0, 1, optional=True)
     p["max_rmse"] = param_number(p, "max_rmse", 0, math.inf, optional=True)
+    p["min_r2"] = param_number(p, "min_r2", -math.inf, 1, optional=True)
     p["tolerance"] = param_number(p, "tolerance", 0, math.inf)
     param_choice(p, "promote", ("challenger", "auto"))
-    if not isinstance(p["served_labels"], bool):
-        raise ValidationError(
-            f"param served_labels must be true or false, got {p['served_labels']!r}"
-        )
+    for key in ("served_labels", "allow_duplicate"):
+        if not isinstance(p[key], bool):
+            raise ValidationError(f"param {key} must be true or false, got {p[key]!r}")
     return p

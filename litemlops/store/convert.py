@@ -7,6 +7,7 @@ input). Naive timestamps are taken as UTC; aware ones are converted to UTC.
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +28,9 @@ ARROW_TYPES: dict[str, pa.DataType] = {
     "string": pa.string(),
     "timestamp": pa.timestamp("us"),
 }
+
+# Schema metadata key under which `_read_file` lists the columns a pandas index became.
+_INDEX_KEY = b"litemlops.pandas_index_columns"
 
 DataLike = Any  # pandas.DataFrame | pyarrow.Table | str | Path | list[dict] | dict[str, list]
 
@@ -133,17 +137,22 @@ def mixed_types(series: Any, what: str) -> None:
 def _read_file(path: Path) -> pa.Table:
     if not path.is_file():
         raise ValidationError(f"{path}: no such file")
+    from litemlops.store.files import PARQUET_SUFFIXES, TEXT_SUFFIXES, delimiter, read_parquet
+
     suffix = path.suffix.lower()
     try:
-        if suffix in (".parquet", ".pq"):
-            import pyarrow.parquet as pq
-
-            return pq.read_table(path)
-        if suffix == ".csv":
+        if suffix in PARQUET_SUFFIXES:
+            table, named = read_parquet(path)
+            # A named index the view has no column for is dropped by `conform`.
+            return table.replace_schema_metadata(
+                {**(table.schema.metadata or {}), _INDEX_KEY: json.dumps(named).encode()}
+            )
+        if suffix in TEXT_SUFFIXES:
             import pyarrow.csv as pacsv
 
+            sep = delimiter(path)
             with path.open(newline="", encoding="utf-8-sig") as fh:  # -sig: Excel's BOM
-                header = next(csv.reader(fh), [])
+                header = next(csv.reader(fh, delimiter=sep), [])
             repeated = sorted({n for n in header if header.count(n) > 1})
             if repeated:
                 raise ValidationError(f"{path}: header repeats column(s) {repeated}")
@@ -151,6 +160,7 @@ def _read_file(path: Path) -> pa.Table:
             # Only an empty unquoted field is missing: "NA" and "null" are strings.
             return pacsv.read_csv(
                 path,
+                parse_options=pacsv.ParseOptions(delimiter=sep),
                 convert_options=pacsv.ConvertOptions(
                     column_types={name: pa.string() for name in header},
                     null_values=[""],
@@ -162,12 +172,17 @@ def _read_file(path: Path) -> pa.Table:
         raise ValidationError(f"{path}: is not UTF-8 text ({exc.reason})") from exc
     except (pa.ArrowInvalid, OSError) as exc:
         raise ValidationError(f"{path}: cannot be read: {exc}") from exc
-    raise ValidationError(f"{path}: unsupported file type {suffix!r}; use .parquet or .csv")
+    raise ValidationError(
+        f"{path}: unsupported file type {suffix!r}; use .parquet, .csv or .tsv"
+    )
 
 
 def conform(table: pa.Table, view: ResolvedView, source: str) -> pa.Table:
     """Check `table` against the view's stored columns and cast it to their types."""
     expected = view.columns
+    # A named pandas index the view has no column for is row labels pandas saved.
+    named = json.loads((table.schema.metadata or {}).get(_INDEX_KEY, b"[]"))
+    table = table.drop_columns([n for n in named if n not in {f.name for f in expected}])
     names = set(table.column_names)
     wanted = [f.name for f in expected]
     missing = [n for n in wanted if n not in names]

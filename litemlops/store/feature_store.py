@@ -175,6 +175,16 @@ class FeatureStore(OnlineFeatures):
         log.info(events.FEATURES_INGESTED, view=view, rows=table.num_rows, source=source)
         return IngestResult(view=view, rows=table.num_rows, batch=batch)
 
+    def validate(self, view: str, data: DataLike) -> int:
+        """Check `data` as `ingest` would, writing nothing; the number of rows it holds.
+
+        Raises the ValidationError `ingest` would raise (naming the column and row),
+        so a pipeline can set a bad file aside before a batch of good ones is written.
+        """
+        resolved = self._view(view)
+        table, source = read_table(data, f"ingest into {view!r}")
+        return conform(table, resolved, source).num_rows
+
     def _append(self, view: ResolvedView, table: pa.Table, kind: str, source: str) -> int:
         now = naive_utc(self._now())
         with self._lock:

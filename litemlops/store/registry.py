@@ -3,7 +3,9 @@
 Aliases (`champion`, `challenger`, ...) replace MLflow's stages; every move of an
 alias is appended to `alias_history` (when, from which version to which, why),
 so "what served on Tuesday" has an answer and `rollback` has somewhere to go.
-Loading checks the model file's sha256 before unpickling it.
+Loading checks the model file's sha256 before unpickling it. Registering bytes that
+a version of the model already holds returns that version (`allow_duplicate` for a
+new one), so a retrain that reproduces its model adds no version and moves no alias.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from litemlops import events
 from litemlops.clock import from_ms
 from litemlops.errors import (
     AliasNotFoundError,
@@ -22,6 +25,7 @@ from litemlops.errors import (
     RegistryStateError,
     ValidationError,
 )
+from litemlops.logger import get_logger
 from litemlops.store.tracking import Tracker
 
 if TYPE_CHECKING:
@@ -29,6 +33,7 @@ if TYPE_CHECKING:
 
     from litemlops.store.model_io import LoadedModel
 
+log = get_logger("litemlops.registry")
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 _ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")
 _RESERVED = re.compile(r"^(latest|v\d+)$", re.IGNORECASE)
@@ -158,8 +163,14 @@ class ModelRegistry:
         description: str = "",
         *,
         allow_unfinished: bool = False,
+        allow_duplicate: bool = False,
     ) -> ModelVersion:
         """Register the model at `runs:/<run_id>/<model>` as the next version of `name`.
+
+        When a version of `name` already holds the very same bytes (sha256), that
+        version is returned, its description and lineage unchanged, and a
+        `model_version_reused` event says so; `allow_duplicate=True` makes a new
+        version anyway.
 
         The version's lineage records the run, its params and metrics, its git
         commit, and its inputs (feature views with their definition versions,
@@ -200,25 +211,44 @@ class ModelRegistry:
         self.create_registered_model(name)
         now = self.tracker.now_ms()
         with self.db.write() as con:
-            top = con.execute(
-                "SELECT coalesce(max(version), 0) FROM model_versions WHERE name = ?", [name]
+            # Looked up in the transaction that would insert: two registrations of the
+            # same bytes at once still give one version.
+            same = None if allow_duplicate else con.execute(
+                "SELECT max(version) FROM model_versions WHERE name = ? AND sha256 = ?",
+                [name, logged.sha256],
             ).fetchone()[0]
-            version = top + 1
-            con.execute(
-                "INSERT INTO model_versions (name, version, run_id, model_name, sha256, "
-                "description, lineage, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    name,
-                    version,
-                    run_id,
-                    model_name,
-                    logged.sha256,
-                    description,
-                    json.dumps(lineage, sort_keys=True, default=str),
-                    now,
-                ],
+            if same is None:
+                version = 1 + con.execute(
+                    "SELECT coalesce(max(version), 0) FROM model_versions WHERE name = ?", [name]
+                ).fetchone()[0]
+                con.execute(
+                    "INSERT INTO model_versions (name, version, run_id, model_name, sha256, "
+                    "description, lineage, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        name,
+                        version,
+                        run_id,
+                        model_name,
+                        logged.sha256,
+                        description,
+                        json.dumps(lineage, sort_keys=True, default=str),
+                        now,
+                    ],
+                )
+                con.execute(
+                    "UPDATE registered_models SET updated_at = ? WHERE name = ?", [now, name]
+                )
+        if same is not None:
+            existing = self.get_model_version(name, same)
+            log.info(
+                events.MODEL_VERSION_REUSED,
+                registered_model=name,
+                existing_version=same,
+                sha256=logged.sha256,
+                tracking_run=run_id,
+                registered_by=existing.run_id,
             )
-            con.execute("UPDATE registered_models SET updated_at = ? WHERE name = ?", [now, name])
+            return existing
         return self.get_model_version(name, version)
 
     def get_model_version(self, name: str, version: int) -> ModelVersion:

@@ -69,24 +69,86 @@ def test_data_cleans_validates_writes_offline_materializes_and_archives(platform
     assert platform.features.describe("driver_stats")["offline_rows"] == len(expected)
 
 
-def test_data_drops_null_keys_and_fails_on_out_of_range_values_with_a_report(platform, run):
+def test_a_bad_file_is_moved_aside_with_a_report_and_the_good_ones_around_it_go_in(
+    platform, litemlops_run
+):
+    import json
+
     config = platform.config
-    bad = platform.stats.head(20).copy()
+    incoming = config.incoming_dir
+    (incoming / "batch1.parquet").unlink()
+    stats = platform.stats.drop_duplicates(["driver_id", "datetime"]).reset_index(drop=True)
+    stats.iloc[:10].to_parquet(incoming / "1_good.parquet")
+    bad = stats.iloc[10:30].reset_index(drop=True)
     bad["driver_id"] = bad["driver_id"].astype("float64")
-    bad.loc[bad.index[0], "driver_id"] = None
-    bad.loc[bad.index[1:4], "conv_rate"] = 1.5
-    (config.incoming_dir / "batch1.parquet").unlink()
-    bad.to_parquet(config.incoming_dir / "bad.parquet")
-    result, tasks = run("data")
+    bad.loc[0, "driver_id"] = None  # a row without a key is dropped, not a reason
+    bad.loc[[2, 5, 7], "conv_rate"] = 1.5
+    bad.to_parquet(incoming / "2_bad.parquet")
+    stats.iloc[30:40].to_csv(incoming / "3_good.csv", index=False)
+    (incoming / "4_broken.parquet").write_bytes(b"not parquet at all")
+    # Passes the pipeline's checks, but the store cannot hold it: rejected too.
+    stats.iloc[45:47].assign(avg_daily_trips=[1e20, 5.0]).to_parquet(incoming / "6_huge.parquet")
+
+    result = litemlops_run(platform.catalog.get("data"))
+
+    assert result.run.state == "success", result.run.error
+    ingest = result.task("ingest").output
+    assert ingest["rejected"] == 3 and result.task("write_offline").output["rejected"] == 3
+    assert platform.features.describe("driver_stats")["offline_rows"] == 20
+    assert sorted(p.name for p in (incoming / "done").iterdir()) == ["1_good.parquet",
+                                                                     "3_good.csv"]
+    rejected = incoming / "rejected"
+    assert sorted(p.name for p in rejected.iterdir()) == [
+        "2_bad.parquet", "2_bad.parquet.report.json",
+        "4_broken.parquet", "4_broken.parquet.report.json",
+        "6_huge.parquet", "6_huge.parquet.report.json",
+    ]
+    assert not [p for p in incoming.iterdir() if p.is_file()]
+    report = json.loads((rejected / "2_bad.parquet.report.json").read_text())
+    assert report["file"] == str(incoming / "2_bad.parquet")
+    assert report["moved_to"] == str(rejected / "2_bad.parquet")
+    assert report["rejected_at"] == NOW.isoformat() and report["run_id"] == result.run.run_id
+    assert report["rows"] == 20 and not report["passed"]
+    (problem,) = report["problems"]
+    assert problem.startswith("column 'conv_rate' has 3 value(s) outside [0, 1]")
+    assert report["bad_rows"] == {"conv_rate": [2, 5, 7]}
+    broken = json.loads((rejected / "4_broken.parquet.report.json").read_text())
+    assert "4_broken.parquet: cannot be read" in broken["problems"][0]
+    huge = json.loads((rejected / "6_huge.parquet.report.json").read_text())
+    assert "column 'avg_daily_trips' expects int64; row 0 has 1e+20" in huge["problems"][0]
+    event = result.events_named("ingest_file_rejected")[0]
+    assert event["report"] == str(rejected / "2_bad.parquet.report.json")
+    assert event["problems"] == report["problems"]
+    assert [e["file"] for e in result.events_named("ingest_file_rejected")] == [
+        str(incoming / f) for f in ("2_bad.parquet", "4_broken.parquet", "6_huge.parquet")
+    ]
+
+    # The next run takes new good files; a bad file of a name already rejected does not
+    # replace the first one.
+    kept = (rejected / "2_bad.parquet").read_bytes()
+    bad.to_csv(incoming / "2_bad.csv", index=False)
+    bad.iloc[:5].to_parquet(incoming / "2_bad.parquet")
+    stats.iloc[40:45].to_parquet(incoming / "5_good.parquet")
+    again = litemlops_run(platform.catalog.get("data"))
+    assert again.run.state == "success", again.run.error
+    assert again.task("ingest").output["rejected"] == 2
+    assert platform.features.describe("driver_stats")["offline_rows"] == 25
+    assert (rejected / "2_bad.parquet").read_bytes() == kept
+    tag = again.run.run_id[:8]
+    assert (rejected / f"2_bad.{tag}.parquet").exists()
+    assert (rejected / f"2_bad.{tag}.parquet.report.json").exists()
+    assert (rejected / "2_bad.csv").exists()
+
+
+def test_a_bad_file_named_as_the_source_fails_the_run_and_stays(platform, run):
+    bad = platform.stats.drop_duplicates(["driver_id", "datetime"]).head(5).copy()
+    bad["conv_rate"] = 2.0
+    path = platform.config.data_dir / "single.parquet"
+    bad.to_parquet(path)
+    result, tasks = run("data", source=str(path))
     assert result.state == "failed"
-    assert tasks["clean"].output["null_keys"] == 1
-    error = tasks["validate"].error
-    assert "DataValidationError" in error
-    assert "'conv_rate' has 3 value(s) outside [0, 1]" in error
-    assert tasks["write_offline"].state == "skipped"
-    assert platform.features.describe("driver_stats")["offline_rows"] == 0
-    # The file waits for a fix instead of being archived.
-    assert (config.incoming_dir / "bad.parquet").exists()
+    assert "'conv_rate' has 5 value(s) outside [0, 1]" in tasks["ingest"].error
+    assert path.exists() and platform.features.describe("driver_stats")["offline_rows"] == 0
 
 
 def test_training_registers_a_champion_then_a_challenger_that_is_not_worse(platform, run):
@@ -102,22 +164,35 @@ def test_training_registers_a_champion_then_a_challenger_that_is_not_worse(platf
     out = tasks["prepare"].output
     assert out["train_rows"] + out["test_rows"] == 600
     assert 90 <= out["test_rows"] <= 150  # test_size 0.2, by a hash of each row
-    assert tasks["register"].output == {"name": "driver_ranker", "version": 1, "alias": "champion"}
+    assert tasks["register"].output == {
+        "name": "driver_ranker", "version": 1, "alias": "champion", "reused": False,
+    }
     version = platform.registry.get_alias("driver_ranker", "champion")
     tracking = platform.tracker.get_run(version.run_id)
     assert tracking.status == "finished" and tracking.tags["gate"] == "passed"
     assert tracking.metrics["test_auc"] == pytest.approx(metrics["auc"])
     assert tracking.params["estimator"] == "logistic_regression"
     assert version.lineage["inputs"][0]["feature_views"] == {"driver_stats": 1}
-    # Same data and seed: as good as the champion, so it passes and waits as challenger.
+    # Same data and seed: the very same model. It is version 1 again, and nothing moves.
     second, tasks = run("training")
     assert second.state == "success"
     assert tasks["validate_model"].output["champion"]["version"] == 1
-    assert tasks["register"].output["alias"] == "challenger"
+    assert tasks["register"].output == {
+        "name": "driver_ranker", "version": 1, "alias": None, "reused": True,
+    }
+    assert [v.version for v in platform.registry.list_versions("driver_ranker")] == [1]
+    assert len(platform.registry.alias_history("driver_ranker")) == 1
+    # Asked for, the same bytes are a new version, as good as the champion: a challenger.
+    _, tasks = run("training", allow_duplicate=True)
+    assert tasks["register"].output == {
+        "name": "driver_ranker", "version": 2, "alias": "challenger", "reused": False,
+    }
     assert platform.registry.get_alias("driver_ranker", "champion").version == 1
-    # promote=auto makes the next one champion.
-    _, tasks = run("training", promote="auto")
-    assert tasks["register"].output == {"name": "driver_ranker", "version": 3, "alias": "champion"}
+    # Another model as good as the champion, with promote=auto, becomes champion.
+    _, tasks = run("training", promote="auto", hyperparams='{"C": 0.5}', tolerance=0.05)
+    assert tasks["register"].output == {
+        "name": "driver_ranker", "version": 3, "alias": "champion", "reused": False,
+    }
 
 
 def served_log(config, at):
@@ -209,20 +284,77 @@ def test_a_threshold_failure_without_a_champion_registers_nothing(platform, run)
 
 def test_the_courses_elasticnet_is_selectable_and_scored_as_a_regressor(platform, run):
     run("data")
-    result, tasks = run("training", estimator="elasticnet", min_auc=0, max_rmse=1)
+    result, tasks = run("training", estimator="elasticnet", min_r2=-1, max_rmse=1)
     assert result.state == "success", result.error
     assert tasks["train"].output["kind"] == "regressor"
-    assert {"rmse", "mae", "auc"} <= set(tasks["evaluate"].output["metrics"])
+    assert {"rmse", "mae", "auc", "r2"} <= set(tasks["evaluate"].output["metrics"])
     version = platform.registry.get_alias("driver_ranker", "champion")
     model = platform.registry.load_model(f"driver_ranker/{version.version}")
     assert type(model.model).__name__ == "ElasticNet"
     assert model.model.get_params()["alpha"] == 0.5 and model.model.l1_ratio == 0.1
 
 
+def test_a_regressor_on_a_numeric_label_registers_through_its_own_gate(platform, run):
+    """No AUC is asked of a regressor: it is held to R² and RMSE, lower RMSE winning."""
+    import numpy as np
+
+    run("data")
+    labels = pd.read_parquet(platform.config.data_dir / "labels.parquet")
+    features = platform.features.get_historical_features(labels, demo.FEATURES)
+    rng = np.random.default_rng(0)
+    # A share, not a 0/1 outcome: what part of a driver's trips got completed.
+    share = 0.2 + 0.5 * features["acc_rate"].fillna(0.5) + rng.normal(0, 0.02, len(labels))
+    labels["trip_completed"] = share.clip(0, 1).round(4)
+    labels.to_parquet(platform.config.data_dir / "labels.parquet")
+
+    first, tasks = run("training", estimator="elasticnet", hyperparams='{"alpha": 0.001}')
+
+    assert first.state == "success", tasks["validate_model"].error or first.error
+    metrics = tasks["evaluate"].output["metrics"]
+    assert "auc" not in metrics and metrics["r2"] > 0.5 and metrics["rmse"] < 0.1
+    assert tasks["register"].output["version"] == 1
+    assert platform.registry.get_alias("driver_ranker", "champion").version == 1
+    # A worse regressor (higher RMSE than the champion's) is refused, and says why.
+    worse, tasks = run("training", estimator="elasticnet", hyperparams='{"alpha": 0.05}',
+                       min_r2=-10)
+    assert worse.state == "failed"
+    assert "rmse" in tasks["validate_model"].error
+    assert "worse than the champion's" in tasks["validate_model"].error
+    # Its own thresholds apply: R² below min_r2 fails; min_auc is not asked.
+    _, tasks = run("training", estimator="elasticnet", min_r2=0.99, min_auc=0.99)
+    assert "r2 " in tasks["validate_model"].error and "below min_r2 0.99" in tasks[
+        "validate_model"].error
+    assert "min_auc" not in tasks["validate_model"].error
+
+
+def test_the_courses_files_go_through_the_pipelines(platform, run):
+    """driver_stats.parquet written by pandas with its index, orders tab-separated."""
+    config = platform.config
+    (config.incoming_dir / "batch1.parquet").unlink()
+    stats = platform.stats.sort_values("datetime", kind="stable")  # index no longer 0..n
+    half = len(stats) // 2
+    stats.iloc[:half].to_parquet(config.incoming_dir / "driver_stats.parquet")
+    stats.iloc[half:].set_index("driver_id").to_parquet(config.incoming_dir / "by_driver.parquet")
+    result, tasks = run("data")
+    assert result.state == "success", tasks["ingest"].error
+    assert not (config.incoming_dir / "rejected").exists()
+    expected = len(platform.stats.drop_duplicates(["driver_id", "datetime"]))
+    assert platform.features.describe("driver_stats")["offline_rows"] == expected
+    run("training")
+    orders = config.data_dir / "orders.csv"
+    pd.DataFrame({"event_timestamp": [NOW.isoformat()] * 2, "driver_id": [1001, 1002]}).to_csv(
+        orders, sep="\t", index=False
+    )
+    result, tasks = run("batch_predictions", requests=str(orders))
+    assert result.state == "success", result.error
+    assert tasks["predict"].output["scored"] == 2
+
+
 @pytest.mark.parametrize(
     ("params", "message"),
     [
         ({"estimator": "nope"}, "param estimator must be one of"),
+        ({"min_r2": 2}, r"param min_r2 must be in \[-inf, 1\], got 2"),
         ({"hyperparams": "[1]"}, "hyperparams must be a JSON object"),
         ({"test_size": "abc"}, "param test_size must be a finite number, got 'abc'"),
         ({"test_size": 1.0}, r"param test_size must be in \(0, 1\), got 1.0"),
@@ -234,6 +366,7 @@ def test_the_courses_elasticnet_is_selectable_and_scored_as_a_regressor(platform
         ({"features": "driver_stats:conv_rate"}, "param features must be a list"),
         ({"model_name": "no spaces"}, "invalid model name"),
         ({"served_labels": "yes"}, "param served_labels must be true or false, got 'yes'"),
+        ({"allow_duplicate": 1}, "param allow_duplicate must be true or false, got 1"),
     ],
 )
 def test_bad_training_params_are_refused_before_any_work(platform, litemlops_run, params,
@@ -379,12 +512,13 @@ def test_parquet_and_csv_files_combine_and_a_null_created_never_wins(platform, r
         ["driver_stats:conv_rate"],
     )
     assert got.conv_rate[0] == t.conv_rate  # the dated row, not the undated 0.111
-    # A row of its own without a created time cannot be stored: refused with a report.
+    # A row of its own without a created time cannot be stored: its file is rejected.
     lone = platform.stats.iloc[[20]].assign(created=pd.NaT)
     lone.to_parquet(config.incoming_dir / "c.parquet")
     result, tasks = run("data")
-    assert result.state == "failed"
-    assert "column 'created' has 1 null(s)" in tasks["validate"].error
+    assert result.state == "success" and tasks["ingest"].output["rejected"] == 1
+    (why,) = tasks["ingest"].output["rejected_files"][0]["problems"]
+    assert why == "column 'created' has 1 null(s); it may have none"
 
 
 def test_write_offline_is_idempotent_and_leaves_a_file_rewritten_meanwhile(platform, run):
@@ -401,8 +535,10 @@ def test_write_offline_is_idempotent_and_leaves_a_file_rewritten_meanwhile(platf
     again = platform.pipelines.resume(pipeline, result.run_id)
     assert again.state == "success"
     assert platform.features.describe("driver_stats")["offline_rows"] == rows
-    # A producer rewrites its file while the run reads it: the new one waits.
+    # A producer rewrites its file while the run reads it: the new one waits, and a file
+    # that looked bad (half written, say) is not rejected either.
     platform.stats.head(5).to_parquet(config.incoming_dir / "late.parquet")
+    (config.incoming_dir / "half.csv").write_text("driver_id,datetime\n1001,")
     from litemlops.demo import pipelines as demo_pipelines
 
     original = demo_pipelines._identity
@@ -416,6 +552,9 @@ def test_write_offline_is_idempotent_and_leaves_a_file_rewritten_meanwhile(platf
         str(config.incoming_dir / "late.parquet")
     ]
     assert (config.incoming_dir / "late.parquet").exists()
+    assert (config.incoming_dir / "half.csv").exists()
+    assert tasks["ingest"].output["rejected"] == 0
+    assert not (config.incoming_dir / "rejected").exists()
 
 
 def test_blank_request_times_are_scored_now(platform, run):

@@ -198,3 +198,10 @@ def test_row_dicts_must_all_have_the_same_keys():
             fs.ingest("v", [{"e": 1, "event_timestamp": t, "x": 1.0}] * 2
                       + [{"e": 2, "event_timestamp": t}])
         assert fs.describe("v")["offline_rows"] == 0
+
+
+def test_validate_checks_as_ingest_does_and_writes_nothing(fs):
+    assert fs.validate("driver_stats", good()) == 4
+    with pytest.raises(ValidationError, match=r"column 'trips' expects int32; row 3 has"):
+        fs.validate("driver_stats", good().assign(trips=[1, 2, 3, 2**40]))
+    assert stored(fs) == 0 and fs.batches("driver_stats") == []

@@ -1,8 +1,11 @@
+import itertools
 from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sklearn.linear_model import LogisticRegression
 
 from litemlops.errors import (
@@ -223,3 +226,59 @@ def test_huge_or_odd_versions_and_unknown_alias_history_are_typed_errors(tracker
         registry.get_model_version("m", 2**70)
     with pytest.raises(AliasNotFoundError, match="never had an alias 'nope'"):
         registry.alias_history("m", "nope")
+
+
+def log_bytes(tracker, content):
+    """A finished run that logged `content` (any picklable object) as its model."""
+    with tracker.start_run("driver") as run:
+        info = run.log_model(content, "model")
+    return info
+
+
+def test_registering_the_same_bytes_again_returns_that_version_and_says_so(tracker, registry):
+    from structlog.testing import capture_logs
+
+    first = registry.register_model(log_bytes(tracker, {"w": 1}).uri, "m", description="one")
+    registry.set_alias("m", "champion", 1)
+    again = log_bytes(tracker, {"w": 1})
+    with capture_logs() as logs:
+        same = registry.register_model(again.uri, "m", description="retrained")
+    assert same == registry.get_model_version("m", 1)
+    assert (same.version, same.description, same.run_id) == (1, "one", first.run_id)
+    (event,) = [e for e in logs if e["event"] == "model_version_reused"]
+    assert event | {"log_level": "info"} == {
+        "event": "model_version_reused", "log_level": "info", "registered_model": "m",
+        "existing_version": 1, "sha256": first.sha256, "tracking_run": again.run_id,
+        "registered_by": first.run_id,
+    }
+    assert [v.version for v in registry.list_versions("m")] == [1]
+    assert registry.register_model(again.uri, "m", allow_duplicate=True).version == 2
+    assert registry.register_model(log_bytes(tracker, {"w": 2}).uri, "m").version == 3
+    # Another model name is another history: the same bytes are its own first version.
+    assert registry.register_model(again.uri, "other").version == 1
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(steps=st.lists(st.tuples(st.integers(0, 2), st.booleans()), min_size=1, max_size=7))
+def test_a_version_per_distinct_model_unless_a_duplicate_is_asked_for(tmp_path_factory, steps):
+    from litemlops.store.tracking import Tracker
+
+    home = tmp_path_factory.mktemp("registry")
+    with Tracker(home / "registry.db", artifacts=home / "artifacts", code_dir=home) as tracker:
+        registry = ModelRegistry(tracker)
+        versions: list[int] = []  # the model: which content each version holds
+        for content, duplicate in steps:
+            info = log_bytes(tracker, {"weights": [content] * 3})
+            got = registry.register_model(info.uri, "m", allow_duplicate=duplicate)
+            if not duplicate and content in versions:
+                expected = max(i for i, c in enumerate(versions, 1) if c == content)
+            else:
+                versions.append(content)
+                expected = len(versions)
+            assert got.version == expected
+            assert got.sha256 == info.sha256
+        stored = registry.list_versions("m")
+        assert [v.version for v in stored] == list(range(len(versions), 0, -1))
+        shas = {v.version: v.sha256 for v in stored}
+        for (a, content_a), (b, content_b) in itertools.product(enumerate(versions, 1), repeat=2):
+            assert (shas[a] == shas[b]) == (content_a == content_b)
