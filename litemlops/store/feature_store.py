@@ -220,7 +220,9 @@ class FeatureStore(OnlineFeatures):
                 self._con.execute("BEGIN TRANSACTION")
                 try:
                     if view is not None and view.generation == generation:
-                        when = naive_utc(from_micros(pushed_us))
+                        pushed = from_micros(pushed_us)
+                        assert pushed is not None  # the column is NOT NULL
+                        when = naive_utc(pushed)
                         offline.append(self._con, view, table, batch, kind, source, when)
                         rows += table.num_rows
                     else:  # the view was removed or re-created (force) since the push
