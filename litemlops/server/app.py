@@ -4,10 +4,13 @@ health, readiness, metrics, and the admin API.
 `create_app(platform)` serves an already open platform (the main job, tests);
 `create_app(config=...)` opens the home in the app's lifespan and closes it after,
 so an embedding application can mount the app and let it manage its own state.
+Starlette runs the lifespan of the top application only, so a mounted app runs its
+own from its first request (see `LitemlopsApp`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import gc
@@ -24,6 +27,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from litemlops import events
 from litemlops.config import Config
@@ -460,7 +464,7 @@ def create_app(
     start_scheduler: bool = True,
     service: Service | None = None,
     freeze_gc: bool = False,
-) -> Starlette:
+) -> LitemlopsApp:
     """The app serving `platform`, or a platform it opens on `config` in its lifespan.
 
     start_scheduler: start the home's scheduler with the app (one per home).
@@ -477,6 +481,19 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if isinstance(app, LitemlopsApp):
+            if app.serving:
+                raise RuntimeError("this litemlops app is already running its lifespan")
+            app.serving = True
+        try:
+            async with _serve(app):
+                yield
+        finally:
+            if isinstance(app, LitemlopsApp):
+                app.serving = False
+
+    @contextlib.asynccontextmanager
+    async def _serve(app: Starlette) -> AsyncIterator[None]:
         owned = platform is None
         opened = platform
         if opened is None:
@@ -512,6 +529,7 @@ def create_app(
                 if opened.workers is not None:
                     opened.workers.stop()  # their runs are closed: stop the work now
                 idle = opened.scheduler.wait_idle(SHUTDOWN_GRACE_SECONDS)
+            holder.pop("platform", None)
             state_obj = getattr(app.state, "litemlops", None)
             if state_obj is not None:
                 state_obj.models.close()
@@ -540,7 +558,7 @@ def create_app(
     middleware = [Middleware(MetricsMiddleware, metrics=server_metrics)]
     from starlette.exceptions import HTTPException
 
-    return Starlette(
+    return LitemlopsApp(
         routes=routes,
         middleware=middleware,
         lifespan=lifespan,
@@ -550,6 +568,66 @@ def create_app(
             Exception: _unexpected,
         },
     )
+
+
+class LitemlopsApp(Starlette):
+    """The litemlops app: a Starlette app that also works mounted in another one.
+
+    Starlette (and FastAPI) run the lifespan of the top application only, so under a
+    `Mount` this app's would never open the home. When a request arrives while its
+    lifespan is not running, the app runs the lifespan itself, in a task of the
+    event loop serving it: the first request waits for the home to open (a failure
+    answers 503 and the next request tries again), and the home is closed when that
+    loop ends, right after the host's own lifespan (servers cancel what is left on
+    their loop when they stop). A host that wants the order in its own hands enters
+    `app.router.lifespan_context(app)` in its lifespan instead.
+    """
+
+    #: True while the lifespan runs, whoever entered it.
+    serving = False
+    #: The self-started lifespan: its event loop, its "started" future, its task.
+    _started: tuple[asyncio.AbstractEventLoop, asyncio.Future[None], asyncio.Task[None]] | None = (
+        None
+    )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan" and not self.serving:
+            try:
+                await self._start_itself()
+            except Exception as exc:
+                log.error(events.REQUEST_FAILED, path=scope.get("path"), error=repr(exc))
+                answer = error_response(
+                    503, "not_ready", f"litemlops could not start: {type(exc).__name__}: {exc}"
+                )
+                await answer(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+    async def _start_itself(self) -> None:
+        loop = asyncio.get_running_loop()
+        started = self._started
+        failed = started is not None and started[1].done() and (
+            started[1].cancelled() or started[1].exception() is not None
+        )
+        if started is None or started[0] is not loop or started[2].done() or failed:
+            ready: asyncio.Future[None] = loop.create_future()
+            task = loop.create_task(self._run_lifespan(ready), name="litemlops-lifespan")
+            started = self._started = (loop, ready, task)
+        await asyncio.shield(started[1])
+
+    async def _run_lifespan(self, ready: asyncio.Future[None]) -> None:
+        try:
+            async with self.router.lifespan_context(self):
+                ready.set_result(None)
+                await asyncio.Event().wait()  # until the loop ends and cancels this
+        except BaseException as exc:
+            if not ready.done():
+                if isinstance(exc, asyncio.CancelledError):
+                    ready.cancel()
+                else:
+                    ready.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
 
 
 def _monitoring(holder: dict[str, Platform]) -> Callable[[], dict[str, Any] | None]:
