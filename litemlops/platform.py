@@ -41,6 +41,10 @@ class Platform:
     A second Platform on the same home (in any process) fails with
     `HomeLockedError` before touching a file, so state cannot be corrupted.
 
+    While it is open, litemlops's events are written to the home's
+    `logs/events.jsonl` (`litemlops.logsetup.attach_event_log`) as well as to the
+    application's own logging, which it leaves as it was.
+
     workers: run pipeline tasks in worker processes (`litemlops run` does), and hold
     only the online half of the feature store (`OnlineFeatureStore`): the DuckDB
     history is opened by the workers, one at a time, so this process stays small and
@@ -63,6 +67,13 @@ class Platform:
         if _owner:
             self._lock.acquire()
         self._closers: list[Callable[[], None]] = []
+        if _owner:
+            # Library use (a notebook, an application serving the app) writes its
+            # events to the home's log like `run` does, or monitoring would not see
+            # them; closed last, after the events of closing.
+            from litemlops.logsetup import attach_event_log
+
+            self._closers.append(attach_event_log(config))
         self._scheduler: Scheduler | None = None
         self.workers: Workers | None = None
         self.features: OnlineFeatures

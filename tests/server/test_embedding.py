@@ -4,11 +4,14 @@ with a lifespan of its own that Starlette runs instead of the mounted app's."""
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from fastapi import FastAPI
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -16,8 +19,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
+from litemlops.cli import cli
 from litemlops.config import Config
 from litemlops.errors import HomeLockedError
+from litemlops.monitoring.events import read_predictions
 from litemlops.platform import Platform
 from litemlops.server import create_app
 from litemlops.testing import FixedClock
@@ -123,6 +128,19 @@ def test_a_mounted_app_serves_under_its_prefix_and_closes_the_home_with_its_host
     assert lifespan_log == ["host started", "host stopped"]
     with Platform(config, clock=FixedClock()):  # closed with its host: the lock is free
         pass
+    # What the embedded app served is in the home's log, for monitoring and `logs`.
+    served = read_predictions(config.logs_dir)
+    assert set(served["request_id"]) >= {"embedded-1"}
+    assert sorted(served.loc[served["request_id"] == "embedded-1", "entity"]) == ["1001", "1002"]
+    env = {k: None for k in os.environ if k.startswith("LITEMLOPS_")}
+    shown = CliRunner().invoke(
+        cli,
+        ["logs", "--json", "--event", "prediction_served", "--home", str(config.home)],
+        env=env,
+    )
+    assert shown.exit_code == 0, shown.output
+    request_ids = [json.loads(line)["request_id"] for line in shown.output.splitlines()]
+    assert "embedded-1" in request_ids
 
 
 def test_a_mounted_app_that_cannot_open_its_home_answers_503_and_tries_again(
