@@ -152,7 +152,12 @@ def alerts(ctx: TaskContext) -> dict[str, Any]:
     m = ctx.config.monitoring
     notifiers: dict[str, Any] = {"log": LogNotifier()}
     if m.webhook_url:
-        notifiers["webhook"] = WebhookNotifier(m.webhook_url, m.webhook_timeout)
+        notifiers["webhook"] = WebhookNotifier(
+            m.webhook_url,
+            m.webhook_timeout,
+            # Without a schedule a check runs when asked: Alertmanager's usual 5 minutes.
+            check_interval=m.interval_seconds if 0 < m.interval_seconds < 1e9 else 75.0,
+        )
     bus = ctx.resources.get("bus")
     if bus is not None:
         notifiers["bus"] = BusNotifier(bus)
