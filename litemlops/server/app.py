@@ -477,7 +477,9 @@ def create_app(
         raise ValueError("create_app takes a platform or a config, not both")
     holder: dict[str, Platform] = {}
     # Made now: the middleware needs them before the lifespan opens the platform.
-    server_metrics = ServerMetrics(_pipeline_counts(holder), _monitoring(holder))
+    server_metrics = ServerMetrics(
+        _pipeline_counts(holder), _monitoring(holder), _freshness(holder)
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -628,6 +630,18 @@ class LitemlopsApp(Starlette):
                     ready.set_exception(exc)
             if not isinstance(exc, Exception):
                 raise
+
+
+def _freshness(holder: dict[str, Platform]) -> Callable[[], Iterable[tuple[str, float]]]:
+    def seconds() -> list[tuple[str, float]]:
+        platform = holder.get("platform")
+        if platform is None:
+            return []
+        now = platform.clock()
+        newest = platform.features.online_event_times()
+        return [(view, (now - at).total_seconds()) for view, at in newest.items() if at]
+
+    return seconds
 
 
 def _monitoring(holder: dict[str, Platform]) -> Callable[[], dict[str, Any] | None]:
