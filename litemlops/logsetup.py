@@ -85,6 +85,7 @@ def configure_logging(
             shown = max(level, _LEVELS[console_level.upper()])
     _writer = _Writer(file, console, shown, background)
     _install(level, _writer)
+    _retap()
 
 
 def _install(level: int, writer: _Writer | _Forwarder) -> None:
@@ -143,7 +144,7 @@ def attach_event_log(config: Config) -> Callable[[], None]:
             level = _LEVELS[config.logging.level.upper()]
             entry = _attached[path] = _Attached(_Writer(file, None, level, False), level)
         entry.users += 1
-        logger.tap = _tap
+        _retap()
     done = threading.Event()
 
     def detach() -> None:
@@ -155,10 +156,15 @@ def attach_event_log(config: Config) -> Callable[[], None]:
             if entry.users == 0:
                 _attached.pop(path, None)
                 entry.writer.close()
-            if not _attached:
-                logger.tap = None
+            _retap()
 
     return detach
+
+
+def _retap() -> None:
+    """Hand events to `_tap` only while some attached file is not written otherwise:
+    under `litemlops run` (its own file configured) events pay nothing for it."""
+    logger.tap = _tap if _attached_writers(logging.CRITICAL) else None
 
 
 def _attached_writers(level: int) -> list[_Writer]:
@@ -208,6 +214,7 @@ def configure_forwarding(level: str, send: Callable[[int, str], None]) -> None:
     shutdown_logging()
     _writer = _Forwarder(send)
     _install(_LEVELS[level.upper()], _writer)
+    _retap()
 
 
 def forward_line(level: int, line: str) -> None:
@@ -248,6 +255,7 @@ def shutdown_logging() -> None:
         root.removeHandler(handler)
         handler.close()
     writer, _writer = _writer, None
+    _retap()
     if writer is not None:
         writer.close()
         structlog.reset_defaults()

@@ -14,7 +14,7 @@ import pytest
 import structlog
 from click.testing import CliRunner
 
-from litemlops import Pipeline, events, task
+from litemlops import Pipeline, events, logger, task
 from litemlops.cli import cli
 from litemlops.config import Config
 from litemlops.logsetup import _JsonLinesFile, configure_logging, shutdown_logging
@@ -120,6 +120,7 @@ def test_an_event_log_already_configured_is_not_written_twice(config):
     configure_logging(config, console_stream=None)
     try:
         with Platform(config, clock=FixedClock()) as platform:
+            assert logger.tap is None  # as under `run`: events pay nothing for library use
             run = platform.pipelines.run(NIGHTLY, {"n": 5})
     finally:
         shutdown_logging()

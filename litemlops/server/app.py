@@ -627,7 +627,13 @@ class LitemlopsApp(Starlette):
                 if isinstance(exc, asyncio.CancelledError):
                     ready.cancel()
                 else:
-                    ready.set_exception(exc)
+                    ready.set_exception(exc)  # the waiting requests answer 503 with it
+            elif isinstance(exc, Exception):  # no request to tell: closing failed
+                log.error(
+                    events.STORES_LEFT_OPEN,
+                    reason=f"closing the home failed: {type(exc).__name__}: {exc}",
+                    exc_info=exc,
+                )
             if not isinstance(exc, Exception):
                 raise
 
