@@ -16,8 +16,11 @@ which `Platform` calls), each event is also written to that home's event file, s
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from typing import Any
 
 import structlog
@@ -35,6 +38,21 @@ _LEVELS = {
 #: Where events also go, whatever the application's logging: (logger name, method, event,
 #: fields). Set by `litemlops.logsetup` while a home's event file is attached.
 tap: Callable[[str, str, str, dict[str, Any]], None] | None = None
+
+#: The event file (absolute path) of the home the current work belongs to: a pipeline
+#: run, a request to an app. With two homes open in one process, each one's events go
+#: to its own log; events of no known home go to every attached log.
+home_log: ContextVar[str | None] = ContextVar("litemlops_home_log", default=None)
+
+
+@contextlib.contextmanager
+def logging_to(events_log: str | os.PathLike[str]) -> Iterator[None]:
+    """Within the block, events belong to the home whose event file is `events_log`."""
+    token = home_log.set(os.path.abspath(events_log))
+    try:
+        yield
+    finally:
+        home_log.reset(token)
 
 
 def get_logger(name: str, **context: Any) -> Logger:

@@ -167,9 +167,11 @@ def _retap() -> None:
     logger.tap = _tap if _attached_writers(logging.CRITICAL) else None
 
 
-def _attached_writers(level: int) -> list[_Writer]:
+def _attached_writers(level: int, home: str | None = None) -> list[_Writer]:
     """The attached files an event of `level` goes to: not the one `configure_logging`
-    writes, and none in a worker process (the owner of the file writes its events)."""
+    writes, and none in a worker process (the owner of the file writes its events).
+    home: the event file of the home the event belongs to (`logger.home_log`); only
+    that one, when given."""
     own = _writer
     if isinstance(own, _Forwarder):
         return []
@@ -177,14 +179,14 @@ def _attached_writers(level: int) -> list[_Writer]:
     return [
         entry.writer
         for path, entry in list(_attached.items())
-        if path != taken and level >= entry.level
+        if path != taken and level >= entry.level and (home is None or path == home)
     ]
 
 
 def _tap(name: str, method: str, event: str, fields: dict[str, Any]) -> None:
     """A litemlops event, rendered as `configure_logging` renders it, to attached files."""
     level = _LEVELS.get("ERROR" if method == "exception" else method.upper(), logging.INFO)
-    writers = _attached_writers(level)
+    writers = _attached_writers(level, logger.home_log.get())
     if not writers:
         return
     entry: MutableMapping[str, Any] = {**fields, "event": event}
@@ -221,7 +223,7 @@ def forward_line(level: int, line: str) -> None:
     """Write a line rendered in another process (`configure_forwarding`), in its turn."""
     writer = _writer
     if writer is None:  # library use with worker processes: the attached files
-        for attached in _attached_writers(level):
+        for attached in _attached_writers(level, logger.home_log.get()):
             attached.submit(level, line, {})
         return
     shown: dict[str, Any] = {}

@@ -119,6 +119,7 @@ class Platform:
                     else None
                 ),
                 execute=self._in_worker if workers else None,
+                event_log=config.events_log_path,
             )
             self.interrupted_pipeline_runs = self.pipelines.mark_interrupted() if _owner else []
             self.catalog = _catalog(config)

@@ -183,3 +183,31 @@ def test_two_processes_appending_to_one_log_never_tear_a_line(tmp_path):
     parsed = [json.loads(line) for line in lines]  # a torn line would not parse
     for tag in ("a", "b"):
         assert [e["n"] for e in parsed if e["tag"] == tag] == list(range(400))
+
+
+@task(timeout=30)
+def timed(ctx):
+    ctx.log.info("timed", home=str(ctx.config.home))
+    return 1
+
+
+def test_with_two_homes_open_each_runs_events_go_to_its_own_log(tmp_path):
+    first, second = (
+        Config.load(tmp_path / name, env={}, overrides={"demo.drivers": 3})
+        for name in ("first", "second")
+    )
+    pipeline = Pipeline("timed", [timed])  # a task with a timeout runs on a thread
+
+    with (
+        Platform(first, clock=FixedClock()) as one,
+        Platform(second, clock=FixedClock()) as two,
+    ):
+        run_one = one.pipelines.run(pipeline)
+        run_two = two.pipelines.run(pipeline)
+
+    for config, run, other in ((first, run_one, run_two), (second, run_two, run_one)):
+        written = logged(config)
+        assert {e.get("run_id") for e in written} >= {run.run_id}
+        assert other.run_id not in {e.get("run_id") for e in written}
+        [event] = [e for e in written if e["event"] == "timed"]
+        assert event["home"] == str(config.home) and event["task"] == "timed"

@@ -15,6 +15,7 @@ import contextlib
 import functools
 import gc
 import json
+import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from starlette.types import Receive, Scope, Send
 from litemlops import events
 from litemlops.config import Config
 from litemlops.errors import LitemlopsError, NotFoundError, ValidationError
-from litemlops.logger import get_logger
+from litemlops.logger import get_logger, home_log
 from litemlops.scheduler.workers import WorkerDiedError, WorkerTimeoutError
 from litemlops.server.http import JSON, ApiError, error_response, parse, read_json
 from litemlops.server.metrics import MetricsMiddleware, ServerMetrics
@@ -505,6 +506,8 @@ def create_app(
             opened = Platform(config)
         try:
             holder["platform"] = opened
+            if isinstance(app, LitemlopsApp):
+                app.event_log = os.path.abspath(opened.config.events_log_path)
             state = _state(opened, service, server_metrics)
             app.state.litemlops = state
             if start_scheduler:
@@ -587,6 +590,8 @@ class LitemlopsApp(Starlette):
 
     #: True while the lifespan runs, whoever entered it.
     serving = False
+    #: The served home's event file: a request's events belong to it.
+    event_log: str | None = None
     #: The self-started lifespan: its event loop, its "started" future, its task.
     _started: tuple[asyncio.AbstractEventLoop, asyncio.Future[None], asyncio.Task[None]] | None = (
         None
@@ -603,7 +608,14 @@ class LitemlopsApp(Starlette):
                 )
                 await answer(scope, receive, send)
                 return
-        await super().__call__(scope, receive, send)
+        if self.event_log is None:
+            await super().__call__(scope, receive, send)
+            return
+        token = home_log.set(self.event_log)  # another home open in this process
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            home_log.reset(token)
 
     async def _start_itself(self) -> None:
         loop = asyncio.get_running_loop()

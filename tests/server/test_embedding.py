@@ -180,3 +180,18 @@ def test_a_host_may_run_the_mounted_apps_lifespan_itself(home_factory: Callable[
     assert not ml.serving
     with Platform(config, clock=FixedClock()):
         pass
+
+
+def test_a_mounted_apps_predictions_go_to_its_own_homes_log_only(
+    home_factory: Callable[..., Config],
+):
+    served, other = home_factory(), home_factory()
+    host = starlette_host(create_app(config=served, start_scheduler=False), [])
+    body = {"features": [{"conv_rate": 0.5, "acc_rate": 0.5, "avg_daily_trips": 10}]}
+
+    with Platform(other, clock=FixedClock()), TestClient(host) as client:
+        answer = client.post(f"/ml/predict/{MODEL}@champion", json={"request_id": "mine", **body})
+
+    assert answer.status_code == 200, answer.text
+    assert list(read_predictions(served.logs_dir)["request_id"]) == ["mine"]
+    assert read_predictions(other.logs_dir).empty
