@@ -415,9 +415,9 @@ async def ready(request: Request) -> Response:
 async def metrics(request: Request) -> Response:
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-    return Response(
-        generate_latest(state_of(request).metrics.registry), media_type=CONTENT_TYPE_LATEST
-    )
+    # Off the event loop: collectors read the run history and scan the online store.
+    text = await run_in_threadpool(generate_latest, state_of(request).metrics.registry)
+    return Response(text, media_type=CONTENT_TYPE_LATEST)
 
 
 # -- the app ----------------------------------------------------------------------------------

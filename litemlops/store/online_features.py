@@ -101,13 +101,9 @@ class OnlineFeatures:
     def online_event_times(self) -> dict[str, datetime | None]:
         """The newest event time in the online store of each online view (None while
         it holds no row): how fresh what serving reads is."""
-        newest: dict[str, datetime | None] = {}
-        for view in self.list_feature_views():
-            if view.online:
-                with self._lock:
-                    _, _, micros = self._online.stats(view.name)
-                newest[view.name] = from_micros(micros)
-        return newest
+        views = [view.name for view in self.list_feature_views() if view.online]
+        micros = self._online.newest_event_times(views)
+        return {view: from_micros(micros[view]) for view in views}
 
     def list_feature_views(self) -> list[FeatureView]:
         return [v.view for _, v in sorted(self._definitions().views.items())]
