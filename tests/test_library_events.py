@@ -211,3 +211,24 @@ def test_with_two_homes_open_each_runs_events_go_to_its_own_log(tmp_path):
         assert other.run_id not in {e.get("run_id") for e in written}
         [event] = [e for e in written if e["event"] == "timed"]
         assert event["home"] == str(config.home) and event["task"] == "timed"
+
+
+def test_events_of_tasks_run_in_worker_processes_reach_the_homes_log(tmp_path):
+    overrides = {"demo.drivers": 3, "pipelines.modules": "pipelines/mine.py"}
+    config = Config.load(tmp_path / "home", env={}, overrides=overrides)
+    (config.home / "pipelines").mkdir(parents=True)
+    (config.home / "pipelines" / "mine.py").write_text(
+        "from litemlops import Pipeline, task\n\n"
+        "@task\n"
+        "def hello(ctx):\n"
+        "    ctx.log.info('hello_from_worker', n=ctx.params['n'])\n"
+        "    return 1\n\n"
+        "mine = Pipeline('mine', [hello], params={'n': 7})\n"
+    )
+
+    with Platform(config, clock=FixedClock(), workers=True) as platform:
+        run = platform.pipelines.run(platform.catalog.get("mine"))
+
+    assert run.state == "success", run.error
+    [event] = [e for e in logged(config) if e["event"] == "hello_from_worker"]
+    assert event["n"] == 7 and event["run_id"] == run.run_id and event["task"] == "hello"
