@@ -195,3 +195,39 @@ def test_a_mounted_apps_predictions_go_to_its_own_homes_log_only(
     assert answer.status_code == 200, answer.text
     assert list(read_predictions(served.logs_dir)["request_id"]) == ["mine"]
     assert read_predictions(other.logs_dir).empty
+
+
+def test_under_uvicorn_a_mounted_app_closes_its_home_when_the_server_stops(
+    home_factory: Callable[..., Config],
+):
+    import threading
+    import time
+
+    import httpx
+    import uvicorn
+
+    config = home_factory()
+    lifespan_log: list[str] = []
+    host = starlette_host(create_app(config=config, start_scheduler=False), lifespan_log)
+    server = uvicorn.Server(
+        uvicorn.Config(host, host="127.0.0.1", port=0, log_config=None, lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert server.started
+        port = server.servers[0].sockets[0].getsockname()[1]
+        ready = httpx.get(f"http://127.0.0.1:{port}/ml/ready", timeout=30)
+        with pytest.raises(HomeLockedError):
+            Platform(config, clock=FixedClock())
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+    assert ready.status_code == 200, ready.text
+    assert lifespan_log == ["host started", "host stopped"]
+    with Platform(config, clock=FixedClock()):  # closed when the server stopped
+        pass
