@@ -274,3 +274,38 @@ def test_log_notifier_writes_fired_and_resolved_events_with_their_keys():
     for event in captured:
         assert events.missing_keys(event["event"], event) == set()
         assert event["rule"] == "dataset_drift" and event["severity"] == "critical"
+
+
+def test_the_monitoring_check_resends_to_its_webhook_with_the_servers_link(tmp_path):
+    from litemlops.config import Config
+    from litemlops.monitoring.pipeline import monitoring_pipeline
+    from litemlops.platform import Platform
+    from litemlops.scheduler.pipeline import TaskContext
+
+    clock = FixedClock(T0)
+    with Receiver() as receiver:
+        home = tmp_path / "home"
+        home.mkdir()
+        (home / "config.toml").write_text(
+            f'[monitoring]\nwebhook_url = "{receiver.url}"\ninterval_seconds = 30\n'
+            '[server]\nhost = "0.0.0.0"\nport = 8123\n'
+            '[[alerts]]\nname = "drift"\nmetric = "drift.dataset"\ncondition = "> 0"\n'
+            'notify = ["webhook"]\n'
+        )
+        config = Config.load(home, env={}, overrides={"demo.drivers": 3})
+        alerts = monitoring_pipeline(config).task("alerts")
+        with Platform(config, clock=clock) as platform:
+            for _ in range(2):
+                ctx = TaskContext(
+                    run_id="r", pipeline="monitoring", task="alerts", attempt=1, params={},
+                    upstream={"drift": {"metrics": {"drift.dataset": 1.0}},
+                              "performance": {"metrics": {}}},
+                    work_dir=tmp_path, log=None,
+                    resources={"tracker": platform.tracker, "config": config, "clock": clock},
+                )
+                alerts.fn(ctx)
+                clock.advance(30)
+
+    sent = [b[0] for b in receiver.bodies if b[0]["labels"]["alertname"] == "drift"]
+    assert [a["endsAt"] for a in sent] == ["2026-01-01T00:02:00Z", "2026-01-01T00:02:30Z"]
+    assert {a["generatorURL"] for a in sent} == {"http://127.0.0.1:8123/api/monitoring"}
