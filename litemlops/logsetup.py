@@ -43,6 +43,7 @@ import structlog
 
 from litemlops import events, logger
 from litemlops.config import Config
+from litemlops.errors import HistoryError
 
 # The stdlib handler is found again by name, so a second configure_logging (or a
 # shutdown) touches only what an earlier call installed, not pytest's or the user's.
@@ -139,8 +140,14 @@ def attach_event_log(config: Config) -> Callable[[], None]:
     with _attached_lock:
         entry = _attached.get(path)
         if entry is None:
-            config.logs_dir.mkdir(parents=True, exist_ok=True)
-            file = _JsonLinesFile(path, maxBytes=config.logging.max_bytes, encoding="utf-8")
+            try:
+                config.logs_dir.mkdir(parents=True, exist_ok=True)
+                file = _JsonLinesFile(path, maxBytes=config.logging.max_bytes, encoding="utf-8")
+            except OSError as exc:
+                raise HistoryError(
+                    f"the home's event log {path} cannot be written ({exc.strerror or exc}); "
+                    "it must be a file this user may append to"
+                ) from exc
             level = _LEVELS[config.logging.level.upper()]
             entry = _attached[path] = _Attached(_Writer(file, None, level, False), level)
         entry.users += 1

@@ -67,17 +67,17 @@ class Platform:
         if _owner:
             self._lock.acquire()
         self._closers: list[Callable[[], None]] = []
-        if _owner:
-            # Library use (a notebook, an application serving the app) writes its
-            # events to the home's log like `run` does, or monitoring would not see
-            # them; closed last, after the events of closing.
-            from litemlops.logsetup import attach_event_log
-
-            self._closers.append(attach_event_log(config))
         self._scheduler: Scheduler | None = None
         self.workers: Workers | None = None
         self.features: OnlineFeatures
         try:
+            if _owner:
+                # Library use (a notebook, an application serving the app) writes its
+                # events to the home's log like `run` does, or monitoring would not see
+                # them; closed last, after the events of closing.
+                from litemlops.logsetup import attach_event_log
+
+                self._closers.append(attach_event_log(config))
             if workers:
                 from litemlops.scheduler.workers import Workers
                 from litemlops.store.online_features import OnlineFeatureStore

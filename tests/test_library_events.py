@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from litemlops import Pipeline, events, logger, task
 from litemlops.cli import cli
 from litemlops.config import Config
+from litemlops.errors import HistoryError
 from litemlops.logsetup import _JsonLinesFile, configure_logging, shutdown_logging
 from litemlops.monitoring import history
 from litemlops.monitoring.history import event_files
@@ -232,3 +233,15 @@ def test_events_of_tasks_run_in_worker_processes_reach_the_homes_log(tmp_path):
     assert run.state == "success", run.error
     [event] = [e for e in logged(config) if e["event"] == "hello_from_worker"]
     assert event["n"] == 7 and event["run_id"] == run.run_id and event["task"] == "hello"
+
+
+def test_an_event_log_that_cannot_be_written_is_refused_and_the_home_stays_free(config):
+    config.events_log_path.mkdir(parents=True)  # a folder where the file should be
+
+    with pytest.raises(HistoryError, match=r"event log .* cannot be written"):
+        Platform(config, clock=FixedClock())
+
+    config.events_log_path.rmdir()
+    with Platform(config, clock=FixedClock()) as platform:  # the lock was released
+        platform.pipelines.run(NIGHTLY, {"n": 1})
+    assert any(e["event"] == "counted" for e in logged(config))
