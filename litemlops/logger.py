@@ -8,11 +8,19 @@ structlog once structlog is configured (by `configure_logging`, or by the
 application's own `structlog.configure`), and until then to the stdlib logger of
 the same name, which shows nothing unless the application set up logging (and
 warnings, through Python's last-resort handler).
+
+Either way, while library use keeps a home open (`litemlops.logsetup.attach_event_log`,
+which `Platform` calls), each event is also written to that home's event file, so
+`litemlops logs` and monitoring see what a notebook or a host application did.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from typing import Any
 
 import structlog
@@ -25,6 +33,26 @@ _LEVELS = {
     "exception": logging.ERROR,
     "critical": logging.CRITICAL,
 }
+
+
+#: Where events also go, whatever the application's logging: (logger name, method, event,
+#: fields). Set by `litemlops.logsetup` while a home's event file is attached.
+tap: Callable[[str, str, str, dict[str, Any]], None] | None = None
+
+#: The event file (absolute path) of the home the current work belongs to: a pipeline
+#: run, a request to an app. With two homes open in one process, each one's events go
+#: to its own log; events of no known home go to every attached log.
+home_log: ContextVar[str | None] = ContextVar("litemlops_home_log", default=None)
+
+
+@contextlib.contextmanager
+def logging_to(events_log: str | os.PathLike[str]) -> Iterator[None]:
+    """Within the block, events belong to the home whose event file is `events_log`."""
+    token = home_log.set(os.path.abspath(events_log))
+    try:
+        yield
+    finally:
+        home_log.reset(token)
 
 
 def get_logger(name: str, **context: Any) -> Logger:
@@ -82,6 +110,8 @@ class Logger:
     fatal = critical
 
     def _emit(self, method: str, event: str, fields: dict[str, Any]) -> None:
+        if tap is not None:
+            tap(self._name, method, event, {**self._context, **fields})
         if structlog.is_configured():
             getattr(self._logger(), method)(event, **fields)
             return

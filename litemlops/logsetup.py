@@ -1,5 +1,9 @@
 """Logging configuration: only entry points (the CLI, `litemlops run`) call it.
 
+Library use (`Platform(config)` in a notebook or in another application) calls
+`attach_event_log` instead, which writes litemlops's own events to the home's event
+file in the same format and leaves the application's logging as it was.
+
 Library code never configures logging; it calls
 `litemlops.logger.get_logger("litemlops.store")` and emits events named in
 `litemlops.events`. Once `configure_logging` ran, every
@@ -37,8 +41,9 @@ from typing import Any, TextIO
 import orjson
 import structlog
 
-from litemlops import events
+from litemlops import events, logger
 from litemlops.config import Config
+from litemlops.errors import HistoryError
 
 # The stdlib handler is found again by name, so a second configure_logging (or a
 # shutdown) touches only what an earlier call installed, not pytest's or the user's.
@@ -81,6 +86,7 @@ def configure_logging(
             shown = max(level, _LEVELS[console_level.upper()])
     _writer = _Writer(file, console, shown, background)
     _install(level, _writer)
+    _retap()
 
 
 def _install(level: int, writer: _Writer | _Forwarder) -> None:
@@ -105,6 +111,111 @@ def _install(level: int, writer: _Writer | _Forwarder) -> None:
     root.setLevel(level)
 
 
+class _Attached:
+    """An event file that library use writes: its writer, level and number of users."""
+
+    def __init__(self, writer: _Writer, level: int):
+        self.writer = writer
+        self.level = level
+        self.users = 0
+
+
+#: The event files library use writes, by absolute path.
+_attached: dict[str, _Attached] = {}
+_attached_lock = threading.Lock()
+
+
+def attach_event_log(config: Config) -> Callable[[], None]:
+    """Write litemlops's events to the home's event file while the caller holds it.
+
+    For library use, where no entry point ran `configure_logging`: events go to
+    `<home>/logs/events.jsonl` as `litemlops run` writes them (one JSON line each,
+    rotated at `logging.max_bytes`), in this process, and to the application's
+    structlog or stdlib logging as before; nothing of the application's logging
+    configuration changes, and records of other libraries are not taken. An event
+    file that `configure_logging` writes already is not written twice. Returns the
+    function that detaches it (the file is closed once its last user detached).
+    """
+    path = os.path.abspath(config.events_log_path)
+    with _attached_lock:
+        entry = _attached.get(path)
+        if entry is None:
+            try:
+                config.logs_dir.mkdir(parents=True, exist_ok=True)
+                file = _JsonLinesFile(path, maxBytes=config.logging.max_bytes, encoding="utf-8")
+            except OSError as exc:
+                raise HistoryError(
+                    f"the home's event log {path} cannot be written ({exc.strerror or exc}); "
+                    "it must be a file this user may append to"
+                ) from exc
+            level = _LEVELS[config.logging.level.upper()]
+            entry = _attached[path] = _Attached(_Writer(file, None, level, False), level)
+        entry.users += 1
+        _retap()
+    done = threading.Event()
+
+    def detach() -> None:
+        if done.is_set():
+            return
+        done.set()
+        with _attached_lock:
+            entry.users -= 1
+            if entry.users == 0:
+                _attached.pop(path, None)
+                entry.writer.close()
+            _retap()
+
+    return detach
+
+
+def _retap() -> None:
+    """Hand events to `_tap` only while some attached file is not written otherwise:
+    under `litemlops run` (its own file configured) events pay nothing for it."""
+    logger.tap = _tap if _attached_writers(logging.CRITICAL) else None
+
+
+def _attached_writers(level: int, home: str | None = None) -> list[_Writer]:
+    """The attached files an event of `level` goes to: not the one `configure_logging`
+    writes, and none in a worker process (the owner of the file writes its events).
+    home: the event file of the home the event belongs to (`logger.home_log`); only
+    that one, when given."""
+    own = _writer
+    if isinstance(own, _Forwarder):
+        return []
+    taken = own.file.baseFilename if own is not None else None
+    return [
+        entry.writer
+        for path, entry in list(_attached.items())
+        if path != taken and level >= entry.level and (home is None or path == home)
+    ]
+
+
+def _tap(name: str, method: str, event: str, fields: dict[str, Any]) -> None:
+    """A litemlops event, rendered as `configure_logging` renders it, to attached files."""
+    level = _LEVELS.get("ERROR" if method == "exception" else method.upper(), logging.INFO)
+    writers = _attached_writers(level, logger.home_log.get())
+    if not writers:
+        return
+    entry: MutableMapping[str, Any] = {**fields, "event": event}
+    if method == "exception":
+        entry.setdefault("exc_info", True)
+    for step in _LIBRARY_STEPS:
+        entry = step(None, method, entry)
+    if name:
+        entry["logger"] = name
+    line = _dumps(entry)
+    for writer in writers:
+        writer.submit(level, line, entry)
+
+
+_LIBRARY_STEPS: tuple[Callable[[Any, str, MutableMapping[str, Any]], Any], ...] = (
+    structlog.contextvars.merge_contextvars,
+    structlog.processors.add_log_level,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+    structlog.processors.format_exc_info,
+)
+
+
 def configure_forwarding(level: str, send: Callable[[int, str], None]) -> None:
     """Hand every event and stdlib record, rendered, to `send(level, line)`: a worker
     process's events go to the process that owns the event file (`forward_line`)."""
@@ -112,12 +223,15 @@ def configure_forwarding(level: str, send: Callable[[int, str], None]) -> None:
     shutdown_logging()
     _writer = _Forwarder(send)
     _install(_LEVELS[level.upper()], _writer)
+    _retap()
 
 
 def forward_line(level: int, line: str) -> None:
     """Write a line rendered in another process (`configure_forwarding`), in its turn."""
     writer = _writer
-    if writer is None:
+    if writer is None:  # library use with worker processes: the attached files
+        for attached in _attached_writers(level, logger.home_log.get()):
+            attached.submit(level, line, {})
         return
     shown: dict[str, Any] = {}
     if writer.console is not None and level >= writer.console_level:
@@ -150,6 +264,7 @@ def shutdown_logging() -> None:
         root.removeHandler(handler)
         handler.close()
     writer, _writer = _writer, None
+    _retap()
     if writer is not None:
         writer.close()
         structlog.reset_defaults()
@@ -294,38 +409,77 @@ class _JsonLinesFile(logging.handlers.RotatingFileHandler):
     lines once the file would pass `maxBytes` (the standard handler would render
     each record a second time to decide that).
 
+    Other processes may append to the same file (a CLI command, pipeline workers, an
+    application using the library while `run` serves), so lines are kept here and
+    written by `flush` in one `write` of whole lines to a file opened for appending:
+    the kernel puts each such write at the end of the file in one piece, where a
+    buffered text file would split a long line between two writes and let another
+    process's line land in the middle of it.
+
     A full file is renamed to a name of its own, `events-<UTC time>-<pid>.jsonl`
     (`rotated_name`), and never deleted here: the history's compaction
     (`litemlops.monitoring.history`) turns rotated files into Parquet and removes
     them, so nothing leaves the log before it is in the history. `backupCount` is
-    ignored. Other processes may write the same file (a CLI command, pipeline
-    workers): at most every `CHECK_SECONDS` a writer checks that its path still
+    ignored. At most every `CHECK_SECONDS` a writer checks that its path still
     names the file it has open, and reopens it after another process rotated it.
     """
 
     CHECK_SECONDS = 1.0
-    _size: int | None = None  # bytes in the current file; a text file's tell() is slow
+    _size: int | None = None  # bytes in the current file, the pending lines included
     _checked = 0.0  # time.monotonic() of the last check that the path is still ours
 
+    def __init__(self, filename: str | os.PathLike[str], **options: Any):
+        self._pending: list[bytes] = []
+        super().__init__(filename, **options)
+
+    def _open(self) -> Any:
+        # Unbuffered: `flush` hands the kernel whole lines in one write.
+        return open(self.baseFilename, "ab", buffering=0)
+
     def write_line(self, line: str) -> None:
-        text = line + "\n"
+        data = (line + "\n").encode("utf-8")
         now = time.monotonic()
         if self.stream is not None and now - self._checked >= self.CHECK_SECONDS:
             self._checked = now
+            self._write_pending()
             self._follow()
         if self.stream is None:
             self.stream = self._open()
         if self._size is None:
-            self.stream.seek(0, 2)
-            self._size = self.stream.tell()
-        size = len(text.encode("utf-8")) if not text.isascii() else len(text)
-        if self.maxBytes > 0 and self._size + size >= self.maxBytes and self._size > 0:
+            self._size = os.fstat(self.stream.fileno()).st_size
+        if self.maxBytes > 0 and self._size + len(data) >= self.maxBytes and self._size > 0:
             self.doRollover()
-            if self.stream is None:
-                self.stream = self._open()
             self._size = 0
-        self.stream.write(text)
-        self._size += size
+        self._pending.append(data)
+        self._size += len(data)
+
+    def flush(self) -> None:
+        self.acquire()
+        try:
+            self._write_pending()
+        finally:
+            self.release()
+
+    def _write_pending(self) -> None:
+        if not self._pending:
+            return
+        data = b"".join(self._pending)
+        self._pending.clear()
+        if self.stream is None:
+            self.stream = self._open()
+        fd = self.stream.fileno()
+        view = memoryview(data)
+        while view:  # a regular file takes it all at once; a full disk may not
+            view = view[os.write(fd, view) :]
+
+    def close(self) -> None:
+        self.acquire()
+        try:
+            with contextlib.suppress(OSError, ValueError):
+                self._write_pending()
+        finally:
+            self.release()
+        super().close()
 
     def _follow(self) -> None:
         """Reopen the path when another process has rotated the file this one holds."""
@@ -346,6 +500,8 @@ class _JsonLinesFile(logging.handlers.RotatingFileHandler):
 
     def doRollover(self) -> None:
         """Rename the full file to a name no other file has, and start a new one."""
+        with contextlib.suppress(OSError, ValueError):
+            self._write_pending()  # the lines before the rotation stay in the full file
         if self.stream is not None:
             with contextlib.suppress(OSError, ValueError):
                 self.stream.close()

@@ -41,6 +41,10 @@ class Platform:
     A second Platform on the same home (in any process) fails with
     `HomeLockedError` before touching a file, so state cannot be corrupted.
 
+    While it is open, litemlops's events are written to the home's
+    `logs/events.jsonl` (`litemlops.logsetup.attach_event_log`) as well as to the
+    application's own logging, which it leaves as it was.
+
     workers: run pipeline tasks in worker processes (`litemlops run` does), and hold
     only the online half of the feature store (`OnlineFeatureStore`): the DuckDB
     history is opened by the workers, one at a time, so this process stays small and
@@ -67,6 +71,13 @@ class Platform:
         self.workers: Workers | None = None
         self.features: OnlineFeatures
         try:
+            if _owner:
+                # Library use (a notebook, an application serving the app) writes its
+                # events to the home's log like `run` does, or monitoring would not see
+                # them; closed last, after the events of closing.
+                from litemlops.logsetup import attach_event_log
+
+                self._closers.append(attach_event_log(config))
             if workers:
                 from litemlops.scheduler.workers import Workers
                 from litemlops.store.online_features import OnlineFeatureStore
@@ -108,6 +119,7 @@ class Platform:
                     else None
                 ),
                 execute=self._in_worker if workers else None,
+                event_log=config.events_log_path,
             )
             self.interrupted_pipeline_runs = self.pipelines.mark_interrupted() if _owner else []
             self.catalog = _catalog(config)

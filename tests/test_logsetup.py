@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 import structlog
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from litemlops import events
 from litemlops.config import Config
@@ -272,3 +274,39 @@ def test_answered_events_are_in_the_file_when_the_call_returns(tmp_path, monkeyp
     written = read_events(config.events_log_path)
     assert [e["event"] for e in written][2:] == [events.TASK_STARTED, events.FEEDBACK_RECEIVED]
     assert written[-1]["request_id"] == "r1" and written[-1]["label"] == 1.0
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    lines=st.lists(st.text(min_size=0, max_size=120), min_size=1, max_size=40),
+    max_bytes=st.integers(min_value=0, max_value=600),
+    flush_every=st.integers(min_value=1, max_value=7),
+)
+def test_rotated_and_live_files_hold_every_line_whole_and_in_order(
+    tmp_path_factory, lines, max_bytes, flush_every
+):
+    folder = tmp_path_factory.mktemp("log")
+    file = _JsonLinesFile(folder / "events.jsonl", maxBytes=max_bytes, encoding="utf-8")
+    sent = [json.dumps({"n": n, "text": text}, ensure_ascii=False) for n, text in enumerate(lines)]
+    try:
+        for n, line in enumerate(sent):
+            file.write_line(line)
+            if n % flush_every == 0:
+                file.flush()
+    finally:
+        file.close()
+
+    def lines_of(path):  # by "\n" only: JSON text may hold other line breaks (U+0085)
+        text = path.read_text("utf-8")
+        assert text == "" or text.endswith("\n")
+        return text.split("\n")[:-1]
+
+    files = event_files(folder)
+    written = [line for path in files for line in lines_of(path)]
+    assert written == sent
+    for path in files:
+        size, count = path.stat().st_size, len(lines_of(path))
+        # A file passes max_bytes only when one line alone does.
+        assert max_bytes == 0 or size < max_bytes or count == 1, (path.name, size, count)

@@ -94,7 +94,13 @@ class AlertStatus:
 
 
 class Notifier(Protocol):
-    """Tells someone of a transition; must not raise (a failure is logged and dropped)."""
+    """Tells someone of a transition; must not raise (a failure is logged and dropped).
+
+    A notifier whose `resends_firing` attribute is true (Alertmanager's webhook) is
+    also called at each evaluation while a firing it was told of lasts, with a
+    transition from firing to firing: Alertmanager forgets an alert that is not sent
+    again before its end time, like Prometheus re-sends its firing alerts.
+    """
 
     def __call__(self, rule: AlertRule, transition: AlertTransition) -> None: ...
 
@@ -164,6 +170,7 @@ class AlertManager:
         """
         now = to_ms(self.clock())
         transitions: list[AlertTransition] = []
+        reminders: list[AlertTransition] = []
         with self.db.write() as con:
             names = [r.name for r in self.rules]
             stored = _states(
@@ -194,10 +201,36 @@ class AlertManager:
                     )
                     self._record(con, t)
                     transitions.append(t)
+                if not current.moves and current.state == FIRING and current.episode_notified:
+                    reminder = self._reminder(rule, current, now)
+                    if reminder is not None:
+                        reminders.append(reminder)
         by_name = {r.name: r for r in self.rules}
-        for t in transitions:
+        for t in [*transitions, *reminders]:
             self._notify(by_name[t.rule], t)
         return transitions
+
+    def _reminder(self, rule: AlertRule, s: _State, now: int) -> AlertTransition | None:
+        """A firing that lasts, for the notifiers that re-send it (not a transition:
+        neither recorded nor returned)."""
+        resend = tuple(
+            n for n in self._notified(rule) if getattr(self.notifiers[n], "resends_firing", False)
+        )
+        if not resend:
+            return None
+        return AlertTransition(
+            rule=rule.name,
+            from_state=FIRING,
+            to_state=FIRING,
+            metric=rule.metric,
+            value=s.value,
+            at=_time(now),
+            fired_at=from_ms(s.fired_at),
+            severity=rule.severity,
+            condition=rule.condition,
+            notified=resend,
+            detail=s.detail,
+        )
 
     def _step(self, rule: AlertRule, s: _State, value: float, now: int) -> None:
         s.value = value

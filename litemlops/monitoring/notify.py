@@ -2,13 +2,16 @@
 
 A notifier is called by `AlertManager` only for transitions it decided to notify
 (firing outside the rule's cooldown, and the resolution of such a firing), so the
-cooldown, persisted in registry.db, holds for every notifier alike. Notifiers never
-raise: an alert that cannot be delivered is logged, and its state is kept.
+cooldown, persisted in registry.db, holds for every notifier alike. The webhook is
+also sent again at each check while such a firing lasts (`resends_firing`).
+Notifiers never raise: an alert that cannot be delivered is logged, and its state
+is kept.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import math
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from litemlops import events
@@ -22,8 +25,10 @@ if TYPE_CHECKING:
 
 log = get_logger("litemlops.alerts")
 
-# Go's zero time: how Alertmanager writes "no end yet" for an alert still firing.
-_NO_END = "0001-01-01T00:00:00Z"
+#: How many check intervals ahead of each sending a firing alert's `endsAt` lies (as
+#: Prometheus does): Alertmanager resolves it by itself that long after the checks
+#: stop (a stopped server), and a late check or two does not make it flap.
+ENDS_AFTER_CHECKS = 4
 
 
 class LogNotifier:
@@ -51,20 +56,40 @@ class LogNotifier:
 class WebhookNotifier:
     """POSTs Alertmanager's `/api/v2/alerts` body: a list with one alert.
 
-    Alertmanager itself, or any receiver that reads that shape, can take it.
+    Alertmanager itself, or any receiver that reads that shape, can take it. A firing
+    alert is sent when it fires and again at each check while it lasts, each time
+    with `endsAt` `ENDS_AFTER_CHECKS` check intervals ahead (Alertmanager would
+    otherwise expire it after its `resolve_timeout` while it still fires); its
+    resolution is sent with `endsAt` at the time it resolved.
     timeout: seconds for the whole request; a monitoring check waits at most that long.
     generator_url: where a person sees the alert (the server's `/api/monitoring`).
+    check_interval: seconds between monitoring checks (`[monitoring] interval_seconds`).
     """
 
-    def __init__(self, url: str, timeout: float = 2.0, *, generator_url: str = ""):
+    resends_firing = True
+
+    def __init__(
+        self,
+        url: str,
+        timeout: float = 2.0,
+        *,
+        generator_url: str = "",
+        check_interval: float = 60.0,
+    ):
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"webhook URL must be http:// or https://, got {url!r}")
+        if not (math.isfinite(check_interval) and check_interval > 0):
+            raise ConfigError(
+                f"check_interval must be a positive number of seconds, got {check_interval!r}"
+            )
         self.url = url
         self.timeout = timeout
         self.generator_url = generator_url
+        self.ends_after = timedelta(seconds=ENDS_AFTER_CHECKS * check_interval)
 
     def body(self, rule: AlertRule, transition: AlertTransition) -> list[dict[str, Any]]:
-        """The JSON body for `transition`: resolved alerts carry their end time."""
+        """The JSON body for `transition`: a firing alert ends `ends_after` from now
+        unless sent again, a resolved one at the time it resolved."""
         value = "none" if transition.value is None else f"{transition.value:g}"
         state = transition.to_state
         return [
@@ -82,7 +107,9 @@ class WebhookNotifier:
                     "value": value,
                 },
                 "startsAt": _iso(transition.fired_at or transition.at),
-                "endsAt": _iso(transition.at) if state == RESOLVED else _NO_END,
+                "endsAt": _iso(
+                    transition.at if state == RESOLVED else transition.at + self.ends_after
+                ),
                 "generatorURL": self.generator_url,
             }
         ]

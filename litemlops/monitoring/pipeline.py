@@ -152,7 +152,13 @@ def alerts(ctx: TaskContext) -> dict[str, Any]:
     m = ctx.config.monitoring
     notifiers: dict[str, Any] = {"log": LogNotifier()}
     if m.webhook_url:
-        notifiers["webhook"] = WebhookNotifier(m.webhook_url, m.webhook_timeout)
+        notifiers["webhook"] = WebhookNotifier(
+            m.webhook_url,
+            m.webhook_timeout,
+            generator_url=_monitoring_url(ctx.config),
+            # Without a schedule a check runs when asked: Alertmanager's usual 5 minutes.
+            check_interval=m.interval_seconds if 0 < m.interval_seconds < 1e9 else 75.0,
+        )
     bus = ctx.resources.get("bus")
     if bus is not None:
         notifiers["bus"] = BusNotifier(bus)
@@ -165,6 +171,16 @@ def alerts(ctx: TaskContext) -> dict[str, Any]:
         "transitions": [t.as_dict() for t in moves],
         "states": [s.as_dict() for s in manager.states()],
     }
+
+
+def _monitoring_url(config: Config) -> str:
+    """Where a person sees the alert: the server's `/api/monitoring` (Alertmanager's
+    "source" link); a server bound to every interface is reached on this machine."""
+    host = config.server.host
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{config.server.port}/api/monitoring"
 
 
 def monitoring_pipeline(config: Config) -> Pipeline:

@@ -9,6 +9,8 @@ bound to run_id, pipeline and task.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import os
 import socket
@@ -16,7 +18,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -27,7 +29,7 @@ import structlog
 from litemlops import events
 from litemlops.clock import from_ms, to_ms, utc_now
 from litemlops.errors import LitemlopsError, NotFoundError, ValidationError
-from litemlops.logger import get_logger
+from litemlops.logger import get_logger, logging_to
 from litemlops.scheduler.pipeline import Pipeline, Task, TaskContext
 from litemlops.scheduler.retention import Retention
 from litemlops.store.files import write_text_atomic
@@ -89,6 +91,8 @@ class PipelineRunner:
     execute: how a task attempt runs, `execute(task, ctx) -> output`; by default in
     this process (on a thread of its own when the task has a timeout). `litemlops
     run` passes one that runs it in a worker process (`Platform(workers=True)`).
+    event_log: the home's event file, which the runs' events belong to when one
+    process has several homes open.
     """
 
     def __init__(
@@ -102,8 +106,11 @@ class PipelineRunner:
         keep_folders: int = 0,
         keep_history: timedelta | None = None,
         execute: Callable[[Task, TaskContext], Any] | None = None,
+        event_log: str | Path | None = None,
     ):
         self.db = db
+        #: The home's event file: a run's events belong to it (`logger.logging_to`).
+        self.event_log = event_log
         self.execute = execute if execute is not None else _call
         self.runs_dir = Path(runs_dir)
         self.resources = dict(resources or {})
@@ -116,6 +123,16 @@ class PipelineRunner:
 
     def _now(self) -> int:
         return to_ms(self.clock())
+
+    @contextlib.contextmanager
+    def _bound(self, run_id: str, pipeline: str) -> Iterator[None]:
+        """A run's context for its events: its id and pipeline, and its home's log."""
+        with structlog.contextvars.bound_contextvars(run_id=run_id, pipeline=pipeline):
+            if self.event_log is None:
+                yield
+            else:
+                with logging_to(self.event_log):
+                    yield
 
     # -- running ------------------------------------------------------------------------
 
@@ -201,7 +218,7 @@ class PipelineRunner:
                 ],
             )
         if state != "running":
-            with structlog.contextvars.bound_contextvars(run_id=run_id, pipeline=pipeline.name):
+            with self._bound(run_id, pipeline.name):
                 log.info(
                     events.PIPELINE_RUN_QUEUED
                     if state == "queued"
@@ -239,7 +256,7 @@ class PipelineRunner:
         trigger: str,
     ) -> None:
         """Run the tasks not in `outputs` (those already succeeded), then close the run."""
-        with structlog.contextvars.bound_contextvars(run_id=run_id, pipeline=pipeline.name):
+        with self._bound(run_id, pipeline.name):
             log.info(events.PIPELINE_RUN_STARTED, trigger=trigger)
             start = time.perf_counter()
             failed: set[str] = set()
@@ -340,7 +357,7 @@ class PipelineRunner:
                 f"task {task_name!r} cannot run again in run {run_id}: its downstream task(s) "
                 f"{stale} already used its output; start a new run instead"
             )
-        with structlog.contextvars.bound_contextvars(run_id=run_id, pipeline=pipeline.name):
+        with self._bound(run_id, pipeline.name):
             self._run_task(run_id, pipeline, t, run.params, outputs)
             # Stepping the last missing task completes a failed run.
             done = self._succeeded(run_id)
@@ -632,7 +649,11 @@ def _call(t: Task, ctx: TaskContext) -> Any:
         except BaseException as exc:  # handed to the caller below
             result["error"] = exc
 
-    worker = threading.Thread(target=target, name=f"task-{t.name}", daemon=True)
+    # In the caller's context, so the task's events keep their run, task and home.
+    context = contextvars.copy_context()
+    worker = threading.Thread(
+        target=context.run, args=(target,), name=f"task-{t.name}", daemon=True
+    )
     worker.start()
     worker.join(t.timeout)
     if worker.is_alive():

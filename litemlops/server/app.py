@@ -4,14 +4,18 @@ health, readiness, metrics, and the admin API.
 `create_app(platform)` serves an already open platform (the main job, tests);
 `create_app(config=...)` opens the home in the app's lifespan and closes it after,
 so an embedding application can mount the app and let it manage its own state.
+Starlette runs the lifespan of the top application only, so a mounted app runs its
+own from its first request (see `LitemlopsApp`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import gc
 import json
+import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -24,11 +28,12 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from litemlops import events
 from litemlops.config import Config
 from litemlops.errors import LitemlopsError, NotFoundError, ValidationError
-from litemlops.logger import get_logger
+from litemlops.logger import get_logger, home_log
 from litemlops.scheduler.workers import WorkerDiedError, WorkerTimeoutError
 from litemlops.server.http import JSON, ApiError, error_response, parse, read_json
 from litemlops.server.metrics import MetricsMiddleware, ServerMetrics
@@ -410,9 +415,9 @@ async def ready(request: Request) -> Response:
 async def metrics(request: Request) -> Response:
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-    return Response(
-        generate_latest(state_of(request).metrics.registry), media_type=CONTENT_TYPE_LATEST
-    )
+    # Off the event loop: collectors read the run history and scan the online store.
+    text = await run_in_threadpool(generate_latest, state_of(request).metrics.registry)
+    return Response(text, media_type=CONTENT_TYPE_LATEST)
 
 
 # -- the app ----------------------------------------------------------------------------------
@@ -460,7 +465,7 @@ def create_app(
     start_scheduler: bool = True,
     service: Service | None = None,
     freeze_gc: bool = False,
-) -> Starlette:
+) -> LitemlopsApp:
     """The app serving `platform`, or a platform it opens on `config` in its lifespan.
 
     start_scheduler: start the home's scheduler with the app (one per home).
@@ -473,10 +478,25 @@ def create_app(
         raise ValueError("create_app takes a platform or a config, not both")
     holder: dict[str, Platform] = {}
     # Made now: the middleware needs them before the lifespan opens the platform.
-    server_metrics = ServerMetrics(_pipeline_counts(holder), _monitoring(holder))
+    server_metrics = ServerMetrics(
+        _pipeline_counts(holder), _monitoring(holder), _freshness(holder)
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if isinstance(app, LitemlopsApp):
+            if app.serving:
+                raise RuntimeError("this litemlops app is already running its lifespan")
+            app.serving = True
+        try:
+            async with _serve(app):
+                yield
+        finally:
+            if isinstance(app, LitemlopsApp):
+                app.serving = False
+
+    @contextlib.asynccontextmanager
+    async def _serve(app: Starlette) -> AsyncIterator[None]:
         owned = platform is None
         opened = platform
         if opened is None:
@@ -486,6 +506,8 @@ def create_app(
             opened = Platform(config)
         try:
             holder["platform"] = opened
+            if isinstance(app, LitemlopsApp):
+                app.event_log = os.path.abspath(opened.config.events_log_path)
             state = _state(opened, service, server_metrics)
             app.state.litemlops = state
             if start_scheduler:
@@ -512,6 +534,7 @@ def create_app(
                 if opened.workers is not None:
                     opened.workers.stop()  # their runs are closed: stop the work now
                 idle = opened.scheduler.wait_idle(SHUTDOWN_GRACE_SECONDS)
+            holder.pop("platform", None)
             state_obj = getattr(app.state, "litemlops", None)
             if state_obj is not None:
                 state_obj.models.close()
@@ -540,7 +563,7 @@ def create_app(
     middleware = [Middleware(MetricsMiddleware, metrics=server_metrics)]
     from starlette.exceptions import HTTPException
 
-    return Starlette(
+    return LitemlopsApp(
         routes=routes,
         middleware=middleware,
         lifespan=lifespan,
@@ -550,6 +573,93 @@ def create_app(
             Exception: _unexpected,
         },
     )
+
+
+class LitemlopsApp(Starlette):
+    """The litemlops app: a Starlette app that also works mounted in another one.
+
+    Starlette (and FastAPI) run the lifespan of the top application only, so under a
+    `Mount` this app's would never open the home. When a request arrives while its
+    lifespan is not running, the app runs the lifespan itself, in a task of the
+    event loop serving it: the first request waits for the home to open (a failure
+    answers 503 and the next request tries again), and the home is closed when that
+    loop ends, right after the host's own lifespan (servers cancel what is left on
+    their loop when they stop). A host that wants the order in its own hands enters
+    `app.router.lifespan_context(app)` in its lifespan instead.
+    """
+
+    #: True while the lifespan runs, whoever entered it.
+    serving = False
+    #: The served home's event file: a request's events belong to it.
+    event_log: str | None = None
+    #: The self-started lifespan: its event loop, its "started" future, its task.
+    _started: tuple[asyncio.AbstractEventLoop, asyncio.Future[None], asyncio.Task[None]] | None = (
+        None
+    )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan" and not self.serving:
+            try:
+                await self._start_itself()
+            except Exception as exc:
+                log.error(events.REQUEST_FAILED, path=scope.get("path"), error=repr(exc))
+                answer = error_response(
+                    503, "not_ready", f"litemlops could not start: {type(exc).__name__}: {exc}"
+                )
+                await answer(scope, receive, send)
+                return
+        if self.event_log is None:
+            await super().__call__(scope, receive, send)
+            return
+        token = home_log.set(self.event_log)  # another home open in this process
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            home_log.reset(token)
+
+    async def _start_itself(self) -> None:
+        loop = asyncio.get_running_loop()
+        started = self._started
+        failed = started is not None and started[1].done() and (
+            started[1].cancelled() or started[1].exception() is not None
+        )
+        if started is None or started[0] is not loop or started[2].done() or failed:
+            ready: asyncio.Future[None] = loop.create_future()
+            task = loop.create_task(self._run_lifespan(ready), name="litemlops-lifespan")
+            started = self._started = (loop, ready, task)
+        await asyncio.shield(started[1])
+
+    async def _run_lifespan(self, ready: asyncio.Future[None]) -> None:
+        try:
+            async with self.router.lifespan_context(self):
+                ready.set_result(None)
+                await asyncio.Event().wait()  # until the loop ends and cancels this
+        except BaseException as exc:
+            if not ready.done():
+                if isinstance(exc, asyncio.CancelledError):
+                    ready.cancel()
+                else:
+                    ready.set_exception(exc)  # the waiting requests answer 503 with it
+            elif isinstance(exc, Exception):  # no request to tell: closing failed
+                log.error(
+                    events.STORES_LEFT_OPEN,
+                    reason=f"closing the home failed: {type(exc).__name__}: {exc}",
+                    exc_info=exc,
+                )
+            if not isinstance(exc, Exception):
+                raise
+
+
+def _freshness(holder: dict[str, Platform]) -> Callable[[], Iterable[tuple[str, float]]]:
+    def seconds() -> list[tuple[str, float]]:
+        platform = holder.get("platform")
+        if platform is None:
+            return []
+        now = platform.clock()
+        newest = platform.features.online_event_times()
+        return [(view, (now - at).total_seconds()) for view, at in newest.items() if at]
+
+    return seconds
 
 
 def _monitoring(holder: dict[str, Platform]) -> Callable[[], dict[str, Any] | None]:

@@ -38,10 +38,14 @@ class OnlineStore:
     """SQLite tables `online_<view>`: key columns, feature columns, ordering columns."""
 
     def __init__(self, target: str | Path | sqlite3.Connection = ":memory:"):
+        #: The database file, for reads that must not hold the connection (None: in memory).
+        self._path: str | None = None
         if isinstance(target, sqlite3.Connection):
             self._con = target
             self._owned = False
         else:
+            if str(target) != ":memory:":
+                self._path = str(target)
             mode = ""
             try:
                 self._con = sqlite3.connect(
@@ -388,6 +392,22 @@ class OnlineStore:
                     top = max(top, int(row[0]) >> SEQ_BITS)
         return top
 
+    def newest_event_times(self, views: Sequence[str]) -> dict[str, int | None]:
+        """The newest event_us of each view's online table (None: empty or no table).
+
+        A table scan per view: on a file it reads through a connection of its own
+        (WAL readers wait for no one), so lookups on this store's connection are not
+        held up behind it, as they would be under the connection's lock.
+        """
+        if self._path is None:
+            with self._lock:
+                return _newest(self._con, views)
+        con = sqlite3.connect(f"file:{self._path}?mode=ro", uri=True, timeout=30)
+        try:
+            return _newest(con, views)
+        finally:
+            con.close()
+
     def stats(self, view: str) -> tuple[int, int | None, int | None]:
         """(rows, oldest event_us, newest event_us) of one view's online table."""
         with self._lock:
@@ -397,3 +417,18 @@ class OnlineStore:
             ).fetchone()
         assert row is not None
         return int(row[0]), row[1], row[2]
+
+
+def _newest(con: sqlite3.Connection, views: Sequence[str]) -> dict[str, int | None]:
+    tables = {
+        row[0]
+        for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    }
+    newest: dict[str, int | None] = {}
+    for view in views:
+        if online_table(view) not in tables:
+            newest[view] = None
+            continue
+        row = con.execute(f"SELECT max(_lm_event_ts) FROM {q(online_table(view))}").fetchone()
+        newest[view] = None if row is None or row[0] is None else int(row[0])
+    return newest

@@ -20,7 +20,7 @@ from typing import Any, Literal
 import pyarrow as pa
 
 from litemlops import events
-from litemlops.clock import to_micros, utc_now
+from litemlops.clock import from_micros, to_micros, utc_now
 from litemlops.errors import FeatureViewNotFoundError, ValidationError
 from litemlops.logger import get_logger
 from litemlops.store import offline, serving
@@ -97,6 +97,13 @@ class OnlineFeatures:
 
     def get_feature_view(self, name: str) -> FeatureView:
         return self._view(name).view
+
+    def online_event_times(self) -> dict[str, datetime | None]:
+        """The newest event time in the online store of each online view (None while
+        it holds no row): how fresh what serving reads is."""
+        views = [view.name for view in self.list_feature_views() if view.online]
+        micros = self._online.newest_event_times(views)
+        return {view: from_micros(micros[view]) for view in views}
 
     def list_feature_views(self) -> list[FeatureView]:
         return [v.view for _, v in sorted(self._definitions().views.items())]

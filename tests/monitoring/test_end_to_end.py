@@ -76,10 +76,10 @@ def test_drifted_traffic_fires_the_alert_which_retrains(served, litemlops_platfo
     assert {a["rule"]: a["state"] for a in report["alerts"]}["dataset_drift"] == "firing"
     assert report["history"][0]["to_state"] == "firing"
     metrics = served.get("/metrics").text
-    assert "litemlops_drift_dataset 1.0" in metrics
+    assert "litemlops_dataset_drift_detected 1.0" in metrics
     assert 'litemlops_alert_state{alert="dataset_drift"} 2.0' in metrics
-    assert 'litemlops_drift{feature="conv_rate",statistic="ks_pvalue"}' in metrics
-    assert 'litemlops_performance{metric="label_coverage"}' in metrics
+    assert 'litemlops_drift_ks_pvalue{feature="conv_rate"}' in metrics
+    assert "litemlops_label_coverage_ratio 1.0" in metrics
 
 
 def _output(platform, run, task):

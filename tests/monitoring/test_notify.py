@@ -87,7 +87,8 @@ def test_webhook_posts_an_alertmanager_body_for_a_firing_alert():
     )
     assert alert["annotations"]["description"] == "drift.dataset = 1 > 0 for 20 s"
     assert alert["startsAt"] == "2026-01-01T00:00:00Z"
-    assert alert["endsAt"] == "0001-01-01T00:00:00Z"  # Alertmanager's "not ended"
+    # Four check intervals (60 s by default) after it was sent: sent again before then.
+    assert alert["endsAt"] == "2026-01-01T00:04:20Z"
     assert alert["generatorURL"] == "http://127.0.0.1:8000/api/x"
 
 
@@ -165,9 +166,73 @@ def test_the_manager_sends_webhooks_for_firing_and_resolution(tmp_path):
         db.close()
 
     assert [b[0]["endsAt"] for b in receiver.bodies] == [
-        "0001-01-01T00:00:00Z",
+        "2026-01-01T00:04:00Z",
         "2026-01-01T00:01:00Z",
     ]
+
+
+def test_a_lasting_firing_is_sent_again_at_each_check_with_its_end_ahead(tmp_path):
+    """Alertmanager expires an alert at its endsAt: while the rule fires, each check
+    moves that end ahead; the resolution ends it at once. The log hears it once."""
+    clock = FixedClock(T0)
+    rule = AlertRule("drift", "drift.dataset", "> 0", notify=("webhook", "log"))
+    db = TrackingDB(tmp_path / "registry.db")
+    try:
+        with Receiver() as receiver, capture_logs() as logged:
+            webhook = WebhookNotifier(receiver.url, check_interval=30)
+            alerts = AlertManager(
+                db, [rule], clock=clock, notifiers={"webhook": webhook, "log": LogNotifier()}
+            )
+            alerts.evaluate({"drift.dataset": 1})  # fires
+            for metrics in ({"drift.dataset": 1}, {}, {"drift.dataset": 2}):
+                clock.advance(30)
+                assert alerts.evaluate(metrics) == []  # no transition, but sent again
+            clock.advance(30)
+            alerts.evaluate({"drift.dataset": 0})  # resolves
+            clock.advance(30)
+            alerts.evaluate({"drift.dataset": 0})  # normal: nothing more to send
+    finally:
+        db.close()
+
+    sent = [b[0] for b in receiver.bodies]
+    assert [a["endsAt"] for a in sent] == [
+        "2026-01-01T00:02:00Z",
+        "2026-01-01T00:02:30Z",
+        "2026-01-01T00:03:00Z",
+        "2026-01-01T00:03:30Z",
+        "2026-01-01T00:02:00Z",  # resolved at 00:02:00
+    ]
+    assert {a["startsAt"] for a in sent} == {"2026-01-01T00:00:00Z"}
+    assert all(a["labels"]["alertname"] == "drift" for a in sent)
+    assert [a["annotations"]["value"] for a in sent] == ["1", "1", "1", "2", "0"]
+    fired = [e for e in logged if e["event"] == events.ALERT_FIRED]
+    assert len(fired) == 1
+
+
+def test_a_firing_within_its_cooldown_is_not_sent_again(tmp_path):
+    clock = FixedClock(T0)
+    rule = AlertRule("drift", "drift.dataset", "> 0", notify=("webhook",), cooldown_seconds=3600)
+    db = TrackingDB(tmp_path / "registry.db")
+    try:
+        with Receiver() as receiver:
+            alerts = AlertManager(
+                db, [rule], clock=clock, notifiers={"webhook": WebhookNotifier(receiver.url)}
+            )
+            for value in (1, 0, 0, 1, 1):  # fires, resolves, normal, fires in the cooldown
+                alerts.evaluate({"drift.dataset": value})
+                clock.advance(60)
+    finally:
+        db.close()
+
+    assert [b[0]["annotations"]["summary"].split(":")[0] for b in receiver.bodies] == [
+        "drift firing",
+        "drift resolved",
+    ]
+
+
+def test_a_webhook_needs_a_positive_check_interval():
+    with pytest.raises(ConfigError, match="check_interval"):
+        WebhookNotifier("http://127.0.0.1:9093/api/v2/alerts", check_interval=0)
 
 
 def test_bus_notifier_publishes_the_rule_topic_on_firing_only():
@@ -209,3 +274,38 @@ def test_log_notifier_writes_fired_and_resolved_events_with_their_keys():
     for event in captured:
         assert events.missing_keys(event["event"], event) == set()
         assert event["rule"] == "dataset_drift" and event["severity"] == "critical"
+
+
+def test_the_monitoring_check_resends_to_its_webhook_with_the_servers_link(tmp_path):
+    from litemlops.config import Config
+    from litemlops.monitoring.pipeline import monitoring_pipeline
+    from litemlops.platform import Platform
+    from litemlops.scheduler.pipeline import TaskContext
+
+    clock = FixedClock(T0)
+    with Receiver() as receiver:
+        home = tmp_path / "home"
+        home.mkdir()
+        (home / "config.toml").write_text(
+            f'[monitoring]\nwebhook_url = "{receiver.url}"\ninterval_seconds = 30\n'
+            '[server]\nhost = "0.0.0.0"\nport = 8123\n'
+            '[[alerts]]\nname = "drift"\nmetric = "drift.dataset"\ncondition = "> 0"\n'
+            'notify = ["webhook"]\n'
+        )
+        config = Config.load(home, env={}, overrides={"demo.drivers": 3})
+        alerts = monitoring_pipeline(config).task("alerts")
+        with Platform(config, clock=clock) as platform:
+            for _ in range(2):
+                ctx = TaskContext(
+                    run_id="r", pipeline="monitoring", task="alerts", attempt=1, params={},
+                    upstream={"drift": {"metrics": {"drift.dataset": 1.0}},
+                              "performance": {"metrics": {}}},
+                    work_dir=tmp_path, log=None,
+                    resources={"tracker": platform.tracker, "config": config, "clock": clock},
+                )
+                alerts.fn(ctx)
+                clock.advance(30)
+
+    sent = [b[0] for b in receiver.bodies if b[0]["labels"]["alertname"] == "drift"]
+    assert [a["endsAt"] for a in sent] == ["2026-01-01T00:02:00Z", "2026-01-01T00:02:30Z"]
+    assert {a["generatorURL"] for a in sent} == {"http://127.0.0.1:8123/api/monitoring"}
