@@ -39,6 +39,7 @@ STATUS_TEXT = {
     404: "Not found",
     409: "The request conflicts with the current state",
     413: "The body is larger than the server accepts",
+    415: "The body is not sent as JSON (Content-Type: application/json)",
     422: "A value is of the wrong type, out of range, or otherwise refused",
     503: "Not available now",
 }
@@ -229,7 +230,7 @@ class Op:
     params: tuple[tuple[str, dict[str, Any]], ...] = ()
 
 
-BODY_ERRORS = (400, 413, 422)
+BODY_ERRORS = (400, 413, 415, 422)
 TEXT = {"type": "string"}
 LIMIT = {"type": "integer", "minimum": 1, "maximum": 1000}
 VERSION = {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}

@@ -223,8 +223,8 @@ def test_every_answer_is_described_with_its_statuses_and_the_error_body(document
     statuses = {(method, path): set(op["responses"]) for method, path, op in operations(document)}
     error = {"$ref": "#/components/schemas/ErrorBody"}
 
-    assert statuses[("post", "/inference")] == {"200", "400", "404", "413", "422", "503"}
-    assert statuses[("post", "/feedback")] == {"202", "400", "401", "413", "422"}
+    assert statuses[("post", "/inference")] == {"200", "400", "404", "413", "415", "422", "503"}
+    assert statuses[("post", "/feedback")] == {"202", "400", "401", "413", "415", "422"}
     assert statuses[("post", "/api/pipelines/{name}/trigger")] >= {"202", "401", "404", "422"}
     assert statuses[("get", "/ready")] == {"200", "503"}
     assert statuses[("put", "/api/models/{name}/aliases/{alias}")] == {
@@ -233,6 +233,7 @@ def test_every_answer_is_described_with_its_statuses_and_the_error_body(document
         "401",
         "404",
         "413",
+        "415",
         "422",
     }
     for _, _, op in operations(document):
