@@ -23,7 +23,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Match, Mount, Route
+from starlette.types import Scope
 
 from litemlops import events
 from litemlops.config import Config
@@ -425,9 +426,36 @@ async def _api_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     status = getattr(exc, "status_code", 500)
-    detail = getattr(exc, "detail", "") or "error"
+    detail = str(getattr(exc, "detail", "") or "error")
+    headers = dict(getattr(exc, "headers", None) or {})
     code = {404: "not_found", 405: "method_not_allowed"}.get(status, "http_error")
-    return error_response(status, code, str(detail))
+    if status == 405:
+        # Starlette names the methods of the one route it tried; a path served by
+        # several routes (an alias: GET, PUT, DELETE) takes all of theirs.
+        allowed = ", ".join(allowed_methods(request.app.routes, request.scope))
+        headers["Allow"] = allowed
+        detail = f"{request.method} is not allowed on {request.url.path}; it takes {allowed}"
+    response = error_response(status, code, detail)
+    response.headers.update(headers)
+    return response
+
+
+_METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(routes: Iterable[BaseRoute], scope: Scope) -> list[str]:
+    """Every method some route of `routes` takes at the scope's path, mounts included."""
+    found: set[str] = set()
+    for route in routes:
+        match, child = route.matches(scope)
+        if match is Match.NONE:
+            continue
+        if isinstance(route, Mount):
+            found.update(allowed_methods(route.routes, {**scope, **child}))
+        elif isinstance(route, Route):
+            found.update(route.methods or ())
+    rank = {m: i for i, m in enumerate(_METHOD_ORDER)}
+    return sorted(found, key=lambda m: (rank.get(m, len(rank)), m))
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
