@@ -17,6 +17,7 @@ from litemlops.errors import HomeLockedError
 from litemlops.home_lock import HomeLock
 from litemlops.scheduler.bus import EventBus
 from litemlops.scheduler.catalog import PipelineCatalog
+from litemlops.scheduler.paths import PathRoots
 from litemlops.scheduler.runner import PipelineRunner
 from litemlops.store import FeatureStore
 from litemlops.store.online_features import OnlineFeatures, PushTarget
@@ -108,6 +109,7 @@ class Platform:
                     else None
                 ),
                 execute=self._in_worker if workers else None,
+                paths=PathRoots.of(config.home, config.pipelines.allowed_paths(config.home)),
             )
             self.interrupted_pipeline_runs = self.pipelines.mark_interrupted() if _owner else []
             self.catalog = _catalog(config)

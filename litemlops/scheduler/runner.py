@@ -28,6 +28,7 @@ from litemlops import events
 from litemlops.clock import from_ms, to_ms, utc_now
 from litemlops.errors import LitemlopsError, NotFoundError, ValidationError
 from litemlops.logger import get_logger
+from litemlops.scheduler.paths import PathRoots
 from litemlops.scheduler.pipeline import Pipeline, Task, TaskContext
 from litemlops.scheduler.retention import Retention
 from litemlops.store.files import write_text_atomic
@@ -89,6 +90,7 @@ class PipelineRunner:
     execute: how a task attempt runs, `execute(task, ctx) -> output`; by default in
     this process (on a thread of its own when the task has a timeout). `litemlops
     run` passes one that runs it in a worker process (`Platform(workers=True)`).
+    paths: where path params may point (see `scheduler.paths`); None: anywhere.
     """
 
     def __init__(
@@ -102,8 +104,10 @@ class PipelineRunner:
         keep_folders: int = 0,
         keep_history: timedelta | None = None,
         execute: Callable[[Task, TaskContext], Any] | None = None,
+        paths: PathRoots | None = None,
     ):
         self.db = db
+        self.paths = paths
         self.execute = execute if execute is not None else _call
         self.runs_dir = Path(runs_dir)
         self.resources = dict(resources or {})
@@ -128,19 +132,9 @@ class PipelineRunner:
         payload: Mapping[str, Any] | None = None,
     ) -> PipelineRun:
         """Run every task in dependency order; return the finished run."""
-        if params is not None and not isinstance(params, Mapping):
-            raise ValidationError(f"params must be a mapping of name to value, got {params!r}")
         if payload is not None and not isinstance(payload, Mapping):
             raise ValidationError(f"payload must be a mapping, got {payload!r}")
-        merged = {**pipeline.params, **dict(params or {})}
-        unknown = sorted(set(params or {}) - set(pipeline.params))
-        if unknown:
-            raise ValidationError(
-                f"pipeline {pipeline.name!r} has no params {unknown} "
-                f"(it takes {sorted(pipeline.params)})"
-            )
-        if pipeline.check is not None:
-            merged = pipeline.check(merged)
+        merged = self.run_params(pipeline, params)
         run_id = uuid.uuid4().hex
         state = self._admit(pipeline, run_id, trigger, payload or {}, merged)
         while state == "queued":
@@ -149,6 +143,33 @@ class PipelineRunner:
         if state == "running":
             self._execute(run_id, pipeline, merged, {}, trigger)
         return self.get_run(run_id)
+
+    def run_params(
+        self, pipeline: Pipeline, params: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The params a run of `pipeline` would get: its defaults with `params` over
+        them, path params confined and resolved, then the pipeline's own check.
+
+        Raises ValidationError (PathNotAllowedError for a path outside the allowed
+        directories) before anything is recorded.
+        """
+        if params is not None and not isinstance(params, Mapping):
+            raise ValidationError(f"params must be a mapping of name to value, got {params!r}")
+        unknown = sorted(set(params or {}) - set(pipeline.params))
+        if unknown:
+            raise ValidationError(
+                f"pipeline {pipeline.name!r} has no params {unknown} "
+                f"(it takes {sorted(pipeline.params)})"
+            )
+        merged = self._confined(pipeline, {**pipeline.params, **dict(params or {})})
+        if pipeline.check is not None:
+            merged = pipeline.check(merged)
+        return merged
+
+    def _confined(self, pipeline: Pipeline, params: Mapping[str, Any]) -> dict[str, Any]:
+        if self.paths is None:
+            return dict(params)
+        return self.paths.confine_params(pipeline.path_params, params)
 
     def _admit(
         self,
@@ -307,7 +328,8 @@ class PipelineRunner:
                 "WHERE run_id = ?",
                 [run_id],
             )
-        self._execute(run_id, pipeline, run.params, outputs, "resume")
+        params = self._confined(pipeline, run.params)  # config may allow less than then
+        self._execute(run_id, pipeline, params, outputs, "resume")
         return self.get_run(run_id)
 
     def run_step(self, pipeline: Pipeline, task_name: str, run_id: str) -> TaskRun:
@@ -324,6 +346,7 @@ class PipelineRunner:
             raise RunStateConflict(
                 f"run {run_id} is {run.state}; step a task only in a run that has ended"
             )
+        params = self._confined(pipeline, run.params)
         outputs = self._succeeded(run_id)
         self._require_folder(run_id, {u: outputs[u] for u in t.upstream if u in outputs})
         missing = [u for u in t.upstream if u not in outputs]
@@ -341,7 +364,7 @@ class PipelineRunner:
                 f"{stale} already used its output; start a new run instead"
             )
         with structlog.contextvars.bound_contextvars(run_id=run_id, pipeline=pipeline.name):
-            self._run_task(run_id, pipeline, t, run.params, outputs)
+            self._run_task(run_id, pipeline, t, params, outputs)
             # Stepping the last missing task completes a failed run.
             done = self._succeeded(run_id)
             if run.state == "failed" and all(name in done for name in pipeline.order):

@@ -362,21 +362,17 @@ async def get_pipeline_run(request: Request) -> Response:
     return _answer(await _call(read))
 
 
-def _check_params(pipeline: Pipeline, params: dict[str, Any]) -> None:
-    """Refuse bad params now, as a 422, rather than in a run nobody waits for."""
-    unknown = sorted(set(params) - set(pipeline.params))
-    if unknown:
-        raise ApiError(
-            422,
-            "invalid_params",
-            f"pipeline {pipeline.name!r} has no params {unknown} "
-            f"(it takes {sorted(pipeline.params)})",
-        )
-    if pipeline.check is not None:
-        try:
-            pipeline.check({**pipeline.params, **params})
-        except (ValueError, TypeError) as exc:  # ValidationError is a ValueError
-            raise ApiError(422, "invalid_params", str(exc)) from None
+def _check_params(platform: Platform, pipeline: Pipeline, params: dict[str, Any]) -> None:
+    """Refuse bad params now, rather than in a run nobody waits for: a path outside the
+    home and the allowed directories is a 400, any other wrong value a 422."""
+    from litemlops.scheduler.paths import PathNotAllowedError
+
+    try:
+        platform.pipelines.run_params(pipeline, params)
+    except PathNotAllowedError as exc:
+        raise ApiError(400, "path_not_allowed", str(exc)) from None
+    except (ValueError, TypeError) as exc:  # ValidationError is a ValueError
+        raise ApiError(422, "invalid_params", str(exc)) from None
 
 
 async def trigger_pipeline(request: Request) -> Response:
@@ -390,7 +386,7 @@ async def trigger_pipeline(request: Request) -> Response:
         pipeline = platform.catalog.get(name)
     except NotFoundError as exc:
         raise ApiError(404, "not_found", str(exc)) from None
-    _check_params(pipeline, body.params)
+    _check_params(platform, pipeline, body.params)
     # The runner makes the run id when it admits the run, on the scheduler's thread;
     # this marker in the payload finds that run without waiting for it to end.
     marker = uuid.uuid4().hex

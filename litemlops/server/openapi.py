@@ -34,7 +34,7 @@ SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"tokenHeader": []}]
 STATUS_TEXT = {
     200: "OK",
     202: "Accepted: the work goes on after the answer",
-    400: "Malformed JSON or an empty body",
+    400: "Malformed JSON, an empty body, or a path param outside the allowed directories",
     401: "The admin token is missing or wrong",
     404: "Not found",
     409: "The request conflicts with the current state",
@@ -152,6 +152,9 @@ class PipelineInfo(BaseModel):
     description: str
     tasks: list[TaskInfo] = Field(description="In run order")
     params: dict[str, Any] = Field(description="Defaults; a trigger may override them")
+    path_params: list[str] = Field(
+        description="Params naming files: inside the home or [pipelines] allowed_dirs only"
+    )
     schedule: str | float | None = Field(description="A cron line (UTC) or seconds; null: none")
     on: list[str] = Field(description="Event topics that start a run")
     max_active_runs: int
