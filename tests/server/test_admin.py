@@ -323,7 +323,7 @@ def test_a_deleted_alias_can_be_rolled_back_into_place(client, auth):
         (b"[]", 422),
         (b"{}", 422),
         (b'{"version": "2"}', 422),
-        (b'{"version": 2.0}', 422),
+        (b'{"version": 2.5}', 422),
         (b'{"version": 0}', 422),
         (b'{"version": true}', 422),
         (b'{"version": 2, "reason": 7}', 422),

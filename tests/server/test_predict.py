@@ -145,7 +145,7 @@ BAD_INFERENCE: list[tuple[str, dict[str, Any], tuple[int, str]]] = [
     ("a string body", {"json": "1001"}, INVALID),
     ("a null body", raw(b"null"), INVALID),
     ("string ids", ask(driver_ids=["1001"]), INVALID),
-    ("float ids", ask(driver_ids=[1001.0]), INVALID),
+    ("fractional ids", ask(driver_ids=[1001.5]), INVALID),
     ("bool ids", ask(driver_ids=[True]), INVALID),
     ("nested ids", ask(driver_ids=[[1001]]), INVALID),
     ("null ids", ask(driver_ids=None), INVALID),
