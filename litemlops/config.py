@@ -99,15 +99,23 @@ class PipelinesConfig:
     keep_run_folders: the working folders (`runs/<run_id>/`) kept per pipeline, the
     newest ended runs' (0: all); older runs stay in the history but can no longer
     be resumed or stepped. keep_history_days: how long ended runs stay in the
-    history (0: forever).
+    history (0: forever). allowed_dirs: comma-separated directories, besides the
+    home, that a pipeline's path params (files it reads or writes, such as
+    `labels` or `output_dir`) may point into; relative paths are relative to the
+    home. A path outside them is refused before the run starts.
     """
 
     modules: str = ""
     keep_run_folders: int = 50
     keep_history_days: float = 90.0
+    allowed_dirs: str = ""
 
     def module_paths(self, home: Path) -> list[Path]:
         return [home / p.strip() for p in self.modules.split(",") if p.strip()]
+
+    def allowed_paths(self, home: Path) -> list[Path]:
+        """The directories of `allowed_dirs` (the home is always allowed too)."""
+        return [home / p.strip() for p in self.allowed_dirs.split(",") if p.strip()]
 
 
 @dataclass(frozen=True)

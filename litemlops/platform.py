@@ -17,6 +17,7 @@ from litemlops.errors import HomeLockedError
 from litemlops.home_lock import HomeLock
 from litemlops.scheduler.bus import EventBus
 from litemlops.scheduler.catalog import PipelineCatalog
+from litemlops.scheduler.paths import PathRoots
 from litemlops.scheduler.runner import PipelineRunner
 from litemlops.store import FeatureStore
 from litemlops.store.online_features import OnlineFeatures, PushTarget
@@ -120,6 +121,7 @@ class Platform:
                 ),
                 execute=self._in_worker if workers else None,
                 event_log=config.events_log_path,
+                paths=PathRoots.of(config.home, config.pipelines.allowed_paths(config.home)),
             )
             self.interrupted_pipeline_runs = self.pipelines.mark_interrupted() if _owner else []
             self.catalog = _catalog(config)

@@ -418,6 +418,7 @@ def demo_pipelines(config: Config) -> list[Pipeline]:
         description="Ingest waiting files: clean, validate, write offline, materialize.",
         schedule=when["data"],
         check=check_data_params,
+        path_params=("source",),
     )
     training = Pipeline(
         "training",
@@ -442,6 +443,7 @@ def demo_pipelines(config: Config) -> list[Pipeline]:
         description="Train on point-in-time data, gate against the champion, register.",
         schedule=when["training"],
         check=check_training_params,
+        path_params=("labels",),
     )
     batch = Pipeline(
         "batch_predictions",
@@ -455,5 +457,6 @@ def demo_pipelines(config: Config) -> list[Pipeline]:
         description="Score a request file with the champion into joinable Parquet.",
         schedule=when["batch_predictions"],
         check=check_batch_params,
+        path_params=("requests", "output_dir"),
     )
     return [data, training, batch]

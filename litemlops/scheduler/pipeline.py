@@ -130,6 +130,9 @@ class Pipeline:
     #: recorded, and returns them normalised; raising ValidationError refuses the
     #: run with that message, before any task did work with a bad value.
     check: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    #: Params that name files or folders: a run may only point them inside the home
+    #: or the directories of `[pipelines] allowed_dirs` (see `scheduler.paths`).
+    path_params: tuple[str, ...] = ()
     #: Task names in an order where every task follows its upstream tasks.
     order: tuple[str, ...] = field(init=False, default=())
 
@@ -159,6 +162,14 @@ class Pipeline:
         object.__setattr__(self, "on", tuple(dict.fromkeys(topics)))  # each topic once
         if self.check is not None and not callable(self.check):
             raise PipelineDefinitionError(f"{owner}: check must be callable")
+        paths = (self.path_params,) if isinstance(self.path_params, str) else self.path_params
+        paths = tuple(dict.fromkeys(paths))
+        unknown = [p for p in paths if p not in self.params]
+        if unknown:
+            raise PipelineDefinitionError(
+                f"{owner}: path_params {unknown} are not among its params {sorted(self.params)}"
+            )
+        object.__setattr__(self, "path_params", paths)
         tasks = tuple(self.tasks)
         if not tasks:
             raise PipelineDefinitionError(f"pipeline {self.name!r} has no tasks")
@@ -212,6 +223,7 @@ class Pipeline:
                 for t in (self.task(n) for n in self.order)
             ],
             "params": dict(self.params),
+            "path_params": list(self.path_params),
             "schedule": schedule.total_seconds() if isinstance(schedule, timedelta) else schedule,
             "on": list(self.on),
             "max_active_runs": self.max_active_runs,

@@ -30,6 +30,7 @@ from litemlops import events
 from litemlops.clock import from_ms, to_ms, utc_now
 from litemlops.errors import LitemlopsError, NotFoundError, ValidationError
 from litemlops.logger import get_logger, logging_to
+from litemlops.scheduler.paths import PathRoots
 from litemlops.scheduler.pipeline import Pipeline, Task, TaskContext
 from litemlops.scheduler.retention import Retention
 from litemlops.store.files import write_text_atomic
@@ -93,6 +94,7 @@ class PipelineRunner:
     run` passes one that runs it in a worker process (`Platform(workers=True)`).
     event_log: the home's event file, which the runs' events belong to when one
     process has several homes open.
+    paths: where path params may point (see `scheduler.paths`); None: anywhere.
     """
 
     def __init__(
@@ -107,10 +109,12 @@ class PipelineRunner:
         keep_history: timedelta | None = None,
         execute: Callable[[Task, TaskContext], Any] | None = None,
         event_log: str | Path | None = None,
+        paths: PathRoots | None = None,
     ):
         self.db = db
         #: The home's event file: a run's events belong to it (`logger.logging_to`).
         self.event_log = event_log
+        self.paths = paths
         self.execute = execute if execute is not None else _call
         self.runs_dir = Path(runs_dir)
         self.resources = dict(resources or {})
@@ -145,19 +149,9 @@ class PipelineRunner:
         payload: Mapping[str, Any] | None = None,
     ) -> PipelineRun:
         """Run every task in dependency order; return the finished run."""
-        if params is not None and not isinstance(params, Mapping):
-            raise ValidationError(f"params must be a mapping of name to value, got {params!r}")
         if payload is not None and not isinstance(payload, Mapping):
             raise ValidationError(f"payload must be a mapping, got {payload!r}")
-        merged = {**pipeline.params, **dict(params or {})}
-        unknown = sorted(set(params or {}) - set(pipeline.params))
-        if unknown:
-            raise ValidationError(
-                f"pipeline {pipeline.name!r} has no params {unknown} "
-                f"(it takes {sorted(pipeline.params)})"
-            )
-        if pipeline.check is not None:
-            merged = pipeline.check(merged)
+        merged = self.run_params(pipeline, params)
         run_id = uuid.uuid4().hex
         state = self._admit(pipeline, run_id, trigger, payload or {}, merged)
         while state == "queued":
@@ -166,6 +160,33 @@ class PipelineRunner:
         if state == "running":
             self._execute(run_id, pipeline, merged, {}, trigger)
         return self.get_run(run_id)
+
+    def run_params(
+        self, pipeline: Pipeline, params: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The params a run of `pipeline` would get: its defaults with `params` over
+        them, path params confined and resolved, then the pipeline's own check.
+
+        Raises ValidationError (PathNotAllowedError for a path outside the allowed
+        directories) before anything is recorded.
+        """
+        if params is not None and not isinstance(params, Mapping):
+            raise ValidationError(f"params must be a mapping of name to value, got {params!r}")
+        unknown = sorted(set(params or {}) - set(pipeline.params))
+        if unknown:
+            raise ValidationError(
+                f"pipeline {pipeline.name!r} has no params {unknown} "
+                f"(it takes {sorted(pipeline.params)})"
+            )
+        merged = self._confined(pipeline, {**pipeline.params, **dict(params or {})})
+        if pipeline.check is not None:
+            merged = pipeline.check(merged)
+        return merged
+
+    def _confined(self, pipeline: Pipeline, params: Mapping[str, Any]) -> dict[str, Any]:
+        if self.paths is None:
+            return dict(params)
+        return self.paths.confine_params(pipeline.path_params, params)
 
     def _admit(
         self,
@@ -324,7 +345,8 @@ class PipelineRunner:
                 "WHERE run_id = ?",
                 [run_id],
             )
-        self._execute(run_id, pipeline, run.params, outputs, "resume")
+        params = self._confined(pipeline, run.params)  # config may allow less than then
+        self._execute(run_id, pipeline, params, outputs, "resume")
         return self.get_run(run_id)
 
     def run_step(self, pipeline: Pipeline, task_name: str, run_id: str) -> TaskRun:
@@ -341,6 +363,7 @@ class PipelineRunner:
             raise RunStateConflict(
                 f"run {run_id} is {run.state}; step a task only in a run that has ended"
             )
+        params = self._confined(pipeline, run.params)
         outputs = self._succeeded(run_id)
         self._require_folder(run_id, {u: outputs[u] for u in t.upstream if u in outputs})
         missing = [u for u in t.upstream if u not in outputs]
@@ -358,7 +381,7 @@ class PipelineRunner:
                 f"{stale} already used its output; start a new run instead"
             )
         with self._bound(run_id, pipeline.name):
-            self._run_task(run_id, pipeline, t, run.params, outputs)
+            self._run_task(run_id, pipeline, t, params, outputs)
             # Stepping the last missing task completes a failed run.
             done = self._succeeded(run_id)
             if run.state == "failed" and all(name in done for name in pipeline.order):

@@ -28,7 +28,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from litemlops.errors import LitemlopsError, NotFoundError
-from litemlops.server.app import ServerState, require_token, state_of
+from litemlops.server.app import ServerState, integer, require_token, state_of
 from litemlops.server.http import JSON, ApiError, parse
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ class SetAliasBody(BaseModel):
     """Where the alias should point; the reason is kept in the alias history."""
 
     model_config = ConfigDict(extra="forbid")
-    version: Annotated[int, Field(strict=True, ge=1, le=INT64_MAX)]
+    version: integer(1, INT64_MAX)  # type: ignore[valid-type]
     reason: Reason = ""
 
 
@@ -130,8 +130,18 @@ async def _optional_json(request: Request, state: ServerState) -> Any:
     return await state.read_body(request)
 
 
+def _one(query: QueryParams, name: str) -> str | None:
+    """The value of a query param that is given at most once (None: not given)."""
+    values = query.getlist(name)
+    if len(values) > 1:
+        raise ApiError(
+            422, "invalid_request", f"{name} is given {len(values)} times; give it once"
+        )
+    return values[0] if values else None
+
+
 def _limit(query: QueryParams, default: int) -> int:
-    text = query.get("limit")
+    text = _one(query, "limit")
     if text is None:
         return default
     if not re.fullmatch(r"[0-9]{1,7}", text) or not 1 <= int(text) <= MAX_LIMIT:
@@ -251,7 +261,7 @@ async def delete_alias(request: Request) -> Response:
     require_token(request)
     state = state_of(request)
     name, alias = request.path_params["name"], request.path_params["alias"]
-    reason = request.query_params.get("reason", "")
+    reason = _one(request.query_params, "reason") or ""
     if len(reason) > 1000:
         raise ApiError(422, "invalid_request", "reason: at most 1000 characters")
 
@@ -295,10 +305,10 @@ async def list_runs(request: Request) -> Response:
         search_runs,
         state_of(request).platform.tracker,
         experiments,
-        query.get("filter", ""),
+        _one(query, "filter") or "",
         order_by,
         _limit(query, 100),
-        query.get("page_token") or None,
+        _one(query, "page_token") or None,
     )
     return _answer(page)
 
@@ -337,10 +347,17 @@ async def list_pipelines(request: Request) -> Response:
 async def list_pipeline_runs(request: Request) -> Response:
     query = request.query_params
     runner = state_of(request).platform.pipelines
+    from litemlops.scheduler.runner import RUN_STATES
+
+    run_state = _one(query, "state")
+    if run_state is not None and run_state not in RUN_STATES:
+        raise ApiError(
+            422, "invalid_request", f"state must be one of {list(RUN_STATES)}, got {run_state!r}"
+        )
     found = await _call(
         runner.list_runs,
-        pipeline=query.get("pipeline") or None,
-        state=query.get("state") or None,
+        pipeline=_one(query, "pipeline") or None,
+        state=run_state,
         limit=_limit(query, 50),
     )
     return _answer([{**asdict(r), "duration": _duration(r)} for r in found])
@@ -362,21 +379,17 @@ async def get_pipeline_run(request: Request) -> Response:
     return _answer(await _call(read))
 
 
-def _check_params(pipeline: Pipeline, params: dict[str, Any]) -> None:
-    """Refuse bad params now, as a 422, rather than in a run nobody waits for."""
-    unknown = sorted(set(params) - set(pipeline.params))
-    if unknown:
-        raise ApiError(
-            422,
-            "invalid_params",
-            f"pipeline {pipeline.name!r} has no params {unknown} "
-            f"(it takes {sorted(pipeline.params)})",
-        )
-    if pipeline.check is not None:
-        try:
-            pipeline.check({**pipeline.params, **params})
-        except (ValueError, TypeError) as exc:  # ValidationError is a ValueError
-            raise ApiError(422, "invalid_params", str(exc)) from None
+def _check_params(platform: Platform, pipeline: Pipeline, params: dict[str, Any]) -> None:
+    """Refuse bad params now, rather than in a run nobody waits for: a path outside the
+    home and the allowed directories is a 400, any other wrong value a 422."""
+    from litemlops.scheduler.paths import PathNotAllowedError
+
+    try:
+        platform.pipelines.run_params(pipeline, params)
+    except PathNotAllowedError as exc:
+        raise ApiError(400, "path_not_allowed", str(exc)) from None
+    except (ValueError, TypeError) as exc:  # ValidationError is a ValueError
+        raise ApiError(422, "invalid_params", str(exc)) from None
 
 
 async def trigger_pipeline(request: Request) -> Response:
@@ -390,7 +403,7 @@ async def trigger_pipeline(request: Request) -> Response:
         pipeline = platform.catalog.get(name)
     except NotFoundError as exc:
         raise ApiError(404, "not_found", str(exc)) from None
-    _check_params(pipeline, body.params)
+    _check_params(platform, pipeline, body.params)
     # The runner makes the run id when it admits the run, on the scheduler's thread;
     # this marker in the payload finds that run without waiting for it to end.
     marker = uuid.uuid4().hex

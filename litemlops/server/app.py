@@ -19,15 +19,22 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    create_model,
+)
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.types import Receive, Scope, Send
 
 from litemlops import events
@@ -83,6 +90,8 @@ class ServerState:
     #: Seconds a client may take to send a request body (408 after).
     body_timeout: float
     inference_body: type[BaseModel] = field(init=False)
+    predict_body: type[PredictBody] = field(init=False)
+    push_body: type[PushBody] = field(init=False)
     #: Why the service cannot answer (its features are missing), None when it can.
     service_error: str | None = field(init=False, default=None)
 
@@ -101,26 +110,119 @@ class ServerState:
 FiniteNumber = Annotated[float, Field(allow_inf_nan=False, strict=True)]
 
 
+def _integral(value: Any) -> Any:
+    """1001.0 as 1001: JSON Schema's "integer" is any number without a fraction, and
+    the OpenAPI document promises that; "1001" and true stay refused (strict)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def integer(ge: int, le: int) -> Any:
+    """An integer in [ge, le] as JSON Schema means one: 1001 or 1001.0, not "1001" nor
+    true."""
+    return Annotated[
+        int,
+        BeforeValidator(_integral),
+        Field(strict=True, ge=ge, le=le),
+        # pydantic would write the bounds as "ge"/"le" past the validator: say it plainly.
+        WithJsonSchema({"type": "integer", "minimum": ge, "maximum": le}),
+    ]
+
+
+Int64: Any = integer(*INT64)
+RequestId = Annotated[str, Field(strict=True, min_length=1, max_length=200)]
+
+
+def _integral_items(values: Any) -> Any:
+    """`_integral` for a list, in one call: the hot path's ids are checked in Rust, and
+    a Python call per id would cost more than the rest of their validation."""
+    if isinstance(values, list) and float in map(type, values):
+        return [_integral(v) for v in values]
+    return values
+
+
 def _inference_body(entity: str, key_type: type, max_items: int) -> type[BaseModel]:
     item: Any = (
         Annotated[int, Field(strict=True, ge=INT64[0], le=INT64[1])]
         if key_type is int
-        else Annotated[str, Field(strict=True, min_length=1, max_length=200)]
+        else RequestId  # a key's text: 1 to 200 characters
     )
+    ids = Field(min_length=1, max_length=max_items, json_schema_extra={"uniqueItems": True})
     fields: dict[str, Any] = {
-        "request_id": (Annotated[str, Field(strict=True, min_length=1, max_length=200)], ...),
-        f"{entity}s": (Annotated[list[item], Field(min_length=1, max_length=max_items)], ...),
+        "request_id": (RequestId, ...),
+        f"{entity}s": (Annotated[list[item], BeforeValidator(_integral_items), ids], ...),
     }
     return create_model("InferenceRequest", __config__=ConfigDict(extra="forbid"), **fields)
 
 
 class PredictBody(BaseModel):
-    """Entity rows (features looked up online) or feature rows, not both."""
+    """Entity rows (features looked up online) or feature rows: one of them, not both."""
 
-    model_config = ConfigDict(extra="forbid")
-    request_id: Annotated[str, Field(strict=True, min_length=1, max_length=200)] | None = None
-    entities: list[dict[str, Annotated[int, Field(strict=True)] | str]] | None = None
+    model_config = ConfigDict(
+        extra="forbid",
+        # What `predict` checks, so the document says it: exactly one of the two is sent.
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["entities"], "properties": {"entities": {"type": "array"}}},
+                {"required": ["features"], "properties": {"features": {"type": "array"}}},
+            ]
+        },
+    )
+    request_id: RequestId | None = None
+    entities: list[dict[str, Int64 | str]] | None = None
     features: list[dict[str, FiniteNumber]] | None = None
+
+
+def _predict_body(
+    max_items: int, keys: dict[str, str] | None = None, inputs: Sequence[str] = ()
+) -> type[PredictBody]:
+    """`PredictBody` with this server's bound on rows, so the document shows it.
+
+    keys: the join keys (name -> dtype) every feature view of the home shares; an
+    entity row then has exactly those, typed. None (views keyed differently, or none
+    yet): a row maps key names to integers or text, and the model's views decide.
+    inputs: the service's feature names, which the document says a feature row has
+    (the served model's inputs; another model checks its own when asked).
+    """
+    rows = Field(min_length=1, max_length=max_items)
+    feature_row: Any = dict[str, FiniteNumber]
+    if inputs:
+        shown = {
+            "type": "object",
+            "additionalProperties": {"type": "number"},
+            "required": list(inputs),
+            "description": "Feature name -> value; the served model needs these; another "
+            "model named in the path needs its own inputs",
+        }
+        feature_row = Annotated[dict[str, FiniteNumber], WithJsonSchema(shown)]
+    row: Any = dict[str, Int64 | str]
+    if keys:
+        typed: dict[str, Any] = {
+            k: (Int64 if d in ("int32", "int64") else RequestId, ...) for k, d in keys.items()
+        }
+        row = create_model("EntityRow", __config__=ConfigDict(extra="forbid"), **typed)
+    return create_model(
+        "PredictRequest",
+        __base__=PredictBody,
+        entities=(Annotated[list[row], rows] | None, None),
+        features=(Annotated[list[feature_row], rows] | None, None),
+    )
+
+
+def _shared_keys(platform: Platform) -> dict[str, str] | None:
+    """The join keys every feature view of the home has, if they all have the same."""
+    store = platform.features
+    found: set[tuple[tuple[str, str], ...]] = set()
+    try:
+        for view in store.list_feature_views():
+            times = (view.timestamp_field, view.created_timestamp_field)
+            feature = next((f.name for f in view.schema if f.name not in times), None)
+            if feature is not None:
+                found.add(tuple(sorted(store.join_keys([f"{view.name}:{feature}"]).items())))
+    except LitemlopsError:
+        return None
+    return dict(found.pop()) if len(found) == 1 else None
 
 
 class FeedbackBody(BaseModel):
@@ -132,7 +234,15 @@ class FeedbackBody(BaseModel):
 class PushBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     rows: list[dict[str, Any]] = Field(min_length=1)
-    to: str = "online"
+    to: Literal["online", "offline", "both"] = "online"
+
+
+def _push_body(max_items: int) -> type[PushBody]:
+    """`PushBody` with this server's bound on rows, so the document shows it."""
+    rows = Field(min_length=1, max_length=max_items)
+    return create_model(
+        "PushRequest", __base__=PushBody, rows=(Annotated[list[dict[str, Any]], rows], ...)
+    )
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -252,18 +362,25 @@ async def predict(request: Request) -> Response:
     """Scores for entity rows (features looked up online) or for feature rows."""
     start = time.perf_counter()
     state = state_of(request)
-    body = parse(PredictBody, await state.read_body(request))
-    given = [x for x in (body.entities, body.features) if x is not None]
-    if len(given) != 1:
-        raise ApiError(422, "invalid_request", "send either 'entities' or 'features', not both")
-    rows_in = given[0]
-    if not 1 <= len(rows_in) <= state.max_items:
+    body = parse(state.predict_body, await state.read_body(request))
+    entities = (
+        None
+        if body.entities is None
+        else [r.model_dump() if isinstance(r, BaseModel) else r for r in body.entities]
+    )
+    given = [x for x in (entities, body.features) if x is not None]
+    if not given:
         raise ApiError(
-            422, "invalid_request", f"send between 1 and {state.max_items} rows, got {len(rows_in)}"
+            422,
+            "invalid_request",
+            "send 'entities' (rows of entity keys, features looked up online) or "
+            "'features' (rows of feature values)",
         )
+    if len(given) > 1:
+        raise ApiError(422, "invalid_request", "send either 'entities' or 'features', not both")
     model = _model(state, request.path_params["model"])
     request.scope["litemlops"].update(model=model.name, version=model.version)
-    if body.entities is not None:
+    if entities is not None:
         if not model.feature_refs:
             raise ApiError(
                 422,
@@ -271,12 +388,12 @@ async def predict(request: Request) -> Response:
                 f"model {model.uri} does not record which features it was trained on; "
                 "send 'features' rows instead",
             )
-        rows, _, incomplete = _online_rows(state, model, list(model.feature_refs), body.entities)
+        rows, _, incomplete = _online_rows(state, model, list(model.feature_refs), entities)
         if incomplete:
             raise ApiError(
                 404,
                 "unknown_entities",
-                f"no current features for entities {[body.entities[i] for i in incomplete]}",
+                f"no current features for entities {[entities[i] for i in incomplete]}",
             )
     else:
         absent = sorted({n for row in body.features or [] for n in model.inputs if n not in row})
@@ -294,7 +411,7 @@ async def predict(request: Request) -> Response:
         service="predict",
         model=model.name,
         version=model.version,
-        entities=body.entities or [],
+        entities=entities or [],
         features=model.feature_dicts(rows),
         scores=predictions,
         output=predictions,
@@ -307,11 +424,7 @@ async def push(request: Request) -> Response:
     """Streaming ingestion: rows written now to the online store (or offline, or both)."""
     require_token(request)
     state = state_of(request)
-    body = parse(PushBody, await state.read_body(request))
-    if len(body.rows) > state.max_items:
-        raise ApiError(422, "invalid_request", f"at most {state.max_items} rows per push")
-    if body.to not in ("online", "offline", "both"):
-        raise ApiError(422, "invalid_request", "to must be 'online', 'offline' or 'both'")
+    body = parse(state.push_body, await state.read_body(request))
     _check_json_types(state, request.path_params["view"], body.rows)
     push = state.platform.push_features
     view, rows, to = request.path_params["view"], body.rows, cast(PushTarget, body.to)
@@ -430,9 +543,36 @@ async def _api_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     status = getattr(exc, "status_code", 500)
-    detail = getattr(exc, "detail", "") or "error"
+    detail = str(getattr(exc, "detail", "") or "error")
+    headers = dict(getattr(exc, "headers", None) or {})
     code = {404: "not_found", 405: "method_not_allowed"}.get(status, "http_error")
-    return error_response(status, code, str(detail))
+    if status == 405:
+        # Starlette names the methods of the one route it tried; a path served by
+        # several routes (an alias: GET, PUT, DELETE) takes all of theirs.
+        allowed = ", ".join(allowed_methods(request.app.routes, request.scope))
+        headers["Allow"] = allowed
+        detail = f"{request.method} is not allowed on {request.url.path}; it takes {allowed}"
+    response = error_response(status, code, detail)
+    response.headers.update(headers)
+    return response
+
+
+_METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(routes: Iterable[BaseRoute], scope: Scope) -> list[str]:
+    """Every method some route of `routes` takes at the scope's path, mounts included."""
+    found: set[str] = set()
+    for route in routes:
+        match, child = route.matches(scope)
+        if match is Match.NONE:
+            continue
+        if isinstance(route, Mount):
+            found.update(allowed_methods(route.routes, {**scope, **child}))
+        elif isinstance(route, Route):
+            found.update(route.methods or ())
+    rank = {m: i for i, m in enumerate(_METHOD_ORDER)}
+    return sorted(found, key=lambda m: (rank.get(m, len(rank)), m))
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -703,6 +843,9 @@ def _state(platform: Platform, service: Service | None, metrics: ServerMetrics) 
         body_timeout=server.body_timeout_seconds,
         max_items=server.max_items,
     )
+    inputs = [ref.split(":", 1)[1] for ref in service.features]
+    state.predict_body = _predict_body(state.max_items, _shared_keys(platform), inputs)
+    state.push_body = _push_body(state.max_items)
     resolve_service(state)
     return state
 

@@ -1,7 +1,10 @@
 """Request bodies in, JSON out, and every bad input as a 4xx with a JSON error body.
 
-Errors look like `{"error": {"code": "...", "message": "..."}}`. Bodies are
-read with a size limit before parsing; NaN and Infinity (which Python's json
+Errors look like `{"error": {"code": "...", "message": "..."}}`. A body must be
+sent as JSON (`Content-Type: application/json` or `application/<x>+json`), else
+415: a web page can post `text/plain` or a form to a local server without asking
+the browser's leave (no CORS preflight), but not JSON. Bodies are read with a
+size limit before parsing; NaN and Infinity (which Python's json
 would accept) are refused; pydantic checks shapes and types strictly, and its
 first complaint becomes a readable message naming the field.
 """
@@ -9,7 +12,9 @@ first complaint becomes a readable message naming the field.
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
+import re
 from typing import Any, TypeVar
 
 import orjson
@@ -19,6 +24,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 M = TypeVar("M", bound=BaseModel)
+
+JSON_MEDIA_TYPE = "application/json"
+#: An RFC 9110 token: what a media subtype and a parameter name are made of.
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
 class ApiError(Exception):
@@ -42,10 +51,50 @@ def error_response(status: int, code: str, message: str) -> JSON:
     return JSON({"error": {"code": code, "message": message}}, status_code=status)
 
 
+@functools.lru_cache(maxsize=256)
+def json_media_problem(content_type: str | None) -> str | None:
+    """Why a body sent with this Content-Type is not taken as JSON; None when it is.
+
+    JSON is `application/json` or `application/<x>+json` (any case), with no
+    charset or `charset=utf-8` (JSON is UTF-8: RFC 8259). Clients send the same
+    header each time, so the answer is cached by the header's text.
+    """
+    if content_type is None or not content_type.strip():
+        return "the request has a body but no Content-Type"
+    media, *params = content_type.split(";")
+    kind, _, subtype = media.strip().lower().partition("/")
+    json_subtype = subtype == "json" or (subtype.endswith("+json") and len(subtype) > 5)
+    if kind != "application" or not json_subtype or not _TOKEN.fullmatch(subtype):
+        return f"the body is sent as {content_type.strip()!r}"
+    for param in params:
+        name, _, value = param.partition("=")
+        charset = value.strip().strip('"').lower()
+        if name.strip().lower() == "charset" and charset not in ("utf-8", "utf8"):
+            return f"the body is sent as {content_type.strip()!r}, but JSON is UTF-8"
+    return None
+
+
+def require_json_body(content_type: str | None) -> None:
+    """415 unless `content_type` says JSON."""
+    if content_type == JSON_MEDIA_TYPE:
+        return  # what nearly every client sends: no parsing, no cache lookup
+    problem = json_media_problem(content_type)
+    if problem is not None:
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"{problem}; this endpoint takes JSON: send the body with "
+            "'Content-Type: application/json'",
+        )
+
+
 async def read_json(request: Request, limit: int, timeout: float = math.inf) -> Any:
     """The parsed body, refusing bodies over `limit` bytes before reading them whole,
-    and answering 408 to a client that takes longer than `timeout` seconds to send it."""
-    declared = request.headers.get("content-length")
+    bodies not sent as JSON (415), and answering 408 to a client that takes longer
+    than `timeout` seconds to send it."""
+    headers = request.headers
+    declared = headers.get("content-length")
+    size: int | None = None
     if declared is not None:
         try:
             size = int(declared)
@@ -53,6 +102,8 @@ async def read_json(request: Request, limit: int, timeout: float = math.inf) -> 
             raise ApiError(400, "bad_request", "Content-Length is not a number") from None
         if size > limit:
             raise ApiError(413, "body_too_large", f"request body over {limit} bytes")
+    if size or (size is None and "transfer-encoding" in headers):
+        require_json_body(headers.get("content-type"))
     chunks: list[bytes] = []
     try:
         async with asyncio.timeout(timeout if math.isfinite(timeout) else None):

@@ -10,6 +10,7 @@ Response shapes come from the library's dataclasses where the API returns them.
 from __future__ import annotations
 
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from types import GenericAlias
 from typing import Any, Literal
@@ -22,7 +23,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from litemlops.scheduler.runner import PipelineRun, TaskRun
 from litemlops.server.admin import RollbackBody, SetAliasBody, TriggerBody
-from litemlops.server.app import FeedbackBody, PredictBody, PushBody, state_of
+from litemlops.server.app import FeedbackBody, PredictBody, PushBody, ServerState, state_of
 from litemlops.server.http import JSON
 from litemlops.store.registry import AliasChange, ModelVersion, RegisteredModel
 from litemlops.store.results import PushResult
@@ -34,11 +35,12 @@ SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"tokenHeader": []}]
 STATUS_TEXT = {
     200: "OK",
     202: "Accepted: the work goes on after the answer",
-    400: "Malformed JSON or an empty body",
+    400: "Malformed JSON, an empty body, or a path param outside the allowed directories",
     401: "The admin token is missing or wrong",
     404: "Not found",
     409: "The request conflicts with the current state",
     413: "The body is larger than the server accepts",
+    415: "The body is not sent as JSON (Content-Type: application/json)",
     422: "A value is of the wrong type, out of range, or otherwise refused",
     503: "Not available now",
 }
@@ -151,6 +153,9 @@ class PipelineInfo(BaseModel):
     description: str
     tasks: list[TaskInfo] = Field(description="In run order")
     params: dict[str, Any] = Field(description="Defaults; a trigger may override them")
+    path_params: list[str] = Field(
+        description="Params naming files: inside the home or [pipelines] allowed_dirs only"
+    )
     schedule: str | float | None = Field(description="A cron line (UTC) or seconds; null: none")
     on: list[str] = Field(description="Event topics that start a run")
     max_active_runs: int
@@ -215,7 +220,8 @@ class Query:
 
 @dataclass(frozen=True)
 class Op:
-    """One operation: `body` is a model (or "inference": the app's own), `ok` the answer."""
+    """One operation: `body` is a model, or the name of one the app makes from its config
+    ("inference", "predict", "push"); `ok` is the answer."""
 
     summary: str
     ok: Any
@@ -229,10 +235,20 @@ class Op:
     params: tuple[tuple[str, dict[str, Any]], ...] = ()
 
 
-BODY_ERRORS = (400, 413, 422)
+BODY_ERRORS = (400, 413, 415, 422)
 TEXT = {"type": "string"}
 LIMIT = {"type": "integer", "minimum": 1, "maximum": 1000}
 VERSION = {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}
+#: The registry's rules (`check_model_name`, `check_alias`), as JSON Schema.
+MODEL_NAME = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"}
+ALIAS = {
+    "type": "string",
+    "pattern": "^[A-Za-z][A-Za-z0-9_-]{0,63}$",
+    "not": {"pattern": "^([Ll][Aa][Tt][Ee][Ss][Tt]|[Vv][0-9]+)$"},
+    "description": "A letter, then letters, digits, '_' or '-'; not 'latest' nor v<number>",
+}
+ALIAS_PARAMS = (("name", MODEL_NAME), ("alias", ALIAS))
+REASON = {"type": "string", "maxLength": 1000}
 PARAMS = {
     "model": "A model name (its champion), name@alias, or name/version",
     "view": "A feature view name",
@@ -253,13 +269,13 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         "Scores for entity rows (features looked up online) or feature rows",
         PredictAnswer,
         errors=(*BODY_ERRORS, 404, 503),
-        body=PredictBody,
+        body="predict",
     ),
     ("POST", "/push/{view}"): Op(
         "Write rows to a feature view now (streaming ingestion)",
         PushResult,
         errors=(*BODY_ERRORS, 401, 404),
-        body=PushBody,
+        body="push",
         secured=True,
     ),
     ("POST", "/feedback"): Op(
@@ -283,7 +299,10 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         params=(("version", VERSION),),
     ),
     ("GET", "/api/models/{name}/aliases/{alias}"): Op(
-        "The version an alias names and the one served", AliasState, (404,)
+        "The version an alias names and the one served",
+        AliasState,
+        (404,),
+        params=ALIAS_PARAMS,
     ),
     ("PUT", "/api/models/{name}/aliases/{alias}"): Op(
         "Point an alias at a version; the server serves it before answering",
@@ -291,16 +310,21 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         errors=(*BODY_ERRORS, 401, 404),
         body=SetAliasBody,
         secured=True,
+        params=ALIAS_PARAMS,
     ),
     ("DELETE", "/api/models/{name}/aliases/{alias}"): Op(
         "Remove an alias",
         AliasState,
         errors=(401, 404, 422),
         secured=True,
-        query=(Query("reason", TEXT, "Why (kept in the alias history)"),),
+        query=(Query("reason", REASON, "Why (kept in the alias history)"),),
+        params=ALIAS_PARAMS,
     ),
     ("GET", "/api/models/{name}/aliases/{alias}/history"): Op(
-        "Every move of an alias, oldest first", list[AliasChange], (404,)
+        "Every move of an alias, oldest first",
+        list[AliasChange],
+        (404,),
+        params=ALIAS_PARAMS,
     ),
     ("POST", "/api/models/{name}/aliases/{alias}/rollback"): Op(
         "Point an alias back at the version it held before",
@@ -309,6 +333,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         body=RollbackBody,
         body_optional=True,
         secured=True,
+        params=ALIAS_PARAMS,
     ),
     ("GET", "/api/runs"): Op(
         "Search tracking runs (MLflow filter and order_by syntax)",
@@ -396,9 +421,21 @@ def _json_content(schema: dict[str, Any], media_type: str = "application/json") 
     return {media_type: {"schema": schema}}
 
 
-def build_document(routes: list[BaseRoute], inference_body: type[BaseModel]) -> dict[str, Any]:
-    """The OpenAPI 3.1 document for `routes`; `/inference` takes `inference_body`."""
+def build_document(
+    routes: list[BaseRoute],
+    inference_body: type[BaseModel],
+    bodies: Mapping[str, type[BaseModel]] | None = None,
+) -> dict[str, Any]:
+    """The OpenAPI 3.1 document for `routes`; `/inference` takes `inference_body`, and
+    `bodies` names the other bodies the app made from its config (by `Op.body`)."""
     from litemlops import __version__
+
+    made: dict[str, type[BaseModel]] = {
+        "predict": PredictBody,
+        "push": PushBody,
+        **(bodies or {}),
+        "inference": inference_body,
+    }
 
     endpoints = _endpoints(routes)
     ops = {(method, path): OPERATIONS.get((method, path)) for method, path, _ in endpoints}
@@ -410,7 +447,7 @@ def build_document(routes: list[BaseRoute], inference_body: type[BaseModel]) -> 
             continue
         inputs.append((("ok", *key), "serialization", TypeAdapter(op.ok)))
         if op.body is not None:
-            body = inference_body if op.body == "inference" else op.body
+            body = made[op.body] if isinstance(op.body, str) else op.body
             inputs.append((("body", *key), "validation", TypeAdapter(body)))
     schemas, defs = TypeAdapter.json_schemas(inputs, ref_template=REF)
     error = schemas[("error", "serialization")]
@@ -493,13 +530,18 @@ async def _openapi(request: Request) -> Response:
     state = state_of(request)
     cached = getattr(request.app.state, "openapi_document", None)
     if cached is None or cached[0] is not state:
-        document = build_document(request.app.routes, state.inference_body)
+        document = build_document(request.app.routes, state.inference_body, app_bodies(state))
         root = request.scope.get("root_path") or ""
         if root:
             document["servers"] = [{"url": root}]
         cached = (state, document)
         request.app.state.openapi_document = cached
     return JSON(cached[1])
+
+
+def app_bodies(state: ServerState) -> dict[str, type[BaseModel]]:
+    """The bodies this app made from its config, by the names `Op.body` uses."""
+    return {"predict": state.predict_body, "push": state.push_body}
 
 
 def openapi_route() -> Route:

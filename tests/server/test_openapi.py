@@ -223,8 +223,8 @@ def test_every_answer_is_described_with_its_statuses_and_the_error_body(document
     statuses = {(method, path): set(op["responses"]) for method, path, op in operations(document)}
     error = {"$ref": "#/components/schemas/ErrorBody"}
 
-    assert statuses[("post", "/inference")] == {"200", "400", "404", "413", "422", "503"}
-    assert statuses[("post", "/feedback")] == {"202", "400", "401", "413", "422"}
+    assert statuses[("post", "/inference")] == {"200", "400", "404", "413", "415", "422", "503"}
+    assert statuses[("post", "/feedback")] == {"202", "400", "401", "413", "415", "422"}
     assert statuses[("post", "/api/pipelines/{name}/trigger")] >= {"202", "401", "404", "422"}
     assert statuses[("get", "/ready")] == {"200", "503"}
     assert statuses[("put", "/api/models/{name}/aliases/{alias}")] == {
@@ -233,6 +233,7 @@ def test_every_answer_is_described_with_its_statuses_and_the_error_body(document
         "401",
         "404",
         "413",
+        "415",
         "422",
     }
     for _, _, op in operations(document):
@@ -339,3 +340,61 @@ def test_errors_answer_as_documented(client, document):
         status = response.status_code
         assert str(status) in document["paths"][path][method]["responses"], (url, status)
         conforms(document, answer_schema(document, method, path, status), response.json(), url)
+
+
+# -- what the document allows, the server takes (and says why not) ----------------------------
+
+
+def test_an_integral_number_is_an_integer_as_the_document_says(client, auth):
+    # JSON Schema's "integer" is any number without a fraction part.
+    inference = client.post("/inference", json={"request_id": "f", "driver_ids": [1001.0, 1002]})
+    alias = client.put(
+        f"/api/models/{MODEL}/aliases/floaty", json={"version": 1.0}, headers=auth
+    )
+
+    assert inference.status_code == 200, inference.text
+    assert inference.json()["prediction"] in (1001, 1002)
+    assert isinstance(inference.json()["prediction"], int)
+    assert alias.status_code == 200 and alias.json()["version"] == 1, alias.text
+    for fractional in (1001.5, "1001", True):
+        body = {"request_id": "f", "driver_ids": [fractional]}
+        assert client.post("/inference", json=body).status_code == 422
+
+
+def test_predict_without_rows_says_to_send_one_kind(client, error_of):
+    response = client.post(f"/predict/{MODEL}", json={})
+
+    assert response.status_code == 422
+    message = error_of(response)["message"]
+    assert "'entities'" in message and "'features'" in message and "not both" not in message
+
+
+def test_the_document_states_the_bounds_the_server_checks(document):
+    schemas = document["components"]["schemas"]
+    alias_put = document["paths"]["/api/models/{name}/aliases/{alias}"]["put"]
+    alias_param = next(p for p in alias_put["parameters"] if p["name"] == "alias")
+    delete = document["paths"]["/api/models/{name}/aliases/{alias}"]["delete"]
+    reason = next(p for p in delete["parameters"] if p["name"] == "reason")
+
+    assert schemas["InferenceRequest"]["properties"]["driver_ids"]["uniqueItems"] is True
+    assert schemas["SetAliasBody"]["properties"]["version"]["minimum"] == 1
+    predict = schemas["PredictRequest"]
+    assert [option["required"] for option in predict["oneOf"]] == [["entities"], ["features"]]
+    rows = predict["properties"]["features"]["anyOf"][0]
+    assert (rows["minItems"], rows["maxItems"]) == (1, 50)
+    assert rows["items"]["required"] == ["conv_rate", "acc_rate", "avg_daily_trips"]
+    push = schemas["PushRequest"]["properties"]
+    assert push["to"]["enum"] == ["online", "offline", "both"]
+    assert push["rows"]["maxItems"] == 50
+    assert alias_param["schema"]["pattern"].startswith("^[A-Za-z]")
+    assert reason["schema"]["maxLength"] == 1000
+
+
+@pytest.mark.parametrize(
+    "query", ["state=running&state=", "state=", "state=RUNNING", "limit=5&limit=6"]
+)
+def test_a_query_the_document_refuses_is_refused(client, error_of, query):
+    response = client.get(f"/api/pipelines/runs?{query}")
+
+    assert response.status_code == 422, response.text
+    error_of(response)
