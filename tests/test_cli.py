@@ -60,6 +60,7 @@ def test_second_owner_of_a_home_is_refused_clearly(tmp_path):
 @pytest.fixture
 def home(tmp_path):
     home = tmp_path / "home"
+    assert run_cli("init", home=home).exit_code == 0
     assert run_cli("features", "apply", str(DEFINITIONS), home=home).exit_code == 0
     return home
 
@@ -143,6 +144,7 @@ scores = FeatureView("scores", entities=[user], schema=[Field("score", "float64"
 
 def test_string_keys_that_look_numeric_stay_text_in_the_cli(tmp_path):
     home = tmp_path / "home"
+    assert run_cli("init", home=home).exit_code == 0
     (tmp_path / "defs.py").write_text(STRING_KEYED)
     assert run_cli("features", "apply", str(tmp_path / "defs.py"), home=home).exit_code == 0
     (tmp_path / "u.csv").write_text("uid,event_timestamp,score\n007,2025-01-01T00:00:00Z,0.5\n")

@@ -44,6 +44,8 @@ toy = Pipeline(
 @pytest.fixture
 def home(tmp_path):
     (tmp_path / "pipes.py").write_text(MODULE)
+    made = CliRunner().invoke(cli, ["init", "--home", str(tmp_path / "home")])
+    assert made.exit_code == 0, made.output
     return tmp_path / "home"
 
 
@@ -136,7 +138,7 @@ def test_bad_params_are_one_line_errors_naming_the_params(home, param, message):
 
 
 def test_failed_run_exits_1_and_says_how_to_resume(home):
-    home.mkdir()
+    home.mkdir(exist_ok=True)
     (home / "broken").touch()
     out = run_cli("pipelines", "run", "toy", home=home)
     assert out.exit_code == 1, out.output
@@ -249,7 +251,7 @@ def test_logs_follow_the_event_log_through_its_rotations_and_into_the_history(ho
     from litemlops.monitoring import history
 
     small = {"LITEMLOPS_LOGGING_MAX_BYTES": "300", "LITEMLOPS_LOGGING_BACKUPS": "50"}
-    home.mkdir()
+    home.mkdir(exist_ok=True)
     out = run_cli("pipelines", "run", "toy", "--json", home=home, env=small)
     run_id = json.loads(out.stdout)["run_id"]
     assert len(history.event_files(home / "logs")) > 6  # about one event a file

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 import litemlops
-from litemlops.cli.common import cli_errors, home_option, load_config
+from litemlops.cli.common import cli_errors, home_choice, home_option, load_config
 from litemlops.cli.features import features
 from litemlops.cli.logs import logs
 from litemlops.cli.monitor import monitor
@@ -43,10 +43,12 @@ def run(
     import signal
 
     from litemlops.bootstrap import bootstrap
+    from litemlops.home import check_new_home
     from litemlops.logsetup import configure_logging, shutdown_logging
     from litemlops.platform import Platform
 
-    config = load_config(ctx, home, {"server.host": host, "server.port": port})
+    check_new_home(home_choice(ctx, home))  # a new or empty directory, or a home
+    config = load_config(ctx, home, {"server.host": host, "server.port": port}, existing=False)
     config.ensure_home()
     if not once:  # refuse an unsafe interface before any work, not after the set-up
         from litemlops.server.security import admin_token, check_bind
@@ -78,6 +80,33 @@ def run(
         from litemlops.server.main import exit_now_if_threads_remain
 
         exit_now_if_threads_remain()
+
+
+@cli.command()
+@home_option
+@click.pass_context
+@cli_errors
+def init(ctx: click.Context, home: Path | None) -> None:
+    """Make a new, empty home in a new or empty directory (default: ./.litemlops).
+
+    `litemlops run` on it sets up the demo project, unless feature views of your own
+    were applied first.
+    """
+    from litemlops.home import check_new_home
+    from litemlops.platform import Platform
+    from litemlops.server.security import admin_token
+
+    choice = home_choice(ctx, home)
+    if not check_new_home(choice):
+        click.echo(f"{choice.path} is a litemlops home already; nothing changed")
+        return
+    config = load_config(ctx, home, existing=False)
+    with Platform(config):  # creates the stores' files
+        pass
+    admin_token(config)
+    click.echo(f"made an empty litemlops home at {config.home}")
+    click.echo(f"  serve it:       litemlops run {choice.flag()}")
+    click.echo(f"  or add views:   litemlops features apply FILE {choice.flag()}")
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
