@@ -122,7 +122,7 @@ class Platform:
                 execute=self._in_worker if workers else self._here if _guest else None,
             )
             self.interrupted_pipeline_runs = self.pipelines.mark_interrupted() if _owner else []
-            self.catalog = _catalog(config)
+            self.catalog = pipeline_catalog(config)
         except BaseException:
             self.close()
             raise
@@ -286,7 +286,7 @@ class Platform:
         self.close()
 
 
-def _catalog(config: Config) -> PipelineCatalog:
+def pipeline_catalog(config: Config) -> PipelineCatalog:
     """The demo's pipelines and the home's own modules.
 
     A user's pipeline may replace a built-in one by name (their own `training`),
@@ -417,7 +417,7 @@ def run_task(config: Config, spec: TaskSpec) -> dict[str, Any]:
     from litemlops.scheduler.pipeline import TaskContext
     from litemlops.scheduler.runner import _output_json
 
-    task = _catalog(config).get(spec.pipeline).task(spec.task)
+    task = pipeline_catalog(config).get(spec.pipeline).task(spec.task)
     resources = _WorkerResources(config)
     try:
         ctx = TaskContext(
