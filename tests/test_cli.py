@@ -35,16 +35,26 @@ def test_run_once_bootstraps_a_fresh_home_then_just_starts(tmp_path):
     first = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
     assert first.returncode == 0, first.stderr
     assert "fresh home" in first.stdout
-    assert "point-in-time training rows" in first.stdout
-    assert "online lookup" in first.stdout
     assert "registered driver_ranker v1 as champion" in first.stdout
+    assert f"events: {home / 'logs' / 'events.jsonl'}" in first.stdout
+    # A short summary: no tables, and the events only in the log.
+    assert "point-in-time training rows" not in first.stdout
+    assert first.stderr.splitlines() == [
+        f"preparing the home (events: {home / 'logs' / 'events.jsonl'})..."
+    ]
     assert (home / "features.duckdb").exists() and (home / "features.online.db").exists()
     lines = (home / "logs" / "events.jsonl").read_text().splitlines()
     events = [json.loads(line) for line in lines]
-    assert "run_bootstrapped" in {e["event"] for e in events}
-    second = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert {"run_bootstrapped", "pipeline_run_started", "task_succeeded"} <= {
+        e["event"] for e in events
+    }
+    second = subprocess.run([*cmd, "--verbose"], capture_output=True, text=True, env=env,
+                            timeout=120)
     assert second.returncode == 0, second.stderr
     assert "existing home" in second.stdout
+    assert "point-in-time training rows" in second.stdout
+    assert "online lookup" in second.stdout
+    assert "features_materialized" in second.stderr and "run_bootstrapped" in second.stderr
 
 
 def test_second_owner_of_a_home_is_refused_clearly(tmp_path):

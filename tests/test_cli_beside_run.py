@@ -157,3 +157,50 @@ def test_demo_data_simulate_and_file_drift_beside_the_server(served, tmp_path):
     stats = tmp_path / "demo" / "driver_stats.csv"
     result = CliRunner().invoke(cli, ["monitor", "compare", str(stats), str(stats)])
     assert result.exit_code == 0 and "no drift" in result.output
+
+
+def on_a_terminal(*args):
+    """(exit code, stdout, what the command wrote to stderr) with stderr on a terminal."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LITEMLOPS_")}
+    main, terminal = pty.openpty()
+    # A terminal of 24 x 100 characters (a new pty has none, and bars fit its width).
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    process = subprocess.Popen([sys.executable, "-m", "litemlops", *args],
+                               stdout=subprocess.PIPE, stderr=terminal, env=env)
+    os.close(terminal)
+    written = b""
+    while True:
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:  # the command closed its end
+            break
+        if not chunk:
+            break
+        written += chunk
+    os.close(main)
+    out = process.stdout.read().decode()
+    return process.wait(timeout=60), out, written.decode(errors="replace")
+
+
+def test_long_commands_show_progress_on_a_terminal_only(served):
+    home, _ = served
+    code, out, err = on_a_terminal("simulate", "-n", "8", "--seed", "2", "--home", str(home))
+    assert code == 0 and "8 normal requests" in out
+    assert "normal traffic" in err and "8/8" in err
+    code, out, err = on_a_terminal("simulate", "-n", "3", "--quiet", "--home", str(home))
+    assert code == 0 and "3 normal requests" in out
+    assert "normal traffic" not in err
+    code, out, err = on_a_terminal("pipelines", "run", "monitoring", "--home", str(home))
+    assert code == 0, out + err
+    assert "monitoring:" in err and "task" in err
+    piped = subprocess.run(
+        [sys.executable, "-m", "litemlops", "simulate", "-n", "3", "--home", str(home)],
+        capture_output=True, text=True, timeout=60,
+        env={k: v for k, v in os.environ.items() if not k.startswith("LITEMLOPS_")},
+    )
+    assert piped.returncode == 0 and piped.stderr == ""
