@@ -383,3 +383,29 @@ def test_the_demo_data_pipeline_runs_from_the_cli(tmp_path):
     outputs = {t["task"]: t["output"] for t in run["tasks"]}
     assert outputs["ingest"]["rows"] == len(fresh) and outputs["write_offline"]["rows"] > 0
     assert (config.incoming_dir / "done" / "late.parquet").exists()
+
+
+def test_runs_and_resumes_beside_another_owner_of_the_home(home):
+    from litemlops.config import Config
+    from litemlops.home_lock import HomeLock
+
+    # Another process owns the home without serving it (a set-up, another command).
+    with HomeLock(Config.load(home, env={}).lock_path):
+        failed, run_id = run_toy(home, broken=True)
+        assert failed.exit_code == 1
+        resumed = run_cli("pipelines", "run", "toy", "--from-failed", "--json", home=home)
+        listed = run_cli("pipelines", "runs", "--pipeline", "toy", "--json", home=home)
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads(resumed.stdout)["run_id"] == run_id
+    assert json.loads(resumed.stdout)["state"] == "success"
+    assert [r["state"] for r in json.loads(listed.stdout)] == ["success"]
+
+
+def test_a_server_address_left_by_a_dead_server_is_ignored(home):
+    # A server killed with -9 leaves server.json behind; nobody holds the home.
+    (home / "server.json").write_text(json.dumps({"url": "http://127.0.0.1:9", "pid": 1}))
+    out, _ = run_toy(home)
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)["payload"] == {}
+    simulated = run_cli("simulate", "-n", "1", home=home)
+    assert simulated.exit_code == 1 and "no server for home" in simulated.output

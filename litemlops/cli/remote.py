@@ -79,8 +79,23 @@ class Owner:
         started: dict[str, Any],
         progress: Callable[[dict[str, Any]], None] = lambda run: None,
         poll: float = 0.2,
+        deadline: float | None = None,
     ) -> dict[str, Any]:
-        """The run a trigger started, once it ended; `progress(run)` after each look."""
+        """The run a trigger started, once it ended; `progress(run)` after each look.
+
+        deadline: seconds to wait before giving up (the run goes on in the server).
+        """
+        give_up = None if deadline is None else time.monotonic() + deadline
+
+        def wait() -> None:
+            if give_up is not None and time.monotonic() > give_up:
+                raise click.ClickException(
+                    f"the {started['pipeline']} run did not end within {deadline:g} s; it goes "
+                    f"on in the server (see `litemlops pipelines runs --pipeline "
+                    f"{started['pipeline']}`)"
+                )
+            time.sleep(poll)
+
         run_id = started.get("run_id")
         while run_id is None:  # not recorded when the trigger answered: find it by its marker
             for found in self.call("GET", "/api/pipelines/runs", pipeline=started["pipeline"]):
@@ -88,13 +103,13 @@ class Owner:
                     run_id = found["run_id"]
                     break
             else:
-                time.sleep(poll)
+                wait()
         while True:
             run: dict[str, Any] = self.call("GET", f"/api/pipelines/runs/{quote(run_id)}")
             progress(run)
             if run["state"] in ENDED:
                 return run
-            time.sleep(poll)
+            wait()
 
 
 def owner(config: Config) -> Owner | None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from litemlops.cli.common import cli_errors, echo_json, home_option, load_config
+from litemlops.cli.common import cli_errors, echo_json, home_option, load_config, running_server
 
 
 @click.command()
@@ -53,10 +53,9 @@ def simulate(
     import httpx
 
     from litemlops.demo.simulate import simulate as run_simulation
-    from litemlops.server.main import served_at
-
-    config = load_config(ctx, home)
-    url = url or served_at(config.home)
+    # With --url the home only lends its demo settings: the server may be elsewhere.
+    config = load_config(ctx, home, existing=url is None)
+    url = url or running_server(config)
     if url is None:
         raise click.ClickException(
             f"no server for home {config.home}: start `litemlops run` first, or pass --url"
