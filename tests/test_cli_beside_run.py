@@ -95,7 +95,7 @@ def test_read_commands_answer_beside_the_server(served, tmp_path):
 def test_feature_writes_beside_the_server(served, tmp_path):
     home, _ = served
     assert "unchanged: " in cli_ok(home, "features", "apply", DEFINITIONS).output
-    now = pd.Timestamp.now(tz="UTC").floor("s")
+    now = pd.Timestamp.now(tz="UTC").floor("s") - pd.Timedelta(seconds=10)
     rows = pd.DataFrame({"driver_id": [1001, 1002], "datetime": [now] * 2,
                          "created": [now] * 2, "conv_rate": [0.123, 0.5],
                          "acc_rate": [0.9, 0.8], "avg_daily_trips": [7, 8]})
@@ -110,7 +110,8 @@ def test_feature_writes_beside_the_server(served, tmp_path):
     later.to_parquet(tmp_path / "later.parquet")
     assert "ingested 2 rows" in cli_ok(home, "features", "ingest", "driver_stats",
                                        str(tmp_path / "later.parquet")).output
-    assert "driver_stats:" in cli_ok(home, "features", "materialize").output
+    start = (now - pd.Timedelta(hours=1)).isoformat()
+    assert "driver_stats:" in cli_ok(home, "features", "materialize", "--start", start).output
     online = json.loads(cli_ok(home, "features", "online", "--features",
                                "driver_stats:conv_rate", "--entity", "driver_id=1001").output)
     assert online["conv_rate"] == [0.25]
