@@ -409,3 +409,17 @@ def test_a_server_address_left_by_a_dead_server_is_ignored(home):
     assert json.loads(out.stdout)["payload"] == {}
     simulated = run_cli("simulate", "-n", "1", home=home)
     assert simulated.exit_code == 1 and "no server for home" in simulated.output
+
+
+def test_a_run_in_this_process_shows_its_tasks_progress_on_a_terminal_only(home):
+    from terminal import on_a_terminal
+
+    env = {"LITEMLOPS_PIPELINES_MODULES": str(home.parent / "pipes.py")}
+    code, out, err = on_a_terminal("pipelines", "run", "toy", "--home", str(home), env=env)
+    assert code == 0, out + err
+    assert "run " in out and "success" in out
+    assert "0/3" in err and "extract:" in err and "task/s" in err
+    code, out, err = on_a_terminal("pipelines", "run", "toy", "-q", "--home", str(home), env=env)
+    assert code == 0 and "/3" not in err
+    out = run_cli("pipelines", "run", "toy", home=home)
+    assert out.exit_code == 0 and out.stderr == ""
