@@ -200,3 +200,17 @@ def test_online_entity_for_an_integer_key_must_be_an_integer(home):
     out = run_cli("features", "online", "--features", "driver_stats:conv_rate",
                   "--entity", "driver_id=abc", home=home)
     assert out.exit_code == 2 and "integer key" in out.output
+
+
+def test_a_command_beside_the_owner_waits_for_the_feature_history_and_says_so(home):
+    import threading
+
+    config = Config.load(home, env={})
+    turn = HomeLock(config.features_lock_path).acquire()
+    # The home's owner holds the home; one of its workers has the history for a moment.
+    with HomeLock(config.lock_path):
+        threading.Timer(0.5, turn.release).start()
+        result = CliRunner().invoke(cli, ["features", "list", "--home", str(home)])
+    assert result.exit_code == 0, result.output
+    assert "waiting for the feature history" in result.stderr
+    assert "driver_stats v1" in result.stdout

@@ -103,6 +103,12 @@ def test_feature_writes_beside_the_server(served, tmp_path):
     rows.to_csv(tmp_path / "push.csv", index=False)
     pushed = cli_ok(home, "features", "push", "driver_stats", str(tmp_path / "push.csv"))
     assert "pushed 2 rows to online: 2 applied online" in pushed.output
+    before = json.loads(cli_ok(home, "features", "describe", "driver_stats").output)
+    both = cli_ok(home, "features", "push", "driver_stats", str(tmp_path / "push.csv"),
+                  "--to", "both")
+    assert "pushed 2 rows to both" in both.output
+    after = json.loads(cli_ok(home, "features", "describe", "driver_stats").output)
+    assert after["offline_rows"] == before["offline_rows"] + 2
     online = json.loads(cli_ok(home, "features", "online", "--features",
                                "driver_stats:conv_rate", "--entity", "driver_id=1001").output)
     assert online["conv_rate"] == [0.123]
