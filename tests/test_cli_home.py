@@ -1,9 +1,16 @@
 """Every command resolves the home one way and refuses one that is not there."""
 
+import json
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 from litemlops.cli import cli
+from litemlops.cli.remote import json_chunks
+from litemlops.home import resolve_home
 
 # One command of each family that reads or writes a home, with its other arguments.
 COMMANDS = [
@@ -123,3 +130,34 @@ def test_a_home_prepared_with_only_its_config_file_is_a_home(tmp_path):
     (home / "config.toml").write_text("[demo]\ndrivers = 5\n")
     result = invoke(["models", "list", "--home", str(home)])
     assert result.exit_code == 0, result.output
+
+
+names = st.text(alphabet="abcdefgh_-.0123456789", min_size=1, max_size=12).filter(
+    lambda n: n not in (".", "..")
+)
+
+
+@given(flag=st.none() | st.just("") | names, env=st.none() | st.just("") | names)
+def test_the_home_is_the_flag_then_the_environment_then_the_default(flag, env):
+    environment = {} if env is None else {"LITEMLOPS_HOME": env}
+    choice = resolve_home(flag, environment)
+    if flag:
+        assert (choice.source, choice.path) == ("flag", Path(flag).absolute())
+    elif env:
+        assert (choice.source, choice.path) == ("env", Path(env).absolute())
+    else:
+        assert (choice.source, choice.path) == ("default", Path(".litemlops").absolute())
+    assert choice.path.is_absolute()
+
+
+@given(
+    rows=st.lists(st.dictionaries(names, st.integers() | names, max_size=4), max_size=60),
+    max_items=st.integers(1, 25),
+    max_bytes=st.integers(50, 2000),
+)
+def test_pushed_rows_go_in_order_in_pieces_the_server_takes(rows, max_items, max_bytes):
+    pieces = list(json_chunks(rows, max_items, max_bytes))
+    assert [row for piece in pieces for row in piece] == rows
+    for piece in pieces:
+        assert 1 <= len(piece) <= max_items
+        assert len(piece) == 1 or len(json.dumps(piece)) <= max_bytes
