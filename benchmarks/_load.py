@@ -293,6 +293,7 @@ def open_loop(
     idle: list[Conn] = []
     latencies: list[float] = []
     failed: list[int] = []
+    failed_by: dict[str, int] = {}  # status (or "closed": no answer) -> requests
     total = int(rate * seconds)
     skipped = 0
     cpu = time.process_time()
@@ -306,6 +307,8 @@ def open_loop(
                     failed.append(i)  # the server is that far behind: count it unanswered
                     skipped += 1
                 else:
+                    while idle and idle[-1].closed:  # the server closed it while idle, as
+                        idle.pop()  # it may after keep_alive_seconds; a client reconnects
                     conn = idle.pop() if idle else pool.open()
                     pool.send(conn, build(f"{tag}-{i}"), (i, start + i / rate))
                 i += 1
@@ -315,6 +318,8 @@ def open_loop(
                 latencies.append(time.perf_counter() - due)
                 if status != 200:
                     failed.append(index)
+                    why = "closed" if status is None else str(status)
+                    failed_by[why] = failed_by.get(why, 0) + 1
                 if not conn.closed:
                     idle.append(conn)
     finally:
@@ -324,6 +329,7 @@ def open_loop(
         "requests": total,
         "skipped": skipped,
         "failed": sorted(failed),
+        "failed_by": failed_by,
         "quantiles_ms": quantiles(latencies),
         "client_cpu": time.process_time() - cpu,
     }

@@ -130,6 +130,7 @@ def main() -> None:
     first = [own for t, own, _ in samples if t <= window]
     last = [own for t, own, _ in samples if t >= result["seconds"] - window]
     q = result["quantiles_ms"] or [float("nan")] * 1000
+    why = ", ".join(f"{n:,} {k}" for k, n in sorted(result["failed_by"].items()))
     print("# RSS (MB) every sample: " + " ".join(f"{own:.0f}" for _, own, _ in samples))
     if any(children for _, _, children in samples):
         print("# descendants' RSS (MB): " + " ".join(f"{c:.0f}" for _, _, c in samples))
@@ -137,7 +138,7 @@ def main() -> None:
     print(
         f"# {result['requests']:,} requests due in {result['seconds']:.1f} s, "
         f"{result['skipped']:,} of them not sent (256 were in flight), {len(failed):,} not "
-        "answered 200; latency from when due: "
+        f"answered 200{f' ({why})' if why else ''}; latency from when due: "
         f"p50 {q[500]:.2f} ms, p99 {q[990]:.2f} ms, max {q[-1]:.2f} ms; server CPU "
         f"{(after.own - before.own) / max(sent, 1) * 1e3:.3f} ms a request sent "
         f"({(after.own - before.own) / result['seconds']:.0%} of a core), descendants "

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 __all__ = [
+    "Config",
     "Entity",
     "EventTrigger",
     "FeatureStore",
@@ -20,6 +21,7 @@ __all__ = [
     "LitemlopsError",
     "ModelRegistry",
     "Pipeline",
+    "Platform",
     "Schedule",
     "Signature",
     "Tracker",
@@ -32,6 +34,8 @@ __all__ = [
 from litemlops.errors import LitemlopsError
 
 if TYPE_CHECKING:
+    from litemlops.config import Config
+    from litemlops.platform import Platform
     from litemlops.scheduler.pipeline import Pipeline, task
     from litemlops.scheduler.scheduler import EventTrigger, Schedule
     from litemlops.store import Entity, FeatureStore, FeatureView, Field
@@ -41,6 +45,8 @@ if TYPE_CHECKING:
     from litemlops.store.tracking import Tracker
 
 _LAZY = {
+    "Config": "litemlops.config",
+    "Platform": "litemlops.platform",
     "Entity": "litemlops.store",
     "FeatureStore": "litemlops.store",
     "FeatureView": "litemlops.store",

@@ -33,6 +33,14 @@ FEATURES_PUSHED = "features_pushed"
 further behind the clock than `features.push_lateness_seconds` (still written);
 stale_rows: older than the online value already held, so not applied online."""
 
+OFFLINE_PUSHES_TAKEN = "offline_pushes_taken"
+"""Offline pushes spooled in the online file by a process without the history (the
+`run` server) were written into it: pushes, rows."""
+
+OFFLINE_PUSH_DROPPED = "offline_push_dropped"
+"""A spooled offline push was not written into the history: its view was removed or
+re-created (`force=True`) after the push. view, rows, why."""
+
 RUN_BOOTSTRAPPED = "run_bootstrapped"
 """`litemlops run` prepared a home. steps: what it did, in order."""
 
@@ -172,6 +180,8 @@ REQUIRED_KEYS: dict[str, frozenset[str]] = {
     FEATURES_INGESTED: frozenset({"view", "rows", "source"}),
     FEATURES_MATERIALIZED: frozenset({"view", "rows_read", "entities_written", "watermark"}),
     FEATURES_PUSHED: frozenset({"view", "rows", "to", "late_rows", "stale_rows"}),
+    OFFLINE_PUSHES_TAKEN: frozenset({"pushes", "rows"}),
+    OFFLINE_PUSH_DROPPED: frozenset({"view", "rows", "why"}),
     RUN_BOOTSTRAPPED: frozenset({"home", "steps"}),
     RUN_ALREADY_ENDED: frozenset({"tracking_run", "wanted"}),
     ARTIFACT_SKIPPED: frozenset({"path", "why"}),

@@ -72,23 +72,18 @@ class Platform:
         self.workers: Workers | None = None
         self.features: OnlineFeatures
         try:
-            if _guest:
+            if workers or _guest:
                 from litemlops.store.online_features import OnlineFeatureStore
 
                 self.features = OnlineFeatureStore(
                     config.online_path, **_feature_options(config, clock)
                 )
                 self._closers.append(self.features.close)
-            elif workers:
-                from litemlops.scheduler.workers import Workers
-                from litemlops.store.online_features import OnlineFeatureStore
+                if workers:
+                    from litemlops.scheduler.workers import Workers
 
-                self.features = OnlineFeatureStore(
-                    config.online_path, **_feature_options(config, clock)
-                )
-                self._closers.append(self.features.close)
-                self.workers = Workers(config.logging.level)
-                self._closers.append(self.workers.stop)
+                    self.workers = Workers(config.logging.level)
+                    self._closers.append(self.workers.stop)
             else:
                 # A worker waits for its turn: the owner's other workers may hold the file.
                 self.features = _open_history(config, clock, self._closers, turn=not _owner)
@@ -185,13 +180,9 @@ class Platform:
         return self.in_worker(_describe, view, timeout=WORKER_CALL_TIMEOUT)
 
     def push_features(self, view: str, rows: Any, to: PushTarget = "online") -> PushResult:
-        """`FeatureStore.push`: here when it is online only, else in a worker's turn."""
-        if to == "online":
-            return self.features.push(view, rows, to=to)
-        if self.workers is None:
-            return self.history.push(view, rows, to=to)
-        result: PushResult = self.in_worker(_push, view, rows, to, timeout=WORKER_CALL_TIMEOUT)
-        return result
+        """`FeatureStore.push`. With workers, offline rows are spooled in the online file
+        (one SQLite write) and reach the history when a worker next opens it."""
+        return self.features.push(view, rows, to=to)
 
     def _here(self, task: Task, ctx: TaskContext) -> Any:
         """A guest's way to execute a task attempt: in this process, as a worker would
@@ -443,10 +434,6 @@ def _describe(platform: Platform, view: str | None) -> Any:
     if view is not None:
         return store.describe(view)
     return [store.describe(v.name) for v in store.list_feature_views()]
-
-
-def _push(platform: Platform, view: str, rows: Any, to: PushTarget) -> PushResult:
-    return platform.history.push(view, rows, to=to)
 
 
 def _with_worker_platform(fn: Callable[..., Any], config: Config, *args: Any) -> Any:

@@ -8,6 +8,8 @@ EXPECTED = {
     "features_ingested": {"view", "rows", "source"},
     "features_materialized": {"view", "rows_read", "entities_written", "watermark"},
     "features_pushed": {"view", "rows", "to", "late_rows", "stale_rows"},
+    "offline_pushes_taken": frozenset({"pushes", "rows"}),
+    "offline_push_dropped": frozenset({"view", "rows", "why"}),
     "run_bootstrapped": {"home", "steps"},
     "run_already_ended": {"tracking_run", "wanted"},
     "artifact_skipped": {"path", "why"},

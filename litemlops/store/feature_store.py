@@ -72,6 +72,8 @@ class FeatureStore(OnlineFeatures):
             default_online: str | Path = ":memory:"
         else:
             path = str(target)
+            if path != ":memory:":  # as DuckDB makes the file, its folder is made
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
             try:
                 self._con = duckdb.connect(path)
             except duckdb.IOException as exc:
@@ -99,6 +101,7 @@ class FeatureStore(OnlineFeatures):
             self._batch_floor = offline.last_batch(self._con)
             # For processes that open the online store alone (the server of `run`).
             self._online.save_definitions(offline.definition_rows(self._con))
+            self._take_spooled()
         except BaseException:
             self.close()
             raise
@@ -147,6 +150,7 @@ class FeatureStore(OnlineFeatures):
         """
         now = naive_utc(self._now())
         with self._lock:
+            self._take_spooled()  # pushed under the definitions before these
             plan = catalog.plan_apply(self._defs, objects, force)
             changed = catalog.write_apply(self._con, self._online, plan, now)
             self._defs = offline.load_definitions(self._con)
@@ -184,6 +188,52 @@ class FeatureStore(OnlineFeatures):
                 raise
         return batch
 
+    def _take_spooled(self) -> int:
+        """Write into the history the offline pushes another process spooled in the online
+        file (`OnlineFeatureStore`, which cannot open DuckDB while this process holds
+        it), in the order their batches were handed out. Each goes in with the number
+        of the last one taken, in one DuckDB transaction, so a crash before the spool
+        is cleared never writes one twice. Returns the rows written."""
+        with self._lock:
+            mark_key = f"spool_seq:{self._online.store_id}"
+            found = self._con.execute(
+                "SELECT value FROM _lm_meta WHERE key = ?", [mark_key]
+            ).fetchall()
+            done = int(found[0][0]) if found else 0
+            pending = self._online.spooled(after=done)
+            if not pending and not found:
+                return 0
+            rows = 0
+            for seq, name, generation, batch, kind, source, pushed_us, blob in pending:
+                table = pa.ipc.open_stream(blob).read_all()
+                view = self._defs.views.get(name)
+                self._con.execute("BEGIN TRANSACTION")
+                try:
+                    if view is not None and view.generation == generation:
+                        when = naive_utc(from_micros(pushed_us))
+                        offline.append(self._con, view, table, batch, kind, source, when)
+                        rows += table.num_rows
+                    else:  # the view was removed or re-created (force) since the push
+                        log.warning(
+                            events.OFFLINE_PUSH_DROPPED,
+                            view=name,
+                            rows=table.num_rows,
+                            why="the view was removed" if view is None else "the view was "
+                            "re-created with force=True after the push",
+                        )
+                    self._con.execute(
+                        "INSERT OR REPLACE INTO _lm_meta VALUES (?, ?)", [mark_key, str(seq)]
+                    )
+                    self._con.execute("COMMIT")
+                except BaseException:
+                    self._con.execute("ROLLBACK")
+                    raise
+                done = seq
+            self._online.unspool(upto=done)
+        if pending:
+            log.info(events.OFFLINE_PUSHES_TAKEN, pushes=len(pending), rows=rows)
+        return rows
+
     def get_historical_features(
         self,
         entity_df: pd.DataFrame,
@@ -200,6 +250,7 @@ class FeatureStore(OnlineFeatures):
         are kept; `timestamp_column` names its time column.
         """
         requests = self._requests(features, full_feature_names)
+        self._take_spooled()
         return historical_features(self._con, self._lock, requests, entity_df, timestamp_column)
 
     # -- materialization -------------------------------------------------------------
@@ -242,6 +293,8 @@ class FeatureStore(OnlineFeatures):
         self, view: ResolvedView, start: datetime | None, end: datetime
     ) -> MaterializeResult:
         with self._lock:
+            # Under the same lock: every batch below the newest in the history is in it.
+            self._take_spooled()
             result = materialize_view(
                 self._con, self._online, view, start, end, naive_utc(self._now())
             )
@@ -285,6 +338,7 @@ class FeatureStore(OnlineFeatures):
     def describe(self, view: str) -> dict[str, Any]:
         """Definition, row counts, event-time range, watermark and online freshness."""
         resolved = self._view(view)
+        self._take_spooled()
         ts = offline.q(resolved.timestamp_field)
         table = offline.q(offline.table_name(view))
         with self._lock:

@@ -65,6 +65,14 @@ class OnlineStore:
             "version INTEGER NOT NULL, generation INTEGER NOT NULL, spec TEXT NOT NULL, "
             "PRIMARY KEY (kind, name))"
         )
+        # Offline pushes of a process that holds only this file, waiting for the history
+        # (see `spool`); AUTOINCREMENT never hands a deleted entry's number out again.
+        self._con.execute(
+            "CREATE TABLE IF NOT EXISTS _lm_spool (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+            "view TEXT NOT NULL, generation INTEGER NOT NULL, batch INTEGER NOT NULL, "
+            "kind TEXT NOT NULL, source TEXT NOT NULL, pushed_us INTEGER NOT NULL, "
+            "rows BLOB NOT NULL)"
+        )
         row = self._con.execute("SELECT value FROM _lm_meta WHERE key = 'store_id'").fetchone()
         #: Identifies this online store, so watermarks kept elsewhere can tell it apart
         #: from another file swapped in under the same feature store.
@@ -307,18 +315,64 @@ class OnlineStore:
         with self._lock:
             self._con.execute("BEGIN IMMEDIATE")
             try:
-                row = self._con.execute(
-                    "SELECT value FROM _lm_meta WHERE key = 'last_batch'"
-                ).fetchone()
-                batch = max(int(row[0]) if row else 0, int(at_least)) + 1
+                batch = self._take_batch(at_least)
+                self._con.execute("COMMIT")
+            except BaseException:
+                self._con.execute("ROLLBACK")
+                raise
+        return batch
+
+    def _take_batch(self, at_least: int) -> int:
+        row = self._con.execute("SELECT value FROM _lm_meta WHERE key = 'last_batch'").fetchone()
+        batch = max(int(row[0]) if row else 0, int(at_least)) + 1
+        self._con.execute("INSERT OR REPLACE INTO _lm_meta VALUES ('last_batch', ?)", [str(batch)])
+        return batch
+
+    def spool(
+        self,
+        view: ResolvedView,
+        rows: bytes,
+        *,
+        kind: str,
+        source: str,
+        pushed_us: int,
+        at_least: int = 0,
+    ) -> int:
+        """Keep rows (an Arrow IPC stream of the conformed table) for the offline history,
+        with their batch number, taken in the same transaction: once a batch is handed
+        out, every lower one is either in the history or here, which is what lets
+        materialization take the spool in and then trust its newest batch as a
+        watermark. Returns the batch."""
+        with self._lock:
+            self._con.execute("BEGIN IMMEDIATE")
+            try:
+                batch = self._take_batch(at_least)
                 self._con.execute(
-                    "INSERT OR REPLACE INTO _lm_meta VALUES ('last_batch', ?)", [str(batch)]
+                    "INSERT INTO _lm_spool (view, generation, batch, kind, source, pushed_us, "
+                    "rows) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [view.name, view.generation, batch, kind, source, pushed_us, rows],
                 )
                 self._con.execute("COMMIT")
             except BaseException:
                 self._con.execute("ROLLBACK")
                 raise
         return batch
+
+    def spooled(self, after: int) -> list[tuple[int, str, int, int, str, str, int, bytes]]:
+        """Spooled entries numbered above `after`, oldest first: (seq, view, generation,
+        batch, kind, source, pushed_us, rows)."""
+        with self._lock:
+            found = self._con.execute(
+                "SELECT seq, view, generation, batch, kind, source, pushed_us, rows "
+                "FROM _lm_spool WHERE seq > ? ORDER BY seq",
+                [after],
+            ).fetchall()
+        return [tuple(r) for r in found]
+
+    def unspool(self, upto: int) -> None:
+        """Forget spooled entries numbered up to `upto` (the history has them)."""
+        with self._lock:
+            self._con.execute("DELETE FROM _lm_spool WHERE seq <= ?", [upto])
 
     def max_batch(self) -> int:
         """The highest batch any stored online row came from (0 when empty)."""

@@ -241,9 +241,10 @@ class OnlineFeatureStore(OnlineFeatures):
 
     `path` is the online store a `FeatureStore` wrote (`<stem>.online.db`), which
     also holds the definitions it mirrors. Lookups, `push(to="online")`,
-    `join_keys` and `columns` work as on the `FeatureStore`; offline pushes are
-    refused (they need the history's process). Definitions applied by another
-    process are picked up at the next call.
+    `join_keys` and `columns` work as on the `FeatureStore`. Offline pushes are
+    spooled in the same file, in one SQLite write with their batch number, and
+    written into the history by the next `FeatureStore` that opens, reads or
+    writes it. Definitions applied by another process are picked up at the next call.
     """
 
     def __init__(
@@ -279,7 +280,16 @@ class OnlineFeatureStore(OnlineFeatures):
         return self._defs
 
     def _append(self, view: ResolvedView, table: pa.Table, kind: str, source: str) -> int:
-        raise ValidationError(
-            f"this process serves the online store only: push to {view.name!r} with "
-            "to='online', or write offline through the process that owns the history"
+        # DuckDB is another process's: the rows wait in the online file, and the next
+        # `FeatureStore` to open the history (or to read or write it) takes them in.
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        return self._online.spool(
+            view,
+            sink.getvalue().to_pybytes(),
+            kind=kind,
+            source=source,
+            pushed_us=to_micros(self._now()),
+            at_least=self._batch_floor,
         )

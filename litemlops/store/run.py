@@ -24,6 +24,7 @@ from litemlops.store.tracking_types import (
 )
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
     from litemlops.store.signature import Signature
@@ -298,23 +299,42 @@ class Run:
         self,
         name: str = "training",
         *,
-        data: pd.DataFrame | None = None,
+        data: pd.DataFrame | pd.Series | np.ndarray | None = None,
         feature_views: Mapping[str, int] | None = None,
     ) -> None:
         """Record what trained this run: feature views with their definition versions and
-        a fingerprint (rows, content hash) of the training data."""
+        a fingerprint (rows, content hash) of the training data (a DataFrame, a Series or
+        a 1-D/2-D array, whose columns are then numbered from 0)."""
         self._active()
         check_key(name, "input")
         details: dict[str, Any] = {"feature_views": dict(feature_views or {})}
         if data is not None:
-            details["rows"], details["sha256"] = fingerprint(data)
-            details["columns"] = [str(c) for c in data.columns]
+            frame = _as_frame(data)
+            details["rows"], details["sha256"] = fingerprint(frame)
+            details["columns"] = [str(c) for c in frame.columns]
         with self.tracker.db.write() as con:
             con.execute(
                 "INSERT OR REPLACE INTO run_inputs (run_id, kind, name, details) "
                 "VALUES (?, 'dataset', ?, ?)",
                 [self.id, name, json.dumps(details, sort_keys=True)],
             )
+
+
+def _as_frame(data: Any) -> pd.DataFrame:
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(data, pd.DataFrame):
+        return data
+    if isinstance(data, pd.Series):
+        return data.to_frame()
+    if isinstance(data, np.ndarray) and data.ndim in (1, 2):
+        return pd.DataFrame(data)
+    shape = f" of shape {data.shape}" if isinstance(data, np.ndarray) else ""
+    raise ValidationError(
+        f"log_input data must be a pandas DataFrame or Series or a 1-D or 2-D numpy array, "
+        f"not {type(data).__name__}{shape}"
+    )
 
 
 def fingerprint(data: pd.DataFrame) -> tuple[int, str]:

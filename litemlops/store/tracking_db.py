@@ -241,6 +241,8 @@ class TrackingDB:
             self.path = str(target)
             if self.path == ":memory:":
                 self._shared = self._connect()
+            else:  # as sqlite makes the file, its folder is made (MLflow makes `mlruns/`)
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.migrate()
 
     def _reset_process_state(self) -> None:

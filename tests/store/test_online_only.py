@@ -75,7 +75,7 @@ def test_pushes_through_either_store_keep_one_latest_per_entity_order(
                     view = by_name[op[1]]
                     rows = make_rows(view, op[2])
                     data = [to_dict(view, r) for r in rows]
-                    store = online if sides[i] and op[3] == "online" else fs
+                    store = online if sides[i] else fs  # offline: spooled, then taken in
                     want = oracle.push(view.name, rows, op[3], clock())
                     if want is None:
                         with pytest.raises(ValidationError, match="ahead of the clock"):
@@ -119,22 +119,134 @@ def test_a_store_opened_later_reads_the_mirrored_definitions(tmp_path: Path) -> 
         assert online.get_feature_view("v").schema == view.schema
 
 
-def test_offline_pushes_are_refused_and_write_nothing(tmp_path: Path) -> None:
+def _spool_rows(path: Path) -> int:
+    import sqlite3
+
+    con = sqlite3.connect(path)
+    try:
+        return int(con.execute("SELECT count(*) FROM _lm_spool").fetchone()[0])
+    finally:
+        con.close()
+
+
+def test_offline_pushes_wait_in_the_online_file_until_the_history_takes_them(
+    tmp_path: Path,
+) -> None:
+    """The server of `run` holds no DuckDB: its offline pushes are one SQLite write, and
+    the next `FeatureStore` to open the history writes them there, in batch order."""
     from datetime import UTC, datetime
 
     t = datetime(2026, 1, 1, tzinfo=UTC)
     view = FeatureView("v", entities=[Entity("e")], schema=[Field("x", "float64")])
     with FeatureStore(tmp_path / "f.duckdb", clock=lambda: t) as fs:
         fs.apply(view)
-        with OnlineFeatureStore(tmp_path / "f.online.db", clock=lambda: t) as online:
-            row = [{"e": 1, "event_timestamp": t, "x": 1.0}]
-            for target in ("offline", "both"):
-                with pytest.raises(ValidationError, match="online store only"):
-                    online.push("v", row, to=target)  # type: ignore[arg-type]
-            assert online.get_online_features(["v:x"], [{"e": 1}])["x"] == [None]
-            online.push("v", row)
-            assert fs.get_online_features(["v:x"], [{"e": 1}])["x"] == [1.0]
-        assert fs.describe("v")["offline_rows"] == 0
+        fs.ingest("v", [{"e": 1, "event_timestamp": t, "x": 1.0}])
+    online_path = tmp_path / "f.online.db"
+    with OnlineFeatureStore(online_path, clock=lambda: t) as online:
+        online.push("v", [{"e": 1, "event_timestamp": t, "x": 2.0}], to="offline")
+        both = online.push("v", [{"e": 2, "event_timestamp": t, "x": 3.0}], to="both")
+        assert both.online_written == 1
+        assert online.get_online_features(["v:x"], [{"e": 1}, {"e": 2}])["x"] == [None, 3.0]
+        assert _spool_rows(online_path) == 2
+    with FeatureStore(tmp_path / "f.duckdb", clock=lambda: t) as fs:
+        assert _spool_rows(online_path) == 0
+        assert fs.describe("v")["offline_rows"] == 3
+        asked = pd.DataFrame({"e": [1, 2], "event_timestamp": [t, t]})
+        got = fs.get_historical_features(asked, ["v:x"])
+        assert got["x"].tolist() == [2.0, 3.0]  # equal times: the later batch wins
+        fs.materialize(end=t)
+        assert fs.get_online_features(["v:x"], [{"e": 1}])["x"] == [2.0]
+
+
+def test_spooled_pushes_reach_an_open_history_before_its_next_read_or_write(
+    tmp_path: Path,
+) -> None:
+    from datetime import UTC, datetime
+
+    t = datetime(2026, 1, 1, tzinfo=UTC)
+    view = FeatureView("v", entities=[Entity("e")], schema=[Field("x", "float64")])
+    asked = pd.DataFrame({"e": [1], "event_timestamp": [t]})
+    with (
+        FeatureStore(tmp_path / "f.duckdb", clock=lambda: t) as fs,
+        OnlineFeatureStore(tmp_path / "f.online.db", clock=lambda: t) as online,
+    ):
+        fs.apply(view)
+        online.push("v", [{"e": 1, "event_timestamp": t, "x": 2.0}], to="offline")
+        assert fs.get_historical_features(asked, ["v:x"])["x"].tolist() == [2.0]
+        online.push("v", [{"e": 1, "event_timestamp": t, "x": 4.0}], to="offline")
+        fs.ingest("v", [{"e": 1, "event_timestamp": t, "x": 3.0}])  # numbered after the push
+        assert fs.get_historical_features(asked, ["v:x"])["x"].tolist() == [3.0]
+        online.push("v", [{"e": 1, "event_timestamp": t, "x": 5.0}], to="offline")
+        fs.materialize(end=t)
+        assert fs.get_online_features(["v:x"], [{"e": 1}])["x"] == [5.0]
+        assert fs.describe("v")["offline_rows"] == 4
+
+
+def test_a_crash_between_the_history_and_the_spool_writes_no_row_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime
+
+    from litemlops.store.online import OnlineStore
+
+    t = datetime(2026, 1, 1, tzinfo=UTC)
+    view = FeatureView("v", entities=[Entity("e")], schema=[Field("x", "float64")])
+    with FeatureStore(tmp_path / "f.duckdb", clock=lambda: t) as fs:
+        fs.apply(view)
+    with OnlineFeatureStore(tmp_path / "f.online.db", clock=lambda: t) as online:
+        for x in (1.0, 2.0):
+            online.push("v", [{"e": 1, "event_timestamp": t, "x": x}], to="offline")
+
+    def crash(self: OnlineStore, upto: int) -> None:
+        raise OSError("killed before the spool was cleared")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(OnlineStore, "unspool", crash)
+        with pytest.raises(OSError, match="killed"):
+            FeatureStore(tmp_path / "f.duckdb", clock=lambda: t)
+    assert _spool_rows(tmp_path / "f.online.db") == 2
+    with FeatureStore(tmp_path / "f.duckdb", clock=lambda: t) as fs:
+        assert fs.describe("v")["offline_rows"] == 2
+    assert _spool_rows(tmp_path / "f.online.db") == 0
+
+
+def test_a_spooled_push_for_another_generation_of_its_view_is_dropped_with_a_warning(
+    tmp_path: Path,
+) -> None:
+    """Applying takes spooled pushes in first, so only a push made with definitions the
+    pusher had not yet reloaded can meet a re-created view: it is not written into the
+    new one, it is logged, and later pushes still go in."""
+    import dataclasses
+    from datetime import UTC, datetime
+
+    from structlog.testing import capture_logs
+
+    t = datetime(2026, 1, 1, tzinfo=UTC)
+    view = FeatureView("v", entities=[Entity("e")], schema=[Field("x", "float64")])
+    with FeatureStore(tmp_path / "f.duckdb", clock=lambda: t) as fs:
+        fs.apply(view)
+        resolved = fs._view("v")
+    with OnlineFeatureStore(tmp_path / "f.online.db", clock=lambda: t) as online:
+        stale = dataclasses.replace(resolved, generation=resolved.generation - 1)
+        online._append(stale, pa_table(x=1.0), "push", "rows")
+        online.push("v", [{"e": 1, "event_timestamp": t, "x": 2.0}], to="offline")
+    with capture_logs() as logs, FeatureStore(tmp_path / "f.duckdb", clock=lambda: t) as fs:
+        assert fs.describe("v")["offline_rows"] == 1
+    (dropped,) = [e for e in logs if e["event"] == "offline_push_dropped"]
+    assert dropped["view"] == "v" and dropped["rows"] == 1 and "re-created" in dropped["why"]
+    assert _spool_rows(tmp_path / "f.online.db") == 0
+
+
+def pa_table(**columns: float) -> Any:
+    """One conformed row of entity 1 at 2026-01-01 (naive UTC, as stored)."""
+    from datetime import datetime
+
+    import pyarrow as pa
+
+    t = datetime(2026, 1, 1)
+    return pa.table({"e": pa.array([1], pa.int64()),
+                     "event_timestamp": pa.array([t], pa.timestamp("us")),
+                     **{k: pa.array([v], pa.float64()) for k, v in columns.items()}})
 
 
 def test_batches_numbered_by_an_older_store_still_order_below_new_pushes(tmp_path: Path) -> None:

@@ -161,6 +161,23 @@ def test_training_data_fingerprint_and_inputs(tracker):
     assert inp["sha256"] == fingerprint(frame)[1]
 
 
+def test_training_data_may_be_an_array_and_anything_else_is_refused_by_name(tracker):
+    import numpy as np
+
+    X = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
+    with tracker.start_run() as run:
+        run.log_input("training", data=X)
+        run.log_input("labels", data=np.array([0, 1, 1]))
+        with pytest.raises(ValidationError, match="not list"):
+            run.log_input("other", data=[[1, 2]])
+        with pytest.raises(ValidationError, match=r"shape \(1, 1, 1\)"):
+            run.log_input("other", data=np.zeros((1, 1, 1)))
+    inputs = {i["name"]: i for i in tracker.run_inputs(run.id)}
+    assert inputs["training"]["sha256"] == fingerprint(pd.DataFrame(X))[1]
+    assert inputs["training"]["rows"] == 3 and inputs["training"]["columns"] == ["0", "1"]
+    assert inputs["labels"]["rows"] == 3 and "other" not in inputs
+
+
 def test_schema_version_is_recorded_and_a_newer_one_refused(tmp_path):
     import sqlite3
 
