@@ -24,11 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from litemlops.errors import ConfigError
+from litemlops.home import resolve_home
 from litemlops.modeling import ESTIMATORS, GATE_METRICS
 
 ENV_PREFIX = "LITEMLOPS_"
-HOME_ENV = "LITEMLOPS_HOME"
-DEFAULT_HOME = ".litemlops"
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
@@ -543,9 +542,7 @@ class Config:
         """
         if env is None:
             env = os.environ
-        if home is None or str(home) == "":
-            home = env.get(HOME_ENV) or DEFAULT_HOME
-        home_path = Path(home).expanduser().absolute()
+        home_path = resolve_home(home, env).path
 
         values: dict[str, dict[str, Any]] = {name: {} for name in _SECTIONS}
         alerts = _merge_toml(values, home_path / "config.toml")

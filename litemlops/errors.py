@@ -18,6 +18,10 @@ class HomeLockedError(LitemlopsError, RuntimeError):
     """Another process owns the home directory."""
 
 
+class HomeNotFoundError(LitemlopsError, FileNotFoundError):
+    """The home a command was pointed at does not exist or is not a litemlops home."""
+
+
 class HistoryError(LitemlopsError, OSError):
     """The event history (`logs/history/`) cannot be read or written."""
 

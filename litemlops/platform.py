@@ -60,6 +60,8 @@ class Platform:
         clock: Callable[[], datetime] = utc_now,
         workers: bool = False,
         _owner: bool = True,
+        _guest: bool = False,
+        _waiting: Callable[[str], None] | None = None,
     ):
         self.config = config
         self.clock = clock
@@ -69,6 +71,9 @@ class Platform:
             self._lock.acquire()
         self._closers: list[Callable[[], None]] = []
         self._scheduler: Scheduler | None = None
+        self._history: FeatureStore | None = None
+        self._guest = _guest
+        self._waiting = _waiting
         self.workers: Workers | None = None
         self.features: OnlineFeatures
         try:
@@ -79,16 +84,18 @@ class Platform:
                 from litemlops.logsetup import attach_event_log
 
                 self._closers.append(attach_event_log(config))
-            if workers:
-                from litemlops.scheduler.workers import Workers
+            if workers or _guest:
                 from litemlops.store.online_features import OnlineFeatureStore
 
                 self.features = OnlineFeatureStore(
                     config.online_path, **_feature_options(config, clock)
                 )
                 self._closers.append(self.features.close)
-                self.workers = Workers(config.logging.level)
-                self._closers.append(self.workers.stop)
+                if workers:
+                    from litemlops.scheduler.workers import Workers
+
+                    self.workers = Workers(config.logging.level)
+                    self._closers.append(self.workers.stop)
             else:
                 # A worker waits for its turn: the owner's other workers may hold the file.
                 self.features = _open_history(config, clock, self._closers, turn=not _owner)
@@ -119,12 +126,12 @@ class Platform:
                     if 0 < config.pipelines.keep_history_days < math.inf
                     else None
                 ),
-                execute=self._in_worker if workers else None,
+                execute=self._in_worker if workers else self._here if _guest else None,
                 event_log=config.events_log_path,
                 paths=PathRoots.of(config.home, config.pipelines.allowed_paths(config.home)),
             )
             self.interrupted_pipeline_runs = self.pipelines.mark_interrupted() if _owner else []
-            self.catalog = _catalog(config)
+            self.catalog = pipeline_catalog(config)
         except BaseException:
             self.close()
             raise
@@ -136,9 +143,28 @@ class Platform:
         process, nothing marked interrupted (the owner's runs are alive)."""
         return cls(config, _owner=False)
 
+    @classmethod
+    def guest(cls, config: Config, *, waiting: Callable[[str], None] | None = None) -> Platform:
+        """The home beside the process that owns it (a `litemlops run` serving it).
+
+        No home lock; the online store, the tracker and the registry open here (SQLite
+        takes readers and short writes from several processes); the feature history is
+        opened on first use, in the turn the owner's workers take with it
+        (`features.lock`), and held until `close()`; pipeline tasks run in this process
+        the way a worker runs them. Nothing is marked interrupted: the owner's runs are
+        alive. waiting: told what it waits for when the history's turn is not free.
+        """
+        return cls(config, _owner=False, _guest=True, _waiting=waiting)
+
     @property
     def history(self) -> FeatureStore:
         """The whole feature store; in a platform with workers it is not open here."""
+        if self._guest:
+            if self._history is None:
+                self._history = _open_history(
+                    self.config, self.clock, self._closers, turn=True, waiting=self._waiting
+                )
+            return self._history
         if not isinstance(self.features, FeatureStore):
             raise HomeLockedError(
                 "this process serves the online store only; the feature history is "
@@ -172,21 +198,21 @@ class Platform:
         (one SQLite write) and reach the history when a worker next opens it."""
         return self.features.push(view, rows, to=to)
 
+    def _here(self, task: Task, ctx: TaskContext) -> Any:
+        """A guest's way to execute a task attempt: in this process, as a worker would
+        (the feature history opened in its turn, only if the task uses it)."""
+        answer = run_task(self.config, _spec(ctx, task))
+        for topic, payload in answer["published"]:
+            self.bus.publish(topic, payload)
+        return answer["output"]
+
     def _in_worker(self, task: Task, ctx: TaskContext) -> Any:
         """The runner's way to execute a task attempt: in a worker process of its own."""
         from litemlops.scheduler.runner import TaskTimeoutError
         from litemlops.scheduler.workers import WorkerTimeoutError
 
         assert self.workers is not None
-        spec = TaskSpec(
-            ctx.pipeline,
-            task.name,
-            ctx.run_id,
-            ctx.attempt,
-            ctx.params,
-            ctx.upstream,
-            ctx.work_dir,
-        )
+        spec = _spec(ctx, task)
         try:
             answer = self.workers.call(
                 run_task,
@@ -265,7 +291,7 @@ class Platform:
         self.close()
 
 
-def _catalog(config: Config) -> PipelineCatalog:
+def pipeline_catalog(config: Config) -> PipelineCatalog:
     """The demo's pipelines and the home's own modules.
 
     A user's pipeline may replace a built-in one by name (their own `training`),
@@ -295,6 +321,12 @@ class TaskSpec:
     params: dict[str, Any]
     upstream: dict[str, Any]
     work_dir: Path
+
+
+def _spec(ctx: TaskContext, task: Task) -> TaskSpec:
+    return TaskSpec(
+        ctx.pipeline, task.name, ctx.run_id, ctx.attempt, ctx.params, ctx.upstream, ctx.work_dir
+    )
 
 
 class _RecordingBus:
@@ -363,11 +395,19 @@ def _open_history(
     closers: list[Callable[[], None]],
     *,
     turn: bool,
+    waiting: Callable[[str], None] | None = None,
 ) -> FeatureStore:
     """The whole feature store; with `turn`, once no other process of the home's owner
-    holds it (`features.lock`). Its closers (the store, then the turn) go on `closers`."""
+    holds it (`features.lock`). Its closers (the store, then the turn) go on `closers`.
+    waiting: told when the turn is not free at once."""
     if turn:
-        held = HomeLock(config.features_lock_path).acquire(wait=True)
+        turn_lock = HomeLock(config.features_lock_path)
+        try:
+            held = turn_lock.acquire()
+        except HomeLockedError:
+            if waiting is not None:
+                waiting("the feature history (a pipeline task of the home's owner has it)")
+            held = turn_lock.acquire(wait=True)
         closers.append(held.release)
     store = FeatureStore(
         config.features_path, online=config.online_path, **_feature_options(config, clock)
@@ -382,7 +422,7 @@ def run_task(config: Config, spec: TaskSpec) -> dict[str, Any]:
     from litemlops.scheduler.pipeline import TaskContext
     from litemlops.scheduler.runner import _output_json
 
-    task = _catalog(config).get(spec.pipeline).task(spec.task)
+    task = pipeline_catalog(config).get(spec.pipeline).task(spec.task)
     resources = _WorkerResources(config)
     try:
         ctx = TaskContext(

@@ -35,16 +35,26 @@ def test_run_once_bootstraps_a_fresh_home_then_just_starts(tmp_path):
     first = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
     assert first.returncode == 0, first.stderr
     assert "fresh home" in first.stdout
-    assert "point-in-time training rows" in first.stdout
-    assert "online lookup" in first.stdout
     assert "registered driver_ranker v1 as champion" in first.stdout
+    assert f"events: {home / 'logs' / 'events.jsonl'}" in first.stdout
+    # A short summary: no tables, and the events only in the log.
+    assert "point-in-time training rows" not in first.stdout
+    assert first.stderr.splitlines() == [
+        f"preparing the home (events: {home / 'logs' / 'events.jsonl'})..."
+    ]
     assert (home / "features.duckdb").exists() and (home / "features.online.db").exists()
     lines = (home / "logs" / "events.jsonl").read_text().splitlines()
     events = [json.loads(line) for line in lines]
-    assert "run_bootstrapped" in {e["event"] for e in events}
-    second = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert {"run_bootstrapped", "pipeline_run_started", "task_succeeded"} <= {
+        e["event"] for e in events
+    }
+    second = subprocess.run([*cmd, "--verbose"], capture_output=True, text=True, env=env,
+                            timeout=120)
     assert second.returncode == 0, second.stderr
     assert "existing home" in second.stdout
+    assert "point-in-time training rows" in second.stdout
+    assert "online lookup" in second.stdout
+    assert "features_materialized" in second.stderr and "run_bootstrapped" in second.stderr
 
 
 def test_second_owner_of_a_home_is_refused_clearly(tmp_path):
@@ -60,6 +70,7 @@ def test_second_owner_of_a_home_is_refused_clearly(tmp_path):
 @pytest.fixture
 def home(tmp_path):
     home = tmp_path / "home"
+    assert run_cli("init", home=home).exit_code == 0
     assert run_cli("features", "apply", str(DEFINITIONS), home=home).exit_code == 0
     return home
 
@@ -143,6 +154,7 @@ scores = FeatureView("scores", entities=[user], schema=[Field("score", "float64"
 
 def test_string_keys_that_look_numeric_stay_text_in_the_cli(tmp_path):
     home = tmp_path / "home"
+    assert run_cli("init", home=home).exit_code == 0
     (tmp_path / "defs.py").write_text(STRING_KEYED)
     assert run_cli("features", "apply", str(tmp_path / "defs.py"), home=home).exit_code == 0
     (tmp_path / "u.csv").write_text("uid,event_timestamp,score\n007,2025-01-01T00:00:00Z,0.5\n")
@@ -188,3 +200,17 @@ def test_online_entity_for_an_integer_key_must_be_an_integer(home):
     out = run_cli("features", "online", "--features", "driver_stats:conv_rate",
                   "--entity", "driver_id=abc", home=home)
     assert out.exit_code == 2 and "integer key" in out.output
+
+
+def test_a_command_beside_the_owner_waits_for_the_feature_history_and_says_so(home):
+    import threading
+
+    config = Config.load(home, env={})
+    turn = HomeLock(config.features_lock_path).acquire()
+    # The home's owner holds the home; one of its workers has the history for a moment.
+    with HomeLock(config.lock_path):
+        threading.Timer(0.5, turn.release).start()
+        result = CliRunner().invoke(cli, ["features", "list", "--home", str(home)])
+    assert result.exit_code == 0, result.output
+    assert "waiting for the feature history" in result.stderr
+    assert "driver_stats v1" in result.stdout

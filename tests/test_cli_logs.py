@@ -23,9 +23,15 @@ def run_cli(home, *args):
     return CliRunner().invoke(cli, ["logs", *args, "--home", str(home)], env=env)
 
 
+def init(home):
+    made = CliRunner().invoke(cli, ["init", "--home", str(home)])
+    assert made.exit_code == 0, made.output
+
+
 def write_events(home):
     """Events written the way the platform writes them, through a rotating log."""
     config = Config.load(home, env=SMALL)
+    init(home)
     configure_logging(config, console_stream=io.StringIO())
     try:
         log = structlog.get_logger("litemlops.test")
@@ -167,6 +173,7 @@ def test_works_while_another_process_owns_the_home(home):
 
 def test_a_prediction_from_the_history_keeps_its_features_where_they_were(tmp_path):
     config = Config.load(tmp_path / "home", env=SMALL)
+    init(config.home)
     configure_logging(config, console_stream=io.StringIO())
     try:
         structlog.get_logger("litemlops.server").info(
@@ -188,9 +195,11 @@ def test_a_prediction_from_the_history_keeps_its_features_where_they_were(tmp_pa
 
 
 def test_a_home_without_a_log_has_no_events(tmp_path):
+    init(tmp_path / "fresh")
+    before = sorted(p.name for p in (tmp_path / "fresh" / "logs").iterdir())
     out = run_cli(tmp_path / "fresh")
 
     assert out.exit_code == 0, out.output
     assert out.stdout == ""
     assert "no matching events" in out.stderr
-    assert not (tmp_path / "fresh").exists()  # reading made nothing
+    assert sorted(p.name for p in (tmp_path / "fresh" / "logs").iterdir()) == before

@@ -44,6 +44,8 @@ toy = Pipeline(
 @pytest.fixture
 def home(tmp_path):
     (tmp_path / "pipes.py").write_text(MODULE)
+    made = CliRunner().invoke(cli, ["init", "--home", str(tmp_path / "home")])
+    assert made.exit_code == 0, made.output
     return tmp_path / "home"
 
 
@@ -136,7 +138,7 @@ def test_bad_params_are_one_line_errors_naming_the_params(home, param, message):
 
 
 def test_failed_run_exits_1_and_says_how_to_resume(home):
-    home.mkdir()
+    home.mkdir(exist_ok=True)
     (home / "broken").touch()
     out = run_cli("pipelines", "run", "toy", home=home)
     assert out.exit_code == 1, out.output
@@ -249,7 +251,7 @@ def test_logs_follow_the_event_log_through_its_rotations_and_into_the_history(ho
     from litemlops.monitoring import history
 
     small = {"LITEMLOPS_LOGGING_MAX_BYTES": "300", "LITEMLOPS_LOGGING_BACKUPS": "50"}
-    home.mkdir()
+    home.mkdir(exist_ok=True)
     out = run_cli("pipelines", "run", "toy", "--json", home=home, env=small)
     run_id = json.loads(out.stdout)["run_id"]
     assert len(history.event_files(home / "logs")) > 6  # about one event a file
@@ -381,3 +383,43 @@ def test_the_demo_data_pipeline_runs_from_the_cli(tmp_path):
     outputs = {t["task"]: t["output"] for t in run["tasks"]}
     assert outputs["ingest"]["rows"] == len(fresh) and outputs["write_offline"]["rows"] > 0
     assert (config.incoming_dir / "done" / "late.parquet").exists()
+
+
+def test_runs_and_resumes_beside_another_owner_of_the_home(home):
+    from litemlops.config import Config
+    from litemlops.home_lock import HomeLock
+
+    # Another process owns the home without serving it (a set-up, another command).
+    with HomeLock(Config.load(home, env={}).lock_path):
+        failed, run_id = run_toy(home, broken=True)
+        assert failed.exit_code == 1
+        resumed = run_cli("pipelines", "run", "toy", "--from-failed", "--json", home=home)
+        listed = run_cli("pipelines", "runs", "--pipeline", "toy", "--json", home=home)
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads(resumed.stdout)["run_id"] == run_id
+    assert json.loads(resumed.stdout)["state"] == "success"
+    assert [r["state"] for r in json.loads(listed.stdout)] == ["success"]
+
+
+def test_a_server_address_left_by_a_dead_server_is_ignored(home):
+    # A server killed with -9 leaves server.json behind; nobody holds the home.
+    (home / "server.json").write_text(json.dumps({"url": "http://127.0.0.1:9", "pid": 1}))
+    out, _ = run_toy(home)
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)["payload"] == {}
+    simulated = run_cli("simulate", "-n", "1", home=home)
+    assert simulated.exit_code == 1 and "no server for home" in simulated.output
+
+
+def test_a_run_in_this_process_shows_its_tasks_progress_on_a_terminal_only(home):
+    from terminal import on_a_terminal
+
+    env = {"LITEMLOPS_PIPELINES_MODULES": str(home.parent / "pipes.py")}
+    code, out, err = on_a_terminal("pipelines", "run", "toy", "--home", str(home), env=env)
+    assert code == 0, out + err
+    assert "run " in out and "success" in out
+    assert "0/3" in err and "extract:" in err and "task/s" in err
+    code, out, err = on_a_terminal("pipelines", "run", "toy", "-q", "--home", str(home), env=env)
+    assert code == 0 and "/3" not in err
+    out = run_cli("pipelines", "run", "toy", home=home)
+    assert out.exit_code == 0 and out.stderr == ""

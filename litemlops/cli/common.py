@@ -20,6 +20,7 @@ from litemlops.errors import HomeLockedError, LitemlopsError
 
 if TYPE_CHECKING:
     from litemlops.config import Config
+    from litemlops.home import HomeChoice
     from litemlops.platform import Platform
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -34,43 +35,85 @@ def home_option(func: F) -> F:
     )(func)
 
 
-def load_config(
-    ctx: click.Context, home: Path | None, overrides: dict[str, Any] | None = None
-) -> Config:
-    """The config of `--home` (given to the command or to `litemlops` itself) and flags."""
-    from litemlops.config import Config
+def home_choice(ctx: click.Context, home: Path | None) -> HomeChoice:
+    """The home of `--home` (given to the command or to `litemlops` itself), else
+    `LITEMLOPS_HOME`, else the default; with where it came from."""
+    import os
+
+    from litemlops.home import resolve_home
 
     root = ctx.find_root()
     chosen = home if home is not None else (root.params.get("home") if root else None)
-    return Config.load(chosen, overrides=overrides)
+    return resolve_home(chosen, os.environ)
+
+
+def load_config(
+    ctx: click.Context,
+    home: Path | None,
+    overrides: dict[str, Any] | None = None,
+    *,
+    existing: bool = True,
+) -> Config:
+    """The config of the command's home and flags.
+
+    existing: refuse a home that does not exist or is not one (only `run` and `init`
+    make homes).
+    """
+    from litemlops.config import Config
+    from litemlops.home import require_home
+
+    choice = home_choice(ctx, home)
+    if existing:
+        require_home(choice)
+    return Config.load(choice.path, overrides=overrides)
 
 
 @contextmanager
 def open_platform(
     ctx: click.Context, home: Path | None, *, quiet: bool = True
 ) -> Iterator[Platform]:
+    """The home's platform: its owner's, or, while another process owns the home (a
+    `litemlops run` serving it), a guest's beside it (`Platform.guest`)."""
     from litemlops.logsetup import configure_logging, shutdown_logging
     from litemlops.platform import Platform
 
     config = load_config(ctx, home)
-    config.ensure_home()
     # Commands print their own results; the console gets only warnings and worse.
     configure_logging(config, console_level="warning" if quiet else None)
     try:
-        with Platform(config) as platform:
+        try:
+            platform = Platform(config)
+        except HomeLockedError:
+            platform = Platform.guest(config, waiting=_say_waiting)
+        with platform:
             yield platform
-    except HomeLockedError as exc:
-        from litemlops.server.main import served_at
-
-        url = served_at(config.home)
-        if url is None:
-            raise
-        raise HomeLockedError(
-            f"{exc}; it serves {url}: use its HTTP API meanwhile ({url}/api/..., "
-            f"described at {url}/openapi.json)"
-        ) from None
     finally:
         shutdown_logging()
+
+
+def _say_waiting(what: str) -> None:
+    click.echo(f"waiting for {what}...", err=True)
+
+
+def running_server(config: Config) -> str | None:
+    """The URL of the `litemlops run` serving the home now, if one does.
+
+    Its `server.json` names the URL; the home lock tells whether that process is alive
+    (a server killed with -9 leaves the file behind).
+    """
+    from litemlops.home_lock import HomeLock
+    from litemlops.server.main import served_at
+
+    url = served_at(config.home)
+    if url is None:
+        return None
+    probe = HomeLock(config.lock_path)
+    try:
+        probe.acquire()
+    except HomeLockedError:
+        return url
+    probe.release()
+    return None
 
 
 def cli_errors(func: F) -> F:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -12,11 +13,17 @@ from litemlops.cli.common import (
     echo_json,
     entity_row,
     home_option,
+    load_config,
     open_platform,
     parse_time,
     split_refs,
     stages,
 )
+from litemlops.cli.remote import json_chunks, owner, path_part
+
+if TYPE_CHECKING:
+    from litemlops.cli.remote import Owner
+    from litemlops.config import Config
 
 
 @click.group()
@@ -211,10 +218,49 @@ def features_online(
 @click.pass_context
 @cli_errors
 def features_push(ctx: click.Context, home: Path | None, view: str, data: Path, to: str) -> None:
-    """Push fresh rows from a file to the online and/or offline store."""
+    """Push fresh rows from a file to the online and/or offline store (through the
+    server while `run` serves the home)."""
+    config = load_config(ctx, home)
+    served = owner(config)
+    if served is not None:
+        with served:
+            done = _push_through(served, config, view, data, to)
+        _say_pushed(done)
+        return
     with open_platform(ctx, home) as platform:
-        r = platform.features.push(view, data, to=to)  # type: ignore[arg-type]
-    click.echo(
-        f"pushed {r.rows} rows to {r.to}: {r.online_written} applied online, "
-        f"{r.stale_rows} older than the online value, {r.late_rows} late"
+        r = platform.push_features(view, data, to=to)  # type: ignore[arg-type]
+    _say_pushed(
+        {
+            "rows": r.rows,
+            "to": r.to,
+            "online_written": r.online_written,
+            "stale_rows": r.stale_rows,
+            "late_rows": r.late_rows,
+        }
     )
+
+
+def _say_pushed(r: dict[str, Any]) -> None:
+    click.echo(
+        f"pushed {r['rows']} rows to {r['to']}: {r['online_written']} applied online, "
+        f"{r['stale_rows']} older than the online value, {r['late_rows']} late"
+    )
+
+
+def _push_through(served: Owner, config: Config, view: str, data: Path, to: str) -> dict[str, Any]:
+    """The file's rows to the server's `/push/VIEW`, in pieces it takes; the sums."""
+    import json
+
+    from litemlops.store.files import read_frame
+    from litemlops.store.online_features import OnlineFeatureStore
+
+    with OnlineFeatureStore(config.online_path) as store:
+        columns = store.columns(view)
+    frame = read_frame(data, text_columns=[c for c, t in columns.items() if t == "string"])
+    rows = json.loads(frame.to_json(orient="records", date_format="iso", date_unit="us"))
+    total = {"rows": 0, "to": to, "online_written": 0, "stale_rows": 0, "late_rows": 0}
+    for piece in json_chunks(rows, config.server.max_items, config.server.max_body_bytes):
+        answer = served.call("POST", f"/push/{path_part(view)}", {"rows": piece, "to": to})
+        for key in ("rows", "online_written", "stale_rows", "late_rows"):
+            total[key] += answer[key]
+    return total

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 import litemlops
-from litemlops.cli.common import cli_errors, home_option, load_config
+from litemlops.cli.common import cli_errors, home_choice, home_option, load_config
 from litemlops.cli.features import features
 from litemlops.cli.logs import logs
 from litemlops.cli.monitor import monitor
@@ -30,30 +30,42 @@ def cli(home: Path | None) -> None:
 @click.option("--host", default=None, help="Interface to listen on (default: 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default: 8000; 0: any free one).")
 @click.option("--once", is_flag=True, help="Bootstrap, report, and exit (for scripts and tests).")
+@click.option(
+    "-v", "--verbose", is_flag=True, help="Also show events on the console (they are in the log)."
+)
 @click.pass_context
 @cli_errors
 def run(
-    ctx: click.Context, home: Path | None, host: str | None, port: int | None, once: bool
+    ctx: click.Context,
+    home: Path | None,
+    host: str | None,
+    port: int | None,
+    once: bool,
+    verbose: bool,
 ) -> None:
     """The main job: prepare the home (the demo project on a fresh one), then serve it.
 
     Serving means the scheduler (the pipelines' schedules) and the HTTP server,
-    until Ctrl-C or SIGTERM.
+    until Ctrl-C or SIGTERM. The console gets a summary and warnings; every event
+    goes to the home's log (`--verbose` shows them here too).
     """
     import signal
 
     from litemlops.bootstrap import bootstrap
+    from litemlops.home import check_new_home
     from litemlops.logsetup import configure_logging, shutdown_logging
     from litemlops.platform import Platform
 
-    config = load_config(ctx, home, {"server.host": host, "server.port": port})
+    check_new_home(home_choice(ctx, home))  # a new or empty directory, or a home
+    config = load_config(ctx, home, {"server.host": host, "server.port": port}, existing=False)
     config.ensure_home()
     if not once:  # refuse an unsafe interface before any work, not after the set-up
         from litemlops.server.security import admin_token, check_bind
 
         check_bind(config.server.host, admin_token(config)[1])
-    # Pipeline steps show on the console while setting up; requests only in the log.
-    configure_logging(config, background=True)
+    # Events go to the log; the console gets warnings and worse unless asked for more.
+    console_level = None if verbose else "warning"
+    configure_logging(config, background=True, console_level=console_level)
     # SIGTERM unwinds like Ctrl-C: a run in progress during the set-up is closed
     # as interrupted instead of being left "running", and after serving, uvicorn
     # raises the signal again once it has shut down, which ends up here too.
@@ -63,11 +75,12 @@ def run(
         # serves from SQLite and never holds the DuckDB history.
         with Platform(config, workers=True) as platform:
             click.echo(f"litemlops {litemlops.__version__} - home {config.home}")
+            click.echo(f"preparing the home (events: {config.events_log_path})...", err=True)
             report = platform.in_worker(bootstrap)
-            _show_bootstrap(report, config)
+            _show_bootstrap(report, config, tables=verbose)
             if once:
+                click.echo(f"\nevents: {config.events_log_path}")
                 return
-            configure_logging(config, background=True, console_level="warning")
             _serve(platform)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
@@ -80,16 +93,46 @@ def run(
         exit_now_if_threads_remain()
 
 
+@cli.command()
+@home_option
+@click.pass_context
+@cli_errors
+def init(ctx: click.Context, home: Path | None) -> None:
+    """Make a new, empty home in a new or empty directory (default: ./.litemlops).
+
+    `litemlops run` on it sets up the demo project, unless feature views of your own
+    were applied first.
+    """
+    from litemlops.home import check_new_home
+    from litemlops.platform import Platform
+    from litemlops.server.security import admin_token
+
+    choice = home_choice(ctx, home)
+    if not check_new_home(choice):
+        click.echo(f"{choice.path} is a litemlops home already; nothing changed")
+        return
+    config = load_config(ctx, home, existing=False)
+    with Platform(config):  # creates the stores' files
+        pass
+    admin_token(config)
+    click.echo(f"made an empty litemlops home at {config.home}")
+    click.echo(f"  serve it:       litemlops run {choice.flag()}")
+    click.echo(f"  or add views:   litemlops features apply FILE {choice.flag()}")
+
+
 def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _show_bootstrap(report: Any, config: Any) -> None:
+def _show_bootstrap(report: Any, config: Any, *, tables: bool) -> None:
+    """What the set-up did; with `tables`, also a few training rows and an online lookup."""
     click.echo("fresh home: set up the demo project" if report.fresh else "existing home")
     for step in report.steps:
         click.echo(f"  - {step}")
     if report.no_champion:
         click.echo(f"no champion model yet: {report.no_champion}", err=True)
+    if not tables:
+        return
     if report.training_rows is not None:
         click.echo("\npoint-in-time training rows (labels x driver_stats):")
         click.echo(report.training_rows.to_string(index=False))
@@ -98,7 +141,6 @@ def _show_bootstrap(report: Any, config: Any) -> None:
 
         click.echo("\nonline lookup:")
         click.echo(pd.DataFrame(report.online).to_string(index=False))
-    click.echo(f"\nevents: {config.events_log_path}")
 
 
 def _every(interval: Any) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +24,19 @@ def check(ctx: click.Context, home: Path | None, as_json: bool, timeout: float) 
     With `litemlops run` serving the home, the server runs the check (its scheduler
     then starts what firing alerts trigger); otherwise it runs here.
     """
-    from litemlops.server.main import served_at
+    from litemlops.cli.remote import owner
 
-    config = load_config(ctx, home)
-    url = served_at(config.home)
-    if url is not None:
-        report = _remote(url, config.token_path, timeout)
+    served = owner(load_config(ctx, home))
+    if served is not None:
+        with served:
+            started = served.call("POST", "/api/pipelines/monitoring/trigger", {})
+            ended = served.follow_run(started, deadline=timeout)
+            if ended["state"] != "success":
+                raise click.ClickException(
+                    f"the check {ended['state']}: {ended.get('error')}; see "
+                    f"`litemlops pipelines show {ended['run_id']}`"
+                )
+            report = served.call("GET", "/api/monitoring")
     else:
         from litemlops.monitoring.pipeline import latest_report
 
@@ -46,34 +52,6 @@ def check(ctx: click.Context, home: Path | None, as_json: bool, timeout: float) 
         echo_json(report)
     else:
         _show(report)
-
-
-def _remote(url: str, token_path: Path, timeout: float) -> dict[str, Any]:
-    import httpx
-
-    try:
-        token = token_path.read_text().strip()
-    except OSError:
-        raise click.ClickException(f"no admin token at {token_path}") from None
-    with httpx.Client(base_url=url, timeout=30) as client:
-        started = client.post(
-            "/api/pipelines/monitoring/trigger", json={},
-            headers={"Authorization": f"Bearer {token}"},
-        )
-        if started.status_code >= 400:
-            raise click.ClickException(f"the server refused the check: {started.text[:300]}")
-        run_id = started.json().get("run_id")
-        deadline = time.monotonic() + timeout
-        while run_id is not None:
-            run = client.get(f"/api/pipelines/runs/{run_id}").json()
-            if run.get("state") in ("success", "failed", "skipped"):
-                if run["state"] != "success":
-                    raise click.ClickException(f"the check {run['state']}: {run.get('error')}")
-                break
-            if time.monotonic() > deadline:
-                raise click.ClickException(f"the check {run_id} did not finish in {timeout} s")
-            time.sleep(0.2)
-        return client.get("/api/monitoring").json()
 
 
 def _show(report: dict[str, Any]) -> None:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from litemlops.cli.common import cli_errors, echo_json, home_option, open_platform
+from litemlops.cli.common import cli_errors, echo_json, home_option, load_config, open_platform
+from litemlops.cli.remote import owner, path_part
 from litemlops.cli.tracking import _cell, _table
 
 if TYPE_CHECKING:
@@ -92,6 +95,7 @@ def _param_text(value: Any) -> str:
 @click.option("--from-failed", is_flag=True, help="Resume a failed run from its failed tasks.")
 @click.option("--run-id", default=None, help="The run to resume (default: newest failed one).")
 @click.option("--json", "as_json", is_flag=True)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
 @cli_errors
 def pipelines_run(
@@ -102,33 +106,112 @@ def pipelines_run(
     from_failed: bool,
     run_id: str | None,
     as_json: bool,
+    quiet: bool,
 ) -> None:
-    """Run pipeline NAME now, in this process; exit status 1 unless it succeeded."""
+    """Run pipeline NAME now; exit status 1 unless it succeeded.
+
+    While `litemlops run` serves the home, the server runs it (with its workers) and
+    this command follows it; otherwise it runs in this process.
+    """
     if run_id is not None and not from_failed:
         raise click.ClickException("--run-id names the run to resume: add --from-failed")
     if from_failed and param_args:
         raise click.ClickException(
             "a resumed run keeps the params it started with; drop --param or start a new run"
         )
-    with open_platform(ctx, home) as platform:
-        pipeline = platform.catalog.get(name)
-        runner = platform.pipelines
-        if from_failed:
-            run = runner.resume(pipeline, run_id or _newest_failed(runner, name))
-        else:
-            run = runner.run(pipeline, _parse_params(param_args, pipeline), trigger="manual")
-        attempts = runner.task_runs(run.run_id)
+    config = load_config(ctx, home)
+    served = None if from_failed else owner(config)
+    if served is not None:
+        from litemlops.platform import pipeline_catalog
+
+        pipeline = pipeline_catalog(config).get(name)
+        params = _parse_params(param_args, pipeline)
+        with served, _task_bar(pipeline, quiet) as bar:
+            started = served.call(
+                "POST", f"/api/pipelines/{path_part(name)}/trigger", {"params": params}
+            )
+            run = served.follow_run(started, progress=lambda r: bar.show(r["tasks"]))
+        attempts = run.pop("tasks")
+    else:
+        with open_platform(ctx, home) as platform:
+            pipeline = platform.catalog.get(name)
+            runner = platform.pipelines
+            with _task_bar(pipeline, quiet) as bar, bar.counting(runner):
+                if from_failed:
+                    done = runner.resume(pipeline, run_id or _newest_failed(runner, name))
+                else:
+                    params = _parse_params(param_args, pipeline)
+                    done = runner.run(pipeline, params, trigger="manual")
+            run = {**asdict(done), "duration": _duration(done)}
+            attempts = [
+                {**asdict(a), "duration": _duration(a)} for a in runner.task_runs(done.run_id)
+            ]
     summary = _task_summary(pipeline, attempts)
     if as_json:
-        echo_json({**asdict(run), "duration": _duration(run), "tasks": summary})
+        echo_json({**run, "tasks": summary})
     else:
-        click.echo(f"run {run.run_id} of {run.pipeline}: {run.state} ({_seconds(_duration(run))})")
+        click.echo(
+            f"run {run['run_id']} of {run['pipeline']}: {run['state']} "
+            f"({_seconds(run['duration'])})"
+        )
         _table(
             [{**s, "duration": _seconds(s["duration"])} for s in summary],
             ["task", "state", "attempts", "duration", "error"],
         )
-    if run.state != "success":
+    if run["state"] != "success":
         _report_failure(ctx, home, run, summary)
+
+
+class _TaskBar:
+    """Tasks done out of the pipeline's tasks, on stderr (a terminal only)."""
+
+    def __init__(self, bar: Any, order: list[str]):
+        self.bar = bar
+        self.order = order
+
+    def show(self, attempts: list[dict[str, Any]]) -> None:
+        last = {a["task"]: a["state"] for a in attempts}
+        done = sum(1 for state in last.values() if state in ("success", "failed", "skipped"))
+        running = [t for t, state in last.items() if state == "running"]
+        if running:
+            self.bar.set_description(running[-1])
+        self.bar.update(done - self.bar.n)
+
+    @contextmanager
+    def counting(self, runner: PipelineRunner) -> Iterator[None]:
+        """Advance as the runner ends each task attempt (in this process)."""
+        inner = runner.execute
+
+        def execute(task: Any, ctx: Any) -> Any:
+            self.bar.set_description(task.name)
+            try:
+                return inner(task, ctx)
+            finally:
+                self.bar.update()
+
+        runner.execute = execute
+        try:
+            yield
+        finally:
+            runner.execute = inner
+
+
+@contextmanager
+def _task_bar(pipeline: Pipeline, quiet: bool) -> Iterator[_TaskBar]:
+    import sys
+
+    from tqdm import tqdm
+
+    # disable=None: a bar only on a terminal, never in logs or pipes.
+    with tqdm(
+        total=len(pipeline.order),
+        desc=pipeline.name,
+        unit="task",
+        file=sys.stderr,
+        leave=False,
+        disable=True if quiet else None,
+    ) as bar:
+        yield _TaskBar(bar, list(pipeline.order))
 
 
 def _newest_failed(runner: PipelineRunner, name: str) -> str:
@@ -172,41 +255,41 @@ def _json_or_text(text: str) -> Any:
         return text
 
 
-def _task_summary(pipeline: Pipeline, attempts: list[TaskRun]) -> list[dict[str, Any]]:
+def _task_summary(pipeline: Pipeline, attempts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per task in run order: its last attempt, and how many it took."""
-    last: dict[str, TaskRun] = {}
+    last: dict[str, dict[str, Any]] = {}
     tries: dict[str, int] = {}
     for a in attempts:
-        last[a.task] = a
+        last[a["task"]] = a
         # A skipped task is recorded as attempt 0: it never ran.
-        tries[a.task] = tries.get(a.task, 0) + (a.attempt > 0)
+        tries[a["task"]] = tries.get(a["task"], 0) + (a["attempt"] > 0)
     names = [n for n in pipeline.order if n in last]
     names += [n for n in last if n not in names]  # tasks the definition no longer has
     return [
         {
             "task": n,
-            "state": last[n].state,
+            "state": last[n]["state"],
             "attempts": tries[n],
-            "duration": _duration(last[n]),
-            "error": last[n].error,
-            "output": last[n].output,
+            "duration": last[n]["duration"],
+            "error": last[n]["error"],
+            "output": last[n]["output"],
         }
         for n in names
     ]
 
 
 def _report_failure(
-    ctx: click.Context, home: Path | None, run: PipelineRun, summary: list[dict[str, Any]]
+    ctx: click.Context, home: Path | None, run: dict[str, Any], summary: list[dict[str, Any]]
 ) -> None:
     failed = next((s for s in summary if s["state"] == "failed"), None)
-    why = f"task {failed['task']!r} failed: {failed['error']}" if failed else run.error
-    click.echo(f"pipeline {run.pipeline!r} run {run.run_id} {run.state}: {why}", err=True)
-    if run.state == "failed":
+    why = f"task {failed['task']!r} failed: {failed['error']}" if failed else run["error"]
+    click.echo(f"pipeline {run['pipeline']!r} run {run['run_id']} {run['state']}: {why}", err=True)
+    if run["state"] == "failed":
         given = home if home is not None else ctx.find_root().params.get("home")
         where = f" --home {shlex.quote(str(given))}" if given is not None else ""
         click.echo(
-            f"resume it with: litemlops pipelines run {run.pipeline} --from-failed "
-            f"--run-id {run.run_id}{where}",
+            f"resume it with: litemlops pipelines run {run['pipeline']} --from-failed "
+            f"--run-id {run['run_id']}{where}",
             err=True,
         )
     ctx.exit(1)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
 
-from litemlops.cli.common import cli_errors, echo_json, home_option, load_config
+from litemlops.cli.common import cli_errors, echo_json, home_option, load_config, running_server
 
 
 @click.command()
@@ -32,6 +33,7 @@ from litemlops.cli.common import cli_errors, echo_json, home_option, load_config
 )
 @click.option("--seed", type=int, default=None, help="Seed for reproducible traffic.")
 @click.option("--json", "as_json", is_flag=True)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
 @cli_errors
 def simulate(
@@ -44,16 +46,16 @@ def simulate(
     token: str | None,
     seed: int | None,
     as_json: bool,
+    quiet: bool,
 ) -> None:
     """Push driver statistics, send /inference requests and post delayed labels,
     as the course's mock_request.py did, to watch drift fire and retraining start."""
     import httpx
 
     from litemlops.demo.simulate import simulate as run_simulation
-    from litemlops.server.main import served_at
-
-    config = load_config(ctx, home)
-    url = url or served_at(config.home)
+    # With --url the home only lends its demo settings: the server may be elsewhere.
+    config = load_config(ctx, home, existing=url is None)
+    url = url or running_server(config)
     if url is None:
         raise click.ClickException(
             f"no server for home {config.home}: start `litemlops run` first, or pass --url"
@@ -72,8 +74,21 @@ def simulate(
     pool = generate_driver_stats(
         config.demo.drivers, config.demo.hours, random_state=config.demo.seed
     )
+    from tqdm import tqdm
+
     try:
-        with httpx.Client(base_url=url, timeout=30) as client:
+        # disable=None: a bar only on a terminal, never in logs or pipes.
+        with (
+            httpx.Client(base_url=url, timeout=30) as client,
+            tqdm(
+                total=n,
+                desc=f"{mode} traffic",
+                unit="request",
+                file=sys.stderr,
+                leave=False,
+                disable=True if quiet else None,
+            ) as bar,
+        ):
             summary = run_simulation(
                 client,
                 token,
@@ -83,6 +98,7 @@ def simulate(
                 labels=labels,
                 seed=seed,
                 pool=pool,
+                progress=lambda done: bar.update(done - bar.n),
             )
     except httpx.HTTPError as exc:
         raise click.ClickException(f"cannot reach {url}: {exc}") from None

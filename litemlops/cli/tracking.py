@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from litemlops.cli.common import cli_errors, echo_json, home_option, open_platform
+from litemlops.cli.common import cli_errors, echo_json, home_option, load_config, open_platform
+from litemlops.cli.remote import owner, path_part
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str]) -> None:
@@ -348,10 +349,27 @@ def models_register(
 def models_alias(
     ctx: click.Context, home: Path | None, name: str, alias: str, version: int, reason: str
 ) -> None:
-    """Point ALIAS of model NAME at VERSION."""
+    """Point ALIAS of model NAME at VERSION (through the server while `run` serves the
+    home, which then answers NAME@ALIAS with it at once)."""
+    served = owner(load_config(ctx, home))
+    if served is not None:
+        with served:
+            moved = served.call(
+                "PUT",
+                f"/api/models/{path_part(name)}/aliases/{path_part(alias)}",
+                {"version": version, "reason": reason},
+            )
+        _say_moved(moved)
+        return
     with open_platform(ctx, home) as platform:
-        moved = platform.registry.set_alias(name, alias, version, reason=reason)
-    click.echo(f"{name}@{alias} -> version {moved.version}")
+        done = platform.registry.set_alias(name, alias, version, reason=reason)
+    click.echo(f"{name}@{alias} -> version {done.version}")
+
+
+def _say_moved(answer: dict[str, Any]) -> None:
+    click.echo(f"{answer['name']}@{answer['alias']} -> version {answer['version']}")
+    if answer.get("warning"):
+        click.echo(f"warning: {answer['warning']}", err=True)
 
 
 @models.command("rollback")
@@ -364,7 +382,18 @@ def models_alias(
 def models_rollback(
     ctx: click.Context, home: Path | None, name: str, alias: str, reason: str
 ) -> None:
-    """Point ALIAS back at the version it held before."""
+    """Point ALIAS back at the version it held before (through the server while `run`
+    serves the home)."""
+    served = owner(load_config(ctx, home))
+    if served is not None:
+        with served:
+            moved = served.call(
+                "POST",
+                f"/api/models/{path_part(name)}/aliases/{path_part(alias)}/rollback",
+                {"reason": reason},
+            )
+        _say_moved(moved)
+        return
     with open_platform(ctx, home) as platform:
         back = platform.registry.rollback(name, alias, reason=reason)
     click.echo(f"{name}@{alias} -> version {back.version}")

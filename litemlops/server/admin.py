@@ -416,7 +416,13 @@ async def trigger_pipeline(request: Request) -> Response:
     future = await _call(start)
     run_id, run_state = await _admitted(platform, name, marker, future)
     return _answer(
-        {"accepted": True, "pipeline": name, "run_id": run_id, "state": run_state},
+        {
+            "accepted": True,
+            "pipeline": name,
+            "run_id": run_id,
+            "state": run_state,
+            "request_id": marker,
+        },
         status_code=202,
     )
 

@@ -175,6 +175,9 @@ class TriggerAnswer(BaseModel):
     pipeline: str
     run_id: str | None = Field(description="Null when the run was not recorded in time")
     state: str | None = Field(description="The run's state when answered")
+    request_id: str = Field(
+        description="Put in the run's payload as request_id: finds the run when run_id is null"
+    )
 
 
 class FeatureViewInfo(BaseModel):

@@ -31,6 +31,20 @@ def admin_token(config: Config) -> tuple[str, bool]:
     return _token_file(config.token_path), False
 
 
+def read_admin_token(config: Config) -> str:
+    """The token a client of the home's server sends: from config/environment, else
+    `<home>/token` (never made here: the server makes it)."""
+    if config.server.token:
+        return config.server.token
+    try:
+        return _read_token(config.token_path)
+    except FileNotFoundError:
+        raise ConfigError(
+            f"no admin token at {config.token_path}; set LITEMLOPS_SERVER_TOKEN to the "
+            "server's token"
+        ) from None
+
+
 def _token_file(path: Path) -> str:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -435,6 +435,7 @@ def test_the_cli_compacts_and_says_what_it_did(logs):
     from litemlops.cli.main import cli
 
     home = str(logs.parent)
+    (logs.parent / "config.toml").write_text("")  # a home, though only its log is here
     env = {k: None for k in os.environ if k.startswith("LITEMLOPS_")}
     # The events are of 2026-01-01: a retention of ten years keeps them, whatever today is.
     env["LITEMLOPS_HISTORY_KEEP_DAYS"] = "3650"
@@ -447,7 +448,7 @@ def test_the_cli_compacts_and_says_what_it_did(logs):
     assert "0 expired" in out.output
     assert json.loads(again.output)["files"] == 0
     assert read_predictions(logs)["request_id"].tolist() == ["a", "b", "b", "c"]
-    assert nowhere.exit_code == 1 and "nothing to compact" in nowhere.output
+    assert nowhere.exit_code == 1 and "no litemlops home at" in nowhere.output
 
 
 def test_odd_lines_read_from_the_history_as_they_parse_and_come_back_whole(tmp_path):

@@ -51,6 +51,7 @@ def test_the_cli_says_when_no_server_serves_the_home(tmp_path):
 
     from litemlops.cli.main import cli
 
+    assert CliRunner().invoke(cli, ["init", "--home", str(tmp_path / "h")]).exit_code == 0
     out = CliRunner().invoke(cli, ["simulate", "--home", str(tmp_path / "h"), "-n", "3"])
     assert out.exit_code == 1
     assert "no server for home" in out.output and "start `litemlops run` first" in out.output
