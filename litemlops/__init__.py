@@ -20,6 +20,7 @@ __all__ = [
     "Field",
     "LitemlopsError",
     "ModelRegistry",
+    "ModelURI",
     "Pipeline",
     "Platform",
     "Schedule",
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from litemlops.scheduler.scheduler import EventTrigger, Schedule
     from litemlops.store import Entity, FeatureStore, FeatureView, Field
     from litemlops.store.autolog import fit_and_log
+    from litemlops.store.model_uri import ModelURI
     from litemlops.store.registry import ModelRegistry
     from litemlops.store.signature import Signature, infer_signature
     from litemlops.store.tracking import Tracker
@@ -53,6 +55,7 @@ _LAZY = {
     "Field": "litemlops.store",
     "Tracker": "litemlops.store.tracking",
     "ModelRegistry": "litemlops.store.registry",
+    "ModelURI": "litemlops.store.model_uri",
     "Signature": "litemlops.store.signature",
     "infer_signature": "litemlops.store.signature",
     "fit_and_log": "litemlops.store.autolog",

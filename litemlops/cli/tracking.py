@@ -10,6 +10,7 @@ import click
 
 from litemlops.cli.common import cli_errors, echo_json, home_option, load_config, open_platform
 from litemlops.cli.remote import owner, path_part
+from litemlops.store.model_uri import ModelURI
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str]) -> None:
@@ -134,7 +135,7 @@ def runs_show(ctx: click.Context, home: Path | None, run_id: str, as_json: bool)
                 {
                     "name": r["name"],
                     "sha256": r["sha256"],
-                    "uri": f"runs:/{info.run_id}/{r['name']}",
+                    "uri": str(ModelURI(r["name"], run_id=info.run_id)),
                 }
                 for r in tracker.db.read(
                     "SELECT name, sha256 FROM logged_models WHERE run_id = ?", [info.run_id]
@@ -316,9 +317,9 @@ def models_register(
     from litemlops.errors import ModelNotFoundError
 
     with open_platform(ctx, home) as platform:
-        uri = source
-        if not source.startswith("runs:/"):
-            uri = f"runs:/{_find_run(platform, source)}/model"
+        uri = source  # the registry reads the URI and says what is wrong with it
+        if all(c in "0123456789abcdef" for c in source):  # a run id or a prefix of one
+            uri = str(ModelURI("model", run_id=_find_run(platform, source)))
         try:
             before = {v.version for v in platform.registry.list_versions(name)}
         except ModelNotFoundError:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from litemlops.errors import LitemlopsError
 from litemlops.scheduler.pipeline import Pipeline, TaskContext, task
+from litemlops.store.model_uri import DEFAULT_ALIAS, ModelURI
 
 if TYPE_CHECKING:
     from litemlops.config import Config
@@ -44,7 +45,7 @@ def collect(ctx: TaskContext) -> dict[str, Any]:
         ctx.log.warning(events.HISTORY_COMPACTION_FAILED, error=str(exc))
         compacted = {"status": "failed", "error": str(exc)}
     logs = config.logs_dir
-    model = config.server.model.split("@")[0].split("/")[0]
+    model = ModelURI.parse(config.server.model, default_alias=DEFAULT_ALIAS).name
     found = reference_profile(ctx)
     # The profile names the features, which spares the reader a pass over the log.
     kinds = found[0].kinds if found is not None else None

@@ -30,6 +30,7 @@ from starlette.routing import BaseRoute, Route
 from litemlops.errors import LitemlopsError, NotFoundError
 from litemlops.server.app import ServerState, integer, require_token, state_of
 from litemlops.server.http import JSON, ApiError, parse
+from litemlops.store.model_uri import ModelURI
 
 if TYPE_CHECKING:
     from litemlops.platform import Platform
@@ -202,7 +203,8 @@ def _alias_state(
     the alias's version on first use). A version that failed to load leaves the
     previous one serving: the answer says so rather than pretend.
     """
-    uri = f"{name}@{alias}"
+    followed = ModelURI(name, alias=alias)
+    uri = str(followed)
 
     def served() -> int | None:
         return next((m.version for m in state.models.loaded() if m.uri == uri), None)
@@ -212,8 +214,7 @@ def _alias_state(
     for attempt in range(SWAP_TRIES if moved else 0):
         if attempt:
             time.sleep(0.1)
-        for form in (uri, f"models:/{uri}"):
-            state.models.refresh(form)  # loads and warms the new version, then swaps it in
+        state.models.refresh(followed)  # loads and warms the new version, then swaps it in
         if version is None or served() in (None, version):
             break
     now = served()
@@ -328,7 +329,11 @@ async def get_run(request: Request) -> Response:
             **asdict(info),
             "artifacts": tracker.artifact_list(run_id),
             "models": [
-                {"name": m["name"], "sha256": m["sha256"], "uri": f"runs:/{run_id}/{m['name']}"}
+                {
+                    "name": m["name"],
+                    "sha256": m["sha256"],
+                    "uri": str(ModelURI(m["name"], run_id=run_id)),
+                }
                 for m in logged
             ],
             "inputs": tracker.run_inputs(run_id),

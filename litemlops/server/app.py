@@ -47,7 +47,7 @@ from litemlops.server.metrics import MetricsMiddleware, ServerMetrics
 from litemlops.server.models import (
     ModelCache,
     ServingModel,
-    normalise_uri,
+    model_uri,
     prepare_model,
 )
 from litemlops.server.security import ALT_HEADER, HEADER, admin_token, token_matches
@@ -266,14 +266,14 @@ def require_token(request: Request) -> None:
 
 def _model(state: ServerState, uri: str) -> ServingModel:
     try:
-        uri = normalise_uri(uri)
         return state.models.get(uri)
     except NotFoundError as exc:
-        served = uri == normalise_uri(state.service.model)
+        asked = model_uri(uri)  # it parsed, or the error would not be NotFoundError
+        served = asked == model_uri(state.service.model)
         raise ApiError(
             503 if served else 404,
             "model_unavailable",
-            f"no model to serve for {uri!r}: {exc.args[0]}",
+            f"no model to serve for {str(asked)!r}: {exc.args[0]}",
         ) from None
     except ValidationError as exc:
         raise ApiError(422, "invalid_model", str(exc)) from None

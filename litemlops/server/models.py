@@ -33,6 +33,7 @@ from litemlops.scoring import (
     verified_row_scorer,
     verified_scorer,
 )
+from litemlops.store.model_uri import DEFAULT_ALIAS, ModelURI
 
 if TYPE_CHECKING:
     import numpy as np
@@ -96,6 +97,7 @@ class ServingModel:
 
 @dataclass
 class _Entry:
+    uri: ModelURI
     model: ServingModel
     checked: float
     loading: bool = False
@@ -103,13 +105,11 @@ class _Entry:
     changed: threading.Condition = field(default_factory=threading.Condition)
 
 
-def normalise_uri(uri: str) -> str:
+def model_uri(uri: str | ModelURI) -> ModelURI:
     """`name` alone means `name@champion`; other URIs are the registry's."""
-    if not isinstance(uri, str) or not uri.strip():
-        raise ValidationError(f"model must be a name or URI like 'driver_ranker@champion': {uri!r}")
-    if "@" in uri or "/" in uri:
+    if isinstance(uri, ModelURI):
         return uri
-    return f"{uri}@champion"
+    return ModelURI.parse(uri, default_alias=DEFAULT_ALIAS)
 
 
 class ModelCache:
@@ -129,31 +129,33 @@ class ModelCache:
         self.prepare = prepare
         self.refresh_seconds = refresh_seconds
         self.clock = clock
-        self._entries: dict[str, _Entry] = {}
+        self._entries: dict[ModelURI, _Entry] = {}
+        #: Each spelling asked for (`m`, `m@champion`, `models:/m@champion`...) to its
+        #: entry, so a request finds its model without parsing the URI again.
+        self._spelled: dict[str | ModelURI, _Entry] = {}
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
 
-    def get(self, uri: str) -> ServingModel:
+    def get(self, uri: str | ModelURI) -> ServingModel:
         """The version `uri` names now (loaded on first use; then followed)."""
-        uri = normalise_uri(uri)
-        entry = self._entries.get(uri)
+        entry = self._spelled.get(uri)
         if entry is None:
             return self._first_load(uri)
-        if "@" in uri and self.clock() - entry.checked >= self.refresh_seconds:
-            self._check(uri, entry, background=True)
+        if entry.uri.alias is not None and self.clock() - entry.checked >= self.refresh_seconds:
+            self._check(entry, background=True)
         return entry.model
 
     def loaded(self) -> list[ServingModel]:
         return [e.model for e in self._entries.values()]
 
-    def refresh(self, uri: str | None = None) -> None:
+    def refresh(self, uri: str | ModelURI | None = None) -> None:
         """Resolve aliases now and swap in what they name (loaded before the swap)."""
-        targets = [normalise_uri(uri)] if uri is not None else list(self._entries)
+        targets = [model_uri(uri)] if uri is not None else list(self._entries)
         for target in targets:
             entry = self._entries.get(target)
-            if entry is None:
+            if entry is None or entry.uri.alias is None:
                 continue
-            self._check(target, entry, background=False)
+            self._check(entry, background=False)
 
     def close(self, timeout: float = 10.0) -> None:
         for thread in list(self._threads):
@@ -161,16 +163,17 @@ class ModelCache:
 
     # -- internals ----------------------------------------------------------------------
 
-    def _first_load(self, uri: str) -> ServingModel:
+    def _first_load(self, spelled: str | ModelURI) -> ServingModel:
+        uri = model_uri(spelled)
         with self._lock:
             entry = self._entries.get(uri)
-            if entry is not None:
-                return entry.model
-            model = self._load(uri)
-            self._entries[uri] = _Entry(model=model, checked=self.clock())
-            return model
+            if entry is None:
+                entry = _Entry(uri=uri, model=self._load(uri), checked=self.clock())
+                self._entries[uri] = entry
+            self._spelled[spelled] = entry
+            return entry.model
 
-    def _check(self, uri: str, entry: _Entry, *, background: bool) -> None:
+    def _check(self, entry: _Entry, *, background: bool) -> None:
         """Move `entry` to what its alias names now; loads happen outside the entry's lock."""
         with entry.changed:
             while entry.loading:
@@ -178,14 +181,15 @@ class ModelCache:
                     return  # a swap is under way; requests keep the current model
                 entry.changed.wait()  # a refresh ends on what the alias names now
             entry.checked = self.clock()
-            name, alias = uri.removeprefix("models:/").split("@", 1)
+            uri = entry.uri
+            assert uri.alias is not None  # only entries that follow an alias are checked
             try:
-                version = self.registry.get_alias(name, alias).version
+                version = self.registry.get_alias(uri.name, uri.alias).version
             except LitemlopsError as exc:
                 # The alias was deleted: keep serving what we have, and say so.
                 log.warning(
                     events.MODEL_SWAPPED,
-                    uri=uri,
+                    uri=str(uri),
                     from_version=entry.model.version,
                     to_version=None,
                     error=str(exc),
@@ -196,24 +200,24 @@ class ModelCache:
             entry.loading = True
         if background:
             thread = threading.Thread(
-                target=self._swap, args=(uri, entry, version), name="model-swap", daemon=True
+                target=self._swap, args=(entry, version), name="model-swap", daemon=True
             )
             self._threads = [t for t in self._threads if t.is_alive()] + [thread]
             thread.start()
         else:
-            self._swap(uri, entry, version)
+            self._swap(entry, version)
 
-    def _swap(self, uri: str, entry: _Entry, version: int) -> None:
+    def _swap(self, entry: _Entry, version: int) -> None:
+        uri = entry.uri
         try:
-            name = uri.removeprefix("models:/").split("@", 1)[0]
-            model = self._load(f"{name}/{version}", served_as=uri)
+            model = self._load(uri.at_version(version), served_as=uri)
             old = entry.model.version
             entry.model = model  # one reference assignment: readers see old or new
-            log.info(events.MODEL_SWAPPED, uri=uri, from_version=old, to_version=version)
+            log.info(events.MODEL_SWAPPED, uri=str(uri), from_version=old, to_version=version)
         except Exception as exc:
             log.error(
                 events.MODEL_SWAPPED,
-                uri=uri,
+                uri=str(uri),
                 from_version=entry.model.version,
                 to_version=version,
                 error=f"{type(exc).__name__}: {exc}",
@@ -223,11 +227,11 @@ class ModelCache:
                 entry.loading = False
                 entry.changed.notify_all()
 
-    def _load(self, uri: str, served_as: str | None = None) -> ServingModel:
+    def _load(self, uri: ModelURI, served_as: ModelURI | None = None) -> ServingModel:
         start = time.perf_counter()
-        prepared = self.prepare(uri) if self.prepare is not None else None
+        prepared = self.prepare(str(uri)) if self.prepare is not None else None
         model = (
-            replace(prepared, uri=served_as or uri)
+            replace(prepared, uri=str(served_as or uri))
             if prepared is not None
             else build_model(self.registry, uri, served_as)
         )
@@ -257,21 +261,24 @@ def prepare_model(config: Config, uri: str) -> ServingModel | None:
     return replace(model, loaded=None)
 
 
-def build_model(registry: ModelRegistry, uri: str, served_as: str | None) -> ServingModel:
+def build_model(
+    registry: ModelRegistry, uri: str | ModelURI, served_as: ModelURI | None
+) -> ServingModel:
     """The version `uri` names, loaded, checked and given its scorer."""
-    loaded = registry.load_model(uri)
+    ref = uri if isinstance(uri, ModelURI) else ModelURI.parse(uri)
+    loaded = registry.load_model(str(ref))
     meta = loaded.metadata
     signature = loaded.signature
     if signature is None:
         raise ValidationError(
-            f"model {uri!r} has no signature; the server needs its input names "
+            f"model {str(ref)!r} has no signature; the server needs its input names "
             "(log it with signature=infer_signature(X))"
         )
     version = _version(registry, meta)
     inputs = tuple(signature.input_names)
-    score_rows, scorer, score_few = _scorer(registry, loaded.model, inputs, meta, version)
+    score_rows, scorer, score_few = _scorer(registry, loaded.model, inputs, ref, version)
     return ServingModel(
-        uri=served_as or uri,
+        uri=str(served_as or ref),
         name=meta.get("name"),
         version=meta.get("version"),
         loaded=loaded,
@@ -303,7 +310,7 @@ def _scorer(
     registry: ModelRegistry,
     model: Any,
     inputs: tuple[str, ...],
-    meta: dict[str, Any],
+    ref: ModelURI,
     version: ModelVersion | None,
 ) -> tuple[Scorer, str, RowScorer | None]:
     """The numpy scorer when it equals the model's own scores on the model's data (its
@@ -311,11 +318,11 @@ def _scorer(
     model's own method; and its plain Python twin, when that is equal too."""
     if fast_scorer(model) is None:
         return model_scorer(model), "model", None
-    run_id = meta.get("run_id")
+    logged_as: tuple[str, str] | None
     if version is not None:
         logged_as = (version.run_id, version.model_name)
-    elif isinstance(run_id, str) and str(meta.get("uri", "")).startswith(f"runs:/{run_id}/"):
-        logged_as = (run_id, str(meta["uri"]).removeprefix(f"runs:/{run_id}/"))
+    elif ref.run_id is not None:
+        logged_as = (ref.run_id, ref.name)
     else:
         logged_as = None
     own = _own_rows(registry, logged_as, inputs) if logged_as is not None else []

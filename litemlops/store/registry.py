@@ -11,7 +11,6 @@ new one), so a retrain that reproduces its model adds no version and moves no al
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -26,6 +25,7 @@ from litemlops.errors import (
     ValidationError,
 )
 from litemlops.logger import get_logger
+from litemlops.store.model_uri import ModelURI, check_alias, check_model_name
 from litemlops.store.tracking import Tracker
 
 if TYPE_CHECKING:
@@ -34,9 +34,6 @@ if TYPE_CHECKING:
     from litemlops.store.model_io import LoadedModel
 
 log = get_logger("litemlops.registry")
-_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
-_ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")
-_RESERVED = re.compile(r"^(latest|v\d+)$", re.IGNORECASE)
 # Rows with their latest version and aliases attached: one query per listing.
 _MODELS = (
     "SELECT m.*, (SELECT max(version) FROM model_versions v WHERE v.name = m.name) AS latest, "
@@ -47,24 +44,6 @@ _VERSIONS = (
     "SELECT v.*, (SELECT json_group_array(alias) FROM aliases a WHERE a.name = v.name "
     "AND a.version = v.version) AS alias_list FROM model_versions v"
 )
-
-
-def check_model_name(name: object) -> str:
-    if not isinstance(name, str) or not _MODEL_NAME.match(name):
-        raise ValidationError(
-            f"invalid model name {name!r}: letters, digits, '_', '.', '-', starting with a "
-            "letter or digit, at most 128 characters"
-        )
-    return name
-
-
-def check_alias(alias: object) -> str:
-    if not isinstance(alias, str) or not _ALIAS.match(alias) or _RESERVED.match(alias):
-        raise ValidationError(
-            f"invalid alias {alias!r}: a letter then letters, digits, '_' or '-' (at most 64); "
-            "'latest' and 'v<number>' are reserved"
-        )
-    return alias
 
 
 @dataclass(frozen=True)
@@ -178,7 +157,9 @@ class ModelRegistry:
         killed runs are refused; of a running run only with `allow_unfinished`
         (its lineage then lacks what the run logs later).
         """
-        run_id, model_name = _parse_runs_uri(model_uri)
+        source = _logged_model_uri(model_uri)
+        run_id, model_name = source.run_id, source.name
+        assert run_id is not None  # _logged_model_uri refuses the others
         check_model_name(name)
         logged = self.tracker.logged_model(run_id, model_name)
         run = self.tracker.get_run(run_id)
@@ -379,36 +360,24 @@ class ModelRegistry:
 
     # -- loading ------------------------------------------------------------------------
 
-    def resolve(self, uri: str) -> tuple[str, dict[str, Any] | None, dict[str, Any]]:
+    def resolve(self, uri: str | ModelURI) -> tuple[str, dict[str, Any] | None, dict[str, Any]]:
         """(sha256, signature, metadata) of the model file any model URI names.
 
         A registry version loads the file recorded when it was registered, with
         the signature frozen then, whatever happens to its run afterwards.
         """
-        if not isinstance(uri, str):
-            raise ValidationError(f"model URI must be a string, got {uri!r}")
-        if uri.startswith("runs:/"):
-            run_id, model_name = _parse_runs_uri(uri)
-            logged = self.tracker.logged_model(run_id, model_name)
-            return (
-                logged.sha256,
-                logged.signature,
-                {"uri": uri, "run_id": run_id, "environment": logged.environment},
-            )
-        ref = uri.removeprefix("models:/")
-        meta: dict[str, Any] = {"uri": uri}
-        if "@" in ref:
-            name, alias = ref.split("@", 1)
-            version = self.get_alias(name, alias)
-            meta["alias"] = alias
-        elif "/" in ref:
-            name, number = ref.rsplit("/", 1)
-            version = self.get_model_version(name, _version_number(number, uri))
+        ref = uri if isinstance(uri, ModelURI) else ModelURI.parse(uri)
+        meta: dict[str, Any] = {"uri": str(uri)}
+        if ref.run_id is not None:
+            logged = self.tracker.logged_model(ref.run_id, ref.name)
+            meta.update(run_id=ref.run_id, environment=logged.environment)
+            return logged.sha256, logged.signature, meta
+        if ref.alias is not None:
+            version = self.get_alias(ref.name, ref.alias)
+            meta["alias"] = ref.alias
         else:
-            raise ValidationError(
-                f"cannot read model URI {uri!r}: use 'name@alias', 'name/3' or "
-                "'runs:/<run_id>/<model>'"
-            )
+            assert ref.version is not None  # a registered model's URI names one or the other
+            version = self.get_model_version(ref.name, ref.version)
         model = version.lineage.get("model", {})
         meta.update(
             name=version.name,
@@ -418,7 +387,7 @@ class ModelRegistry:
         )
         return version.sha256, model.get("signature"), meta
 
-    def load_model(self, uri: str) -> LoadedModel:
+    def load_model(self, uri: str | ModelURI) -> LoadedModel:
         """Load a model by URI after checking its sha256; refuses a file that changed."""
         from litemlops.errors import ArtifactNotFoundError
         from litemlops.store.model_io import load_verified_model
@@ -435,20 +404,19 @@ class ModelRegistry:
             ) from None
 
 
-def _version_number(text: str, uri: str) -> int:
-    if not re.fullmatch(r"[0-9]{1,18}", text):
-        raise ValidationError(f"model version in {uri!r} must be a number, got {text!r}")
-    return int(text)
-
-
 def _at(ms: int) -> datetime:
     value = from_ms(ms)
     assert value is not None  # the column is NOT NULL
     return value
 
 
-def _parse_runs_uri(uri: str) -> tuple[str, str]:
-    match = re.fullmatch(r"runs:/([0-9a-f]{32})/([A-Za-z0-9_\-. /]+)", uri or "")
-    if not match:
-        raise ValidationError(f"model URI {uri!r} is not 'runs:/<run_id>/<model name>'")
-    return match.group(1), match.group(2)
+def _logged_model_uri(uri: object) -> ModelURI:
+    """The `runs:/<run_id>/<model>` URI a version is registered from."""
+    runs_form = f"model URI {uri!r} is not 'runs:/<run_id>/<model name>'"
+    try:
+        source = ModelURI.parse(uri)
+    except ValidationError as exc:
+        raise ValidationError(f"{runs_form}: {exc}") from None
+    if source.run_id is None:
+        raise ValidationError(f"{runs_form}: versions are registered from models logged in runs")
+    return source

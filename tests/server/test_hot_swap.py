@@ -332,3 +332,45 @@ def test_refresh_during_a_background_swap_ends_on_what_the_alias_names(own_platf
     cache.close()
 
     assert cache.get(uri).version == v3  # the clock did not move: no further look
+
+
+def test_every_spelling_of_a_model_shares_one_loaded_entry(own_platform):
+    from litemlops.server.models import ModelCache
+
+    cache = ModelCache(own_platform.registry, refresh_seconds=3600, clock=Ticks())
+    first = cache.get(MODEL)
+
+    for spelling in (f"{MODEL}@champion", f"models:/{MODEL}@champion"):
+        assert cache.get(spelling) is first
+    assert cache.get(f"models:/{MODEL}/1") is cache.get(f"{MODEL}/1")
+    assert sorted(m.uri for m in cache.loaded()) == [f"{MODEL}/1", f"{MODEL}@champion"]
+
+
+def test_a_spelling_already_served_is_not_parsed_again(own_platform, monkeypatch):
+    from litemlops import ModelURI
+    from litemlops.server.models import ModelCache
+
+    cache = ModelCache(own_platform.registry, refresh_seconds=3600, clock=Ticks())
+    served = cache.get(f"models:/{MODEL}@champion")
+
+    def no_parse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("parsed again")
+
+    monkeypatch.setattr(ModelURI, "parse", no_parse)
+    assert cache.get(f"models:/{MODEL}@champion") is served
+
+
+def test_refreshing_every_entry_follows_aliases_and_leaves_pinned_versions(own_platform):
+    from litemlops.server.models import ModelCache
+
+    registry = own_platform.registry
+    cache = ModelCache(registry, refresh_seconds=3600, clock=Ticks())
+    cache.get(f"{MODEL}/1")
+    cache.get(f"{MODEL}@champion")
+    v2 = second_version(own_platform)
+    registry.set_alias(MODEL, "champion", v2)
+
+    cache.refresh()
+
+    assert cache.get(f"{MODEL}@champion").version == v2
+    assert cache.get(f"{MODEL}/1").version == 1
