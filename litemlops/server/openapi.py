@@ -251,6 +251,26 @@ ALIAS = {
     "description": "A letter, then letters, digits, '_' or '-'; not 'latest' nor v<number>",
 }
 ALIAS_PARAMS = (("name", MODEL_NAME), ("alias", ALIAS))
+_NAME = "[A-Za-z0-9][A-Za-z0-9_.-]{0,127}"
+#: A key a run logs a model under (`check_key`): word characters, '-', '.', ' ', '/', not
+#: starting with '/', no '..' (a '.' is followed by another character or ends it).
+_KEYCHAR = r"[\w\- /]"
+_RUN_MODEL = rf"(?:[\w\- ]|\.(?:{_KEYCHAR}|$))(?:{_KEYCHAR}|\.(?:{_KEYCHAR}|$))*"
+#: What `ModelURI.parse(..., default_alias="champion")` reads, as JSON Schema.
+MODEL_URI = {
+    "type": "string",
+    "pattern": (
+        f"^(?:(?:models:/)?{_NAME}(?:@[A-Za-z][A-Za-z0-9_-]{{0,63}}|/[0-9]{{1,18}})"
+        f"|{_NAME}|runs:/[0-9a-f]{{32}}/{_RUN_MODEL})$"
+    ),
+    "maxLength": len("runs:/") + 32 + 1 + 250,  # a run's model name: at most 250
+    # Reserved aliases and version 0; and a line break, before which a regex `$` may match.
+    "not": {
+        "pattern": f"^(?:models:/)?{_NAME}(?:@(?:[Ll][Aa][Tt][Ee][Ss][Tt]|[Vv][0-9]+)|/0+)$|\n"
+    },
+    "description": "name (its champion), name@alias, name/version, models:/name@alias, "
+    "models:/name/version or runs:/<run id>/<model>",
+}
 REASON = {"type": "string", "maxLength": 1000}
 PARAMS = {
     "model": "A model name (its champion), name@alias, or name/version",
@@ -273,6 +293,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         PredictAnswer,
         errors=(*BODY_ERRORS, 404, 503),
         body="predict",
+        params=(("model", MODEL_URI),),
     ),
     ("POST", "/push/{view}"): Op(
         "Write rows to a feature view now (streaming ingestion)",

@@ -31,7 +31,7 @@ FORMS = (
 
 
 def check_model_name(name: object) -> str:
-    if not isinstance(name, str) or not _MODEL_NAME.match(name):
+    if not isinstance(name, str) or not _MODEL_NAME.fullmatch(name):
         raise ValidationError(
             f"invalid model name {name!r}: letters, digits, '_', '.', '-', starting with a "
             "letter or digit, at most 128 characters"
@@ -40,7 +40,7 @@ def check_model_name(name: object) -> str:
 
 
 def check_alias(alias: object) -> str:
-    if not isinstance(alias, str) or not _ALIAS.match(alias) or _RESERVED.match(alias):
+    if not isinstance(alias, str) or not _ALIAS.fullmatch(alias) or _RESERVED.fullmatch(alias):
         raise ValidationError(
             f"invalid alias {alias!r}: a letter then letters, digits, '_' or '-' (at most 64); "
             "'latest' and 'v<number>' are reserved"

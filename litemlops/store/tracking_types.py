@@ -21,7 +21,7 @@ INT64 = 2**63
 
 def check_key(key: object, what: str) -> str:
     """Param, metric and tag keys: letters and digits (any script), `_-. /`, at most 250."""
-    if not isinstance(key, str) or not _KEY.match(key) or ".." in key or key.startswith("/"):
+    if not isinstance(key, str) or not _KEY.fullmatch(key) or ".." in key or key.startswith("/"):
         raise ValidationError(
             f"invalid {what} key {key!r}: use letters, digits, '_', '-', '.', ' ' or '/' "
             "(at most 250 characters, no '..', not starting with '/')"

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
@@ -398,3 +400,34 @@ def test_a_query_the_document_refuses_is_refused(client, error_of, query):
 
     assert response.status_code == 422, response.text
     error_of(response)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.one_of(
+        st.from_regex(
+            r"\A(models:/|runs:/|Models:/)?[A-Za-z0-9_.@/\-]{0,12}(@|/)?[A-Za-z0-9]{0,4}\Z"
+        ),
+        st.builds(lambda h, m: f"runs:/{h}/{m}", st.from_regex(r"\A[0-9a-f]{30,33}\Z"),
+                  st.text(min_size=0, max_size=5)),
+        st.sampled_from(["m@latest", "m@V12", "m/0", "m/000", "m/" + "9" * 19, "m/" + "1" * 18,
+                         "m\n", "m@a\n", "runs:/" + "a" * 32 + "/m\n", "runs:/" + "a" * 32
+                         + "/" + "x" * 251, "runs:/" + "a" * 32 + "/" + "x" * 250]),
+    )
+)
+def test_the_documented_model_path_is_exactly_what_the_server_reads(text):
+    from litemlops.errors import ValidationError
+    from litemlops.server.openapi import MODEL_URI
+    from litemlops.store.model_uri import DEFAULT_ALIAS, ModelURI
+
+    documented = (
+        bool(re.search(MODEL_URI["pattern"], text))
+        and not re.search(MODEL_URI["not"]["pattern"], text)
+        and len(text) <= MODEL_URI["maxLength"]
+    )
+    try:
+        ModelURI.parse(text, default_alias=DEFAULT_ALIAS)
+        read = True
+    except ValidationError:
+        read = False
+    assert documented == read, repr(text)

@@ -37,7 +37,9 @@ def test_every_accepted_spelling_parses_to_the_canonical_value(uri):
     if uri.by_alias:
         spellings += [f"models:/{uri.name}@{uri.alias}"]
     if uri.by_version:
-        spellings += [f"models:/{uri.name}/{uri.version}", f"{uri.name}/00{uri.version}"]
+        spellings += [f"models:/{uri.name}/{uri.version}"]
+        if len(str(uri.version)) <= 16:  # a version is at most 18 digits, zeros included
+            spellings += [f"{uri.name}/00{uri.version}"]
     for text in spellings:
         parsed = ModelURI.parse(text)
         assert parsed == uri and str(parsed) == str(uri), text

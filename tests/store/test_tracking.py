@@ -365,3 +365,11 @@ def test_unicode_keys_are_accepted(tracker):
     with tracker.start_run() as run:
         run.log_metric("độ_chính_xác", 0.9)
     assert tracker.get_run(run.id).metrics == {"độ_chính_xác": 0.9}
+
+
+def test_a_key_ending_in_a_line_break_is_refused():
+    from litemlops.store.tracking_types import check_key
+
+    assert check_key("loss", "metric") == "loss"
+    with pytest.raises(ValidationError, match="invalid metric key"):
+        check_key("loss\n", "metric")
