@@ -25,6 +25,7 @@ __all__ = [
     "Platform",
     "Schedule",
     "Signature",
+    "TaskContext",
     "Tracker",
     "__version__",
     "fit_and_log",
@@ -37,7 +38,7 @@ from litemlops.errors import LitemlopsError
 if TYPE_CHECKING:
     from litemlops.config import Config
     from litemlops.platform import Platform
-    from litemlops.scheduler.pipeline import Pipeline, task
+    from litemlops.scheduler.pipeline import Pipeline, TaskContext, task
     from litemlops.scheduler.scheduler import EventTrigger, Schedule
     from litemlops.store import Entity, FeatureStore, FeatureView, Field
     from litemlops.store.autolog import fit_and_log
@@ -60,6 +61,7 @@ _LAZY = {
     "infer_signature": "litemlops.store.signature",
     "fit_and_log": "litemlops.store.autolog",
     "Pipeline": "litemlops.scheduler.pipeline",
+    "TaskContext": "litemlops.scheduler.pipeline",
     "task": "litemlops.scheduler.pipeline",
     "Schedule": "litemlops.scheduler.scheduler",
     "EventTrigger": "litemlops.scheduler.scheduler",

@@ -37,3 +37,11 @@ def test_mypy_finds_nothing():
     result = run_tool("mypy")
 
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_mypy_sees_the_types_of_a_tasks_resources():
+    # This test module asserts types with `assert_type`, which only mypy checks.
+    result = run_tool("mypy", "tests/scheduler/test_task_context.py")
+
+    assert result.returncode == 0, result.stdout + result.stderr

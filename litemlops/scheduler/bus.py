@@ -12,7 +12,7 @@ import fnmatch
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from litemlops import events
 from litemlops.errors import ValidationError
@@ -21,6 +21,12 @@ from litemlops.logger import get_logger
 log = get_logger("litemlops.bus")
 
 Handler = Callable[[str, Mapping[str, Any]], None]
+
+
+class Publisher(Protocol):
+    """What a pipeline task may do with the bus (`ctx.bus`): publish."""
+
+    def publish(self, topic: str, payload: Mapping[str, Any] | None = None) -> int: ...
 
 
 @dataclass(frozen=True)

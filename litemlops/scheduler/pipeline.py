@@ -15,11 +15,19 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from litemlops.errors import LitemlopsError, ValidationError
+
+if TYPE_CHECKING:
+    # Types only: defining a pipeline must not load the stores.
+    from litemlops.config import Config
+    from litemlops.scheduler.bus import Publisher
+    from litemlops.store import FeatureStore
+    from litemlops.store.registry import ModelRegistry
+    from litemlops.store.tracking import Tracker
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")
 
@@ -338,8 +346,11 @@ def _stable_order(tasks: Sequence[Task], position: Mapping[str, int]) -> tuple[s
 class TaskContext:
     """What a task gets: its run, its params, its upstream outputs, a folder, resources.
 
-    resources: what the runner was given (e.g. `features`, `tracker`,
-    `registry`), also reachable as attributes: `ctx.features`.
+    resources: what the runner was given. The ones `Platform` gives are typed
+    attributes, read from the mapping only when a task touches them (a
+    worker opens the feature history then): `ctx.features`, `ctx.tracker`,
+    `ctx.registry`, `ctx.config`, `ctx.clock`, `ctx.bus`. Any other resource a
+    runner was given is `ctx.resources["name"]`.
     """
 
     run_id: str
@@ -352,10 +363,45 @@ class TaskContext:
     resources: Mapping[str, Any]
     log: Any
 
-    def __getattr__(self, name: str) -> Any:
+    @property
+    def features(self) -> FeatureStore:
+        """The whole feature store (history, online store, push)."""
+        return self._resource("features")
+
+    @property
+    def tracker(self) -> Tracker:
+        return self._resource("tracker")
+
+    @property
+    def registry(self) -> ModelRegistry:
+        return self._resource("registry")
+
+    @property
+    def config(self) -> Config:
+        return self._resource("config")
+
+    @property
+    def clock(self) -> Callable[[], datetime]:
+        return self._resource("clock")
+
+    @property
+    def bus(self) -> Publisher:
+        """Where a task publishes events; in a worker they reach the owner's bus after it."""
+        return self._resource("bus")
+
+    def _resource(self, name: str) -> Any:
         resources = self.__dict__.get("resources", {})
-        if name in resources:
-            return resources[name]
-        raise AttributeError(
-            f"task context has no {name!r}; resources given to the runner: {sorted(resources)}"
-        )
+        # By its keys: `name in resources` would read the value, and opening a store
+        # twice is what a mapping that opens on read (a worker's) should not be asked.
+        given = list(resources)
+        if name not in given:
+            raise AttributeError(
+                f"task context has no {name!r}; resources given to the runner: {sorted(given)}"
+            )
+        return resources[name]
+
+    if not TYPE_CHECKING:
+        # Other resources as attributes, as before `ctx.resources["name"]` was the
+        # way: hidden from type checkers, so a misspelt `ctx.featurs` is an error.
+        def __getattr__(self, name: str) -> Any:
+            return self._resource(name)

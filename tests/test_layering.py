@@ -1,0 +1,195 @@
+"""The layering DESIGN.md states, checked: imports flow one way.
+
+errors/config/events -> store -> scheduler, serving, monitoring -> server, cli
+-> demo (an application). Rules on what an import loads run in a fresh
+interpreter and read `sys.modules`; rules between packages read every
+`import` and `from` statement of every module (function-level ones too) with
+`ast`, plus module names written as strings (`import_module("...")`, preload
+lists), which import a module as surely.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "litemlops"
+
+WEB_AND_SCHEDULING = ("starlette", "uvicorn", "apscheduler")
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def imported_by(module: str) -> set[str]:
+    """The litemlops modules (or packages) one module imports, anywhere in its body."""
+    path = MODULES[module]
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*parent, *([node.module] if node.module else [])])
+            for alias in node.names:
+                # `from litemlops.demo import definitions` imports a module.
+                found.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in MODULES else base)
+        elif isinstance(node, ast.Constant) and node.value in MODULES:
+            found.add(node.value)
+    return {name for name in found if name == "litemlops" or name.startswith("litemlops.")}
+
+
+def within(name: str, *packages: str) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in packages)
+
+
+def imports_of(importers: list[str], *targets: str) -> set[tuple[str, str]]:
+    return {
+        (module, name)
+        for module in importers
+        for name in imported_by(module)
+        if within(name, *targets) and not within(module, *targets)
+    }
+
+
+def loaded_after(code: str) -> dict[str, list[str]]:
+    """What `code` adds to `sys.modules` in a fresh interpreter: litemlops modules, and
+    the top-level names of other non-standard-library modules."""
+    probe = (
+        "import json, sys\n"
+        "before = set(sys.modules)\n"
+        f"{code}\n"
+        "new = set(sys.modules) - before\n"
+        "print(json.dumps({\n"
+        "  'litemlops': sorted(m for m in new if m.split('.')[0] == 'litemlops'),\n"
+        "  'third_party': sorted({m.split('.')[0] for m in new} - set(sys.stdlib_module_names)"
+        " - {'litemlops'}),\n"
+        "}))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    )
+    loaded: dict[str, list[str]] = json.loads(result.stdout)
+    return loaded
+
+
+def test_import_litemlops_loads_no_third_party_library_and_no_subpackage():
+    loaded = loaded_after("import litemlops")
+
+    assert loaded["third_party"] == []
+    assert loaded["litemlops"] == ["litemlops", "litemlops.errors"]
+
+
+def test_the_stores_load_no_web_or_scheduling_library_and_nothing_above_them():
+    store_modules = sorted(m for m in MODULES if within(m, "litemlops.store"))
+    code = "import importlib\n"
+    code += "".join(f"importlib.import_module({m!r})\n" for m in store_modules)
+    code += "from litemlops import FeatureStore, ModelRegistry, Tracker\n"
+
+    loaded = loaded_after(code)
+
+    assert set(loaded["third_party"]).isdisjoint(WEB_AND_SCHEDULING), loaded["third_party"]
+    above = [m for m in loaded["litemlops"] if not within(m, "litemlops.store")]
+    assert set(above) <= {
+        "litemlops", "litemlops.clock", "litemlops.errors", "litemlops.events",
+        "litemlops.logger", "litemlops.modules", "litemlops.config", "litemlops.home",
+    }, above
+
+
+def test_defining_a_pipeline_loads_neither_the_stores_nor_the_scheduling_library():
+    loaded = loaded_after("from litemlops import Pipeline, TaskContext, task")
+
+    assert set(loaded["third_party"]).isdisjoint(WEB_AND_SCHEDULING), loaded["third_party"]
+    assert not [m for m in loaded["litemlops"] if within(m, "litemlops.store")]
+
+
+def test_the_store_imports_nothing_above_it():
+    store = [m for m in MODULES if within(m, "litemlops.store")]
+
+    assert imports_of(
+        store,
+        "litemlops.scheduler", "litemlops.serving", "litemlops.monitoring",
+        "litemlops.server", "litemlops.cli", "litemlops.demo", "litemlops.testing",
+        "litemlops.platform", "litemlops.bootstrap",
+    ) == set()
+
+
+def test_scheduler_and_monitoring_import_no_edge():
+    middle = [
+        m for m in MODULES
+        if within(m, "litemlops.scheduler", "litemlops.serving", "litemlops.monitoring")
+    ]
+
+    assert imports_of(middle, "litemlops.server", "litemlops.cli") == set()
+
+
+def test_only_the_cli_and_the_demo_import_the_server():
+    outside = [m for m in MODULES if not within(m, "litemlops.cli", "litemlops.demo")]
+
+    assert imports_of(outside, "litemlops.server") == set()
+
+
+def test_only_the_package_entry_point_and_the_demo_import_the_cli():
+    outside = [m for m in MODULES if not within(m, "litemlops.__main__", "litemlops.demo")]
+
+    assert imports_of(outside, "litemlops.cli") == set()
+
+
+def test_errors_import_nothing_else_from_the_package():
+    assert imported_by("litemlops.errors") == set()
+
+
+#: Imports of the demo that the platform still has: issue 13, item 1 makes the demo
+#: an application on the platform and removes them; until then the list only shrinks
+#: (leaving the CLI's bootstrap as the one importer). A new import of the demo is
+#: not added here: the platform reaches applications through its pipeline catalog.
+DEMO_IMPORTS_TO_REMOVE = {
+    ("litemlops.bootstrap", "litemlops.demo.common"),
+    ("litemlops.bootstrap", "litemlops.demo.definitions"),
+    ("litemlops.bootstrap", "litemlops.demo.generator"),
+    ("litemlops.cli.main", "litemlops.demo.generator"),
+    ("litemlops.cli.simulate", "litemlops.demo.generator"),
+    ("litemlops.cli.simulate", "litemlops.demo.simulate"),
+    ("litemlops.platform", "litemlops.demo.pipelines"),
+    ("litemlops.scheduler.workers", "litemlops.demo.pipelines"),  # PRELOAD names it
+}
+
+
+def test_no_package_imports_the_demo_beyond_the_imports_issue_13_removes():
+    found = imports_of(list(MODULES), "litemlops.demo")
+
+    assert found - DEMO_IMPORTS_TO_REMOVE == set(), "a new import of litemlops.demo"
+    assert DEMO_IMPORTS_TO_REMOVE - found == set(), "gone: remove it from DEMO_IMPORTS_TO_REMOVE"
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("def f():\n    from litemlops.server import app\n", {"litemlops.server.app"}),
+        ("from .. import demo\n", {"litemlops.demo"}),
+        ("from ..demo import generator as g\n", {"litemlops.demo.generator"}),
+        ("import litemlops.cli.main\n", {"litemlops.cli.main"}),
+        ("PRELOAD = ('litemlops.demo.pipelines', 'pandas')\n", {"litemlops.demo.pipelines"}),
+        ("import json\nfrom litemlops.errors import ValidationError\n", {"litemlops.errors"}),
+    ],
+)
+def test_the_import_reader_sees_every_kind_of_import(source, expected, monkeypatch, tmp_path):
+    # Read as if it were litemlops/store/probe.py.
+    path = tmp_path / "probe.py"
+    path.write_text(source)
+    monkeypatch.setitem(MODULES, "litemlops.store.probe", path)
+
+    assert imported_by("litemlops.store.probe") == expected
