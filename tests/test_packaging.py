@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -15,12 +16,19 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.slow
 def test_the_wheel_ships_py_typed_and_the_license(tmp_path):
+    # Built from a copy: setuptools leaves a build/ folder beside the project it builds.
+    source = tmp_path / "source"
+    shutil.copytree(ROOT / "litemlops", source / "litemlops",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy2(ROOT / name, source / name)
+    out = tmp_path / "wheels"
     done = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q", "-w", str(tmp_path)],
+        [sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "-q", "-w", str(out)],
         capture_output=True, text=True, timeout=600,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    (wheel,) = tmp_path.glob("litemlops-*.whl")
+    (wheel,) = out.glob("litemlops-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "litemlops/py.typed" in names
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names), names[-10:]
