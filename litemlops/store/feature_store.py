@@ -205,14 +205,17 @@ class FeatureStore(OnlineFeatures):
         of the last one taken, in one DuckDB transaction, so a crash before the spool
         is cleared never writes one twice. Returns the rows written."""
         with self._lock:
+            spooled = self._online.spooled(after=0)  # usually none: one SQLite read
+            if not spooled:
+                return 0
             mark_key = f"spool_seq:{self._online.store_id}"
             found = self._con.execute(
                 "SELECT value FROM _lm_meta WHERE key = ?", [mark_key]
             ).fetchall()
             done = int(found[0][0]) if found else 0
-            pending = self._online.spooled(after=done)
-            if not pending and not found:
-                return 0
+            # Entries up to the mark are in the history already (a crash came before they
+            # were cleared): only cleared below.
+            pending = [entry for entry in spooled if entry[0] > done]
             rows = 0
             for seq, name, generation, batch, kind, source, pushed_us, blob in pending:
                 table = pa.ipc.open_stream(blob).read_all()
