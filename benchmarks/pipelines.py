@@ -29,7 +29,7 @@ from litemlops.scheduler.catalog import PipelineCatalog
 from litemlops.scheduler.pipeline import Pipeline, task
 from litemlops.scheduler.runner import PipelineRunner
 from litemlops.scheduler.scheduler import EventTrigger, Schedule, Scheduler
-from litemlops.store.tracking_db import TrackingDB
+from litemlops.store.tracking.tracking_db import TrackingDB
 
 TASKS = 7
 

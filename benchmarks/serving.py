@@ -98,8 +98,8 @@ def reference_app(home: Path) -> Any:
     from starlette.routing import Route
 
     from litemlops.config import Config
-    from litemlops.store.registry import ModelRegistry
-    from litemlops.store.tracking import Tracker
+    from litemlops.store.tracking.registry import ModelRegistry
+    from litemlops.store.tracking.tracker import Tracker
 
     # The array's columns are in the model's order; sklearn would warn on every call.
     warnings.filterwarnings("ignore", message="X does not have valid feature names")

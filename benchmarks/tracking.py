@@ -24,10 +24,10 @@ import numpy as np
 import sklearn
 from _harness import paired, report, setup
 
-from litemlops.store.registry import ModelRegistry
-from litemlops.store.search import search_runs
-from litemlops.store.signature import infer_signature
-from litemlops.store.tracking import Tracker
+from litemlops.store.tracking.registry import ModelRegistry
+from litemlops.store.tracking.search import search_runs
+from litemlops.store.tracking.signature import infer_signature
+from litemlops.store.tracking.tracker import Tracker
 
 EXPERIMENT = "bench"
 T0_MS = 1_767_225_600_000  # 2026-01-01
@@ -329,7 +329,7 @@ def bench_import(size: Size) -> None:
     report("import_litemlops", best("import litemlops"), "s", 0.3, reference=baseline)
     report(
         "import_tracking",
-        best("from litemlops.store.tracking import Tracker"),
+        best("from litemlops.store.tracking.tracker import Tracker"),
         "s",
         0.3,
         reference=baseline,

@@ -6,8 +6,7 @@ so `import litemlops` stays fast and has no side effects.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
@@ -34,6 +33,7 @@ __all__ = [
 ]
 
 from litemlops.errors import LitemlopsError
+from litemlops.lazy import lazy_names
 
 if TYPE_CHECKING:
     from litemlops.config import Config
@@ -41,11 +41,11 @@ if TYPE_CHECKING:
     from litemlops.scheduler.pipeline import Pipeline, TaskContext, task
     from litemlops.scheduler.scheduler import EventTrigger, Schedule
     from litemlops.store import Entity, FeatureStore, FeatureView, Field
-    from litemlops.store.autolog import fit_and_log
-    from litemlops.store.model_uri import ModelURI
-    from litemlops.store.registry import ModelRegistry
-    from litemlops.store.signature import Signature, infer_signature
-    from litemlops.store.tracking import Tracker
+    from litemlops.store.tracking.autolog import fit_and_log
+    from litemlops.store.tracking.model_uri import ModelURI
+    from litemlops.store.tracking.registry import ModelRegistry
+    from litemlops.store.tracking.signature import Signature, infer_signature
+    from litemlops.store.tracking.tracker import Tracker
 
 _LAZY = {
     "Config": "litemlops.config",
@@ -54,12 +54,12 @@ _LAZY = {
     "FeatureStore": "litemlops.store",
     "FeatureView": "litemlops.store",
     "Field": "litemlops.store",
-    "Tracker": "litemlops.store.tracking",
-    "ModelRegistry": "litemlops.store.registry",
-    "ModelURI": "litemlops.store.model_uri",
-    "Signature": "litemlops.store.signature",
-    "infer_signature": "litemlops.store.signature",
-    "fit_and_log": "litemlops.store.autolog",
+    "Tracker": "litemlops.store.tracking.tracker",
+    "ModelRegistry": "litemlops.store.tracking.registry",
+    "ModelURI": "litemlops.store.tracking.model_uri",
+    "Signature": "litemlops.store.tracking.signature",
+    "infer_signature": "litemlops.store.tracking.signature",
+    "fit_and_log": "litemlops.store.tracking.autolog",
     "Pipeline": "litemlops.scheduler.pipeline",
     "TaskContext": "litemlops.scheduler.pipeline",
     "task": "litemlops.scheduler.pipeline",
@@ -68,8 +68,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'litemlops' has no attribute {name!r}")
-    return getattr(import_module(module), name)
+__getattr__ = lazy_names(__name__, _LAZY)

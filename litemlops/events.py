@@ -125,7 +125,7 @@ request_id when performance is checked."""
 
 MODEL_LOADED = "model_loaded"
 """A model version was loaded and warmed for serving (model, version bound): uri,
-load_ms; scorer: "numpy" when it is scored by `litemlops.scoring`'s numpy arithmetic
+load_ms; scorer: "numpy" when it is scored by `litemlops.serving.scoring`'s numpy arithmetic
 (verified equal to its own method at load), "model" when by its own method."""
 
 MODEL_SWAPPED = "model_swapped"

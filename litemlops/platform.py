@@ -20,10 +20,10 @@ from litemlops.scheduler.catalog import PipelineCatalog
 from litemlops.scheduler.paths import PathRoots
 from litemlops.scheduler.runner import PipelineRunner
 from litemlops.store import FeatureStore
-from litemlops.store.online_features import OnlineFeatures, PushTarget
-from litemlops.store.registry import ModelRegistry
-from litemlops.store.results import PushResult
-from litemlops.store.tracking import Tracker
+from litemlops.store.features.online_features import OnlineFeatures, PushTarget
+from litemlops.store.features.results import PushResult
+from litemlops.store.tracking.registry import ModelRegistry
+from litemlops.store.tracking.tracker import Tracker
 
 if TYPE_CHECKING:
     from litemlops.scheduler.pipeline import Task, TaskContext
@@ -85,7 +85,7 @@ class Platform:
 
                 self._closers.append(attach_event_log(config))
             if workers or _guest:
-                from litemlops.store.online_features import OnlineFeatureStore
+                from litemlops.store.features.online_features import OnlineFeatureStore
 
                 self.features = OnlineFeatureStore(
                     config.online_path, **_feature_options(config, clock)

@@ -9,7 +9,7 @@ from sklearn.linear_model import LogisticRegression
 from litemlops.cli import cli
 from litemlops.config import Config
 from litemlops.platform import Platform
-from litemlops.store.signature import infer_signature
+from litemlops.store.tracking.signature import infer_signature
 
 
 def run_cli(*args, home):

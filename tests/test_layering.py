@@ -90,7 +90,7 @@ def test_import_litemlops_loads_no_third_party_library_and_no_subpackage():
     loaded = loaded_after("import litemlops")
 
     assert loaded["third_party"] == []
-    assert loaded["litemlops"] == ["litemlops", "litemlops.errors"]
+    assert loaded["litemlops"] == ["litemlops", "litemlops.errors", "litemlops.lazy"]
 
 
 def test_the_stores_load_no_web_or_scheduling_library_and_nothing_above_them():
@@ -106,6 +106,7 @@ def test_the_stores_load_no_web_or_scheduling_library_and_nothing_above_them():
     assert set(above) <= {
         "litemlops", "litemlops.clock", "litemlops.errors", "litemlops.events",
         "litemlops.logger", "litemlops.modules", "litemlops.config", "litemlops.home",
+        "litemlops.lazy",
     }, above
 
 
@@ -125,6 +126,14 @@ def test_the_store_imports_nothing_above_it():
         "litemlops.server", "litemlops.cli", "litemlops.demo", "litemlops.testing",
         "litemlops.platform", "litemlops.bootstrap",
     ) == set()
+
+
+def test_the_feature_store_and_tracking_halves_never_import_each_other():
+    features = [m for m in MODULES if within(m, "litemlops.store.features")]
+    tracking = [m for m in MODULES if within(m, "litemlops.store.tracking")]
+
+    assert imports_of(features, "litemlops.store.tracking") == set()
+    assert imports_of(tracking, "litemlops.store.features") == set()
 
 
 def test_scheduler_and_monitoring_import_no_edge():

@@ -39,7 +39,7 @@ def features() -> None:
 @cli_errors
 def features_apply(ctx: click.Context, home: Path | None, definitions: Path, force: bool) -> None:
     """Apply the entities and feature views defined in a Python module."""
-    from litemlops.store.repo import load_definitions
+    from litemlops.store.features.repo import load_definitions
 
     objects = load_definitions(definitions)
     with open_platform(ctx, home) as platform:
@@ -251,8 +251,8 @@ def _push_through(served: Owner, config: Config, view: str, data: Path, to: str)
     """The file's rows to the server's `/push/VIEW`, in pieces it takes; the sums."""
     import json
 
+    from litemlops.store.features.online_features import OnlineFeatureStore
     from litemlops.store.files import read_frame
-    from litemlops.store.online_features import OnlineFeatureStore
 
     with OnlineFeatureStore(config.online_path) as store:
         columns = store.columns(view)

@@ -10,7 +10,7 @@ import click
 
 from litemlops.cli.common import cli_errors, echo_json, home_option, load_config, open_platform
 from litemlops.cli.remote import owner, path_part
-from litemlops.store.model_uri import ModelURI
+from litemlops.store.tracking.model_uri import ModelURI
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str]) -> None:
@@ -65,7 +65,7 @@ def runs_list(
     as_json: bool,
 ) -> None:
     """Search runs, newest first unless ordered otherwise."""
-    from litemlops.store.search import search_runs
+    from litemlops.store.tracking.search import search_runs
 
     with open_platform(ctx, home) as platform:
         page = search_runs(

@@ -191,8 +191,8 @@ def prepare(ctx: TaskContext) -> dict[str, Any]:
 def train(ctx: TaskContext) -> dict[str, Any]:
     """Fit the configured estimator in a tracking run and log the model with its signature."""
     from litemlops.modeling import estimator_kind, make_estimator, parse_hyperparams
-    from litemlops.store.autolog import fit_and_log
-    from litemlops.store.signature import infer_signature
+    from litemlops.store.tracking.autolog import fit_and_log
+    from litemlops.store.tracking.signature import infer_signature
 
     p = ctx.params
     columns = feature_columns(p["features"])
@@ -326,7 +326,7 @@ def check_training_params(p: dict[str, Any]) -> dict[str, Any]:
     import math
 
     from litemlops.modeling import ESTIMATORS, GATE_METRICS, parse_hyperparams
-    from litemlops.store.registry import check_model_name
+    from litemlops.store.tracking.registry import check_model_name
 
     param_text(p, "labels")
     param_refs(p)

@@ -9,8 +9,9 @@ on first use, so importing this package pulls in neither DuckDB nor scipy.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from litemlops.lazy import lazy_names
 
 if TYPE_CHECKING:
     from litemlops.monitoring.drift import (
@@ -50,8 +51,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'litemlops.monitoring' has no attribute {name!r}")
-    return getattr(import_module(module), name)
+__getattr__ = lazy_names(__name__, _LAZY)

@@ -23,7 +23,7 @@ from litemlops.clock import from_ms, to_ms, utc_now
 from litemlops.config import AlertRule
 from litemlops.errors import ConfigError, NotFoundError
 from litemlops.logger import get_logger
-from litemlops.store.tracking_db import TrackingDB
+from litemlops.store.tracking.tracking_db import TrackingDB
 
 log = get_logger("litemlops.alerts")
 

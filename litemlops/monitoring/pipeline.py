@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from litemlops.errors import LitemlopsError
 from litemlops.scheduler.pipeline import Pipeline, TaskContext, task
-from litemlops.store.model_uri import DEFAULT_ALIAS, ModelURI
+from litemlops.store.tracking.model_uri import DEFAULT_ALIAS, ModelURI
 
 if TYPE_CHECKING:
     from litemlops.config import Config

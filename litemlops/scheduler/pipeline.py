@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from litemlops.config import Config
     from litemlops.scheduler.bus import Publisher
     from litemlops.store import FeatureStore
-    from litemlops.store.registry import ModelRegistry
-    from litemlops.store.tracking import Tracker
+    from litemlops.store.tracking.registry import ModelRegistry
+    from litemlops.store.tracking.tracker import Tracker
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")
 

@@ -22,7 +22,7 @@ from litemlops import events
 from litemlops.clock import to_ms
 from litemlops.errors import ValidationError
 from litemlops.logger import get_logger
-from litemlops.store.tracking_db import TrackingDB
+from litemlops.store.tracking.tracking_db import TrackingDB
 
 log = get_logger("litemlops.pipelines")
 

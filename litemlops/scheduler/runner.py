@@ -34,8 +34,8 @@ from litemlops.scheduler.paths import PathRoots
 from litemlops.scheduler.pipeline import Pipeline, Task, TaskContext
 from litemlops.scheduler.retention import Retention
 from litemlops.store.files import write_text_atomic
-from litemlops.store.tracking import process_alive, process_start
-from litemlops.store.tracking_db import TrackingDB
+from litemlops.store.tracking.tracker import process_alive, process_start
+from litemlops.store.tracking.tracking_db import TrackingDB
 
 log = get_logger("litemlops.pipelines")
 

@@ -35,7 +35,7 @@ PRELOAD = (
     "litemlops.platform",
     "litemlops.demo.pipelines",
     "litemlops.monitoring.pipeline",
-    "litemlops.store.feature_store",
+    "litemlops.store.features.feature_store",
     "pandas",
     "pyarrow.parquet",
     "duckdb",

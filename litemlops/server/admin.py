@@ -30,7 +30,7 @@ from starlette.routing import BaseRoute, Route
 from litemlops.errors import LitemlopsError, NotFoundError
 from litemlops.server.app import ServerState, integer, require_token, state_of
 from litemlops.server.http import JSON, ApiError, parse
-from litemlops.store.model_uri import ModelURI
+from litemlops.store.tracking.model_uri import ModelURI
 
 if TYPE_CHECKING:
     from litemlops.platform import Platform
@@ -297,7 +297,7 @@ async def alias_history(request: Request) -> Response:
 
 async def list_runs(request: Request) -> Response:
     """Runs by MLflow's filter and order_by syntax; `page_token` continues a listing."""
-    from litemlops.store.search import search_runs
+    from litemlops.store.tracking.search import search_runs
 
     query = request.query_params
     experiments = [e for e in query.getlist("experiment") if e] or None

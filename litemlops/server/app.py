@@ -51,7 +51,7 @@ from litemlops.server.models import (
     prepare_model,
 )
 from litemlops.server.security import ALT_HEADER, HEADER, admin_token, token_matches
-from litemlops.store.online_features import PushTarget
+from litemlops.store.features.online_features import PushTarget
 
 if TYPE_CHECKING:
     from litemlops.platform import Platform

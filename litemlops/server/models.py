@@ -22,7 +22,7 @@ import structlog
 from litemlops import events
 from litemlops.errors import LitemlopsError, ValidationError
 from litemlops.logger import get_logger
-from litemlops.scoring import (
+from litemlops.serving.scoring import (
     ROW_CELLS,
     RowScorer,
     Scorer,
@@ -33,14 +33,14 @@ from litemlops.scoring import (
     verified_row_scorer,
     verified_scorer,
 )
-from litemlops.store.model_uri import DEFAULT_ALIAS, ModelURI
+from litemlops.store.tracking.model_uri import DEFAULT_ALIAS, ModelURI
 
 if TYPE_CHECKING:
     import numpy as np
 
     from litemlops.config import Config
-    from litemlops.store.model_io import LoadedModel
-    from litemlops.store.registry import ModelRegistry, ModelVersion
+    from litemlops.store.tracking.model_io import LoadedModel
+    from litemlops.store.tracking.registry import ModelRegistry, ModelVersion
 
 log = get_logger("litemlops.server")
 
@@ -62,7 +62,7 @@ class ServingModel:
     inputs: tuple[str, ...]
     #: The feature references it was trained on (from its lineage), when known.
     feature_refs: tuple[str, ...] | None
-    #: How rows are scored: "numpy" (`litemlops.scoring`, verified equal to the
+    #: How rows are scored: "numpy" (`litemlops.serving.scoring`, verified equal to the
     #: model's own method at load) or "model" (the model's own method).
     scorer: str = "model"
     score_rows: Scorer | None = field(default=None, repr=False, compare=False)
@@ -251,8 +251,8 @@ def prepare_model(config: Config, uri: str) -> ServingModel | None:
     """In a worker process: load `uri` as the server would and give back what serves it
     without scikit-learn (its numpy scorer, verified equal to the model's own scores);
     None when the model has no such scorer, so the server loads it itself."""
-    from litemlops.store.registry import ModelRegistry
-    from litemlops.store.tracking import Tracker
+    from litemlops.store.tracking.registry import ModelRegistry
+    from litemlops.store.tracking.tracker import Tracker
 
     with Tracker(config.registry_path, artifacts=config.artifacts_dir) as tracker:
         model = build_model(ModelRegistry(tracker), uri, None)

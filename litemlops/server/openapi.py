@@ -25,10 +25,10 @@ from litemlops.scheduler.runner import PipelineRun, TaskRun
 from litemlops.server.admin import RollbackBody, SetAliasBody, TriggerBody
 from litemlops.server.app import FeedbackBody, PredictBody, PushBody, ServerState, state_of
 from litemlops.server.http import JSON
-from litemlops.store.registry import AliasChange, ModelVersion, RegisteredModel
-from litemlops.store.results import PushResult
-from litemlops.store.search import RunsPage
-from litemlops.store.tracking_types import RunInfo
+from litemlops.store.features.results import PushResult
+from litemlops.store.tracking.registry import AliasChange, ModelVersion, RegisteredModel
+from litemlops.store.tracking.search import RunsPage
+from litemlops.store.tracking.tracking_types import RunInfo
 
 REF = "#/components/schemas/{model}"
 SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"tokenHeader": []}]

@@ -1,20 +1,21 @@
 """Stores: the DuckDB feature store with its SQLite online store, tracking, the registry.
 
-Names load on first use, so `from litemlops.store.tracking import Tracker` does
+Names load on first use, so `from litemlops.store.tracking.tracker import Tracker` does
 not pull in DuckDB and pyarrow. Importing this package never imports starlette
 or apscheduler.
 """
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from litemlops.lazy import lazy_names
 
 if TYPE_CHECKING:
-    from litemlops.store.definitions import Entity, FeatureView, Field
-    from litemlops.store.feature_store import FeatureStore
-    from litemlops.store.online_features import OnlineFeatureStore
-    from litemlops.store.results import (
+    from litemlops.store.features.definitions import Entity, FeatureView, Field
+    from litemlops.store.features.feature_store import FeatureStore
+    from litemlops.store.features.online_features import OnlineFeatureStore
+    from litemlops.store.features.results import (
         ApplyResult,
         IngestResult,
         MaterializeResult,
@@ -23,16 +24,16 @@ if TYPE_CHECKING:
     )
 
 _LAZY = {
-    "Entity": "litemlops.store.definitions",
-    "FeatureView": "litemlops.store.definitions",
-    "Field": "litemlops.store.definitions",
-    "FeatureStore": "litemlops.store.feature_store",
-    "OnlineFeatureStore": "litemlops.store.online_features",
-    "ApplyResult": "litemlops.store.results",
-    "IngestResult": "litemlops.store.results",
-    "MaterializeResult": "litemlops.store.results",
-    "OnlineResponse": "litemlops.store.results",
-    "PushResult": "litemlops.store.results",
+    "Entity": "litemlops.store.features.definitions",
+    "FeatureView": "litemlops.store.features.definitions",
+    "Field": "litemlops.store.features.definitions",
+    "FeatureStore": "litemlops.store.features.feature_store",
+    "OnlineFeatureStore": "litemlops.store.features.online_features",
+    "ApplyResult": "litemlops.store.features.results",
+    "IngestResult": "litemlops.store.features.results",
+    "MaterializeResult": "litemlops.store.features.results",
+    "OnlineResponse": "litemlops.store.features.results",
+    "PushResult": "litemlops.store.features.results",
 }
 
 __all__ = [
@@ -49,8 +50,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'litemlops.store' has no attribute {name!r}")
-    return getattr(import_module(module), name)
+__getattr__ = lazy_names(__name__, _LAZY)

@@ -2,8 +2,8 @@
 
 Valid data is what the store and `signature.enforce` must accept; each invalid
 example is valid data with exactly one defect they must refuse, drawn only from
-the defects they actually check (see `litemlops.store.convert` and
-`litemlops.store.signature`). Invalid examples come as `(data, reason)` so a
+the defects they actually check (see `litemlops.store.features.convert` and
+`litemlops.store.tracking.signature`). Invalid examples come as `(data, reason)` so a
 failing test says which defect got through.
 """
 
@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 from hypothesis import strategies as st
 
-from litemlops.store.definitions import Entity, FeatureView, ResolvedView, resolve
-from litemlops.store.signature import DTYPES as SIGNATURE_DTYPES
-from litemlops.store.signature import (
+from litemlops.store.features.definitions import Entity, FeatureView, ResolvedView, resolve
+from litemlops.store.tracking.signature import DTYPES as SIGNATURE_DTYPES
+from litemlops.store.tracking.signature import (
     FLOAT_DTYPES,
     INTEGER_DTYPES,
     ColSpec,

@@ -9,7 +9,7 @@ from litemlops.errors import ConfigError, NotFoundError
 from litemlops.monitoring.alerts import AlertManager
 from litemlops.monitoring.notify import BusNotifier, LogNotifier
 from litemlops.scheduler.bus import EventBus
-from litemlops.store.tracking_db import TrackingDB
+from litemlops.store.tracking.tracking_db import TrackingDB
 from litemlops.testing import FixedClock
 
 DRIFT = AlertRule(

@@ -14,7 +14,7 @@ from litemlops.errors import ConfigError
 from litemlops.monitoring.alerts import AlertManager, AlertTransition
 from litemlops.monitoring.notify import BusNotifier, LogNotifier, WebhookNotifier
 from litemlops.scheduler.bus import EventBus
-from litemlops.store.tracking_db import TrackingDB
+from litemlops.store.tracking.tracking_db import TrackingDB
 from litemlops.testing import FixedClock
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -15,7 +15,7 @@ from litemlops.config import Config
 from litemlops.scheduler.paths import PathNotAllowedError, PathRoots
 from litemlops.scheduler.pipeline import PipelineDefinitionError
 from litemlops.scheduler.runner import PipelineRunner
-from litemlops.store.tracking_db import TrackingDB
+from litemlops.store.tracking.tracking_db import TrackingDB
 
 
 @task

@@ -10,7 +10,7 @@ from litemlops import events
 from litemlops.errors import NotFoundError, ValidationError
 from litemlops.scheduler.pipeline import Pipeline, PipelineDefinitionError, task
 from litemlops.scheduler.runner import PipelineRunner
-from litemlops.store.tracking_db import TrackingDB
+from litemlops.store.tracking.tracking_db import TrackingDB
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -318,7 +318,7 @@ import sys, time
 from pathlib import Path
 from litemlops.scheduler.pipeline import Pipeline, task
 from litemlops.scheduler.runner import PipelineRunner
-from litemlops.store.tracking_db import TrackingDB
+from litemlops.store.tracking.tracking_db import TrackingDB
 
 @task
 def first(ctx):
@@ -505,7 +505,7 @@ def test_runs_of_dead_or_reborn_processes_are_failed_at_start_even_queued(runner
     import subprocess
     import sys
 
-    from litemlops.store.tracking import process_start
+    from litemlops.store.tracking.tracker import process_start
 
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)

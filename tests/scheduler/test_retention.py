@@ -7,7 +7,7 @@ import pytest
 from litemlops.errors import NotFoundError, ValidationError
 from litemlops.scheduler.pipeline import Pipeline, task
 from litemlops.scheduler.runner import PipelineRunner, RunStateConflict
-from litemlops.store.tracking_db import TrackingDB
+from litemlops.store.tracking.tracking_db import TrackingDB
 from litemlops.testing import FixedClock
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -24,7 +24,7 @@ from litemlops.scheduler.scheduler import (
     Scheduler,
     SchedulerStateError,
 )
-from litemlops.store.tracking_db import TrackingDB
+from litemlops.store.tracking.tracking_db import TrackingDB
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MONDAY = datetime(2026, 1, 5, 10, 1, tzinfo=UTC)  # a Monday, one minute past a 10-minute mark
@@ -483,7 +483,7 @@ from pathlib import Path
 from litemlops.scheduler.bus import EventBus
 from litemlops.scheduler.runner import PipelineRunner
 from litemlops.scheduler.scheduler import Scheduler
-from litemlops.store.tracking_db import TrackingDB
+from litemlops.store.tracking.tracking_db import TrackingDB
 
 home = Path(sys.argv[1])
 runner = PipelineRunner(TrackingDB(home / "other.db"), home / "other-runs")

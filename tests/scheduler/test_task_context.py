@@ -18,8 +18,8 @@ from litemlops import TaskContext
 from litemlops.config import Config
 from litemlops.scheduler.bus import Publisher
 from litemlops.store import FeatureStore
-from litemlops.store.registry import ModelRegistry
-from litemlops.store.tracking import Tracker
+from litemlops.store.tracking.registry import ModelRegistry
+from litemlops.store.tracking.tracker import Tracker
 
 PLATFORM_RESOURCES = {
     "features": FeatureStore,

@@ -418,7 +418,7 @@ def test_a_query_the_document_refuses_is_refused(client, error_of, query):
 def test_the_documented_model_path_is_exactly_what_the_server_reads(text):
     from litemlops.errors import ValidationError
     from litemlops.server.openapi import MODEL_URI
-    from litemlops.store.model_uri import DEFAULT_ALIAS, ModelURI
+    from litemlops.store.tracking.model_uri import DEFAULT_ALIAS, ModelURI
 
     documented = (
         bool(re.search(MODEL_URI["pattern"], text))

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from litemlops.store import Entity, FeatureStore
-from litemlops.store.tracking import Tracker
+from litemlops.store.tracking.tracker import Tracker
 
 
 class ManualClock:

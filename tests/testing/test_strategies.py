@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from litemlops.demo import definitions as demo
 from litemlops.errors import SignatureError, ValidationError
 from litemlops.store import Entity, FeatureStore, FeatureView, Field
-from litemlops.store.signature import ColSpec, Signature, enforce
+from litemlops.store.tracking.signature import ColSpec, Signature, enforce
 from litemlops.testing import (
     FixedClock,
     feature_frames,

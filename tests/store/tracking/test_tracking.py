@@ -1,0 +1,375 @@
+import json
+import math
+from datetime import UTC, datetime
+
+import pandas as pd
+import pytest
+
+from litemlops.errors import (
+    ArtifactNotFoundError,
+    ExperimentNotFoundError,
+    ParamConflictError,
+    RunNotFoundError,
+    RunStateError,
+    TamperedArtifactError,
+    ValidationError,
+)
+from litemlops.store.tracking.tracker import Tracker, fingerprint, git_commit
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+
+def test_run_records_params_metrics_tags_and_ends_finished(tracker):
+    with tracker.start_run("driver", "lr", tags={"team": "ranking"}) as run:
+        run.log_params({"alpha": 0.5, "layers": [1, 2]})
+        run.log_metric("auc", 0.7, step=1)
+        run.log_metrics({"auc": 0.8, "rmse": 0.3}, step=2)
+    info = tracker.get_run(run.id)
+    assert info.status == "finished" and info.end_time is not None
+    assert info.experiment == "driver" and info.name == "lr"
+    assert info.params == {"alpha": "0.5", "layers": "[1, 2]"}
+    assert info.metrics == {"auc": 0.8, "rmse": 0.3}
+    assert info.tags == {"team": "ranking"}
+
+
+def test_latest_metric_is_the_highest_step_not_the_last_logged(tracker):
+    with tracker.start_run() as run:
+        run.log_metric("loss", 0.5, step=3)
+        run.log_metric("loss", 0.9, step=1)  # a late, older step
+    assert tracker.get_run(run.id).metrics["loss"] == 0.5
+    history = tracker.metric_history(run.id, "loss")
+    assert [(m.step, m.value) for m in history] == [(1, 0.9), (3, 0.5)]
+
+
+def test_an_exception_ends_the_run_failed_with_the_error(tracker):
+    with pytest.raises(ZeroDivisionError), tracker.start_run() as run:
+        run.log_metric("x", 1)
+        1 / 0  # noqa: B018
+    info = tracker.get_run(run.id)
+    assert info.status == "failed" and "ZeroDivisionError" in info.error
+
+
+def test_relogging_a_param_with_another_value_is_refused_and_keeps_the_first(tracker):
+    with tracker.start_run() as run:
+        run.log_param("alpha", 0.5)
+        run.log_param("alpha", "0.5")  # the same value again is fine
+        with pytest.raises(ParamConflictError, match="alpha"):
+            run.log_params({"alpha": 0.7, "beta": 1})
+    assert tracker.get_run(run.id).params == {"alpha": "0.5"}
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, "0.5", None, True])
+def test_non_finite_or_non_numeric_metrics_are_refused(tracker, value):
+    with tracker.start_run() as run, pytest.raises(ValidationError, match="metric 'm'"):
+        run.log_metric("m", value)
+    assert tracker.get_run(run.id).metrics == {}
+
+
+@pytest.mark.parametrize("key", ["", "../x", "/abs", "a" * 251, "semi;colon", 3])
+def test_bad_keys_are_refused(tracker, key):
+    with tracker.start_run() as run, pytest.raises(ValidationError, match="invalid"):
+        run.log_param(key, 1)
+
+
+def test_logging_to_an_ended_run_is_refused(tracker):
+    with tracker.start_run() as run:
+        pass
+    with pytest.raises(RunStateError, match="has ended"):
+        run.log_metric("x", 1)
+    with pytest.raises(RunStateError, match="already ended as finished"):
+        tracker.end_run(run.id)
+
+
+def test_unknown_names_raise_key_errors_naming_them(tracker):
+    with pytest.raises(RunNotFoundError, match="nope"):
+        tracker.get_run("nope")
+    with pytest.raises(KeyError):
+        tracker.get_experiment("missing")
+    with pytest.raises(ExperimentNotFoundError, match="missing"):
+        tracker.list_runs("missing")
+    with pytest.raises(RunNotFoundError):
+        tracker.start_run(parent_run_id="0" * 32)
+
+
+def test_artifacts_are_content_addressed_and_downloaded_verified(tracker, tmp_path):
+    folder = tmp_path / "report"
+    (folder / "plots").mkdir(parents=True)
+    (folder / "summary.txt").write_text("auc 0.8")
+    (folder / "plots" / "roc.txt").write_text("curve")
+    (tmp_path / "same.txt").write_text("auc 0.8")
+    with tracker.start_run() as run:
+        assert run.log_artifact(folder) == ["report/plots/roc.txt", "report/summary.txt"]
+        assert run.log_artifact(tmp_path / "same.txt", "copies") == ["copies/same.txt"]
+        run.log_dict({"k": 1}, "config/params.json")
+    listed = {a["path"]: a["sha256"] for a in tracker.artifact_list(run.id)}
+    assert listed["report/summary.txt"] == listed["copies/same.txt"]  # stored once
+    out = tracker.download_artifact(run.id, "report/plots/roc.txt", tmp_path / "roc.txt")
+    assert out.read_text() == "curve"
+
+
+@pytest.mark.parametrize("path", ["../escape.txt", "/etc/passwd", "a/../../b", "~/x", "c:/x"])
+def test_artifact_paths_that_escape_are_refused(tracker, tmp_path, path):
+    (tmp_path / "f.txt").write_text("x")
+    with tracker.start_run() as run, pytest.raises(ValidationError):
+        run.log_artifact(tmp_path / "f.txt", path)
+    assert tracker.artifact_list(run.id) == []
+
+
+def test_runs_of_dead_processes_are_marked_interrupted_live_ones_are_not(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "registry.db"
+    code = (
+        "import sys; from litemlops.store.tracking.tracker import Tracker\n"
+        "run = Tracker(sys.argv[1]).start_run(); print(run.id)\n"  # exits without ending it
+    )
+    dead = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    with Tracker(path) as t:
+        live = t.start_run()  # this process is alive: e.g. a script logging right now
+        assert t.mark_interrupted() == [dead]
+        assert t.get_run(live.id).status == "running"
+        info = t.get_run(dead)
+        live.end()
+    assert info.status == "killed" and "interrupted" in info.error
+
+
+def test_nested_runs_and_git_commit(tmp_path):
+    repo = tmp_path / "code"
+    (repo / ".git" / "refs" / "heads").mkdir(parents=True)
+    (repo / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (repo / ".git" / "refs" / "heads" / "main").write_text("a" * 40 + "\n")
+    assert git_commit(repo / "sub") == "a" * 40
+    with Tracker(tmp_path / "r.db", code_dir=repo) as t:
+        with t.start_run("e") as parent, t.start_run("e", parent_run_id=parent.id) as child:
+            pass
+        assert t.get_run(child.id).parent_run_id == parent.id
+        assert t.get_run(parent.id).git_commit == "a" * 40
+    assert git_commit(tmp_path / "elsewhere") is None
+
+
+def test_training_data_fingerprint_and_inputs(tracker):
+    frame = pd.DataFrame({"a": [1, 2], "b": ["x", "y"]})
+    assert fingerprint(frame) == fingerprint(frame.copy())
+    assert fingerprint(frame) != fingerprint(frame.assign(a=[1, 3]))
+    with tracker.start_run() as run:
+        run.log_input("training", data=frame, feature_views={"driver_stats": 2})
+    (inp,) = tracker.run_inputs(run.id)
+    assert inp["rows"] == 2 and inp["feature_views"] == {"driver_stats": 2}
+    assert inp["sha256"] == fingerprint(frame)[1]
+
+
+def test_training_data_may_be_an_array_and_anything_else_is_refused_by_name(tracker):
+    import numpy as np
+
+    X = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
+    with tracker.start_run() as run:
+        run.log_input("training", data=X)
+        run.log_input("labels", data=np.array([0, 1, 1]))
+        with pytest.raises(ValidationError, match="not list"):
+            run.log_input("other", data=[[1, 2]])
+        with pytest.raises(ValidationError, match=r"shape \(1, 1, 1\)"):
+            run.log_input("other", data=np.zeros((1, 1, 1)))
+    inputs = {i["name"]: i for i in tracker.run_inputs(run.id)}
+    assert inputs["training"]["sha256"] == fingerprint(pd.DataFrame(X))[1]
+    assert inputs["training"]["rows"] == 3 and inputs["training"]["columns"] == ["0", "1"]
+    assert inputs["labels"]["rows"] == 3 and "other" not in inputs
+
+
+def test_schema_version_is_recorded_and_a_newer_one_refused(tmp_path):
+    import sqlite3
+
+    from litemlops.errors import ConfigError
+    from litemlops.store.tracking.tracking_db import MIGRATIONS
+
+    path = tmp_path / "registry.db"
+    Tracker(path).close()
+    con = sqlite3.connect(path)
+    assert con.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    con.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    con.close()
+    with pytest.raises(ConfigError, match="newer"):
+        Tracker(path)
+
+
+def test_numpy_integer_steps_are_accepted_and_list_runs_is_newest_first(tracker):
+    import numpy as np
+
+    with tracker.start_run("e", "first") as first:
+        first.log_metric("loss", 0.5, step=np.int64(4))
+    with tracker.start_run("e", "second"):
+        pass
+    assert [m.step for m in tracker.metric_history(first.id, "loss")] == [4]
+    assert [r.name for r in tracker.list_runs("e")] == ["second", "first"]
+    assert tracker.list_runs("e")[1].metrics == {"loss": 0.5}
+
+
+def test_processes_racing_to_create_a_new_database_all_succeed(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "new" / "registry.db"
+    path.parent.mkdir()
+    start = time.time() + 1.0
+    code = (
+        "import sys, time\n"
+        "from litemlops.store.tracking.tracking_db import TrackingDB\n"
+        "start = float(sys.argv[2])\n"
+        "while time.time() < start: pass\n"
+        "TrackingDB(sys.argv[1]).close()\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(path), str(start)],
+                              stderr=subprocess.PIPE, text=True) for _ in range(6)]
+    errors = [p.communicate(timeout=60)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 6, errors
+
+
+def test_an_open_sqlite_connection_is_used_with_artifacts_beside_its_file(tmp_path):
+    import sqlite3
+
+    con = sqlite3.connect(tmp_path / "registry.db", isolation_level=None,
+                          check_same_thread=False)
+    with Tracker(con) as t, t.start_run() as run:
+        run.log_dict({"a": 1}, "a.json")
+    assert (tmp_path / "artifacts").is_dir()
+    con.execute("SELECT 1")  # still open: it is the caller's
+    with Tracker(tmp_path / "registry.db") as t:
+        out = t.download_artifact(run.id, "a.json", tmp_path / "a.json")
+    assert out.read_text().strip().startswith("{")
+
+
+def test_short_lived_threads_do_not_leave_connections_open(tracker):
+    import threading
+
+    with tracker.start_run() as run:
+        for i in range(40):
+            thread = threading.Thread(target=run.log_metric, args=("m", i), kwargs={"step": i})
+            thread.start()
+            thread.join()
+    assert len(tracker.db._all) <= 2
+    assert len(tracker.metric_history(run.id, "m")) == 40
+
+
+def test_forked_children_open_their_own_connections(tmp_path):
+    """multiprocessing's fork start method: children must not share the parent's
+    SQLite connections or locks. (Forking while another thread is inside SQLite
+    is unsafe for any SQLite user; use the spawn or forkserver start method then.)"""
+    import os
+
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork on this platform")
+    with Tracker(tmp_path / "r.db") as t, t.start_run() as run:
+        run.log_metric("parent", 1)  # the parent has a connection and has used the locks
+        with t.db._writer:  # held by the parent while forking: the child must not wait on it
+            pids = []
+            for n in range(3):
+                pid = os.fork()
+                if pid == 0:  # the child: log, then leave without running atexit handlers
+                    code = 0
+                    try:
+                        for i in range(20):
+                            run.log_metric(f"child{n}", i, step=i)
+                    except BaseException:
+                        code = 1
+                    os._exit(code)
+                pids.append(pid)
+        codes = [_wait(pid, timeout=30) for pid in pids]
+        assert codes == [0, 0, 0]
+        assert len(t.metric_history(run.id, "child2")) == 20
+
+
+def _wait(pid, timeout):
+    """The child's exit code; a child still alive after `timeout` is killed (a deadlock)."""
+    import os
+    import signal
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.01)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    return "deadlocked"
+
+
+def test_artifact_path_is_a_folder_links_out_are_skipped_and_dot_works(tracker, tmp_path):
+    import os
+
+    (tmp_path / "roc.png").write_bytes(b"roc")
+    (tmp_path / "pr.png").write_bytes(b"pr")
+    (tmp_path / "secret.txt").write_text("TOPSECRET")
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "model.txt").write_text("m")
+    (folder / "inside.txt").symlink_to(folder / "model.txt")
+    (folder / "link.txt").symlink_to(tmp_path / "secret.txt")
+    with tracker.start_run() as run:
+        run.log_artifact(tmp_path / "roc.png", "plots")
+        run.log_artifact(tmp_path / "pr.png", "plots")
+        assert run.log_artifact(folder) == ["out/inside.txt", "out/model.txt"]
+        cwd = os.getcwd()
+        os.chdir(folder)
+        try:
+            assert run.log_artifact(".", "here") == ["here/inside.txt", "here/model.txt"]
+        finally:
+            os.chdir(cwd)
+    paths = [a["path"] for a in tracker.artifact_list(run.id)]
+    assert "plots/roc.png" in paths and "plots/pr.png" in paths
+    assert not any("link" in p for p in paths)
+
+
+def test_download_into_a_folder_and_from_an_unknown_run(tracker, tmp_path):
+    with tracker.start_run() as run:
+        run.log_dict({"a": 1}, "cfg/a.json")
+    assert tracker.download_artifact(run.id, "cfg/a.json", tmp_path) == tmp_path / "a.json"
+    with pytest.raises(RunNotFoundError):
+        tracker.download_artifact("f" * 32, "cfg/a.json", tmp_path)
+
+
+def test_read_artifact_gives_the_verified_bytes_and_refuses_changed_ones(tracker):
+    with tracker.start_run() as run:
+        run.log_dict({"a": 1}, "cfg/a.json")
+    assert json.loads(tracker.read_artifact(run.id, "cfg/a.json")) == {"a": 1}
+    with pytest.raises(ArtifactNotFoundError):
+        tracker.read_artifact(run.id, "cfg/missing.json")
+    with pytest.raises(RunNotFoundError):
+        tracker.read_artifact("f" * 32, "cfg/a.json")
+    sha256 = tracker.artifact_list(run.id)[0]["sha256"]
+    tracker.artifacts.path(sha256).write_text('{"a": 2}')
+    with pytest.raises(TamperedArtifactError):
+        tracker.read_artifact(run.id, "cfg/a.json")
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda r: r.log_metric("m", 10**400), "finite number"),
+        (lambda r: r.log_metric("m", [1, 2]), "must be a number"),
+        (lambda r: r.log_metric("m", 1, step=2**70), "64-bit integer"),
+        (lambda r: r.log_metric("m", 1, timestamp=datetime(2026, 1, 1)), "timezone-aware"),
+        (lambda r: r.set_tag("note", "x" * 9000), "at most 8000"),
+    ],
+)
+def test_out_of_range_values_get_validation_errors(tracker, call, message):
+    with tracker.start_run() as run, pytest.raises(ValidationError, match=message):
+        call(run)
+
+
+def test_unicode_keys_are_accepted(tracker):
+    with tracker.start_run() as run:
+        run.log_metric("độ_chính_xác", 0.9)
+    assert tracker.get_run(run.id).metrics == {"độ_chính_xác": 0.9}
+
+
+def test_a_key_ending_in_a_line_break_is_refused():
+    from litemlops.store.tracking.tracking_types import check_key
+
+    assert check_key("loss", "metric") == "loss"
+    with pytest.raises(ValidationError, match="invalid metric key"):
+        check_key("loss\n", "metric")
