@@ -11,7 +11,6 @@ database, and a crash in between loses a notification rather than repeating one.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -23,7 +22,8 @@ from litemlops.clock import from_ms, to_ms, utc_now
 from litemlops.config import AlertRule
 from litemlops.errors import ConfigError, NotFoundError
 from litemlops.logger import get_logger
-from litemlops.store.tracking.tracking_db import TrackingDB
+from litemlops.monitoring.alert_store import AlertStore, StoredState, StoredTransition
+from litemlops.store.sqlite import SQLiteDB
 
 log = get_logger("litemlops.alerts")
 
@@ -106,19 +106,9 @@ class Notifier(Protocol):
 
 
 @dataclass
-class _State:
-    """A rule's persisted row, in ms since the epoch."""
+class _State(StoredState):
+    """A rule's persisted row, in ms since the epoch, and the moves one evaluation made."""
 
-    state: str
-    since: int
-    value: float | None = None
-    pending_since: int | None = None
-    fired_at: int | None = None
-    resolved_at: int | None = None
-    last_notified_at: int | None = None
-    episode_notified: bool = False
-    evaluated_at: int | None = None
-    detail: str = ""
     moves: list[_Move] = field(default_factory=list)
 
 
@@ -134,7 +124,7 @@ class _Move:
 class AlertManager:
     """Evaluates rules against metrics, keeps their states, calls their notifiers.
 
-    db: the registry database (its migration holds `alert_states`, `alert_history`).
+    db: the registry database (`alert_store` owns the alerts' tables in it).
     rules: the rules to evaluate, usually `Config.alerts`; names must be unique.
     clock: returns an aware datetime (tests move it instead of sleeping).
     notifiers: name -> notifier for the names rules list in `notify`; a name without
@@ -143,7 +133,7 @@ class AlertManager:
 
     def __init__(
         self,
-        db: TrackingDB,
+        db: SQLiteDB,
         rules: Sequence[AlertRule],
         *,
         clock: Callable[[], datetime] = utc_now,
@@ -154,6 +144,7 @@ class AlertManager:
         if repeated:
             raise ConfigError(f"alert rule names must be unique; repeated: {repeated}")
         self.db = db
+        self.store = AlertStore(db)
         self.rules = tuple(rules)
         self.clock = clock
         if notifiers is None:
@@ -171,11 +162,8 @@ class AlertManager:
         now = to_ms(self.clock())
         transitions: list[AlertTransition] = []
         reminders: list[AlertTransition] = []
-        with self.db.write() as con:
-            names = [r.name for r in self.rules]
-            stored = _states(
-                con.execute(_SELECT_STATES.format(",".join("?" * len(names))), names).fetchall()
-            )
+        with self.store.transaction() as tx:
+            stored = {n: _State(**asdict(s)) for n, s in tx.states(self._names()).items()}
             for rule in self.rules:
                 current = stored.get(rule.name) or _State(NORMAL, since=now)
                 value = _number(metrics.get(rule.metric))
@@ -184,7 +172,7 @@ class AlertManager:
                 else:
                     self._step(rule, current, value, now)
                 current.evaluated_at = now
-                self._save(con, rule, current)
+                tx.save(rule.name, rule.metric, current)
                 for move in current.moves:
                     t = AlertTransition(
                         rule=rule.name,
@@ -199,7 +187,7 @@ class AlertManager:
                         notified=move.notified,
                         detail=move.detail,
                     )
-                    self._record(con, t)
+                    tx.record(_stored(t))
                     transitions.append(t)
                 if not current.moves and current.state == FIRING and current.episode_notified:
                     reminder = self._reminder(rule, current, now)
@@ -300,8 +288,7 @@ class AlertManager:
 
     def states(self) -> list[AlertStatus]:
         """The status of every rule, in rule order (normal for a rule never evaluated)."""
-        names = [r.name for r in self.rules]
-        stored = _states(self.db.read(_SELECT_STATES.format(",".join("?" * len(names))), names))
+        stored = self.store.states(self._names())
         out = []
         for rule in self.rules:
             s = stored.get(rule.name)
@@ -347,90 +334,42 @@ class AlertManager:
 
     def history(self, name: str | None = None, limit: int = 100) -> list[AlertTransition]:
         """Transitions, newest first; of one rule when `name` is given (also a removed rule)."""
-        where, params = ("WHERE name = ?", [name]) if name is not None else ("", [])
-        rows = self.db.read(
-            f"SELECT * FROM alert_history {where} ORDER BY id DESC LIMIT ?",
-            [*params, max(0, int(limit))],
-        )
+        rows = self.store.history(name, limit)
         severity = {r.name: r.severity for r in self.rules}
         condition = {r.name: r.condition for r in self.rules}
         return [
             AlertTransition(
-                rule=r["name"],
-                from_state=r["from_state"],
-                to_state=r["to_state"],
-                metric=r["metric"],
-                value=r["value"],
-                at=_time(r["at"]),
-                fired_at=from_ms(r["fired_at"]),
-                severity=severity.get(r["name"], ""),
-                condition=condition.get(r["name"], ""),
-                notified=tuple(json.loads(r["notified"])),
-                detail=r["detail"],
+                rule=r.name,
+                from_state=r.from_state,
+                to_state=r.to_state,
+                metric=r.metric,
+                value=r.value,
+                at=_time(r.at),
+                fired_at=from_ms(r.fired_at),
+                severity=severity.get(r.name, ""),
+                condition=condition.get(r.name, ""),
+                notified=r.notified,
+                detail=r.detail,
             )
             for r in rows
         ]
 
-    @staticmethod
-    def _save(con: Any, rule: AlertRule, s: _State) -> None:
-        con.execute(
-            "INSERT OR REPLACE INTO alert_states (name, state, metric, value, since, "
-            "pending_since, fired_at, resolved_at, last_notified_at, episode_notified, "
-            "evaluated_at, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                rule.name,
-                s.state,
-                rule.metric,
-                s.value,
-                s.since,
-                s.pending_since,
-                s.fired_at,
-                s.resolved_at,
-                s.last_notified_at,
-                int(s.episode_notified),
-                s.evaluated_at,
-                s.detail,
-            ),
-        )
-
-    @staticmethod
-    def _record(con: Any, t: AlertTransition) -> None:
-        con.execute(
-            "INSERT INTO alert_history (name, from_state, to_state, metric, value, at, "
-            "fired_at, notified, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                t.rule,
-                t.from_state,
-                t.to_state,
-                t.metric,
-                t.value,
-                to_ms(t.at),
-                None if t.fired_at is None else to_ms(t.fired_at),
-                json.dumps(list(t.notified)),
-                t.detail,
-            ),
-        )
+    def _names(self) -> list[str]:
+        return [r.name for r in self.rules]
 
 
-_SELECT_STATES = "SELECT * FROM alert_states WHERE name IN ({})"
-
-
-def _states(rows: Sequence[Any]) -> dict[str, _State]:
-    return {
-        r["name"]: _State(
-            state=r["state"],
-            since=r["since"],
-            value=r["value"],
-            pending_since=r["pending_since"],
-            fired_at=r["fired_at"],
-            resolved_at=r["resolved_at"],
-            last_notified_at=r["last_notified_at"],
-            episode_notified=bool(r["episode_notified"]),
-            evaluated_at=r["evaluated_at"],
-            detail=r["detail"],
-        )
-        for r in rows
-    }
+def _stored(t: AlertTransition) -> StoredTransition:
+    return StoredTransition(
+        name=t.rule,
+        from_state=t.from_state,
+        to_state=t.to_state,
+        metric=t.metric,
+        value=t.value,
+        at=to_ms(t.at),
+        fired_at=None if t.fired_at is None else to_ms(t.fired_at),
+        notified=t.notified,
+        detail=t.detail,
+    )
 
 
 def _number(value: Any) -> float | None:

@@ -22,12 +22,10 @@ from litemlops import events
 from litemlops.clock import to_ms
 from litemlops.errors import ValidationError
 from litemlops.logger import get_logger
-from litemlops.store.tracking.tracking_db import TrackingDB
+from litemlops.scheduler.history import PipelineHistory
 
 log = get_logger("litemlops.pipelines")
 
-_ENDED = "('success', 'failed', 'skipped')"
-_CHUNK = 500  # SQL parameters per statement, well under SQLite's limit
 _HISTORY_EVERY = timedelta(hours=1)
 
 
@@ -37,7 +35,7 @@ class Retention:
 
     def __init__(
         self,
-        db: TrackingDB,
+        history: PipelineHistory,
         runs_dir: Path,
         *,
         keep_folders: int = 0,
@@ -48,7 +46,7 @@ class Retention:
             raise ValidationError(f"keep_folders must be >= 0, got {keep_folders}")
         if keep_history is not None and keep_history <= timedelta(0):
             raise ValidationError(f"keep_history must be positive or None, got {keep_history}")
-        self.db = db
+        self.history = history
         self.runs_dir = runs_dir
         self.keep_folders = keep_folders
         self.keep_history = keep_history
@@ -74,43 +72,16 @@ class Retention:
             return
         if len(present) <= self.keep_folders:
             return
-        kept = {
-            row["run_id"]
-            for row in self.db.read(
-                f"SELECT run_id FROM pipeline_runs WHERE pipeline = ? AND state IN {_ENDED} "
-                "ORDER BY queued_at DESC, run_id DESC LIMIT ?",
-                [pipeline, self.keep_folders],
-            )
-        }
-        for start in range(0, len(present), _CHUNK):
-            chunk = present[start : start + _CHUNK]
-            marks = ", ".join("?" * len(chunk))
-            ended = self.db.read(
-                f"SELECT run_id FROM pipeline_runs WHERE run_id IN ({marks}) AND pipeline = ? "
-                f"AND state IN {_ENDED}",
-                [*chunk, pipeline],
-            )
-            for row in ended:
-                if row["run_id"] not in kept:
-                    shutil.rmtree(self.runs_dir / row["run_id"], ignore_errors=True)
+        kept = self.history.newest_ended(pipeline, self.keep_folders)
+        for run_id in self.history.ended_among(present, pipeline):
+            if run_id not in kept:
+                shutil.rmtree(self.runs_dir / run_id, ignore_errors=True)
 
     def _prune_history(self, before: datetime) -> None:
-        cutoff = to_ms(before)
-        old = [
-            row["run_id"]
-            for row in self.db.read(
-                f"SELECT run_id FROM pipeline_runs WHERE state IN {_ENDED} AND ended_at < ?",
-                [cutoff],
-            )
-        ]
+        old = self.history.ended_before(to_ms(before))
         if not old:
             return
-        with self.db.write() as con:
-            for start in range(0, len(old), _CHUNK):
-                chunk = old[start : start + _CHUNK]
-                marks = ", ".join("?" * len(chunk))
-                con.execute(f"DELETE FROM task_runs WHERE run_id IN ({marks})", chunk)
-                con.execute(f"DELETE FROM pipeline_runs WHERE run_id IN ({marks})", chunk)
+        self.history.delete(old)
         for run_id in old:
             shutil.rmtree(self.runs_dir / run_id, ignore_errors=True)
         log.info(events.PIPELINE_HISTORY_PRUNED, runs=len(old), before=before.isoformat())

@@ -12,14 +12,11 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import json
-import os
-import socket
 import threading
 import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,25 +24,28 @@ from typing import Any
 import structlog
 
 from litemlops import events
-from litemlops.clock import from_ms, to_ms, utc_now
-from litemlops.errors import LitemlopsError, NotFoundError, ValidationError
+from litemlops.clock import to_ms, utc_now
+from litemlops.errors import LitemlopsError, ValidationError
 from litemlops.logger import get_logger, logging_to
+from litemlops.scheduler.history import (
+    RUN_STATES,
+    PipelineHistory,
+    PipelineRun,
+    PipelineRunNotFoundError,
+    TaskRun,
+)
 from litemlops.scheduler.paths import PathRoots
 from litemlops.scheduler.pipeline import Pipeline, Task, TaskContext
 from litemlops.scheduler.retention import Retention
 from litemlops.store.files import write_text_atomic
-from litemlops.store.tracking.tracker import process_alive, process_start
-from litemlops.store.tracking.tracking_db import TrackingDB
+from litemlops.store.sqlite import SQLiteDB
 
 log = get_logger("litemlops.pipelines")
 
-
-#: States a pipeline run can be in.
-RUN_STATES = ("queued", "running", "success", "failed", "skipped")
-
-
-class PipelineRunNotFoundError(NotFoundError):
-    """No pipeline run with that id."""
+__all__ = [  # the history's values are re-exported: callers know runs through the runner
+    "RUN_STATES", "PipelineRun", "PipelineRunNotFoundError", "PipelineRunner",
+    "RunStateConflict", "TaskRun", "TaskTimeoutError",
+]
 
 
 class RunStateConflict(LitemlopsError, RuntimeError):
@@ -54,32 +54,6 @@ class RunStateConflict(LitemlopsError, RuntimeError):
 
 class TaskTimeoutError(TimeoutError):
     """A task attempt ran longer than its timeout."""
-
-
-@dataclass(frozen=True)
-class TaskRun:
-    task: str
-    attempt: int
-    state: str
-    started_at: datetime | None
-    ended_at: datetime | None
-    error: str | None
-    traceback: str | None
-    output: Any
-
-
-@dataclass(frozen=True)
-class PipelineRun:
-    run_id: str
-    pipeline: str
-    state: str
-    trigger: str
-    payload: dict[str, Any]
-    params: dict[str, Any]
-    queued_at: datetime
-    started_at: datetime | None
-    ended_at: datetime | None
-    error: str | None
 
 
 class PipelineRunner:
@@ -99,7 +73,7 @@ class PipelineRunner:
 
     def __init__(
         self,
-        db: TrackingDB,
+        db: SQLiteDB,
         runs_dir: str | Path,
         *,
         resources: Mapping[str, Any] | None = None,
@@ -112,6 +86,8 @@ class PipelineRunner:
         paths: PathRoots | None = None,
     ):
         self.db = db
+        #: The pipeline history (its tables' one owner).
+        self.history = PipelineHistory(db)
         #: The home's event file: a run's events belong to it (`logger.logging_to`).
         self.event_log = event_log
         self.paths = paths
@@ -121,7 +97,11 @@ class PipelineRunner:
         self.clock = clock
         self.sleep = sleep
         self.retention = Retention(
-            db, self.runs_dir, keep_folders=keep_folders, keep_history=keep_history, clock=clock
+            self.history,
+            self.runs_dir,
+            keep_folders=keep_folders,
+            keep_history=keep_history,
+            clock=clock,
         )
         self.poll_seconds = 0.05  # how often a queued run checks for a free slot
 
@@ -196,48 +176,17 @@ class PipelineRunner:
         payload: Mapping[str, Any],
         params: dict[str, Any],
     ) -> str:
-        """Record the trigger as running, queued or skipped, by the pipeline's limits.
-
-        Counting and inserting happen in one write transaction, so two triggers
-        at once cannot both take the last slot.
-        """
-        now = self._now()
-        with self.db.write() as con:
-            active = con.execute(
-                "SELECT count(*) FROM pipeline_runs WHERE pipeline = ? AND state = 'running'",
-                [pipeline.name],
-            ).fetchone()[0]
-            waiting = con.execute(
-                "SELECT count(*) FROM pipeline_runs WHERE pipeline = ? AND state = 'queued'",
-                [pipeline.name],
-            ).fetchone()[0]
-            if active < pipeline.max_active_runs and not waiting:
-                state, error = "running", None
-            elif pipeline.on_busy == "skip":
-                state = "skipped"
-                error = f"{active} run(s) active, max_active_runs={pipeline.max_active_runs}"
-            else:
-                state, error = "queued", None
-            con.execute(
-                "INSERT INTO pipeline_runs (run_id, pipeline, state, trigger, payload, params, "
-                "queued_at, started_at, ended_at, error, host, pid, proc_start) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    run_id,
-                    pipeline.name,
-                    state,
-                    trigger,
-                    _json(payload),
-                    _json(params),
-                    now,
-                    now if state == "running" else None,
-                    now if state == "skipped" else None,
-                    error,
-                    socket.gethostname(),
-                    os.getpid(),
-                    process_start(os.getpid()),
-                ],
-            )
+        """Record the trigger as running, queued or skipped, by the pipeline's limits."""
+        state = self.history.admit(
+            run_id,
+            pipeline.name,
+            trigger=trigger,
+            payload=_json(payload),
+            params=_json(params),
+            now=self._now(),
+            max_active_runs=pipeline.max_active_runs,
+            on_busy=pipeline.on_busy,
+        )
         if state != "running":
             with self._bound(run_id, pipeline.name):
                 log.info(
@@ -250,23 +199,10 @@ class PipelineRunner:
 
     def _promote(self, pipeline: Pipeline, run_id: str) -> str:
         """Start a queued run when a slot is free and it is the oldest waiting."""
-        with self.db.write() as con:
-            active = con.execute(
-                "SELECT count(*) FROM pipeline_runs WHERE pipeline = ? AND state = 'running'",
-                [pipeline.name],
-            ).fetchone()[0]
-            first = con.execute(
-                "SELECT run_id FROM pipeline_runs WHERE pipeline = ? AND state = 'queued' "
-                "ORDER BY queued_at, rowid LIMIT 1",
-                [pipeline.name],
-            ).fetchone()
-            if active >= pipeline.max_active_runs or first is None or first[0] != run_id:
-                return "queued"
-            con.execute(
-                "UPDATE pipeline_runs SET state = 'running', started_at = ? WHERE run_id = ?",
-                [self._now(), run_id],
-            )
-        return "running"
+        started = self.history.promote(
+            run_id, pipeline.name, max_active_runs=pipeline.max_active_runs, now=self._now()
+        )
+        return "running" if started else "queued"
 
     def _execute(
         self,
@@ -314,17 +250,11 @@ class PipelineRunner:
         self.retention.after_run(pipeline.name)
 
     def _still_running(self, run_id: str) -> bool:
-        rows = self.db.read("SELECT state FROM pipeline_runs WHERE run_id = ?", [run_id])
-        return bool(rows) and rows[0]["state"] == "running"
+        return self.history.state(run_id) == "running"
 
     def _close(self, run_id: str, state: str, error: str | None) -> None:
-        with self.db.write() as con:
-            con.execute(
-                # Only a running run: one interrupted meanwhile keeps saying so.
-                "UPDATE pipeline_runs SET state = ?, ended_at = ?, error = ? "
-                "WHERE run_id = ? AND state = 'running'",
-                [state, self._now(), error, run_id],
-            )
+        # Only a running run: one interrupted meanwhile keeps saying so.
+        self.history.close(run_id, state, error, now=self._now())
 
     def resume(self, pipeline: Pipeline, run_id: str) -> PipelineRun:
         """Run a failed run again from its failed tasks (`--from-failed`).
@@ -337,14 +267,9 @@ class PipelineRunner:
             raise ValidationError(f"run {run_id} belongs to pipeline {run.pipeline!r}")
         if run.state != "failed":
             raise RunStateConflict(f"run {run_id} is {run.state}; only a failed run resumes")
-        outputs = self._succeeded(run_id)
+        outputs = self.history.succeeded(run_id)
         self._require_folder(run_id, outputs)
-        with self.db.write() as con:
-            con.execute(
-                "UPDATE pipeline_runs SET state = 'running', ended_at = NULL, error = NULL "
-                "WHERE run_id = ?",
-                [run_id],
-            )
+        self.history.reopen(run_id)
         params = self._confined(pipeline, run.params)  # config may allow less than then
         self._execute(run_id, pipeline, params, outputs, "resume")
         return self.get_run(run_id)
@@ -364,7 +289,7 @@ class PipelineRunner:
                 f"run {run_id} is {run.state}; step a task only in a run that has ended"
             )
         params = self._confined(pipeline, run.params)
-        outputs = self._succeeded(run_id)
+        outputs = self.history.succeeded(run_id)
         self._require_folder(run_id, {u: outputs[u] for u in t.upstream if u in outputs})
         missing = [u for u in t.upstream if u not in outputs]
         if missing:
@@ -383,14 +308,9 @@ class PipelineRunner:
         with self._bound(run_id, pipeline.name):
             self._run_task(run_id, pipeline, t, params, outputs)
             # Stepping the last missing task completes a failed run.
-            done = self._succeeded(run_id)
+            done = self.history.succeeded(run_id)
             if run.state == "failed" and all(name in done for name in pipeline.order):
-                with self.db.write() as con:
-                    con.execute(
-                        "UPDATE pipeline_runs SET state = 'success', ended_at = ?, error = NULL "
-                        "WHERE run_id = ?",
-                        [self._now(), run_id],
-                    )
+                self.history.complete(run_id, now=self._now())
                 log.info(events.PIPELINE_RUN_FINISHED, state="success", duration=None)
         attempts = [r for r in self.task_runs(run_id) if r.task == task_name]
         return attempts[-1]
@@ -403,42 +323,13 @@ class PipelineRunner:
                 "only each pipeline's newest runs' files); start a new run instead"
             )
 
-    def _succeeded(self, run_id: str) -> dict[str, Any]:
-        rows = self.db.read(
-            "SELECT task, output FROM task_runs WHERE run_id = ? AND state = 'success' "
-            "ORDER BY attempt",
-            [run_id],
-        )
-        return {r["task"]: json.loads(r["output"]) for r in rows}
-
     def mark_interrupted(self) -> list[str]:
         """Fail runs (and their running tasks) whose process died; return their ids.
 
         Queued runs of a dead process too: left queued, they would hold the
         pipeline's queue forever.
         """
-        host = socket.gethostname()
-        with self.db.write() as con:
-            rows = con.execute(
-                "SELECT run_id, pid, proc_start FROM pipeline_runs "
-                "WHERE state IN ('running', 'queued') AND host = ?",
-                [host],
-            ).fetchall()
-            dead = [r["run_id"] for r in rows if not process_alive(r["pid"], r["proc_start"])]
-            now = self._now()
-            for run_id in dead:
-                con.execute(
-                    "UPDATE task_runs SET state = 'failed', ended_at = ?, "
-                    "error = 'interrupted: the process running it stopped' "
-                    "WHERE run_id = ? AND state IN ('running', 'queued', 'up_for_retry')",
-                    [now, run_id],
-                )
-                con.execute(
-                    "UPDATE pipeline_runs SET state = 'failed', ended_at = ?, "
-                    "error = 'interrupted: the process running it stopped' WHERE run_id = ?",
-                    [now, run_id],
-                )
-        return dead
+        return self.history.fail_dead(now=self._now())
 
     def interrupt_running(self, reason: str) -> list[str]:
         """Fail this process's running and queued runs (it is stopping); return their ids.
@@ -446,27 +337,7 @@ class PipelineRunner:
         Their threads may still be inside a task; whatever they write after this
         does not reopen the run.
         """
-        me, born = os.getpid(), process_start(os.getpid())
-        now = self._now()
-        with self.db.write() as con:
-            rows = con.execute(
-                "SELECT run_id FROM pipeline_runs WHERE state IN ('running', 'queued') "
-                "AND host = ? AND pid = ? AND proc_start IS ?",
-                [socket.gethostname(), me, born],
-            ).fetchall()
-            ids = [r["run_id"] for r in rows]
-            for run_id in ids:
-                con.execute(
-                    "UPDATE task_runs SET state = 'failed', ended_at = ?, error = ? "
-                    "WHERE run_id = ? AND state IN ('running', 'queued', 'up_for_retry')",
-                    [now, reason, run_id],
-                )
-                con.execute(
-                    "UPDATE pipeline_runs SET state = 'failed', ended_at = ?, error = ? "
-                    "WHERE run_id = ?",
-                    [now, reason, run_id],
-                )
-        return ids
+        return self.history.fail_mine(reason, now=self._now())
 
     def _run_task(
         self,
@@ -479,11 +350,7 @@ class PipelineRunner:
         work_dir = self.runs_dir / run_id / t.name
         attempts = t.retries + 1
         # A resumed or stepped task continues the run's numbering of its attempts.
-        rows = self.db.read(
-            "SELECT coalesce(max(attempt), 0) AS n FROM task_runs WHERE run_id = ? AND task = ?",
-            [run_id, t.name],
-        )
-        base = int(rows[0]["n"])
+        base = self.history.last_attempt(run_id, t.name)
         for n in range(1, attempts + 1):
             attempt = base + n
             if n > 1:
@@ -517,12 +384,7 @@ class PipelineRunner:
         *,
         last: bool,
     ) -> tuple[bool, Any]:
-        with self.db.write() as con:
-            con.execute(
-                "INSERT INTO task_runs (run_id, task, attempt, state, started_at) "
-                "VALUES (?, ?, ?, 'running', ?)",
-                [run_id, t.name, attempt, self._now()],
-            )
+        self.history.start_attempt(run_id, t.name, attempt, now=self._now())
         log.info(events.TASK_STARTED, attempt=attempt)
         start = time.perf_counter()
         # Everything that can fail is inside: a full disk while writing the output
@@ -548,12 +410,9 @@ class PipelineRunner:
             state = "failed" if last else "up_for_retry"
             error = f"{type(exc).__name__}: {exc}"
             tb = "".join(traceback.format_exception(exc))
-            with self.db.write() as con:
-                con.execute(
-                    "UPDATE task_runs SET state = ?, ended_at = ?, error = ?, traceback = ? "
-                    "WHERE run_id = ? AND task = ? AND attempt = ? AND state = 'running'",
-                    [state, self._now(), error, tb, run_id, t.name, attempt],
-                )
+            self.history.fail_attempt(
+                run_id, t.name, attempt, state=state, error=error, traceback=tb, now=self._now()
+            )
             log.warning(
                 events.TASK_FAILED,
                 attempt=attempt,
@@ -565,93 +424,29 @@ class PipelineRunner:
                 raise  # recorded; the run is closed by _execute
             return False, None
         duration = round(time.perf_counter() - start, 6)
-        with self.db.write() as con:
-            con.execute(
-                "UPDATE task_runs SET state = 'success', ended_at = ?, output = ? "
-                "WHERE run_id = ? AND task = ? AND attempt = ? AND state = 'running'",
-                [self._now(), text, run_id, t.name, attempt],
-            )
+        self.history.succeed_attempt(run_id, t.name, attempt, output=text, now=self._now())
         log.info(events.TASK_SUCCEEDED, attempt=attempt, duration=duration)
         return True, output
 
     def _skip(self, run_id: str, t: Task, reason: str) -> None:
-        now = self._now()
-        with self.db.write() as con:
-            # A skip is attempt 0 (no try was made); a resumed run that skips the
-            # task again updates that row.
-            con.execute(
-                "INSERT INTO task_runs (run_id, task, attempt, state, started_at, ended_at, "
-                "error) VALUES (?, ?, 0, 'skipped', ?, ?, ?) "
-                "ON CONFLICT (run_id, task, attempt) DO UPDATE SET "
-                "started_at = excluded.started_at, ended_at = excluded.ended_at, "
-                "error = excluded.error",
-                [run_id, t.name, now, now, reason],
-            )
+        self.history.skip_task(run_id, t.name, reason, now=self._now())
         with structlog.contextvars.bound_contextvars(task=t.name):
             log.info(events.TASK_SKIPPED, reason=reason)
 
     # -- history ------------------------------------------------------------------------
 
     def get_run(self, run_id: str) -> PipelineRun:
-        rows = self.db.read("SELECT * FROM pipeline_runs WHERE run_id = ?", [run_id])
-        if not rows:
-            raise PipelineRunNotFoundError(f"no pipeline run with id {run_id!r}")
-        r = rows[0]
-        queued = from_ms(r["queued_at"])
-        assert queued is not None
-        return PipelineRun(
-            run_id=r["run_id"],
-            pipeline=r["pipeline"],
-            state=r["state"],
-            trigger=r["trigger"],
-            payload=json.loads(r["payload"]),
-            params=json.loads(r["params"]),
-            queued_at=queued,
-            started_at=from_ms(r["started_at"]),
-            ended_at=from_ms(r["ended_at"]),
-            error=r["error"],
-        )
+        return self.history.get_run(run_id)
 
     def list_runs(
         self, pipeline: str | None = None, state: str | None = None, limit: int = 50
     ) -> list[PipelineRun]:
         """Newest first, optionally of one pipeline and in one state."""
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ValidationError(f"limit must be an integer >= 1, got {limit!r}")
-        if state is not None and state not in RUN_STATES:
-            raise ValidationError(f"state must be one of {RUN_STATES}, got {state!r}")
-        where, args = [], []
-        if pipeline is not None:
-            where.append("pipeline = ?")
-            args.append(pipeline)
-        if state is not None:
-            where.append("state = ?")
-            args.append(state)
-        sql = "SELECT run_id FROM pipeline_runs"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        rows = self.db.read(sql + " ORDER BY queued_at DESC, rowid DESC LIMIT ?", [*args, limit])
-        return [self.get_run(r["run_id"]) for r in rows]
+        return self.history.list_runs(pipeline, state, limit)
 
     def task_runs(self, run_id: str) -> list[TaskRun]:
         """Every attempt of every task of the run, in the order they started."""
-        self.get_run(run_id)
-        rows = self.db.read(
-            "SELECT * FROM task_runs WHERE run_id = ? ORDER BY started_at, rowid", [run_id]
-        )
-        return [
-            TaskRun(
-                task=r["task"],
-                attempt=r["attempt"],
-                state=r["state"],
-                started_at=from_ms(r["started_at"]),
-                ended_at=from_ms(r["ended_at"]),
-                error=r["error"],
-                traceback=r["traceback"],
-                output=json.loads(r["output"]) if r["output"] is not None else None,
-            )
-            for r in rows
-        ]
+        return self.history.task_runs(run_id)
 
 
 def _call(t: Task, ctx: TaskContext) -> Any:

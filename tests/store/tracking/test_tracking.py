@@ -186,9 +186,12 @@ def test_schema_version_is_recorded_and_a_newer_one_refused(tmp_path):
 
     path = tmp_path / "registry.db"
     Tracker(path).close()
-    con = sqlite3.connect(path)
-    assert con.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
-    con.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    con = sqlite3.connect(path, isolation_level=None)
+    version = "SELECT version FROM schema_versions WHERE owner = 'tracking'"
+    assert con.execute(version).fetchone()[0] == len(MIGRATIONS)
+    con.execute(
+        "UPDATE schema_versions SET version = ? WHERE owner = 'tracking'", [len(MIGRATIONS) + 1]
+    )
     con.close()
     with pytest.raises(ConfigError, match="newer"):
         Tracker(path)
