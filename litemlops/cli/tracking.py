@@ -98,25 +98,6 @@ def runs_list(
         click.echo(f"more: --page-token {page.next_page_token}")
 
 
-def _find_run(platform: Any, prefix: str) -> str:
-    """A full run id from an id or a unique prefix of at least 6 characters."""
-    from litemlops.errors import RunNotFoundError, ValidationError
-
-    if len(prefix) == 32:
-        return prefix
-    if len(prefix) < 6 or not all(c in "0123456789abcdef" for c in prefix):
-        raise ValidationError(f"{prefix!r} is not a run id or a prefix of 6+ hex characters")
-    rows = platform.tracker.db.read(
-        "SELECT run_id FROM runs WHERE run_id >= ? AND run_id < ? LIMIT 2",
-        [prefix, prefix + "g"],
-    )
-    if not rows:
-        raise RunNotFoundError(f"no run id starts with {prefix!r}")
-    if len(rows) > 1:
-        raise ValidationError(f"run id prefix {prefix!r} is ambiguous; give more characters")
-    return str(rows[0]["run_id"])
-
-
 @runs.command("show")
 @home_option
 @click.argument("run_id")
@@ -127,19 +108,17 @@ def runs_show(ctx: click.Context, home: Path | None, run_id: str, as_json: bool)
     """A run: attributes, params, latest metrics, tags, artifacts, models, inputs."""
     with open_platform(ctx, home) as platform:
         tracker = platform.tracker
-        info = tracker.get_run(_find_run(platform, run_id))
+        info = tracker.get_run(tracker.resolve_run_id(run_id))
         detail = {
             **asdict(info),
             "artifacts": tracker.artifact_list(info.run_id),
             "models": [
                 {
-                    "name": r["name"],
-                    "sha256": r["sha256"],
-                    "uri": str(ModelURI(r["name"], run_id=info.run_id)),
+                    "name": m.name,
+                    "sha256": m.sha256,
+                    "uri": str(ModelURI(m.name, run_id=info.run_id)),
                 }
-                for r in tracker.db.read(
-                    "SELECT name, sha256 FROM logged_models WHERE run_id = ?", [info.run_id]
-                )
+                for m in tracker.logged_models(info.run_id)
             ],
             "inputs": tracker.run_inputs(info.run_id),
         }
@@ -182,7 +161,7 @@ def runs_compare(
 ) -> None:
     """Params and metrics of several runs side by side; differing params are marked."""
     with open_platform(ctx, home) as platform:
-        infos = [platform.tracker.get_run(_find_run(platform, r)) for r in run_ids]
+        infos = [platform.tracker.get_run(platform.tracker.resolve_run_id(r)) for r in run_ids]
     columns = [i.run_id[:12] for i in infos]
     rows = []
     for kind in ("params", "metrics"):
@@ -319,7 +298,7 @@ def models_register(
     with open_platform(ctx, home) as platform:
         uri = source  # the registry reads the URI and says what is wrong with it
         if all(c in "0123456789abcdef" for c in source):  # a run id or a prefix of one
-            uri = str(ModelURI("model", run_id=_find_run(platform, source)))
+            uri = str(ModelURI("model", run_id=platform.tracker.resolve_run_id(source)))
         try:
             before = {v.version for v in platform.registry.list_versions(name)}
         except ModelNotFoundError:

@@ -321,10 +321,7 @@ async def get_run(request: Request) -> Response:
 
     def read() -> dict[str, Any]:
         info = tracker.get_run(run_id)
-        # The tracker has no listing of a run's logged models; the table is its own.
-        logged = tracker.db.read(
-            "SELECT name, sha256 FROM logged_models WHERE run_id = ? ORDER BY name", [run_id]
-        )
+        logged = [asdict(m) for m in tracker.logged_models(run_id)]
         return {
             **asdict(info),
             "artifacts": tracker.artifact_list(run_id),

@@ -590,10 +590,7 @@ def _pipeline_counts(holder: dict[str, Platform]) -> Callable[[], Iterable[tuple
         platform = holder.get("platform")
         if platform is None:
             return []
-        rows = platform.tracker.db.read(
-            "SELECT pipeline, state, count(*) AS n FROM pipeline_runs GROUP BY pipeline, state"
-        )
-        return [(r["pipeline"], r["state"], int(r["n"])) for r in rows]
+        return platform.pipelines.history.counts()
 
     return counts
 

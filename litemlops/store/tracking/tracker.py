@@ -367,6 +367,43 @@ class Tracker:
             raise ModelNotFoundError(f"run {run_id} logged no model named {name!r}")
         return _model_info(rows[0])
 
+    def logged_models(self, run_id: str) -> list[ModelInfo]:
+        """The models a run logged, by name (none for a run that logged none)."""
+        rows = self.db.read(
+            "SELECT * FROM logged_models WHERE run_id = ? ORDER BY name", [run_id]
+        )
+        return [_model_info(r) for r in rows]
+
+    def run_ids_with_prefix(self, prefix: str, limit: int = 2) -> list[str]:
+        """Up to `limit` run ids that start with `prefix`, in order."""
+        # A range on the primary key, not LIKE: '_' and '%' in a prefix mean nothing.
+        rows = self.db.read(
+            "SELECT run_id FROM runs WHERE run_id >= ? AND run_id < ? ORDER BY run_id LIMIT ?",
+            [prefix, prefix + "\U0010ffff", limit],
+        )
+        return [str(r["run_id"]) for r in rows]
+
+    def resolve_run_id(self, id_or_prefix: str) -> str:
+        """A full run id from an id or a unique prefix of at least 6 hex characters.
+
+        Raises ValidationError for a malformed or ambiguous prefix, RunNotFoundError
+        when no run id starts with it.
+        """
+        if len(id_or_prefix) == 32:
+            return id_or_prefix
+        if len(id_or_prefix) < 6 or not all(c in "0123456789abcdef" for c in id_or_prefix):
+            raise ValidationError(
+                f"{id_or_prefix!r} is not a run id or a prefix of 6+ hex characters"
+            )
+        found = self.run_ids_with_prefix(id_or_prefix)
+        if not found:
+            raise RunNotFoundError(f"no run id starts with {id_or_prefix!r}")
+        if len(found) > 1:
+            raise ValidationError(
+                f"run id prefix {id_or_prefix!r} is ambiguous; give more characters"
+            )
+        return found[0]
+
     def run_inputs(self, run_id: str) -> list[dict[str, Any]]:
         return [
             {"kind": r["kind"], "name": r["name"], **json.loads(r["details"])}

@@ -4,6 +4,8 @@ from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from litemlops.errors import (
     ArtifactNotFoundError,
@@ -376,3 +378,76 @@ def test_a_key_ending_in_a_line_break_is_refused():
     assert check_key("loss", "metric") == "loss"
     with pytest.raises(ValidationError, match="invalid metric key"):
         check_key("loss\n", "metric")
+
+
+def test_a_runs_logged_models_are_listed_by_name_with_their_digests(tracker):
+    with tracker.start_run() as run:
+        second = run.log_model({"w": 2}, "second")
+        first = run.log_model({"w": 1}, "first")
+    with tracker.start_run() as other:
+        other.log_model({"w": 3}, "elsewhere")
+    models = tracker.logged_models(run.id)
+    assert [(m.name, m.sha256, m.run_id) for m in models] == [
+        ("first", first.sha256, run.id),
+        ("second", second.sha256, run.id),
+    ]
+    assert models[0] == tracker.logged_model(run.id, "first")
+    with tracker.start_run() as empty:
+        pass
+    assert tracker.logged_models(empty.id) == []
+
+
+@pytest.fixture(scope="module")
+def many_runs():
+    """A tracker with runs whose ids share prefixes (hex, so 40 ids share first characters)."""
+    with Tracker(":memory:") as t:
+        for _ in range(40):
+            with t.start_run("prefixes"):
+                pass
+        yield t, sorted(r.run_id for r in t.list_runs("prefixes"))
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), limit=st.integers(1, 50))
+def test_run_ids_with_a_prefix_are_exactly_the_ids_that_start_with_it(many_runs, data, limit):
+    tracker, ids = many_runs
+    prefix = data.draw(
+        st.one_of(
+            st.sampled_from(ids).flatmap(lambda i: st.integers(0, 32).map(lambda n: i[:n])),
+            st.text(alphabet="0123456789abcdef%_g\u00e9", max_size=4),
+        )
+    )
+    expected = [i for i in ids if i.startswith(prefix)][:limit]
+    assert tracker.run_ids_with_prefix(prefix, limit) == expected
+
+
+def test_a_run_id_resolves_from_a_unique_prefix_and_refuses_a_bad_one(many_runs):
+    tracker, ids = many_runs
+    unique = next(
+        i[:n] for n in range(6, 33) for i in ids if sum(j.startswith(i[:n]) for j in ids) == 1
+    )
+    (full,) = [i for i in ids if i.startswith(unique)]
+    assert tracker.resolve_run_id(unique) == full
+    assert tracker.resolve_run_id(full) == full
+    with pytest.raises(ValidationError, match="not a run id"):
+        tracker.resolve_run_id("abc")
+    with pytest.raises(ValidationError, match="not a run id"):
+        tracker.resolve_run_id("ABCDEF12")
+    with pytest.raises(RunNotFoundError, match="no run id starts with"):
+        tracker.resolve_run_id(next(p for p in ("000000", "ffffff", "7777777")
+                                    if not any(i.startswith(p) for i in ids)))
+
+
+def test_a_prefix_two_run_ids_share_is_ambiguous(tracker):
+    with tracker.start_run("twins") as run:
+        pass
+    twin = run.id[:20] + ("0" if run.id[20] != "0" else "1") * 12
+    with tracker.db.write() as con:  # uuid4 ids never collide on 20 characters by chance
+        con.execute(
+            "INSERT INTO runs (run_id, experiment_id, name, status, start_time) "
+            "SELECT ?, experiment_id, 'twin', 'finished', start_time FROM runs WHERE run_id = ?",
+            [twin, run.id],
+        )
+    with pytest.raises(ValidationError, match="ambiguous"):
+        tracker.resolve_run_id(run.id[:20])
+    assert tracker.resolve_run_id(twin[:21]) == twin
