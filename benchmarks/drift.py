@@ -45,7 +45,7 @@ from _harness import paired, peak_rss_mb, report, setup
 from scipy import special
 
 from litemlops.config import Config
-from litemlops.logsetup import rotated_name
+from litemlops.logfile import rotated_name
 from litemlops.monitoring import build_profile, drift_report, history, read_predictions
 from litemlops.monitoring.drift import EPSILON, DriftReport
 from litemlops.monitoring.history import event_files

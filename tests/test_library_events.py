@@ -18,7 +18,8 @@ from litemlops import Pipeline, events, logger, task
 from litemlops.cli import cli
 from litemlops.config import Config
 from litemlops.errors import HistoryError
-from litemlops.logsetup import _JsonLinesFile, configure_logging, shutdown_logging
+from litemlops.logfile import JsonLinesFile
+from litemlops.logsetup import configure_logging, shutdown_logging
 from litemlops.monitoring import history
 from litemlops.monitoring.history import event_files
 from litemlops.platform import Platform
@@ -155,7 +156,7 @@ def test_library_use_rotates_the_log_like_run_does(tmp_path):
 
 def _append(path: str, tag: str, lines: int, start: Any) -> None:
     start.wait()
-    file = _JsonLinesFile(path, maxBytes=0, encoding="utf-8")
+    file = JsonLinesFile(path, maxBytes=0, encoding="utf-8")
     try:
         for n in range(lines):
             file.write_line(json.dumps({"tag": tag, "n": n, "pad": tag * (3_000 + 97 * (n % 50))}))

@@ -1,4 +1,3 @@
-import datetime as dt
 import io
 import json
 import logging
@@ -8,12 +7,10 @@ from pathlib import Path
 
 import pytest
 import structlog
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from litemlops import events
 from litemlops.config import Config
-from litemlops.logsetup import _JsonLinesFile, configure_logging, rotated_name, shutdown_logging
+from litemlops.logsetup import configure_logging, shutdown_logging
 from litemlops.monitoring.history import event_files
 
 
@@ -181,39 +178,6 @@ def test_the_file_rotates_at_max_bytes_and_no_rotated_file_is_deleted(tmp_path):
     assert ticks == list(range(100))
 
 
-def test_a_writer_reopens_the_file_another_process_rotated(tmp_path):
-    path = tmp_path / "events.jsonl"
-    rotating = _JsonLinesFile(path, maxBytes=100, encoding="utf-8")
-    other = _JsonLinesFile(path, maxBytes=100, encoding="utf-8")
-    other.CHECK_SECONDS = 0.0  # checks before every line, where a real writer waits a second
-    try:
-        other.write_line('{"n": 1}')
-        other.flush()
-        rotating.write_line('{"n": 2, "pad": "' + "x" * 60 + '"}')
-        rotating.write_line('{"n": 3, "pad": "' + "x" * 20 + '"}')  # rotates the file `other` holds
-        other.write_line('{"n": 4}')
-        for handler in (rotating, other):
-            handler.flush()
-    finally:
-        rotating.close()
-        other.close()
-
-    rotated, live = event_files(tmp_path)
-    assert [e["n"] for e in read_events(rotated)] == [1, 2]
-    assert [e["n"] for e in read_events(live)] == [3, 4]
-
-
-def test_rotated_names_sort_in_the_order_of_rotation_and_never_repeat():
-    live = Path("/logs/events.jsonl")
-    first = rotated_name(live, dt.datetime(2026, 1, 1, 9, tzinfo=dt.UTC), 42)
-    again = rotated_name(live, dt.datetime(2026, 1, 1, 9, tzinfo=dt.UTC), 42, attempt=1)
-    later = rotated_name(live, dt.datetime(2026, 1, 1, 10, tzinfo=dt.UTC), 7)
-
-    assert first.name == "events-20260101T090000000000Z-42.jsonl"
-    assert len({first, again, later}) == 3
-    assert sorted([later.name, first.name]) == [first.name, later.name]
-
-
 def test_non_finite_numbers_are_written_as_json_null(tmp_path):
     config = Config.load(tmp_path / "home", env={})
     configure_logging(config, console_stream=io.StringIO())
@@ -274,39 +238,3 @@ def test_answered_events_are_in_the_file_when_the_call_returns(tmp_path, monkeyp
     written = read_events(config.events_log_path)
     assert [e["event"] for e in written][2:] == [events.TASK_STARTED, events.FEEDBACK_RECEIVED]
     assert written[-1]["request_id"] == "r1" and written[-1]["label"] == 1.0
-
-
-@settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(
-    lines=st.lists(st.text(min_size=0, max_size=120), min_size=1, max_size=40),
-    max_bytes=st.integers(min_value=0, max_value=600),
-    flush_every=st.integers(min_value=1, max_value=7),
-)
-def test_rotated_and_live_files_hold_every_line_whole_and_in_order(
-    tmp_path_factory, lines, max_bytes, flush_every
-):
-    folder = tmp_path_factory.mktemp("log")
-    file = _JsonLinesFile(folder / "events.jsonl", maxBytes=max_bytes, encoding="utf-8")
-    sent = [json.dumps({"n": n, "text": text}, ensure_ascii=False) for n, text in enumerate(lines)]
-    try:
-        for n, line in enumerate(sent):
-            file.write_line(line)
-            if n % flush_every == 0:
-                file.flush()
-    finally:
-        file.close()
-
-    def lines_of(path):  # by "\n" only: JSON text may hold other line breaks (U+0085)
-        text = path.read_text("utf-8")
-        assert text == "" or text.endswith("\n")
-        return text.split("\n")[:-1]
-
-    files = event_files(folder)
-    written = [line for path in files for line in lines_of(path)]
-    assert written == sent
-    for path in files:
-        size, count = path.stat().st_size, len(lines_of(path))
-        # A file passes max_bytes only when one line alone does.
-        assert max_bytes == 0 or size < max_bytes or count == 1, (path.name, size, count)

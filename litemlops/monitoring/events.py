@@ -19,7 +19,18 @@ from typing import TYPE_CHECKING, Any
 
 from litemlops import events
 from litemlops.errors import HistoryError, ValidationError
-from litemlops.monitoring import event_sql, feature_kinds, history
+from litemlops.monitoring import event_sql, history
+from litemlops.monitoring.event_queries import (
+    LIVE,
+    enough,
+    feedback_parts,
+    find_edge,
+    parsed_sql,
+    stored_sql,
+    typed_column,
+    union_of,
+    window_types,
+)
 from litemlops.monitoring.event_sql import column, ident
 
 if TYPE_CHECKING:
@@ -34,9 +45,6 @@ FEEDBACK_COLUMNS = ("request_id", "timestamp", "label")
 
 _KIND_TYPES = {"numeric": "DOUBLE", "categorical": "VARCHAR"}
 _ATTEMPTS = 3
-_LIVE = 1 << 62
-"""Added to a JSON file's place in the read's list, its rows' `rank`: after every line of
-the history (whose rank is its line number), as they are newer."""
 
 
 def read_predictions(
@@ -189,53 +197,7 @@ def _check_last(last: int) -> None:
         raise ValidationError(f"last must be >= 0, got {last}")
 
 
-def _enough(parts: list[Part], count: int, size: Callable[[Part], int]) -> int:
-    """How many of `parts` (newest first) hold at least `count` rows by `size`."""
-    total = 0
-    for i, part in enumerate(parts):
-        if total >= count:
-            return i
-        total += size(part)
-    return len(parts)
-
-
-def _union(parts: list[tuple[str, list[Any]]], where: str, params: list[Any]) -> tuple[str, list]:
-    """The union of (SQL, parameters) parts, by column name, filtered by `where`."""
-    union = " UNION ALL BY NAME ".join(f"({sql})" for sql, _ in parts)
-    args = [a for _, part_args in parts for a in part_args]
-    return f"SELECT * FROM ({union}) WHERE {where}", [*args, *params]
-
-
-def _stored(parts: list[Part], view: Snapshot, select: str) -> tuple[str, list[Any]]:
-    """SQL reading history files: `select` over their rows, whose `rank` is their line."""
-    files = [view.path(p) for p in parts]
-    return (
-        f"SELECT {select} FROM read_parquet(?, union_by_name=true, filename=true)",
-        [files],
-    )
-
-
-def _parsed(sql: str, files: list[str]) -> tuple[str, list[Any]]:
-    """A JSON part: `sql` over the files `?`, with each row's rank after the history's."""
-    return (
-        f"SELECT *, list_position(?, filename) + {_LIVE} AS rank, 0 AS within FROM ({sql})",
-        [files, files],
-    )
-
-
 # -- labels ---------------------------------------------------------------------------------------
-
-
-def _feedback_parts(
-    view: Snapshot, parts: list[Part]
-) -> list[tuple[str, list[Any]]]:
-    out = []
-    if parts:
-        out.append(_stored(parts, view, "ts, seq AS rank, 0 AS within, request_id, label"))
-    if view.pending:
-        parsed = event_sql.source(events.FEEDBACK_RECEIVED, event_sql.LABEL, "true")
-        out.append(_parsed(parsed, [str(f) for f in view.pending]))
-    return out
 
 
 def _feedback(
@@ -247,9 +209,9 @@ def _feedback(
     last: int | None,
 ) -> pd.DataFrame:
     parts = window.parts(view.of("feedback"))
-    take = len(parts) if last is None else _enough(parts, last, lambda p: p.rows)
+    take = len(parts) if last is None else enough(parts, last, lambda p: p.rows)
     while True:
-        union, args = _union(_feedback_parts(view, parts[:take]), where, params)
+        union, args = union_of(feedback_parts(view, parts[:take]), where, params)
         frame = _frame(
             con, f"SELECT request_id, ts AS timestamp, label, rank, within FROM ({union})", args
         )
@@ -291,11 +253,11 @@ def _predictions(
     parts = window.parts(view.of("predictions"))
     stored_where, stored_params = where, params
     if labelled:
-        labels, args = _union(_feedback_parts(view, view.of("feedback")), "true", [])
+        labels, args = union_of(feedback_parts(view, view.of("feedback")), "true", [])
         stored_where = f"{where} AND request_id IN (SELECT request_id FROM ({labels}))"
         stored_params = [*params, *args]
     if last is not None:
-        found = _edge(con, view, parts, left, stored_where, stored_params, last)
+        found = find_edge(con, view, parts, left, stored_where, stored_params, last)
         if found is None:
             return empty
         parts, edge = found
@@ -305,13 +267,13 @@ def _predictions(
             where, params = where + clause, [*params, ts, ts, key]
             stored_where, stored_params = stored_where + clause, [*stored_params, ts, ts, key]
     if types is None:
-        types = _window_types(con, view, parts, left, stored_where, stored_params)
+        types = window_types(con, view, parts, left, stored_where, stored_params)
     if not types:
         return empty
     union = []
     if parts:
-        columns = ", ".join(f"{_typed(parts, n, t)} AS {column(n)}" for n, t in types.items())
-        sql, args = _stored(parts, view, f"{_FIXED}, seq AS rank, position AS within, {columns}")
+        columns = ", ".join(f"{typed_column(parts, n, t)} AS {column(n)}" for n, t in types.items())
+        sql, args = stored_sql(parts, view, f"{_FIXED}, seq AS rank, position AS within, {columns}")
         union.append((f"SELECT * FROM ({sql}) WHERE {stored_where}", [*args, *stored_params]))
     if left:
         flat = event_sql.flat(
@@ -324,7 +286,7 @@ def _predictions(
             ),
             ", ".join(f"f.{ident(name)} AS {column(name)}" for name in types),
         )
-        sql, args = _parsed(flat, left)
+        sql, args = parsed_sql(flat, left)
         # Labels are matched in pandas here: a join in SQL would not keep the file's order,
         # which is all that orders a JSON file's rows of one time.
         union.append((f"SELECT * FROM ({sql}) WHERE {where}", [*args, *params]))
@@ -342,7 +304,7 @@ def _predictions(
     args = [a for _, part_args in union for a in part_args]
     keep = None
     if labelled and left:
-        labels, label_args = _union(_feedback_parts(view, view.of("feedback")), "true", [])
+        labels, label_args = union_of(feedback_parts(view, view.of("feedback")), "true", [])
         ids = con.sql(f"SELECT DISTINCT request_id FROM ({labels})", params=label_args)
         known = ids.to_arrow_table()["request_id"]
         keep = lambda t: _labelled(t, known)  # noqa: E731
@@ -353,120 +315,8 @@ def _labelled(table: Any, known: Any) -> Any:
     """Which rows of a read are history rows (already matched) or name a labelled request."""
     import pyarrow.compute as pc
 
-    stored = pc.less(table["rank"], _LIVE)
+    stored = pc.less(table["rank"], LIVE)
     return pc.or_kleene(stored, pc.fill_null(pc.is_in(table["request_id"], known), False))
-
-
-def _edge(
-    con: Any,
-    view: Snapshot,
-    parts: list[Part],
-    left: list[str],
-    where: str,
-    params: list[Any],
-    last: int,
-) -> tuple[list[Part], tuple[Any, str] | None] | None:
-    """(the history files the newest `last` events are in, and the oldest of those events'
-    time and request id), from the light columns of their first rows; the edge is None
-    when the window holds fewer events; None when it holds none.
-
-    Files are taken newest first until they hold `last` events, then every file with
-    events as new as the edge (their times overlap).
-    """
-    take = _enough(parts, last, lambda p: p.requests)
-    keys = "ts, request_id, model, service"
-    while True:
-        light: list[tuple[str, list[Any]]] = []
-        if parts[:take]:
-            sql, args = _stored(parts[:take], view, f"{keys}, position")
-            light.append((f"SELECT {keys} FROM ({sql}) WHERE position = 1", args))
-        if left:
-            first = "json_type(features, '$[0]') = 'OBJECT'"
-            parsed = event_sql.source(
-                events.PREDICTION_SERVED, "request_id, model, service, features", first
-            )
-            light.append((f"SELECT {keys} FROM ({parsed})", [left]))
-        if not light:
-            return None
-        window, args = _union(light, where, params)
-        rows = con.execute(
-            f"SELECT ts, coalesce(request_id, '') AS id, count(*) OVER () AS n FROM "
-            f"({window} ORDER BY ts DESC, coalesce(request_id, '') DESC LIMIT {int(last)}) "
-            "ORDER BY ts, id LIMIT 1",
-            args,
-        ).fetchall()  # fetchone() would leave DuckDB's result open for the next query
-        count = rows[0][2] if rows else 0
-        if count < last and take < len(parts):
-            take = min(len(parts), 2 * take + 1)
-            continue
-        if not rows:
-            return None
-        ts, key, _ = rows[0]
-        if count < last:
-            return parts, None
-        newer = sum(1 for p in parts if p.last is not None and p.last >= ts)
-        if newer > take:
-            take = newer
-            continue
-        return [p for p in parts[:take] if p.last is not None and p.last >= ts], (ts, key)
-
-
-def _typed(parts: list[Part], name: str, sql_type: str) -> str:
-    """SQL of a feature's values as `sql_type`, from its typed columns in `parts`."""
-    lowered = name.lower()
-    present = {
-        prefix
-        for part in parts
-        for feature, prefixes in part.features.items()
-        if feature.lower() == lowered
-        for prefix in prefixes
-    }
-    whole, number, text = (ident(f"{p}:{name}") for p in ("int", "num", "text"))
-    if sql_type == "DOUBLE":
-        found = [f"CAST({whole} AS DOUBLE)"] * ("int" in present) + [number] * ("num" in present)
-    else:
-        found = (
-            [text] * ("text" in present)
-            + [f"CAST({whole} AS VARCHAR)"] * ("int" in present)
-            + [f"CAST({number} AS VARCHAR)"] * ("num" in present)
-        )
-    if not found:
-        return f"NULL::{sql_type}"
-    value = found[0] if len(found) == 1 else f"coalesce({', '.join(found)})"
-    return value if sql_type in ("DOUBLE", "VARCHAR") else f"TRY_CAST({value} AS {sql_type})"
-
-
-def _window_types(
-    con: Any,
-    view: Snapshot,
-    parts: list[Part],
-    left: list[str],
-    where: str,
-    params: list[Any],
-) -> dict[str, str]:
-    """The features the window's events name, and their types: in the history, those of
-    the (model, version, service) whose rows are in the window; in the parsed files, those
-    of the first and last event of each."""
-    found: list[feature_kinds.Kinds] = []
-    if parts:
-        sql, args = _stored(parts, view, "ts, filename, request_id, model, version, service")
-        groups = con.execute(
-            f"SELECT DISTINCT filename, model, version, service FROM ({sql}) WHERE {where}",
-            [*args, *params],
-        ).fetchall()
-        by_file = {view.path(p): p for p in parts}
-        order = {view.path(p): p.lines for p in parts}
-        groups.sort(key=lambda row: (order.get(row[0], (-1, -1)),
-                                     feature_kinds.group_order(row[1:])))
-        for file, *group in groups:
-            kinds = dict(by_file[file].kinds) if file in by_file else {}
-            found.append(kinds.get(tuple(group), {}))
-    if left:
-        window = event_sql.source(events.PREDICTION_SERVED, event_sql.SERVED, where)
-        found.extend(kinds for _, kinds in feature_kinds.sampled(con, window, [left, *params]))
-    return {
-        name: feature_kinds.sql_type(kinds) for name, kinds in feature_kinds.merged(found).items()
-    }
 
 
 def _frame(

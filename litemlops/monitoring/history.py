@@ -4,7 +4,7 @@ The live log rotates every `logging.max_bytes` (10 MB, a few minutes of traffic
 at hundreds of requests a second), so a log of JSON files cannot hold the weeks
 a late label or a retrain needs. Rotated files are therefore compacted into
 Parquet under `<logs>/history/` and then deleted; rotation itself deletes
-nothing (`litemlops.logsetup`). The layout:
+nothing (`litemlops.logfile`). The layout:
 
     history/manifest.json                  what the history holds (readers trust only it)
     history/date=YYYY-MM-DD/<kind>-<first line>-<last line>.parquet
@@ -60,7 +60,7 @@ and then writes to the new file."""
 
 _LEGACY = re.compile(rf"^{re.escape(EVENTS_FILE)}\.(\d+)$")
 _ROTATED = re.compile(r"^events-(\d{8}T\d{12}Z)-(\d+)(?:\.(\d+))?\.jsonl$")
-"""Rotated event files, as `litemlops.logsetup.rotated_name` names them."""
+"""Rotated event files, as `litemlops.logfile.rotated_name` names them."""
 _log = get_logger("litemlops.monitoring")
 
 

@@ -1,4 +1,4 @@
-"""Pipelines, their run history and the in-process scheduler (APScheduler 3.x).
+"""Pipelines, their run history and the in-process scheduler (on APScheduler 3.x triggers).
 
 Importing `litemlops.store` never imports this package.
 """

@@ -1,79 +1,79 @@
 """The scheduler: pipelines run on cron lines, intervals and bus events, once per home.
 
-Two modes share one path from a due fire time or an event to a pipeline run:
+One engine decides when a schedule fires: `triggers.Plan`, reading the
+injected clock, with APScheduler 3's triggers doing the calendar arithmetic.
+Two modes drive it:
 
 - Synchronous, until `start()`: `run_pending(now)` runs whatever is due at
   `now` in the caller's thread and event triggers run inside `bus.publish`, so
   tests and injected clocks drive it without sleeping.
 - Real time, from `start()`: it takes an exclusive lock on `lock_path`, so one
-  scheduler runs per home, then an APScheduler 3 `BackgroundScheduler` sleeps
-  until a schedule's next fire time and wakes that schedule on the worker pool,
-  where the same due-time routine as `run_pending` runs against the clock.
-  Event triggers and `trigger()` use that pool too: a publisher never waits for
-  a pipeline run.
+  scheduler runs per home, then a timer thread sleeps until the earliest next
+  fire time by the clock and hands each due schedule's wake-up to the worker
+  pool, where the same due-time routine as `run_pending` runs against the
+  clock. Event triggers and `trigger()` use that pool too: a publisher never
+  waits for a pipeline run.
 
-Missed fire times (APScheduler's rules, applied by our code in both modes):
-each schedule keeps its next fire time. When the schedule is processed, every
-fire time from that one up to now is due. With `coalesce` (the default) only
-the latest of them runs, so three missed fire times give one run; without it
-each runs in turn. A due fire time more than `misfire_grace_time` seconds
-behind the clock when its turn comes does not run and is logged as
-`schedule_misfired`. Fire times fall behind while every worker is busy or the
-process is suspended. Nothing is replayed after a restart: schedules live in
-memory (APScheduler's memory job store) and a schedule's first fire time is
-computed from the clock when it is added, so fire times that passed while the
-process was down are gone. Overlapping runs of one pipeline are the runner's
-call (its `max_active_runs` and `on_busy` queue or skip them, and record it), so
-APScheduler is told never to refuse a wake-up itself; if it drops one anyway,
-that is logged and the fire times stay due for the next wake-up.
+Missed fire times (APScheduler's rules): every fire time from a schedule's
+next one up to now is due. With `coalesce` (the default) only the latest runs,
+so three missed fire times give one run; without it each runs in turn. A fire
+time more than `misfire_grace_time` seconds behind the clock when its turn
+comes does not run and is logged as `schedule_misfired`. Fire times fall
+behind while every worker is busy or the process is suspended; a schedule has
+at most one wake-up waiting for a worker, which takes all that is due by then.
+Schedules live in memory and a first fire time counts from when the schedule
+is added, so nothing that fell due while the process was down is replayed.
+Overlapping runs of one pipeline are the runner's call (`max_active_runs`,
+`on_busy`). Why the timer is ours and not APScheduler's: see `timer`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import math
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
-from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
-from apscheduler.executors.pool import BasePoolExecutor
-from apscheduler.jobstores.base import JobLookupError
-from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.interval import IntervalTrigger
 
 from litemlops import events
 from litemlops.clock import utc_now
 from litemlops.errors import LitemlopsError, NotFoundError, ValidationError
 from litemlops.home_lock import HomeLock
 from litemlops.logger import get_logger
-from litemlops.scheduler.bus import EventBus, Subscription
-from litemlops.scheduler.pipeline import (
-    Pipeline,
-    PipelineDefinitionError,
-    _check_name,
-    cron_trigger,
-    interval_of,
-)
+from litemlops.scheduler.bus import EventBus
+from litemlops.scheduler.pipeline import Pipeline, PipelineDefinitionError
 from litemlops.scheduler.runner import PipelineRun, PipelineRunner
+from litemlops.scheduler.timer import MAX_SLEEP, Timer
+from litemlops.scheduler.triggers import (
+    EventTrigger,
+    Listener,
+    Plan,
+    Schedule,
+    earliest_first,
+    late_by,
+)
+
+__all__ = [
+    "EventTrigger",
+    "Schedule",
+    "ScheduleConflictError",
+    "ScheduleNotFoundError",
+    "Scheduler",
+    "SchedulerStateError",
+]
 
 log = get_logger("litemlops.scheduler")
+_THREADS = "litemlops-scheduler"  # the name of every thread the scheduler starts
 
 _ALREADY_RUNS = (
     "a scheduler already runs for home {home} in {holder}; "
     "only one scheduler may run per home: stop that one first"
 )
-# APScheduler refuses a wake-up while this many of the same job still run; the
-# runner's max_active_runs/on_busy must decide instead, and record the outcome.
-_NEVER_REFUSE = 2**31 - 1
 
 
 class SchedulerStateError(LitemlopsError, RuntimeError):
@@ -86,115 +86,6 @@ class ScheduleNotFoundError(NotFoundError):
 
 class ScheduleConflictError(LitemlopsError, ValueError):
     """A schedule or event trigger is already registered under that name or topic."""
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """When to run a pipeline: a 5-field cron line or an interval, and its params.
-
-    misfire_grace_time: seconds a fire time may be late and still run (None: no
-    limit). start: no fire time before it; an interval counts its fire times
-    from it (default: one interval after the schedule is added). timezone: the
-    IANA zone a cron line is read in.
-    """
-
-    name: str
-    pipeline: str
-    cron: str | None = None
-    interval: float | timedelta | None = None
-    params: Mapping[str, Any] = field(default_factory=dict)
-    coalesce: bool = True
-    misfire_grace_time: float | None = 300
-    start: datetime | None = None
-    timezone: str = "UTC"
-
-    def __post_init__(self) -> None:
-        _check_name(self.name, "schedule")
-        owner = f"schedule {self.name!r}"
-        _check_pipeline_name(self.pipeline, owner)
-        if (self.cron is None) == (self.interval is None):
-            raise PipelineDefinitionError(
-                f"{owner} needs exactly one of cron (e.g. '0 3 * * *') or interval (seconds)"
-            )
-        zone = _zone(self.timezone, owner)
-        if self.cron is not None:
-            cron_trigger(self.cron, zone, owner=owner)
-        else:
-            object.__setattr__(self, "interval", interval_of(self.interval, owner=owner))
-        object.__setattr__(self, "params", _params(self.params, owner))
-        if not isinstance(self.coalesce, bool):
-            raise PipelineDefinitionError(f"{owner}: coalesce must be True or False")
-        grace = self.misfire_grace_time
-        if grace is not None and not _is_seconds(grace):
-            raise PipelineDefinitionError(
-                f"{owner}: misfire_grace_time must be seconds > 0 or None, got {grace!r}"
-            )
-        if self.start is not None and (
-            not isinstance(self.start, datetime) or self.start.tzinfo is None
-        ):
-            raise PipelineDefinitionError(
-                f"{owner}: start must be a timezone-aware datetime, got {self.start!r}"
-            )
-
-    def trigger(self, now: datetime) -> Any:
-        """The APScheduler trigger; `now` anchors an interval that has no `start`."""
-        owner = f"schedule {self.name!r}"
-        zone = _zone(self.timezone, owner)
-        if self.cron is not None:
-            return cron_trigger(self.cron, zone, owner=owner)
-        assert isinstance(self.interval, timedelta)
-        # APScheduler would anchor at its own wall clock: ours is injected.
-        anchor = self.start if self.start is not None else now + self.interval
-        return IntervalTrigger(
-            seconds=self.interval.total_seconds(), start_date=anchor, timezone=zone
-        )
-
-    def first_fire(self, trigger: Any, now: datetime) -> datetime | None:
-        """The first fire time at or after `now` (and `start`) of this schedule's trigger."""
-        since = max(now, self.start) if self.start is not None else now
-        result: datetime | None = trigger.get_next_fire_time(None, since)
-        return result
-
-
-@dataclass(frozen=True)
-class EventTrigger:
-    """Run a pipeline when a topic matching `topic` (fnmatch) is published on the bus.
-
-    cooldown: seconds after a run it started during which further matching
-    events are logged and dropped, so a flapping alert cannot retrain in a loop.
-    """
-
-    topic: str
-    pipeline: str
-    params: Mapping[str, Any] = field(default_factory=dict)
-    cooldown: float = 0
-
-    def __post_init__(self) -> None:
-        owner = f"event trigger {self.topic!r}"
-        if not isinstance(self.topic, str) or not self.topic.strip():
-            raise PipelineDefinitionError(
-                f"an event trigger needs a topic or pattern like 'alert:drift', got {self.topic!r}"
-            )
-        _check_pipeline_name(self.pipeline, owner)
-        object.__setattr__(self, "params", _params(self.params, owner))
-        if not _is_seconds(self.cooldown, zero=True):
-            raise PipelineDefinitionError(
-                f"{owner}: cooldown must be seconds >= 0, got {self.cooldown!r}"
-            )
-
-
-@dataclass
-class _Planned:
-    schedule: Schedule
-    trigger: Any
-    next_fire: datetime | None
-
-
-@dataclass
-class _Listener:
-    trigger: EventTrigger
-    subscription: Subscription | None = None
-    last_started: datetime | None = None
 
 
 class Scheduler:
@@ -224,16 +115,16 @@ class Scheduler:
         self.clock = clock
         self.max_workers = max_workers
         self._home_lock = HomeLock(lock_path, message=_ALREADY_RUNS)
-        # Callers, bus publishers, pool threads and APScheduler's thread share
-        # the schedules and listeners; nothing runs a pipeline while holding it.
+        # Callers, bus publishers, pool threads and the timer share the plans
+        # and listeners; nothing runs a pipeline while holding it.
         self._mutex = threading.Lock()
         self._idle = threading.Condition()
         self._active = 0  # runs in progress, so a shutdown can wait for them
-        self._planned: dict[str, _Planned] = {}
-        self._listeners: list[_Listener] = []
+        self._plans: dict[str, Plan] = {}
+        self._listeners: list[Listener] = []
         self._state = "synchronous"  # -> "running" (start) -> "stopped" (shutdown)
         self._pool: ThreadPoolExecutor | None = None
-        self._aps: Any = None
+        self._timer = Timer(self._queue_due, name=f"{_THREADS}-timer")
 
     @property
     def state(self) -> str:
@@ -247,37 +138,29 @@ class Scheduler:
         if not isinstance(schedule, Schedule):
             raise PipelineDefinitionError(f"expected a Schedule, got {type(schedule).__name__}")
         self._require_pipeline(schedule.pipeline, f"schedule {schedule.name!r}")
-        now = self.clock()
-        trigger = schedule.trigger(now)
-        planned = _Planned(schedule, trigger, schedule.first_fire(trigger, now))
+        plan = Plan.starting(schedule, self.clock())
         with self._mutex:
             self._require_open()
-            if schedule.name in self._planned:
+            if schedule.name in self._plans:
                 raise ScheduleConflictError(
                     f"a schedule named {schedule.name!r} already exists; remove it first "
                     "or pick another name"
                 )
-            self._planned[schedule.name] = planned
-            if self._state == "running":
-                self._add_job(planned)
+            self._plans[schedule.name] = plan
+        self._timer.wakeup()
 
     def remove_schedule(self, name: str) -> None:
         with self._mutex:
-            planned = self._planned.pop(name, None)
-            if planned is None:
+            if self._plans.pop(name, None) is None:
                 raise ScheduleNotFoundError(
-                    f"no schedule named {name!r}; schedules: {sorted(self._planned)}"
+                    f"no schedule named {name!r}; schedules: {sorted(self._plans)}"
                 )
-            if self._aps is not None and self._state == "running":
-                # An exhausted trigger never got a job.
-                with contextlib.suppress(JobLookupError):
-                    self._aps.remove_job(name)
 
     def add_event_trigger(self, trigger: EventTrigger) -> None:
         """Subscribe on the bus: a matching event starts a run of `trigger.pipeline`."""
         self._subscribe(trigger)
 
-    def _subscribe(self, trigger: EventTrigger) -> _Listener:
+    def _subscribe(self, trigger: EventTrigger) -> Listener:
         if not isinstance(trigger, EventTrigger):
             raise PipelineDefinitionError(f"expected an EventTrigger, got {type(trigger).__name__}")
         self._require_pipeline(trigger.pipeline, f"event trigger {trigger.topic!r}")
@@ -291,7 +174,7 @@ class Scheduler:
                     raise ScheduleConflictError(
                         f"pipeline {trigger.pipeline!r} already runs on {trigger.topic!r}"
                     )
-            listener = _Listener(trigger)
+            listener = Listener(trigger)
             listener.subscription = self.bus.subscribe(
                 trigger.topic, partial(self._on_event, listener)
             )
@@ -306,15 +189,12 @@ class Scheduler:
         if not isinstance(pipeline, Pipeline):
             raise PipelineDefinitionError(f"expected a Pipeline, got {type(pipeline).__name__}")
         added_schedule = False
-        added: list[_Listener] = []
+        added: list[Listener] = []
+        when = pipeline.schedule
         try:
-            if isinstance(pipeline.schedule, str):
-                self.add_schedule(Schedule(pipeline.name, pipeline.name, cron=pipeline.schedule))
-                added_schedule = True
-            elif pipeline.schedule is not None:
-                self.add_schedule(
-                    Schedule(pipeline.name, pipeline.name, interval=pipeline.schedule)
-                )
+            if when is not None:
+                kind = {"cron": when} if isinstance(when, str) else {"interval": when}
+                self.add_schedule(Schedule(pipeline.name, pipeline.name, **kind))
                 added_schedule = True
             for topic in pipeline.on:
                 added.append(self._subscribe(EventTrigger(topic, pipeline.name)))
@@ -327,7 +207,7 @@ class Scheduler:
     def schedules(self) -> list[tuple[Schedule, datetime | None]]:
         """Every schedule with its next fire time (None when its trigger has no more)."""
         with self._mutex:
-            return [(p.schedule, p.next_fire) for _, p in sorted(self._planned.items())]
+            return [(p.schedule, p.next_fire) for _, p in sorted(self._plans.items())]
 
     def event_triggers(self) -> list[EventTrigger]:
         with self._mutex:
@@ -374,11 +254,7 @@ class Scheduler:
                 )
             at = now if now is not None else self.clock()
             # Earliest due first, as APScheduler hands due jobs to its executor.
-            order = sorted(
-                self._planned.values(),
-                key=lambda p: (p.next_fire is None, p.next_fire or at, p.schedule.name),
-            )
-            names = [p.schedule.name for p in order]
+            names = [p.schedule.name for p in earliest_first(self._plans.values(), at)]
         runs: list[PipelineRun] = []
         for name in names:
             runs.extend(self._run_due(name, at))
@@ -397,27 +273,18 @@ class Scheduler:
                     "(make a new one after shutdown)"
                 )
             self._home_lock.acquire()
-            pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix="litemlops-scheduler")
+            # The pool starts threads on demand; the timer's first tick waits for the mutex.
+            self._pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix=_THREADS)
+            self._state = "running"
             try:
-                aps = BackgroundScheduler(timezone=UTC, executors={"default": _SharedPool(pool)})
-                aps.add_listener(
-                    self._on_apscheduler_event,
-                    EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES | EVENT_JOB_ERROR,
-                )
-                self._aps = aps
-                for planned in self._planned.values():
-                    self._add_job(planned)
-                aps.start()
+                self._timer.start()
             except BaseException:
-                self._aps = None
-                pool.shutdown(wait=False)
+                self._state, self._pool = "synchronous", None
                 self._home_lock.release()
                 raise
-            self._pool = pool
-            self._state = "running"
             log.info(
                 events.SCHEDULER_STARTED,
-                schedules=sorted(self._planned),
+                schedules=sorted(self._plans),
                 event_triggers=[
                     f"{li.trigger.topic} -> {li.trigger.pipeline}" for li in self._listeners
                 ],
@@ -438,11 +305,12 @@ class Scheduler:
             was_running = self._state == "running"
             self._state = "stopped"
             listeners, self._listeners = self._listeners, []
-            aps, self._aps, self._pool = self._aps, None, None
+            pool, self._pool = self._pool, None
         self._remove_listeners(listeners)
         try:
-            if aps is not None:
-                aps.shutdown(wait=wait)  # it shuts our shared pool down too
+            self._timer.join()  # its next tick sees the state and ends
+            if pool is not None:
+                pool.shutdown(wait=wait)
         finally:
             self._home_lock.release()
         if was_running:
@@ -463,7 +331,7 @@ class Scheduler:
         self.shutdown()
 
     def __repr__(self) -> str:
-        return f"Scheduler(state={self._state!r}, schedules={sorted(self._planned)})"
+        return f"Scheduler(state={self._state!r}, schedules={sorted(self._plans)})"
 
     # -- internals ----------------------------------------------------------------------
 
@@ -474,14 +342,16 @@ class Scheduler:
         due and again as each fire time's turn comes, as APScheduler does.
         """
         with self._mutex:
-            planned = self._planned.get(name)
-            if planned is None:  # removed after its wake-up was submitted
+            plan = self._plans.get(name)
+            if plan is None:  # removed after its wake-up was submitted
                 return []
-            due, coalesced = _take_due(planned, now if now is not None else self.clock())
+            plan.waking = False
+            due, coalesced = plan.take_due(now if now is not None else self.clock())
+        self._timer.wakeup()  # to sleep until this plan's new next fire time
         runs = []
         for fire in due:
             current = now if now is not None else self.clock()
-            run = self._fire_scheduled(planned.schedule, fire, coalesced, current)
+            run = self._fire_scheduled(plan.schedule, fire, coalesced, current)
             if run is not None:
                 runs.append(run)
         return runs
@@ -490,16 +360,15 @@ class Scheduler:
         self, schedule: Schedule, fire: datetime, coalesced: int, now: datetime
     ) -> PipelineRun | None:
         at = fire.astimezone(UTC).isoformat()
-        late = (now - fire).total_seconds()
-        grace = schedule.misfire_grace_time
+        late = late_by(fire, now)
         with structlog.contextvars.bound_contextvars(pipeline=schedule.pipeline):
-            if grace is not None and late > grace:
+            if schedule.too_late(late):
                 log.warning(
                     events.SCHEDULE_MISFIRED,
                     schedule=schedule.name,
                     scheduled_at=at,
                     late_by=round(late, 3),
-                    grace=grace,
+                    grace=schedule.misfire_grace_time,
                 )
                 return None
             log.info(
@@ -508,20 +377,16 @@ class Scheduler:
         payload = {"schedule": schedule.name, "scheduled_at": at}
         return self._fire_logged(schedule.pipeline, schedule.params, "schedule", payload)
 
-    def _on_event(self, listener: _Listener, topic: str, payload: Mapping[str, Any]) -> None:
+    def _on_event(self, listener: Listener, topic: str, payload: Mapping[str, Any]) -> None:
         trigger = listener.trigger
         now = self.clock()
         with self._mutex:
             if self._state == "stopped":  # published while shutting down
                 return
-            last = listener.last_started
-            since = None if last is None else (now - last).total_seconds()
-            suppressed = since is not None and since < trigger.cooldown
-            if not suppressed:
-                listener.last_started = now
+            runs, since = listener.admit(now)
             pool = self._pool
         with structlog.contextvars.bound_contextvars(pipeline=trigger.pipeline):
-            if suppressed:
+            if not runs:
                 log.info(
                     events.TRIGGER_SUPPRESSED,
                     topic=topic,
@@ -587,8 +452,30 @@ class Scheduler:
         except Exception:
             return None
 
+    def wakeup(self) -> None:
+        """Look at the clock again now (it jumped); the timer also does so once a minute."""
+        self._timer.wakeup()
+
+    def _queue_due(self) -> float | None:
+        """Queue one wake-up per due schedule; seconds to sleep, or None once stopped."""
+        with self._mutex:
+            if self._state != "running" or self._pool is None:
+                return None
+            now = self.clock()
+            sleep = MAX_SLEEP
+            for plan in earliest_first(self._plans.values(), now):
+                if plan.next_fire is None or plan.waking:
+                    continue  # exhausted, or its wake-up waits for a worker
+                ahead = (plan.next_fire - now).total_seconds()
+                if ahead > 0:
+                    sleep = min(sleep, ahead)
+                    continue
+                plan.waking = True
+                self._pool.submit(self._wake, plan.schedule.name)
+            return sleep
+
     def _wake(self, name: str) -> None:
-        """What APScheduler calls at a schedule's fire time, on the worker pool."""
+        """A schedule's wake-up on the worker pool: run what is due by the clock now."""
         try:
             self._run_due(name, None)
         except Exception as exc:  # a broken wake-up must not stop later ones
@@ -599,42 +486,7 @@ class Scheduler:
                 exc_info=True,
             )
 
-    def _add_job(self, planned: _Planned) -> None:
-        if planned.next_fire is None:
-            return
-        # APScheduler's job only wakes the schedule up: coalescing and misfires
-        # are decided by `_run_due` from our own next fire time, so it never
-        # drops a wake-up as late and wakes up once however many are due.
-        self._aps.add_job(
-            self._wake,
-            trigger=planned.trigger,
-            args=[planned.schedule.name],
-            id=planned.schedule.name,
-            name=f"schedule {planned.schedule.name}",
-            next_run_time=planned.next_fire,
-            coalesce=True,
-            misfire_grace_time=None,
-            max_instances=_NEVER_REFUSE,
-            replace_existing=True,
-        )
-
-    def _on_apscheduler_event(self, event: Any) -> None:
-        if event.code == EVENT_JOB_MAX_INSTANCES:
-            times, reason = list(event.scheduled_run_times), "max_instances"
-        elif event.code == EVENT_JOB_MISSED:
-            times, reason = [event.scheduled_run_time], "missed"
-        else:
-            exc = event.exception
-            times, reason = [event.scheduled_run_time], f"error: {type(exc).__name__}: {exc}"
-        for fire in times:
-            log.warning(
-                events.SCHEDULE_WAKEUP_DROPPED,
-                schedule=event.job_id,
-                scheduled_at=fire.astimezone(UTC).isoformat(),
-                reason=reason,
-            )
-
-    def _remove_listeners(self, listeners: list[_Listener]) -> None:
+    def _remove_listeners(self, listeners: list[Listener]) -> None:
         for listener in listeners:
             if listener.subscription is not None:
                 self.bus.unsubscribe(listener.subscription)
@@ -652,59 +504,3 @@ class Scheduler:
         if self._state == "stopped":
             raise SchedulerStateError("the scheduler was shut down; make a new one")
 
-
-def _take_due(planned: _Planned, now: datetime) -> tuple[list[datetime], int]:
-    """Take the fire times due at `now` and advance past them, as APScheduler's Job does.
-
-    Returns the fire times to run and how many earlier ones coalescing folded
-    into the one left.
-    """
-    due: list[datetime] = []
-    fire = planned.next_fire
-    while fire is not None and fire <= now:
-        due.append(fire)
-        fire = planned.trigger.get_next_fire_time(fire, now)
-    if not due:
-        return [], 0
-    planned.next_fire = fire
-    if planned.schedule.coalesce:
-        return due[-1:], len(due) - 1
-    return due, 0
-
-
-class _SharedPool(BasePoolExecutor):
-    """APScheduler's executor over our own pool, so events and trigger() share its workers."""
-
-    def __init__(self, pool: ThreadPoolExecutor):
-        super().__init__(pool)
-
-
-def _check_pipeline_name(name: object, owner: str) -> None:
-    try:
-        _check_name(name, "pipeline")
-    except PipelineDefinitionError as exc:
-        raise PipelineDefinitionError(f"{owner}: {exc}") from None
-
-
-def _zone(name: object, owner: str) -> Any:
-    if name == "UTC":
-        return UTC
-    try:
-        return ZoneInfo(name)  # type: ignore[arg-type]
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
-        raise PipelineDefinitionError(
-            f"{owner}: unknown timezone {name!r}; use an IANA name like 'UTC' or 'Europe/Paris'"
-        ) from None
-
-
-def _params(params: object, owner: str) -> dict[str, Any]:
-    if not isinstance(params, Mapping):
-        raise PipelineDefinitionError(f"{owner}: params must be a mapping, got {params!r}")
-    return dict(params)
-
-
-def _is_seconds(value: object, *, zero: bool = False) -> bool:
-    """A finite number of seconds > 0 (>= 0 with `zero`); True and False are not seconds."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return False
-    return value >= 0 if zero else value > 0

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 
 from litemlops.config import Config
-from litemlops.logsetup import rotated_name
+from litemlops.logfile import rotated_name
 from litemlops.monitoring import history
 from litemlops.monitoring.history import EVENTS_FILE
 

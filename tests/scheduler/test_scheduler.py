@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import structlog
-from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
 from structlog.testing import capture_logs
 
 from litemlops import events
@@ -135,7 +134,7 @@ def scheduler_threads():
     return [
         t.name
         for t in threading.enumerate()
-        if t.name == "APScheduler" or t.name.startswith("litemlops-scheduler")
+        if t.name.startswith("litemlops-scheduler")
     ]
 
 
@@ -661,7 +660,7 @@ def test_shutdown_stops_every_thread_and_the_scheduler_cannot_be_reused(
 
     with scheduler:
         assert scheduler.state == "running"
-        assert "APScheduler" in scheduler_threads()
+        assert "litemlops-scheduler-timer" in scheduler_threads()
         with pytest.raises(SchedulerStateError, match="not started; this one is running"):
             scheduler.run_pending()
         with pytest.raises(SchedulerStateError, match="starts once"):
@@ -676,19 +675,33 @@ def test_shutdown_stops_every_thread_and_the_scheduler_cannot_be_reused(
         scheduler.trigger("train")
 
 
-def test_a_wakeup_apscheduler_drops_is_logged_not_lost(scheduler):
-    at = datetime(2026, 1, 5, 10, 10, tzinfo=UTC)
-    dropped = JobSubmissionEvent(EVENT_JOB_MAX_INSTANCES, "every-ten", "default", [at])
+def test_real_time_reads_the_injected_clock_and_coalesces_what_fell_due_while_workers_were_busy(
+    make_scheduler, catalog, clock, db
+):
+    release = threading.Event()
+
+    @task
+    def hold(ctx):
+        assert release.wait(WAIT)
+
+    catalog.add(Pipeline("slow", [hold]))
+    catalog.recording("train")
+    scheduler = make_scheduler(max_workers=1)  # real time, by the fake clock
+    scheduler.add_schedule(Schedule("every-ten", "train", cron="*/10 * * * *"))
 
     with capture_logs() as captured:
-        scheduler._on_apscheduler_event(dropped)
+        scheduler.start()
+        busy = scheduler.trigger("slow")  # the one worker is taken
+        clock.advance(minutes=30)  # 10:31: 10:10, 10:20 and 10:30 fall due
+        scheduler.wakeup()
+        clock.advance(minutes=10)  # 10:41: 10:40 too, while the wake-up still waits
+        scheduler.wakeup()
+        release.set()
+        assert busy.result(timeout=WAIT).state == "success"
+        scheduler.shutdown()
 
-    assert captured == [
-        {
-            "event": events.SCHEDULE_WAKEUP_DROPPED,
-            "schedule": "every-ten",
-            "scheduled_at": "2026-01-05T10:10:00+00:00",
-            "reason": "max_instances",
-            "log_level": "warning",
-        }
-    ]
+    (run,) = [r for r in history(db, scheduler.runner) if r.pipeline == "train"]
+    assert run.payload["scheduled_at"] == "2026-01-05T10:40:00+00:00"
+    (fired,) = named(captured, events.SCHEDULE_FIRED)
+    assert fired["coalesced"] == 3
+    assert scheduler.schedules()[0][1] == datetime(2026, 1, 5, 10, 50, tzinfo=UTC)
