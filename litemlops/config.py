@@ -19,6 +19,7 @@ Only `Config.load` looks at the environment; everything below it takes a `Config
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from collections.abc import Mapping
@@ -364,6 +365,12 @@ class Config:
         for known, value in self.sections:
             if known == name:
                 return value
+        from litemlops.applications import load_applications
+
+        # A Config made directly, not loaded, has its applications' defaults.
+        for application in load_applications(self.applications):
+            if name in application.sections:
+                return application.sections[name]()
         raise ConfigError(
             f"no config section [{name}]: it belongs to an application this home does "
             f"not run (its applications: {list(self.applications)})"
@@ -379,10 +386,10 @@ class Config:
         # `config.demo.drivers` as before the demo became an application, for pipelines
         # and tests written then. Hidden from type checkers: typed code says `section`.
         def __getattr__(self, name: str) -> Any:
-            sections = self.__dict__.get("sections", ())
-            for known, value in sections:
-                if known == name:
-                    return value
+            # Not before the fields are set (unpickling asks for __setstate__ first).
+            if not name.startswith("_") and "sections" in self.__dict__:
+                with contextlib.suppress(ConfigError):
+                    return self.section(name)
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property

@@ -73,6 +73,16 @@ def test_the_demo_is_the_installed_application_and_the_default_one(tmp_path):
     assert [a.name for a in load_applications(config.applications)] == ["demo"]
 
 
+def test_a_config_made_directly_has_its_applications_default_sections(tmp_path):
+    config = Config(home=tmp_path)
+
+    assert config.section("demo").drivers == 20
+    assert config.demo.drivers == 20  # the attribute of before the demo was an application
+    assert "training" in pipeline_catalog(config)
+    with pytest.raises(ConfigError, match=r"no config section \[demo\]"):
+        Config(home=tmp_path, applications=()).section("demo")
+
+
 def test_a_home_that_names_no_application_has_the_built_ins_and_its_own_modules(tmp_path):
     home = tmp_path / "home"
     write_config(home, 'applications = []\n[pipelines]\nmodules = "mine.py"\n')
