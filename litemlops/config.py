@@ -1,9 +1,15 @@
 """The one frozen `Config` of an installation, built at the edge and passed explicitly.
 
-Values come, lowest precedence first, from the defaults below, `<home>/config.toml`
-(sections `[logging]`, `[history]`, `[features]`, `[demo]`, `[pipelines]`, `[training]`,
-`[schedules]`, `[server]`, `[monitoring]`), environment variables
-`LITEMLOPS_<SECTION>_<KEY>` and explicit overrides (`{"demo.drivers": 5}`). Alert
+These are the platform's own settings. Values come, lowest precedence first, from
+the defaults below, the defaults the home's applications give the platform's sections
+(the demo's `[server]` model), `<home>/config.toml` (sections `[logging]`, `[history]`,
+`[features]`, `[pipelines]`, `[server]`, `[monitoring]`, and the applications' own,
+like the demo's `[demo]`, `[training]`, `[schedules]`), environment variables
+`LITEMLOPS_<SECTION>_<KEY>` and explicit overrides (`{"demo.drivers": 5}`). The
+applications are named by a top-level `applications = ["demo"]` in the file,
+`LITEMLOPS_APPLICATIONS` or the override `"applications"` (default: the demo; see
+`litemlops.applications`); each validates its sections through the same machinery
+(`litemlops.config_parse`), and a section nobody owns is an error. Alert
 rules are `[[alerts]]` tables in the file only (see `AlertRule`); they add to the
 `DEFAULT_ALERTS`, a rule named like a default replaces that default, a table with
 only `name` and `enabled = false` turns that default off, and
@@ -13,21 +19,59 @@ Only `Config.load` looks at the environment; everything below it takes a `Config
 
 from __future__ import annotations
 
-import json
-import math
+import contextlib
+import dataclasses
 import os
-import re
-import tomllib
-from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from litemlops.alert_rules import (
+    DEFAULT_ALERTS,
+    NOTIFIERS,
+    AlertRule,
+    alert_rules,
+    check_webhook,
+    parse_condition,
+    with_default_alerts,
+)
+from litemlops.config_parse import (
+    ENV_PREFIX,
+    Check,
+    Schema,
+    check_key,
+    coerce,
+    fraction,
+    merge_env,
+    merge_overrides,
+    merge_table,
+    non_negative,
+    positive,
+    positive_number,
+    read_toml,
+    share,
+    unit,
+    web_url,
+)
 from litemlops.errors import ConfigError
 from litemlops.home import resolve_home
-from litemlops.modeling import ESTIMATORS, GATE_METRICS
 
-ENV_PREFIX = "LITEMLOPS_"
+if TYPE_CHECKING:
+    from litemlops.applications import Application
+
+#: The applications a home runs when its config names none: the ride-hailing demo.
+DEFAULT_APPLICATIONS: tuple[str, ...] = ("demo",)
+
+__all__ = [
+    "DEFAULT_ALERTS",
+    "DEFAULT_APPLICATIONS",
+    "NOTIFIERS",
+    "AlertRule",
+    "Config",
+    "parse_condition",
+    "with_default_alerts",
+]
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
@@ -80,16 +124,6 @@ class FeaturesConfig:
 
 
 @dataclass(frozen=True)
-class DemoConfig:
-    """Size and seed of the demo data the ride-hailing demo generates."""
-
-    drivers: int = 20
-    hours: int = 24 * 14
-    labels: int = 2000
-    seed: int = 42
-
-
-@dataclass(frozen=True)
 class PipelinesConfig:
     """Where the home's own pipelines are defined, and how much of their past is kept.
 
@@ -118,49 +152,6 @@ class PipelinesConfig:
 
 
 @dataclass(frozen=True)
-class TrainingConfig:
-    """The `training` pipeline's defaults (each is also a run param: `--param key=value`).
-
-    estimator: one of `litemlops.modeling.ESTIMATORS` (a classifier by default;
-    "elasticnet" is the course's ElasticNet(alpha=0.5, l1_ratio=0.1)).
-    hyperparams: a JSON object of estimator parameters over the estimator's defaults.
-    gate_metric: the test-set metric a new model must not be worse on than the
-    champion, by more than `tolerance`; "auto" follows the estimator's kind: "auc" for
-    a classifier, "rmse" for a regressor (or one of `litemlops.modeling.HIGHER_IS_BETTER`).
-    Absolute thresholds, by kind: min_auc for a classifier, min_r2 for a regressor (0:
-    no worse than always predicting the mean), max_rmse for both.
-    promote: "challenger" (a new version waits for a person to promote it when a
-    champion exists) or "auto" (a version that passes the gate becomes champion).
-    served_labels: also train on the served predictions that `/feedback` labelled, with
-    the feature values they were served with (the event log's), so a retrain started
-    by drift learns from the drifted traffic.
-    """
-
-    model_name: str = "driver_ranker"
-    estimator: str = "logistic_regression"
-    hyperparams: str = "{}"
-    test_size: float = 0.2
-    seed: int = 42
-    gate_metric: str = "auto"
-    min_auc: float = 0.55
-    max_rmse: float = 0.5
-    min_r2: float = 0.0
-    tolerance: float = 0.0
-    promote: str = "challenger"
-    served_labels: bool = True
-
-
-@dataclass(frozen=True)
-class SchedulesConfig:
-    """When the demo pipelines run once the scheduler starts: a 5-field cron line (UTC),
-    or "" for never (they still run on demand)."""
-
-    data: str = "*/10 * * * *"
-    training: str = "0 3 * * *"
-    batch_predictions: str = "0 * * * *"
-
-
-@dataclass(frozen=True)
 class ServerConfig:
     """The HTTP server and its prediction service (the course's `/inference`).
 
@@ -169,7 +160,9 @@ class ServerConfig:
     (or in LITEMLOPS_SERVER_TOKEN), so nobody exposes the server by accident.
     model, entity, features: the service `/inference` runs: the model URI, the
     entity key its requests list, and the feature references (comma-separated)
-    it looks up online for each; the best-scored entity is the prediction.
+    it looks up online for each; the best-scored entity is the prediction. The
+    platform has no default for them: an application gives its own (the demo's
+    `driver_ranker@champion` over `driver_stats`), and config.toml may set them.
     header_timeout_seconds: how long a client may take to send a request's headers,
     from its first byte (or from connecting); body_timeout_seconds: to send its body;
     keep_alive_seconds: how long an idle keep-alive connection stays open. A slow or
@@ -182,9 +175,9 @@ class ServerConfig:
     token: str = ""
     max_body_bytes: int = 1_000_000
     max_items: int = 1000
-    model: str = "driver_ranker@champion"
-    entity: str = "driver_id"
-    features: str = "driver_stats:conv_rate,driver_stats:acc_rate,driver_stats:avg_daily_trips"
+    model: str = ""
+    entity: str = ""
+    features: str = ""
     alias_refresh_seconds: float = 1.0
     header_timeout_seconds: float = 10.0
     body_timeout_seconds: float = 30.0
@@ -226,188 +219,11 @@ class MonitoringConfig:
     replace_default_alerts: bool = False
 
 
-NOTIFIERS = ("log", "webhook", "bus")
-_OPERATORS: dict[str, Callable[[float, float], bool]] = {
-    ">=": lambda v, t: v >= t,
-    "<=": lambda v, t: v <= t,
-    "==": lambda v, t: v == t,
-    "!=": lambda v, t: v != t,
-    ">": lambda v, t: v > t,
-    "<": lambda v, t: v < t,
-}
-_CONDITION = re.compile(r"\s*(>=|<=|==|!=|>|<)\s*(\S+)\s*")
-_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
-_RULE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-
-
-def parse_condition(text: str) -> tuple[str, float]:
-    """`"> 0"` -> (">", 0.0); raises ValueError saying what a condition looks like."""
-    match = _CONDITION.fullmatch(text) if isinstance(text, str) else None
-    number = match.group(2) if match is not None else ""
-    threshold = float(number) if _FLOAT.fullmatch(number) else math.nan
-    if match is None or not math.isfinite(threshold):
-        raise ValueError('an operator (>, >=, <, <=, ==, !=) and a finite number, like "> 0"')
-    return match.group(1), threshold
-
-
-@dataclass(frozen=True)
-class AlertRule:
-    """When a monitoring metric is alarming, for how long, and who hears of it.
-
-    metric: a key of the flat metrics a monitoring check produces (`drift.dataset`,
-    `performance.auc`). condition: an operator and a number (`"> 0"`). every: seconds
-    between evaluations (the scheduler's business). for_seconds: how long the condition
-    must hold before the alert fires. notify: names in `NOTIFIERS`. trigger: the pipeline
-    that a firing starts through the bus topic `alert:<name>` (needs "bus" in notify).
-    cooldown_seconds: a firing within this time of the last notified one notifies no
-    one, so a flapping alert cannot start retraining in a loop.
-    In config.toml the keys `for` and `cooldown` stand for for_seconds, cooldown_seconds.
-    """
-
-    name: str
-    metric: str
-    condition: str
-    every: float = 60.0
-    for_seconds: float = 0.0
-    severity: str = "warning"
-    notify: tuple[str, ...] = ("log",)
-    trigger: str | None = None
-    cooldown_seconds: float = 0.0
-
-    def __post_init__(self) -> None:
-        for key, attr in _RULE_KEYS.items():
-            raw = getattr(self, attr)
-            try:
-                object.__setattr__(self, attr, _rule_value(key, raw))
-            except ValueError as exc:
-                raise ConfigError(
-                    f"alert rule {self.name!r}: {key} must be {exc}, got {raw!r}"
-                ) from None
-        if self.trigger and "bus" not in self.notify:
-            raise ConfigError(
-                f"alert rule {self.name!r}: trigger {self.trigger!r} starts its pipeline "
-                'through the bus; add "bus" to notify'
-            )
-
-    @property
-    def operator(self) -> str:
-        return parse_condition(self.condition)[0]
-
-    @property
-    def threshold(self) -> float:
-        return parse_condition(self.condition)[1]
-
-    @property
-    def topic(self) -> str:
-        """The bus topic a firing publishes; a pipeline's `on` subscribes to it."""
-        return f"alert:{self.name}"
-
-    def holds(self, value: float) -> bool:
-        """Whether `value` meets the condition (NaN never does)."""
-        if math.isnan(value):  # NaN != 0 is true, yet "no value" must not fire an alert
-            return False
-        operator, threshold = parse_condition(self.condition)
-        return _OPERATORS[operator](value, threshold)
-
-
-# config.toml key -> AlertRule field.
-_RULE_KEYS = {
-    "name": "name",
-    "metric": "metric",
-    "condition": "condition",
-    "every": "every",
-    "for": "for_seconds",
-    "severity": "severity",
-    "notify": "notify",
-    "trigger": "trigger",
-    "cooldown": "cooldown_seconds",
-}
-_RULE_REQUIRED = ("name", "metric", "condition")
-
-
-def _rule_value(key: str, raw: Any) -> Any:
-    """The checked, normalised value of one rule key; ValueError says what it must be."""
-    if key in ("every", "for", "cooldown"):
-        ok = isinstance(raw, int | float) and not isinstance(raw, bool) and math.isfinite(raw)
-        if not ok or raw < 0 or (key == "every" and raw == 0):
-            raise ValueError("a number of seconds > 0" if key == "every" else "seconds >= 0")
-        return float(raw)
-    if key == "notify":
-        names = raw.split(",") if isinstance(raw, str) else raw
-        if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):
-            raise ValueError(f"a list of notifier names ({', '.join(NOTIFIERS)})")
-        cleaned = tuple(dict.fromkeys(n.strip() for n in names if n.strip()))
-        unknown = [n for n in cleaned if n not in NOTIFIERS]
-        if unknown:
-            raise ValueError(f"notifiers among {', '.join(NOTIFIERS)} (unknown: {unknown})")
-        return cleaned
-    if key == "trigger" and raw in (None, ""):
-        return None
-    if key == "condition":
-        parse_condition(raw)
-        return raw.strip()
-    if not isinstance(raw, str) or not raw.strip():
-        raise ValueError("a non-empty string")
-    text = raw.strip()
-    if key == "name" and not _RULE_NAME.fullmatch(text):
-        # The name becomes the bus topic `alert:<name>`, where * ? [ are patterns.
-        raise ValueError("letters, digits, '_', '.' and '-'")
-    return text
-
-
-DEFAULT_ALERTS: tuple[AlertRule, ...] = (
-    AlertRule(
-        "dataset_drift",
-        metric="drift.dataset",
-        condition="> 0",
-        every=10,
-        for_seconds=11,
-        severity="critical",
-        notify=("log", "bus"),
-        trigger="training",
-        cooldown_seconds=3600,
-    ),
-    AlertRule(
-        "accuracy_drop",
-        metric="performance.accuracy",
-        condition="< 0.6",
-        every=60,
-        for_seconds=300,
-        notify=("log",),
-    ),
-)
-"""The course's drift rule (dataset drift > 0, every 10 s, for 11 s) retrains; an
-accuracy drop is logged. `[[alerts]]` rules add to these (see `with_default_alerts`)."""
-
-
-def with_default_alerts(
-    rules: tuple[AlertRule, ...], *, replace: bool = False, off: Collection[str] = ()
-) -> tuple[AlertRule, ...]:
-    """The rules in force: the defaults but those named in `off`, each replaced by a
-    rule of its name, then the other rules in their order; only `rules` with `replace`.
-    """
-    named = {rule.name for rule in DEFAULT_ALERTS}
-    unknown = sorted(set(off) - named)
-    if unknown or (off and replace):
-        why = "there are none with replace_default_alerts" if replace else (
-            f"there is none named {unknown}; the defaults are {sorted(named)}"
-        )
-        raise ConfigError(f"enabled = false turns a default alert rule off, but {why}")
-    if replace:
-        return rules
-    mine = {rule.name: rule for rule in rules}
-    defaults = tuple(mine.get(r.name, r) for r in DEFAULT_ALERTS if r.name not in off)
-    return defaults + tuple(rule for rule in rules if rule.name not in named)
-
-
 _SECTIONS: dict[str, type] = {
     "logging": LoggingConfig,
     "history": HistoryConfig,
     "features": FeaturesConfig,
-    "demo": DemoConfig,
     "pipelines": PipelinesConfig,
-    "training": TrainingConfig,
-    "schedules": SchedulesConfig,
     "server": ServerConfig,
     "monitoring": MonitoringConfig,
 }
@@ -417,114 +233,60 @@ def _check_level(value: Any) -> str | None:
     return None if value in LOG_LEVELS else f"one of {', '.join(LOG_LEVELS)}"
 
 
-def _non_negative(value: Any) -> str | None:
-    return None if value >= 0 else "a number >= 0"
-
-
-def _positive(value: Any) -> str | None:
-    return None if value >= 1 else "an integer >= 1"
-
-
-def _fraction(value: Any) -> str | None:
-    return None if 0 < value < 1 else "a number between 0 and 1 (exclusive)"
-
-
-def _unit(value: Any) -> str | None:
-    return None if 0 <= value <= 1 else "a number between 0 and 1"
-
-
-def _one_of(*choices: str) -> Callable[[Any], str | None]:
-    def check(value: Any) -> str | None:
-        return None if value in choices else f"one of {', '.join(choices)}"
-
-    return check
-
-
-def _positive_number(value: Any) -> str | None:
-    return None if value > 0 else "a number > 0"
-
-
-def _share(value: Any) -> str | None:
-    return None if 0 < value <= 1 else "a number > 0 and <= 1"
-
-
-def _web_url(value: Any) -> str | None:
-    # Anything else (file://, ftp://) would let urllib read or write where no
-    # alert should go.
-    ok = value == "" or value.startswith(("http://", "https://"))
-    return None if ok else "empty or an http:// or https:// URL"
-
-
-def _json_object(value: Any) -> str | None:
-    try:
-        return None if isinstance(json.loads(value), dict) else "a JSON object"
-    except ValueError:
-        return "a JSON object, like '{\"C\": 0.5}'"
-
-
 # Rules beyond the type: a negative count or an unknown level would otherwise
 # surface far from the config file, as a confusing error deep in a library.
-_RULES: dict[tuple[str, str], Callable[[Any], str | None]] = {
+_RULES: dict[tuple[str, str], Check] = {
     ("logging", "level"): _check_level,
-    ("logging", "max_bytes"): _non_negative,
-    ("logging", "backups"): _non_negative,
-    ("history", "keep_days"): _non_negative,
-    ("history", "max_bytes"): _non_negative,
-    ("features", "push_lateness_seconds"): _non_negative,
-    ("features", "max_future_seconds"): _non_negative,
-    ("pipelines", "keep_run_folders"): _non_negative,
-    ("pipelines", "keep_history_days"): _non_negative,
-    ("demo", "drivers"): _positive,
-    ("demo", "hours"): _positive,
-    ("demo", "labels"): _positive,
-    ("demo", "seed"): _non_negative,
-    ("training", "test_size"): _fraction,
-    ("training", "seed"): _non_negative,
-    ("training", "tolerance"): _non_negative,
-    ("training", "promote"): _one_of("challenger", "auto"),
-    ("training", "gate_metric"): _one_of(*GATE_METRICS),
-    ("training", "estimator"): _one_of(*ESTIMATORS),
-    ("training", "max_rmse"): _non_negative,
-    ("training", "min_auc"): _unit,
-    ("training", "min_r2"): lambda v: None if v <= 1 else "a number <= 1",
+    ("logging", "max_bytes"): non_negative,
+    ("logging", "backups"): non_negative,
+    ("history", "keep_days"): non_negative,
+    ("history", "max_bytes"): non_negative,
+    ("features", "push_lateness_seconds"): non_negative,
+    ("features", "max_future_seconds"): non_negative,
+    ("pipelines", "keep_run_folders"): non_negative,
+    ("pipelines", "keep_history_days"): non_negative,
     ("server", "port"): lambda v: None if 0 <= v < 65536 else "a port number (0-65535)",
-    ("server", "max_body_bytes"): _positive,
-    ("server", "max_items"): _positive,
-    ("server", "alias_refresh_seconds"): _non_negative,
-    ("server", "header_timeout_seconds"): _positive_number,
-    ("server", "body_timeout_seconds"): _positive_number,
-    ("server", "keep_alive_seconds"): _positive_number,
-    ("training", "hyperparams"): _json_object,
-    ("monitoring", "window_events"): _positive,
-    ("monitoring", "window_seconds"): _non_negative,
-    ("monitoring", "interval_seconds"): _positive_number,
-    ("monitoring", "ks_pvalue"): _fraction,
-    ("monitoring", "chi2_pvalue"): _fraction,
-    ("monitoring", "psi"): _non_negative,
-    ("monitoring", "wasserstein"): _non_negative,
-    ("monitoring", "js"): _unit,
-    ("monitoring", "dataset_share"): _share,
-    ("monitoring", "sample_cap"): _positive,
-    ("monitoring", "webhook_url"): _web_url,
-    ("monitoring", "webhook_timeout"): _positive_number,
+    ("server", "max_body_bytes"): positive,
+    ("server", "max_items"): positive,
+    ("server", "alias_refresh_seconds"): non_negative,
+    ("server", "header_timeout_seconds"): positive_number,
+    ("server", "body_timeout_seconds"): positive_number,
+    ("server", "keep_alive_seconds"): positive_number,
+    ("monitoring", "window_events"): positive,
+    ("monitoring", "window_seconds"): non_negative,
+    ("monitoring", "interval_seconds"): positive_number,
+    ("monitoring", "ks_pvalue"): fraction,
+    ("monitoring", "chi2_pvalue"): fraction,
+    ("monitoring", "psi"): non_negative,
+    ("monitoring", "wasserstein"): non_negative,
+    ("monitoring", "js"): unit,
+    ("monitoring", "dataset_share"): share,
+    ("monitoring", "sample_cap"): positive,
+    ("monitoring", "webhook_url"): web_url,
+    ("monitoring", "webhook_timeout"): positive_number,
 }
 
 
 @dataclass(frozen=True)
 class Config:
-    """All settings of one installation; `home` holds all of its state."""
+    """All settings of one installation; `home` holds all of its state.
+
+    applications: the names of the applications the home runs (see
+    `litemlops.applications`); the default is the ride-hailing demo. sections: their
+    config sections, read with `section(name)`.
+    """
 
     home: Path
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     history: HistoryConfig = field(default_factory=HistoryConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
-    demo: DemoConfig = field(default_factory=DemoConfig)
     pipelines: PipelinesConfig = field(default_factory=PipelinesConfig)
-    training: TrainingConfig = field(default_factory=TrainingConfig)
-    schedules: SchedulesConfig = field(default_factory=SchedulesConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
     alerts: tuple[AlertRule, ...] = DEFAULT_ALERTS
+    applications: tuple[str, ...] = DEFAULT_APPLICATIONS
+    # Pairs, not a dict: the config is hashable and crosses to worker processes.
+    sections: tuple[tuple[str, Any], ...] = ()
 
     @classmethod
     def load(
@@ -538,25 +300,97 @@ class Config:
         home: the `--home` flag; else `LITEMLOPS_HOME`, else `./.litemlops`.
         env: the environment to read (`os.environ` when None).
         overrides: `"section.key"` -> value, highest precedence (CLI flags); a string
-        value is parsed like an environment variable, None means "not given".
+        value is parsed like an environment variable, None means "not given";
+        `"applications"` -> the application names.
         """
+        from litemlops.applications import check_names, load_applications
+
         if env is None:
             env = os.environ
         home_path = resolve_home(home, env).path
+        path = home_path / "config.toml"
+        document = read_toml(path)
+        overrides = dict(overrides or {})
+        names = DEFAULT_APPLICATIONS
+        for raw, source in (
+            (document.pop("applications", None), str(path)),
+            (env.get(f"{ENV_PREFIX}APPLICATIONS"), f"{ENV_PREFIX}APPLICATIONS"),
+            (overrides.pop("applications", None), "overrides"),
+        ):
+            if raw is not None:
+                names = check_names(raw, source=source)
+        applications = load_applications(names)
+        schema = _schema(applications)
 
-        values: dict[str, dict[str, Any]] = {name: {} for name in _SECTIONS}
-        alerts = _merge_toml(values, home_path / "config.toml")
-        _merge_env(values, env)
-        _merge_overrides(values, overrides or {})
+        values = schema.blank()
+        for application in applications:
+            for section, defaults in application.defaults.items():
+                if section not in _SECTIONS:
+                    raise ConfigError(
+                        f"application {application.name!r} has defaults for [{section}], "
+                        "which is not a section of the platform"
+                    )
+                for key, raw in defaults.items():
+                    source = f"application {application.name!r}"
+                    check_key(schema, section, key, source=source)
+                    values[section][key] = coerce(
+                        schema, section, key, raw, source=source, parse=False
+                    )
+        alerts = None
+        for section, table in document.items():
+            if section == "alerts":
+                alerts = alert_rules(table, source=str(path))
+            else:
+                merge_table(schema, values, section, table, source=str(path))
+        merge_env(schema, values, env)
+        merge_overrides(schema, values, overrides)
 
-        sections = {name: kind(**values[name]) for name, kind in _SECTIONS.items()}
+        built = {name: kind(**values[name]) for name, kind in schema.sections.items()}
         rules = with_default_alerts(
             alerts[0] if alerts else (),
-            replace=sections["monitoring"].replace_default_alerts,
+            replace=built["monitoring"].replace_default_alerts,
             off=alerts[1] if alerts else (),
         )
-        _check_webhook(rules, sections["monitoring"])
-        return cls(home=home_path, alerts=rules, **sections)
+        check_webhook(rules, built["monitoring"])
+        return cls(
+            home=home_path,
+            alerts=rules,
+            applications=names,
+            sections=tuple((n, v) for n, v in built.items() if n not in _SECTIONS),
+            **{n: v for n, v in built.items() if n in _SECTIONS},
+        )
+
+    def section(self, name: str) -> Any:
+        """An application's config section (`config.section("demo").drivers`)."""
+        for known, value in self.sections:
+            if known == name:
+                return value
+        from litemlops.applications import load_applications
+
+        # A Config made directly, not loaded, has its applications' defaults.
+        for application in load_applications(self.applications):
+            if name in application.sections:
+                return application.sections[name]()
+        raise ConfigError(
+            f"no config section [{name}]: it belongs to an application this home does "
+            f"not run (its applications: {list(self.applications)})"
+        )
+
+    def replace_section(self, name: str, **changes: Any) -> Config:
+        """This config with some keys of an application's section changed."""
+        changed = dataclasses.replace(self.section(name), **changes)
+        sections = tuple((n, changed if n == name else v) for n, v in self.sections)
+        return dataclasses.replace(self, sections=sections)
+
+    if not TYPE_CHECKING:
+        # `config.demo.drivers` as before the demo became an application, for pipelines
+        # and tests written then. Hidden from type checkers: typed code says `section`.
+        def __getattr__(self, name: str) -> Any:
+            # Not before the fields are set (unpickling asks for __setstate__ first).
+            if not name.startswith("_") and "sections" in self.__dict__:
+                with contextlib.suppress(ConfigError):
+                    return self.section(name)
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property
     def config_path(self) -> Path:
@@ -594,7 +428,7 @@ class Config:
 
     @property
     def data_dir(self) -> Path:
-        """The demo's data: `incoming/` files wait for the data pipeline, labels, batches."""
+        """The applications' data (the demo's `incoming/` files, labels, batches)."""
         return self.home / "data"
 
     @property
@@ -634,213 +468,23 @@ class Config:
             directory.mkdir(exist_ok=True)
 
 
-def _merge_toml(
-    values: dict[str, dict[str, Any]], path: Path
-) -> tuple[tuple[AlertRule, ...], frozenset[str]] | None:
-    """Merge the file's sections into `values`; return its alert rules and the default
-    rules it turns off (None: no `[[alerts]]`)."""
-    if not path.is_file():
-        return None
-    try:
-        with path.open("rb") as fh:
-            document = tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc}") from exc
-    alerts = None
-    for section, table in document.items():
-        if section == "alerts":
-            alerts = _alert_rules(table, source=str(path))
-            continue
-        if section not in _SECTIONS:
-            raise ConfigError(
-                f"unknown section [{section}] in {path}; known sections: {', '.join(_SECTIONS)}"
-            )
-        if not isinstance(table, dict):
-            raise ConfigError(f"{section} in {path} must be a table [{section}], got {table!r}")
-        for key, raw in table.items():
-            _check_key(section, key, source=str(path))
-            values[section][key] = _coerce(section, key, raw, source=str(path), parse=False)
-    return alerts
-
-
-def _alert_rules(raw: Any, *, source: str) -> tuple[tuple[AlertRule, ...], frozenset[str]]:
-    """The `[[alerts]]` tables as rules, and the names `enabled = false` turns off;
-    errors name the rule's position and the key."""
-    if not isinstance(raw, list) or not all(isinstance(t, dict) for t in raw):
-        raise ConfigError(
-            f"alerts in {source} must be an array of tables: one [[alerts]] header per "
-            f"rule, got {raw!r}"
-        )
-    if not raw:
-        # It used to turn the default rules off; now it would silently keep them.
-        raise ConfigError(
-            f"alerts = [] in {source} adds no rule and does not turn the default rules off; "
-            "to run without them, set replace_default_alerts = true in [monitoring]"
-        )
-    rules: list[AlertRule] = []
-    off: dict[str, int] = {}
-    for index, table in enumerate(raw, 1):
-        where = f"[[alerts]] rule {index}" + (
-            f" ({table['name']!r})" if isinstance(table.get("name"), str) else ""
-        )
-        enabled = table.pop("enabled", True)
-        if not isinstance(enabled, bool):
-            raise ConfigError(
-                f"key 'enabled' of {where} in {source} must be true or false, got {enabled!r}"
-            )
-        if not enabled:
-            if set(table) != {"name"} or not isinstance(table["name"], str):
+def _schema(applications: tuple[Application, ...]) -> Schema:
+    """The platform's sections and checks, and those of `applications`."""
+    sections: dict[str, type] = dict(_SECTIONS)
+    checks = dict(_RULES)
+    owners = dict.fromkeys(_SECTIONS, "the platform")
+    for application in applications:
+        for name, kind in application.sections.items():
+            if name in owners or name in ("alerts", "applications"):
                 raise ConfigError(
-                    f"{where} in {source} has enabled = false, which turns off the default "
-                    "rule it names: give it only a name"
+                    f"application {application.name!r} declares config section [{name}], "
+                    f"which {owners.get(name, 'the platform')} has"
                 )
-            if table["name"] in off:
-                raise ConfigError(
-                    f"{where} in {source} has the same name as rule {off[table['name']]}; "
-                    "names must be unique"
-                )
-            off[table["name"]] = index
-            continue
-        unknown = [k for k in table if k not in _RULE_KEYS]
-        if unknown:
-            raise ConfigError(
-                f"unknown key {unknown[0]!r} in {where} of {source}; "
-                f"known keys: {', '.join([*_RULE_KEYS, 'enabled'])}"
-            )
-        missing = [k for k in _RULE_REQUIRED if k not in table]
-        if missing:
-            raise ConfigError(f"{where} of {source} lacks {', '.join(missing)}")
-        checked: dict[str, Any] = {}
-        for key, value in table.items():
-            try:
-                checked[_RULE_KEYS[key]] = _rule_value(key, value)
-            except ValueError as exc:
-                raise ConfigError(
-                    f"key {key!r} of {where} in {source} must be {exc}, got {value!r}"
-                ) from None
-        try:
-            rule = AlertRule(**checked)
-        except ConfigError as exc:
-            raise ConfigError(f"{where} in {source}: {exc}") from None
-        twin = next((i for i, r in enumerate(rules, 1) if r.name == rule.name), None)
-        twin = off.get(rule.name, twin)
-        if twin is not None:
-            raise ConfigError(
-                f"{where} in {source} has the same name as rule {twin}; names must be unique"
-            )
-        rules.append(rule)
-    clash = next((name for name in off if any(r.name == name for r in rules)), None)
-    if clash is not None:
-        raise ConfigError(
-            f"[[alerts]] rule {off[clash]} ({clash!r}) in {source} has the same name as "
-            "another rule; names must be unique"
-        )
-    return tuple(rules), frozenset(off)
-
-
-def _check_webhook(rules: tuple[AlertRule, ...], monitoring: Any) -> None:
-    # Checked once every source is merged: the URL may come from the environment.
-    for rule in rules:
-        if "webhook" in rule.notify and not monitoring.webhook_url:
-            raise ConfigError(
-                f"alert rule {rule.name!r} notifies 'webhook' but monitoring.webhook_url "
-                "is empty; set it in [monitoring] or LITEMLOPS_MONITORING_WEBHOOK_URL"
-            )
-
-
-def _merge_env(values: dict[str, dict[str, Any]], env: Mapping[str, str]) -> None:
-    # Only the known names are looked up: other LITEMLOPS_* variables (HOME,
-    # ones a newer version reads) must not make an older one refuse to start.
-    for section, kind in _SECTIONS.items():
-        for f in fields(kind):
-            name = f"{ENV_PREFIX}{section}_{f.name}".upper()
-            if name in env:
-                values[section][f.name] = _coerce(
-                    section, f.name, env[name], source=name, parse=True
-                )
-
-
-def _merge_overrides(values: dict[str, dict[str, Any]], overrides: Mapping[str, Any]) -> None:
-    for dotted, raw in overrides.items():
-        section, _, key = dotted.partition(".")
-        if section not in _SECTIONS or not key:
-            raise ConfigError(
-                f"unknown config key {dotted!r} in overrides; keys look like "
-                f"'section.key' with section one of {', '.join(_SECTIONS)}"
-            )
-        _check_key(section, key, source="overrides")
-        if raw is None:
-            continue
-        values[section][key] = _coerce(
-            section, key, raw, source="overrides", parse=isinstance(raw, str)
-        )
-
-
-def _check_key(section: str, key: str, *, source: str) -> None:
-    known = [f.name for f in fields(_SECTIONS[section])]
-    if key not in known:
-        raise ConfigError(
-            f"unknown config key {section}.{key} in {source}; "
-            f"known keys of [{section}]: {', '.join(known)}"
-        )
-
-
-def _field_type(section: str, key: str) -> str:
-    # Annotations are strings under `from __future__ import annotations`.
-    return next(str(f.type) for f in fields(_SECTIONS[section]) if f.name == key)
-
-
-_EXPECTED = {"bool": "true or false", "int": "an integer", "float": "a number", "str": "a string"}
-
-
-def _coerce(section: str, key: str, raw: Any, *, source: str, parse: bool) -> Any:
-    """Turn `raw` into the field's type, or raise a ConfigError naming key, source and value."""
-    kind = _field_type(section, key)
-    value: Any = None
-    if parse:
-        value = _parse(kind, str(raw))
-    elif _accepts(kind, raw):
-        value = float(raw) if kind == "float" else raw
-    if (section, key) == ("logging", "level") and value is not None:
-        value = value.strip().lower()
-    problem = _EXPECTED[kind] if value is None else None
-    if problem is None and kind == "float" and not math.isfinite(value):
-        problem = "a finite number"
-    if problem is None and (section, key) in _RULES:
-        problem = _RULES[(section, key)](value)
-    if problem is not None:
-        raise ConfigError(
-            f"config key {section}.{key} from {source} must be {problem}, got {raw!r}"
-        )
-    return value
-
-
-def _accepts(kind: str, raw: Any) -> bool:
-    # bool is an int subclass, and `drivers = true` is surely a mistake.
-    if isinstance(raw, bool):
-        return kind == "bool"
-    if kind == "int":
-        return isinstance(raw, int)
-    if kind == "float":
-        return isinstance(raw, int | float)
-    return kind == "str" and isinstance(raw, str)
-
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
-
-
-def _parse(kind: str, text: str) -> Any:
-    """Parse an environment string; None when it does not parse."""
-    text = text.strip()
-    if kind == "str":
-        return text
-    if kind == "bool":
-        lowered = text.lower()
-        return True if lowered in _TRUE else False if lowered in _FALSE else None
-    try:
-        return int(text) if kind == "int" else float(text)
-    except ValueError:
-        return None
+            owners[name] = f"application {application.name!r}"
+            sections[name] = kind
+        checks.update(application.checks)
+    hint = (
+        "; an application's section needs the application named in `applications` at "
+        "the top of config.toml"
+    )
+    return Schema(sections, checks, unknown_hint=hint)

@@ -11,6 +11,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from litemlops.applications import load_applications
 from litemlops.clock import utc_now
 from litemlops.config import Config
 from litemlops.errors import HomeLockedError
@@ -65,6 +66,8 @@ class Platform:
     ):
         self.config = config
         self.clock = clock
+        #: What the home runs on the platform (`litemlops.applications`).
+        self.applications = load_applications(config.applications)
         config.ensure_home()
         self._lock = HomeLock(config.lock_path)
         if _owner:
@@ -94,7 +97,10 @@ class Platform:
                 if workers:
                     from litemlops.scheduler.workers import Workers
 
-                    self.workers = Workers(config.logging.level)
+                    self.workers = Workers(
+                        config.logging.level,
+                        preload=[m for a in self.applications for m in a.preload],
+                    )
                     self._closers.append(self.workers.stop)
             else:
                 # A worker waits for its turn: the owner's other workers may hold the file.
@@ -292,19 +298,24 @@ class Platform:
 
 
 def pipeline_catalog(config: Config) -> PipelineCatalog:
-    """The demo's pipelines and the home's own modules.
+    """The platform's built-in pipelines (`monitoring`), those of the home's
+    applications (`config.applications`: the demo's `data`, `training`,
+    `batch_predictions` by default) and those of the home's own modules.
 
-    A user's pipeline may replace a built-in one by name (their own `training`),
-    but two of the user's modules defining one name is a mistake, refused.
+    A user's pipeline may replace a built-in or an application's one by name (their
+    own `training`), but two of the user's modules, or two applications, defining one
+    name is a mistake, refused.
     """
-    from litemlops.demo.pipelines import demo_pipelines
+    from litemlops.applications import load_applications
+    from litemlops.monitoring.pipeline import monitoring_pipeline
 
     own = PipelineCatalog()
     for path in config.pipelines.module_paths(config.home):
         own.load(path)
-    from litemlops.monitoring.pipeline import monitoring_pipeline
-
-    catalog = PipelineCatalog([*demo_pipelines(config), monitoring_pipeline(config)])
+    catalog = PipelineCatalog([monitoring_pipeline(config)])
+    for application in load_applications(config.applications):
+        for pipeline in application.pipelines(config):
+            catalog.add(pipeline)
     for pipeline in own:
         catalog.add(pipeline, replace=True)
     return catalog

@@ -8,7 +8,6 @@ from litemlops.config import (
     DEFAULT_ALERTS,
     AlertRule,
     Config,
-    DemoConfig,
     FeaturesConfig,
     HistoryConfig,
     LoggingConfig,
@@ -31,7 +30,7 @@ def test_defaults_apply_when_nothing_is_configured(tmp_path):
     assert config.history == HistoryConfig(keep_days=90.0, max_bytes=5_000_000_000)
     assert config.history_dir == config.logs_dir / "history"
     assert config.features == FeaturesConfig(push_lateness_seconds=600.0)
-    assert config.demo == DemoConfig(drivers=20, hours=336, labels=2000, seed=42)
+    assert config.applications == ("demo",)
 
 
 def test_loading_does_not_create_the_home(tmp_path):
@@ -69,34 +68,13 @@ def test_relative_home_is_made_absolute(tmp_path, monkeypatch):
     assert config.home == tmp_path / "rel" / "home"
 
 
-def test_file_then_environment_then_overrides_take_precedence(tmp_path):
-    home = tmp_path / "home"
-    write_toml(
-        home,
-        "[demo]\ndrivers = 7\nhours = 10\nlabels = 30\n"
-        "[logging]\nlevel = 'warning'\nconsole = false\n"
-        "[features]\npush_lateness_seconds = 5\n",
-    )
-    env = {"LITEMLOPS_DEMO_HOURS": "11", "LITEMLOPS_DEMO_LABELS": "31"}
-
-    config = Config.load(home, env=env, overrides={"demo.labels": 32})
-
-    assert config.demo.drivers == 7  # file
-    assert config.demo.hours == 11  # env over file
-    assert config.demo.labels == 32  # overrides over env
-    assert config.logging.level == "warning"
-    assert config.logging.console is False
-    assert config.features.push_lateness_seconds == 5.0
-    assert isinstance(config.features.push_lateness_seconds, float)
-
-
 def test_environment_values_are_parsed_to_the_field_types(tmp_path):
     env = {
         "LITEMLOPS_LOGGING_LEVEL": "DEBUG",
         "LITEMLOPS_LOGGING_MAX_BYTES": " 1000 ",
         "LITEMLOPS_LOGGING_CONSOLE": "off",
         "LITEMLOPS_FEATURES_PUSH_LATENESS_SECONDS": "2.5",
-        "LITEMLOPS_DEMO_DRIVERS": "5",
+        "LITEMLOPS_PIPELINES_KEEP_RUN_FOLDERS": "5",
     }
 
     config = Config.load(tmp_path, env=env)
@@ -105,14 +83,7 @@ def test_environment_values_are_parsed_to_the_field_types(tmp_path):
     assert config.logging.max_bytes == 1000
     assert config.logging.console is False
     assert config.features.push_lateness_seconds == 2.5
-    assert config.demo.drivers == 5
-
-
-def test_string_overrides_are_parsed_and_none_means_not_given(tmp_path):
-    config = Config.load(tmp_path, env={}, overrides={"demo.seed": "7", "demo.drivers": None})
-
-    assert config.demo.seed == 7
-    assert config.demo.drivers == 20
+    assert config.pipelines.keep_run_folders == 5
 
 
 def test_unknown_section_in_file_names_the_section_and_the_file(tmp_path):
@@ -124,32 +95,6 @@ def test_unknown_section_in_file_names_the_section_and_the_file(tmp_path):
     assert str(path) in str(info.value)
 
 
-def test_unknown_key_in_file_names_the_key_and_the_file(tmp_path):
-    path = write_toml(tmp_path, "[demo]\ndriverz = 3\n")
-
-    with pytest.raises(ConfigError, match=r"demo\.driverz") as info:
-        Config.load(tmp_path, env={})
-
-    assert str(path) in str(info.value)
-
-
-def test_wrong_type_in_file_names_key_file_and_value(tmp_path):
-    path = write_toml(tmp_path, "[demo]\ndrivers = 'many'\n")
-
-    with pytest.raises(ConfigError, match=r"demo\.drivers.*'many'") as info:
-        Config.load(tmp_path, env={})
-
-    assert str(path) in str(info.value)
-
-
-@pytest.mark.parametrize("text", ["[demo]\ndrivers = true\n", "[demo]\ndrivers = 2.0\n"])
-def test_booleans_and_floats_are_not_integers(tmp_path, text):
-    write_toml(tmp_path, text)
-
-    with pytest.raises(ConfigError, match=r"demo\.drivers"):
-        Config.load(tmp_path, env={})
-
-
 def test_invalid_toml_names_the_file(tmp_path):
     path = write_toml(tmp_path, "[demo\n")
 
@@ -159,18 +104,9 @@ def test_invalid_toml_names_the_file(tmp_path):
     assert str(path) in str(info.value)
 
 
-def test_unparseable_environment_value_names_the_variable_and_value(tmp_path):
-    with pytest.raises(ConfigError, match=r"demo\.drivers.*LITEMLOPS_DEMO_DRIVERS.*'five'"):
-        Config.load(tmp_path, env={"LITEMLOPS_DEMO_DRIVERS": "five"})
-
-
 @pytest.mark.parametrize(
     ("key", "value"),
     [
-        ("demo.drivers", -1),
-        ("demo.hours", 0),
-        ("demo.labels", -5),
-        ("demo.seed", -1),
         ("logging.backups", -1),
         ("logging.max_bytes", -1),
         ("history.keep_days", -1.0),
@@ -200,23 +136,10 @@ def test_unknown_log_level_is_rejected_naming_the_choices(tmp_path):
         Config.load(tmp_path, env={"LITEMLOPS_LOGGING_LEVEL": "loud"})
 
 
-@pytest.mark.parametrize("key", ["demo.nope", "nope.drivers", "drivers"])
+@pytest.mark.parametrize("key", ["logging.nope", "nope.level", "level"])
 def test_unknown_override_key_is_rejected(tmp_path, key):
     with pytest.raises(ConfigError, match=key):
         Config.load(tmp_path, env={}, overrides={key: 1})
-
-
-def test_other_litemlops_environment_variables_are_ignored(tmp_path):
-    config = Config.load(tmp_path, env={"LITEMLOPS_TOKEN": "x", "LITEMLOPS_DEMO_NOPE": "1"})
-
-    assert config.demo == DemoConfig()
-
-
-def test_config_error_is_a_value_error_and_a_litemlops_error(tmp_path):
-    with pytest.raises(ValueError) as info:
-        Config.load(tmp_path, env={"LITEMLOPS_DEMO_DRIVERS": "x"})
-
-    assert isinstance(info.value, LitemlopsError)
 
 
 def test_config_is_frozen(tmp_path):
@@ -225,7 +148,7 @@ def test_config_is_frozen(tmp_path):
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.home = tmp_path / "other"  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
-        config.demo.drivers = 3  # type: ignore[misc]
+        config.logging.level = "debug"  # type: ignore[misc]
 
 
 def test_paths_live_in_the_home(tmp_path):
@@ -262,39 +185,9 @@ def test_ensure_home_refuses_a_file_in_the_way(tmp_path):
         config.ensure_home()
 
 
-def test_the_gate_follows_the_estimator_kind_by_default_with_thresholds_for_each(tmp_path):
-    training = Config.load(tmp_path, env={}).training
-    assert (training.gate_metric, training.min_auc, training.max_rmse, training.min_r2) == (
-        "auto", 0.55, 0.5, 0.0)
-    env = {"LITEMLOPS_TRAINING_MIN_R2": "-0.5", "LITEMLOPS_TRAINING_GATE_METRIC": "r2"}
-    changed = Config.load(tmp_path, env=env).training
-    assert (changed.min_r2, changed.gate_metric) == (-0.5, "r2")
-
-
-@pytest.mark.parametrize(
-    ("key", "value", "message"),
-    [
-        ("training.test_size", "1.5", "a number between 0 and 1"),
-        ("training.promote", "always", "one of challenger, auto"),
-        ("training.gate_metric", "f1", "one of auto, auc, accuracy, log_loss, rmse, mae, r2"),
-        ("training.min_r2", "1.5", "a number <= 1"),
-        ("training.estimator", "svm", "one of logistic_regression, random_forest"),
-        ("training.max_rmse", "-1", "a number >= 0"),
-        ("training.min_auc", "1.5", "a number between 0 and 1"),
-        ("training.hyperparams", "{nope", "a JSON object"),
-        ("training.hyperparams", "[1, 2]", "a JSON object"),
-        ("training.tolerance", "-0.1", "a number >= 0"),
-    ],
-)
-def test_training_settings_are_checked_when_loaded(tmp_path, key, value, message):
-    with pytest.raises(ConfigError, match=f"config key {key} from overrides must be {message}"):
-        Config.load(tmp_path, env={}, overrides={key: value})
-
-
 def test_pipeline_modules_are_relative_to_the_home(tmp_path):
     config = Config.load(tmp_path, env={"LITEMLOPS_PIPELINES_MODULES": "a.py, sub/b.py,"})
     assert config.pipelines.module_paths(config.home) == [tmp_path / "a.py", tmp_path / "sub/b.py"]
-    assert Config.load(tmp_path, env={}).training.estimator == "logistic_regression"
 
 
 def test_monitoring_defaults_and_the_default_alert_rules(tmp_path):
@@ -564,3 +457,69 @@ def test_alert_rules_made_in_python_are_checked_too():
     with pytest.raises(ConfigError, match="alert rule 'x': condition must be an operator"):
         AlertRule("x", "m", "1 <")
     assert AlertRule("x", "m", " >=2 ").condition == ">=2"
+
+
+
+def test_platform_file_then_environment_then_overrides_take_precedence(tmp_path):
+    home = tmp_path / "home"
+    write_toml(
+        home,
+        "[history]\nkeep_days = 7\n[logging]\nmax_bytes = 10\nbackups = 3\nconsole = false\n",
+    )
+    env = {"LITEMLOPS_LOGGING_MAX_BYTES": "11", "LITEMLOPS_LOGGING_BACKUPS": "4"}
+
+    config = Config.load(home, env=env, overrides={"logging.backups": 5})
+
+    assert config.history.keep_days == 7.0  # file
+    assert config.logging.max_bytes == 11  # env over file
+    assert config.logging.backups == 5  # overrides over env
+    assert config.logging.console is False
+
+
+def test_platform_string_overrides_are_parsed_and_none_means_not_given(tmp_path):
+    config = Config.load(
+        tmp_path, env={}, overrides={"logging.backups": "7", "logging.max_bytes": None}
+    )
+
+    assert config.logging.backups == 7
+    assert config.logging.max_bytes == 10_000_000
+
+
+def test_unknown_platform_key_in_file_names_the_key_and_the_file(tmp_path):
+    path = write_toml(tmp_path, "[logging]\nlevle = 'info'\n")
+
+    with pytest.raises(ConfigError, match=r"logging\.levle") as info:
+        Config.load(tmp_path, env={})
+
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "text", ["[logging]\nbackups = true\n", "[logging]\nbackups = 2.0\n",
+             "[logging]\nbackups = 'many'\n"],
+)
+def test_platform_values_of_the_wrong_type_are_refused(tmp_path, text):
+    path = write_toml(tmp_path, text)
+
+    with pytest.raises(ConfigError, match=r"logging\.backups .* must be an integer") as info:
+        Config.load(tmp_path, env={})
+
+    assert str(path) in str(info.value)
+
+
+def test_unparseable_platform_environment_value_names_the_variable(tmp_path):
+    with pytest.raises(ConfigError, match=r"logging\.backups.*LITEMLOPS_LOGGING_BACKUPS.*'x'"):
+        Config.load(tmp_path, env={"LITEMLOPS_LOGGING_BACKUPS": "x"})
+
+
+def test_platform_config_error_is_a_value_error_and_a_litemlops_error(tmp_path):
+    with pytest.raises(ValueError) as info:
+        Config.load(tmp_path, env={"LITEMLOPS_SERVER_PORT": "x"})
+
+    assert isinstance(info.value, LitemlopsError)
+
+
+def test_unknown_litemlops_environment_variables_are_ignored(tmp_path):
+    config = Config.load(tmp_path, env={"LITEMLOPS_TOKEN": "x", "LITEMLOPS_LOGGING_NOPE": "1"})
+
+    assert config.logging == LoggingConfig()

@@ -161,27 +161,28 @@ def test_errors_import_nothing_else_from_the_package():
     assert imported_by("litemlops.errors") == set()
 
 
-#: Imports of the demo that the platform still has: issue 13, item 1 makes the demo
-#: an application on the platform and removes them; until then the list only shrinks
-#: (leaving the CLI's bootstrap as the one importer). A new import of the demo is
-#: not added here: the platform reaches applications through its pipeline catalog.
-DEMO_IMPORTS_TO_REMOVE = {
-    ("litemlops.bootstrap", "litemlops.demo.common"),
-    ("litemlops.bootstrap", "litemlops.demo.definitions"),
-    ("litemlops.bootstrap", "litemlops.demo.generator"),
-    ("litemlops.cli.main", "litemlops.demo.generator"),
-    ("litemlops.cli.simulate", "litemlops.demo.generator"),
-    ("litemlops.cli.simulate", "litemlops.demo.simulate"),
-    ("litemlops.platform", "litemlops.demo.pipelines"),
-    ("litemlops.scheduler.workers", "litemlops.demo.pipelines"),  # PRELOAD names it
-}
+def test_the_platforms_config_imports_only_root_modules_below_it():
+    # No `modeling`, no demo: applications' settings come in through `applications`.
+    assert imported_by("litemlops.config") <= {
+        "litemlops.errors", "litemlops.home", "litemlops.config_parse",
+        "litemlops.alert_rules", "litemlops.applications",
+    }
+    assert imported_by("litemlops.config_parse") == {"litemlops.errors"}
+    assert imported_by("litemlops.alert_rules") == {"litemlops.errors"}
 
 
-def test_no_package_imports_the_demo_beyond_the_imports_issue_13_removes():
-    found = imports_of(list(MODULES), "litemlops.demo")
+def test_nothing_outside_the_demo_imports_it():
+    # The platform reaches the demo as an application: through the
+    # `litemlops.applications` entry point that config names, never by import.
+    assert imports_of(list(MODULES), "litemlops.demo") == set()
 
-    assert found - DEMO_IMPORTS_TO_REMOVE == set(), "a new import of litemlops.demo"
-    assert DEMO_IMPORTS_TO_REMOVE - found == set(), "gone: remove it from DEMO_IMPORTS_TO_REMOVE"
+
+def test_the_demo_is_registered_as_an_application_entry_point():
+    from importlib.metadata import entry_points
+
+    points = {p.name: p.value for p in entry_points(group="litemlops.applications")}
+
+    assert points.get("demo") == "litemlops.demo.application:application"
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +13,46 @@ from litemlops.cli.features import features
 from litemlops.cli.logs import logs
 from litemlops.cli.monitor import monitor
 from litemlops.cli.pipelines import pipelines
-from litemlops.cli.simulate import simulate
 from litemlops.cli.tracking import models, runs
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(dict[str, click.Command]):
+    """The core commands; a name that is none of them is looked up among the installed
+    applications' commands (found on demand: `litemlops --version` needs none)."""
+
+    def __missing__(self, name: str) -> click.Command:
+        return _application_commands()[name]
+
+
+class _WithApplications(click.Group):
+    """The core commands, and those of the installed applications (`litemlops simulate`
+    is the demo's): looked up only when a name is not a core command."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.commands = _Commands(self.commands)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_application_commands()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        found = super().get_command(ctx, cmd_name)
+        return found if found is not None else _application_commands().get(cmd_name)
+
+
+def _application_commands() -> dict[str, click.Command]:
+    from litemlops.applications import installed, load_applications
+
+    commands: dict[str, click.Command] = {}
+    for application in load_applications(installed()):
+        for command in application.commands():
+            commands.setdefault(command.name or "", command)
+    return commands
+
+
+@click.group(
+    cls=_WithApplications, context_settings={"help_option_names": ["-h", "--help"]}
+)
 @click.version_option(litemlops.__version__, prog_name="litemlops")
 @home_option
 def cli(home: Path | None) -> None:
@@ -154,13 +188,10 @@ def _serve(platform: Any) -> None:
     config = platform.config
 
     def announce(url: str) -> None:
-        ids = list(range(1001, 1001 + min(3, config.demo.drivers)))
-        body = json.dumps({"request_id": "hello", "driver_ids": ids})
         click.echo(f"\nserving {url}   (Ctrl-C to stop)")
-        click.echo(
-            f"  try:    curl -s -X POST {url}/inference "
-            f"-H 'content-type: application/json' -d '{body}'"
-        )
+        for application in platform.applications:
+            for line in application.hints(config, url):
+                click.echo(f"  {line}")
         click.echo(f"  also:   {url}/ready  {url}/metrics  {url}/openapi.json  {url}/api/models")
         click.echo(
             f"  admin:  mutating calls need 'Authorization: Bearer <token>', token in "
@@ -177,29 +208,7 @@ def _serve(platform: Any) -> None:
     serve(platform, config.server.host, config.server.port, announce=announce)
 
 
-@cli.group()
-def demo() -> None:
-    """The demo project's data."""
-
-
-@demo.command("generate")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
-@click.option("--drivers", default=5, show_default=True)
-@click.option("--hours", default=48, show_default=True)
-@click.option("--labels", default=40, show_default=True)
-@click.option("--seed", default=42, show_default=True)
-@cli_errors
-def demo_generate(out: Path, drivers: int, hours: int, labels: int, seed: int) -> None:
-    """Write seeded demo CSVs (driver_stats.csv, labels.csv)."""
-    from litemlops.demo.generator import write_sample
-
-    paths = write_sample(out, n_drivers=drivers, hours=hours, n_labels=labels, random_state=seed)
-    for path in paths.values():
-        click.echo(str(path))
-
-
 cli.add_command(features)
-cli.add_command(simulate)
 cli.add_command(runs)
 cli.add_command(models)
 cli.add_command(pipelines)

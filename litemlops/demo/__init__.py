@@ -1,1 +1,3 @@
-"""The ride-hailing demo: seeded data generator and the demo's feature definitions."""
+"""The ride-hailing demo, an application on the platform (`demo.application`): its
+config sections, seeded data generator, feature definitions, pipelines, set-up and
+CLI commands. Nothing in the platform imports it; config names it."""

@@ -396,10 +396,10 @@ def demo_pipelines(config: Config) -> list[Pipeline]:
     from litemlops.errors import ConfigError
     from litemlops.scheduler.pipeline import PipelineDefinitionError, cron_trigger
 
-    t = config.training
+    t = config.section("training")
     when: dict[str, str | None] = {}
     for name in ("data", "training", "batch_predictions"):
-        line = getattr(config.schedules, name).strip()
+        line = getattr(config.section("schedules"), name).strip()
         if line:
             try:
                 cron_trigger(line, owner=f"schedule of {name!r}")

@@ -1,4 +1,5 @@
-"""The pipelines one home knows: the built-in ones and those in the user's modules.
+"""The pipelines one home knows: the built-in ones, its applications' and those in the
+user's modules (`litemlops.platform.pipeline_catalog` puts them together).
 
 Every process that opens the home builds the same catalog from config, so a
 run started here can be resumed or stepped (`run-step`) from another process.
@@ -59,8 +60,8 @@ class PipelineCatalog:
     def load(self, path: str | Path, *, replace: bool = False) -> list[Pipeline]:
         """Add every Pipeline defined at module level in the Python file `path`.
 
-        replace: let the file's pipelines override ones already known (the
-        built-in demo pipelines, say) instead of refusing the name clash.
+        replace: let the file's pipelines override ones already known (an
+        application's, say) instead of refusing the name clash.
         """
         module = run_module_file(path, "pipelines", PipelineDefinitionError)
         found: dict[int, Pipeline] = {}

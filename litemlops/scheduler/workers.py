@@ -23,17 +23,17 @@ import pickle
 import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import structlog
 
 from litemlops.errors import LitemlopsError
 
-#: Imported once by the fork server, so each worker starts with them loaded.
+#: Imported once by the fork server, so each worker starts with them loaded (with the
+#: modules the home's applications name: `Workers(preload=...)`).
 PRELOAD = (
     "litemlops.platform",
-    "litemlops.demo.pipelines",
     "litemlops.monitoring.pipeline",
     "litemlops.store.features.feature_store",
     "pandas",
@@ -68,12 +68,13 @@ class Workers:
     """Starts worker processes and waits for their answers; `stop()` kills the live ones.
 
     log_level: the level worker events are rendered at (the home's `logging.level`).
+    preload: modules to import once besides `PRELOAD` (the applications' pipelines).
     """
 
-    def __init__(self, log_level: str = "info"):
+    def __init__(self, log_level: str = "info", preload: Iterable[str] = ()):
         self.log_level = log_level
         self._context = multiprocessing.get_context("forkserver")
-        self._context.set_forkserver_preload(list(PRELOAD))
+        self._context.set_forkserver_preload(list(dict.fromkeys([*PRELOAD, *preload])))
         self._live: set[Any] = set()
         self._lock = threading.Lock()
         self._stopped = False

@@ -1,4 +1,5 @@
-"""`litemlops simulate`: demo traffic against a running `litemlops run`."""
+"""The demo's CLI commands, which the demo application adds to `litemlops`:
+`simulate` (demo traffic against a running `litemlops run`) and `demo generate`."""
 
 from __future__ import annotations
 
@@ -53,6 +54,7 @@ def simulate(
     import httpx
 
     from litemlops.demo.simulate import simulate as run_simulation
+
     # With --url the home only lends its demo settings: the server may be elsewhere.
     config = load_config(ctx, home, existing=url is None)
     url = url or running_server(config)
@@ -69,11 +71,10 @@ def simulate(
             ) from None
     from litemlops.demo.generator import generate_driver_stats
 
-    drivers = list(range(1001, 1001 + config.demo.drivers))
+    sizes = config.section("demo")
+    drivers = list(range(1001, 1001 + sizes.drivers))
     # The demo's own history (same seed), so normal traffic looks like the training data.
-    pool = generate_driver_stats(
-        config.demo.drivers, config.demo.hours, random_state=config.demo.seed
-    )
+    pool = generate_driver_stats(sizes.drivers, sizes.hours, random_state=sizes.seed)
     from tqdm import tqdm
 
     try:
@@ -109,3 +110,24 @@ def simulate(
         f"{summary.requests} {mode} requests, {summary.pushed_rows} rows pushed, "
         f"{summary.labels} labels posted; answered by versions {summary.to_dict()['versions']}"
     )
+
+
+@click.group()
+def demo() -> None:
+    """The demo project's data."""
+
+
+@demo.command("generate")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--drivers", default=5, show_default=True)
+@click.option("--hours", default=48, show_default=True)
+@click.option("--labels", default=40, show_default=True)
+@click.option("--seed", default=42, show_default=True)
+@cli_errors
+def demo_generate(out: Path, drivers: int, hours: int, labels: int, seed: int) -> None:
+    """Write seeded demo CSVs (driver_stats.csv, labels.csv)."""
+    from litemlops.demo.generator import write_sample
+
+    paths = write_sample(out, n_drivers=drivers, hours=hours, n_labels=labels, random_state=seed)
+    for path in paths.values():
+        click.echo(str(path))

@@ -62,12 +62,7 @@ def test_a_home_with_the_users_own_project_gets_no_demo(open_platform, litemlops
 def test_a_set_up_without_a_champion_is_tried_again_at_the_next_start(
     litemlops_config, litemlops_clock
 ):
-    import dataclasses
-
-    strict = dataclasses.replace(
-        litemlops_config,
-        training=dataclasses.replace(litemlops_config.training, min_auc=0.999),
-    )
+    strict = litemlops_config.replace_section("training", min_auc=0.999)
     with Platform(strict, clock=litemlops_clock) as platform:
         first = bootstrap(platform)
     assert first.no_champion and "below min_auc 0.999" in first.no_champion
