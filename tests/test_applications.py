@@ -101,6 +101,27 @@ def test_a_home_that_names_no_application_has_the_built_ins_and_its_own_modules(
         config.section("demo")
 
 
+def test_monitoring_runs_on_a_home_whose_applications_serve_no_model(tmp_path):
+    config = Config.load(tmp_path / "home", env={}, overrides={"applications": []})
+
+    with Platform(config) as platform:
+        run = platform.pipelines.run(platform.catalog.get("monitoring"))
+
+        assert run.state == "success", platform.pipelines.task_runs(run.run_id)
+        collect = next(t for t in platform.pipelines.task_runs(run.run_id) if t.task == "collect")
+        assert collect.output["profile_path"] is None
+
+
+def test_the_testing_fixture_runs_the_demo_by_default(request):
+    config = request.getfixturevalue("litemlops_config")
+    assert "demo" in config.applications
+
+
+@pytest.mark.parametrize("litemlops_config", [{"applications": []}], indirect=True)
+def test_the_testing_fixture_leaves_the_demo_sizes_out_where_no_demo_runs(litemlops_config):
+    assert litemlops_config.applications == ()
+
+
 @pytest.mark.parametrize("where", ["file", "env", "overrides"])
 def test_an_unknown_application_is_a_clear_error(tmp_path, where):
     env, overrides = {}, {}

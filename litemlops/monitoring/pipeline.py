@@ -45,7 +45,9 @@ def collect(ctx: TaskContext) -> dict[str, Any]:
         ctx.log.warning(events.HISTORY_COMPACTION_FAILED, error=str(exc))
         compacted = {"status": "failed", "error": str(exc)}
     logs = config.logs_dir
-    model = ModelURI.parse(config.server.model, default_alias=DEFAULT_ALIAS).name
+    # A home whose applications serve no model has no model to narrow the window to.
+    served = config.server.model
+    model = ModelURI.parse(served, default_alias=DEFAULT_ALIAS).name if served else None
     found = reference_profile(ctx)
     # The profile names the features, which spares the reader a pass over the log.
     kinds = found[0].kinds if found is not None else None
@@ -83,6 +85,8 @@ def reference_profile(ctx: TaskContext) -> tuple[Any, dict[str, Any]] | None:
     from litemlops.monitoring.profile import Profile
 
     uri = ctx.config.server.model
+    if not uri:
+        return None
     try:
         _, _, meta = ctx.registry.resolve(uri)
     except LitemlopsError:

@@ -72,7 +72,10 @@ def litemlops_config(
             "litemlops_config_overrides must return a dict of 'section.key' -> value, "
             f"got {litemlops_config_overrides!r}"
         )
-    overrides = {**SMALL_DEMO, **litemlops_config_overrides, **(param or {})}
+    overrides = {**litemlops_config_overrides, **(param or {})}
+    # The small demo sizes apply where the demo runs (it does unless applications say not).
+    if "demo" in overrides.get("applications", ["demo"]):
+        overrides = {**SMALL_DEMO, **overrides}
     # A subfolder, so the test's own files in tmp_path never mix with the home's.
     return Config.load(tmp_path / "litemlops-home", env={}, overrides=overrides)
 
