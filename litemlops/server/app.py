@@ -34,23 +34,22 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Match, Mount, Route
+from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from litemlops import events
 from litemlops.config import Config
-from litemlops.errors import LitemlopsError, NotFoundError, ValidationError
+from litemlops.errors import LitemlopsError, NotFoundError
 from litemlops.logger import get_logger, home_log
 from litemlops.scheduler.workers import WorkerDiedError, WorkerTimeoutError
+from litemlops.server.errors import HANDLED, handle_error
 from litemlops.server.http import JSON, ApiError, error_response, parse, read_json
 from litemlops.server.metrics import MetricsMiddleware, ServerMetrics
-from litemlops.server.models import (
-    ModelCache,
-    ServingModel,
-    model_uri,
-    prepare_model,
-)
 from litemlops.server.security import ALT_HEADER, HEADER, admin_token, token_matches
+from litemlops.serving.errors import ServiceNotReadyError
+from litemlops.serving.models import ModelCache, prepare_model
+from litemlops.serving.service import Service as LibraryService
+from litemlops.serving.service import ServiceSpec
 from litemlops.store.features.online_features import PushTarget
 
 if TYPE_CHECKING:
@@ -65,24 +64,15 @@ SHUTDOWN_GRACE_SECONDS = 10.0
 MODEL_LOAD_TIMEOUT = 300.0
 
 
-@dataclass
-class Service:
-    """A prediction service: score candidate entities with a model, answer the best one.
-
-    `/inference` is the one from config (`[server]` model, entity, features).
-    """
-
-    name: str
-    model: str
-    entity: str
-    features: list[str]
+#: What `/inference` runs (kept under its old name: `create_app(service=Service(...))`).
+Service = ServiceSpec
 
 
 @dataclass
 class ServerState:
     platform: Platform
     token: str
-    service: Service
+    service: LibraryService
     models: ModelCache
     metrics: ServerMetrics
     max_body_bytes: int
@@ -90,6 +80,8 @@ class ServerState:
     #: Seconds a client may take to send a request body (408 after).
     body_timeout: float
     inference_body: type[BaseModel] = field(init=False)
+    #: The inference body's field of candidate ids (`<entity>s`).
+    ids_field: str = field(init=False)
     predict_body: type[PredictBody] = field(init=False)
     push_body: type[PushBody] = field(init=False)
     #: Why the service cannot answer (its features are missing), None when it can.
@@ -264,42 +256,6 @@ def require_token(request: Request) -> None:
         )
 
 
-def _model(state: ServerState, uri: str) -> ServingModel:
-    try:
-        return state.models.get(uri)
-    except NotFoundError as exc:
-        asked = model_uri(uri)  # it parsed, or the error would not be NotFoundError
-        served = asked == model_uri(state.service.model)
-        raise ApiError(
-            503 if served else 404,
-            "model_unavailable",
-            f"no model to serve for {str(asked)!r}: {exc.args[0]}",
-        ) from None
-    except ValidationError as exc:
-        raise ApiError(422, "invalid_model", str(exc)) from None
-
-
-def _online_rows(
-    state: ServerState, model: ServingModel, refs: list[str], entity_rows: list[dict[str, Any]]
-) -> tuple[Sequence[Sequence[Any]], dict[str, list[Any]], list[int]]:
-    """Feature rows in the model's input order; indexes of rows lacking a value."""
-    try:
-        columns = state.platform.features.get_online_features(refs, entity_rows)
-    except LitemlopsError as exc:
-        raise ApiError(422, "invalid_request", str(exc)) from None
-    names = [ref.split(":", 1)[1] for ref in refs]
-    missing = [n for n in model.inputs if n not in names]
-    if missing:
-        raise ApiError(
-            500,
-            "model_features_mismatch",
-            f"model {model.uri} needs {missing}, which features {refs} do not provide",
-        )
-    rows = list(zip(*[columns[n] for n in model.inputs], strict=True))
-    incomplete = [i for i, row in enumerate(rows) if None in row]
-    return rows, columns, incomplete
-
-
 # -- endpoints --------------------------------------------------------------------------------
 
 
@@ -313,49 +269,21 @@ async def inference(request: Request) -> Response:
         if state.service_error is not None:
             raise ApiError(503, "not_ready", state.service_error)
     body = parse(state.inference_body, await state.read_body(request))
-    ids = getattr(body, f"{service.entity}s")
-    if len(set(ids)) != len(ids):
-        seen: set[Any] = set()
-        repeated = sorted({i for i in ids if i in seen or seen.add(i)}, key=str)  # type: ignore[func-returns-value]
-        raise ApiError(422, "invalid_request", f"{service.entity}s repeats {repeated}")
-    model = _model(state, service.model)
-    request.scope["litemlops"].update(model=model.name, version=model.version)
-    rows, _, incomplete = _online_rows(
-        state, model, service.features, [{service.entity: i} for i in ids]
+    choice = service.infer(
+        body.request_id,  # type: ignore[attr-defined]
+        getattr(body, state.ids_field),
+        started=start,
     )
-    if incomplete:
-        unknown = [ids[i] for i in incomplete]
-        raise ApiError(
-            404,
-            "unknown_entities",
-            f"no current features for {service.entity} {unknown}: unknown, or their "
-            "features are older than the view's ttl",
-        )
-    scores = model.score_list(rows)
-    best = max(range(len(ids)), key=scores.__getitem__)
-    by_id = {str(i): s for i, s in zip(ids, scores, strict=True)}
-    answer = {
-        "request_id": body.request_id,  # type: ignore[attr-defined]
-        "prediction": ids[best],
-        "scores": by_id,
-        "model": model.name,
-        "version": model.version,
-    }
-    log.info(
-        events.PREDICTION_SERVED,
-        request_id=body.request_id,  # type: ignore[attr-defined]
-        service=service.name,
-        model=model.name,
-        version=model.version,
-        entities=ids,
-        # The same shape as /predict's (lists in the order of `entities`), so the
-        # monitoring reader parses the log's features with one type, in one pass.
-        features=model.feature_dicts(rows),
-        scores=scores,
-        output=ids[best],
-        latency_ms=round((time.perf_counter() - start) * 1e3, 3),
+    request.scope["litemlops"].update(model=choice.model, version=choice.version)
+    return JSON(
+        {
+            "request_id": choice.request_id,
+            "prediction": choice.prediction,
+            "scores": choice.scores,
+            "model": choice.model,
+            "version": choice.version,
+        }
     )
-    return JSON(answer)
 
 
 async def predict(request: Request) -> Response:
@@ -368,56 +296,17 @@ async def predict(request: Request) -> Response:
         if body.entities is None
         else [r.model_dump() if isinstance(r, BaseModel) else r for r in body.entities]
     )
-    given = [x for x in (entities, body.features) if x is not None]
-    if not given:
-        raise ApiError(
-            422,
-            "invalid_request",
-            "send 'entities' (rows of entity keys, features looked up online) or "
-            "'features' (rows of feature values)",
-        )
-    if len(given) > 1:
-        raise ApiError(422, "invalid_request", "send either 'entities' or 'features', not both")
-    model = _model(state, request.path_params["model"])
-    request.scope["litemlops"].update(model=model.name, version=model.version)
-    if entities is not None:
-        if not model.feature_refs:
-            raise ApiError(
-                422,
-                "invalid_request",
-                f"model {model.uri} does not record which features it was trained on; "
-                "send 'features' rows instead",
-            )
-        rows, _, incomplete = _online_rows(state, model, list(model.feature_refs), entities)
-        if incomplete:
-            raise ApiError(
-                404,
-                "unknown_entities",
-                f"no current features for entities {[entities[i] for i in incomplete]}",
-            )
-    else:
-        absent = sorted({n for row in body.features or [] for n in model.inputs if n not in row})
-        if absent:
-            raise ApiError(
-                422,
-                "invalid_request",
-                f"feature rows lack {absent}; model {model.uri} takes {list(model.inputs)}",
-            )
-        rows = [[row[n] for n in model.inputs] for row in body.features or []]
-    predictions = model.score_list(rows)
-    log.info(
-        events.PREDICTION_SERVED,
+    result = state.service.predict(
+        request.path_params["model"],
+        entities=entities,
+        features=body.features,
         request_id=body.request_id,
-        service="predict",
-        model=model.name,
-        version=model.version,
-        entities=entities or [],
-        features=model.feature_dicts(rows),
-        scores=predictions,
-        output=predictions,
-        latency_ms=round((time.perf_counter() - start) * 1e3, 3),
+        started=start,
     )
-    return JSON({"model": model.name, "version": model.version, "predictions": predictions})
+    request.scope["litemlops"].update(model=result.model, version=result.version)
+    return JSON(
+        {"model": result.model, "version": result.version, "predictions": result.predictions}
+    )
 
 
 async def push(request: Request) -> Response:
@@ -518,9 +407,9 @@ async def ready(request: Request) -> Response:
         if state.service_error is not None:
             return error_response(503, "not_ready", state.service_error)
     try:
-        model = state.models.get(state.service.model)
+        model = state.models.get(state.service.spec.model)
     except LitemlopsError as exc:
-        reason = f"no model to serve for {state.service.model!r}: {exc.args[0]}"
+        reason = f"no model to serve for {state.service.spec.model!r}: {exc.args[0]}"
         return error_response(503, "not_ready", reason)
     return JSON({"ready": True, "model": model.name, "version": model.version})
 
@@ -534,55 +423,6 @@ async def metrics(request: Request) -> Response:
 
 
 # -- the app ----------------------------------------------------------------------------------
-
-
-async def _api_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.code, exc.message)
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    status = getattr(exc, "status_code", 500)
-    detail = str(getattr(exc, "detail", "") or "error")
-    headers = dict(getattr(exc, "headers", None) or {})
-    code = {404: "not_found", 405: "method_not_allowed"}.get(status, "http_error")
-    if status == 405:
-        # Starlette names the methods of the one route it tried; a path served by
-        # several routes (an alias: GET, PUT, DELETE) takes all of theirs.
-        allowed = ", ".join(allowed_methods(request.app.routes, request.scope))
-        headers["Allow"] = allowed
-        detail = f"{request.method} is not allowed on {request.url.path}; it takes {allowed}"
-    response = error_response(status, code, detail)
-    response.headers.update(headers)
-    return response
-
-
-_METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
-
-
-def allowed_methods(routes: Iterable[BaseRoute], scope: Scope) -> list[str]:
-    """Every method some route of `routes` takes at the scope's path, mounts included."""
-    found: set[str] = set()
-    for route in routes:
-        match, child = route.matches(scope)
-        if match is Match.NONE:
-            continue
-        if isinstance(route, Mount):
-            found.update(allowed_methods(route.routes, {**scope, **child}))
-        elif isinstance(route, Route):
-            found.update(route.methods or ())
-    rank = {m: i for i, m in enumerate(_METHOD_ORDER)}
-    return sorted(found, key=lambda m: (rank.get(m, len(rank)), m))
-
-
-async def _unexpected(request: Request, exc: Exception) -> Response:
-    log.error(
-        events.REQUEST_FAILED,
-        path=request.url.path,
-        error=f"{type(exc).__name__}: {exc}",
-        exc_info=exc,
-    )
-    return error_response(500, "internal_error", "the server failed to answer; see its log")
 
 
 def _pipeline_counts(holder: dict[str, Platform]) -> Callable[[], Iterable[tuple[str, str, int]]]:
@@ -653,7 +493,7 @@ def create_app(
             if start_scheduler:
                 opened.scheduler.start()
             with contextlib.suppress(LitemlopsError):  # /ready says why, until it loads
-                state.models.get(state.service.model)  # loaded and warmed before traffic
+                state.models.get(state.service.spec.model)  # loaded and warmed before traffic
             if freeze_gc:
                 # What exists now (libraries, stores, the model) lives as long as the
                 # process: out of the collector's sight, full collections no longer
@@ -701,17 +541,11 @@ def create_app(
         openapi_route(),
     ]
     middleware = [Middleware(MetricsMiddleware, metrics=server_metrics)]
-    from starlette.exceptions import HTTPException
-
     return LitemlopsApp(
         routes=routes,
         middleware=middleware,
         lifespan=lifespan,
-        exception_handlers={
-            ApiError: _api_error,
-            HTTPException: _http_error,
-            Exception: _unexpected,
-        },
+        exception_handlers=dict.fromkeys(HANDLED, handle_error),
     )
 
 
@@ -814,17 +648,13 @@ def _monitoring(holder: dict[str, Platform]) -> Callable[[], dict[str, Any] | No
     return latest
 
 
-def _state(platform: Platform, service: Service | None, metrics: ServerMetrics) -> ServerState:
+def _state(platform: Platform, spec: ServiceSpec | None, metrics: ServerMetrics) -> ServerState:
     config = platform.config
     server = config.server
     token, _ = admin_token(config)
-    if service is None:
-        service = Service("inference", server.model, server.entity, server.feature_refs())
-    state = ServerState(
-        platform=platform,
-        token=token,
-        service=service,
-        models=ModelCache(
+    if spec is None:
+        spec = ServiceSpec("inference", server.model, server.entity, server.feature_refs())
+    models = ModelCache(
             platform.registry,
             refresh_seconds=server.alias_refresh_seconds,
             # Loaded in a worker, so this process needs no scikit-learn for a model
@@ -837,13 +667,18 @@ def _state(platform: Platform, service: Service | None, metrics: ServerMetrics) 
                 if platform.workers is not None
                 else None
             ),
-        ),
+        )
+    state = ServerState(
+        platform=platform,
+        token=token,
+        service=LibraryService(spec, platform.features, models),
+        models=models,
         metrics=metrics,
         max_body_bytes=server.max_body_bytes,
         body_timeout=server.body_timeout_seconds,
         max_items=server.max_items,
     )
-    inputs = [ref.split(":", 1)[1] for ref in service.features]
+    inputs = [ref.split(":", 1)[1] for ref in spec.features]
     state.predict_body = _predict_body(state.max_items, _shared_keys(platform), inputs)
     state.push_body = _push_body(state.max_items)
     resolve_service(state)
@@ -853,16 +688,12 @@ def _state(platform: Platform, service: Service | None, metrics: ServerMetrics) 
 def resolve_service(state: ServerState) -> None:
     """Type the service's request body by its entity key; on a home that lacks its
     features yet, remember why, so /ready and /inference answer 503 saying so."""
-    service = state.service
     key_type: type = int
     try:
-        keys = state.platform.features.join_keys(service.features)
-        if service.entity not in keys:
-            raise ValidationError(
-                f"features {service.features} are keyed by {sorted(keys)}, not {service.entity!r}"
-            )
-        key_type = int if keys[service.entity] in ("int32", "int64") else str
+        key_type = state.service.key_type()
         state.service_error = None
-    except LitemlopsError as exc:
-        state.service_error = f"service {service.name!r} cannot run: {exc.args[0]}"
-    state.inference_body = _inference_body(service.entity, key_type, state.max_items)
+    except ServiceNotReadyError as exc:
+        state.service_error = str(exc)
+    entity = state.service.spec.entity
+    state.inference_body = _inference_body(entity, key_type, state.max_items)
+    state.ids_field = f"{entity}s"
