@@ -1,13 +1,16 @@
 """Errors as answers: one handler, keyed by the error's class.
 
 Every error answer is `{"error": {"code", "message"}}`. An `ApiError` carries its
-own status and code; the serving layer's errors are looked up in `ANSWERS`
-(the nearest class in the error's MRO wins); Starlette's own (404, 405) keep
-their status; anything else is a 500 whose details go to the log only.
+own status and code; a library error is looked up in `ANSWERS` (the nearest class
+in the error's MRO wins): unknown names 404, states the request conflicts with
+409, refused values 422, and the serving layer's own; Starlette's (404, 405) keep
+their status; anything else, and a library error that means the server failed
+(`FAILURES`), is a 500 whose details go to the log only.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 from starlette.exceptions import HTTPException
@@ -17,7 +20,15 @@ from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.types import Scope
 
 from litemlops import events
+from litemlops.errors import (
+    LitemlopsError,
+    NotFoundError,
+    RegistryStateError,
+    RunStateError,
+    TamperedArtifactError,
+)
 from litemlops.logger import get_logger
+from litemlops.scheduler.workers import WorkerDiedError, WorkerError
 from litemlops.server.http import ApiError, error_response
 from litemlops.serving.errors import (
     FeaturesMismatchError,
@@ -32,7 +43,8 @@ from litemlops.serving.errors import (
 
 log = get_logger("litemlops.server")
 
-#: (status, code) of each library error an answer is made of.
+#: (status, code) of each library error an answer is made of (and `answers()` adds the
+#: scheduler's, whose module loads APScheduler: not at import).
 ANSWERS: dict[type[Exception], tuple[int, str]] = {
     ServiceNotReadyError: (503, "not_ready"),
     # The service's own model: the server cannot do its job, the request is fine.
@@ -42,10 +54,16 @@ ANSWERS: dict[type[Exception], tuple[int, str]] = {
     UnknownEntitiesError: (404, "unknown_entities"),
     FeaturesMismatchError: (500, "model_features_mismatch"),
     InvalidRequestError: (422, "invalid_request"),
+    NotFoundError: (404, "not_found"),
+    RegistryStateError: (409, "conflict"),
+    RunStateError: (409, "conflict"),
+    LitemlopsError: (422, "invalid_request"),
 }
+#: Library errors that say the server failed, not the request: a 500, logged.
+FAILURES: tuple[type[Exception], ...] = (WorkerDiedError, WorkerError, TamperedArtifactError)
 
 #: The classes `handle_error` is registered for (Starlette picks a handler by MRO).
-HANDLED: tuple[type[Exception], ...] = (ApiError, HTTPException, ServingError, Exception)
+HANDLED: tuple[type[Exception], ...] = (ApiError, HTTPException, LitemlopsError, Exception)
 
 
 async def handle_error(request: Request, exc: Exception) -> Response:
@@ -54,7 +72,7 @@ async def handle_error(request: Request, exc: Exception) -> Response:
         return error_response(exc.status, exc.code, exc.message)
     if isinstance(exc, HTTPException):
         return _http_error(request, exc)
-    answer = next((ANSWERS[c] for c in type(exc).__mro__ if c in ANSWERS), None)
+    answer = _answer_for(exc)
     if answer is None:
         return _unexpected(request, exc)
     if isinstance(exc, ServingError) and exc.model is not None:
@@ -63,6 +81,25 @@ async def handle_error(request: Request, exc: Exception) -> Response:
         if info is not None:
             info.update(model=exc.model, version=exc.version)
     return error_response(answer[0], answer[1], str(exc))
+
+
+@functools.cache
+def answers() -> dict[type[Exception], tuple[int, str]]:
+    """`ANSWERS` with the scheduler's: not running, so it cannot take the request now."""
+    from litemlops.scheduler.scheduler import SchedulerStateError
+
+    return {**ANSWERS, SchedulerStateError: (503, "unavailable")}
+
+
+def _answer_for(exc: Exception) -> tuple[int, str] | None:
+    """(status, code) of a library error; None for one that is the server's failure."""
+    if not isinstance(exc, LitemlopsError) or isinstance(exc, FAILURES):
+        return None
+    table = answers()
+    cls = next(c for c in type(exc).__mro__ if c in table)
+    if cls is LitemlopsError and isinstance(exc, RuntimeError):
+        return 409, "conflict"  # a state that refuses the request (a run not running...)
+    return table[cls]
 
 
 def _http_error(request: Request, exc: HTTPException) -> Response:
