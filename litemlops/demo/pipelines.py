@@ -333,18 +333,13 @@ def extract_features(ctx: TaskContext) -> dict[str, Any]:
 @task(upstream="extract_features")
 def predict(ctx: TaskContext) -> dict[str, Any]:
     """Score rows with every feature known; the others get no prediction, and are counted."""
-    from litemlops.modeling import scores
+    from litemlops.serving.service import score_frame
 
     frame = read_table(upstream_path(ctx, "extract_features"))
     columns = feature_columns(ctx.params["features"])
     model = ctx.registry.load_model(ctx.params["model"])
     complete = frame[columns].notna().all(axis=1)
-    frame["prediction"] = None
-    if complete.any():
-        frame.loc[complete, "prediction"] = scores(
-            model, frame.loc[complete, columns].astype("float64")
-        )
-    frame["prediction"] = frame["prediction"].astype("float64")
+    frame["prediction"] = score_frame(model, frame, columns)
     frame["model"] = model.metadata.get("name")
     frame["model_version"] = model.metadata.get("version")
     path = write_table(frame, ctx.work_dir / "predictions.parquet")

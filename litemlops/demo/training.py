@@ -191,6 +191,7 @@ def prepare(ctx: TaskContext) -> dict[str, Any]:
 def train(ctx: TaskContext) -> dict[str, Any]:
     """Fit the configured estimator in a tracking run and log the model with its signature."""
     from litemlops.modeling import estimator_kind, make_estimator, parse_hyperparams
+    from litemlops.serving.lineage import log_feature_refs
     from litemlops.store.tracking.autolog import fit_and_log
     from litemlops.store.tracking.signature import infer_signature
 
@@ -214,6 +215,7 @@ def train(ctx: TaskContext) -> dict[str, Any]:
             }
         )
         run.log_input("training", data=data, feature_views=ctx.upstream["extract"]["feature_views"])
+        log_feature_refs(run, p["features"])  # what serving looks its inputs up by
         X, y = data[columns].astype("float64"), data[LABEL]
         model = fit_and_log(run, estimator, X, y)
         run.log_model(model, "model", signature=infer_signature(X), input_example=X.head(3))

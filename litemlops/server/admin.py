@@ -18,18 +18,25 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import asdict, is_dataclass
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from litemlops.errors import LitemlopsError, NotFoundError
-from litemlops.server.app import ServerState, integer, require_token, state_of
+from litemlops.errors import NotFoundError
 from litemlops.server.http import JSON, ApiError, parse
+from litemlops.server.schemas import (
+    INT64_MAX,
+    AliasState,
+    RollbackBody,
+    SetAliasBody,
+    TriggerAnswer,
+    TriggerBody,
+)
+from litemlops.server.state import ServerState, require_token, state_of
 from litemlops.store.tracking.model_uri import ModelURI
 
 if TYPE_CHECKING:
@@ -40,7 +47,6 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 T = TypeVar("T")
 
-INT64_MAX = 2**63 - 1
 #: Most items one listing returns; bounded like request lists are.
 MAX_LIMIT = 1000
 #: How long a trigger waits for its run to be recorded (never for it to finish),
@@ -48,33 +54,6 @@ MAX_LIMIT = 1000
 ADMIT_WAIT_SECONDS = 1.0
 _RECENT_RUNS = 20  # a just-admitted run is among its pipeline's newest
 SWAP_TRIES = 3  # refreshes an alias change makes before it reports what serves
-
-# -- bodies -----------------------------------------------------------------------------------
-
-Reason = Annotated[str, Field(strict=True, max_length=1000)]
-
-
-class SetAliasBody(BaseModel):
-    """Where the alias should point; the reason is kept in the alias history."""
-
-    model_config = ConfigDict(extra="forbid")
-    version: integer(1, INT64_MAX)  # type: ignore[valid-type]
-    reason: Reason = ""
-
-
-class RollbackBody(BaseModel):
-    """Why the alias goes back (kept in the alias history); the body may be left out."""
-
-    model_config = ConfigDict(extra="forbid")
-    reason: Reason = ""
-
-
-class TriggerBody(BaseModel):
-    """Params over the pipeline's defaults; the body may be left out."""
-
-    model_config = ConfigDict(extra="forbid")
-    params: dict[str, Any] = Field(default_factory=dict)
-
 
 # -- helpers ----------------------------------------------------------------------------------
 
@@ -102,25 +81,9 @@ def _answer(value: Any, status_code: int = 200) -> Response:
     return JSON(jsonable(value), status_code=status_code)
 
 
-def api_error(exc: LitemlopsError) -> ApiError:
-    """The answer for a library error: unknown names 404, states 409, values 422."""
-    from litemlops.scheduler.scheduler import SchedulerStateError
-
-    if isinstance(exc, NotFoundError):
-        return ApiError(404, "not_found", str(exc))
-    if isinstance(exc, SchedulerStateError):
-        return ApiError(503, "unavailable", str(exc))
-    if isinstance(exc, RuntimeError):
-        return ApiError(409, "conflict", str(exc))
-    return ApiError(422, "invalid_request", str(exc))
-
-
 async def _call(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """`fn` on a worker thread, its library errors turned into answers."""
-    try:
-        return await run_in_threadpool(fn, *args, **kwargs)
-    except LitemlopsError as exc:
-        raise api_error(exc) from None
+    """`fn` on a worker thread (its library errors are answered by `server.errors`)."""
+    return await run_in_threadpool(fn, *args, **kwargs)
 
 
 async def _optional_json(request: Request, state: ServerState) -> Any:
@@ -196,7 +159,7 @@ async def get_version(request: Request) -> Response:
 
 def _alias_state(
     state: ServerState, name: str, alias: str, version: int | None, *, moved: bool = True
-) -> dict[str, Any]:
+) -> AliasState:
     """What the alias names and what the server answers `name@alias` with now.
 
     `served_version` is None while the server has not loaded `name@alias` (it loads
@@ -218,7 +181,7 @@ def _alias_state(
         if version is None or served() in (None, version):
             break
     now = served()
-    answer: dict[str, Any] = {
+    answer: AliasState = {
         "name": name,
         "alias": alias,
         "version": version,
@@ -237,7 +200,7 @@ async def get_alias(request: Request) -> Response:
     state = state_of(request)
     name, alias = request.path_params["name"], request.path_params["alias"]
 
-    def read() -> dict[str, Any]:
+    def read() -> AliasState:
         version = state.platform.registry.get_alias(name, alias).version
         return _alias_state(state, name, alias, version, moved=False)
 
@@ -250,7 +213,7 @@ async def set_alias(request: Request) -> Response:
     body = parse(SetAliasBody, await state.read_body(request))
     name, alias = request.path_params["name"], request.path_params["alias"]
 
-    def move() -> dict[str, Any]:
+    def move() -> AliasState:
         moved = state.platform.registry.set_alias(name, alias, body.version, reason=body.reason)
         return _alias_state(state, name, alias, moved.version)
 
@@ -266,7 +229,7 @@ async def delete_alias(request: Request) -> Response:
     if len(reason) > 1000:
         raise ApiError(422, "invalid_request", "reason: at most 1000 characters")
 
-    def remove() -> dict[str, Any]:
+    def remove() -> AliasState:
         state.platform.registry.delete_alias(name, alias, reason=reason)
         return _alias_state(state, name, alias, None)
 
@@ -279,7 +242,7 @@ async def rollback(request: Request) -> Response:
     body = parse(RollbackBody, await _optional_json(request, state))
     name, alias = request.path_params["name"], request.path_params["alias"]
 
-    def back() -> dict[str, Any]:
+    def back() -> AliasState:
         moved = state.platform.registry.rollback(name, alias, reason=body.reason)
         return _alias_state(state, name, alias, moved.version)
 
@@ -417,16 +380,14 @@ async def trigger_pipeline(request: Request) -> Response:
 
     future = await _call(start)
     run_id, run_state = await _admitted(platform, name, marker, future)
-    return _answer(
-        {
-            "accepted": True,
-            "pipeline": name,
-            "run_id": run_id,
-            "state": run_state,
-            "request_id": marker,
-        },
-        status_code=202,
-    )
+    answer: TriggerAnswer = {
+        "accepted": True,
+        "pipeline": name,
+        "run_id": run_id,
+        "state": run_state,
+        "request_id": marker,
+    }
+    return _answer(answer, status_code=202)
 
 
 async def _admitted(
@@ -438,10 +399,8 @@ async def _admitted(
     while True:
         if future.done():
             exc = future.exception()
-            if isinstance(exc, LitemlopsError):
-                raise api_error(exc)
             if exc is not None:
-                raise exc
+                raise exc  # a library error is answered by `server.errors`
             run = future.result()
             return run.run_id, run.state
         recent = await _call(runner.list_runs, pipeline=name, limit=_RECENT_RUNS)

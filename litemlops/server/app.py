@@ -12,577 +12,41 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import gc
-import json
 import os
-import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    WithJsonSchema,
-    create_model,
-)
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.types import Receive, Scope, Send
 
 from litemlops import events
 from litemlops.config import Config
-from litemlops.errors import LitemlopsError, NotFoundError, ValidationError
+from litemlops.errors import LitemlopsError
 from litemlops.logger import get_logger, home_log
-from litemlops.scheduler.workers import WorkerDiedError, WorkerTimeoutError
-from litemlops.server.http import JSON, ApiError, error_response, parse, read_json
+from litemlops.server.admin import admin_routes
+from litemlops.server.errors import HANDLED, handle_error
+from litemlops.server.http import error_response
+from litemlops.server.ingest import ingest_routes
 from litemlops.server.metrics import MetricsMiddleware, ServerMetrics
-from litemlops.server.models import (
-    ModelCache,
-    ServingModel,
-    model_uri,
-    prepare_model,
-)
-from litemlops.server.security import ALT_HEADER, HEADER, admin_token, token_matches
-from litemlops.store.features.online_features import PushTarget
+from litemlops.server.openapi import openapi_route
+from litemlops.server.predictions import prediction_routes
+from litemlops.server.probes import probe_routes
+from litemlops.server.state import build_state
+from litemlops.serving.service import ServiceSpec
 
 if TYPE_CHECKING:
     from litemlops.platform import Platform
 
 log = get_logger("litemlops.server")
 
-INT64 = (-(2**63), 2**63 - 1)
 #: How long a stopping app waits for pipeline tasks in progress before leaving them.
 SHUTDOWN_GRACE_SECONDS = 10.0
-#: How long loading a model version in a worker process may take.
-MODEL_LOAD_TIMEOUT = 300.0
 
 
-@dataclass
-class Service:
-    """A prediction service: score candidate entities with a model, answer the best one.
-
-    `/inference` is the one from config (`[server]` model, entity, features).
-    """
-
-    name: str
-    model: str
-    entity: str
-    features: list[str]
-
-
-@dataclass
-class ServerState:
-    platform: Platform
-    token: str
-    service: Service
-    models: ModelCache
-    metrics: ServerMetrics
-    max_body_bytes: int
-    max_items: int
-    #: Seconds a client may take to send a request body (408 after).
-    body_timeout: float
-    inference_body: type[BaseModel] = field(init=False)
-    predict_body: type[PredictBody] = field(init=False)
-    push_body: type[PushBody] = field(init=False)
-    #: Why the service cannot answer (its features are missing), None when it can.
-    service_error: str | None = field(init=False, default=None)
-
-    @property
-    def config(self) -> Config:
-        return self.platform.config
-
-    async def read_body(self, request: Request) -> Any:
-        """The request's JSON body, within this server's size and time limits."""
-        return await read_json(request, self.max_body_bytes, self.body_timeout)
-
-
-# -- bodies -----------------------------------------------------------------------------------
-
-# Strict: "0.5" and true are not numbers (an int still is).
-FiniteNumber = Annotated[float, Field(allow_inf_nan=False, strict=True)]
-
-
-def _integral(value: Any) -> Any:
-    """1001.0 as 1001: JSON Schema's "integer" is any number without a fraction, and
-    the OpenAPI document promises that; "1001" and true stay refused (strict)."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-def integer(ge: int, le: int) -> Any:
-    """An integer in [ge, le] as JSON Schema means one: 1001 or 1001.0, not "1001" nor
-    true."""
-    return Annotated[
-        int,
-        BeforeValidator(_integral),
-        Field(strict=True, ge=ge, le=le),
-        # pydantic would write the bounds as "ge"/"le" past the validator: say it plainly.
-        WithJsonSchema({"type": "integer", "minimum": ge, "maximum": le}),
-    ]
-
-
-Int64: Any = integer(*INT64)
-RequestId = Annotated[str, Field(strict=True, min_length=1, max_length=200)]
-
-
-def _integral_items(values: Any) -> Any:
-    """`_integral` for a list, in one call: the hot path's ids are checked in Rust, and
-    a Python call per id would cost more than the rest of their validation."""
-    if isinstance(values, list) and float in map(type, values):
-        return [_integral(v) for v in values]
-    return values
-
-
-def _inference_body(entity: str, key_type: type, max_items: int) -> type[BaseModel]:
-    item: Any = (
-        Annotated[int, Field(strict=True, ge=INT64[0], le=INT64[1])]
-        if key_type is int
-        else RequestId  # a key's text: 1 to 200 characters
-    )
-    ids = Field(min_length=1, max_length=max_items, json_schema_extra={"uniqueItems": True})
-    fields: dict[str, Any] = {
-        "request_id": (RequestId, ...),
-        f"{entity}s": (Annotated[list[item], BeforeValidator(_integral_items), ids], ...),
-    }
-    return create_model("InferenceRequest", __config__=ConfigDict(extra="forbid"), **fields)
-
-
-class PredictBody(BaseModel):
-    """Entity rows (features looked up online) or feature rows: one of them, not both."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        # What `predict` checks, so the document says it: exactly one of the two is sent.
-        json_schema_extra={
-            "oneOf": [
-                {"required": ["entities"], "properties": {"entities": {"type": "array"}}},
-                {"required": ["features"], "properties": {"features": {"type": "array"}}},
-            ]
-        },
-    )
-    request_id: RequestId | None = None
-    entities: list[dict[str, Int64 | str]] | None = None
-    features: list[dict[str, FiniteNumber]] | None = None
-
-
-def _predict_body(
-    max_items: int, keys: dict[str, str] | None = None, inputs: Sequence[str] = ()
-) -> type[PredictBody]:
-    """`PredictBody` with this server's bound on rows, so the document shows it.
-
-    keys: the join keys (name -> dtype) every feature view of the home shares; an
-    entity row then has exactly those, typed. None (views keyed differently, or none
-    yet): a row maps key names to integers or text, and the model's views decide.
-    inputs: the service's feature names, which the document says a feature row has
-    (the served model's inputs; another model checks its own when asked).
-    """
-    rows = Field(min_length=1, max_length=max_items)
-    feature_row: Any = dict[str, FiniteNumber]
-    if inputs:
-        shown = {
-            "type": "object",
-            "additionalProperties": {"type": "number"},
-            "required": list(inputs),
-            "description": "Feature name -> value; the served model needs these; another "
-            "model named in the path needs its own inputs",
-        }
-        feature_row = Annotated[dict[str, FiniteNumber], WithJsonSchema(shown)]
-    row: Any = dict[str, Int64 | str]
-    if keys:
-        typed: dict[str, Any] = {
-            k: (Int64 if d in ("int32", "int64") else RequestId, ...) for k, d in keys.items()
-        }
-        row = create_model("EntityRow", __config__=ConfigDict(extra="forbid"), **typed)
-    return create_model(
-        "PredictRequest",
-        __base__=PredictBody,
-        entities=(Annotated[list[row], rows] | None, None),
-        features=(Annotated[list[feature_row], rows] | None, None),
-    )
-
-
-def _shared_keys(platform: Platform) -> dict[str, str] | None:
-    """The join keys every feature view of the home has, if they all have the same."""
-    store = platform.features
-    found: set[tuple[tuple[str, str], ...]] = set()
-    try:
-        for view in store.list_feature_views():
-            times = (view.timestamp_field, view.created_timestamp_field)
-            feature = next((f.name for f in view.schema if f.name not in times), None)
-            if feature is not None:
-                found.add(tuple(sorted(store.join_keys([f"{view.name}:{feature}"]).items())))
-    except LitemlopsError:
-        return None
-    return dict(found.pop()) if len(found) == 1 else None
-
-
-class FeedbackBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    request_id: Annotated[str, Field(strict=True, min_length=1, max_length=200)]
-    label: FiniteNumber
-
-
-class PushBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    rows: list[dict[str, Any]] = Field(min_length=1)
-    to: Literal["online", "offline", "both"] = "online"
-
-
-def _push_body(max_items: int) -> type[PushBody]:
-    """`PushBody` with this server's bound on rows, so the document shows it."""
-    rows = Field(min_length=1, max_length=max_items)
-    return create_model(
-        "PushRequest", __base__=PushBody, rows=(Annotated[list[dict[str, Any]], rows], ...)
-    )
-
-
-# -- helpers ----------------------------------------------------------------------------------
-
-
-def state_of(request: Request) -> ServerState:
-    return request.app.state.litemlops
-
-
-def require_token(request: Request) -> None:
-    state = state_of(request)
-    presented = request.headers.get(HEADER) or request.headers.get(ALT_HEADER)
-    if not token_matches(presented, state.token):
-        raise ApiError(
-            401,
-            "unauthorized",
-            "this endpoint changes state: send the admin token as 'Authorization: Bearer "
-            "<token>' (it is in <home>/token)",
-        )
-
-
-def _model(state: ServerState, uri: str) -> ServingModel:
-    try:
-        return state.models.get(uri)
-    except NotFoundError as exc:
-        asked = model_uri(uri)  # it parsed, or the error would not be NotFoundError
-        served = asked == model_uri(state.service.model)
-        raise ApiError(
-            503 if served else 404,
-            "model_unavailable",
-            f"no model to serve for {str(asked)!r}: {exc.args[0]}",
-        ) from None
-    except ValidationError as exc:
-        raise ApiError(422, "invalid_model", str(exc)) from None
-
-
-def _online_rows(
-    state: ServerState, model: ServingModel, refs: list[str], entity_rows: list[dict[str, Any]]
-) -> tuple[Sequence[Sequence[Any]], dict[str, list[Any]], list[int]]:
-    """Feature rows in the model's input order; indexes of rows lacking a value."""
-    try:
-        columns = state.platform.features.get_online_features(refs, entity_rows)
-    except LitemlopsError as exc:
-        raise ApiError(422, "invalid_request", str(exc)) from None
-    names = [ref.split(":", 1)[1] for ref in refs]
-    missing = [n for n in model.inputs if n not in names]
-    if missing:
-        raise ApiError(
-            500,
-            "model_features_mismatch",
-            f"model {model.uri} needs {missing}, which features {refs} do not provide",
-        )
-    rows = list(zip(*[columns[n] for n in model.inputs], strict=True))
-    incomplete = [i for i, row in enumerate(rows) if None in row]
-    return rows, columns, incomplete
-
-
-# -- endpoints --------------------------------------------------------------------------------
-
-
-async def inference(request: Request) -> Response:
-    """The course's contract: the best of the candidate entities, with every score."""
-    start = time.perf_counter()
-    state = state_of(request)
-    service = state.service
-    if state.service_error is not None:
-        resolve_service(state)
-        if state.service_error is not None:
-            raise ApiError(503, "not_ready", state.service_error)
-    body = parse(state.inference_body, await state.read_body(request))
-    ids = getattr(body, f"{service.entity}s")
-    if len(set(ids)) != len(ids):
-        seen: set[Any] = set()
-        repeated = sorted({i for i in ids if i in seen or seen.add(i)}, key=str)  # type: ignore[func-returns-value]
-        raise ApiError(422, "invalid_request", f"{service.entity}s repeats {repeated}")
-    model = _model(state, service.model)
-    request.scope["litemlops"].update(model=model.name, version=model.version)
-    rows, _, incomplete = _online_rows(
-        state, model, service.features, [{service.entity: i} for i in ids]
-    )
-    if incomplete:
-        unknown = [ids[i] for i in incomplete]
-        raise ApiError(
-            404,
-            "unknown_entities",
-            f"no current features for {service.entity} {unknown}: unknown, or their "
-            "features are older than the view's ttl",
-        )
-    scores = model.score_list(rows)
-    best = max(range(len(ids)), key=scores.__getitem__)
-    by_id = {str(i): s for i, s in zip(ids, scores, strict=True)}
-    answer = {
-        "request_id": body.request_id,  # type: ignore[attr-defined]
-        "prediction": ids[best],
-        "scores": by_id,
-        "model": model.name,
-        "version": model.version,
-    }
-    log.info(
-        events.PREDICTION_SERVED,
-        request_id=body.request_id,  # type: ignore[attr-defined]
-        service=service.name,
-        model=model.name,
-        version=model.version,
-        entities=ids,
-        # The same shape as /predict's (lists in the order of `entities`), so the
-        # monitoring reader parses the log's features with one type, in one pass.
-        features=model.feature_dicts(rows),
-        scores=scores,
-        output=ids[best],
-        latency_ms=round((time.perf_counter() - start) * 1e3, 3),
-    )
-    return JSON(answer)
-
-
-async def predict(request: Request) -> Response:
-    """Scores for entity rows (features looked up online) or for feature rows."""
-    start = time.perf_counter()
-    state = state_of(request)
-    body = parse(state.predict_body, await state.read_body(request))
-    entities = (
-        None
-        if body.entities is None
-        else [r.model_dump() if isinstance(r, BaseModel) else r for r in body.entities]
-    )
-    given = [x for x in (entities, body.features) if x is not None]
-    if not given:
-        raise ApiError(
-            422,
-            "invalid_request",
-            "send 'entities' (rows of entity keys, features looked up online) or "
-            "'features' (rows of feature values)",
-        )
-    if len(given) > 1:
-        raise ApiError(422, "invalid_request", "send either 'entities' or 'features', not both")
-    model = _model(state, request.path_params["model"])
-    request.scope["litemlops"].update(model=model.name, version=model.version)
-    if entities is not None:
-        if not model.feature_refs:
-            raise ApiError(
-                422,
-                "invalid_request",
-                f"model {model.uri} does not record which features it was trained on; "
-                "send 'features' rows instead",
-            )
-        rows, _, incomplete = _online_rows(state, model, list(model.feature_refs), entities)
-        if incomplete:
-            raise ApiError(
-                404,
-                "unknown_entities",
-                f"no current features for entities {[entities[i] for i in incomplete]}",
-            )
-    else:
-        absent = sorted({n for row in body.features or [] for n in model.inputs if n not in row})
-        if absent:
-            raise ApiError(
-                422,
-                "invalid_request",
-                f"feature rows lack {absent}; model {model.uri} takes {list(model.inputs)}",
-            )
-        rows = [[row[n] for n in model.inputs] for row in body.features or []]
-    predictions = model.score_list(rows)
-    log.info(
-        events.PREDICTION_SERVED,
-        request_id=body.request_id,
-        service="predict",
-        model=model.name,
-        version=model.version,
-        entities=entities or [],
-        features=model.feature_dicts(rows),
-        scores=predictions,
-        output=predictions,
-        latency_ms=round((time.perf_counter() - start) * 1e3, 3),
-    )
-    return JSON({"model": model.name, "version": model.version, "predictions": predictions})
-
-
-async def push(request: Request) -> Response:
-    """Streaming ingestion: rows written now to the online store (or offline, or both)."""
-    require_token(request)
-    state = state_of(request)
-    body = parse(state.push_body, await state.read_body(request))
-    _check_json_types(state, request.path_params["view"], body.rows)
-    push = state.platform.push_features
-    view, rows, to = request.path_params["view"], body.rows, cast(PushTarget, body.to)
-    try:
-        if to == "online":
-            result = push(view, rows)  # SQLite: fast enough for the event loop
-        else:
-            result = await run_in_threadpool(push, view, rows, to)  # a worker's turn
-    except (WorkerDiedError, WorkerTimeoutError) as exc:
-        raise ApiError(503, "busy", f"the offline write did not finish: {exc}") from None
-    except NotFoundError as exc:
-        raise ApiError(404, "not_found", exc.args[0]) from None
-    except LitemlopsError as exc:
-        raise ApiError(422, "invalid_rows", str(exc)) from None
-    return JSON(
-        {
-            "view": result.view,
-            "rows": result.rows,
-            "to": result.to,
-            "online_written": result.online_written,
-            "stale_rows": result.stale_rows,
-            "late_rows": result.late_rows,
-        }
-    )
-
-
-_JSON_TYPES: dict[str, tuple[type, ...]] = {
-    "int32": (int,),
-    "int64": (int,),
-    "float32": (int, float),
-    "float64": (int, float),
-    "bool": (bool,),
-    "string": (str,),
-    "timestamp": (str,),
-}
-
-
-def _check_json_types(state: ServerState, view: str, rows: list[dict[str, Any]]) -> None:
-    """JSON values of the view's types: the store would also read "0.5" as a number
-    (it types CSV text that way), but in JSON a quoted number is a wrong type."""
-    try:
-        dtypes = state.platform.features.columns(view)
-    except NotFoundError as exc:
-        raise ApiError(404, "not_found", exc.args[0]) from None
-    for i, row in enumerate(rows):
-        for name, value in row.items():
-            dtype = dtypes.get(name)
-            if dtype is None or value is None:
-                continue  # unknown columns and nulls: the store says what is wrong
-            allowed = _JSON_TYPES[dtype]
-            if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):
-                raise ApiError(
-                    422,
-                    "invalid_rows",
-                    f"row {i}: {name} must be a JSON {_JSON_NAMES[dtype]} ({dtype}), "
-                    f"got {json.dumps(value)[:50]}",
-                )
-
-
-_JSON_NAMES = {
-    "int32": "integer",
-    "int64": "integer",
-    "float32": "number",
-    "float64": "number",
-    "bool": "true or false",
-    "string": "string",
-    "timestamp": "ISO-8601 time string",
-}
-
-
-async def feedback(request: Request) -> Response:
-    """A label for an earlier prediction, joined to it later by request_id."""
-    require_token(request)
-    state = state_of(request)
-    body = parse(FeedbackBody, await state.read_body(request))
-    log.info(events.FEEDBACK_RECEIVED, request_id=body.request_id, label=body.label)
-    return JSON({"accepted": True, "request_id": body.request_id}, status_code=202)
-
-
-async def health(request: Request) -> Response:
-    return JSON({"status": "ok"})
-
-
-async def ready(request: Request) -> Response:
-    """200 once the stores are open and the service's model is loaded and warmed."""
-    state = getattr(request.app.state, "litemlops", None)
-    if state is None:
-        return error_response(503, "not_ready", "starting: the stores are not open yet")
-    if state.service_error is not None:
-        resolve_service(state)
-        if state.service_error is not None:
-            return error_response(503, "not_ready", state.service_error)
-    try:
-        model = state.models.get(state.service.model)
-    except LitemlopsError as exc:
-        reason = f"no model to serve for {state.service.model!r}: {exc.args[0]}"
-        return error_response(503, "not_ready", reason)
-    return JSON({"ready": True, "model": model.name, "version": model.version})
-
-
-async def metrics(request: Request) -> Response:
-    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
-    # Off the event loop: collectors read the run history and scan the online store.
-    text = await run_in_threadpool(generate_latest, state_of(request).metrics.registry)
-    return Response(text, media_type=CONTENT_TYPE_LATEST)
-
-
-# -- the app ----------------------------------------------------------------------------------
-
-
-async def _api_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.code, exc.message)
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    status = getattr(exc, "status_code", 500)
-    detail = str(getattr(exc, "detail", "") or "error")
-    headers = dict(getattr(exc, "headers", None) or {})
-    code = {404: "not_found", 405: "method_not_allowed"}.get(status, "http_error")
-    if status == 405:
-        # Starlette names the methods of the one route it tried; a path served by
-        # several routes (an alias: GET, PUT, DELETE) takes all of theirs.
-        allowed = ", ".join(allowed_methods(request.app.routes, request.scope))
-        headers["Allow"] = allowed
-        detail = f"{request.method} is not allowed on {request.url.path}; it takes {allowed}"
-    response = error_response(status, code, detail)
-    response.headers.update(headers)
-    return response
-
-
-_METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
-
-
-def allowed_methods(routes: Iterable[BaseRoute], scope: Scope) -> list[str]:
-    """Every method some route of `routes` takes at the scope's path, mounts included."""
-    found: set[str] = set()
-    for route in routes:
-        match, child = route.matches(scope)
-        if match is Match.NONE:
-            continue
-        if isinstance(route, Mount):
-            found.update(allowed_methods(route.routes, {**scope, **child}))
-        elif isinstance(route, Route):
-            found.update(route.methods or ())
-    rank = {m: i for i, m in enumerate(_METHOD_ORDER)}
-    return sorted(found, key=lambda m: (rank.get(m, len(rank)), m))
-
-
-async def _unexpected(request: Request, exc: Exception) -> Response:
-    log.error(
-        events.REQUEST_FAILED,
-        path=request.url.path,
-        error=f"{type(exc).__name__}: {exc}",
-        exc_info=exc,
-    )
-    return error_response(500, "internal_error", "the server failed to answer; see its log")
+#: What `/inference` runs (kept under its old name: `create_app(service=Service(...))`).
+Service = ServiceSpec
 
 
 def _pipeline_counts(holder: dict[str, Platform]) -> Callable[[], Iterable[tuple[str, str, int]]]:
@@ -645,12 +109,12 @@ def create_app(
             holder["platform"] = opened
             if isinstance(app, LitemlopsApp):
                 app.event_log = os.path.abspath(opened.config.events_log_path)
-            state = _state(opened, service, server_metrics)
+            state = build_state(opened, service, server_metrics)
             app.state.litemlops = state
             if start_scheduler:
                 opened.scheduler.start()
             with contextlib.suppress(LitemlopsError):  # /ready says why, until it loads
-                state.models.get(state.service.model)  # loaded and warmed before traffic
+                state.models.get(state.service.spec.model)  # loaded and warmed before traffic
             if freeze_gc:
                 # What exists now (libraries, stores, the model) lives as long as the
                 # process: out of the collector's sight, full collections no longer
@@ -683,32 +147,19 @@ def create_app(
                     reason=f"pipeline runs still inside a task after {SHUTDOWN_GRACE_SECONDS} s",
                 )
 
-    from litemlops.server.admin import admin_routes
-    from litemlops.server.openapi import openapi_route
-
     routes = [
-        Route("/inference", inference, methods=["POST"]),
-        Route("/predict/{model:path}", predict, methods=["POST"]),
-        Route("/push/{view}", push, methods=["POST"]),
-        Route("/feedback", feedback, methods=["POST"]),
-        Route("/health", health, methods=["GET"]),
-        Route("/ready", ready, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
+        *prediction_routes(),
+        *ingest_routes(),
+        *probe_routes(),
         *admin_routes(),
         openapi_route(),
     ]
     middleware = [Middleware(MetricsMiddleware, metrics=server_metrics)]
-    from starlette.exceptions import HTTPException
-
     return LitemlopsApp(
         routes=routes,
         middleware=middleware,
         lifespan=lifespan,
-        exception_handlers={
-            ApiError: _api_error,
-            HTTPException: _http_error,
-            Exception: _unexpected,
-        },
+        exception_handlers=dict.fromkeys(HANDLED, handle_error),
     )
 
 
@@ -809,57 +260,3 @@ def _monitoring(holder: dict[str, Platform]) -> Callable[[], dict[str, Any] | No
         return latest_report(platform)
 
     return latest
-
-
-def _state(platform: Platform, service: Service | None, metrics: ServerMetrics) -> ServerState:
-    config = platform.config
-    server = config.server
-    token, _ = admin_token(config)
-    if service is None:
-        service = Service("inference", server.model, server.entity, server.feature_refs())
-    state = ServerState(
-        platform=platform,
-        token=token,
-        service=service,
-        models=ModelCache(
-            platform.registry,
-            refresh_seconds=server.alias_refresh_seconds,
-            # Loaded in a worker, so this process needs no scikit-learn for a model
-            # that scores with numpy (most of a serving process's memory otherwise).
-            prepare=(
-                functools.partial(
-                    platform.workers.call, prepare_model, config, name="model-load",
-                    timeout=MODEL_LOAD_TIMEOUT,
-                )
-                if platform.workers is not None
-                else None
-            ),
-        ),
-        metrics=metrics,
-        max_body_bytes=server.max_body_bytes,
-        body_timeout=server.body_timeout_seconds,
-        max_items=server.max_items,
-    )
-    inputs = [ref.split(":", 1)[1] for ref in service.features]
-    state.predict_body = _predict_body(state.max_items, _shared_keys(platform), inputs)
-    state.push_body = _push_body(state.max_items)
-    resolve_service(state)
-    return state
-
-
-def resolve_service(state: ServerState) -> None:
-    """Type the service's request body by its entity key; on a home that lacks its
-    features yet, remember why, so /ready and /inference answer 503 saying so."""
-    service = state.service
-    key_type: type = int
-    try:
-        keys = state.platform.features.join_keys(service.features)
-        if service.entity not in keys:
-            raise ValidationError(
-                f"features {service.features} are keyed by {sorted(keys)}, not {service.entity!r}"
-            )
-        key_type = int if keys[service.entity] in ("int32", "int64") else str
-        state.service_error = None
-    except LitemlopsError as exc:
-        state.service_error = f"service {service.name!r} cannot run: {exc.args[0]}"
-    state.inference_body = _inference_body(service.entity, key_type, state.max_items)

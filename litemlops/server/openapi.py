@@ -9,26 +9,45 @@ Response shapes come from the library's dataclasses where the API returns them.
 
 from __future__ import annotations
 
-import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from types import GenericAlias
+from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
+from pydantic import BaseModel, TypeAdapter
 from starlette.convertors import FloatConvertor, IntegerConvertor
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from litemlops.scheduler.runner import PipelineRun, TaskRun
-from litemlops.server.admin import RollbackBody, SetAliasBody, TriggerBody
-from litemlops.server.app import FeedbackBody, PredictBody, PushBody, ServerState, state_of
 from litemlops.server.http import JSON
+from litemlops.server.schemas import (
+    AliasState,
+    ErrorBody,
+    FeatureViewInfo,
+    FeedbackAnswer,
+    FeedbackBody,
+    HealthAnswer,
+    InferenceAnswer,
+    ModelDetail,
+    PipelineInfo,
+    PipelineRunDetail,
+    PipelineRunSummary,
+    PredictAnswer,
+    PredictBody,
+    PushBody,
+    ReadyAnswer,
+    RollbackBody,
+    RunDetail,
+    SetAliasBody,
+    TriggerAnswer,
+    TriggerBody,
+    VersionDetail,
+    many,
+)
+from litemlops.server.state import ServerState, state_of
 from litemlops.store.features.results import PushResult
-from litemlops.store.tracking.registry import AliasChange, ModelVersion, RegisteredModel
+from litemlops.store.tracking.registry import AliasChange, RegisteredModel
 from litemlops.store.tracking.search import RunsPage
-from litemlops.store.tracking.tracking_types import RunInfo
 
 REF = "#/components/schemas/{model}"
 SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"tokenHeader": []}]
@@ -44,171 +63,6 @@ STATUS_TEXT = {
     422: "A value is of the wrong type, out of range, or otherwise refused",
     503: "Not available now",
 }
-
-# -- response shapes --------------------------------------------------------------------------
-
-
-class ErrorDetail(BaseModel):
-    code: str = Field(description="Stable, for programs: e.g. not_found, invalid_request")
-    message: str = Field(description="For people: what was wrong and what to do")
-
-
-class ErrorBody(BaseModel):
-    """Every answer other than success."""
-
-    error: ErrorDetail
-
-
-def _like(source: type, name: str, *, drop: tuple[str, ...] = (), **extra: Any) -> type[BaseModel]:
-    """A response model with a dataclass's fields (less `drop`) and `extra` ones, so the
-    document follows the dataclass the endpoint turns into JSON."""
-    hints = typing.get_type_hints(source)
-    kept: dict[str, Any] = {f.name: (hints[f.name], ...) for f in fields(source)}
-    for key in drop:
-        kept.pop(key)
-    return create_model(name, __doc__=source.__doc__, **kept, **extra)
-
-
-def _many(model: type[BaseModel]) -> Any:
-    """`list[model]` for a model made at run time (type checkers see only a variable)."""
-    return GenericAlias(list, (model,))
-
-
-class InferenceAnswer(BaseModel):
-    request_id: str
-    prediction: int | str = Field(description="The best-scored candidate")
-    scores: dict[str, float] = Field(description="Every candidate's score, by its key")
-    model: str | None
-    version: int | None
-
-
-class PredictAnswer(BaseModel):
-    model: str | None
-    version: int | None
-    predictions: list[float]
-
-
-class FeedbackAnswer(BaseModel):
-    accepted: bool
-    request_id: str
-
-
-class HealthAnswer(BaseModel):
-    status: Literal["ok"]
-
-
-class ReadyAnswer(BaseModel):
-    ready: bool
-    model: str | None
-    version: int | None
-
-
-class AliasState(BaseModel):
-    """Where the alias points and which version the server answers `name@alias` with."""
-
-    name: str
-    alias: str
-    version: int | None = Field(description="The version the alias names (null: deleted)")
-    served_version: int | None = Field(
-        description="What the server answers with now; null until it first serves name@alias"
-    )
-    warning: str | None = Field(None, description="Set when the two differ after a change")
-
-
-VersionSummary = _like(ModelVersion, "VersionSummary", drop=("lineage",), uri=(str, ...))
-ModelDetail = _like(RegisteredModel, "ModelDetail", versions=(_many(VersionSummary), ...))
-VersionDetail = _like(ModelVersion, "VersionDetail", uri=(str, ...))
-
-
-class ArtifactInfo(BaseModel):
-    path: str
-    sha256: str
-    size: int
-
-
-class LoggedModel(BaseModel):
-    name: str
-    sha256: str
-    uri: str
-
-
-RunDetail = _like(
-    RunInfo,
-    "RunDetail",
-    artifacts=(list[ArtifactInfo], ...),
-    models=(list[LoggedModel], ...),
-    inputs=(list[dict[str, Any]], ...),
-)
-
-
-class TaskInfo(BaseModel):
-    name: str
-    upstream: list[str]
-    retries: int
-    timeout: float | None
-
-
-class PipelineInfo(BaseModel):
-    name: str
-    description: str
-    tasks: list[TaskInfo] = Field(description="In run order")
-    params: dict[str, Any] = Field(description="Defaults; a trigger may override them")
-    path_params: list[str] = Field(
-        description="Params naming files: inside the home or [pipelines] allowed_dirs only"
-    )
-    schedule: str | float | None = Field(description="A cron line (UTC) or seconds; null: none")
-    on: list[str] = Field(description="Event topics that start a run")
-    max_active_runs: int
-    on_busy: str
-
-
-Seconds = (float | None, Field(description="Seconds from start to end; null until it ended"))
-PipelineRunSummary = _like(PipelineRun, "PipelineRunSummary", duration=Seconds)
-TaskAttempt = _like(TaskRun, "TaskAttempt", drop=("traceback",), duration=Seconds)
-PipelineRunDetail = _like(
-    PipelineRun, "PipelineRunDetail", duration=Seconds, tasks=(_many(TaskAttempt), ...)
-)
-
-
-class TriggerAnswer(BaseModel):
-    accepted: bool
-    pipeline: str
-    run_id: str | None = Field(description="Null when the run was not recorded in time")
-    state: str | None = Field(description="The run's state when answered")
-    request_id: str = Field(
-        description="Put in the run's payload as request_id: finds the run when run_id is null"
-    )
-
-
-class FeatureViewInfo(BaseModel):
-    """A feature view's definition, sizes and freshness."""
-
-    model_config = ConfigDict(extra="allow")
-    name: str
-    version: int
-    generation: int
-    entities: list[str]
-    join_keys: dict[str, str]
-    features: dict[str, str]
-    ttl_seconds: float | None
-    timestamp_field: str
-    created_timestamp_field: str | None
-    online: bool
-    description: str
-    tags: dict[str, str]
-    owner: str
-    offline_rows: int
-    event_time_min: str | None
-    event_time_max: str | None
-    batches: int
-    last_write: str | None
-    materialized_until: str | None
-    materialized_at: str | None
-    online_entities: int
-    online_newest_event: str | None
-    online_oldest_event: str | None
-    online_staleness_seconds: float | None
-
 
 # -- what each endpoint takes and answers ------------------------------------------------------
 
@@ -377,7 +231,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("GET", "/api/pipelines"): Op("The pipelines this home knows", list[PipelineInfo]),
     ("GET", "/api/pipelines/runs"): Op(
         "Pipeline runs, newest first",
-        _many(PipelineRunSummary),
+        many(PipelineRunSummary),
         errors=(422,),
         query=(
             Query("pipeline", TEXT, "Only runs of this pipeline"),

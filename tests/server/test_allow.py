@@ -10,7 +10,7 @@ import pytest
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
 
-from litemlops.server.app import allowed_methods
+from litemlops.server.errors import allowed_methods
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 CONCRETE = {"model": "driver_ranker", "name": "driver_ranker", "alias": "champion",

@@ -284,7 +284,7 @@ def gated_loads(registry, uri: str, monkeypatch) -> tuple[threading.Event, threa
 def test_the_cache_looks_again_after_the_interval_and_loads_without_blocking_requests(
     own_platform, monkeypatch
 ):
-    from litemlops.server.models import ModelCache
+    from litemlops.serving.models import ModelCache
 
     registry = own_platform.registry
     ticks = Ticks()
@@ -309,7 +309,7 @@ def test_the_cache_looks_again_after_the_interval_and_loads_without_blocking_req
 
 
 def test_refresh_during_a_background_swap_ends_on_what_the_alias_names(own_platform, monkeypatch):
-    from litemlops.server.models import ModelCache
+    from litemlops.serving.models import ModelCache
 
     registry = own_platform.registry
     v2, v3 = second_version(own_platform), second_version(own_platform)
@@ -335,7 +335,7 @@ def test_refresh_during_a_background_swap_ends_on_what_the_alias_names(own_platf
 
 
 def test_every_spelling_of_a_model_shares_one_loaded_entry(own_platform):
-    from litemlops.server.models import ModelCache
+    from litemlops.serving.models import ModelCache
 
     cache = ModelCache(own_platform.registry, refresh_seconds=3600, clock=Ticks())
     first = cache.get(MODEL)
@@ -348,7 +348,7 @@ def test_every_spelling_of_a_model_shares_one_loaded_entry(own_platform):
 
 def test_a_spelling_already_served_is_not_parsed_again(own_platform, monkeypatch):
     from litemlops import ModelURI
-    from litemlops.server.models import ModelCache
+    from litemlops.serving.models import ModelCache
 
     cache = ModelCache(own_platform.registry, refresh_seconds=3600, clock=Ticks())
     served = cache.get(f"models:/{MODEL}@champion")
@@ -361,7 +361,7 @@ def test_a_spelling_already_served_is_not_parsed_again(own_platform, monkeypatch
 
 
 def test_refreshing_every_entry_follows_aliases_and_leaves_pinned_versions(own_platform):
-    from litemlops.server.models import ModelCache
+    from litemlops.serving.models import ModelCache
 
     registry = own_platform.registry
     cache = ModelCache(registry, refresh_seconds=3600, clock=Ticks())

@@ -298,6 +298,16 @@ def test_predict_scores_entity_rows_from_the_online_store(client, served_platfor
     assert body["predictions"] == pytest.approx(oracle, rel=1e-12)
 
 
+def test_training_records_the_features_the_served_model_takes(served_platform):
+    from litemlops.serving.lineage import feature_refs
+
+    version = served_platform.registry.get_model_version(MODEL, 1)
+    # The structured record, not the param: the param's old form would read the same.
+    refs = feature_refs(served_platform.tracker, version.run_id, {})
+
+    assert refs == tuple(served_platform.config.server.feature_refs())
+
+
 def test_predict_scores_feature_rows_as_given(client, served_platform):
     rows = [[0.1, 0.9, 12], [0.9, 0.2, 400]]
     sent = [dict(zip(COLUMNS, row, strict=True)) for row in rows]

@@ -296,7 +296,7 @@ def test_a_plain_python_scorer_that_disagrees_is_not_used():
 
 
 def test_a_serving_model_scores_few_rows_in_python_and_many_with_numpy():
-    from litemlops.server.models import ServingModel
+    from litemlops.serving.models import ServingModel
 
     X, y, _ = data(11, 4, 1.0, 2)
     model = LogisticRegression().fit(X, y)

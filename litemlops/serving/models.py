@@ -1,4 +1,4 @@
-"""The models the server answers with, kept loaded, following their aliases live.
+"""The models a service answers with, kept loaded, following their aliases live.
 
 `name@alias` is resolved again at most every `refresh_seconds`. When the alias
 names another version, that version is loaded and warmed on a thread of its
@@ -22,6 +22,7 @@ import structlog
 from litemlops import events
 from litemlops.errors import LitemlopsError, ValidationError
 from litemlops.logger import get_logger
+from litemlops.serving.lineage import feature_refs
 from litemlops.serving.scoring import (
     ROW_CELLS,
     RowScorer,
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
     from litemlops.store.tracking.model_io import LoadedModel
     from litemlops.store.tracking.registry import ModelRegistry, ModelVersion
 
-log = get_logger("litemlops.server")
+log = get_logger("litemlops.serving")
 
 # The server hands models a float array in their signature's column order, so the
 # names scikit-learn checks are already right; its warning would only cost time.
@@ -283,7 +284,7 @@ def build_model(
         version=meta.get("version"),
         loaded=loaded,
         inputs=inputs,
-        feature_refs=_feature_refs(version),
+        feature_refs=_feature_refs(registry, ref, version),
         scorer=scorer,
         score_rows=score_rows,
         score_few=score_few,
@@ -297,13 +298,14 @@ def _version(registry: ModelRegistry, meta: dict[str, Any]) -> ModelVersion | No
     return registry.get_model_version(name, version)
 
 
-def _feature_refs(version: ModelVersion | None) -> tuple[str, ...] | None:
-    if version is None:
-        return None
-    text = version.lineage.get("params", {}).get("features")
-    if not isinstance(text, str) or not text:
-        return None
-    return tuple(r.strip() for r in text.split(",") if r.strip())
+def _feature_refs(
+    registry: ModelRegistry, ref: ModelURI, version: ModelVersion | None
+) -> tuple[str, ...] | None:
+    if version is not None:
+        return feature_refs(registry.tracker, version.run_id, version.lineage.get("params", {}))
+    if ref.run_id is not None:
+        return feature_refs(registry.tracker, ref.run_id)
+    return None
 
 
 def _scorer(

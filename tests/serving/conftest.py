@@ -1,0 +1,101 @@
+"""A small served world without HTTP: an in-memory feature store with three drivers'
+current features, a tracker whose `driver_ranker@champion` was trained on them, and a
+`Service` over both.
+
+- `world` (function): a `World` with `store`, `tracker`, `registry`, `service`,
+  `train(refs=..., structured=True)` to register another version, and `events()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import structlog
+from sklearn.linear_model import LogisticRegression
+
+from litemlops.serving.lineage import log_feature_refs
+from litemlops.serving.models import ModelCache
+from litemlops.serving.service import Service, ServiceSpec
+from litemlops.store import Entity, FeatureStore, FeatureView, Field
+from litemlops.store.tracking.registry import ModelRegistry
+from litemlops.store.tracking.signature import infer_signature
+from litemlops.store.tracking.tracker import Tracker
+
+NOW = datetime(2026, 1, 2, tzinfo=UTC)
+MODEL = "driver_ranker"
+REFS = ["driver_stats:conv_rate", "driver_stats:acc_rate"]
+#: Each driver's current features: conv_rate, acc_rate.
+DRIVERS = {1001: (0.9, 0.8), 1002: (0.1, 0.2), 1003: (0.5, 0.5)}
+
+DRIVER = Entity("driver", join_keys=["driver_id"])
+VIEW = FeatureView(
+    "driver_stats",
+    entities=[DRIVER],
+    schema=[Field("conv_rate", "float64"), Field("acc_rate", "float64")],
+    ttl=timedelta(days=1),
+    timestamp_field="datetime",
+)
+
+
+@dataclass
+class World:
+    store: FeatureStore
+    tracker: Tracker
+    registry: ModelRegistry
+    service: Service
+    captured: list[dict[str, Any]] = field(default_factory=list)
+
+    def train(self, refs: list[str] = REFS, *, structured: bool = True) -> int:
+        """Register a model trained on `refs`' columns as the next version, champion.
+
+        structured: record the references as training does now; else only as the
+        comma-joined `features` param older training runs logged.
+        """
+        rng = np.random.default_rng(len(self.registry.list_registered_models()))
+        columns = [r.split(":", 1)[1] for r in refs]
+        X = pd.DataFrame(rng.random((200, len(columns))), columns=columns)
+        y = (X[columns[0]] > 0.5).astype(int)
+        with self.tracker.start_run(MODEL) as run:
+            run.log_params({"features": ",".join(refs)})
+            if structured:
+                log_feature_refs(run, refs)
+            run.log_model(LogisticRegression().fit(X, y), "model", signature=infer_signature(X))
+        version = self.registry.register_model(
+            f"runs:/{run.id}/model", MODEL, allow_duplicate=True
+        )
+        self.registry.set_alias(MODEL, "champion", version.version)
+        self.service.models.refresh()
+        return version.version
+
+    def served(self) -> list[dict[str, Any]]:
+        """The `prediction_served` events logged so far."""
+        return [e for e in self.captured if e["event"] == "prediction_served"]
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    with (
+        FeatureStore(":memory:", clock=lambda: NOW) as store,
+        Tracker(tmp_path / "registry.db", code_dir=tmp_path) as tracker,
+    ):
+        store.apply([DRIVER, VIEW])
+        rows = [
+            {"driver_id": d, "datetime": NOW - timedelta(hours=1), "conv_rate": c, "acc_rate": a}
+            for d, (c, a) in DRIVERS.items()
+        ]
+        store.ingest("driver_stats", pd.DataFrame(rows))
+        store.materialize(end=NOW)
+        registry = ModelRegistry(tracker)
+        spec = ServiceSpec("inference", MODEL, "driver_id", list(REFS))
+        world = World(store, tracker, registry, Service(spec, store, ModelCache(registry)))
+        world.train()
+        with structlog.testing.capture_logs() as captured:
+            world.captured = captured
+            yield world
