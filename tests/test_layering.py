@@ -203,3 +203,49 @@ def test_the_import_reader_sees_every_kind_of_import(source, expected, monkeypat
     monkeypatch.setitem(MODULES, "litemlops.store.probe", path)
 
     assert imported_by("litemlops.store.probe") == expected
+
+
+#: The tree as DESIGN.md's layout states it: each subpackage is one part of the
+#: architecture. A new subpackage is a design decision, made there first.
+PACKAGES = {
+    "litemlops.store": "the stores, and the table files and SQLite plumbing they share",
+    "litemlops.store.features": "the DuckDB feature store",
+    "litemlops.store.tracking": "tracking, search, the registry, artifacts, model I/O",
+    "litemlops.scheduler": "pipelines, their run history, triggers, workers",
+    "litemlops.serving": "the library's serving layer",
+    "litemlops.monitoring": "profiles, drift, performance, alerts, the event history",
+    "litemlops.server": "HTTP only",
+    "litemlops.cli": "click commands",
+    "litemlops.demo": "the ride-hailing demo, an application on the platform",
+    "litemlops.testing": "the pytest plugin and strategies for users' tests",
+}
+
+#: Root modules: settings, errors, the event schema, logging, the composition root,
+#: and the few helpers every layer shares.
+ROOT_MODULES = {
+    "__main__", "alert_rules", "applications", "bootstrap", "clock", "config",
+    "config_parse", "errors", "events", "home", "home_lock", "lazy", "logfile", "logger",
+    "logsetup", "modeling", "modules", "platform", "quality",
+}
+
+#: About 500 lines: a module longer than this is two concepts.
+MAX_LINES = 510
+
+
+def test_the_tree_has_the_packages_and_root_modules_the_layout_names():
+    packages = {name for name, path in MODULES.items() if path.name == "__init__.py"}
+    roots = {name.split(".")[1] for name in MODULES if name.count(".") == 1} - {
+        name.split(".")[1] for name in packages if name.count(".") == 1
+    }
+
+    assert packages - {"litemlops"} == set(PACKAGES)
+    assert roots == ROOT_MODULES
+
+
+def test_no_module_is_longer_than_about_500_lines():
+    long = {
+        name: lines for name, path in MODULES.items()
+        if (lines := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES
+    }
+
+    assert long == {}
