@@ -13,6 +13,7 @@ from litemlops.cli.features import features
 from litemlops.cli.logs import logs
 from litemlops.cli.monitor import monitor
 from litemlops.cli.pipelines import pipelines
+from litemlops.cli.predict import predict
 from litemlops.cli.tracking import models, runs
 
 
@@ -214,6 +215,7 @@ cli.add_command(models)
 cli.add_command(pipelines)
 cli.add_command(logs)
 cli.add_command(monitor)
+cli.add_command(predict)
 
 
 import litemlops.cli.monitor_check  # noqa: E402  (adds `monitor check`)

@@ -107,7 +107,7 @@ def build_state(
     server = config.server
     token, _ = admin_token(config)
     if spec is None:
-        spec = ServiceSpec("inference", server.model, server.entity, server.feature_refs())
+        spec = ServiceSpec.from_config(config)
     models = ModelCache(
         platform.registry,
         refresh_seconds=server.alias_refresh_seconds,

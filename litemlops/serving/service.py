@@ -34,6 +34,7 @@ from litemlops.serving.models import model_uri
 if TYPE_CHECKING:
     import pandas as pd
 
+    from litemlops.config import Config
     from litemlops.serving.models import ModelCache, ServingModel
     from litemlops.store.features.online_features import OnlineFeatures
     from litemlops.store.tracking.model_io import LoadedModel
@@ -53,6 +54,12 @@ class ServiceSpec:
     model: str
     entity: str
     features: list[str]
+
+    @classmethod
+    def from_config(cls, config: Config, name: str = "inference") -> ServiceSpec:
+        """The service `[server]` names (model, entity, features)."""
+        server = config.server
+        return cls(name, server.model, server.entity, server.feature_refs())
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,11 @@
-"""Stores: the DuckDB feature store with its SQLite online store, tracking, the registry.
+"""Stores: `store.features` (the DuckDB feature store with its SQLite online store) and
+`store.tracking` (tracking, the registry, artifacts), with the table files and the
+SQLite plumbing they share.
 
-Names load on first use, so `from litemlops.store.tracking.tracker import Tracker` does
-not pull in DuckDB and pyarrow. Importing this package never imports starlette
-or apscheduler.
+This package's own names are the feature store's face (`from litemlops.store import
+FeatureStore`), as before the two halves had packages of their own. Names load on
+first use, so `from litemlops.store.tracking import Tracker` does not pull in DuckDB
+and pyarrow. Importing this package never imports starlette or apscheduler.
 """
 
 from __future__ import annotations
@@ -12,29 +15,18 @@ from typing import TYPE_CHECKING
 from litemlops.lazy import lazy_names
 
 if TYPE_CHECKING:
-    from litemlops.store.features.definitions import Entity, FeatureView, Field
-    from litemlops.store.features.feature_store import FeatureStore
-    from litemlops.store.features.online_features import OnlineFeatureStore
-    from litemlops.store.features.results import (
+    from litemlops.store.features import (
         ApplyResult,
+        Entity,
+        FeatureStore,
+        FeatureView,
+        Field,
         IngestResult,
         MaterializeResult,
+        OnlineFeatureStore,
         OnlineResponse,
         PushResult,
     )
-
-_LAZY = {
-    "Entity": "litemlops.store.features.definitions",
-    "FeatureView": "litemlops.store.features.definitions",
-    "Field": "litemlops.store.features.definitions",
-    "FeatureStore": "litemlops.store.features.feature_store",
-    "OnlineFeatureStore": "litemlops.store.features.online_features",
-    "ApplyResult": "litemlops.store.features.results",
-    "IngestResult": "litemlops.store.features.results",
-    "MaterializeResult": "litemlops.store.features.results",
-    "OnlineResponse": "litemlops.store.features.results",
-    "PushResult": "litemlops.store.features.results",
-}
 
 __all__ = [
     "ApplyResult",
@@ -49,5 +41,4 @@ __all__ = [
     "PushResult",
 ]
 
-
-__getattr__ = lazy_names(__name__, _LAZY)
+__getattr__ = lazy_names(__name__, dict.fromkeys(__all__, "litemlops.store.features"))
