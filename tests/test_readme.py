@@ -119,7 +119,8 @@ def test_command_synopsis_names_commands_and_options_that_exist():
     checked = 0
     for line in lines:
         first, _, rest = line.removeprefix("litemlops ").partition(" ")
-        command = main.commands[first]
+        command = main.get_command(click.Context(main), first)
+        assert command is not None, f"`litemlops {first}` is no command"
         if isinstance(command, click.Group):
             alternatives = [[*alt.strip().split(" ", 1), ""] for alt in rest.split(" | ")]
             invocations = [([first, alt[0]], alt[1]) for alt in alternatives]

@@ -17,21 +17,9 @@ from litemlops.cli.predict import predict
 from litemlops.cli.tracking import models, runs
 
 
-class _Commands(dict[str, click.Command]):
-    """The core commands; a name that is none of them is looked up among the installed
-    applications' commands (found on demand: `litemlops --version` needs none)."""
-
-    def __missing__(self, name: str) -> click.Command:
-        return _application_commands()[name]
-
-
 class _WithApplications(click.Group):
     """The core commands, and those of the installed applications (`litemlops simulate`
     is the demo's): looked up only when a name is not a core command."""
-
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.commands = _Commands(self.commands)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *_application_commands()})
