@@ -104,6 +104,8 @@ def test_feature_rows_are_scored_as_sent_from_an_argument_or_stdin(home):
         (["driver_ranker", "--entity", "driver_id=9999"], "no current features for entities"),
         (["nosuch", "--entity", "driver_id=1001"], "no registered model named 'nosuch'"),
         (["driver ranker", "--features", "{}"], "InvalidModelError"),
+        (["driver_ranker", "--entity", "driver_id=1001", "--request-id", ""],
+         "--request-id: must be 1 to 200 characters"),
     ],
 )
 def test_a_wrong_request_is_refused_saying_why_and_logs_nothing(home, args, message):

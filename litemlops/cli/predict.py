@@ -66,6 +66,9 @@ def predict(
 
     if bool(entity_args) == (features_json is not None):
         raise click.UsageError("give either --entity (one or more) or --features")
+    if request_id is not None and not 1 <= len(request_id) <= 200:
+        # As /predict takes it: the id /feedback joins labels on.
+        raise click.BadParameter("must be 1 to 200 characters", param_hint="--request-id")
     features = None if features_json is None else _feature_rows(features_json)
     with open_platform(ctx, home) as platform:
         models = ModelCache(platform.registry)
