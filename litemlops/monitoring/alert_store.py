@@ -101,7 +101,7 @@ class AlertStore:
         """The stored states of the rules named, by name (a rule never saved is absent)."""
         return _states(self.db.read(_select_states(names), list(names)))
 
-    def history(self, name: str | None = None, limit: int = 100) -> list[StoredTransition]:
+    def history(self, name: str | None, limit: int) -> list[StoredTransition]:
         """Transitions, newest first; of one rule when `name` is given."""
         where, params = ("WHERE name = ?", [name]) if name is not None else ("", [])
         rows = self.db.read(

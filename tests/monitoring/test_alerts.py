@@ -278,6 +278,7 @@ def test_history_is_newest_first_per_rule_and_limited(db, clock):
     ]
     assert [t.to_state for t in alerts.history("a", limit=2)] == ["resolved", "firing"]
     assert alerts.history("nobody") == []
+    assert alerts.history(limit=0) == alerts.history(limit=-3) == []
     newest = alerts.history(limit=1)[0]
     assert newest.as_dict()["at"] == "2026-01-01T00:00:05Z"
     assert newest.as_dict()["notified"] == []
