@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -119,14 +119,16 @@ class PipelineHistory:
         trigger: str,
         payload: str,
         params: str,
-        now: int,
+        clock: Callable[[], int],
         max_active_runs: int,
         on_busy: str,
     ) -> str:
         """Record a trigger as running, queued or skipped by the pipeline's limits; return
         the state. Counting and inserting are one transaction, so two triggers at once
-        cannot both take the last slot. payload, params: JSON text."""
+        cannot both take the last slot. payload, params: JSON text. clock: epoch ms, read
+        inside the transaction, so a run never starts before the run it waited for ended."""
         with self.db.write() as con:
+            now = clock()
             active = con.execute(
                 "SELECT count(*) FROM pipeline_runs WHERE pipeline = ? AND state = 'running'",
                 [pipeline],
@@ -164,9 +166,13 @@ class PipelineHistory:
             )
         return state
 
-    def promote(self, run_id: str, pipeline: str, *, max_active_runs: int, now: int) -> bool:
-        """Start a queued run when a slot is free and it is the oldest waiting."""
+    def promote(
+        self, run_id: str, pipeline: str, *, max_active_runs: int, clock: Callable[[], int]
+    ) -> bool:
+        """Start a queued run when a slot is free and it is the oldest waiting. clock:
+        epoch ms, read inside the transaction (see `admit`)."""
         with self.db.write() as con:
+            now = clock()
             active = con.execute(
                 "SELECT count(*) FROM pipeline_runs WHERE pipeline = ? AND state = 'running'",
                 [pipeline],

@@ -183,7 +183,7 @@ class PipelineRunner:
             trigger=trigger,
             payload=_json(payload),
             params=_json(params),
-            now=self._now(),
+            clock=self._now,
             max_active_runs=pipeline.max_active_runs,
             on_busy=pipeline.on_busy,
         )
@@ -200,7 +200,7 @@ class PipelineRunner:
     def _promote(self, pipeline: Pipeline, run_id: str) -> str:
         """Start a queued run when a slot is free and it is the oldest waiting."""
         started = self.history.promote(
-            run_id, pipeline.name, max_active_runs=pipeline.max_active_runs, now=self._now()
+            run_id, pipeline.name, max_active_runs=pipeline.max_active_runs, clock=self._now
         )
         return "running" if started else "queued"
 

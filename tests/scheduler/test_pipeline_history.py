@@ -25,7 +25,7 @@ def record(history: PipelineHistory, pipeline: str, outcome: str, now: int) -> s
         trigger="manual",
         payload="{}",
         params="{}",
-        now=now,
+        clock=lambda: now,
         max_active_runs=0 if busy else 10**6,
         on_busy="skip" if outcome == "skipped" else "queue",
     )
