@@ -117,7 +117,9 @@ PREDICTION_SERVED = "prediction_served"
 entities (the entity keys or rows asked about; empty for `/predict` feature rows),
 features and scores (lists, one item per scored row, in the order of entities),
 output (what was returned: the chosen entity, or the list of predictions),
-latency_ms. Monitoring reads these back."""
+latency_ms. Under a deployment also deployment (its name) and arm (which answered:
+"champion" or "v<version>"), and fallback when the routed arm raised and the champion
+answered instead (the arm and its error). Monitoring reads these back."""
 
 FEEDBACK_RECEIVED = "feedback_received"
 """A label for an earlier prediction: request_id, label. Joined to predictions by
@@ -185,6 +187,40 @@ HISTORY_COMPACTION_FAILED = "history_compaction_failed"
 """The event history could not be written (the rotated files wait for the next try,
 and readers parse them meanwhile): error."""
 
+DEPLOYMENT_STARTED = "deployment_started"
+"""A deployment put challengers beside a service's champion: deployment (its name),
+service, strategy (canary, shadow, ab, bandit), champion (version), challengers
+(versions)."""
+
+DEPLOYMENT_STEPPED = "deployment_stepped"
+"""A canary passed an interval's checks and its challenger takes a larger share now:
+deployment, service, step (from 0), share (0-1)."""
+
+DEPLOYMENT_ROLLED_BACK = "deployment_rolled_back"
+"""A deployment's check failed and its challengers serve nothing any more (the champion
+untouched): deployment, service, reason, failed_check, figures (every check's numbers)."""
+
+DEPLOYMENT_PROMOTED = "deployment_promoted"
+"""A deployment ended by moving the champion alias to a challenger's version (the reason
+is in the alias history too): deployment, service, reason, promoted_version."""
+
+DEPLOYMENT_ENDED = "deployment_ended"
+"""A deployment ended without promoting (by hand, or an A/B test that decided for the
+champion): deployment, service, reason."""
+
+DEPLOYMENT_TICK_FAILED = "deployment_tick_failed"
+"""The deployment controller could not write served requests and labels or judge a
+deployment; they wait for the next tick: error."""
+
+PREDICTION_SHADOWED = "prediction_shadowed"
+"""A shadow challenger scored a request the champion answered (never returned):
+request_id (the served prediction's), service, deployment, arm, scores, output (what it
+would have chosen), agrees (with the champion's output), latency_ms."""
+
+PREDICTION_SHADOW_FAILED = "prediction_shadow_failed"
+"""A shadow challenger raised scoring a request (the champion's answer was unaffected):
+request_id, service, deployment, arm, error."""
+
 REQUIRED_KEYS: dict[str, frozenset[str]] = {
     FEATURES_APPLIED: frozenset({"objects", "changed"}),
     FEATURES_INGESTED: frozenset({"view", "rows", "source"}),
@@ -234,6 +270,23 @@ REQUIRED_KEYS: dict[str, frozenset[str]] = {
     PIPELINE_HISTORY_PRUNED: frozenset({"runs", "before"}),
     HISTORY_COMPACTED: frozenset({"files", "lines", "merged", "expired", "bytes"}),
     HISTORY_COMPACTION_FAILED: frozenset({"error"}),
+    DEPLOYMENT_STARTED: frozenset(
+        {"deployment", "service", "strategy", "champion", "challengers"}
+    ),
+    DEPLOYMENT_STEPPED: frozenset({"deployment", "service", "step", "share"}),
+    DEPLOYMENT_ROLLED_BACK: frozenset(
+        {"deployment", "service", "reason", "failed_check", "figures"}
+    ),
+    DEPLOYMENT_PROMOTED: frozenset({"deployment", "service", "reason", "promoted_version"}),
+    DEPLOYMENT_ENDED: frozenset({"deployment", "service", "reason"}),
+    DEPLOYMENT_TICK_FAILED: frozenset({"error"}),
+    PREDICTION_SHADOWED: frozenset(
+        {"request_id", "service", "deployment", "arm", "scores", "output", "agrees",
+         "latency_ms"}
+    ),
+    PREDICTION_SHADOW_FAILED: frozenset(
+        {"request_id", "service", "deployment", "arm", "error"}
+    ),
 }
 
 ANSWERED: frozenset[str] = frozenset({PREDICTION_SERVED, FEEDBACK_RECEIVED})

@@ -52,6 +52,16 @@ EXPECTED = {
     "pipeline_history_pruned": {"runs", "before"},
     "history_compacted": {"files", "lines", "merged", "expired", "bytes"},
     "history_compaction_failed": {"error"},
+    "deployment_started": {"deployment", "service", "strategy", "champion", "challengers"},
+    "deployment_stepped": {"deployment", "service", "step", "share"},
+    "deployment_rolled_back": {"deployment", "service", "reason", "failed_check", "figures"},
+    "deployment_promoted": {"deployment", "service", "reason", "promoted_version"},
+    "deployment_ended": {"deployment", "service", "reason"},
+    "deployment_tick_failed": {"error"},
+    "prediction_shadowed": {
+        "request_id", "service", "deployment", "arm", "scores", "output", "agrees", "latency_ms",
+    },
+    "prediction_shadow_failed": {"request_id", "service", "deployment", "arm", "error"},
 }
 
 

@@ -26,6 +26,7 @@ from litemlops.config import Config
 from litemlops.errors import LitemlopsError
 from litemlops.logger import get_logger, home_log
 from litemlops.server.admin import admin_routes
+from litemlops.server.deployments import deployment_routes
 from litemlops.server.errors import HANDLED, handle_error
 from litemlops.server.http import error_response
 from litemlops.server.ingest import ingest_routes
@@ -77,10 +78,10 @@ def create_app(
     """
     if (platform is None) == (config is None):
         raise ValueError("create_app takes a platform or a config, not both")
-    holder: dict[str, Platform] = {}
+    holder: dict[str, Any] = {}
     # Made now: the middleware needs them before the lifespan opens the platform.
     server_metrics = ServerMetrics(
-        _pipeline_counts(holder), _monitoring(holder), _freshness(holder)
+        _pipeline_counts(holder), _monitoring(holder), _freshness(holder), _arms(holder)
     )
 
     @contextlib.asynccontextmanager
@@ -111,6 +112,8 @@ def create_app(
                 app.event_log = os.path.abspath(opened.config.events_log_path)
             state = build_state(opened, service, server_metrics)
             app.state.litemlops = state
+            state.deployments.run_in_background()
+            holder["deployments"] = state.deployments
             if start_scheduler:
                 opened.scheduler.start()
             with contextlib.suppress(LitemlopsError):  # /ready says why, until it loads
@@ -136,8 +139,10 @@ def create_app(
                     opened.workers.stop()  # their runs are closed: stop the work now
                 idle = opened.scheduler.wait_idle(SHUTDOWN_GRACE_SECONDS)
             holder.pop("platform", None)
+            holder.pop("deployments", None)
             state_obj = getattr(app.state, "litemlops", None)
             if state_obj is not None:
+                state_obj.deployments.close()
                 state_obj.models.close()
             if owned and idle:
                 opened.close()
@@ -152,6 +157,7 @@ def create_app(
         *ingest_routes(),
         *probe_routes(),
         *admin_routes(),
+        *deployment_routes(),
         openapi_route(),
     ]
     middleware = [Middleware(MetricsMiddleware, metrics=server_metrics)]
@@ -248,6 +254,14 @@ def _freshness(holder: dict[str, Platform]) -> Callable[[], Iterable[tuple[str, 
         return [(view, (now - at).total_seconds()) for view, at in newest.items() if at]
 
     return seconds
+
+
+def _arms(holder: dict[str, Any]) -> Callable[[], Iterable[tuple[str, str, dict[str, Any]]]]:
+    def arms() -> list[tuple[str, str, dict[str, Any]]]:
+        deployments = holder.get("deployments")
+        return deployments.arm_figures() if deployments is not None else []
+
+    return arms
 
 
 def _monitoring(holder: dict[str, Platform]) -> Callable[[], dict[str, Any] | None]:

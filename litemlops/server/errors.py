@@ -31,7 +31,10 @@ from litemlops.logger import get_logger
 from litemlops.scheduler.workers import WorkerDiedError, WorkerError
 from litemlops.server.http import ApiError, error_response
 from litemlops.serving.errors import (
+    DeploymentConflictError,
+    DeploymentNotFoundError,
     FeaturesMismatchError,
+    InvalidDeploymentError,
     InvalidModelError,
     InvalidRequestError,
     ModelUnavailableError,
@@ -47,6 +50,9 @@ log = get_logger("litemlops.server")
 #: scheduler's, whose module loads APScheduler: not at import).
 ANSWERS: dict[type[Exception], tuple[int, str]] = {
     ServiceNotReadyError: (503, "not_ready"),
+    DeploymentNotFoundError: (404, "not_found"),
+    DeploymentConflictError: (409, "conflict"),
+    InvalidDeploymentError: (422, "invalid_deployment"),
     # The service's own model: the server cannot do its job, the request is fine.
     ServedModelUnavailableError: (503, "model_unavailable"),
     ModelUnavailableError: (404, "model_unavailable"),

@@ -104,6 +104,7 @@ async def feedback(request: Request) -> Response:
     state = state_of(request)
     body = parse(FeedbackBody, await state.read_body(request))
     log.info(events.FEEDBACK_RECEIVED, request_id=body.request_id, label=body.label)
+    state.deployments.feedback(body.request_id, body.label)
     answer: FeedbackAnswer = {"accepted": True, "request_id": body.request_id}
     return JSON(answer, status_code=202)
 

@@ -2,7 +2,8 @@
 or tests, never share counters): requests and latency per endpoint, model, version
 and status; requests in flight; pipeline runs by pipeline and state, read from
 the run history when scraped, so runs of any process and of before a restart count;
-the last monitoring check; how fresh each feature view's online values are; the
+the last monitoring check; how fresh each feature view's online values are; each
+live deployment's arms (requests, errors, labels, rewards, share, latency); the
 process (CPU, memory, file descriptors) and the build.
 
 Names follow Prometheus's conventions: one unit per metric, named in its suffix
@@ -26,7 +27,7 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 # From 0.5 ms: an answer from the in-process stores takes about a millisecond.
@@ -210,6 +211,55 @@ class FreshnessCollector(Collector):
         yield family
 
 
+class DeploymentCollector(Collector):
+    """Each live deployment's arms, read when scraped (nothing on the request path):
+    requests answered and errors, labels joined and rewards (labels > 0), the traffic
+    share, and latency p50/p99 over the arm's current window."""
+
+    def __init__(self, arms: Callable[[], Iterable[tuple[str, str, dict[str, Any]]]]):
+        self._arms = arms
+
+    def collect(self) -> Iterable[Any]:
+        labels = ["deployment", "arm"]
+        counters = {
+            "requests": CounterMetricFamily(
+                "litemlops_deployment_requests", "Requests an arm answered", labels=labels
+            ),
+            "errors": CounterMetricFamily(
+                "litemlops_deployment_errors",
+                "Requests an arm failed (the champion answered them)",
+                labels=labels,
+            ),
+            "labels": CounterMetricFamily(
+                "litemlops_deployment_labels", "Labels joined to an arm's requests", labels=labels
+            ),
+            "rewards": CounterMetricFamily(
+                "litemlops_deployment_rewards",
+                "Labels above 0 joined to an arm's requests",
+                labels=labels,
+            ),
+        }
+        share = GaugeMetricFamily(
+            "litemlops_deployment_share_ratio", "An arm's share of traffic now", labels=labels
+        )
+        latency = GaugeMetricFamily(
+            "litemlops_deployment_latency_seconds",
+            "An arm's answer latency over its current window, by quantile",
+            labels=[*labels, "quantile"],
+        )
+        for deployment, arm, figures in self._arms():
+            for key, family in counters.items():
+                family.add_metric([deployment, arm], figures[key])
+            if figures["share"] is not None:
+                share.add_metric([deployment, arm], figures["share"])
+            for q, key in (("0.5", "p50_ms"), ("0.99", "p99_ms")):
+                if figures[key] is not None:
+                    latency.add_metric([deployment, arm, q], figures[key] / 1e3)
+        yield from counters.values()
+        yield share
+        yield latency
+
+
 class BuildInfoCollector(Collector):
     """`litemlops_build_info{version, python} 1`: what is running, for joins in queries."""
 
@@ -231,6 +281,7 @@ class ServerMetrics:
         pipeline_counts: Callable[[], Iterable[tuple[str, str, int]]],
         monitoring: Callable[[], dict[str, Any] | None] | None = None,
         freshness: Callable[[], Iterable[tuple[str, float]]] | None = None,
+        deployments: Callable[[], Iterable[tuple[str, str, dict[str, Any]]]] | None = None,
     ):
         self.registry = CreatedFreeRegistry(auto_describe=True)
         labels = ["endpoint", "model", "version", "status"]
@@ -252,6 +303,8 @@ class ServerMetrics:
             self.registry.register(MonitoringCollector(monitoring))
         if freshness is not None:
             self.registry.register(FreshnessCollector(freshness))
+        if deployments is not None:
+            self.registry.register(DeploymentCollector(deployments))
         self.registry.register(BuildInfoCollector())
         # The process's CPU, memory and file descriptors, the interpreter, and its
         # garbage collections, as every Prometheus client exports them.

@@ -22,6 +22,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from litemlops.server.http import JSON
 from litemlops.server.schemas import (
     AliasState,
+    DeploymentBody,
     ErrorBody,
     FeatureViewInfo,
     FeedbackAnswer,
@@ -34,6 +35,7 @@ from litemlops.server.schemas import (
     PipelineRunSummary,
     PredictAnswer,
     PredictBody,
+    PromoteBody,
     PushBody,
     ReadyAnswer,
     RollbackBody,
@@ -53,6 +55,7 @@ REF = "#/components/schemas/{model}"
 SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"tokenHeader": []}]
 STATUS_TEXT = {
     200: "OK",
+    201: "Created",
     202: "Accepted: the work goes on after the answer",
     400: "Malformed JSON, an empty body, or a path param outside the allowed directories",
     401: "The admin token is missing or wrong",
@@ -133,6 +136,7 @@ PARAMS = {
     "alias": "An alias such as champion or challenger",
     "version": "A version number of the model",
     "run_id": "A run id",
+    "service": "A service the server answers (`[server]`: inference)",
 }
 
 OPERATIONS: dict[tuple[str, str], Op] = {
@@ -257,6 +261,40 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ),
     ("GET", "/api/features"): Op("Feature views", list[FeatureViewInfo]),
     ("GET", "/api/features/{view}"): Op("A feature view", FeatureViewInfo, (404,)),
+    ("GET", "/api/services/{service}/deployment"): Op(
+        "The service's active deployment (else its last one), its live report and history",
+        dict[str, Any],
+        (404,),
+    ),
+    ("PUT", "/api/services/{service}/deployment"): Op(
+        "Start a deployment (canary, shadow, ab, bandit) beside the service's champion",
+        dict[str, Any],
+        status=201,
+        errors=(*BODY_ERRORS, 401, 404, 409),
+        body=DeploymentBody,
+        secured=True,
+    ),
+    ("DELETE", "/api/services/{service}/deployment"): Op(
+        "End the active deployment; the champion keeps serving",
+        dict[str, Any],
+        errors=(401, 404, 409, 422),
+        secured=True,
+        query=(Query("reason", REASON, "Why (kept in the deployment's history)"),),
+    ),
+    ("POST", "/api/services/{service}/deployment/promote"): Op(
+        "Move the champion alias to a challenger's version and end the deployment",
+        dict[str, Any],
+        errors=(*BODY_ERRORS, 401, 404, 409),
+        body=PromoteBody,
+        body_optional=True,
+        secured=True,
+    ),
+    ("GET", "/api/services/{service}/deployments"): Op(
+        "The service's deployments, newest first",
+        list[dict[str, Any]],
+        (404, 422),
+        query=(Query("limit", LIMIT, "At most this many"),),
+    ),
     ("GET", "/api/monitoring"): Op(
         "The latest drift, data quality and performance check, and the alerts", dict[str, Any]
     ),

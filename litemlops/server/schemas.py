@@ -178,6 +178,45 @@ class RollbackBody(BaseModel):
     reason: Reason = ""
 
 
+Version = int | Annotated[str, Field(min_length=1, max_length=300)]
+Percent = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
+
+
+class DeploymentBody(BaseModel):
+    """A deployment to start (`litemlops.serving.deployment_spec`: which keys each
+    strategy takes; percentages 0-100). Challengers are versions of the service's model:
+    5, "name/5" or "name@alias"."""
+
+    model_config = ConfigDict(extra="forbid")
+    strategy: Literal["canary", "shadow", "ab", "bandit"]
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")] | None = None
+    challenger: Version | None = None
+    challengers: Annotated[list[Version], Field(min_length=1, max_length=16)] | None = None
+    steps: Annotated[list[Percent], Field(min_length=1, max_length=100)] | None = None
+    interval_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    checks: dict[str, Annotated[float, Field(allow_inf_nan=False)]] | None = None
+    sample: Percent | None = None
+    queue_size: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    shares: Annotated[list[Percent], Field(min_length=2, max_length=17)] | None = None
+    min_samples: Annotated[int, Field(ge=1)] | None = None
+    alpha: Annotated[float, Field(gt=0, lt=1)] | None = None
+    stop: bool | None = None
+    promote: bool | None = None
+    algorithm: Literal["thompson", "epsilon_greedy"] | None = None
+    epsilon: Percent | None = None
+    min_share: Percent | None = None
+    sticky: Literal["request", "entities"] | None = None
+
+
+class PromoteBody(BaseModel):
+    """Which challenger arm to promote ("v5"; by default the only or best one) and why;
+    the body may be left out."""
+
+    model_config = ConfigDict(extra="forbid")
+    arm: Annotated[str, Field(min_length=1, max_length=40)] | None = None
+    reason: Reason = ""
+
+
 class TriggerBody(BaseModel):
     """Params over the pipeline's defaults; the body may be left out."""
 

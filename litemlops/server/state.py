@@ -8,6 +8,7 @@ state; handlers reach it with `state_of(request)`, never through a module global
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,7 @@ from litemlops.server.schemas import (
     push_body,
 )
 from litemlops.server.security import ALT_HEADER, HEADER, admin_token, token_matches
+from litemlops.serving.deployments import Deployments
 from litemlops.serving.errors import ServiceNotReadyError
 from litemlops.serving.models import ModelCache, prepare_model
 from litemlops.serving.service import Service, ServiceSpec
@@ -43,6 +45,8 @@ class ServerState:
     token: str
     service: Service
     models: ModelCache
+    #: The deployments that route the service's requests (canary, shadow, A/B, bandit).
+    deployments: Deployments
     metrics: ServerMetrics
     max_body_bytes: int
     max_items: int
@@ -122,11 +126,21 @@ def build_state(
             else None
         ),
     )
+    deployments = Deployments(
+        platform.tracker.db,
+        platform.registry,
+        models,
+        [spec],
+        serving=True,
+        clock=platform.clock,
+        on_rollback=rollback_alert(platform),
+    )
     state = ServerState(
         platform=platform,
         token=token,
-        service=Service(spec, platform.features, models),
+        service=Service(spec, platform.features, models, deployments),
         models=models,
+        deployments=deployments,
         metrics=metrics,
         max_body_bytes=server.max_body_bytes,
         body_timeout=server.body_timeout_seconds,
@@ -137,6 +151,32 @@ def build_state(
     state.push_body = push_body(state.max_items)
     resolve_service(state)
     return state
+
+
+ROLLBACK_METRIC = "deployment.rolled_back"
+
+
+def rollback_alert(platform: Platform) -> Callable[[dict[str, Any]], None]:
+    """What a rollback calls: the alert rules on `deployment.rolled_back` see 1 (they
+    fire, notify, and may start a pipeline through the bus), then 0 (they resolve)."""
+
+    def alert(info: dict[str, Any]) -> None:
+        from litemlops.monitoring.alerts import AlertManager
+        from litemlops.monitoring.notify import BusNotifier, LogNotifier
+
+        rules = [r for r in platform.config.alerts if r.metric == ROLLBACK_METRIC]
+        if not rules:
+            return
+        manager = AlertManager(
+            platform.tracker.db,
+            rules,
+            clock=platform.clock,
+            notifiers={"log": LogNotifier(), "bus": BusNotifier(platform.bus)},
+        )
+        manager.evaluate({ROLLBACK_METRIC: 1.0})
+        manager.evaluate({ROLLBACK_METRIC: 0.0})
+
+    return alert
 
 
 def resolve_service(state: ServerState) -> None:

@@ -53,3 +53,17 @@ class UnknownEntitiesError(ServingError, NotFoundError):
 
 class FeaturesMismatchError(ServingError, RuntimeError):
     """The model needs inputs its recorded features do not provide (a broken deployment)."""
+
+
+class DeploymentNotFoundError(ServingError, NotFoundError):
+    """No deployment by that id or name, or no active one on the service."""
+
+
+class DeploymentConflictError(ServingError, RuntimeError):
+    """The deployment cannot start or change now: its service has another active one,
+    its name is taken, or it has ended."""
+
+
+class InvalidDeploymentError(ServingError, ValidationError):
+    """A deployment asked for what cannot be served: unknown versions, a challenger
+    whose inputs the service's features do not give, another model's versions."""

@@ -3,9 +3,9 @@
 `/inference` (the best of N candidate entities) and `/predict` (scores of given
 entity or feature rows) are one call each here; the HTTP server only parses and
 renders, and maps the errors of `litemlops.serving.errors` to statuses. Which
-model answers a request is decided in one place, `Service.choose_model`: the
-service's own model today, where deployment strategies (canary, shadow, A/B)
-will choose between versions.
+model answers a request is decided in one place: the service's own model
+(`Service.choose_model`), or the arm a live deployment's router chooses
+(`litemlops.serving.deployments`: canary, shadow, A/B, bandit).
 
 Batch scoring (`score_frame`) uses the model's own method on a whole frame.
 """
@@ -30,11 +30,14 @@ from litemlops.serving.errors import (
     UnknownEntitiesError,
 )
 from litemlops.serving.models import model_uri
+from litemlops.serving.shadow import ShadowJob
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from litemlops.config import Config
+    from litemlops.serving.deployment_live import LiveDeployment
+    from litemlops.serving.deployments import Deployments
     from litemlops.serving.models import ModelCache, ServingModel
     from litemlops.store.features.online_features import OnlineFeatures
     from litemlops.store.tracking.model_io import LoadedModel
@@ -85,10 +88,18 @@ class Predictions:
 class Service:
     """A `ServiceSpec` served from a feature store's online tables and a model cache."""
 
-    def __init__(self, spec: ServiceSpec, store: OnlineFeatures, models: ModelCache):
+    def __init__(
+        self,
+        spec: ServiceSpec,
+        store: OnlineFeatures,
+        models: ModelCache,
+        deployments: Deployments | None = None,
+    ):
         self.spec = spec
         self.store = store
         self.models = models
+        #: The deployments that route this service's requests, when any may.
+        self.deployments = deployments
 
     def key_type(self) -> type:
         """The type of the entity's key (int or str); `ServiceNotReadyError` while the
@@ -107,8 +118,7 @@ class Service:
         return int if keys[spec.entity] in ("int32", "int64") else str
 
     def choose_model(self, request_id: str, ids: Sequence[Any]) -> ServingModel:
-        """The model that answers this request: the service's own (deployment
-        strategies will choose here between the versions they route to)."""
+        """The model that answers a request no deployment routes: the service's own."""
         return self.model(self.spec.model)
 
     def model(self, uri: str) -> ServingModel:
@@ -127,7 +137,9 @@ class Service:
         """Score the candidate ids on their online features; the best one wins.
 
         started: when the request arrived (`time.perf_counter()`), so the event's
-        latency counts what happened before this call too.
+        latency counts what happened before this call too. Under a deployment, its
+        router chooses the arm that answers; an arm that raises is counted against it
+        and the champion answers instead.
         """
         start = time.perf_counter() if started is None else started
         spec = self.spec
@@ -135,9 +147,57 @@ class Service:
             seen: set[Any] = set()
             repeated = sorted({i for i in ids if i in seen or seen.add(i)}, key=str)  # type: ignore[func-returns-value]
             raise InvalidRequestError(f"{spec.entity}s repeats {repeated}")
+        live = self.deployments.routing(spec.name) if self.deployments is not None else None
+        if live is not None:
+            return self._routed(live, request_id, ids, start)
         model = self.choose_model(request_id, ids)
-        entity = spec.entity
-        rows, incomplete = self._online_rows(model, spec.features, [{entity: i} for i in ids])
+        scores, rows, _ = self._score(model, ids)
+        best = ids[max(range(len(ids)), key=scores.__getitem__)]
+        self._served(model, request_id, ids, rows, scores, best, start, {})
+        by_id = {str(i): s for i, s in zip(ids, scores, strict=True)}
+        return Choice(request_id, best, by_id, model.name, model.version)
+
+    def _routed(
+        self, live: LiveDeployment, request_id: str, ids: Sequence[Any], start: float
+    ) -> Choice:
+        arm = live.choose(request_id, ids)
+        extra: dict[str, Any] = {"deployment": live.name}
+        answered = start
+        if arm:
+            try:
+                model = self.model(live.arms[arm].uri)
+                scores, rows, columns = self._score(model, ids)
+            except (InvalidRequestError, UnknownEntitiesError):
+                raise  # the request's fault, whichever arm answered
+            except Exception as exc:
+                live.failed(arm, (time.perf_counter() - start) * 1e3)
+                extra["fallback"] = {
+                    "arm": live.arms[arm].name, "error": f"{type(exc).__name__}: {exc}"
+                }
+                arm, answered = 0, time.perf_counter()
+        if not arm:
+            model = self.model(live.arms[0].uri)
+            scores, rows, columns = self._score(model, ids)
+        top = max(range(len(ids)), key=scores.__getitem__)
+        best = ids[top]
+        latency = (time.perf_counter() - answered) * 1e3
+        live.served(arm, request_id, latency, scores[top], int(time.time() * 1e3))
+        extra["arm"] = live.arms[arm].name
+        self._served(model, request_id, ids, rows, scores, best, start, extra)
+        if live.strategy == "shadow":
+            shadow = self.deployments.shadow(self.spec.name) if self.deployments else None
+            if shadow is not None and live.sampled(request_id):
+                shadow.offer(ShadowJob(request_id, ids, columns, scores, best))
+        by_id = {str(i): s for i, s in zip(ids, scores, strict=True)}
+        return Choice(request_id, best, by_id, model.name, model.version)
+
+    def _score(
+        self, model: ServingModel, ids: Sequence[Any]
+    ) -> tuple[list[float], Sequence[Sequence[Any]], dict[str, list[Any]]]:
+        """The model's scores of the candidates, their feature rows and the columns."""
+        entity = self.spec.entity
+        columns = self._lookup(model, self.spec.features, [{entity: i} for i in ids])
+        rows, incomplete = self._rows(model, self.spec.features, columns)
         if incomplete:
             unknown = [ids[i] for i in incomplete]
             raise UnknownEntitiesError(
@@ -145,12 +205,23 @@ class Service:
                 "features are older than the view's ttl",
                 unknown,
             ).chosen(model.name, model.version)
-        scores = model.score_list(rows)
-        best = ids[max(range(len(ids)), key=scores.__getitem__)]
+        return model.score_list(rows), rows, columns
+
+    def _served(
+        self,
+        model: ServingModel,
+        request_id: str,
+        ids: Sequence[Any],
+        rows: Sequence[Sequence[Any]],
+        scores: list[float],
+        best: Any,
+        start: float,
+        extra: dict[str, Any],
+    ) -> None:
         log.info(
             events.PREDICTION_SERVED,
             request_id=request_id,
-            service=spec.name,
+            service=self.spec.name,
             model=model.name,
             version=model.version,
             entities=ids,
@@ -160,9 +231,8 @@ class Service:
             scores=scores,
             output=best,
             latency_ms=round((time.perf_counter() - start) * 1e3, 3),
+            **extra,
         )
-        by_id = {str(i): s for i, s in zip(ids, scores, strict=True)}
-        return Choice(request_id, best, by_id, model.name, model.version)
 
     def predict(
         self,
@@ -224,10 +294,20 @@ class Service:
         self, model: ServingModel, refs: list[str], entity_rows: list[dict[str, Any]]
     ) -> tuple[Sequence[Sequence[Any]], list[int]]:
         """Feature rows in the model's input order; indexes of rows lacking a value."""
+        return self._rows(model, refs, self._lookup(model, refs, entity_rows))
+
+    def _lookup(
+        self, model: ServingModel, refs: list[str], entity_rows: list[dict[str, Any]]
+    ) -> dict[str, list[Any]]:
         try:
-            columns = self.store.get_online_features(refs, entity_rows)
+            return self.store.get_online_features(refs, entity_rows)
         except LitemlopsError as exc:
             raise InvalidRequestError(str(exc)).chosen(model.name, model.version) from None
+
+    @staticmethod
+    def _rows(
+        model: ServingModel, refs: list[str], columns: dict[str, list[Any]]
+    ) -> tuple[Sequence[Sequence[Any]], list[int]]:
         names = [ref.split(":", 1)[1] for ref in refs]
         missing = [n for n in model.inputs if n not in names]
         if missing:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from litemlops.testing.clock import FixedClock
+    from litemlops.testing.models import FaultyModel
     from litemlops.testing.pipelines import PipelineResult, capture_events, run_pipeline
     from litemlops.testing.strategies import (
         feature_frames,
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
 _LAZY = {
     "FixedClock": "litemlops.testing.clock",
+    "FaultyModel": "litemlops.testing.models",
     "PipelineResult": "litemlops.testing.pipelines",
     "capture_events": "litemlops.testing.pipelines",
     "run_pipeline": "litemlops.testing.pipelines",
@@ -35,6 +37,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "FaultyModel",
     "FixedClock",
     "PipelineResult",
     "capture_events",

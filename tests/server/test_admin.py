@@ -88,6 +88,19 @@ MUTATING = [
         {},
     ),
     ("POST", "/api/pipelines/{name}/trigger", "/api/pipelines/echo/trigger", {"params": {"n": 2}}),
+    (
+        "PUT",
+        "/api/services/{service}/deployment",
+        "/api/services/inference/deployment",
+        {"strategy": "shadow", "challenger": 2},
+    ),
+    ("DELETE", "/api/services/{service}/deployment", "/api/services/inference/deployment", None),
+    (
+        "POST",
+        "/api/services/{service}/deployment/promote",
+        "/api/services/inference/deployment/promote",
+        {},
+    ),
 ]
 
 

@@ -14,7 +14,7 @@ from litemlops.server.errors import allowed_methods
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 CONCRETE = {"model": "driver_ranker", "name": "driver_ranker", "alias": "champion",
-            "version": "1", "view": "driver_stats", "run_id": "abc"}
+            "version": "1", "view": "driver_stats", "run_id": "abc", "service": "inference"}
 
 
 def concrete(path: str) -> str:

@@ -281,7 +281,14 @@ def answer_schema(document: dict[str, Any], method: str, path: str, status: int)
     return dict(response["content"]["application/json"]["schema"])
 
 
-def test_every_read_answers_as_documented(client, document):
+def test_every_read_answers_as_documented(client, document, auth, served_platform):
+    champion = served_platform.registry.get_alias(MODEL, "champion")
+    challenger = served_platform.registry.register_model(
+        f"runs:/{champion.run_id}/{champion.model_name}", MODEL, allow_duplicate=True
+    )
+    deployment = "/api/services/inference/deployment"
+    body = {"strategy": "shadow", "challenger": challenger.version}
+    assert client.put(deployment, json=body, headers=auth).status_code == 201
     run_id = client.get("/api/runs", params={"limit": 1}).json()["runs"][0]["run_id"]
     pipeline_run = client.get("/api/pipelines/runs", params={"limit": 1}).json()[0]["run_id"]
     concrete = {
@@ -294,6 +301,8 @@ def test_every_read_answers_as_documented(client, document):
         "/api/runs/{run_id}": f"/api/runs/{run_id}",
         "/api/pipelines/runs/{run_id}": f"/api/pipelines/runs/{pipeline_run}",
         "/api/features/{view}": "/api/features/driver_stats",
+        "/api/services/{service}/deployment": deployment,
+        "/api/services/{service}/deployments": f"{deployment}s",
     }
     checked = 0
     for method, path, _ in operations(document):
@@ -305,7 +314,8 @@ def test_every_read_answers_as_documented(client, document):
         assert response.status_code == 200, (url, response.text)
         conforms(document, answer_schema(document, "get", path, 200), response.json(), url)
         checked += 1
-    assert checked >= 14
+    assert checked >= 16
+    assert client.delete(deployment, headers=auth).status_code == 200
 
 
 def test_changes_and_predictions_answer_as_documented(client, document, auth):

@@ -84,6 +84,14 @@ def api(served_home: Config) -> Iterator[Any]:
                         "include-path": "/api/pipelines/{name}/trigger",
                         "generation": {"mode": "negative"},
                     },
+                    {
+                        # Which versions a deployment may name depends on the registry,
+                        # and a valid one starts routing every later request: only bodies
+                        # the document forbids are sent, and must be refused.
+                        "include-path": "/api/services/{service}/deployment",
+                        "include-method": "PUT",
+                        "generation": {"mode": "negative"},
+                    },
                 ],
             }
         )

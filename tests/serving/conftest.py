@@ -3,7 +3,9 @@ current features, a tracker whose `driver_ranker@champion` was trained on them, 
 `Service` over both.
 
 - `world` (function): a `World` with `store`, `tracker`, `registry`, `service`,
-  `train(refs=..., structured=True)` to register another version, and `events()`.
+  `train(refs=..., structured=True)` to register another version as champion,
+  `register(model)` to register one without an alias, and `served()` / `events(name)`.
+Bad challengers are `litemlops.testing.FaultyModel`s.
 """
 
 from __future__ import annotations
@@ -73,6 +75,25 @@ class World:
         self.registry.set_alias(MODEL, "champion", version.version)
         self.service.models.refresh()
         return version.version
+
+    def register(self, model: Any, *, refs: list[str] = REFS) -> int:
+        """Register `model` (fitted on `refs`' columns) as the next version, no alias."""
+        columns = [r.split(":", 1)[1] for r in refs]
+        X = pd.DataFrame(np.random.default_rng(7).random((20, len(columns))), columns=columns)
+        with self.tracker.start_run(MODEL) as run:
+            log_feature_refs(run, refs)
+            run.log_model(model, "model", signature=infer_signature(X))
+        version = self.registry.register_model(
+            f"runs:/{run.id}/model", MODEL, allow_duplicate=True
+        )
+        return version.version
+
+    def champion_model(self) -> Any:
+        """The fitted estimator the champion serves."""
+        return self.registry.load_model(f"{MODEL}@champion").model
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        return [e for e in self.captured if e["event"] == name]
 
     def served(self) -> list[dict[str, Any]]:
         """The `prediction_served` events logged so far."""

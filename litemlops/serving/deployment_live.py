@@ -1,0 +1,250 @@
+"""A deployment while it serves: which arm answers a request, and what each arm did.
+
+Everything here runs on the request path, so it only counts and appends: the arm
+choice (a hash or a posterior draw), counters, bounded samples of latencies and
+scores, and the (request id, arm) pairs waiting to be written. The controller
+(`Deployments.tick`, off the request path) writes those in one transaction,
+joins labels, and judges the windows.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from litemlops.serving.deployment_spec import DeploymentSpec
+from litemlops.serving.deployment_store import ArmOutcomes, DeploymentRecord
+from litemlops.serving.routing import (
+    EpsilonGreedyRouter,
+    ShareRouter,
+    ThompsonRouter,
+    sticky_fraction,
+)
+
+SAMPLE_CAP = 4096
+"""Latencies and scores kept per arm and window (a uniform reservoir beyond it)."""
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One arm: its name in events and reports, the model URI it serves, its version."""
+
+    name: str
+    uri: str
+    version: int | None
+
+
+@dataclass
+class Sample:
+    """A uniform sample of at most `SAMPLE_CAP` values (reservoir sampling)."""
+
+    values: list[float] = field(default_factory=list)
+    seen: int = 0
+
+    def add(self, value: float, rng: random.Random) -> None:
+        self.seen += 1
+        if len(self.values) < SAMPLE_CAP:
+            self.values.append(value)
+        else:
+            i = int(rng.random() * self.seen)
+            if i < SAMPLE_CAP:
+                self.values[i] = value
+
+
+@dataclass
+class Window:
+    """What an arm did since its window began: requests answered, errors, latencies
+    (ms) and scores (the chosen entity's score or each row's)."""
+
+    requests: int = 0
+    errors: int = 0
+    latency_ms: Sample = field(default_factory=Sample)
+    scores: Sample = field(default_factory=Sample)
+
+    def as_dict(self) -> dict[str, Any]:
+        from litemlops.serving.deployment_report import window_figures
+
+        return window_figures(self)
+
+
+class LiveDeployment:
+    """An active deployment's routing and counts, for one service.
+
+    rng: randomness of bandit draws and samples (tests pass a seeded one).
+    """
+
+    def __init__(
+        self,
+        record: DeploymentRecord,
+        arms: Sequence[Arm],
+        outcomes: Sequence[ArmOutcomes] = (),
+        *,
+        rng: random.Random | None = None,
+    ):
+        self.record = record
+        self.spec = DeploymentSpec.restore(record.spec)
+        self.arms = tuple(arms)
+        self.rng = rng or random.Random()
+        self.windows = [Window() for _ in self.arms]
+        #: Requests and errors of each arm since the deployment began (this process).
+        self.requests = [0] * len(self.arms)
+        self.errors = [0] * len(self.arms)
+        #: What the requests table holds per arm (seeded from it, then kept up to date
+        #: by the controller): requests recorded, labels joined, successes, label sums.
+        n = len(self.arms)
+        self.recorded, self.labelled, self.successes = [0] * n, [0] * n, [0] * n
+        self.label_sums = [0.0] * n
+        for o in outcomes:
+            if o.arm < n:
+                self.recorded[o.arm], self.labelled[o.arm] = o.requests, o.labelled
+                self.successes[o.arm], self.label_sums[o.arm] = o.successes, o.label_sum
+        #: The champion's last window with enough requests, the canary's baseline once
+        #: the challenger takes all traffic.
+        self.baseline: Window | None = None
+        self._served: list[tuple[str, str, int, int]] = []
+        self._labels: list[tuple[str, float, int]] = []
+        self._lock = threading.Lock()
+        spec = self.spec
+        self.router: ShareRouter | ThompsonRouter | EpsilonGreedyRouter | None = None
+        if spec.strategy == "bandit":
+            if spec.algorithm == "thompson":
+                self.router = ThompsonRouter(len(self.arms), min_share=spec.min_share, rng=self.rng)
+            else:
+                self.router = EpsilonGreedyRouter(
+                    len(self.arms), epsilon=spec.epsilon, min_share=spec.min_share, rng=self.rng
+                )
+            self.router.load(_posterior_state(outcomes, len(self.arms)))
+        elif spec.strategy == "ab":
+            self.router = ShareRouter(spec.shares, record.salt)
+        elif spec.strategy == "canary":
+            self.router = ShareRouter(_canary_shares(self.share), record.salt)
+
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+    @property
+    def strategy(self) -> str:
+        return self.spec.strategy
+
+    @property
+    def share(self) -> float:
+        """A canary's challenger share now (its step's; 0 before it starts)."""
+        step = int(self.record.status.get("step", 0))
+        return self.spec.steps[step] if self.spec.strategy == "canary" else 0.0
+
+    # -- the request path -------------------------------------------------------------
+
+    def choose(self, request_id: str, ids: Sequence[Any]) -> int:
+        """The arm that answers this request (0, the champion, for a shadow)."""
+        router = self.router
+        if router is None:
+            return 0
+        if isinstance(router, ShareRouter):
+            key = request_id if self.spec.sticky == "request" else _entities_key(ids)
+            return router.choose(key)
+        return router.choose()
+
+    def sampled(self, request_id: str) -> bool:
+        """Whether a shadow challenger also scores this request (its `sample` share,
+        sticky by request id)."""
+        sample = self.spec.sample
+        return sample >= 1.0 or sticky_fraction(request_id, self.record.salt) < sample
+
+    def served(
+        self, arm: int, request_id: str, latency_ms: float, score: float, now_ms: int
+    ) -> None:
+        """An arm answered: count it, sample it, and queue (request, arm) for the join."""
+        window = self.windows[arm]
+        window.requests += 1
+        window.latency_ms.add(latency_ms, self.rng)
+        window.scores.add(score, self.rng)
+        self.requests[arm] += 1
+        self._served.append((self.record.id, request_id, arm, now_ms))
+
+    def failed(self, arm: int, latency_ms: float) -> None:
+        """An arm raised answering (the champion answered instead)."""
+        window = self.windows[arm]
+        window.requests += 1
+        window.errors += 1
+        window.latency_ms.add(latency_ms, self.rng)
+        self.requests[arm] += 1
+        self.errors[arm] += 1
+
+    def label(self, request_id: str, label: float, now_ms: int) -> None:
+        """A `/feedback` label, joined to its request's arm at the next write."""
+        self._labels.append((request_id, label, now_ms))
+
+    # -- the controller's side --------------------------------------------------------
+
+    def take(self) -> tuple[list[tuple[str, str, int, int]], list[tuple[str, float, int]]]:
+        """The served requests and labels queued since the last take."""
+        with self._lock:
+            served, self._served = self._served, []
+            labels, self._labels = self._labels, []
+        return served, labels
+
+    def put_back(
+        self, served: list[tuple[str, str, int, int]], labels: list[tuple[str, float, int]]
+    ) -> None:
+        """Requests and labels a failed write took: they go first in the next one."""
+        with self._lock:
+            self._served[:0] = served
+            self._labels[:0] = labels
+
+    def recorded_requests(self, served: list[tuple[str, str, int, int]]) -> None:
+        for _, _, arm, _ in served:
+            self.recorded[arm] += 1
+
+    def rewarded(self, arm: int, label: float) -> None:
+        """A label joined a request this deployment served: count it; a bandit learns."""
+        if not 0 <= arm < len(self.arms):
+            return
+        self.labelled[arm] += 1
+        self.successes[arm] += label > 0
+        self.label_sums[arm] += label
+        if isinstance(self.router, (ThompsonRouter, EpsilonGreedyRouter)):
+            self.router.reward(arm, label > 0)
+
+    def outcomes(self) -> list[ArmOutcomes]:
+        return [
+            ArmOutcomes(i, self.recorded[i], self.labelled[i], self.successes[i],
+                        self.label_sums[i])
+            for i in range(len(self.arms))
+        ]  # fmt: skip
+
+    def new_windows(self) -> list[Window]:
+        """Start every arm's window afresh; return the ended ones."""
+        ended, self.windows = self.windows, [Window() for _ in self.arms]
+        return ended
+
+    def set_canary_step(self, status: dict[str, Any]) -> None:
+        """Route by the canary step `status` names."""
+        self.record = _with_status(self.record, status)
+        self.router = ShareRouter(_canary_shares(self.share), self.record.salt)
+
+
+def _canary_shares(share: float) -> list[float]:
+    return [1.0 - share, share]
+
+
+def _entities_key(ids: Sequence[Any]) -> str:
+    return "\x1f".join(sorted(str(i) for i in ids))
+
+
+def _posterior_state(outcomes: Sequence[ArmOutcomes], arms: int) -> dict[str, list[int]]:
+    successes, failures = [0] * arms, [0] * arms
+    for o in outcomes:
+        if o.arm < arms:
+            successes[o.arm] = o.successes
+            failures[o.arm] = o.labelled - o.successes
+    return {"successes": successes, "failures": failures}
+
+
+def _with_status(record: DeploymentRecord, status: dict[str, Any]) -> DeploymentRecord:
+    from dataclasses import replace
+
+    return replace(record, status=dict(status))

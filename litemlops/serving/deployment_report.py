@@ -1,0 +1,170 @@
+"""Judging a deployment: a canary interval's checks, an A/B test's comparison, and the
+figures a report shows per arm.
+
+Pure functions of counts and samples (no I/O), so each rule is tested on numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from litemlops.serving.stats import compare_rates, running_min, wilson_interval
+
+if TYPE_CHECKING:
+    from litemlops.serving.deployment_live import Window
+    from litemlops.serving.deployment_spec import CanaryChecks
+    from litemlops.serving.deployment_store import ArmOutcomes
+
+MIN_LABELS = 30
+"""Labels per arm before the labelled success rate is compared at all."""
+
+
+def quantile(values: Sequence[float], q: float) -> float | None:
+    """The q-quantile of `values` (nearest rank), None when there are none."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+def window_figures(window: Window) -> dict[str, Any]:
+    lat = window.latency_ms.values
+    scores = window.scores.values
+    return {
+        "requests": window.requests,
+        "errors": window.errors,
+        "error_rate": window.errors / window.requests if window.requests else None,
+        "p50_ms": quantile(lat, 0.5),
+        "p99_ms": quantile(lat, 0.99),
+        "mean_score": sum(scores) / len(scores) if scores else None,
+    }
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A canary interval judged: `passed` True/False, or None when an arm had too few
+    requests to judge; `failed` names the first check that failed; `figures` holds
+    every check's numbers (for the event, the alert and the report)."""
+
+    passed: bool | None
+    failed: str | None = None
+    figures: dict[str, Any] = field(default_factory=dict)
+    always_valid_p: float | None = None
+
+
+def canary_verdict(
+    checks: CanaryChecks,
+    champion: Window,
+    challenger: Window,
+    outcomes: Sequence[ArmOutcomes],
+    *,
+    previous_p: float | None = None,
+    final: bool = True,
+) -> Verdict:
+    """The checks of a canary interval, the challenger against the champion.
+
+    champion: the champion's window, or the last one that had enough requests when
+    the challenger takes all traffic. outcomes: the labels joined so far (labels
+    come late, so the whole deployment's). final: the interval has ended; before
+    that only a failure is a verdict (a failed check rolls back at once).
+    """
+    figures: dict[str, Any] = {
+        "champion": window_figures(champion),
+        "challenger": window_figures(challenger),
+    }
+    p = previous_p
+    by_arm = {o.arm: o for o in outcomes}
+    control, arm = by_arm.get(0), by_arm.get(1)
+    if control and arm and control.labelled >= MIN_LABELS and arm.labelled >= MIN_LABELS:
+        cmp = compare_rates(control.successes, control.labelled, arm.successes, arm.labelled)
+        p = running_min(previous_p, cmp.always_valid_p)
+        figures["labels"] = {**cmp.as_dict(), "always_valid_p": p,
+                             "champion_labelled": control.labelled,
+                             "challenger_labelled": arm.labelled}  # fmt: skip
+        if cmp.diff < 0 and p < checks.alpha:
+            return Verdict(False, "success_rate", figures, p)
+    enough = min(champion.requests, challenger.requests) >= checks.min_requests
+    if challenger.requests >= checks.min_requests and champion.requests > 0:
+        rate_champion = champion.errors / champion.requests
+        rate_challenger = challenger.errors / challenger.requests
+        if rate_challenger - rate_champion > checks.max_error_increase:
+            return Verdict(False, "error_rate", figures, p)
+    if not enough:
+        return Verdict(None, None, figures, p)
+    p99_champion = quantile(champion.latency_ms.values, 0.99) or 0.0
+    p99_challenger = quantile(challenger.latency_ms.values, 0.99) or 0.0
+    if (
+        p99_challenger > checks.max_latency_ratio * p99_champion
+        and p99_challenger - p99_champion > checks.latency_floor_ms
+    ):
+        return Verdict(False, "latency_p99", figures, p)
+    a, b = champion.scores.values, challenger.scores.values
+    if len(a) >= checks.min_requests and len(b) >= checks.min_requests:
+        from scipy.stats import ks_2samp
+
+        drift = float(ks_2samp(a, b).statistic)
+        figures["score_drift"] = drift
+        if drift > checks.max_score_drift:
+            return Verdict(False, "score_drift", figures, p)
+    return Verdict(True if final else None, None, figures, p)
+
+
+def arm_outcomes(
+    outcomes: Sequence[ArmOutcomes], names: Sequence[str], previous: dict[str, float]
+) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """Per arm: requests recorded, labels, success rate with a 95 % interval, and for
+    each arm but the control (arm 0) the comparison to it; with the running minimum
+    always-valid p-value per arm name (`previous` holds the last ones)."""
+    by_arm = {o.arm: o for o in outcomes}
+    control = by_arm.get(0)
+    rows, mins = [], dict(previous)
+    for i, name in enumerate(names):
+        o = by_arm.get(i)
+        requests, labelled, successes = (o.requests, o.labelled, o.successes) if o else (0, 0, 0)
+        low, high = wilson_interval(successes, labelled)
+        row: dict[str, Any] = {
+            "arm": name,
+            "requests": requests,
+            "labelled": labelled,
+            "successes": successes,
+            "rate": successes / labelled if labelled else None,
+            "rate_low": low,
+            "rate_high": high,
+        }
+        if i > 0:
+            cmp = compare_rates(
+                control.successes if control else 0,
+                control.labelled if control else 0,
+                successes,
+                labelled,
+            )
+            mins[name] = running_min(previous.get(name), cmp.always_valid_p)
+            row["vs_control"] = {**cmp.as_dict(), "always_valid_p": mins[name]}
+        rows.append(row)
+    return rows, mins
+
+
+def ab_decision(
+    rows: Sequence[dict[str, Any]], *, min_samples: int, alpha: float
+) -> tuple[str | None, str]:
+    """An A/B test's stopping rule: every arm has `min_samples` labels and some
+    challenger differs from the control with an always-valid p below `alpha`. Returns
+    (winner, why): the best significant challenger, or the control when the
+    significant ones are all worse; (None, why) while the test goes on."""
+    short = [r["arm"] for r in rows if r["labelled"] < min_samples]
+    if short:
+        return None, f"arms {short} have fewer than {min_samples} labels"
+    significant = [r for r in rows[1:] if r["vs_control"]["always_valid_p"] < alpha]
+    if not significant:
+        return None, f"no arm differs from the control at always-valid p < {alpha:g} yet"
+    better = [r for r in significant if r["vs_control"]["diff"] > 0]
+    if better:
+        best = max(better, key=lambda r: r["rate"])
+        return best["arm"], (
+            f"{best['arm']} beats the control by {best['vs_control']['diff']:+.4f} "
+            f"(always-valid p {best['vs_control']['always_valid_p']:.4g})"
+        )
+    return rows[0]["arm"], "every significant challenger is worse than the control"

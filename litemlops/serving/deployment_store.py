@@ -1,0 +1,284 @@
+"""Deployments' tables in `registry.db`: their migrations and every query.
+
+`deployments` holds one row per deployment (its spec, pinned versions, state and
+live status); at most one is active per service, which the schema itself
+enforces. `deployment_requests` records which arm served each request, so a
+`/feedback` label joins to its arm however late it comes, once per request id;
+`deployment_log` is each deployment's history (steps, checks, rollback,
+promotion). Times are milliseconds since the epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from litemlops.serving.errors import DeploymentConflictError, DeploymentNotFoundError
+from litemlops.store.sqlite import Schema, SQLiteDB, migrate
+
+STATES = ("active", "promoted", "rolled_back", "ended")
+
+# Each migration moves these tables from version i to i + 1 and never changes.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE deployments (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        service TEXT NOT NULL,
+        strategy TEXT NOT NULL CHECK (strategy IN ('canary', 'shadow', 'ab', 'bandit')),
+        model TEXT NOT NULL,
+        champion TEXT NOT NULL,
+        champion_version INTEGER,
+        versions TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('active', 'promoted', 'rolled_back', 'ended')),
+        status TEXT NOT NULL DEFAULT '{}',
+        salt TEXT NOT NULL,
+        started_at INTEGER NOT NULL,
+        ended_at INTEGER,
+        reason TEXT NOT NULL DEFAULT ''
+    );
+    CREATE UNIQUE INDEX deployments_one_active ON deployments (service)
+        WHERE state = 'active';
+    CREATE TABLE deployment_requests (
+        deployment TEXT NOT NULL,
+        request_id TEXT NOT NULL,
+        arm INTEGER NOT NULL,
+        served_at INTEGER NOT NULL,
+        label REAL,
+        labelled_at INTEGER,
+        PRIMARY KEY (deployment, request_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX deployment_requests_by_request ON deployment_requests (request_id);
+    CREATE TABLE deployment_log (
+        id INTEGER PRIMARY KEY,
+        deployment TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        action TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX deployment_log_by_deployment ON deployment_log (deployment, id);
+    """,
+)
+
+SCHEMA = Schema("deployments", MIGRATIONS)
+
+
+@dataclass(frozen=True)
+class DeploymentRecord:
+    """One stored deployment. versions: the challengers' pinned versions, in arm
+    order after the champion (arm 0); spec and status: JSON objects."""
+
+    id: str
+    name: str
+    service: str
+    strategy: str
+    model: str
+    champion: str
+    champion_version: int | None
+    versions: tuple[int, ...]
+    spec: dict[str, Any]
+    state: str
+    status: dict[str, Any]
+    salt: str
+    started_at: int
+    ended_at: int | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class ArmOutcomes:
+    """What the requests table says of one arm: requests it served, labels joined to
+    them, and how many labels were successes (> 0) and their sum."""
+
+    arm: int
+    requests: int
+    labelled: int
+    successes: int
+    label_sum: float
+
+
+class DeploymentStore:
+    """The deployments' tables in `db` (migrated on open)."""
+
+    def __init__(self, db: SQLiteDB):
+        self.db = db
+        migrate(db, SCHEMA)
+
+    def insert(self, record: DeploymentRecord) -> None:
+        """Store a new active deployment; `DeploymentConflictError` when its service
+        already has one or its name is taken."""
+        try:
+            with self.db.write() as con:
+                con.execute(
+                    "INSERT INTO deployments (id, name, service, strategy, model, champion, "
+                    "champion_version, versions, spec, state, status, salt, started_at, "
+                    "ended_at, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        record.id, record.name, record.service, record.strategy,
+                        record.model, record.champion, record.champion_version,
+                        json.dumps(list(record.versions)), json.dumps(record.spec),
+                        record.state, json.dumps(record.status), record.salt,
+                        record.started_at, record.ended_at, record.reason,
+                    ],
+                )  # fmt: skip
+                _log(con, record.id, record.started_at, "started",
+                     {"versions": list(record.versions), "champion": record.champion_version})
+        except sqlite3.IntegrityError:
+            busy = self.active(record.service)
+            if busy is not None:
+                raise DeploymentConflictError(
+                    f"service {record.service!r} already has an active deployment "
+                    f"({busy.name!r}, {busy.strategy}); end it first (abort or promote)"
+                ) from None
+            raise DeploymentConflictError(
+                f"a deployment named {record.name!r} exists already; choose another name"
+            ) from None
+
+    def get(self, deployment: str) -> DeploymentRecord:
+        """The deployment with this id or name."""
+        rows = self.db.read(
+            "SELECT * FROM deployments WHERE id = ? OR name = ?", [deployment, deployment]
+        )
+        if not rows:
+            raise DeploymentNotFoundError(f"no deployment {deployment!r}")
+        return _record(rows[0])
+
+    def active(self, service: str) -> DeploymentRecord | None:
+        rows = self.db.read(
+            "SELECT * FROM deployments WHERE service = ? AND state = 'active'", [service]
+        )
+        return _record(rows[0]) if rows else None
+
+    def recent(self, service: str | None = None, limit: int = 50) -> list[DeploymentRecord]:
+        """Deployments, newest first."""
+        where, args = ("WHERE service = ?", [service]) if service is not None else ("", [])
+        rows = self.db.read(
+            f"SELECT * FROM deployments {where} ORDER BY started_at DESC, rowid DESC LIMIT ?",
+            [*args, max(limit, 0)],
+        )
+        return [_record(r) for r in rows]
+
+    def save_status(self, deployment: str, status: dict[str, Any]) -> None:
+        with self.db.write() as con:
+            con.execute(
+                "UPDATE deployments SET status = ? WHERE id = ?", [json.dumps(status), deployment]
+            )
+
+    def close(
+        self, deployment: str, state: str, reason: str, status: dict[str, Any], *, now: int
+    ) -> bool:
+        """End an active deployment in `state`; False when it had ended already."""
+        if state not in STATES or state == "active":
+            raise ValueError(f"not an end state: {state!r}")
+        with self.db.write() as con:
+            cur = con.execute(
+                "UPDATE deployments SET state = ?, reason = ?, status = ?, ended_at = ? "
+                "WHERE id = ? AND state = 'active'",
+                [state, reason, json.dumps(status), now, deployment],
+            )
+            ended = cur.rowcount == 1
+            if ended:
+                _log(con, deployment, now, state, {"reason": reason})
+        return ended
+
+    def log(self, deployment: str, action: str, detail: dict[str, Any], *, now: int) -> None:
+        with self.db.write() as con:
+            _log(con, deployment, now, action, detail)
+
+    def history(self, deployment: str, limit: int = 200) -> list[dict[str, Any]]:
+        """The deployment's log, oldest first (the last `limit` entries)."""
+        rows = self.db.read(
+            "SELECT * FROM (SELECT * FROM deployment_log WHERE deployment = ? "
+            "ORDER BY id DESC LIMIT ?) ORDER BY id",
+            [deployment, max(limit, 0)],
+        )
+        return [
+            {"at": r["at"], "action": r["action"], "detail": json.loads(r["detail"])}
+            for r in rows
+        ]
+
+    # -- requests and their labels ----------------------------------------------------
+
+    def write(
+        self,
+        served: Sequence[tuple[str, str, int, int]],
+        labels: Sequence[tuple[str, float, int]],
+    ) -> list[tuple[str, int, float]]:
+        """Record served requests (deployment, request_id, arm, served_at) and then
+        labels (request_id, label, at) in one transaction; return (deployment, arm,
+        label) of each label that joined a request not labelled before. A request id
+        served twice in one deployment keeps its first arm; a second label for it
+        counts for nothing."""
+        joined: list[tuple[str, int, float]] = []
+        with self.db.write() as con:
+            if served:
+                con.executemany(
+                    "INSERT OR IGNORE INTO deployment_requests "
+                    "(deployment, request_id, arm, served_at) VALUES (?, ?, ?, ?)",
+                    served,
+                )
+            for request_id, label, at in labels:
+                joined.extend(
+                    (d, int(a), float(v))
+                    for d, a, v in con.execute(
+                        "UPDATE deployment_requests SET label = ?, labelled_at = ? "
+                        "WHERE request_id = ? AND label IS NULL "
+                        "RETURNING deployment, arm, label",
+                        [label, at, request_id],
+                    ).fetchall()
+                )
+        return joined
+
+    def outcomes(self, deployment: str) -> list[ArmOutcomes]:
+        """Per arm that served a request: requests, labels, successes, label sum."""
+        rows = self.db.read(
+            "SELECT arm, count(*) AS requests, count(label) AS labelled, "
+            "coalesce(sum(label > 0), 0) AS successes, coalesce(sum(label), 0.0) AS label_sum "
+            "FROM deployment_requests WHERE deployment = ? GROUP BY arm ORDER BY arm",
+            [deployment],
+        )
+        return [
+            ArmOutcomes(
+                int(r["arm"]), int(r["requests"]), int(r["labelled"]), int(r["successes"]),
+                float(r["label_sum"]),
+            )
+            for r in rows
+        ]  # fmt: skip
+
+    def arm_of(self, deployment: str, request_id: str) -> int | None:
+        rows = self.db.read(
+            "SELECT arm FROM deployment_requests WHERE deployment = ? AND request_id = ?",
+            [deployment, request_id],
+        )
+        return int(rows[0]["arm"]) if rows else None
+
+
+def _log(con: sqlite3.Connection, deployment: str, now: int, action: str, detail: Any) -> None:
+    con.execute(
+        "INSERT INTO deployment_log (deployment, at, action, detail) VALUES (?, ?, ?, ?)",
+        [deployment, now, action, json.dumps(detail, default=str)],
+    )
+
+
+def _record(r: sqlite3.Row) -> DeploymentRecord:
+    return DeploymentRecord(
+        id=r["id"],
+        name=r["name"],
+        service=r["service"],
+        strategy=r["strategy"],
+        model=r["model"],
+        champion=r["champion"],
+        champion_version=r["champion_version"],
+        versions=tuple(json.loads(r["versions"])),
+        spec=json.loads(r["spec"]),
+        state=r["state"],
+        status=json.loads(r["status"]),
+        salt=r["salt"],
+        started_at=r["started_at"],
+        ended_at=r["ended_at"],
+        reason=r["reason"],
+    )
