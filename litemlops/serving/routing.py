@@ -170,9 +170,6 @@ class _BinaryBandit:
             self._successes = counts["successes"]
             self._failures = counts["failures"]
 
-    def _explores(self, probability: float) -> bool:
-        return probability > 0.0 and self.rng.random() < probability
-
     def _counts(self) -> tuple[list[int], list[int]]:
         with self._lock:
             return list(self._successes), list(self._failures)
@@ -206,7 +203,7 @@ class ThompsonRouter(_BinaryBandit):
 
     def choose(self) -> int:
         """The arm to answer the next request."""
-        if self._explores(self.n_arms * self.min_share):
+        if self.rng.random() < self.n_arms * self.min_share:
             return self.rng.randrange(self.n_arms)
         successes, failures = self._counts()
         alpha, beta = self.prior
@@ -252,7 +249,7 @@ class EpsilonGreedyRouter(_BinaryBandit):
 
     def choose(self) -> int:
         """The arm to answer the next request."""
-        if self._explores(max(self.epsilon, self.n_arms * self.min_share)):
+        if self.rng.random() < max(self.epsilon, self.n_arms * self.min_share):
             return self.rng.randrange(self.n_arms)
         successes, failures = self._counts()
         best, best_rate = 0, -1.0

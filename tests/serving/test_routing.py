@@ -22,6 +22,7 @@ from scipy import integrate
 from scipy.stats import beta as beta_distribution
 
 from litemlops.errors import ValidationError
+from litemlops.serving import routing
 from litemlops.serving.routing import (
     EpsilonGreedyRouter,
     ShareRouter,
@@ -125,6 +126,29 @@ def test_share_router_growing_a_canary_only_moves_keys_onto_it():
     for key in KEYS[:5000]:
         if small.choose(key) == 1:
             assert large.choose(key) == 1
+
+
+LARGEST_FRACTION = 1 - 2**-53
+
+
+@pytest.mark.parametrize(
+    ("shares", "fraction", "arm"),
+    [
+        ([0.5, 0.5], 0.0, 0),
+        ([0.5, 0.5], 0.5, 1),  # intervals are [low, high): a bound starts the next arm
+        ([0.5, 0.5], math.nextafter(0.5, 0), 0),
+        ([0.0, 1.0], 0.0, 1),
+        ([0.25, 0.0, 0.75], 0.25, 2),
+        ([0.5, 0.5], LARGEST_FRACTION, 1),
+        # Shares a rounding short of 1: the largest fraction still lands on the last
+        # arm with a share, never on a share-0 arm after it.
+        ([0.5, 0.5 - 5e-10, 0.0], LARGEST_FRACTION, 1),
+        ([0.5 - 5e-10, 0.5, 0.0, 0.0], LARGEST_FRACTION, 1),
+    ],
+)
+def test_share_router_interval_bounds(monkeypatch, shares, fraction, arm):
+    monkeypatch.setattr(routing, "sticky_fraction", lambda key, salt: fraction)
+    assert ShareRouter(shares, "salt").choose("any key") == arm
 
 
 def test_share_router_accepts_shares_summing_to_one_up_to_rounding():
