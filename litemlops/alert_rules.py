@@ -164,9 +164,18 @@ DEFAULT_ALERTS: tuple[AlertRule, ...] = (
         for_seconds=300,
         notify=("log",),
     ),
+    AlertRule(
+        "deployment_rolled_back",
+        metric="deployment.rolled_back",
+        condition="> 0",
+        severity="critical",
+        notify=("log",),
+    ),
 )
 """The course's drift rule (dataset drift > 0, every 10 s, for 11 s) retrains; an
-accuracy drop is logged. `[[alerts]]` rules add to these (see `with_default_alerts`)."""
+accuracy drop is logged; a deployment's automatic rollback fires at once (the
+deployment controller sets `deployment.rolled_back`; add "bus" and a `trigger` to
+start a pipeline on it). `[[alerts]]` rules add to these (see `with_default_alerts`)."""
 
 
 def with_default_alerts(

@@ -199,13 +199,15 @@ def test_monitoring_defaults_and_the_default_alert_rules(tmp_path):
         sample_cap=5000, webhook_url="", webhook_timeout=2.0,
     )
     assert config.alerts == DEFAULT_ALERTS
-    drift, accuracy = config.alerts
+    drift, accuracy, rolled_back = config.alerts
     assert (drift.name, drift.metric, drift.condition) == ("dataset_drift", "drift.dataset", "> 0")
     assert (drift.every, drift.for_seconds, drift.cooldown_seconds) == (10, 11, 3600)
     assert (drift.notify, drift.trigger, drift.topic) == (
         ("log", "bus"), "training", "alert:dataset_drift")
     assert (accuracy.name, accuracy.metric, accuracy.condition) == (
         "accuracy_drop", "performance.accuracy", "< 0.6")
+    assert (rolled_back.metric, rolled_back.condition, rolled_back.for_seconds) == (
+        "deployment.rolled_back", "> 0", 0.0)
     assert (accuracy.every, accuracy.for_seconds, accuracy.notify) == (60, 300, ("log",))
     assert accuracy.trigger is None
 
@@ -302,8 +304,10 @@ def test_an_extra_alert_rule_adds_to_the_defaults_and_keeps_the_drift_rule(tmp_p
 
     rules = Config.load(tmp_path, env={}).alerts
 
-    assert [r.name for r in rules] == ["dataset_drift", "accuracy_drop", "latency"]
-    assert rules[:2] == DEFAULT_ALERTS and rules[0].trigger == "training"
+    assert [r.name for r in rules] == [
+        "dataset_drift", "accuracy_drop", "deployment_rolled_back", "latency"
+    ]  # fmt: skip
+    assert rules[:3] == DEFAULT_ALERTS and rules[0].trigger == "training"
 
 
 def test_a_rule_named_like_a_default_replaces_that_default_in_its_place(tmp_path):
@@ -316,7 +320,9 @@ def test_a_rule_named_like_a_default_replaces_that_default_in_its_place(tmp_path
 
     rules = Config.load(tmp_path, env={}).alerts
 
-    assert [r.name for r in rules] == ["dataset_drift", "accuracy_drop", "extra"]
+    assert [r.name for r in rules] == [
+        "dataset_drift", "accuracy_drop", "deployment_rolled_back", "extra"
+    ]  # fmt: skip
     assert rules[0] == DEFAULT_ALERTS[0]
     assert (rules[1].threshold, rules[1].for_seconds) == (0.8, 0.0)
 
@@ -342,14 +348,17 @@ def test_enabled_false_turns_one_default_rule_off_and_keeps_the_others(tmp_path)
     off = '[[alerts]]\nname = "accuracy_drop"\nenabled = false\n'
     extra = '[[alerts]]\nname = "x"\nmetric = "m"\ncondition = "> 1"\nenabled = true\n'
     write_toml(tmp_path, off + extra)
-    assert [r.name for r in Config.load(tmp_path, env={}).alerts] == ["dataset_drift", "x"]
+    assert [r.name for r in Config.load(tmp_path, env={}).alerts] == [
+        "dataset_drift", "deployment_rolled_back", "x"
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
         ('[[alerts]]\nname = "nope"\nenabled = false\n',
-         r"there is none named \['nope'\]; the defaults are \['accuracy_drop', 'dataset_drift'\]"),
+         r"there is none named \['nope'\]; the defaults are \['accuracy_drop', 'dataset_drift', "
+         r"'deployment_rolled_back'\]"),
         ('[[alerts]]\nname = "accuracy_drop"\nenabled = false\nmetric = "m"\n',
          "has enabled = false, which turns off the default rule it names: give it only a name"),
         ('[[alerts]]\nname = "accuracy_drop"\nenabled = "no"\n',

@@ -9,6 +9,7 @@ import click
 
 import litemlops
 from litemlops.cli.common import cli_errors, home_choice, home_option, load_config
+from litemlops.cli.deploy import deploy
 from litemlops.cli.features import features
 from litemlops.cli.logs import logs
 from litemlops.cli.monitor import monitor
@@ -204,6 +205,7 @@ cli.add_command(pipelines)
 cli.add_command(logs)
 cli.add_command(monitor)
 cli.add_command(predict)
+cli.add_command(deploy)
 
 
 import litemlops.cli.monitor_check  # noqa: E402  (adds `monitor check`)

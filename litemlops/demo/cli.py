@@ -11,6 +11,19 @@ import click
 from litemlops.cli.common import cli_errors, echo_json, home_option, load_config, running_server
 
 
+def _version_rate(text: str | tuple[int, float]) -> tuple[int, float]:
+    if isinstance(text, tuple):
+        return text
+    version, _, rate = text.partition("=")
+    try:
+        pair = int(version.strip().lstrip("v")), float(rate)
+    except ValueError:
+        raise click.BadParameter(f"VERSION=RATE, e.g. 2=0.45; got {text!r}") from None
+    if not 0.0 <= pair[1] <= 1.0:
+        raise click.BadParameter(f"a rate is within 0 and 1, got {pair[1]}")
+    return pair
+
+
 @click.command()
 @home_option
 @click.option("--normal", "mode", flag_value="normal", default=True, help="Normal traffic.")
@@ -33,6 +46,21 @@ from litemlops.cli.common import cli_errors, echo_json, home_option, load_config
     help="Admin token (default: <home>/token).",
 )
 @click.option("--seed", type=int, default=None, help="Seed for reproducible traffic.")
+@click.option(
+    "--success-rate",
+    "success_rates",
+    multiple=True,
+    type=_version_rate,
+    metavar="VERSION=RATE",
+    help="Trips a version chose complete at this rate (0-1), whatever the features: arms "
+    "of different true success rates for a deployment (repeatable; implies --labels).",
+)
+@click.option(
+    "--label-lag",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Post each label this many requests later (default: after all requests).",
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
@@ -46,6 +74,8 @@ def simulate(
     url: str | None,
     token: str | None,
     seed: int | None,
+    success_rates: tuple[tuple[int, float], ...],
+    label_lag: int | None,
     as_json: bool,
     quiet: bool,
 ) -> None:
@@ -96,8 +126,10 @@ def simulate(
                 drivers,
                 n=n,
                 drift=mode == "drift",
-                labels=labels,
+                labels=labels or bool(success_rates),
                 seed=seed,
+                success_rates=dict(success_rates),
+                label_lag=label_lag,
                 pool=pool,
                 progress=lambda done: bar.update(done - bar.n),
             )

@@ -93,6 +93,8 @@ def simulate(
     clock: Callable[[], datetime] = utc_now,
     progress: Callable[[int], None] | None = None,
     pool: pd.DataFrame | None = None,
+    success_rates: dict[int, float] | None = None,
+    label_lag: int | None = None,
 ) -> SimulationSummary:
     """Send `n` booking requests through `client` (an httpx.Client on the server).
 
@@ -100,11 +102,22 @@ def simulate(
     offline), asks /inference for the best of them, and, with `labels`, the trip's
     outcome is posted to /feedback after all requests (labels arrive later).
     pool: the drivers' history to draw normal statistics from (see `draw_features`).
+    success_rates: version -> the chance a trip it chose completes, overriding the
+    generator's for those versions (arms of different true success rates, to watch a
+    bandit converge or a worse canary roll back). label_lag: post each label after
+    this many more requests (rewards arriving while traffic flows), instead of after
+    all of them.
     """
     from litemlops.demo.generator import completion_probability
 
     if n < 1 or per_request < 1:
         raise ValidationError("n and per_request must be at least 1")
+    rates = dict(success_rates or {})
+    bad = {v: r for v, r in rates.items() if not 0.0 <= r <= 1.0}
+    if bad:
+        raise ValidationError(f"success rates must be within 0 and 1, got {bad}")
+    if label_lag is not None and label_lag < 0:
+        raise ValidationError(f"label_lag must not be negative, got {label_lag}")
     if len(drivers) < per_request:
         raise ValidationError(f"need at least {per_request} drivers, got {len(drivers)}")
     rng = np.random.default_rng(seed)
@@ -134,22 +147,30 @@ def simulate(
         version = int(answer.get("version") or 0)
         summary.versions[version] = summary.versions.get(version, 0) + 1
         if labels:
-            j = chosen.index(answer["prediction"])
-            import pandas
+            if version in rates:
+                p = rates[version]
+            else:
+                j = chosen.index(answer["prediction"])
+                import pandas
 
-            row = pandas.DataFrame({name: [column[j]] for name, column in values.items()})
-            p = float(completion_probability(row)[0])
-            if drift:
-                p = 1.0 - p  # the relation itself changed: what completed no longer does
+                row = pandas.DataFrame({name: [column[j]] for name, column in values.items()})
+                p = float(completion_probability(row)[0])
+                if drift:
+                    p = 1.0 - p  # the relation itself changed: what completed no longer does
             outcomes.append((request_id, int(rng.random() < p)))
+            if label_lag is not None and len(outcomes) > label_lag:
+                _label(client, auth, outcomes.pop(0), summary)
         if progress is not None:
             progress(i + 1)
-    for request_id, label in outcomes:
-        _call(
-            client.post("/feedback", json={"request_id": request_id, "label": label}, headers=auth)
-        )
-        summary.labels += 1
+    for outcome in outcomes:
+        _label(client, auth, outcome, summary)
     return summary
+
+
+def _label(client: Any, auth: dict[str, str], outcome: tuple[str, int], summary: Any) -> None:
+    request_id, label = outcome
+    _call(client.post("/feedback", json={"request_id": request_id, "label": label}, headers=auth))
+    summary.labels += 1
 
 
 def _call(response: Any) -> dict[str, Any]:

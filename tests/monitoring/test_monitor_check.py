@@ -26,4 +26,6 @@ def test_a_check_on_a_home_without_traffic_says_so(litemlops_config):
     out = CliRunner().invoke(cli, ["monitor", "check", "--home", home, "--json"])
     report = json.loads(out.output)
     assert report["window"]["predictions"] == 0 and report["run_id"]
-    assert {a["rule"] for a in report["alerts"]} == {"dataset_drift", "accuracy_drop"}
+    assert {a["rule"] for a in report["alerts"]} == {
+        "dataset_drift", "accuracy_drop", "deployment_rolled_back"
+    }  # fmt: skip

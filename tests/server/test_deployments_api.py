@@ -142,3 +142,32 @@ def test_promote_moves_the_champion_and_the_server_serves_it(
     finally:
         served_platform.registry.set_alias(MODEL, "champion", 1, reason="test reset")
         wait_for(lambda: infer(client, "back", drivers(client))["version"] == 1)
+
+
+def test_a_failing_canary_rolls_back_and_fires_the_rollback_alert(
+    client, auth, served_platform, read_events
+):
+    from litemlops.serving.lineage import log_feature_refs
+    from litemlops.testing import FaultyModel
+
+    registry, tracker = served_platform.registry, served_platform.tracker
+    champion = registry.load_model(f"{MODEL}@champion")
+    with tracker.start_run(MODEL) as run:
+        log_feature_refs(run, served_platform.config.server.feature_refs())
+        run.log_model(FaultyModel(champion.model, fail_every=5), "model",
+                      signature=champion.signature)  # fmt: skip
+    bad = registry.register_model(f"runs:/{run.id}/model", MODEL).version
+    body = {"strategy": "canary", "challenger": bad, "steps": [50, 100], "name": "bad-canary",
+            "checks": {"min_requests": 20}}  # fmt: skip
+    ok(client.put(URL, json=body, headers=auth), 201)
+
+    answers = [infer(client, f"can-{i}", drivers(client)) for i in range(120)]
+
+    assert all(a["version"] in (1, bad) for a in answers)  # failures answered by the champion
+    status = wait_for(lambda: (s := ok(client.get(URL)))["state"] == "rolled_back" and s)
+    assert status and status["status"]["failed_check"] == "error_rate", ok(client.get(URL))
+    fired = wait_for(lambda: [e for e in read_events("alert_fired")
+                              if e["rule"] == "deployment_rolled_back"])  # fmt: skip
+    assert fired and fired[0]["severity"] == "critical"
+    assert any(e["rule"] == "deployment_rolled_back" for e in read_events("alert_resolved"))
+    assert registry.get_alias(MODEL, "champion").version == 1
