@@ -14,6 +14,7 @@ rules are `[[alerts]]` tables in the file only (see `AlertRule`); they add to th
 `DEFAULT_ALERTS`, a rule named like a default replaces that default, a table with
 only `name` and `enabled = false` turns that default off, and
 `[monitoring] replace_default_alerts = true` makes the file's rules the only ones.
+`[deployments.<name>]` tables (file only) are deployments `run` starts once each.
 Only `Config.load` looks at the environment; everything below it takes a `Config`.
 """
 
@@ -42,6 +43,7 @@ from litemlops.config_parse import (
     Schema,
     check_key,
     coerce,
+    deployment_tables,
     fraction,
     merge_env,
     merge_overrides,
@@ -284,6 +286,8 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
     alerts: tuple[AlertRule, ...] = DEFAULT_ALERTS
+    #: `[deployments.<name>]`: (name, JSON of its table), started by `run` once each.
+    deployments: tuple[tuple[str, str], ...] = ()
     applications: tuple[str, ...] = DEFAULT_APPLICATIONS
     # Pairs, not a dict: the config is hashable and crosses to worker processes.
     sections: tuple[tuple[str, Any], ...] = ()
@@ -337,9 +341,12 @@ class Config:
                         schema, section, key, raw, source=source, parse=False
                     )
         alerts = None
+        deployments: tuple[tuple[str, str], ...] = ()
         for section, table in document.items():
             if section == "alerts":
                 alerts = alert_rules(table, source=str(path))
+            elif section == "deployments":
+                deployments = deployment_tables(table, source=str(path))
             else:
                 merge_table(schema, values, section, table, source=str(path))
         merge_env(schema, values, env)
@@ -355,6 +362,7 @@ class Config:
         return cls(
             home=home_path,
             alerts=rules,
+            deployments=deployments,
             applications=names,
             sections=tuple((n, v) for n, v in built.items() if n not in _SECTIONS),
             **{n: v for n, v in built.items() if n in _SECTIONS},
@@ -475,7 +483,7 @@ def _schema(applications: tuple[Application, ...]) -> Schema:
     owners = dict.fromkeys(_SECTIONS, "the platform")
     for application in applications:
         for name, kind in application.sections.items():
-            if name in owners or name in ("alerts", "applications"):
+            if name in owners or name in ("alerts", "applications", "deployments"):
                 raise ConfigError(
                     f"application {application.name!r} declares config section [{name}], "
                     f"which {owners.get(name, 'the platform')} has"

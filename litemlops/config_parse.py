@@ -219,3 +219,28 @@ def json_object(value: Any) -> str | None:
         return None if isinstance(json.loads(value), dict) else "a JSON object"
     except ValueError:
         return "a JSON object, like '{\"C\": 0.5}'"
+
+
+def deployment_tables(raw: Any, *, source: str) -> tuple[tuple[str, str], ...]:
+    """`[deployments.<name>]` tables as (name, JSON text) pairs: hashable, and checked
+    key by key when `run` starts them (`litemlops.serving.deployment_spec`)."""
+    import re
+
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{source}: [deployments] holds one table per deployment, by name")
+    found = []
+    for name, table in raw.items():
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}", name):
+            raise ConfigError(
+                f"{source}: deployment name {name!r}: letters, digits, '_', '.', '-' "
+                "(at most 64)"
+            )
+        if not isinstance(table, Mapping) or "strategy" not in table:
+            raise ConfigError(
+                f"{source}: [deployments.{name}] needs a table with a strategy "
+                "(canary, shadow, ab or bandit) and its challenger(s)"
+            )
+        if "name" in table:
+            raise ConfigError(f"{source}: [deployments.{name}] is named by its table; drop 'name'")
+        found.append((name, json.dumps(dict(table), default=str)))
+    return tuple(found)

@@ -208,6 +208,11 @@ DEPLOYMENT_ENDED = "deployment_ended"
 """A deployment ended without promoting (by hand, or an A/B test that decided for the
 champion): deployment, service, reason."""
 
+DEPLOYMENT_NOT_STARTED = "deployment_not_started"
+"""A deployment of config.toml (`[deployments.<name>]`) was not started now: its service
+has another active deployment; `run` tries again at its next start. deployment,
+service, reason."""
+
 DEPLOYMENT_TICK_FAILED = "deployment_tick_failed"
 """The deployment controller could not write served requests and labels or judge a
 deployment; they wait for the next tick: error."""
@@ -279,6 +284,7 @@ REQUIRED_KEYS: dict[str, frozenset[str]] = {
     ),
     DEPLOYMENT_PROMOTED: frozenset({"deployment", "service", "reason", "promoted_version"}),
     DEPLOYMENT_ENDED: frozenset({"deployment", "service", "reason"}),
+    DEPLOYMENT_NOT_STARTED: frozenset({"deployment", "service", "reason"}),
     DEPLOYMENT_TICK_FAILED: frozenset({"error"}),
     PREDICTION_SHADOWED: frozenset(
         {"request_id", "service", "deployment", "arm", "scores", "output", "agrees",

@@ -532,3 +532,36 @@ def test_unknown_litemlops_environment_variables_are_ignored(tmp_path):
     config = Config.load(tmp_path, env={"LITEMLOPS_TOKEN": "x", "LITEMLOPS_LOGGING_NOPE": "1"})
 
     assert config.logging == LoggingConfig()
+
+
+def test_deployment_tables_are_kept_by_name_for_run_to_start(tmp_path):
+    import json
+
+    write_toml(
+        tmp_path,
+        '[deployments.first-canary]\nstrategy = "canary"\nchallenger = 2\nsteps = [10, 100]\n'
+        "[deployments.first-canary.checks]\nmin_requests = 20\n",
+    )
+
+    [(name, text)] = Config.load(tmp_path, env={}).deployments
+
+    assert name == "first-canary"
+    assert json.loads(text) == {
+        "strategy": "canary", "challenger": 2, "steps": [10, 100], "checks": {"min_requests": 20}
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[deployments]\nstrategy = "canary"\n', r"\[deployments.strategy\] needs a table"),
+        ('[deployments."bad name"]\nstrategy = "ab"\n', "deployment name 'bad name'"),
+        ('[deployments.x]\nchallenger = 2\n', r"\[deployments.x\] needs a table with a strategy"),
+        ('[deployments.x]\nstrategy = "ab"\nname = "y"\n', "named by its table"),
+    ],
+)
+def test_malformed_deployment_tables_are_config_errors(tmp_path, text, message):
+    write_toml(tmp_path, text)
+
+    with pytest.raises(ConfigError, match=message):
+        Config.load(tmp_path, env={})

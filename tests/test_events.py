@@ -57,6 +57,7 @@ EXPECTED = {
     "deployment_rolled_back": {"deployment", "service", "reason", "failed_check", "figures"},
     "deployment_promoted": {"deployment", "service", "reason", "promoted_version"},
     "deployment_ended": {"deployment", "service", "reason"},
+    "deployment_not_started": {"deployment", "service", "reason"},
     "deployment_tick_failed": {"error"},
     "prediction_shadowed": {
         "request_id", "service", "deployment", "arm", "scores", "output", "agrees", "latency_ms",

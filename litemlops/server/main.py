@@ -63,9 +63,11 @@ def serve(
 ) -> None:
     """Serve until SIGINT/SIGTERM; `announce(url)` runs once the socket listens."""
     from litemlops.server.app import create_app
+    from litemlops.server.state import start_configured_deployments
 
     _, explicit = admin_token(platform.config)
     check_bind(host, explicit)
+    start_configured_deployments(platform)
     sock = bind(host, port)
     bound = sock.getsockname()[1]
     url = f"http://{host if ':' not in host else f'[{host}]'}:{bound}"

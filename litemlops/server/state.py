@@ -135,6 +135,7 @@ def build_state(
         clock=platform.clock,
         on_rollback=rollback_alert(platform),
     )
+    deployments.start_configured(config.deployments)
     state = ServerState(
         platform=platform,
         token=token,
@@ -177,6 +178,24 @@ def rollback_alert(platform: Platform) -> Callable[[dict[str, Any]], None]:
         manager.evaluate({ROLLBACK_METRIC: 0.0})
 
     return alert
+
+
+def start_configured_deployments(platform: Platform, spec: ServiceSpec | None = None) -> None:
+    """Start the config's `[deployments.<name>]` that never ran, before serving: a bad
+    one is a `ConfigError` `run` reports before it listens, not a failed start-up."""
+    if not platform.config.deployments:
+        return
+    models = ModelCache(platform.registry)
+    try:
+        Deployments(
+            platform.tracker.db,
+            platform.registry,
+            models,
+            [spec or ServiceSpec.from_config(platform.config)],
+            clock=platform.clock,
+        ).start_configured(platform.config.deployments)
+    finally:
+        models.close()
 
 
 def resolve_service(state: ServerState) -> None:

@@ -168,6 +168,36 @@ class Deployments:
         )
         return self.status(service)
 
+    def start_configured(self, tables: Sequence[tuple[str, str]]) -> list[str]:
+        """Start the config's `[deployments.<name>]` (name, JSON) that never ran: one
+        whose name is stored already (active or ended) is left as it is, so a restart
+        does not start a finished deployment again. Returns the names started; a bad
+        table raises `ConfigError` naming it."""
+        import json
+
+        from litemlops.errors import ConfigError
+
+        started = []
+        for name, text in tables:
+            table = json.loads(text)
+            try:
+                self.store.get(name)
+                continue
+            except DeploymentNotFoundError:
+                pass
+            service = table.pop("service", "inference")
+            try:
+                self.start(service, {**table, "name": name})
+            except DeploymentConflictError as exc:
+                # The service is busy with another: this one waits for a later start.
+                log.warning(events.DEPLOYMENT_NOT_STARTED, deployment=name, service=service,
+                            reason=str(exc))  # fmt: skip
+                continue
+            except LitemlopsError as exc:
+                raise ConfigError(f"config [deployments.{name}]: {exc}") from None
+            started.append(name)
+        return started
+
     def status(self, service_or_deployment: str) -> dict[str, Any]:
         """A deployment's state and live report: the active one of a service, or the
         one with that id or name."""

@@ -405,3 +405,43 @@ def test_promote_by_hand_moves_the_alias_and_ending_keeps_the_champion(home: Hom
     assert (ended["state"], ended["reason"]) == ("ended", "enough")
     assert home.world.registry.get_alias(MODEL, "champion").version == v3
     assert home.deployments.routing("inference") is None
+
+
+# -- from config ------------------------------------------------------------------------
+
+
+def test_config_deployments_start_once_and_a_finished_one_is_not_started_again(home: Home):
+    import json
+
+    v2 = same_model(home.world)
+    tables = [("cfg-shadow", json.dumps({"strategy": "shadow", "challenger": v2}))]
+
+    assert home.deployments.start_configured(tables) == ["cfg-shadow"]
+    assert home.deployments.start_configured(tables) == []  # active: left alone
+    home.deployments.end("inference")
+    assert home.deployments.start_configured(tables) == []  # ended: not again
+    assert [d["name"] for d in home.deployments.recent()] == ["cfg-shadow"]
+
+
+def test_a_config_deployment_waits_while_its_service_is_busy(home: Home):
+    import json
+
+    v2 = same_model(home.world)
+    home.deployments.start("inference", {"strategy": "bandit", "challenger": v2})
+    tables = [("later", json.dumps({"strategy": "shadow", "challenger": v2}))]
+
+    assert home.deployments.start_configured(tables) == []
+    [event] = home.world.events("deployment_not_started")
+    assert event["deployment"] == "later" and "already has an active" in event["reason"]
+
+
+def test_a_bad_config_deployment_is_a_config_error_naming_its_table(home: Home):
+    import json
+
+    from litemlops.errors import ConfigError
+
+    tables = [("broken", json.dumps({"strategy": "canary", "challenger": 99}))]
+
+    with pytest.raises(ConfigError, match=r"config \[deployments.broken\]: .*99"):
+        home.deployments.start_configured(tables)
+    assert home.deployments.recent() == []
