@@ -298,6 +298,8 @@ def _show(status: dict[str, Any], as_json: bool) -> None:
             f" (champion v{status['champion_version']})")  # fmt: skip
     if status["reason"]:
         head += f": {status['reason']}"
+    if status["status"].get("promoted_version") is not None:
+        head += f"; v{status['status']['promoted_version']} is the champion now"
     click.echo(head)
     step = status["status"].get("step")
     if status["strategy"] == "canary" and status["state"] == "active" and step is not None:

@@ -5,23 +5,46 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from litemlops.cli.common import cli_errors, echo_json, home_option, load_config, running_server
 
 
-def _version_rate(text: str | tuple[int, float]) -> tuple[int, float]:
+def _version_rate(text: str | tuple[str, float]) -> tuple[str, float]:
+    """VERSION=RATE, VERSION a number (2, v2) or an alias of the served model."""
     if isinstance(text, tuple):
         return text
     version, _, rate = text.partition("=")
+    version = version.strip()
     try:
-        pair = int(version.strip().lstrip("v")), float(rate)
+        pair = (version[1:] if version[:1] == "v" and version[1:].isdigit() else version,
+                float(rate))  # fmt: skip
     except ValueError:
-        raise click.BadParameter(f"VERSION=RATE, e.g. 2=0.45; got {text!r}") from None
-    if not 0.0 <= pair[1] <= 1.0:
-        raise click.BadParameter(f"a rate is within 0 and 1, got {pair[1]}")
+        raise click.BadParameter(
+            f"VERSION=RATE, e.g. 2=0.45 or challenger=0.2; got {text!r}"
+        ) from None
+    if not pair[0] or not 0.0 <= pair[1] <= 1.0:
+        raise click.BadParameter(f"VERSION=RATE with a rate within 0 and 1, got {text!r}")
     return pair
+
+
+def _versions(client: Any, model: str, rates: tuple[tuple[str, float], ...]) -> dict[int, float]:
+    """The rates by version number, aliases of `model` resolved by the server now."""
+    if all(name.isdigit() for name, _ in rates):
+        return {int(name): rate for name, rate in rates}
+    answer = client.get(f"/api/models/{model}")
+    aliases = answer.json().get("aliases", {}) if answer.status_code == 200 else {}
+    found = {}
+    for name, rate in rates:
+        if not name.isdigit() and name not in aliases:
+            raise click.ClickException(
+                f"--success-rate {name}=...: {model} has no alias {name!r} "
+                f"(aliases: {sorted(aliases)})"
+            )
+        found[int(name) if name.isdigit() else int(aliases[name])] = rate
+    return found
 
 
 @click.command()
@@ -52,8 +75,9 @@ def _version_rate(text: str | tuple[int, float]) -> tuple[int, float]:
     multiple=True,
     type=_version_rate,
     metavar="VERSION=RATE",
-    help="Trips a version chose complete at this rate (0-1), whatever the features: arms "
-    "of different true success rates for a deployment (repeatable; implies --labels).",
+    help="Trips a version (a number, or an alias such as champion) chose complete at this "
+    "rate (0-1), whatever the features: arms of different true success rates for a "
+    "deployment (repeatable; implies --labels).",
 )
 @click.option(
     "--label-lag",
@@ -74,7 +98,7 @@ def simulate(
     url: str | None,
     token: str | None,
     seed: int | None,
-    success_rates: tuple[tuple[int, float], ...],
+    success_rates: tuple[tuple[str, float], ...],
     label_lag: int | None,
     as_json: bool,
     quiet: bool,
@@ -128,7 +152,7 @@ def simulate(
                 drift=mode == "drift",
                 labels=labels or bool(success_rates),
                 seed=seed,
-                success_rates=dict(success_rates),
+                success_rates=_versions(client, _model_name(config), success_rates),
                 label_lag=label_lag,
                 pool=pool,
                 progress=lambda done: bar.update(done - bar.n),
@@ -163,3 +187,9 @@ def demo_generate(out: Path, drivers: int, hours: int, labels: int, seed: int) -
     paths = write_sample(out, n_drivers=drivers, hours=hours, n_labels=labels, random_state=seed)
     for path in paths.values():
         click.echo(str(path))
+
+
+def _model_name(config: Any) -> str:
+    from litemlops.store.tracking.model_uri import ModelURI
+
+    return ModelURI.parse(config.server.model, default_alias="champion").name or ""
