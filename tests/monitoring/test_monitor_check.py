@@ -29,3 +29,52 @@ def test_a_check_on_a_home_without_traffic_says_so(litemlops_config):
     assert {a["rule"] for a in report["alerts"]} == {
         "dataset_drift", "accuracy_drop", "deployment_rolled_back"
     }  # fmt: skip
+
+
+class BusyOwner:
+    """A serving owner whose scheduled check is running when the first trigger comes:
+    that trigger is skipped (checks skip, never queue), the next one succeeds."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, dict]] = []
+        self.followed: list[str] = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+    def call(self, method, path, body=None, **params):
+        self.calls.append((method, path, params))
+        if path.endswith("/trigger"):
+            triggers = sum(p.endswith("/trigger") for _, p, _ in self.calls)
+            return {"pipeline": "monitoring", "run_id": f"mine-{triggers}"}
+        if path == "/api/pipelines/runs":
+            return [{"pipeline": "monitoring", "run_id": "scheduled"}]
+        return {"window": {}, "alerts": [], "from": "the second check"}
+
+    def follow_run(self, started, deadline=None):
+        self.followed.append(started["run_id"])
+        state = "skipped" if started["run_id"] == "mine-1" else "success"
+        return {"state": state, "run_id": started["run_id"], "error": None}
+
+
+def test_a_check_beside_a_running_scheduled_check_waits_for_it_then_runs(
+    litemlops_config, monkeypatch
+):
+    litemlops_config.ensure_home()
+    (litemlops_config.home / "config.toml").write_text("")  # a home, served elsewhere
+    owner = BusyOwner()
+    monkeypatch.setattr("litemlops.cli.remote.owner", lambda config: owner)
+
+    out = CliRunner().invoke(
+        cli, ["monitor", "check", "--home", str(litemlops_config.home), "--json"]
+    )
+
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["from"] == "the second check"
+    assert owner.followed == ["mine-1", "scheduled", "mine-2"]
+    assert ("GET", "/api/pipelines/runs", {"pipeline": "monitoring", "state": "running"}) in (
+        owner.calls
+    )

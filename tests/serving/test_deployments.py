@@ -307,6 +307,22 @@ def test_a_canary_keeps_its_step_across_a_restart(home: Home):
     assert home.deployments.status("can")["status"]["step"] == 1
 
 
+def test_a_failing_canary_started_before_a_restart_is_rolled_back_after_it(home: Home):
+    bad = home.world.register(FaultyModel(home.world.champion_model(), fail_every=10))
+    canary(home, bad)
+    home.serve(30, "before")
+    home.deployments.tick()
+    assert home.deployments.status("can")["state"] == "active"  # too few to judge yet
+
+    home.restart()
+    home.serve(300, "after")
+    home.deployments.tick()
+
+    status = home.deployments.status("can")
+    assert (status["state"], status["status"]["failed_check"]) == ("rolled_back", "error_rate")
+    assert home.world.registry.get_alias(MODEL, "champion").version == 1
+
+
 def test_a_canary_with_too_few_requests_waits_instead_of_passing(home: Home):
     canary(home, same_model(home.world))
     home.serve(10)
