@@ -1,5 +1,6 @@
 """The library's serving layer: a `Service` that looks features up, scores, chooses and
-logs `prediction_served`; the models it serves, kept loaded; their feature lineage.
+logs `prediction_served`; the models it serves, kept loaded; their feature lineage;
+deployments that route between versions (canary, shadow, A/B, bandit).
 
 `ModelURI` lives with the registry that resolves it (`litemlops.store.tracking`)
 and is re-exported here.
@@ -15,6 +16,8 @@ from typing import TYPE_CHECKING
 from litemlops.lazy import lazy_names
 
 if TYPE_CHECKING:
+    from litemlops.serving.deployment_spec import DeploymentSpec
+    from litemlops.serving.deployments import Deployments
     from litemlops.serving.lineage import feature_refs, log_feature_refs
     from litemlops.serving.models import ModelCache, ServingModel
     from litemlops.serving.service import (
@@ -27,6 +30,8 @@ if TYPE_CHECKING:
     from litemlops.store.tracking.model_uri import ModelURI
 
 _LAZY = {
+    "Deployments": "litemlops.serving.deployments",
+    "DeploymentSpec": "litemlops.serving.deployment_spec",
     "ModelURI": "litemlops.store.tracking.model_uri",
     "Service": "litemlops.serving.service",
     "ServiceSpec": "litemlops.serving.service",
@@ -41,6 +46,8 @@ _LAZY = {
 
 __all__ = [
     "Choice",
+    "DeploymentSpec",
+    "Deployments",
     "ModelCache",
     "ModelURI",
     "Predictions",
