@@ -208,7 +208,10 @@ class Deployments:
         return report(record, None, self.store.outcomes(record.id), None)
 
     def recent(self, service: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-        """Deployments (of `service`), newest first."""
+        """Deployments (of `service`), newest first; an unknown service raises
+        `DeploymentNotFoundError`, as the admin API answers it."""
+        if service is not None:
+            self._service(service)
         return [describe(r) for r in self.store.recent(service, limit)]
 
     def promote(self, service: str, *, arm: str | None = None, reason: str = "") -> dict[str, Any]:
