@@ -21,6 +21,19 @@ if TYPE_CHECKING:
 MIN_LABELS = 30
 """Labels per arm before the labelled success rate is compared at all."""
 
+SIGNIFICANCE = 0.001
+"""How unlikely, were the challenger as good as the champion, its slow requests or its
+score distribution must be before a canary check fails. The checks look again at
+every tick of a growing window, so a threshold alone would roll back a sound
+challenger on noise (one scheduling hiccup in the p99 of 100 requests); this keeps
+each look's false alarms rare, while a challenger 10x slower is caught within tens
+of requests. Error and success rates use an always-valid p-value (below `alpha`),
+made for looking again and again."""
+
+TAIL = 0.01
+"""The share of requests above a p99: what a challenger's slow requests are tested
+against."""
+
 
 def quantile(values: Sequence[float], q: float) -> float | None:
     """The q-quantile of `values` (nearest rank), None when there are none."""
@@ -88,28 +101,48 @@ def canary_verdict(
             return Verdict(False, "success_rate", figures, p)
     enough = min(champion.requests, challenger.requests) >= checks.min_requests
     if challenger.requests >= checks.min_requests and champion.requests > 0:
-        rate_champion = champion.errors / champion.requests
-        rate_challenger = challenger.errors / challenger.requests
-        if rate_challenger - rate_champion > checks.max_error_increase:
+        errors = compare_rates(
+            champion.errors, champion.requests, challenger.errors, challenger.requests
+        )
+        figures["errors"] = {"diff": errors.diff, "always_valid_p": errors.always_valid_p}
+        if errors.diff > checks.max_error_increase and errors.always_valid_p < checks.alpha:
             return Verdict(False, "error_rate", figures, p)
     if not enough:
         return Verdict(None, None, figures, p)
-    p99_champion = quantile(champion.latency_ms.values, 0.99) or 0.0
-    p99_challenger = quantile(challenger.latency_ms.values, 0.99) or 0.0
-    if (
-        p99_challenger > checks.max_latency_ratio * p99_champion
-        and p99_challenger - p99_champion > checks.latency_floor_ms
-    ):
+    slow = slow_requests(checks, champion.latency_ms.values, challenger.latency_ms.values)
+    figures["latency"] = slow
+    if slow["p_value"] < SIGNIFICANCE:
         return Verdict(False, "latency_p99", figures, p)
     a, b = champion.scores.values, challenger.scores.values
     if len(a) >= checks.min_requests and len(b) >= checks.min_requests:
         from scipy.stats import ks_2samp
 
-        drift = float(ks_2samp(a, b).statistic)
+        test = ks_2samp(a, b)
+        drift = float(test.statistic)
         figures["score_drift"] = drift
-        if drift > checks.max_score_drift:
+        figures["score_drift_p_value"] = float(test.pvalue)
+        if drift > checks.max_score_drift and test.pvalue < SIGNIFICANCE:
             return Verdict(False, "score_drift", figures, p)
     return Verdict(True if final else None, None, figures, p)
+
+
+def slow_requests(
+    checks: CanaryChecks, champion_ms: Sequence[float], challenger_ms: Sequence[float]
+) -> dict[str, Any]:
+    """The latency check: how many of the challenger's requests took longer than the
+    champion's p99 allows (`max_latency_ratio` times it, and `latency_floor_ms` more),
+    and how unlikely that many are if at most `TAIL` of its requests were that slow,
+    as at most 1 % of the champion's are (a binomial tail). A challenger whose p99 is
+    over the limit has more than 1 % of its requests above it; a few late requests
+    of a loaded machine are not enough to say so."""
+    from scipy.stats import binom
+
+    p99 = quantile(champion_ms, 0.99) or 0.0
+    limit = max(checks.max_latency_ratio * p99, p99 + checks.latency_floor_ms)
+    over = sum(1 for ms in challenger_ms if ms > limit)
+    n = len(challenger_ms)
+    p_value = float(binom.sf(over - 1, n, TAIL)) if over else 1.0
+    return {"limit_ms": limit, "over": over, "of": n, "p_value": p_value}
 
 
 def arm_outcomes(

@@ -461,3 +461,27 @@ def test_a_bad_config_deployment_is_a_config_error_naming_its_table(home: Home):
     with pytest.raises(ConfigError, match=r"config \[deployments.broken\]: .*99"):
         home.deployments.start_configured(tables)
     assert home.deployments.recent() == []
+
+
+def test_a_few_late_requests_or_one_error_do_not_roll_a_sound_canary_back():
+    from litemlops.serving.deployment_live import Window
+    from litemlops.serving.deployment_report import canary_verdict
+    from litemlops.serving.deployment_spec import CanaryChecks
+
+    rng = random.Random(1)
+    champion, challenger = Window(), Window()
+    for window in (champion, challenger):
+        for _ in range(100):
+            window.requests += 1
+            window.latency_ms.add(0.5 + rng.random() * 0.1, rng)
+            window.scores.add(rng.random(), rng)
+    challenger.latency_ms.values[:2] = [30.0, 45.0]  # a loaded machine's hiccups
+    challenger.errors = 1
+
+    assert canary_verdict(CanaryChecks(), champion, challenger, []).passed is True
+
+    challenger.latency_ms.values[:10] = [30.0] * 10  # a tenth of requests slow: a real tail
+    assert canary_verdict(CanaryChecks(), champion, challenger, []).failed == "latency_p99"
+    challenger.latency_ms.values[:10] = [0.5] * 10
+    challenger.errors = 10
+    assert canary_verdict(CanaryChecks(), champion, challenger, []).failed == "error_rate"
