@@ -15,7 +15,12 @@ At concurrency 1, 8 and 64: req/s, latency, the server's CPU per request
 ours' p99 while a training run and a monitoring check run, against its idle
 p99 in the same run. Rounds rotate which server goes first, so load from
 other processes on a shared machine hits all three alike.
-Run: `.venv/bin/python benchmarks/serving.py --size M`.
+
+With `--deployments`, ours again at c=8 with no deployment, with an A/B test
+(50/50, the champion against a second version of its model) and with a shadow
+(100% sampled), in rounds rotating the three, started and ended through the
+admin API; and the routers' arm choice timed in this process.
+Run: `.venv/bin/python benchmarks/serving.py --size M [--deployments]`.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from __future__ import annotations
 # and pandas (which `_harness` brings in) would weigh on their start and RSS.
 import argparse
 import contextlib
+import json
 import os
 import platform
 import signal
@@ -66,6 +72,14 @@ TARGET_RSS_MB = 200.0
 TARGET_COLD_EXISTING_S = 5.0
 TARGET_COLD_FRESH_S = 20.0
 CLIENT_BOUND = 0.9  # share of a core the load process uses when it, not the server, limits
+DEPLOYMENTS = ("none", "ab", "shadow")  # ours at c=8 with no deployment, an A/B test, a shadow
+DEPLOYMENT_PATH = "/api/services/inference/deployment"
+DEPLOYMENT_WARMUP = 0.3  # s of untimed load after a deployment starts, at most
+TARGET_AB_RATIO = 0.95  # ours+ab / ours req/s at c=8, at least
+TARGET_SHADOW_P99_RATIO = 1.1  # ours+shadow / ours p99 at c=8
+TARGET_CHOICE_US = 20.0  # one arm choice of a router
+CHOICE_CALLS = 20_000  # choices a timed batch makes
+CHOICE_BATCHES = 5  # the best batch is the least disturbed
 
 
 @dataclass(frozen=True)
@@ -76,13 +90,24 @@ class Size:
     probes: int  # new keep-alive connections per server and round
     probe_requests: int  # requests one after another on each
     pipelines: float  # seconds of load while pipelines run, and as many idle, per round
+    deployments: float  # seconds of load at c=8 per deployment kind (--deployments)
+    deployment_rounds: int  # the rounds those seconds are split into, the order rotating
 
 
 SIZES = {
-    "XS": Size(seconds=0.15, rounds=1, warmup=0.1, probes=2, probe_requests=5, pipelines=0.3),
-    "S": Size(seconds=1.0, rounds=1, warmup=0.5, probes=3, probe_requests=20, pipelines=3.0),
-    "M": Size(seconds=15.0, rounds=3, warmup=1.0, probes=5, probe_requests=40, pipelines=10.0),
-}
+    "XS": Size(
+        seconds=0.15, rounds=1, warmup=0.1, probes=2, probe_requests=5, pipelines=0.3,
+        deployments=0.15, deployment_rounds=1,
+    ),
+    "S": Size(
+        seconds=1.0, rounds=1, warmup=0.5, probes=3, probe_requests=20, pipelines=3.0,
+        deployments=3.0, deployment_rounds=3,
+    ),
+    "M": Size(
+        seconds=15.0, rounds=3, warmup=1.0, probes=5, probe_requests=40, pipelines=10.0,
+        deployments=15.0, deployment_rounds=6,
+    ),
+}  # fmt: skip
 
 
 # -- the hand-written servers (each runs in a process of its own) -----------------------------
@@ -481,6 +506,140 @@ def during_pipelines(load: LoadProcess, ours: Served, size: Size) -> dict[str, W
     return found
 
 
+def litemlops_cli(home: Path, *args: str) -> str:
+    """What `python -m litemlops ARGS --home H` printed; an error if it failed."""
+    command = [sys.executable, "-m", "litemlops", *args, "--home", str(home)]
+    done = subprocess.run(command, capture_output=True, text=True, env=clean_env())
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"`litemlops {' '.join(args)}` exited with {done.returncode}:\n"
+            f"{done.stdout[-2000:]}{done.stderr[-2000:]}"
+        )
+    return done.stdout
+
+
+def register_challenger(home: Path) -> int:
+    """The champion's own model registered again as the next version of its name, on a
+    home not being served: a challenger that scores alike, so what a deployment costs
+    is its routing and bookkeeping, not another model. Its version."""
+    name = MODEL.split("@", 1)[0]
+    versions = json.loads(litemlops_cli(home, "models", "versions", name, "--json"))
+    champion = next(v for v in versions if "champion" in v["aliases"])
+    source = f"runs:/{champion['run_id']}/{champion['model_name']}"
+    # The same bytes again: without --allow-duplicate the registry answers the champion.
+    answer = litemlops_cli(home, "models", "register", source, name, "--allow-duplicate", "--json")
+    return int(json.loads(answer)["version"])
+
+
+@dataclass
+class Deployed:
+    """Ours at c=8 with no deployment, an A/B test and a shadow, summed over the rounds."""
+
+    totals: dict[str, Totals]
+    # the shadow's report of each round (offered, scored, dropped...), read before it ended
+    shadows: list[dict[str, Any]] = field(default_factory=list)
+
+
+def with_deployments(load: LoadProcess, ours: Served, challenger: int, size: Size) -> Deployed:
+    """Ours at c=8 without a deployment, under a 50/50 A/B test and under a shadow
+    sampling every request, each started through the admin API before its window and
+    ended after it, in rounds rotating the three (noise hits each alike)."""
+    bodies = {
+        "ab": {"strategy": "ab", "challenger": str(challenger), "shares": [50, 50], "stop": False},
+        "shadow": {"strategy": "shadow", "challenger": str(challenger), "sample": 100},
+    }
+    found = Deployed({kind: Totals() for kind in DEPLOYMENTS})
+    for r in range(size.deployment_rounds):
+        shift = r % len(DEPLOYMENTS)
+        for kind in DEPLOYMENTS[shift:] + DEPLOYMENTS[:shift]:
+            if kind != "none":
+                admin(ours, "PUT", bodies[kind], 201)
+            try:
+                result = load.run(
+                    "closed_loop",
+                    host=HOST,
+                    port=ours.port,
+                    ids=DRIVERS,
+                    concurrency=8,
+                    warmup=min(size.warmup, DEPLOYMENT_WARMUP),
+                    seconds=size.deployments / size.deployment_rounds,
+                    server_pid=ours.pid,
+                    tag=f"deployment-{kind}-{r}",
+                )
+                if kind == "shadow":
+                    status, answer = ours.call("GET", DEPLOYMENT_PATH)
+                    if status != 200:
+                        raise RuntimeError(f"GET {DEPLOYMENT_PATH} answered {status}: {answer}")
+                    found.shadows.append(answer.get("shadow") or {})
+            finally:
+                if kind != "none":
+                    admin(ours, "DELETE", None, 200)
+            found.totals[kind].add(result)
+    return found
+
+
+def admin(ours: Served, method: str, body: Any, expected: int) -> None:
+    """Start (PUT) or end (DELETE) the inference service's deployment."""
+    status, answer = ours.call(method, DEPLOYMENT_PATH, body, admin=True)
+    if status != expected:
+        raise RuntimeError(f"{method} {DEPLOYMENT_PATH} answered {status}: {answer}")
+
+
+def choice_costs() -> dict[str, float]:
+    """Microseconds one arm choice takes, in this process (the best of CHOICE_BATCHES
+    batches of CHOICE_CALLS): the routers alone, and a live A/B deployment's choice
+    plus its bookkeeping of the answer (`LiveDeployment.choose` + `served`)."""
+    import random
+
+    from litemlops.serving.deployment_live import Arm, LiveDeployment
+    from litemlops.serving.deployment_spec import DeploymentSpec
+    from litemlops.serving.deployment_store import DeploymentRecord
+    from litemlops.serving.routing import ShareRouter, ThompsonRouter
+
+    salt = "5e1f0c2a9b7d3e64"
+    keys = [f"deployment-ab-0-{i}-1" for i in range(CHOICE_CALLS)]  # request ids as sent
+    share = ShareRouter([0.5, 0.5], salt)
+    # A bandit some way into its run: labels in, the posteriors apart.
+    thompson = ThompsonRouter(2, min_share=0.05, rng=random.Random(0))
+    thompson.load({"successes": [620, 540], "failures": [380, 460]})
+    spec = DeploymentSpec.parse({"strategy": "ab", "challenger": "2", "shares": [50, 50]})
+    record = DeploymentRecord(
+        id="0" * 12, name="bench", service="inference", strategy="ab", model="m",
+        champion="models:/m@champion", champion_version=1, versions=(2,), spec=spec.as_dict(),
+        state="active", status={}, salt=salt, started_at=0, ended_at=None, reason="",
+    )  # fmt: skip
+    live = LiveDeployment(record, [Arm("champion", "m@champion", 1), Arm("v2", "m/2", 2)],
+                          rng=random.Random(0))  # fmt: skip
+    ids = DRIVERS
+
+    def shares() -> None:
+        choose = share.choose
+        for key in keys:
+            choose(key)
+
+    def bandit() -> None:
+        choose = thompson.choose
+        for _ in keys:
+            choose()
+
+    def deployment() -> None:
+        for key in keys:
+            arm = live.choose(key, ids)
+            live.served(arm, key, 1.0, 0.5, 0)
+        live.take()  # what the controller's tick does with them
+        live.new_windows()
+
+    found = {}
+    for name, batch in (("share", shares), ("thompson", bandit), ("live_ab", deployment)):
+        best = float("inf")
+        for _ in range(CHOICE_BATCHES):
+            start = time.perf_counter_ns()
+            batch()
+            best = min(best, (time.perf_counter_ns() - start) / CHOICE_CALLS / 1e3)
+        found[name] = best
+    return found
+
+
 def count_events(home: Path) -> int:
     """Answered predictions the home kept: request ids of `prediction_served` events in its
     JSONL files and in its compacted history (a file being compacted may be in both)."""
@@ -516,7 +675,9 @@ def describe(label: str, size: Size) -> str:
         f"({size.rounds} round(s), order rotating, {size.warmup:g} s warm-up each), "
         f"concurrency {', '.join(map(str, CONCURRENCY))}, {len(DRIVERS)} drivers a request; "
         f"keep-alive: {size.probes} connections x {size.probe_requests} requests a round; "
-        f"pipelines: {size.pipelines:g} s busy and {size.pipelines:g} s idle a round at c=8\n"
+        f"pipelines: {size.pipelines:g} s busy and {size.pipelines:g} s idle a round at c=8; "
+        f"with --deployments: {size.deployments:g} s each of none, A/B and shadow at c=8 "
+        f"({size.deployment_rounds} round(s), order rotating)\n"
         f"# python {platform.python_version()}, uvicorn {uvicorn.__version__}, starlette "
         f"{starlette.__version__} | ours: `python -m litemlops run --port 0`, as shipped | "
         f"load from a second process (plain sockets on a selector) | {os.cpu_count()} cores "
@@ -617,6 +778,68 @@ def report_lines(
     report("server_rss", rss["ours"][0], "MB", TARGET_RSS_MB, reference=rss["reference"][0])
 
 
+def show_deployments(deployed: Deployed) -> None:
+    print("# ours at c=8 with no deployment, a 50/50 A/B test, a shadow sampling 100%")
+    print("#   kind      req/s   p50 ms   p99 ms  non-2xx  server CPU/req  server CPU  client CPU")
+    for kind, t in deployed.totals.items():
+        print(
+            f"#   {kind:7s} {t.rps:7.0f} {t.percentile_ms(50):8.2f} {t.percentile_ms(99):8.2f} "
+            f"{t.errors:8d} {t.cpu_per_request_ms:11.3f} ms {t.server_cpu / t.seconds:10.0%} "
+            f"{t.client_cpu / t.seconds:11.0%}{'  client-bound' if t.client_bound else ''}"
+        )
+    none = deployed.totals["none"]
+    why = {
+        "ab": "the choice, the arm's counts, its row written by the controller, the event's "
+        "extra fields",
+        "shadow": "the challenger scoring it on a thread of the serving process, and its event",
+    }
+    for kind, what in why.items():
+        added = deployed.totals[kind].cpu_per_request_ms - none.cpu_per_request_ms
+        print(
+            f"# {kind} adds {added * 1e3:.0f} us of server CPU per request ({what}); at c=8 "
+            "the server is the bottleneck, so latency grows with it"
+        )
+    sums = {k: sum(s.get(k) or 0 for s in deployed.shadows) for k in ("offered", "scored")}
+    dropped = sum(s.get("dropped") or 0 for s in deployed.shadows)
+    print(
+        f"# shadow: {sums['offered']:,} requests offered to the challenger, {sums['scored']:,} "
+        f"scored before each window's end, {dropped:,} dropped (queue full)"
+    )
+
+
+def report_deployments(deployed: Deployed, costs: dict[str, float]) -> None:
+    from _harness import report
+
+    none, ab, shadow = (deployed.totals[kind] for kind in DEPLOYMENTS)
+    report_at_least("deployment_ab_rps_c8", ab.rps, "req/s", TARGET_AB_RATIO, none.rps)
+    report(
+        "deployment_shadow_p99_c8",
+        shadow.percentile_ms(99),
+        "ms",
+        TARGET_SHADOW_P99_RATIO,
+        reference=none.percentile_ms(99),
+        on_ratio=True,
+    )
+    request_us = none.cpu_per_request_ms * 1e3
+    print(
+        f"# arm choice in this process (best of {CHOICE_BATCHES} batches of {CHOICE_CALLS:,}), "
+        f"against the {TARGET_CHOICE_US:g} us budget and ours' server CPU per request at c=8 "
+        f"with no deployment ({request_us:.0f} us):"
+    )
+    what = {
+        "share": "ShareRouter.choose, 2 arms (blake2b of the request id)",
+        "thompson": "ThompsonRouter.choose, 2 arms, 2,000 rewards loaded",
+        "live_ab": "LiveDeployment.choose + served, A/B (the request path's whole share)",
+    }
+    for name, us in costs.items():
+        print(
+            f"#   {what[name]}: {us:.2f} us, {us / TARGET_CHOICE_US:.2f}x the budget, "
+            f"{us / request_us:.2%} of a request's server CPU"
+        )
+    for name in ("share", "thompson"):
+        report(f"deployment_{name}_choice", costs[name], "us", TARGET_CHOICE_US)
+
+
 def show_probes(probes: dict[str, dict[str, list[float]]]) -> None:
     print(
         "# keep-alive (ms): p50 of a new connection's first request | of the later ones | p99 later"
@@ -641,14 +864,17 @@ def show_windows(windows: dict[str, Window]) -> None:
         )
 
 
-def measure(tmp: Path, template: Path, size: Size) -> None:
+def measure(tmp: Path, template: Path, size: Size, deployments: bool) -> None:
     """Start the three servers, load them, report."""
     from _harness import report
 
+    deployed = None
     with contextlib.ExitStack() as stack:
         load = LoadProcess(tmp / "client.log", clean_env())
         stack.callback(load.close)
-        ours = Served.start(copy_home(template, tmp / "ours"), tmp / "ours.log")
+        home = copy_home(template, tmp / "ours")
+        challenger = register_challenger(home) if deployments else 0
+        ours = Served.start(home, tmp / "ours.log")
         stack.callback(ours.stop)
         cold = ours.ready_seconds
         handmade = {kind: Handmade.start(kind, template, tmp) for kind in SERVERS[1:]}
@@ -665,6 +891,8 @@ def measure(tmp: Path, template: Path, size: Size) -> None:
         probes = keepalive(load, pids, size)
         windows = during_pipelines(load, ours, size)
         rss = {kind: tree_rss(pid) for kind, (_, pid) in pids.items()}
+        if deployments:  # after the RSS: a deployment loads its challenger too
+            deployed = with_deployments(load, ours, challenger, size)
         scheduled = [
             f"{r['pipeline']} ({r['trigger']}, {r['state']}, {r.get('duration')} s)"
             for r in ours.runs()
@@ -688,6 +916,9 @@ def measure(tmp: Path, template: Path, size: Size) -> None:
     answered = 1 + sum(totals["ours", c].answered for c in CONCURRENCY)  # 1: the answer check
     answered += len(probes["ours"]["first"]) + len(probes["ours"]["later"])
     answered += sum(w.answered for w in windows.values()) - sum(probes["ours"]["errors"])
+    if deployed is not None:
+        answered += sum(t.answered for t in deployed.totals.values())
+        show_deployments(deployed)
     logged = count_events(ours.home)
     print(
         f"# events: {logged:,} predictions in the log and its history for {answered:,} "
@@ -695,6 +926,8 @@ def measure(tmp: Path, template: Path, size: Size) -> None:
     )
     report_lines(totals, probes, windows, rss)
     report("cold_start_existing_home", cold, "s", TARGET_COLD_EXISTING_S)
+    if deployed is not None:  # timed now that no server takes CPU from this process
+        report_deployments(deployed, choice_costs())
 
 
 def fresh_start(tmp: Path) -> Path:
@@ -731,6 +964,12 @@ def main() -> None:
         help="a home `run --once` bootstrapped, copied "
         "instead of making one (the fresh-home cold start is then not measured)",
     )
+    parser.add_argument(
+        "--deployments",
+        action="store_true",
+        help="also ours at c=8 under an A/B test and a shadow (a second version of the "
+        "champion registered on its home), and the routers' arm choice timed",
+    )
     args = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     # Stopped by SIGTERM (a CI timeout), unwind as for Ctrl-C: the servers stop too.
@@ -742,7 +981,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="litemlops-serving-") as name:
         tmp = Path(name)
         template = args.home if args.home is not None else fresh_start(tmp)
-        measure(tmp, template, size)
+        measure(tmp, template, size, args.deployments)
 
 
 if __name__ == "__main__":

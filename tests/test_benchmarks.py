@@ -19,7 +19,7 @@ LINE = re.compile(r"^(\S+): .* target(<=|>=)\S+( \S+)? +(PASS|MISS)$", re.MULTIL
 # home they copy; and the result lines each must print.
 SHIPPED = {
     "serving.py": (
-        ["--size", "XS"],
+        ["--size", "XS", "--deployments"],
         {
             "inference_rps_c8",
             "inference_p99_c8",
@@ -29,6 +29,10 @@ SHIPPED = {
             "inference_p99_during_monitoring_c8",
             "server_rss",
             "cold_start_existing_home",
+            "deployment_ab_rps_c8",
+            "deployment_shadow_p99_c8",
+            "deployment_share_choice",
+            "deployment_thompson_choice",
         },
     ),
     "durability.py": (["--trials", "1"], {"answered_events_lost", "trials_losing_events"}),
