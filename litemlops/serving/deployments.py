@@ -388,18 +388,29 @@ class Deployments:
             arm = live.arms[1]
             service = self.services[record.service]
             self._shadows[record.service] = ShadowScorer(
-                lambda job: self._shadow_score(arm.uri, service, job),
+                lambda jobs: self._shadow_score(arm.uri, service, jobs),
                 queue_size=live.spec.queue_size,
                 fields={"service": record.service, "deployment": record.name, "arm": arm.name},
                 rng=random.Random(self.rng.random()),
             )
 
     def _shadow_score(
-        self, uri: str, service: ServiceSpec, job: ShadowJob
-    ) -> tuple[list[float], str | None, int | None]:
+        self, uri: str, service: ServiceSpec, jobs: list[ShadowJob]
+    ) -> tuple[list[list[float]], str | None, int | None]:
+        """The challenger's scores of a batch of jobs, in one call on all their rows."""
         model = self.models.get(uri)
-        rows = list(zip(*[job.columns[n] for n in model.inputs], strict=True))
-        return model.score_list(rows), model.name, model.version
+        rows: list[Any] = []
+        sizes = []
+        for job in jobs:
+            part = list(zip(*[job.columns[n] for n in model.inputs], strict=True))
+            rows.extend(part)
+            sizes.append(len(part))
+        scores = model.score_list(rows)
+        found, at = [], 0
+        for size in sizes:
+            found.append(scores[at : at + size])
+            at += size
+        return found, model.name, model.version
 
     def _deactivate(self, record: DeploymentRecord) -> None:
         live = self._live.get(record.service)

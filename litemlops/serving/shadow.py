@@ -1,19 +1,20 @@
 """A shadow challenger: it scores requests the champion answered, off the request path.
 
-The request path only offers a job to a bounded queue (`offer`, never blocking):
-when the queue is full the job is dropped and counted, so a slow or failing
-challenger can never slow down or fail the champion's answer. One thread scores
-the jobs and logs `prediction_shadowed` with the request's id; its figures are the
-shadow's report (agreement of the chosen output, score divergence, the
-challenger's latency and errors).
+The request path only offers a job to a bounded queue (`offer`, never blocking,
+waking no thread): when the queue is full the job is dropped and counted, so a slow
+or failing challenger can never slow down or fail the champion's answer. One thread
+scores what was offered every `BATCH_SECONDS`, in one model call per batch, and logs
+`prediction_shadowed` with each request's id; its figures are the shadow's report
+(agreement of the chosen output, score divergence, the challenger's latency per
+request, its share of its batch's scoring time, and errors).
 """
 
 from __future__ import annotations
 
-import queue
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,9 @@ from litemlops.serving.deployment_live import Sample
 from litemlops.serving.deployment_report import quantile
 
 log = get_logger("litemlops.serving")
+
+BATCH_SECONDS = 0.01
+"""How often the shadow thread scores what was offered since (one model call a batch)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,24 +42,33 @@ class ShadowJob:
 
 
 class ShadowScorer:
-    """Scores `ShadowJob`s with `score` on a thread of its own.
+    """Scores `ShadowJob`s with `score` on a thread of its own, in batches.
 
-    score: (job) -> (the challenger's scores per id, its model name, its version).
+    score: (jobs) -> (each job's scores by the challenger, its model name, its
+    version); it scores a batch in one call where it can (one matrix for the model).
     fields: what every `prediction_shadowed` event carries (service, deployment, arm).
+    queue_size: jobs waiting at most; more are dropped. every: seconds between batches.
     """
 
     def __init__(
         self,
-        score: Callable[[ShadowJob], tuple[list[float], str | None, int | None]],
+        score: Callable[[list[ShadowJob]], tuple[list[list[float]], str | None, int | None]],
         *,
         queue_size: int,
         fields: dict[str, Any],
+        every: float = BATCH_SECONDS,
         rng: random.Random | None = None,
     ):
         self.score = score
         self.fields = dict(fields)
+        self.queue_size = queue_size
+        self.every = every
         self.rng = rng or random.Random()
-        self.jobs: queue.Queue[ShadowJob | None] = queue.Queue(maxsize=queue_size)
+        # Offering appends to a deque and wakes nobody: a thread woken per request would
+        # take the interpreter from the request path each time (the log writer batches
+        # for the same reason).
+        self._pending: deque[ShadowJob] = deque()
+        self._stop = threading.Event()
         self.offered = self.dropped = self.scored = self.errors = 0
         self.agreed = 0
         self.divergence_sum = 0.0
@@ -66,59 +79,73 @@ class ShadowScorer:
     def offer(self, job: ShadowJob) -> bool:
         """Queue a job for the challenger; False (and counted) when the queue is full."""
         self.offered += 1
-        try:
-            self.jobs.put_nowait(job)
-        except queue.Full:
+        if len(self._pending) >= self.queue_size:
             self.dropped += 1
             return False
+        self._pending.append(job)
         return True
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop after the jobs queued; a challenger stuck longer than `timeout` is left
         to its daemon thread."""
-        try:
-            self.jobs.put(None, timeout=timeout)
-        except queue.Full:
-            return
+        self._stop.set()
         self._thread.join(timeout)
 
     def drain(self, timeout: float = 10.0) -> None:
-        """Wait until every job queued so far was scored (tests, a graceful end)."""
+        """Wait until every job offered so far was scored or dropped (tests, an end)."""
         deadline = time.monotonic() + timeout
-        while self.jobs.unfinished_tasks and time.monotonic() < deadline:
+        while (
+            self.scored + self.errors + self.dropped < self.offered
+            and time.monotonic() < deadline
+        ):
             time.sleep(0.005)
 
     def _work(self) -> None:
         while True:
-            job = self.jobs.get()
-            try:
-                if job is None:
-                    return
-                self._one(job)
-            finally:
-                self.jobs.task_done()
+            stopping = self._stop.wait(self.every)
+            batch = []
+            while self._pending:
+                batch.append(self._pending.popleft())
+            if batch:
+                self._batch(batch)
+            if stopping:
+                return
 
-    def _one(self, job: ShadowJob) -> None:
+    def _batch(self, jobs: list[ShadowJob]) -> None:
         start = time.perf_counter()
         try:
-            scores, model, version = self.score(job)
-        except Exception as exc:  # the challenger's failure is a figure, not an outage
-            self.errors += 1
-            log.warning(
-                events.PREDICTION_SHADOW_FAILED,
-                request_id=job.request_id,
-                error=f"{type(exc).__name__}: {exc}",
-                **self.fields,
-            )
+            results, model, version = self.score(jobs)
+        except Exception:  # one bad job must not lose the others: one at a time
+            for job in jobs:
+                one = time.perf_counter()
+                try:
+                    [scores], model, version = self.score([job])
+                except Exception as exc:  # the challenger's failure is a figure
+                    self.errors += 1
+                    log.warning(
+                        events.PREDICTION_SHADOW_FAILED,
+                        request_id=job.request_id,
+                        error=f"{type(exc).__name__}: {exc}",
+                        **self.fields,
+                    )
+                    continue
+                self._scored(job, scores, model, version, (time.perf_counter() - one) * 1e3)
             return
-        latency = (time.perf_counter() - start) * 1e3
+        each = (time.perf_counter() - start) * 1e3 / len(jobs)
+        for job, scores in zip(jobs, results, strict=True):
+            self._scored(job, scores, model, version, each)
+
+    def _scored(
+        self, job: ShadowJob, scores: list[float], model: str | None, version: int | None,
+        latency: float,
+    ) -> None:  # fmt: skip
         output = job.ids[max(range(len(job.ids)), key=scores.__getitem__)] if job.ids else None
         agrees = output == job.output
-        self.scored += 1
-        self.agreed += agrees
         diffs = [abs(a - b) for a, b in zip(scores, job.scores, strict=True)]
+        self.agreed += agrees
         self.divergence_sum += sum(diffs) / max(len(diffs), 1)
         self.latency_ms.add(latency, self.rng)
+        self.scored += 1
         log.info(
             events.PREDICTION_SHADOWED,
             request_id=job.request_id,
