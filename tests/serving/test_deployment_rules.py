@@ -479,6 +479,12 @@ def test_ab_shares_are_one_nonnegative_percentage_per_arm_summing_to_100(shares:
     assert accepts({**AB, "shares": shares}) is ok
 
 
+@pytest.mark.parametrize("shares", ["50,50", 50, {"a": 50}])
+def test_ab_shares_that_are_not_a_list_are_refused_as_such(shares: Any):
+    with pytest.raises(ValidationError, match="shares must be a list of percentages"):
+        parse(**AB, shares=shares)
+
+
 def test_bandit_min_share_times_arms_may_reach_but_not_pass_100():
     assert parse(**BANDIT, min_share=50).min_share == 0.5
     assert parse(strategy="bandit", challengers=list(range(2, 4)), min_share=100 / 3)
@@ -624,6 +630,18 @@ def test_recent_is_newest_first_by_start_then_insertion_and_limited(store: Deplo
     assert store.recent(limit=0) == [] and store.recent(limit=-3) == []
 
 
+def test_recent_shows_50_and_history_200_entries_unless_asked_otherwise(
+    store: DeploymentStore,
+):
+    for i in range(51):
+        store.insert(record(f"d{i:02}", f"s{i}", started_at=i))
+    assert [r.id for r in store.recent()] == [f"d{i:02}" for i in range(50, 0, -1)]
+    for i in range(200):
+        store.log("d00", "tick", {}, now=i)
+    history = store.history("d00")
+    assert len(history) == 200 and history[0]["action"] == "tick" and history[-1]["at"] == 199
+
+
 def test_write_keeps_a_request_ids_first_arm_and_first_label(store: DeploymentStore):
     store.insert(record("d1"))
     assert store.write([("d1", "r1", 1, 10), ("d1", "r1", 0, 11), ("d1", "r2", 0, 12)], []) == []
@@ -673,6 +691,13 @@ def test_a_sample_keeps_every_value_up_to_its_cap_in_order():
         sample.add(float(i), Scripted(0.0))
     assert sample.values == [float(i) for i in range(SAMPLE_CAP)]
     assert sample.seen == SAMPLE_CAP
+
+
+def test_a_window_keeps_at_most_4096_latencies():
+    sample = Sample()
+    for i in range(4097):
+        sample.add(float(i), Scripted(0.9999))
+    assert len(sample.values) == 4096 and sample.seen == 4097
 
 
 def test_a_full_sample_replaces_the_slot_its_draw_names_or_none():
@@ -748,6 +773,7 @@ def test_counts_windows_and_the_queue_of_served_requests_and_labels():
     d.failed(1, 9.0)
     d.label("r1", 1.0, 102)
     assert (d.requests, d.errors) == ([1, 2], [0, 1])
+    assert [(w.requests, w.errors) for w in d.windows] == [(1, 0), (2, 1)]
     assert [w.as_dict()["requests"] for w in d.windows] == [1, 2]
     assert d.windows[1].latency_ms.values == [3.0, 9.0] and d.windows[1].scores.values == [0.5]
     served, marks = d.take()
@@ -790,3 +816,4 @@ def test_a_bandit_starts_from_the_tables_posteriors_and_learns_from_labels():
     greedy = live({**BANDIT, "algorithm": "epsilon_greedy", "epsilon": 30})
     assert type(greedy.router).__name__ == "EpsilonGreedyRouter"
     assert greedy.router.epsilon == 0.3  # type: ignore[union-attr]
+    assert greedy.router.state() == {"successes": [0, 0], "failures": [0, 0]}  # type: ignore[union-attr]
