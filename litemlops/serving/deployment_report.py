@@ -201,3 +201,23 @@ def ab_decision(
             f"(always-valid p {best['vs_control']['always_valid_p']:.4g})"
         )
     return rows[0]["arm"], "every significant challenger is worse than the control"
+
+
+def best_challenger(outcomes: Sequence[ArmOutcomes], names: Sequence[str]) -> str:
+    """The challenger to promote when none is named: the only one, else the best by its
+    labels so far (posterior mean of a uniform prior); `InvalidDeploymentError` when
+    several have none."""
+    from litemlops.serving.errors import InvalidDeploymentError
+
+    if len(names) == 2:
+        return names[1]
+    rates = {
+        o.arm: (o.successes + 1) / (o.labelled + 2)
+        for o in outcomes
+        if 0 < o.arm < len(names) and o.labelled
+    }
+    if not rates:
+        raise InvalidDeploymentError(
+            f"no labels yet to choose among {list(names[1:])}: name the arm to promote"
+        )
+    return names[max(rates, key=rates.__getitem__)]

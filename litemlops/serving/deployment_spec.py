@@ -15,9 +15,13 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from litemlops.errors import ValidationError
+
+if TYPE_CHECKING:
+    from litemlops.store.tracking.model_uri import ModelURI
+    from litemlops.store.tracking.registry import ModelRegistry
 
 STRATEGIES = ("canary", "shadow", "ab", "bandit")
 ALGORITHMS = ("thompson", "epsilon_greedy")
@@ -310,3 +314,30 @@ def _checks(value: Any) -> CanaryChecks:
         else:
             args[key] = _number(value, key, low=0.0, high=1.0, low_open=True)
     return CanaryChecks(**args)
+
+
+def pin_version(registry: ModelRegistry, champion: ModelURI, challenger: str) -> int:
+    """The version a challenger names now (`5`, `name/5`, `name@alias`), of the
+    champion's registered model; `InvalidDeploymentError` for any other."""
+    from litemlops.errors import LitemlopsError
+    from litemlops.serving.errors import InvalidDeploymentError
+    from litemlops.store.tracking.model_uri import ModelURI
+
+    assert champion.name is not None
+    text = challenger if not challenger.isdigit() else f"{champion.name}/{challenger}"
+    try:
+        uri = ModelURI.parse(text)
+        if uri.name != champion.name:
+            raise InvalidDeploymentError(
+                f"challenger {challenger!r} is not a version of {champion.name!r}, the "
+                "service's model"
+            )
+        if uri.by_alias:
+            assert uri.alias is not None
+            return registry.get_alias(uri.name, uri.alias).version
+        assert uri.version is not None
+        return registry.get_model_version(uri.name, uri.version).version
+    except InvalidDeploymentError:
+        raise
+    except LitemlopsError as exc:
+        raise InvalidDeploymentError(f"challenger {challenger!r}: {exc}") from None

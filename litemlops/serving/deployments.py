@@ -28,8 +28,13 @@ from litemlops.clock import to_ms, utc_now
 from litemlops.errors import LitemlopsError
 from litemlops.logger import get_logger
 from litemlops.serving.deployment_live import Arm, LiveDeployment
-from litemlops.serving.deployment_report import ab_decision, arm_outcomes, canary_verdict
-from litemlops.serving.deployment_spec import DeploymentSpec
+from litemlops.serving.deployment_report import (
+    ab_decision,
+    arm_outcomes,
+    best_challenger,
+    canary_verdict,
+)
+from litemlops.serving.deployment_spec import DeploymentSpec, pin_version
 from litemlops.serving.deployment_store import DeploymentRecord, DeploymentStore
 from litemlops.serving.deployment_views import arm_figures, arm_names, describe, iso, report
 from litemlops.serving.errors import (
@@ -37,7 +42,7 @@ from litemlops.serving.errors import (
     DeploymentNotFoundError,
     InvalidDeploymentError,
 )
-from litemlops.serving.shadow import ShadowJob, ShadowScorer
+from litemlops.serving.shadow import ShadowScorer, score_batch
 from litemlops.store.tracking.model_uri import DEFAULT_ALIAS, ModelURI
 
 if TYPE_CHECKING:
@@ -119,7 +124,7 @@ class Deployments:
                 f"service {service!r} serves version {target.model}, not an alias: "
                 "promoting moves an alias (serve name@champion)"
             )
-        versions = tuple(self._version(champion, c) for c in spec.challengers)
+        versions = tuple(pin_version(self.registry, champion, c) for c in spec.challengers)
         try:
             champion_version = self.models.get(str(champion)).version
         except LitemlopsError as exc:
@@ -223,7 +228,10 @@ class Deployments:
             live = self._live.get(service)
             names = arm_names(record)
             if arm is None:
-                arm = self._best_challenger(record, live, names)
+                arm = best_challenger(
+                    live.outcomes() if live is not None else self.store.outcomes(record.id),
+                    names,
+                )
             if arm not in names[1:]:
                 raise InvalidDeploymentError(
                     f"promote names a challenger arm: one of {names[1:]}, got {arm!r}"
@@ -332,27 +340,6 @@ class Deployments:
             )
         return spec
 
-    def _version(self, champion: ModelURI, challenger: str) -> int:
-        """The version a challenger names, of the champion's registered model."""
-        assert champion.name is not None
-        text = challenger if not challenger.isdigit() else f"{champion.name}/{challenger}"
-        try:
-            uri = ModelURI.parse(text)
-            if uri.name != champion.name:
-                raise InvalidDeploymentError(
-                    f"challenger {challenger!r} is not a version of {champion.name!r}, the "
-                    "service's model"
-                )
-            if uri.by_alias:
-                assert uri.alias is not None
-                return self.registry.get_alias(uri.name, uri.alias).version
-            assert uri.version is not None
-            return self.registry.get_model_version(uri.name, uri.version).version
-        except InvalidDeploymentError:
-            raise
-        except LitemlopsError as exc:
-            raise InvalidDeploymentError(f"challenger {challenger!r}: {exc}") from None
-
     def _record(self, service_or_deployment: str) -> DeploymentRecord:
         if service_or_deployment in self.services:
             active = self.store.active(service_or_deployment)
@@ -386,31 +373,12 @@ class Deployments:
         self._live[record.service] = live
         if live.strategy == "shadow":
             arm = live.arms[1]
-            service = self.services[record.service]
             self._shadows[record.service] = ShadowScorer(
-                lambda jobs: self._shadow_score(arm.uri, service, jobs),
+                lambda jobs: score_batch(self.models.get(arm.uri), jobs),
                 queue_size=live.spec.queue_size,
                 fields={"service": record.service, "deployment": record.name, "arm": arm.name},
                 rng=random.Random(self.rng.random()),
             )
-
-    def _shadow_score(
-        self, uri: str, service: ServiceSpec, jobs: list[ShadowJob]
-    ) -> tuple[list[list[float]], str | None, int | None]:
-        """The challenger's scores of a batch of jobs, in one call on all their rows."""
-        model = self.models.get(uri)
-        rows: list[Any] = []
-        sizes = []
-        for job in jobs:
-            part = list(zip(*[job.columns[n] for n in model.inputs], strict=True))
-            rows.extend(part)
-            sizes.append(len(part))
-        scores = model.score_list(rows)
-        found, at = [], 0
-        for size in sizes:
-            found.append(scores[at : at + size])
-            at += size
-        return found, model.name, model.version
 
     def _deactivate(self, record: DeploymentRecord) -> None:
         live = self._live.get(record.service)
@@ -515,23 +483,6 @@ class Deployments:
             self._promote(live.record, names.index(winner), f"A/B test decided: {why}")
         else:
             self._close(live.record, "ended", f"A/B test decided: {why}", winner=winner)
-
-    def _best_challenger(
-        self, record: DeploymentRecord, live: LiveDeployment | None, names: list[str]
-    ) -> str:
-        if len(names) == 2:
-            return names[1]
-        outcomes = live.outcomes() if live is not None else self.store.outcomes(record.id)
-        rates = {
-            o.arm: (o.successes + 1) / (o.labelled + 2)
-            for o in outcomes
-            if 0 < o.arm < len(names) and o.labelled
-        }
-        if not rates:
-            raise InvalidDeploymentError(
-                f"no labels yet to choose among {names[1:]}: name the arm to promote"
-            )
-        return names[max(rates, key=rates.__getitem__)]
 
 
 def _with(record: DeploymentRecord, status: dict[str, Any]) -> DeploymentRecord:

@@ -17,12 +17,15 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from litemlops import events
 from litemlops.logger import get_logger
 from litemlops.serving.deployment_live import Sample
 from litemlops.serving.deployment_report import quantile
+
+if TYPE_CHECKING:
+    from litemlops.serving.models import ServingModel
 
 log = get_logger("litemlops.serving")
 
@@ -170,3 +173,22 @@ class ShadowScorer:
             "p50_ms": quantile(lat, 0.5),
             "p99_ms": quantile(lat, 0.99),
         }
+
+
+def score_batch(
+    model: ServingModel, jobs: list[ShadowJob]
+) -> tuple[list[list[float]], str | None, int | None]:
+    """`model`'s scores of a batch of jobs, in one call on all their rows; with its
+    name and version."""
+    rows: list[Any] = []
+    sizes = []
+    for job in jobs:
+        part = list(zip(*[job.columns[n] for n in model.inputs], strict=True))
+        rows.extend(part)
+        sizes.append(len(part))
+    scores = model.score_list(rows)
+    found, at = [], 0
+    for size in sizes:
+        found.append(scores[at : at + size])
+        at += size
+    return found, model.name, model.version
