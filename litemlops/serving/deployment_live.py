@@ -163,7 +163,8 @@ class LiveDeployment:
         window.latency_ms.add(latency_ms, self.rng)
         window.scores.add(score, self.rng)
         self.requests[arm] += 1
-        self._served.append((self.record.id, request_id, arm, now_ms))
+        if self.router is not None:  # a shadow's labels are the champion's: no row
+            self._served.append((self.record.id, request_id, arm, now_ms))
 
     def failed(self, arm: int, latency_ms: float) -> None:
         """An arm raised answering (the champion answered instead)."""

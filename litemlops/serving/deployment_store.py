@@ -3,7 +3,9 @@
 `deployments` holds one row per deployment (its spec, pinned versions, state and
 live status); at most one is active per service, which the schema itself
 enforces. `deployment_requests` records which arm served each request, so a
-`/feedback` label joins to its arm however late it comes, once per request id;
+`/feedback` label joins to its arm however late it comes while the deployment
+runs, once per request id (keyed by deployment and request id only: a second
+index on the request id made every insert several times dearer as the table grew);
 `deployment_log` is each deployment's history (steps, checks, rollback,
 promotion). Times are milliseconds since the epoch.
 """
@@ -52,7 +54,6 @@ MIGRATIONS: tuple[str, ...] = (
         labelled_at INTEGER,
         PRIMARY KEY (deployment, request_id)
     ) WITHOUT ROWID;
-    CREATE INDEX deployment_requests_by_request ON deployment_requests (request_id);
     CREATE TABLE deployment_log (
         id INTEGER PRIMARY KEY,
         deployment TEXT NOT NULL,
@@ -207,30 +208,35 @@ class DeploymentStore:
         self,
         served: Sequence[tuple[str, str, int, int]],
         labels: Sequence[tuple[str, float, int]],
+        deployments: Sequence[str] = (),
     ) -> list[tuple[str, int, float]]:
         """Record served requests (deployment, request_id, arm, served_at) and then
-        labels (request_id, label, at) in one transaction; return (deployment, arm,
-        label) of each label that joined a request not labelled before. A request id
-        served twice in one deployment keeps its first arm; a second label for it
-        counts for nothing."""
+        labels (request_id, label, at) for requests of `deployments` (ids), in one
+        transaction; return (deployment, arm, label) of each label that joined a request
+        not labelled before. A request id served twice in one deployment keeps its first
+        arm; a second label for it counts for nothing."""
         joined: list[tuple[str, int, float]] = []
         with self.db.write() as con:
             if served:
+                # In key order (stable: a repeated id keeps its first arm), so a batch
+                # touches fewer pages.
+                ordered = sorted(served, key=_key)
                 con.executemany(
                     "INSERT OR IGNORE INTO deployment_requests "
                     "(deployment, request_id, arm, served_at) VALUES (?, ?, ?, ?)",
-                    served,
+                    ordered,
                 )
-            for request_id, label, at in labels:
-                joined.extend(
-                    (d, int(a), float(v))
-                    for d, a, v in con.execute(
-                        "UPDATE deployment_requests SET label = ?, labelled_at = ? "
-                        "WHERE request_id = ? AND label IS NULL "
-                        "RETURNING deployment, arm, label",
-                        [label, at, request_id],
-                    ).fetchall()
-                )
+            for deployment in deployments:
+                for request_id, label, at in labels:
+                    joined.extend(
+                        (d, int(a), float(v))
+                        for d, a, v in con.execute(
+                            "UPDATE deployment_requests SET label = ?, labelled_at = ? "
+                            "WHERE deployment = ? AND request_id = ? AND label IS NULL "
+                            "RETURNING deployment, arm, label",
+                            [label, at, deployment, request_id],
+                        ).fetchall()
+                    )
         return joined
 
     def outcomes(self, deployment: str) -> list[ArmOutcomes]:
@@ -255,6 +261,10 @@ class DeploymentStore:
             [deployment, request_id],
         )
         return int(rows[0]["arm"]) if rows else None
+
+
+def _key(row: tuple[str, str, int, int]) -> tuple[str, str]:
+    return row[0], row[1]
 
 
 def _log(con: sqlite3.Connection, deployment: str, now: int, action: str, detail: Any) -> None:

@@ -91,7 +91,6 @@ class Deployments:
         self._live: dict[str, LiveDeployment] = {}
         self._shadows: dict[str, ShadowScorer] = {}
         self._labels: list[tuple[str, float, int]] = []
-        self._any = bool(self.store.recent(limit=1))
         self._ab_judged: dict[str, float] = {}
         self._lock = threading.RLock()  # API calls vs the controller's tick
         self._stop = threading.Event()
@@ -160,7 +159,6 @@ class Deployments:
         )  # fmt: skip
         with self._lock:
             self.store.insert(record)
-            self._any = True
             if self.serving:
                 self._activate(record)
         log.info(
@@ -262,8 +260,9 @@ class Deployments:
         return self._shadows.get(service)
 
     def feedback(self, request_id: str, label: float) -> None:
-        """A `/feedback` label: joined to the arm that served the request at the next tick."""
-        if self._any:
+        """A `/feedback` label: joined at the next tick to the arm of a live deployment
+        that served the request (a deployment's counts end with it)."""
+        if self._live:
             self._labels.append((request_id, float(label), self._now()))
 
     def arm_figures(self) -> list[tuple[str, str, dict[str, float | None]]]:
@@ -283,7 +282,11 @@ class Deployments:
                 taken.append((live, s, labels))
             labels, self._labels = self._labels, []
             try:
-                joined = self.store.write(served, labels)
+                joined = self.store.write(
+                    served,
+                    labels,
+                    [v.record.id for v in self._live.values() if v.router is not None],
+                )
             except Exception:
                 for live, requests, queued in taken:
                     live.put_back(requests, queued)
@@ -301,7 +304,7 @@ class Deployments:
                 elif live.strategy == "ab":
                     self._judge_ab(live)
 
-    def run_in_background(self, every: float = 0.5) -> None:
+    def run_in_background(self, every: float = 1.0) -> None:
         """Tick every `every` seconds on a thread until `close()`."""
         if self._thread is not None:
             return

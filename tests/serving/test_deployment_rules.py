@@ -646,16 +646,19 @@ def test_write_keeps_a_request_ids_first_arm_and_first_label(store: DeploymentSt
     store.insert(record("d1"))
     assert store.write([("d1", "r1", 1, 10), ("d1", "r1", 0, 11), ("d1", "r2", 0, 12)], []) == []
     assert store.arm_of("d1", "r1") == 1 and store.arm_of("d1", "r9") is None
-    assert store.write([], [("r1", 1.0, 20), ("r9", 1.0, 20)]) == [("d1", 1, 1.0)]
-    assert store.write([("d1", "r1", 0, 30)], [("r1", 0.0, 30)]) == []
+    assert store.write([], [("r1", 1.0, 20), ("r9", 1.0, 20)], ["d1"]) == [("d1", 1, 1.0)]
+    assert store.write([("d1", "r1", 0, 30)], [("r1", 0.0, 30)], ["d1"]) == []
     assert store.outcomes("d1") == [ArmOutcomes(0, 1, 0, 0, 0.0), ArmOutcomes(1, 1, 1, 1, 1.0)]
 
 
-def test_a_label_joins_each_deployment_that_served_its_request(store: DeploymentStore):
+def test_a_label_joins_each_deployment_named_that_served_its_request(store: DeploymentStore):
     store.insert(record("d1"))
     store.insert(record("d2", service="other"))
-    joined = store.write([("d1", "r1", 1, 1), ("d2", "r1", 0, 1)], [("r1", 0.5, 2)])
+    store.insert(record("d3", service="third"))
+    served = [("d1", "r1", 1, 1), ("d2", "r1", 0, 1), ("d3", "r1", 1, 1)]
+    joined = store.write(served, [("r1", 0.5, 2)], ["d1", "d2"])
     assert sorted(joined) == [("d1", 1, 0.5), ("d2", 0, 0.5)]
+    assert store.outcomes("d3")[0].labelled == 0  # not named: not joined
 
 
 def test_outcomes_count_requests_labels_successes_and_label_sums_per_arm(
@@ -664,7 +667,7 @@ def test_outcomes_count_requests_labels_successes_and_label_sums_per_arm(
     store.insert(record("d1"))
     served = [("d1", f"r{i}", i % 3, i) for i in range(9)]
     marks = [("r0", 1.0, 9), ("r3", 0.0, 9), ("r1", 2.5, 9), ("r4", -1.0, 9), ("r7", 0.25, 9)]
-    store.write(served, marks)
+    store.write(served, marks, ["d1"])
     assert store.outcomes("d1") == [
         ArmOutcomes(0, 3, 2, 1, 1.0), ArmOutcomes(1, 3, 3, 2, 1.75),
         ArmOutcomes(2, 3, 0, 0, 0.0)]  # fmt: skip
