@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from litemlops.serving.deployment_spec import DeploymentSpec
@@ -63,11 +63,6 @@ class Window:
     errors: int = 0
     latency_ms: Sample = field(default_factory=Sample)
     scores: Sample = field(default_factory=Sample)
-
-    def as_dict(self) -> dict[str, Any]:
-        from litemlops.serving.deployment_report import window_figures
-
-        return window_figures(self)
 
 
 class LiveDeployment:
@@ -222,9 +217,13 @@ class LiveDeployment:
         ended, self.windows = self.windows, [Window() for _ in self.arms]
         return ended
 
+    def set_status(self, status: dict[str, Any]) -> None:
+        """The deployment's live status is `status` now (a copy is kept)."""
+        self.record = replace(self.record, status=dict(status))
+
     def set_canary_step(self, status: dict[str, Any]) -> None:
         """Route by the canary step `status` names."""
-        self.record = _with_status(self.record, status)
+        self.set_status(status)
         self.router = ShareRouter(_canary_shares(self.share), self.record.salt)
 
 
@@ -243,9 +242,3 @@ def _posterior_state(outcomes: Sequence[ArmOutcomes], arms: int) -> dict[str, li
             successes[o.arm] = o.successes
             failures[o.arm] = o.labelled - o.successes
     return {"successes": successes, "failures": failures}
-
-
-def _with_status(record: DeploymentRecord, status: dict[str, Any]) -> DeploymentRecord:
-    from dataclasses import replace
-
-    return replace(record, status=dict(status))

@@ -255,12 +255,6 @@ class DeploymentStore:
             for r in rows
         ]  # fmt: skip
 
-    def arm_of(self, deployment: str, request_id: str) -> int | None:
-        rows = self.db.read(
-            "SELECT arm FROM deployment_requests WHERE deployment = ? AND request_id = ?",
-            [deployment, request_id],
-        )
-        return int(rows[0]["arm"]) if rows else None
 
 
 def _key(row: tuple[str, str, int, int]) -> tuple[str, str]:

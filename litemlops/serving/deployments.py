@@ -440,7 +440,7 @@ class Deployments:
         )  # fmt: skip
         if verdict.always_valid_p is not None:
             status["p"] = verdict.always_valid_p
-            live.record = _with(live.record, status)
+            live.set_status(status)
         if verdict.passed is False:
             assert verdict.failed is not None
             self._rollback(live, verdict.failed, verdict.figures)
@@ -474,7 +474,7 @@ class Deployments:
         rows, mins = arm_outcomes(live.outcomes(), [a.name for a in live.arms], status.get("p", {}))
         if mins != status.get("p", {}):
             status["p"] = mins
-            live.record = _with(live.record, status)
+            live.set_status(status)
             self.store.save_status(live.record.id, status)
         if not live.spec.stop:
             return
@@ -486,9 +486,3 @@ class Deployments:
             self._promote(live.record, names.index(winner), f"A/B test decided: {why}")
         else:
             self._close(live.record, "ended", f"A/B test decided: {why}", winner=winner)
-
-
-def _with(record: DeploymentRecord, status: dict[str, Any]) -> DeploymentRecord:
-    from dataclasses import replace
-
-    return replace(record, status=dict(status))

@@ -645,7 +645,6 @@ def test_recent_shows_50_and_history_200_entries_unless_asked_otherwise(
 def test_write_keeps_a_request_ids_first_arm_and_first_label(store: DeploymentStore):
     store.insert(record("d1"))
     assert store.write([("d1", "r1", 1, 10), ("d1", "r1", 0, 11), ("d1", "r2", 0, 12)], []) == []
-    assert store.arm_of("d1", "r1") == 1 and store.arm_of("d1", "r9") is None
     assert store.write([], [("r1", 1.0, 20), ("r9", 1.0, 20)], ["d1"]) == [("d1", 1, 1.0)]
     assert store.write([("d1", "r1", 0, 30)], [("r1", 0.0, 30)], ["d1"]) == []
     assert store.outcomes("d1") == [ArmOutcomes(0, 1, 0, 0, 0.0), ArmOutcomes(1, 1, 1, 1, 1.0)]
@@ -777,7 +776,7 @@ def test_counts_windows_and_the_queue_of_served_requests_and_labels():
     d.label("r1", 1.0, 102)
     assert (d.requests, d.errors) == ([1, 2], [0, 1])
     assert [(w.requests, w.errors) for w in d.windows] == [(1, 0), (2, 1)]
-    assert [w.as_dict()["requests"] for w in d.windows] == [1, 2]
+    assert [window_figures(w)["requests"] for w in d.windows] == [1, 2]
     assert d.windows[1].latency_ms.values == [3.0, 9.0] and d.windows[1].scores.values == [0.5]
     served, marks = d.take()
     assert served == [("d1", "r1", 1, 100), ("d1", "r2", 0, 101)]
