@@ -780,18 +780,23 @@ def report_lines(
 
 def show_deployments(deployed: Deployed) -> None:
     print("# ours at c=8 with no deployment, a 50/50 A/B test, a shadow sampling 100%")
-    print("#   kind      req/s   p50 ms   p99 ms  non-2xx  server CPU/req  server CPU  client CPU")
+    print(
+        "#   kind      req/s   p50 ms   p99 ms  non-2xx  server CPU/req  server CPU  client CPU"
+        "  workers CPU"
+    )
     for kind, t in deployed.totals.items():
         print(
             f"#   {kind:7s} {t.rps:7.0f} {t.percentile_ms(50):8.2f} {t.percentile_ms(99):8.2f} "
             f"{t.errors:8d} {t.cpu_per_request_ms:11.3f} ms {t.server_cpu / t.seconds:10.0%} "
-            f"{t.client_cpu / t.seconds:11.0%}{'  client-bound' if t.client_bound else ''}"
+            f"{t.client_cpu / t.seconds:11.0%} {t.children_cpu / t.seconds:12.0%}"
+            f"{'  client-bound' if t.client_bound else ''}"
         )
     none = deployed.totals["none"]
     why = {
         "ab": "the choice, the arm's counts, its row written by the controller, the event's "
         "extra fields",
-        "shadow": "the challenger scoring it on a thread of the serving process, and its event",
+        "shadow": "handing it to the challenger's worker process, and writing the event that "
+        "process rendered",
     }
     for kind, what in why.items():
         added = deployed.totals[kind].cpu_per_request_ms - none.cpu_per_request_ms
@@ -801,9 +806,12 @@ def show_deployments(deployed: Deployed) -> None:
         )
     sums = {k: sum(s.get(k) or 0 for s in deployed.shadows) for k in ("offered", "scored")}
     dropped = sum(s.get("dropped") or 0 for s in deployed.shadows)
+    shadow = deployed.totals["shadow"]
     print(
         f"# shadow: {sums['offered']:,} requests offered to the challenger, {sums['scored']:,} "
-        f"scored before each window's end, {dropped:,} dropped (queue full)"
+        f"scored before each window's end, {dropped:,} dropped (queue full); its worker "
+        f"process (lowest CPU priority) used {shadow.children_cpu / shadow.seconds:.0%} of a "
+        f"core, {shadow.children_cpu / max(sums['scored'], 1) * 1e6:.0f} us per request scored"
     )
 
 

@@ -224,6 +224,16 @@ def configure_forwarding(level: str, send: Callable[[int, str], None]) -> None:
     _retap()
 
 
+def hold_forwarded() -> list[tuple[int, str]]:
+    """In a worker process (`configure_forwarding`): keep the lines rendered from now on
+    in the list returned instead of sending each; the worker sends them together
+    (each still goes through `forward_line` in the owner), and clears the list."""
+    held: list[tuple[int, str]] = []
+    if isinstance(_writer, _Forwarder):
+        _writer.send = lambda level, line: held.append((level, line))
+    return held
+
+
 def forward_line(level: int, line: str) -> None:
     """Write a line rendered in another process (`configure_forwarding`), in its turn."""
     writer = _writer

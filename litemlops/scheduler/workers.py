@@ -1,5 +1,7 @@
 """Work in worker processes: each pipeline task attempt (and each job the server hands
-off) runs in a process of its own, started for it and gone after it.
+off) runs in a process of its own, started for it and gone after it (`Workers.call`);
+work that lives as long as something of the caller's, such as a shadow challenger
+scoring what a pipe brings, is started with `Workers.start` and waited for apart.
 
 So training or a monitoring check never shares the server's interpreter, GIL or
 memory, and a task past its timeout is really stopped: its process is killed.
@@ -86,8 +88,21 @@ class Workers:
 
         timeout: seconds before the worker is killed and `WorkerTimeoutError` raised.
         """
-        from litemlops.logsetup import forward_line
+        return self.start(fn, *args, name=name).result(timeout)
 
+    def start(
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        name: str = "",
+        niceness: int = NICENESS,
+    ) -> Worker:
+        """`fn(*args)` starting in a new worker process; `Worker.result` waits for it.
+
+        For work that lives as long as something of the caller's (a shadow challenger
+        reading jobs from a pipe passed in `args`). niceness: added to the worker's CPU
+        priority.
+        """
         with self._lock:
             if self._stopped:
                 raise WorkerDiedError("workers are stopped: the process is shutting down")
@@ -96,7 +111,7 @@ class Workers:
         context = dict(structlog.contextvars.get_contextvars())
         process = self._context.Process(
             target=_worker_main,
-            args=(fn, args, answer_end, alive_end, self.log_level, context),
+            args=(fn, args, answer_end, alive_end, self.log_level, context, niceness),
             name=f"litemlops-worker{'-' + name if name else ''}",
         )
         process.start()
@@ -104,6 +119,52 @@ class Workers:
             self._live.add(process)
         answer_end.close()
         alive_end.close()
+        return Worker(self, process, answers, alive, name)
+
+    def stop(self) -> None:
+        """Kill every live worker (the process is stopping); later calls are refused."""
+        with self._lock:
+            self._stopped = True
+            live = list(self._live)
+        for process in live:
+            with contextlib.suppress(Exception):
+                process.kill()
+
+    @property
+    def live(self) -> int:
+        with self._lock:
+            return len(self._live)
+
+    def _forget(self, process: Any) -> None:
+        with self._lock:
+            self._live.discard(process)
+
+
+class Worker:
+    """One worker process started by `Workers.start`: `result` forwards its events and
+    gives its answer; `kill` stops it."""
+
+    def __init__(self, owner: Workers, process: Any, answers: Any, alive: Any, name: str):
+        self._owner, self.process, self.name = owner, process, name
+        self._answers, self._alive = answers, alive
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def kill(self) -> None:
+        with contextlib.suppress(Exception):
+            self.process.kill()
+
+    def result(self, timeout: float | None = None) -> Any:
+        """Wait for the worker's answer, writing its events as they come; its result,
+        or its exception raised here. The worker is gone when this returns.
+
+        timeout: seconds before the worker is killed and `WorkerTimeoutError` raised.
+        """
+        from litemlops.logsetup import forward_line
+
+        process, answers, name = self.process, self._answers, self.name
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             while True:
@@ -134,24 +195,9 @@ class Workers:
             if process.is_alive():
                 process.kill()
             process.join(5)
-            with self._lock:
-                self._live.discard(process)
+            self._owner._forget(process)
             answers.close()
-            alive.close()
-
-    def stop(self) -> None:
-        """Kill every live worker (the process is stopping); later calls are refused."""
-        with self._lock:
-            self._stopped = True
-            live = list(self._live)
-        for process in live:
-            with contextlib.suppress(Exception):
-                process.kill()
-
-    @property
-    def live(self) -> int:
-        with self._lock:
-            return len(self._live)
+            self._alive.close()
 
 
 def _rebuilt(blob: bytes | None, kind: str, text: str, remote: str) -> BaseException:
@@ -173,6 +219,7 @@ def _worker_main(
     alive: Any,
     log_level: str,
     context: Mapping[str, Any],
+    niceness: int = NICENESS,
 ) -> None:
     from litemlops.logsetup import configure_forwarding, shutdown_logging
 
@@ -189,7 +236,7 @@ def _worker_main(
 
     threading.Thread(target=orphaned, name="litemlops-parent-watch", daemon=True).start()
     with contextlib.suppress(OSError):
-        os.nice(NICENESS)
+        os.nice(niceness)
     configure_forwarding(log_level, lambda level, line: send(("log", level, line)))
     structlog.contextvars.bind_contextvars(**context)
     try:

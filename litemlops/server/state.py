@@ -31,6 +31,8 @@ from litemlops.serving.deployments import Deployments
 from litemlops.serving.errors import ServiceNotReadyError
 from litemlops.serving.models import ModelCache, prepare_model
 from litemlops.serving.service import Service, ServiceSpec
+from litemlops.serving.shadow import NICENESS as SHADOW_NICENESS
+from litemlops.serving.shadow import shadow_worker
 
 if TYPE_CHECKING:
     from litemlops.platform import Platform
@@ -134,6 +136,16 @@ def build_state(
         serving=True,
         clock=platform.clock,
         on_rollback=rollback_alert(platform),
+        # A shadow challenger scores in a worker process at the lowest CPU priority:
+        # neither its scoring nor its events take this process's interpreter.
+        shadow_worker=(
+            functools.partial(
+                platform.workers.start, shadow_worker, config.registry_path,
+                config.artifacts_dir, name="shadow", niceness=SHADOW_NICENESS,
+            )
+            if platform.workers is not None
+            else None
+        ),
     )
     deployments.start_configured(config.deployments)
     state = ServerState(

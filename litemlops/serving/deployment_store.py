@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from litemlops.serving.errors import DeploymentConflictError, DeploymentNotFoundError
 from litemlops.store.sqlite import Schema, SQLiteDB, migrate
 
@@ -219,12 +221,18 @@ class DeploymentStore:
         with self.db.write() as con:
             if served:
                 # In key order (stable: a repeated id keeps its first arm), so a batch
-                # touches fewer pages.
+                # touches fewer pages; as one JSON array in one statement, so SQLite
+                # inserts the whole batch in one call that releases the interpreter,
+                # where a statement per row would hand it back and forth with the
+                # request path's thread at each row.
                 ordered = sorted(served, key=_key)
-                con.executemany(
+                con.execute(
                     "INSERT OR IGNORE INTO deployment_requests "
-                    "(deployment, request_id, arm, served_at) VALUES (?, ?, ?, ?)",
-                    ordered,
+                    "(deployment, request_id, arm, served_at) "
+                    "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), "
+                    "json_extract(value, '$[2]'), json_extract(value, '$[3]') "
+                    "FROM json_each(?) ORDER BY key",
+                    [orjson.dumps(ordered).decode()],
                 )
             for deployment in deployments:
                 for request_id, label, at in labels:

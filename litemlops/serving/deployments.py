@@ -42,10 +42,11 @@ from litemlops.serving.errors import (
     DeploymentNotFoundError,
     InvalidDeploymentError,
 )
-from litemlops.serving.shadow import ShadowScorer, score_batch
+from litemlops.serving.shadow import ShadowScorer
 from litemlops.store.tracking.model_uri import DEFAULT_ALIAS, ModelURI
 
 if TYPE_CHECKING:
+    from litemlops.scheduler.workers import Worker
     from litemlops.serving.models import ModelCache
     from litemlops.serving.service import ServiceSpec
     from litemlops.store.sqlite import SQLiteDB
@@ -65,7 +66,9 @@ class Deployments:
     checked against the service's features). services: the services deployments may
     target. serving: this process answers requests (the server): active deployments
     route, and `tick` must run (`run_in_background`). on_rollback: called with the
-    rollback's figures (the server raises an alert with it). clock, rng: injected.
+    rollback's figures (the server raises an alert with it). shadow_worker: starts a
+    shadow challenger's `shadow_worker` process (`ShadowScorer(start=...)`); without
+    it a shadow scores on a thread of this process. clock, rng: injected.
     """
 
     def __init__(
@@ -79,6 +82,7 @@ class Deployments:
         clock: Callable[[], datetime] = utc_now,
         rng: random.Random | None = None,
         on_rollback: Callable[[dict[str, Any]], None] | None = None,
+        shadow_worker: Callable[..., Worker] | None = None,
     ):
         self.store = DeploymentStore(db)
         self.registry = registry
@@ -88,6 +92,7 @@ class Deployments:
         self.clock = clock
         self.rng = rng or random.Random()
         self.on_rollback = on_rollback
+        self.shadow_worker = shadow_worker
         self._live: dict[str, LiveDeployment] = {}
         self._shadows: dict[str, ShadowScorer] = {}
         self._labels: list[tuple[str, float, int]] = []
@@ -377,7 +382,9 @@ class Deployments:
         if live.strategy == "shadow":
             arm = live.arms[1]
             self._shadows[record.service] = ShadowScorer(
-                lambda jobs: score_batch(self.models.get(arm.uri), jobs),
+                arm.uri,
+                model=None if self.shadow_worker else self.models.get,
+                start=self.shadow_worker,
                 queue_size=live.spec.queue_size,
                 fields={"service": record.service, "deployment": record.name, "arm": arm.name},
                 rng=random.Random(self.rng.random()),

@@ -1,0 +1,184 @@
+"""A shadow challenger scoring in a worker process, as the server runs it: its events
+reach the owner's log, a slow or raising challenger leaves the champion's answers alone,
+and a worker that dies or cannot load its model is counted, never waited for."""
+
+from __future__ import annotations
+
+import functools
+import os
+import random
+import signal
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+from conftest import DRIVERS, World
+
+from litemlops import logsetup
+from litemlops.scheduler.workers import Workers
+from litemlops.serving import shadow as shadow_module
+from litemlops.serving.deployments import Deployments
+from litemlops.serving.shadow import ShadowScorer, shadow_worker
+from litemlops.testing import FaultyModel, FixedClock
+
+IDS = sorted(DRIVERS)
+
+
+@pytest.fixture(scope="module")
+def workers() -> Iterator[Workers]:
+    workers = Workers()
+    yield workers
+    workers.stop()
+
+
+@pytest.fixture
+def forwarded(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """The events worker processes hand to this process's log writer."""
+    lines: list[dict[str, Any]] = []
+    monkeypatch.setattr(
+        logsetup, "forward_line", lambda level, line: lines.append(orjson.loads(line))
+    )
+    return lines
+
+
+@pytest.fixture
+def deployments(world: World, workers: Workers) -> Iterator[Deployments]:
+    tracker = world.tracker
+    found = Deployments(
+        tracker.db,
+        world.registry,
+        world.service.models,
+        [world.service.spec],
+        serving=True,
+        clock=FixedClock(),
+        rng=random.Random(5),
+        shadow_worker=functools.partial(
+            workers.start, shadow_worker, tracker.db.path, tracker.artifacts.root,
+            name="shadow", niceness=shadow_module.NICENESS,
+        ),
+    )  # fmt: skip
+    world.service.deployments = found
+    yield found
+    found.close()
+
+
+def shadowing(deployments: Deployments, world: World, model: Any, **spec: Any) -> ShadowScorer:
+    version = world.register(model)
+    deployments.start("inference", {"strategy": "shadow", "challenger": version, **spec})
+    scorer = deployments.shadow("inference")
+    assert scorer is not None
+    return scorer
+
+
+def wait_until(check: Any, timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := check()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return value
+
+
+def test_a_shadow_worker_logs_what_it_would_have_answered_through_this_process(
+    world: World, deployments: Deployments, forwarded: list[dict[str, Any]]
+):
+    scorer = shadowing(deployments, world, world.champion_model())
+    for i in range(30):
+        world.service.infer(f"r{i}", IDS)
+    scorer.drain(20.0)
+
+    def shadowed_events() -> list[dict[str, Any]]:
+        return [e for e in forwarded if e["event"] == "prediction_shadowed"]
+
+    # Events come on the worker's log channel, its figures on their own: wait for both.
+    shadowed = wait_until(lambda: len(shadowed_events()) >= 30 and shadowed_events())
+    assert sorted(e["request_id"] for e in shadowed) == sorted(f"r{i}" for i in range(30))
+    assert all(e["agrees"] and e["service"] == "inference" for e in shadowed)
+    assert world.events("prediction_shadowed") == []  # not scored in this process
+    report = deployments.status("inference")["shadow"]
+    assert report["in"] == "worker" and report["scored"] == 30
+    assert report["agreement"] == 1.0 and report["mean_abs_score_diff"] == 0.0
+    worker = scorer._remote.worker if scorer._remote else None
+    assert worker is not None and worker.pid != os.getpid()
+    assert os.getpriority(os.PRIO_PROCESS, worker.pid) >= shadow_module.NICENESS
+
+
+def test_a_slow_raising_shadow_worker_leaves_the_champions_answers_alone(
+    world: World, deployments: Deployments, forwarded: list[dict[str, Any]]
+):
+    baseline = [world.service.infer(f"b{i}", IDS) for i in range(60)]
+    # Every third call raises: a full batch's call, then one of its jobs scored alone.
+    faulty = FaultyModel(world.champion_model(), sleep=0.05, fail_every=3)
+    scorer = shadowing(deployments, world, faulty, queue_size=6)
+
+    answers, elapsed = [], 0.0
+    for i in range(60):  # spread out, so the challenger gets several batches
+        start = time.perf_counter()
+        answers.append(world.service.infer(f"b{i}", IDS))
+        elapsed += time.perf_counter() - start
+        time.sleep(0.005)
+
+    assert [(a.prediction, a.scores, a.version) for a in answers] == [
+        (b.prediction, b.scores, b.version) for b in baseline
+    ]
+    assert elapsed < 60 * 0.05 / 2  # the challenger's sleep is never waited for
+    scorer.drain(20.0)
+    report = deployments.status("inference")["shadow"]
+    assert report["offered"] == 60 and report["dropped"] >= 10
+    assert report["scored"] + report["errors"] + report["dropped"] == 60
+    assert report["errors"] >= 1, report
+    def failures() -> list[dict[str, Any]]:
+        return [e for e in forwarded if e["event"] == "prediction_shadow_failed"]
+
+    wait_until(lambda: len(failures()) >= report["errors"])
+    assert len(failures()) == report["errors"]
+    assert all("FaultyModel failed" in e["error"] for e in failures())
+
+
+def test_a_killed_shadow_worker_costs_its_batch_and_is_started_again(
+    world: World, deployments: Deployments, forwarded: list[dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+):  # fmt: skip
+    monkeypatch.setattr(shadow_module, "RESTART_SECONDS", (0.05, 0.2))
+    scorer = shadowing(deployments, world, world.champion_model())
+    world.service.infer("first", IDS)
+    scorer.drain(20.0)
+    remote = scorer._remote
+    assert remote is not None and remote.worker is not None
+    killed = remote.worker.pid
+    os.kill(killed, signal.SIGKILL)
+    time.sleep(0.2)
+
+    for i in range(5):  # the first batch after the kill finds the worker gone
+        world.service.infer(f"after{i}", IDS)
+        time.sleep(0.05)
+    assert wait_until(
+        lambda: remote.worker is not None and remote.worker.pid != killed and scorer.scored >= 2
+    ), deployments.status("inference")["shadow"]
+    scorer.drain(20.0)
+
+    report = deployments.status("inference")["shadow"]
+    assert report["errors"] >= 1 and report["scored"] + report["errors"] == 6
+    lost = world.events("prediction_shadow_failed")
+    assert len(lost) == report["errors"]
+    assert all("ended" in e["error"] or "killed" in e["error"] for e in lost)
+    answers = [world.service.infer(f"later{i}", IDS) for i in range(3)]
+    assert all(a.version == 1 for a in answers)
+
+
+def test_a_challenger_the_worker_cannot_load_is_counted_as_errors(
+    world: World, deployments: Deployments, forwarded: list[dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+):  # fmt: skip
+    monkeypatch.setattr(shadow_module, "RESTART_SECONDS", (0.05, 0.2))
+    scorer = shadowing(deployments, world, FaultyModel(world.champion_model()))
+    version = world.registry.get_model_version("driver_ranker", int(scorer.uri.split("/")[1]))
+    world.tracker.artifacts.path(version.sha256).write_bytes(b"not the model")
+
+    answers = [world.service.infer(f"c{i}", IDS) for i in range(10)]
+    scorer.drain(20.0)
+
+    assert all(a.version == 1 for a in answers)
+    report = deployments.status("inference")["shadow"]
+    assert report["scored"] == 0 and report["errors"] + report["dropped"] == 10
+    assert "TamperedArtifactError" in report["worker_error"]
