@@ -31,7 +31,6 @@ from litemlops.serving.deployments import Deployments
 from litemlops.serving.errors import ServiceNotReadyError
 from litemlops.serving.models import ModelCache, prepare_model
 from litemlops.serving.service import Service, ServiceSpec
-from litemlops.serving.shadow import NICENESS as SHADOW_NICENESS
 from litemlops.serving.shadow import shadow_worker
 
 if TYPE_CHECKING:
@@ -141,7 +140,7 @@ def build_state(
         shadow_worker=(
             functools.partial(
                 platform.workers.start, shadow_worker, config.registry_path,
-                config.artifacts_dir, name="shadow", niceness=SHADOW_NICENESS,
+                config.artifacts_dir, name="shadow",
             )
             if platform.workers is not None
             else None

@@ -46,7 +46,12 @@ BATCH_SECONDS = 0.01
 
 NICENESS = 19
 """A shadow worker's CPU priority: the lowest, so it scores with the cores serving
-leaves idle, and a loaded machine drops shadow jobs rather than slowing answers."""
+leaves idle, and a loaded machine drops shadow jobs rather than slowing answers (not
+the idle scheduling class: beside a training run it would never score at all)."""
+
+MAX_BATCH = 64
+"""Jobs handed over at once at most: the serving process packs a batch and writes its
+events while holding the interpreter, so a backlog must not become one long pause."""
 
 RESTART_SECONDS = (1.0, 60.0)
 """A dead shadow worker is started again after the first figure, doubling up to the
@@ -194,7 +199,7 @@ class _Remote:
             return False
         ours, theirs = multiprocessing.Pipe()
         try:
-            worker = self.start(self.uri, self.fields, theirs)
+            worker = self.start(self.uri, self.fields, theirs, niceness=NICENESS)
         except Exception as exc:
             ours.close()
             self._died(f"the shadow worker did not start: {type(exc).__name__}: {exc}")
@@ -271,8 +276,8 @@ class ShadowScorer:
     """Scores `ShadowJob`s with the challenger `uri` off the request path, in batches.
 
     model: the loaded challenger (`ModelCache.get`), when it scores on the feeder thread.
-    start: `(uri, fields, connection)` -> a started `shadow_worker`, to score in a
-    worker process instead (`Workers.start` with the home's config bound).
+    start: `(uri, fields, connection, niceness=)` -> a started `shadow_worker`, to
+    score in a worker process instead (`Workers.start` with the home's paths bound).
     fields: what every `prediction_shadowed` event carries (service, deployment, arm).
     queue_size: jobs waiting or being scored at most; more are dropped.
     """
@@ -348,7 +353,7 @@ class ShadowScorer:
                     busy = []
                 continue
             batch = []
-            while self._pending:
+            while self._pending and len(batch) < MAX_BATCH:
                 batch.append(self._pending.popleft())
             if batch:
                 self._busy = len(batch)
