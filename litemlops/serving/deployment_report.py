@@ -11,7 +11,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from litemlops.serving.stats import compare_rates, running_min, wilson_interval
+from litemlops.serving.stats import (
+    compare_rates,
+    directional_min,
+    running_min,
+    wilson_interval,
+)
 
 if TYPE_CHECKING:
     from litemlops.serving.deployment_live import Window
@@ -93,11 +98,12 @@ def canary_verdict(
     control, arm = by_arm.get(0), by_arm.get(1)
     if control and arm and control.labelled >= MIN_LABELS and arm.labelled >= MIN_LABELS:
         cmp = compare_rates(control.successes, control.labelled, arm.successes, arm.labelled)
-        p = running_min(previous_p, cmp.always_valid_p)
+        # Only peeks where the challenger trails count towards "worse" (`directional_min`).
+        p = running_min(previous_p, cmp.always_valid_p) if cmp.diff < 0 else previous_p
         figures["labels"] = {**cmp.as_dict(), "always_valid_p": p,
                              "champion_labelled": control.labelled,
                              "challenger_labelled": arm.labelled}  # fmt: skip
-        if cmp.diff < 0 and p < checks.alpha:
+        if cmp.diff < 0 and p is not None and p < checks.alpha:
             return Verdict(False, "success_rate", figures, p)
     enough = min(champion.requests, challenger.requests) >= checks.min_requests
     if challenger.requests >= checks.min_requests and champion.requests > 0:
@@ -174,8 +180,11 @@ def arm_outcomes(
                 successes,
                 labelled,
             )
-            mins[name] = running_min(previous.get(name), cmp.always_valid_p)
-            row["vs_control"] = {**cmp.as_dict(), "always_valid_p": mins[name]}
+            found = mins[name] = directional_min(previous.get(name), cmp)
+            row["vs_control"] = {
+                **cmp.as_dict(), "always_valid_p": min(found.values()),
+                "p_better": found["better"], "p_worse": found["worse"],
+            }  # fmt: skip
         rows.append(row)
     return rows, mins
 
@@ -190,17 +199,19 @@ def ab_decision(
     short = [r["arm"] for r in rows if r["labelled"] < min_samples]
     if short:
         return None, f"arms {short} have fewer than {min_samples} labels"
-    significant = [r for r in rows[1:] if r["vs_control"]["always_valid_p"] < alpha]
-    if not significant:
-        return None, f"no arm differs from the control at always-valid p < {alpha:g} yet"
-    better = [r for r in significant if r["vs_control"]["diff"] > 0]
+    # Significant on the side it is on now (the evidence of each side is kept apart).
+    ahead = [r for r in rows[1:] if r["vs_control"]["diff"] > 0]
+    better = [r for r in ahead if r["vs_control"]["p_better"] < alpha]
     if better:
         best = max(better, key=lambda r: r["rate"])
         return best["arm"], (
             f"{best['arm']} beats the control by {best['vs_control']['diff']:+.4f} "
-            f"(always-valid p {best['vs_control']['always_valid_p']:.4g})"
+            f"(always-valid p {best['vs_control']['p_better']:.4g})"
         )
-    return rows[0]["arm"], "every significant challenger is worse than the control"
+    behind = [r for r in rows[1:] if r["vs_control"]["diff"] < 0]
+    if any(r["vs_control"]["p_worse"] < alpha for r in behind):
+        return rows[0]["arm"], "every significant challenger is worse than the control"
+    return None, f"no arm differs from the control at always-valid p < {alpha:g} yet"
 
 
 def best_challenger(outcomes: Sequence[ArmOutcomes], names: Sequence[str]) -> str:

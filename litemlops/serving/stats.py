@@ -11,6 +11,7 @@ import math
 from dataclasses import asdict, dataclass
 from operator import index
 from statistics import NormalDist
+from typing import Any
 
 from litemlops.errors import ValidationError
 
@@ -129,6 +130,26 @@ def running_min(previous: float | None, current: float) -> float:
     current: `Comparison.always_valid_p` at this peek.
     """
     return current if previous is None else min(previous, current)
+
+
+def directional_min(previous: Any, comparison: Comparison) -> dict[str, float]:
+    """The running minima of the always-valid p-value kept apart for the peeks where the
+    arm was ahead of the control ("better") and behind it ("worse").
+
+    A single running minimum remembers evidence without its direction: an arm that led
+    significantly early and trails by noise later would be declared worse. Each of
+    these is the minimum over a subset of the peeks, so under equal rates each stays
+    above alpha at least as often as the single one (1 - alpha).
+    previous: the last result (anything else, such as an older single float, starts
+    afresh, which only costs power).
+    """
+    found = {"better": 1.0, "worse": 1.0}
+    if isinstance(previous, dict):
+        found.update({k: float(previous[k]) for k in found if k in previous})
+    if comparison.diff:
+        side = "better" if comparison.diff > 0 else "worse"
+        found[side] = min(found[side], comparison.always_valid_p)
+    return found
 
 
 def _msprt_p_value(diff: float, variance: float, tau2: float) -> float:

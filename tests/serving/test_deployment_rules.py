@@ -29,7 +29,7 @@ from litemlops.serving.deployment_spec import CanaryChecks, DeploymentSpec
 from litemlops.serving.deployment_store import ArmOutcomes, DeploymentRecord, DeploymentStore
 from litemlops.serving.errors import DeploymentConflictError, DeploymentNotFoundError
 from litemlops.serving.routing import ThompsonRouter, sticky_fraction
-from litemlops.serving.stats import compare_rates, running_min, wilson_interval
+from litemlops.serving.stats import compare_rates, wilson_interval
 from litemlops.store.sqlite import SQLiteDB
 
 # -- quantile and a window's figures ------------------------------------------------------
@@ -232,7 +232,17 @@ def test_the_success_rate_is_not_compared_without_either_arms_outcomes():
 def test_a_better_labelled_success_rate_never_fails():
     v = verdict(window(N, 0, [1.0] * N), window(N, 0, [1.0] * N), labels((0, 30), (30, 30)))
     assert (v.passed, v.failed) == (True, None)
-    assert v.always_valid_p is not None and v.always_valid_p < CHECKS.alpha
+    assert compare_rates(0, 30, 30, 30).always_valid_p < CHECKS.alpha
+    assert v.always_valid_p is None  # no peek where the challenger trailed
+
+
+def test_a_challenger_that_led_significantly_and_trails_by_noise_later_does_not_fail():
+    led = verdict(window(), window(), labels((0, 30), (30, 30)), final=False)
+    # Slightly worse later (p about 0.77 alone); a single running minimum would carry
+    # the lead's tiny p-value over to this side and roll back.
+    later = verdict(window(), window(), labels((29, 30), (25, 30)), previous_p=led.always_valid_p)
+    assert later.failed is None
+    assert later.always_valid_p == compare_rates(29, 30, 25, 30).always_valid_p
 
 
 @pytest.mark.parametrize("arm", [(20, 40), (30, 40), (40, 40)])
@@ -266,29 +276,43 @@ def test_arm_outcomes_compare_each_challenger_with_the_control():
     assert (rows[1]["rate_low"], rows[1]["rate_high"]) == wilson_interval(9, 10)
     assert "vs_control" not in rows[0]
     expected = compare_rates(4, 8, 9, 10)
-    assert rows[1]["vs_control"] == {**expected.as_dict()}
-    assert mins == {"v2": expected.always_valid_p, "v3": 1.0}
+    assert rows[1]["vs_control"] == {
+        **expected.as_dict(), "p_better": expected.always_valid_p, "p_worse": 1.0}  # fmt: skip
+    assert mins == {"v2": {"better": expected.always_valid_p, "worse": 1.0},
+                    "v3": {"better": 1.0, "worse": 1.0}}  # fmt: skip
 
 
 def test_arm_outcomes_without_a_control_compare_with_nothing():
     rows, _ = arm_outcomes([ArmOutcomes(1, 5, 5, 5, 5.0)], ["v1", "v2"], {})
-    assert rows[1]["vs_control"] == {**compare_rates(0, 0, 5, 5).as_dict()}
+    assert rows[1]["vs_control"] == {
+        **compare_rates(0, 0, 5, 5).as_dict(), "p_better": 1.0, "p_worse": 1.0}  # fmt: skip
 
 
 def test_arm_outcomes_keep_the_running_minimum_p_per_arm():
     outcomes = [ArmOutcomes(0, 40, 40, 40, 40.0), ArmOutcomes(1, 40, 40, 0, 0.0),
                 ArmOutcomes(2, 40, 40, 40, 40.0)]  # fmt: skip
-    current = compare_rates(40, 40, 0, 40).always_valid_p
-    previous = {"v2": current / 2, "v3": 0.9, "gone": 0.2}
+    current = compare_rates(40, 40, 0, 40).always_valid_p  # v2 trails: its "worse" side
+    previous = {"v2": {"better": 0.3, "worse": current / 2},
+                "v3": {"better": 0.9, "worse": 0.8}, "gone": {"better": 0.2}}  # fmt: skip
     rows, mins = arm_outcomes(outcomes, ["v1", "v2", "v3"], previous)
-    assert mins == {"v2": current / 2, "v3": running_min(0.9, 1.0), "gone": 0.2}
+    assert mins == {"v2": {"better": 0.3, "worse": current / 2},
+                    "v3": {"better": 0.9, "worse": 0.8}, "gone": {"better": 0.2}}  # fmt: skip
     assert rows[1]["vs_control"]["always_valid_p"] == current / 2
-    assert rows[2]["vs_control"]["always_valid_p"] == 0.9
+    assert rows[2]["vs_control"]["always_valid_p"] == 0.8
+    lower = {"v2": {"better": 0.3, "worse": current * 2}}
+    assert arm_outcomes(outcomes, ["v1", "v2"], lower)[1]["v2"] == {"better": 0.3, "worse": current}
+    # An older record's single float starts afresh.
+    assert arm_outcomes(outcomes, ["v1", "v2"], {"v2": 0.001})[1]["v2"]["better"] == 1.0
 
 
-def row(arm: str, labelled: int, rate: float, diff: float, p: float) -> dict[str, Any]:
+def row(
+    arm: str, labelled: int, rate: float, diff: float, p: float, other_side: float = 1.0
+) -> dict[str, Any]:
+    """An A/B row whose p-value `p` is on the side `diff` is on (the other: `other_side`)."""
+    better, worse = (p, other_side) if diff > 0 else (other_side, p)
     return {"arm": arm, "labelled": labelled, "rate": rate,
-            "vs_control": {"diff": diff, "always_valid_p": p}}  # fmt: skip
+            "vs_control": {"diff": diff, "always_valid_p": min(p, other_side),
+                           "p_better": better, "p_worse": worse}}  # fmt: skip
 
 
 CONTROL = {"arm": "v1", "labelled": 100, "rate": 0.5}
@@ -318,6 +342,13 @@ def test_ab_picks_the_best_significant_better_arm():
 def test_ab_picks_the_only_significant_arm_even_when_it_is_the_first():
     rows = [CONTROL, row("v2", 100, 0.7, 0.2, 0.01), row("v3", 100, 0.2, -0.3, 0.5)]
     assert ab_decision(rows, min_samples=100, alpha=0.05)[0] == "v2"
+
+
+def test_ab_judges_an_arm_by_the_evidence_of_the_side_it_is_on_now():
+    # v2 led significantly once and trails now; v3 trailed significantly once and leads.
+    rows = [CONTROL, row("v2", 100, 0.45, -0.05, 0.6, other_side=0.001),
+            row("v3", 100, 0.55, 0.05, 0.5, other_side=0.001)]  # fmt: skip
+    assert ab_decision(rows, min_samples=100, alpha=0.05)[0] is None
 
 
 def test_the_control_wins_when_every_significant_arm_is_worse():

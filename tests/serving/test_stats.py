@@ -16,7 +16,13 @@ from scipy import integrate
 from scipy.stats import binom, norm
 
 from litemlops.errors import ValidationError
-from litemlops.serving.stats import Comparison, compare_rates, running_min, wilson_interval
+from litemlops.serving.stats import (
+    Comparison,
+    compare_rates,
+    directional_min,
+    running_min,
+    wilson_interval,
+)
 
 
 @st.composite
@@ -274,6 +280,21 @@ def test_running_min_keeps_the_least_p_value_seen():
     for p in [1.0, 0.5, 0.8, 0.2, 0.9]:
         seen = running_min(seen, p)
     assert seen == 0.2
+
+
+@given(st.lists(st.tuples(st.sampled_from([-0.1, 0.0, 0.2]), st.floats(0.0, 1.0)), max_size=20))
+def test_directional_minima_keep_each_sides_least_p_value_apart(peeks):
+    found: dict[str, float] | None = None
+    overall = None
+    for diff, p in peeks:
+        comparison = Comparison(diff=diff, low=-1.0, high=1.0, p_value=p, always_valid_p=p)
+        found = directional_min(found, comparison)
+        overall = running_min(overall, p)
+    found = found or directional_min(None, Comparison(0.0, -1.0, 1.0, 1.0, 1.0))
+    assert found["better"] == min([p for d, p in peeks if d > 0], default=1.0)
+    assert found["worse"] == min([p for d, p in peeks if d < 0], default=1.0)
+    # Each side's minimum is over fewer peeks: never below the single running minimum.
+    assert overall is None or min(found.values()) >= overall
 
 
 PEEK_EVERY, MAX_PER_ARM = 50, 5000
