@@ -155,7 +155,8 @@ def arm_outcomes(
     outcomes: Sequence[ArmOutcomes], names: Sequence[str], previous: dict[str, float]
 ) -> tuple[list[dict[str, Any]], dict[str, float]]:
     """Per arm: requests recorded, labels, success rate with a 95 % interval, and for
-    each arm but the control (arm 0) the comparison to it; with the running minimum
+    each arm but the control (arm 0) the comparison to it (None until both have labels);
+    with the running minima
     always-valid p-value per arm name (`previous` holds the last ones)."""
     by_arm = {o.arm: o for o in outcomes}
     control = by_arm.get(0)
@@ -173,13 +174,11 @@ def arm_outcomes(
             "rate_low": low,
             "rate_high": high,
         }
-        if i > 0:
-            cmp = compare_rates(
-                control.successes if control else 0,
-                control.labelled if control else 0,
-                successes,
-                labelled,
-            )
+        if i > 0 and not (labelled and control and control.labelled):
+            row["vs_control"] = None  # nothing to compare yet
+        elif i > 0:
+            assert control is not None
+            cmp = compare_rates(control.successes, control.labelled, successes, labelled)
             found = mins[name] = directional_min(previous.get(name), cmp)
             row["vs_control"] = {
                 **cmp.as_dict(), "always_valid_p": min(found.values()),
@@ -200,7 +199,8 @@ def ab_decision(
     if short:
         return None, f"arms {short} have fewer than {min_samples} labels"
     # Significant on the side it is on now (the evidence of each side is kept apart).
-    ahead = [r for r in rows[1:] if r["vs_control"]["diff"] > 0]
+    compared = [r for r in rows[1:] if r["vs_control"] is not None]
+    ahead = [r for r in compared if r["vs_control"]["diff"] > 0]
     better = [r for r in ahead if r["vs_control"]["p_better"] < alpha]
     if better:
         best = max(better, key=lambda r: r["rate"])
@@ -208,7 +208,7 @@ def ab_decision(
             f"{best['arm']} beats the control by {best['vs_control']['diff']:+.4f} "
             f"(always-valid p {best['vs_control']['p_better']:.4g})"
         )
-    behind = [r for r in rows[1:] if r["vs_control"]["diff"] < 0]
+    behind = [r for r in compared if r["vs_control"]["diff"] < 0]
     if any(r["vs_control"]["p_worse"] < alpha for r in behind):
         return rows[0]["arm"], "every significant challenger is worse than the control"
     return None, f"no arm differs from the control at always-valid p < {alpha:g} yet"

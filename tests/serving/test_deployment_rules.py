@@ -278,14 +278,15 @@ def test_arm_outcomes_compare_each_challenger_with_the_control():
     expected = compare_rates(4, 8, 9, 10)
     assert rows[1]["vs_control"] == {
         **expected.as_dict(), "p_better": expected.always_valid_p, "p_worse": 1.0}  # fmt: skip
-    assert mins == {"v2": {"better": expected.always_valid_p, "worse": 1.0},
-                    "v3": {"better": 1.0, "worse": 1.0}}  # fmt: skip
+    assert rows[2]["vs_control"] is None  # no labels: nothing to compare
+    assert mins == {"v2": {"better": expected.always_valid_p, "worse": 1.0}}
 
 
 def test_arm_outcomes_without_a_control_compare_with_nothing():
-    rows, _ = arm_outcomes([ArmOutcomes(1, 5, 5, 5, 5.0)], ["v1", "v2"], {})
-    assert rows[1]["vs_control"] == {
-        **compare_rates(0, 0, 5, 5).as_dict(), "p_better": 1.0, "p_worse": 1.0}  # fmt: skip
+    rows, mins = arm_outcomes([ArmOutcomes(1, 5, 5, 5, 5.0)], ["v1", "v2"], {})
+    assert rows[1]["vs_control"] is None and mins == {}
+    unlabelled = [ArmOutcomes(0, 5, 0, 0, 0.0), ArmOutcomes(1, 5, 5, 5, 5.0)]
+    assert arm_outcomes(unlabelled, ["v1", "v2"], {})[0][1]["vs_control"] is None
 
 
 def test_arm_outcomes_keep_the_running_minimum_p_per_arm():
