@@ -7,7 +7,9 @@ enforces. `deployment_requests` records which arm served each request, so a
 runs, once per request id (keyed by deployment and request id only: a second
 index on the request id made every insert several times dearer as the table grew);
 `deployment_log` is each deployment's history (steps, checks, rollback,
-promotion). Times are milliseconds since the epoch.
+promotion). A deployment's outcomes per arm are saved with it when it ends (labels
+join only while it runs), and its request rows are then deleted in steps (`purge`).
+Times are milliseconds since the epoch.
 """
 
 from __future__ import annotations
@@ -65,7 +67,12 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX deployment_log_by_deployment ON deployment_log (deployment, id);
     """,
+    # An ended deployment's outcomes per arm, saved as it ends: its request rows can go.
+    "ALTER TABLE deployments ADD COLUMN outcomes TEXT;",
 )
+
+#: Request rows of ended deployments deleted at most per `purge` call.
+PURGE_ROWS = 50_000
 
 SCHEMA = Schema("deployments", MIGRATIONS)
 
@@ -186,7 +193,35 @@ class DeploymentStore:
             ended = cur.rowcount == 1
             if ended:
                 _log(con, deployment, now, state, {"reason": reason})
+                # Labels join only while a deployment runs: its outcomes are final now,
+                # and `purge` may delete the rows they were counted from.
+                outcomes = [
+                    list(row) for row in con.execute(_OUTCOMES, [deployment]).fetchall()
+                ]
+                con.execute(
+                    "UPDATE deployments SET outcomes = ? WHERE id = ?",
+                    [json.dumps(outcomes), deployment],
+                )
         return ended
+
+    def purge(self, limit: int = PURGE_ROWS) -> int:
+        """Delete up to `limit` request rows of one ended deployment (its outcomes are
+        saved); how many went. The controller calls it each tick, so a long test's
+        rows go in steps that never hold the database for long."""
+        found = self.db.read(
+            "SELECT id FROM deployments d WHERE state != 'active' AND outcomes IS NOT NULL "
+            "AND EXISTS (SELECT 1 FROM deployment_requests r WHERE r.deployment = d.id) "
+            "LIMIT 1"
+        )
+        if not found:
+            return 0
+        deployment = found[0]["id"]
+        with self.db.write() as con:
+            return con.execute(
+                "DELETE FROM deployment_requests WHERE deployment = ? AND request_id IN "
+                "(SELECT request_id FROM deployment_requests WHERE deployment = ? LIMIT ?)",
+                [deployment, deployment, limit],
+            ).rowcount
 
     def log(self, deployment: str, action: str, detail: dict[str, Any], *, now: int) -> None:
         with self.db.write() as con:
@@ -248,21 +283,25 @@ class DeploymentStore:
         return joined
 
     def outcomes(self, deployment: str) -> list[ArmOutcomes]:
-        """Per arm that served a request: requests, labels, successes, label sum."""
-        rows = self.db.read(
-            "SELECT arm, count(*) AS requests, count(label) AS labelled, "
-            "coalesce(sum(label > 0), 0) AS successes, coalesce(sum(label), 0.0) AS label_sum "
-            "FROM deployment_requests WHERE deployment = ? GROUP BY arm ORDER BY arm",
-            [deployment],
-        )
+        """Per arm that served a request: requests, labels, successes, label sum (an
+        ended deployment's as saved when it ended)."""
+        saved = self.db.read("SELECT outcomes FROM deployments WHERE id = ?", [deployment])
+        if saved and saved[0]["outcomes"] is not None:
+            rows = json.loads(saved[0]["outcomes"])
+        else:
+            rows = [tuple(r) for r in self.db.read(_OUTCOMES, [deployment])]
         return [
-            ArmOutcomes(
-                int(r["arm"]), int(r["requests"]), int(r["labelled"]), int(r["successes"]),
-                float(r["label_sum"]),
-            )
-            for r in rows
-        ]  # fmt: skip
+            ArmOutcomes(int(arm), int(requests), int(labelled), int(successes), float(total))
+            for arm, requests, labelled, successes, total in rows
+        ]
 
+
+
+_OUTCOMES = (
+    "SELECT arm, count(*) AS requests, count(label) AS labelled, "
+    "coalesce(sum(label > 0), 0) AS successes, coalesce(sum(label), 0.0) AS label_sum "
+    "FROM deployment_requests WHERE deployment = ? GROUP BY arm ORDER BY arm"
+)
 
 
 def _key(row: tuple[str, str, int, int]) -> tuple[str, str]:

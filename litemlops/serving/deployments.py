@@ -277,7 +277,19 @@ class Deployments:
     # -- the controller ---------------------------------------------------------------
 
     def tick(self) -> None:
-        """Write served requests and labels, then judge each live deployment."""
+        """Write served requests and labels, judge each live deployment, and delete some
+        request rows of ended ones."""
+        with self._lock:
+            self._flush()
+            for live in list(self._live.values()):
+                if live.strategy == "canary":
+                    self._judge_canary(live)
+                elif live.strategy == "ab":
+                    self._judge_ab(live)
+        self.store.purge()
+
+    def _flush(self) -> None:
+        """Write the served requests and labels queued since the last write."""
         with self._lock:
             served: list[tuple[str, str, int, int]] = []
             taken = []
@@ -303,11 +315,6 @@ class Deployments:
             for deployment, arm, label in joined:
                 if deployment in by_id:
                     by_id[deployment].rewarded(arm, label)
-            for live in list(self._live.values()):
-                if live.strategy == "canary":
-                    self._judge_canary(live)
-                elif live.strategy == "ab":
-                    self._judge_ab(live)
 
     def run_in_background(self, every: float = 1.0) -> None:
         """Tick every `every` seconds on a thread until `close()`."""
@@ -402,6 +409,7 @@ class Deployments:
         live = self._live.get(record.service)
         status = dict(live.record.status if live and live.record.id == record.id else record.status)
         status.update(more)
+        self._flush()  # its outcomes are saved as it ends: with the last requests
         if not self.store.close(record.id, state, reason, status, now=self._now()):
             raise DeploymentConflictError(f"deployment {record.name!r} has ended already")
         self._deactivate(record)

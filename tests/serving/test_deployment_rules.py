@@ -705,6 +705,40 @@ def test_outcomes_count_requests_labels_successes_and_label_sums_per_arm(
     assert store.outcomes("nothing") == []
 
 
+def rows_of(store: DeploymentStore, deployment: str) -> int:
+    found = store.db.read(
+        "SELECT count(*) AS n FROM deployment_requests WHERE deployment = ?", [deployment]
+    )
+    return int(found[0]["n"])
+
+
+def test_an_ended_deployments_outcomes_are_kept_and_its_rows_purged_in_steps(
+    store: DeploymentStore,
+):
+    store.insert(record("d1"))
+    store.insert(record("d2", service="other"))
+    store.write([("d1", f"r{i}", i % 2, i) for i in range(7)], [("r1", 1.0, 9)], ["d1"])
+    store.write([("d2", f"r{i}", 0, i) for i in range(3)], [], [])
+    before = store.outcomes("d1")
+    assert store.purge() == 0  # nothing has ended
+
+    assert store.close("d1", "ended", "done", {}, now=10)
+    assert store.purge(limit=3) == 3 and rows_of(store, "d1") == 4
+    assert store.purge(limit=3) == 3 and store.purge(limit=3) == 1
+    assert store.purge() == 0 and rows_of(store, "d1") == 0
+
+    assert store.outcomes("d1") == before  # as saved when it ended
+    assert store.write([], [("r3", 1.0, 11)], ["d1"]) == []  # a late label joins nothing
+    assert store.outcomes("d1") == before
+    assert rows_of(store, "d2") == 3  # the active one keeps its rows
+
+
+def test_an_ended_deployment_without_requests_has_no_outcomes(store: DeploymentStore):
+    store.insert(record("d1"))
+    assert store.close("d1", "ended", "done", {}, now=10)
+    assert store.outcomes("d1") == [] and store.purge() == 0
+
+
 # -- a deployment while it serves ---------------------------------------------------------
 
 

@@ -200,6 +200,31 @@ def test_labels_join_their_arm_once_however_late_and_survive_a_restart(home: Hom
     assert rows[f"v{v2}"]["vs_control"]["diff"] == pytest.approx(-1.0)
 
 
+def test_an_ended_test_keeps_its_outcomes_with_its_last_requests_and_drops_its_rows(
+    home: Home,
+):
+    v2 = same_model(home.world)
+    home.deployments.start("inference", {"strategy": "ab", "challenger": v2, "name": "gone"})
+    arms = home.serve(30)
+    home.deployments.tick()
+    home.label("r0", 1.0)
+    arms += home.serve(12, "last")  # not written by a tick before the end
+    home.deployments.end("inference", reason="enough")
+
+    def arm_rows() -> dict[str, Any]:
+        return {r["arm"]: r for r in home.deployments.status("gone")["arms"]}
+
+    ended = arm_rows()
+    assert sum(r["requests"] for r in ended.values()) == 42
+    assert ended[arms[0]]["labelled"] == 1
+    home.deployments.tick()  # deletes the ended test's request rows
+    left = home.deployments.store.db.read("SELECT count(*) AS n FROM deployment_requests")
+    assert left[0]["n"] == 0
+    assert arm_rows() == ended
+    home.restart()
+    assert arm_rows() == ended
+
+
 def test_ab_stopping_rule_ends_the_test_and_promotes_a_winner(home: Home):
     v2 = same_model(home.world)
     home.deployments.start(
