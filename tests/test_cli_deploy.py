@@ -286,10 +286,15 @@ def test_deploy_goes_through_the_server_that_serves_the_home(home):
             text = cli_ok(home, "deploy", "status").output
             assert [r[:3] for r in arm_rows(text)] == [
                 ["champion", "50%", str(served["champion"])], ["v2", "50%", str(served["v2"])]]
-            # A past deployment by name is read from the home, not while the server runs.
-            assert "ask by service (--service)" in refused(home, "deploy", "status", "live")
+            named = cli_json(home, "deploy", "status", "live")
+            assert {a["arm"]: a["served"] for a in named["arms"]} == served
+            assert [h["action"] for h in named["history"]] == ["started"]
+            missing = refused(home, "deploy", "status", "nope")
+            assert "refused (404)" in missing and "'nope'" in missing
             ended = cli_json(home, "deploy", "abort", "--reason", "done")
             assert (ended["state"], ended["reason"]) == ("ended", "done")
+            past = cli_json(home, "deploy", "status", "live")  # a past one by name
+            assert (past["state"], past["arms"][1]["requests"]) == ("ended", served["v2"])
             after = [client.post("/inference", json={"request_id": f"s{i}",
                                                      "driver_ids": [1001, 1002]}).json()
                      for i in range(10)]

@@ -218,14 +218,12 @@ def status(ctx: click.Context, home: Path | None, deployment: str | None, servic
     """The service's deployment (or DEPLOYMENT by name) and its live report."""
     target = deployment or service
     served = owner(load_config(ctx, home))
-    if served is not None and deployment is None:
+    if served is not None:
+        path = f"/api/services/{path_part(service)}/deployment"
+        if deployment is not None:
+            path += f"s/{path_part(deployment)}"
         with served:
-            answer = served.call("GET", f"/api/services/{path_part(service)}/deployment")
-    elif served is not None:
-        raise click.ClickException(
-            "while the server runs, ask by service (--service); a past deployment by name "
-            "is shown with `litemlops deploy list`"
-        )
+            answer = served.call("GET", path)
     else:
         with _local(ctx, home) as deployments:
             answer = {**deployments.status(target), "history": deployments.history(target)}

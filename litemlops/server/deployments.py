@@ -31,6 +31,20 @@ async def get_deployment(request: Request) -> Response:
     return _answer(await _call(read))
 
 
+async def get_named_deployment(request: Request) -> Response:
+    """One of the service's deployments, by id or name (past ones too)."""
+    deployments = state_of(request).deployments
+    service = request.path_params["service"]
+    name = request.path_params["deployment"]
+
+    def read() -> dict[str, Any]:
+        status = deployments.status(name, service=service)
+        status["history"] = deployments.history(status["id"])
+        return status
+
+    return _answer(await _call(read))
+
+
 async def list_deployments(request: Request) -> Response:
     deployments = state_of(request).deployments
     service = request.path_params["service"]
@@ -79,4 +93,5 @@ def deployment_routes() -> list[BaseRoute]:
         Route(path, delete_deployment, methods=["DELETE"]),
         Route(f"{path}/promote", promote_deployment, methods=["POST"]),
         Route(f"{path}s", list_deployments, methods=["GET"]),
+        Route(f"{path}s/{{deployment}}", get_named_deployment, methods=["GET"]),
     ]

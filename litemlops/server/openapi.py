@@ -295,6 +295,11 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         (404, 422),
         query=(Query("limit", LIMIT, "At most this many"),),
     ),
+    ("GET", "/api/services/{service}/deployments/{deployment}"): Op(
+        "One of the service's deployments by id or name, its report and history",
+        dict[str, Any],
+        (404,),
+    ),
     ("GET", "/api/monitoring"): Op(
         "The latest drift, data quality and performance check, and the alerts", dict[str, Any]
     ),

@@ -206,10 +206,18 @@ class Deployments:
             started.append(name)
         return started
 
-    def status(self, service_or_deployment: str) -> dict[str, Any]:
+    def status(self, service_or_deployment: str, *, service: str | None = None) -> dict[str, Any]:
         """A deployment's state and live report: the active one of a service, or the
-        one with that id or name."""
-        record = self._record(service_or_deployment)
+        one with that id or name (of `service`, when given: another's is not found)."""
+        if service is not None:
+            self._service(service)
+            record = self.store.get(service_or_deployment)
+            if record.service != service:
+                raise DeploymentNotFoundError(
+                    f"service {service!r} has no deployment {service_or_deployment!r}"
+                )
+        else:
+            record = self._record(service_or_deployment)
         live = self._live.get(record.service)
         if live is not None and live.record.id == record.id:
             return report(live.record, live, live.outcomes(), self._shadows.get(record.service))

@@ -121,6 +121,11 @@ def test_an_ab_test_routes_answers_joins_labels_and_shows_per_arm_metrics(
     assert infer(client, "after", ids)["version"] == 1
     listed = ok(client.get("/api/services/inference/deployments"))
     assert [d["name"] for d in listed][:1] == ["api-ab"]
+    named = ok(client.get("/api/services/inference/deployments/api-ab"))
+    assert named == {**ended, "history": named["history"]}
+    assert named["history"][-1]["action"] == "ended"
+    assert client.get("/api/services/inference/deployments/nope").status_code == 404
+    assert client.get("/api/services/nope/deployments/api-ab").status_code == 404
 
 
 def test_promote_moves_the_champion_and_the_server_serves_it(

@@ -288,7 +288,8 @@ def test_every_read_answers_as_documented(client, document, auth, served_platfor
     )
     deployment = "/api/services/inference/deployment"
     body = {"strategy": "shadow", "challenger": challenger.version}
-    assert client.put(deployment, json=body, headers=auth).status_code == 201
+    started = client.put(deployment, json=body, headers=auth)
+    assert started.status_code == 201
     run_id = client.get("/api/runs", params={"limit": 1}).json()["runs"][0]["run_id"]
     pipeline_run = client.get("/api/pipelines/runs", params={"limit": 1}).json()[0]["run_id"]
     concrete = {
@@ -303,6 +304,9 @@ def test_every_read_answers_as_documented(client, document, auth, served_platfor
         "/api/features/{view}": "/api/features/driver_stats",
         "/api/services/{service}/deployment": deployment,
         "/api/services/{service}/deployments": f"{deployment}s",
+        "/api/services/{service}/deployments/{deployment}": (
+            f"{deployment}s/{started.json()['name']}"
+        ),
     }
     checked = 0
     for method, path, _ in operations(document):
