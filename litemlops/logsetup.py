@@ -248,6 +248,23 @@ def forward_line(level: int, line: str) -> None:
     writer.submit(level, line, shown)
 
 
+def forward_lines(lines: list[tuple[int, str]]) -> None:
+    """`forward_line` for many lines at once: lines the console does not show are
+    handed to the writer as one block (one entry to write, not one per line)."""
+    writer = _writer
+    block: list[str] = []
+    for level, line in lines:
+        if writer is not None and (writer.console is None or level < writer.console_level):
+            block.append(line)
+            continue
+        if block and writer is not None:  # in order: what came before goes first
+            writer.submit(logging.INFO, "\n".join(block), {})
+            block = []
+        forward_line(level, line)
+    if block and writer is not None:
+        writer.submit(logging.INFO, "\n".join(block), {})
+
+
 class _Forwarder:
     """A worker process's writer: lines go to the owner of the file, not to a file."""
 

@@ -44,6 +44,15 @@ class Sample:
     values: list[float] = field(default_factory=list)
     seen: int = 0
 
+    def add_many(self, values: list[float], rng: random.Random) -> None:
+        room = SAMPLE_CAP - len(self.values)
+        if len(values) <= room:  # the common case, in one step
+            self.values.extend(values)
+            self.seen += len(values)
+            return
+        for value in values:
+            self.add(value, rng)
+
     def add(self, value: float, rng: random.Random) -> None:
         self.seen += 1
         if len(self.values) < SAMPLE_CAP:

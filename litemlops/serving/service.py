@@ -30,7 +30,6 @@ from litemlops.serving.errors import (
     UnknownEntitiesError,
 )
 from litemlops.serving.models import model_uri
-from litemlops.serving.shadow import ShadowJob
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -187,7 +186,7 @@ class Service:
         if live.strategy == "shadow":
             shadow = self.deployments.shadow(self.spec.name) if self.deployments else None
             if shadow is not None and live.sampled(request_id):
-                shadow.offer(ShadowJob(request_id, ids, columns, scores, best))
+                shadow.offer(request_id, ids, columns, scores, best)
         by_id = {str(i): s for i, s in zip(ids, scores, strict=True)}
         return Choice(request_id, best, by_id, model.name, model.version)
 

@@ -19,6 +19,7 @@ started again. Without one (the library embedded, tests), on the feeder thread.
 from __future__ import annotations
 
 import multiprocessing
+import pickle
 import random
 import threading
 import time
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 log = get_logger("litemlops.serving")
 
 BATCH_SECONDS = 0.01
-"""How often the feeder looks for jobs offered while the challenger was idle."""
+"""How often at most the feeder hands the challenger the jobs offered since."""
 
 NICENESS = 19
 """A shadow worker's CPU priority: the lowest, so it scores with the cores serving
@@ -167,15 +168,23 @@ def shadow_worker(
     with Tracker(registry, artifacts=artifacts) as tracker:
         model = build_model(ModelRegistry(tracker), uri, None)
     lines = hold_forwarded()
-    conn.send(None)  # loaded
+    conn.send_bytes(pickle.dumps(None))  # loaded
     while True:
         try:
-            batch = [ShadowJob(*job) for job in conn.recv()]
+            batch = [unpacked(job) for job in pickle.loads(conn.recv_bytes())]
         except EOFError:
             return
         figures = shadow_batch(model, batch, fields)
-        conn.send((figures, lines[:]))
+        conn.send_bytes(pickle.dumps((figures, lines), _PROTOCOL))
         lines.clear()
+
+
+_PROTOCOL = pickle.HIGHEST_PROTOCOL
+
+
+def unpacked(packed: bytes) -> ShadowJob:
+    """A job `ShadowScorer.offer` packed for the worker."""
+    return ShadowJob(*pickle.loads(packed))
 
 
 class _Remote:
@@ -218,40 +227,39 @@ class _Remote:
         except Exception as exc:
             self.error = f"{type(exc).__name__}: {exc}"
 
-    def score(self, batch: list[ShadowJob], timeout: float) -> Figures | None:
-        """Send `batch` and wait for its figures at most `timeout` s; None if still busy
-        (`collect` later)."""
+    def score(self, batch: list[bytes], timeout: float) -> Figures | None:
+        """Send `batch` (packed jobs) and wait for its figures at most `timeout` s; None
+        if still busy (`collect` later)."""
         assert self.conn is not None
-        try:  # as tuples: a dataclass pickles five times slower
-            self.conn.send([(j.request_id, j.ids, j.columns, j.scores, j.output) for j in batch])
+        try:
+            self.conn.send_bytes(pickle.dumps(batch, _PROTOCOL))
         except (OSError, ValueError):
             return self._lost(batch)
         return self.collect(batch, timeout)
 
-    def collect(self, batch: list[ShadowJob], timeout: float) -> Figures | None:
+    def collect(self, batch: list[bytes], timeout: float) -> Figures | None:
         conn = self.conn
         assert conn is not None
         try:
             while conn.poll(timeout):
-                answer = conn.recv()
+                answer = pickle.loads(conn.recv_bytes())
                 if answer is not None:  # None: the worker has loaded its model
                     self._delay = RESTART_SECONDS[0]
                     figures, lines = answer
-                    for level, line in lines:
-                        logsetup.forward_line(level, line)
+                    logsetup.forward_lines(lines)
                     return figures
         except (EOFError, OSError):
             return self._lost(batch)
         return None
 
-    def _lost(self, batch: list[ShadowJob]) -> Figures:
+    def _lost(self, batch: list[bytes]) -> Figures:
         waiter = self._waiter
         if waiter is not None:
             waiter.join(5.0)  # the worker's own error, when it raised one
         error = self.error or "the shadow worker ended without an answer"
         self._died(error)
         figures = Figures()
-        failed(figures, batch, error, self.fields)
+        failed(figures, [unpacked(job) for job in batch], error, self.fields)
         return figures
 
     def _died(self, error: str) -> None:
@@ -305,7 +313,7 @@ class ShadowScorer:
         # Offering appends to a deque and wakes nobody: a thread woken per request would
         # take the interpreter from the request path each time (the log writer batches
         # for the same reason).
-        self._pending: deque[ShadowJob] = deque()
+        self._pending: deque[Any] = deque()  # ShadowJob, or packed for the worker
         self._busy = 0  # jobs handed to the challenger and not yet counted
         self._stop = threading.Event()
         self.offered = self.dropped = self.scored = self.errors = 0
@@ -315,12 +323,22 @@ class ShadowScorer:
         self._thread = threading.Thread(target=self._work, name="shadow", daemon=True)
         self._thread.start()
 
-    def offer(self, job: ShadowJob) -> bool:
-        """Queue a job for the challenger; False (and counted) when the queue is full."""
+    def offer(
+        self, request_id: str, ids: Sequence[Any], columns: dict[str, list[Any]],
+        scores: list[float], output: Any,
+    ) -> bool:  # fmt: skip
+        """Queue what the champion answered (a `ShadowJob`) for the challenger; False (and
+        counted) when the queue is full. For a worker the job is packed here, where its
+        objects were just made: packed later on the feeder thread it cost several times
+        more (pickle's type lookups and cold caches)."""
         self.offered += 1
         if len(self._pending) + self._busy >= self.queue_size:
             self.dropped += 1
             return False
+        if self._remote is not None:
+            job: Any = pickle.dumps((request_id, ids, columns, scores, output), _PROTOCOL)
+        else:
+            job = ShadowJob(request_id, ids, columns, scores, output)
         self._pending.append(job)
         return True
 
@@ -342,7 +360,8 @@ class ShadowScorer:
             time.sleep(0.005)
 
     def _work(self) -> None:
-        busy: list[ShadowJob] = []  # the batch the worker scores
+        busy: list[Any] = []  # the batch the worker scores
+        sent = 0.0
         while True:
             stopping = self._stop.is_set()
             if busy:
@@ -352,10 +371,18 @@ class ShadowScorer:
                     self._add(figures)
                     busy = []
                 continue
+            # A batch every `every` seconds at most: a challenger that answers fast
+            # would otherwise get a job at a time, each costing this process a round
+            # trip (packing, a wake-up, its figures) instead of a share of one.
+            wait = sent + self.every - time.monotonic()
+            if wait > 0 and not stopping:
+                self._stop.wait(wait)
+                continue
             batch = []
             while self._pending and len(batch) < MAX_BATCH:
                 batch.append(self._pending.popleft())
             if batch:
+                sent = time.monotonic()
                 self._busy = len(batch)
                 busy = self._score(batch)
             elif stopping:
@@ -363,7 +390,7 @@ class ShadowScorer:
             else:
                 self._stop.wait(self.every)
 
-    def _score(self, batch: list[ShadowJob]) -> list[ShadowJob]:
+    def _score(self, batch: list[Any]) -> list[Any]:
         """Score `batch`, here or in the worker; the batch when the worker still has it."""
         remote = self._remote
         if remote is None:
@@ -377,8 +404,8 @@ class ShadowScorer:
             return []
         if not remote.ready():
             figures = Figures()
-            failed(figures, batch, remote.error or "the shadow worker is restarting",
-                   self.fields)  # fmt: skip
+            failed(figures, [unpacked(job) for job in batch],
+                   remote.error or "the shadow worker is restarting", self.fields)  # fmt: skip
             self._add(figures)
             return []
         answer = remote.score(batch, self.every)
@@ -392,8 +419,7 @@ class ShadowScorer:
         self.errors += figures.errors
         self.agreed += figures.agreed
         self.divergence_sum += figures.divergence_sum
-        for latency in figures.latencies:
-            self.latency_ms.add(latency, self.rng)
+        self.latency_ms.add_many(figures.latencies, self.rng)
         self._busy = 0
 
     def report(self) -> dict[str, Any]:

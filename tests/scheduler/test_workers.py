@@ -65,6 +65,17 @@ def emit(n: int) -> int:
     return n
 
 
+def emit_held(n: int) -> list[tuple[int, str]]:
+    """Events rendered in the worker but held, to be sent together (a shadow's way)."""
+    from litemlops.logsetup import hold_forwarded
+
+    held = hold_forwarded()
+    log = structlog.get_logger("litemlops.test")
+    for i in range(n):
+        (log.warning if i == 2 else log.info)("worker_said", i=i)
+    return list(held)
+
+
 def gone(pid: int, within: float = 10.0) -> bool:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
@@ -147,6 +158,28 @@ def test_worker_events_are_written_by_the_owner_with_its_bound_context(
     said = [e for e in lines if e["event"] == "worker_said"]
     assert [e["i"] for e in said] == [0, 1, 2]
     assert all(e["run_id"] == "r-7" and e["logger"] == "litemlops.test" for e in said)
+
+
+@pytest.mark.parametrize("console", [False, True])
+def test_held_worker_events_are_written_together_in_their_order(
+    workers: Workers, tmp_path: Path, restore_logging: None, console: bool
+) -> None:
+    from io import StringIO
+
+    from litemlops.logsetup import forward_lines
+
+    config = Config.load(tmp_path, env={}, overrides={"logging.console": console})
+    shown = StringIO()
+    configure_logging(config, console_stream=shown, console_level="warning")
+    held = workers.call(emit_held, 5)
+    assert [json.loads(line)["i"] for _, line in held] == [0, 1, 2, 3, 4]
+    forward_lines(held)
+    shutdown_logging()
+    lines = [json.loads(x) for x in config.events_log_path.read_text().splitlines()]
+    assert [e["i"] for e in lines if e["event"] == "worker_said"] == [0, 1, 2, 3, 4]
+    # The console shows what it shows of any event: the warning, not the rest.
+    assert ("worker_said" in shown.getvalue()) is console
+    assert shown.getvalue().count("worker_said") == (1 if console else 0)
 
 
 def test_stop_kills_live_workers_and_refuses_new_ones(tmp_path: Path) -> None:
