@@ -42,15 +42,17 @@ if TYPE_CHECKING:
 
 log = get_logger("litemlops.serving")
 
-BATCH_SECONDS = 0.01
-"""How often at most the feeder hands the challenger the jobs offered since."""
+BATCH_SECONDS = 0.05
+"""How often at most the feeder hands the challenger the jobs offered since: each
+batch costs the serving process a round trip (a wake-up, sending, its figures and
+events back), about 15 us a request at 10 ms batches and 5 us at 50 ms."""
 
 NICENESS = 19
 """A shadow worker's CPU priority: the lowest, so it scores with the cores serving
 leaves idle, and a loaded machine drops shadow jobs rather than slowing answers (not
 the idle scheduling class: beside a training run it would never score at all)."""
 
-MAX_BATCH = 64
+MAX_BATCH = 256
 """Jobs handed over at once at most: the serving process packs a batch and writes its
 events while holding the interpreter, so a backlog must not become one long pause."""
 
