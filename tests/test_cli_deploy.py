@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import httpx
 import pytest
@@ -303,6 +304,25 @@ def test_deploy_goes_through_the_server_that_serves_the_home(home):
             assert (shown["name"], shown["state"]) == ("live", "ended")
             busy = refused(home, "deploy", "abort")
             assert "refused (409)" in busy and "has no active deployment" in busy
+            # A shadow under `run` scores in a worker process; its events reach the log.
+            cli_json(home, "deploy", "shadow", "3", "--name", "sh")
+            for i in range(20):
+                client.post("/inference", json={"request_id": f"sh{i}",
+                                                "driver_ids": [1001, 1002]})  # fmt: skip
+            deadline = time.monotonic() + 60
+            while (report := cli_json(home, "deploy", "status")["shadow"])["scored"] < 20:
+                assert time.monotonic() < deadline, report
+                time.sleep(0.2)
+            assert (report["in"], report["errors"], report["agreement"]) == ("worker", 0, 1.0)
+
+            def shadowed() -> list[str]:
+                out = cli_ok(home, "logs", "--event", "prediction_shadowed", "--json").output
+                return sorted(json.loads(line)["request_id"] for line in out.splitlines())
+
+            while len(shadowed()) < 20 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert shadowed() == sorted(f"sh{i}" for i in range(20))
+            cli_json(home, "deploy", "abort")
     finally:
         process.terminate()
         process.communicate(timeout=60)
