@@ -43,6 +43,7 @@ class Size:
 
 
 SIZES = {
+    "XS": Size(calls=50, repeat=2, runs=2_000),  # the test suite's: checks the script
     "S": Size(calls=200, repeat=5, runs=10_000),
     "M": Size(calls=500, repeat=9, runs=100_000),
 }
