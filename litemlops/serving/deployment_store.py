@@ -255,19 +255,18 @@ class DeploymentStore:
         joined: list[tuple[str, int, float]] = []
         with self.db.write() as con:
             if served:
-                # In key order (stable: a repeated id keeps its first arm), so a batch
-                # touches fewer pages; as one JSON array in one statement, so SQLite
-                # inserts the whole batch in one call that releases the interpreter,
-                # where a statement per row would hand it back and forth with the
-                # request path's thread at each row.
-                ordered = sorted(served, key=_key)
+                # As one JSON array in one statement: SQLite inserts the batch in one
+                # call that releases the interpreter, where a statement per row handed
+                # it back and forth with the request path's thread at each row; and
+                # SQLite sorts it into key order (so a batch touches fewer pages), with
+                # a repeated id in arrival order (so it keeps its first arm).
                 con.execute(
                     "INSERT OR IGNORE INTO deployment_requests "
                     "(deployment, request_id, arm, served_at) "
-                    "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), "
+                    "SELECT json_extract(value, '$[0]') AS d, json_extract(value, '$[1]') AS r, "
                     "json_extract(value, '$[2]'), json_extract(value, '$[3]') "
-                    "FROM json_each(?) ORDER BY key",
-                    [orjson.dumps(ordered).decode()],
+                    "FROM json_each(?) ORDER BY d, r, key",
+                    [orjson.dumps(served).decode()],
                 )
             for deployment in deployments:
                 for request_id, label, at in labels:
@@ -302,10 +301,6 @@ _OUTCOMES = (
     "coalesce(sum(label > 0), 0) AS successes, coalesce(sum(label), 0.0) AS label_sum "
     "FROM deployment_requests WHERE deployment = ? GROUP BY arm ORDER BY arm"
 )
-
-
-def _key(row: tuple[str, str, int, int]) -> tuple[str, str]:
-    return row[0], row[1]
 
 
 def _log(con: sqlite3.Connection, deployment: str, now: int, action: str, detail: Any) -> None:
