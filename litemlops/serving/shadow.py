@@ -337,8 +337,8 @@ class ShadowScorer:
         if len(self._pending) + self._busy >= self.queue_size:
             self.dropped += 1
             return False
-        if self._remote is not None:
-            job: Any = pickle.dumps((request_id, ids, columns, scores, output), _PROTOCOL)
+        if self._remote is not None:  # the columns as a plain dict: a subclass pickles slowly
+            job: Any = pickle.dumps((request_id, ids, dict(columns), scores, output), _PROTOCOL)
         else:
             job = ShadowJob(request_id, ids, columns, scores, output)
         self._pending.append(job)
