@@ -14,7 +14,8 @@ from litemlops.server.errors import allowed_methods
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 CONCRETE = {"model": "driver_ranker", "name": "driver_ranker", "alias": "champion",
-            "version": "1", "view": "driver_stats", "run_id": "abc", "service": "inference"}
+            "version": "1", "view": "driver_stats", "run_id": "abc", "service": "inference",
+            "deployment": "d1"}
 
 
 def concrete(path: str) -> str:
