@@ -152,15 +152,16 @@ def slow_requests(
 
 
 def arm_outcomes(
-    outcomes: Sequence[ArmOutcomes], names: Sequence[str], previous: dict[str, float]
-) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    outcomes: Sequence[ArmOutcomes], names: Sequence[str], previous: dict[str, Any]
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Per arm: requests recorded, labels, success rate with a 95 % interval, and for
     each arm but the control (arm 0) the comparison to it (None until both have labels);
-    with the running minima
-    always-valid p-value per arm name (`previous` holds the last ones)."""
+    with each arm's running minima of the always-valid p-value (`directional_min`;
+    `previous` holds the last ones)."""
     by_arm = {o.arm: o for o in outcomes}
     control = by_arm.get(0)
-    rows, mins = [], dict(previous)
+    rows: list[dict[str, Any]] = []
+    mins: dict[str, Any] = dict(previous)
     for i, name in enumerate(names):
         o = by_arm.get(i)
         requests, labelled, successes = (o.requests, o.labelled, o.successes) if o else (0, 0, 0)

@@ -148,13 +148,14 @@ class DeploymentStore:
                 f"a deployment named {record.name!r} exists already; choose another name"
             ) from None
 
-    def get(self, deployment: str) -> DeploymentRecord:
-        """The deployment with this id or name."""
+    def get(self, deployment: str, *, service: str | None = None) -> DeploymentRecord:
+        """The deployment with this id or name (of `service`, when given)."""
         rows = self.db.read(
             "SELECT * FROM deployments WHERE id = ? OR name = ?", [deployment, deployment]
         )
-        if not rows:
-            raise DeploymentNotFoundError(f"no deployment {deployment!r}")
+        if not rows or (service is not None and rows[0]["service"] != service):
+            whose = f"service {service!r} has" if service is not None else "there is"
+            raise DeploymentNotFoundError(f"{whose} no deployment {deployment!r}")
         return _record(rows[0])
 
     def active(self, service: str) -> DeploymentRecord | None:

@@ -211,11 +211,7 @@ class Deployments:
         one with that id or name (of `service`, when given: another's is not found)."""
         if service is not None:
             self._service(service)
-            record = self.store.get(service_or_deployment)
-            if record.service != service:
-                raise DeploymentNotFoundError(
-                    f"service {service!r} has no deployment {service_or_deployment!r}"
-                )
+            record = self.store.get(service_or_deployment, service=service)
         else:
             record = self._record(service_or_deployment)
         live = self._live.get(record.service)

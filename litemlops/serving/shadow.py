@@ -380,7 +380,7 @@ class ShadowScorer:
             if wait > 0 and not stopping:
                 self._stop.wait(wait)
                 continue
-            batch = []
+            batch: list[Any] = []
             while self._pending and len(batch) < MAX_BATCH:
                 batch.append(self._pending.popleft())
             if batch:

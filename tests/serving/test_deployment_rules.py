@@ -609,6 +609,9 @@ def test_a_stored_deployment_is_got_by_id_or_name_as_it_was(store: DeploymentSto
     assert store.active("svc") == rec and store.active("other") is None
     with pytest.raises(DeploymentNotFoundError, match="'d9'"):
         store.get("d9")
+    assert store.get("n-d1", service="svc") == rec
+    with pytest.raises(DeploymentNotFoundError, match="service 'other' has no deployment 'd1'"):
+        store.get("d1", service="other")
     store.save_status("d1", {"step": 2})
     assert store.get("d1").status == {"step": 2}
     with pytest.raises(FrozenInstanceError):
