@@ -142,6 +142,14 @@ def test_the_error_rate_check_needs_min_requests_of_the_challenger_only():
 def test_the_error_rate_check_waits_while_the_champion_has_no_requests():
     v = verdict(window(0, 0), window(N, N))
     assert (v.passed, v.failed) == (None, None)
+    assert "errors" not in v.figures
+
+
+def test_the_error_rate_check_judges_a_champion_of_one_request():
+    lenient = replace(CHECKS, alpha=0.1)
+    assert compare_rates(0, 1, N, N).always_valid_p < lenient.alpha
+    v = verdict(window(1, 0), window(N, N), checks=lenient, final=False)
+    assert (v.passed, v.failed) == (False, "error_rate")
 
 
 @pytest.mark.parametrize(
@@ -237,7 +245,11 @@ def test_a_better_labelled_success_rate_never_fails():
 
 
 def test_a_challenger_that_led_significantly_and_trails_by_noise_later_does_not_fail():
-    led = verdict(window(), window(), labels((0, 30), (30, 30)), final=False)
+    # A lead short of the whole range (rates 0.125 and 1.0), so the test tells "trails"
+    # (a negative difference) from "any difference below 1".
+    led = verdict(window(), window(), labels((5, 40), (40, 40)), final=False)
+    assert compare_rates(5, 40, 40, 40).always_valid_p < CHECKS.alpha
+    assert led.always_valid_p is None  # a lead is no evidence of "worse"
     # Slightly worse later (p about 0.77 alone); a single running minimum would carry
     # the lead's tiny p-value over to this side and roll back.
     later = verdict(window(), window(), labels((29, 30), (25, 30)), previous_p=led.always_valid_p)
