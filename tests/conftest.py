@@ -3,6 +3,7 @@
 Hypothesis explores new examples on every developer run; in CI (`CI` set, as the CI
 runner does) it draws the same examples each time, so a submission's result does not
 depend on the luck of a seed. A failure found locally is pinned with `@example`.
+`HYPOTHESIS_PROFILE=deep` draws ten times as many, afresh (`depth.examples`).
 """
 
 import logging
@@ -10,13 +11,24 @@ import os
 
 import pytest
 import structlog
+from depth import DEEP, deep
 from hypothesis import settings
 
 from litemlops.logsetup import shutdown_logging
 
 settings.register_profile("ci", derandomize=True)
-if os.environ.get("CI"):
+settings.register_profile("deep", max_examples=100 * DEEP, deadline=None)
+if deep():
+    settings.load_profile("deep")
+elif os.environ.get("CI"):
     settings.load_profile("ci")
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto`: a process per core this one may run on, at most four (the files'
+    servers and subprocesses need cores of their own); none on a single core."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return 0 if (cores or 1) < 2 else min(cores or 1, 4)
 
 
 @pytest.fixture

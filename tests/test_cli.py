@@ -27,6 +27,7 @@ def test_help_and_version():
     assert "historical" in run_cli("features", "--help").output
 
 
+@pytest.mark.slow
 def test_run_once_bootstraps_a_fresh_home_then_just_starts(tmp_path):
     home = tmp_path / "home"
     cmd = [sys.executable, "-m", "litemlops", "run", "--once", "--home", str(home)]

@@ -4,6 +4,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
+from depth import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -49,7 +50,9 @@ def test_rotated_names_sort_in_the_order_of_rotation_and_never_repeat():
 
 
 @settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(40),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
     lines=st.lists(st.text(min_size=0, max_size=120), min_size=1, max_size=40),

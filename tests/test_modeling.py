@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from depth import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn import metrics as skm
@@ -117,7 +118,7 @@ def test_regressor_metrics_add_r2_and_skip_what_needs_0_1_labels():
     assert "r2" not in evaluate([0, 1, 1, 0], [0.2, 0.7, 0.6, 0.1])
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     metric=st.sampled_from(["auc", "accuracy", "log_loss", "rmse", "mae", "r2"]),
     mine=st.floats(-5, 5),

@@ -5,6 +5,8 @@ import json
 from datetime import timedelta
 
 import pandas as pd
+import pytest
+from depth import examples
 from history_logs import T0, compact, copy_log, label, served, write_log
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -58,8 +60,11 @@ def compact_first(folder, count):
     aside.rmdir()
 
 
+@pytest.mark.slow
 @settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(15),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(log=logs(), last=st.one_of(st.none(), st.integers(0, 30)),
        since=st.one_of(st.none(), st.integers(0, 30)), named=st.booleans())
@@ -102,8 +107,11 @@ values = st.one_of(
 )
 
 
+@pytest.mark.slow
 @settings(
-    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(12),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(batches=st.lists(st.lists(st.fixed_dictionaries({"v": values}), min_size=1, max_size=3),
                         min_size=1, max_size=8))
@@ -121,7 +129,9 @@ def test_a_feature_whose_json_type_varies_reads_as_it_parses(tmp_path_factory, b
 
 
 @settings(
-    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(15),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(batches=st.lists(st.lists(st.dictionaries(st.sampled_from(["a", "b", "c"]), values,
                                                  max_size=3), max_size=3),

@@ -3,6 +3,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 import pytest
+from depth import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn import metrics as sk
@@ -285,7 +286,7 @@ def test_metrics_are_flat_numbers_named_performance_dot():
     assert report.as_dict()["status"] == "ok"
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(
     st.lists(
         st.tuples(st.sampled_from([0, 1]), st.floats(0, 1, allow_nan=False)),

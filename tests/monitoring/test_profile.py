@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from depth import examples
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -53,7 +54,7 @@ def test_bin_counts_are_the_reference_values_per_half_open_bin(frame):
     assert sum(feature.bin_counts) == len(values)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(
     st.lists(
         st.one_of(st.floats(-1e6, 1e6), st.integers(-5, 5).map(float), st.just(float("nan"))),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 
+from depth import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -35,7 +36,7 @@ def record(history: PipelineHistory, pipeline: str, outcome: str, now: int) -> s
     return run_id
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(runs=st.lists(st.tuples(st.sampled_from("abc"), st.sampled_from(OUTCOMES)), max_size=25))
 def test_counts_are_the_runs_of_each_pipeline_in_each_state(runs):
     db = SQLiteDB(":memory:")

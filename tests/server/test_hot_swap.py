@@ -141,6 +141,7 @@ def check_switch(answers: list[Answer], moved_at: float, old: int, new: int, sco
     assert first_new - moved_at <= REFRESH + SLACK
 
 
+@pytest.mark.slow
 def test_promoting_a_version_under_load_switches_without_a_failed_request(
     client, served_platform, challenger, scores_of, read_events
 ):

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from depth import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from starlette.responses import PlainTextResponse
@@ -416,7 +417,7 @@ def test_a_query_the_document_refuses_is_refused(client, error_of, query):
     error_of(response)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     text=st.one_of(
         st.from_regex(

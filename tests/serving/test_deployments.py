@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from conftest import DRIVERS, MODEL, World
+from depth import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -146,7 +147,7 @@ def test_unknown_services_and_deployments_are_not_found(home: Home):
 # -- A/B: sticky shares, labels joined once ----------------------------------------------
 
 
-@settings(max_examples=20, deadline=None,
+@settings(max_examples=examples(20), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
 @given(request_ids=st.lists(st.text(min_size=1, max_size=20), min_size=1, max_size=20))
 def test_ab_assignment_is_sticky_by_request_id(home: Home, request_ids: list[str]):

@@ -4,6 +4,7 @@ and still read from the comma-joined param of runs trained before that."""
 from __future__ import annotations
 
 import pytest
+from depth import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -13,7 +14,9 @@ from litemlops.store.tracking.tracker import Tracker
 name = st.from_regex(r"\A[a-z][a-z0-9_]{0,8}\Z")
 refs = st.lists(st.builds(lambda v, f: f"{v}:{f}", name, name), min_size=1, max_size=6)
 EXAMPLES = settings(
-    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(30),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 
 

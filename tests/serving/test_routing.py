@@ -16,6 +16,7 @@ from hashlib import blake2b
 from itertools import accumulate
 
 import pytest
+from depth import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import integrate
@@ -89,7 +90,7 @@ def normalised(weights: list[float]) -> list[float]:
     return [w / total for w in weights]
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=examples(15), deadline=None)
 @given(
     st.lists(st.floats(0.0, 1.0), min_size=1, max_size=5).filter(lambda w: sum(w) > 0.01),
     st.text(max_size=8),

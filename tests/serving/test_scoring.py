@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from depth import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.linear_model import (
@@ -81,7 +82,9 @@ def assert_same(model: Any, X: np.ndarray) -> None:
 
 
 fitting = settings(
-    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=examples(15),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
 )
 shapes = {
     "seed": st.integers(0, 2**32 - 1),

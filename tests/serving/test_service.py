@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 from conftest import DRIVERS, MODEL, REFS, World
+from depth import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,7 +31,9 @@ def model_scores(world: World, ids: list[int]) -> list[float]:
 
 
 @settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(25),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(ids=st.lists(st.sampled_from(sorted(DRIVERS)), min_size=1, unique=True))
 def test_infer_answers_the_candidate_the_model_scores_highest(world: World, ids: list[int]):

@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 import pytest
+from depth import examples
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from scipy import integrate
@@ -221,7 +222,7 @@ def null_variance(s_control, n_control, s_arm, n_arm):
     return pooled * (1 - pooled) * (1 / n_control + 1 / n_arm)
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=examples(50), deadline=None)
 @given(
     counts(max_trials=3000),
     counts(max_trials=3000),

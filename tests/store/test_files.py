@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
+from depth import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -116,7 +117,7 @@ def test_a_column_only_named_like_an_index_is_still_refused(tmp_path, fs):
     assert "__index_level_0__" in read_frame(parquet).columns
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25), deadline=None)
 @given(contents=st.lists(st.binary(min_size=1, max_size=8), min_size=1, max_size=6))
 def test_moving_files_of_one_name_aside_keeps_every_one(tmp_path_factory, contents):
     base = tmp_path_factory.mktemp("moves")

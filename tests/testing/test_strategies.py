@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from depth import examples
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
@@ -28,7 +29,7 @@ from litemlops.testing import (
     model_inputs,
 )
 
-EXAMPLES = settings(max_examples=20, deadline=None)
+EXAMPLES = settings(max_examples=examples(20), deadline=None)
 
 shop = Entity("shop", join_keys=["shop_id"], value_type="string")
 shop_daily = FeatureView(
@@ -165,7 +166,7 @@ def test_feature_rows_ingest_and_read_back_offline_and_online(shared, name, data
 
 
 @ALL_VIEWS
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=examples(10), deadline=None)
 @given(data=st.data())
 def test_feature_frames_ingest_and_read_back_like_the_rows(shared, name, data):
     view, entities = VIEWS[name]
@@ -202,7 +203,7 @@ def test_historical_int64_with_nulls_keeps_its_exact_values(shared):
 
 
 @ALL_VIEWS
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=examples(15), deadline=None)
 @given(data=st.data())
 def test_feature_rows_stay_in_the_window_and_keep_keys_and_times_non_null(name, data):
     start = datetime(2024, 5, 1, tzinfo=UTC)
@@ -274,7 +275,7 @@ ALL_SIGNATURES = pytest.mark.parametrize("sig", sorted(SIGNATURES))
 
 
 @ALL_SIGNATURES
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(data=st.data())
 def test_model_inputs_pass_enforce_unchanged(sig, data):
     signature = SIGNATURES[sig]
@@ -286,7 +287,7 @@ def test_model_inputs_pass_enforce_unchanged(sig, data):
 
 
 @ALL_SIGNATURES
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=examples(50), deadline=None)
 @given(data=st.data())
 def test_invalid_model_inputs_are_refused(sig, data):
     frame, reason = data.draw(invalid_model_inputs(SIGNATURES[sig]))

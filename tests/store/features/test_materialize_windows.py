@@ -2,6 +2,8 @@
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+from depth import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -51,7 +53,8 @@ op = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@pytest.mark.slow
+@settings(max_examples=examples(60), deadline=None)
 @given(st.lists(op, max_size=10))
 def test_after_any_mix_of_windows_an_incremental_run_serves_the_latest_rows(ops):
     now = hours(60).replace(tzinfo=UTC)

@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from depth import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from shared_views import DRIVER, quality_view, stats_view
@@ -36,7 +37,8 @@ from litemlops.errors import FeatureViewNotFoundError, ValidationError
 from litemlops.store import Entity, FeatureStore, FeatureView, Field, OnlineFeatureStore
 
 
-@settings(max_examples=60, deadline=None)
+@pytest.mark.slow
+@settings(max_examples=examples(25), deadline=None)
 @given(
     ops=st.lists(st.one_of(ingest_ops, materialize_ops, push_ops, tick_ops), max_size=14),
     sides=st.lists(st.booleans(), min_size=14, max_size=14),

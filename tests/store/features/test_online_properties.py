@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
+from depth import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from shared_views import DRIVER, quality_view, stat_row, stats_view
@@ -172,7 +173,8 @@ class Rows:
         return rows
 
 
-@settings(max_examples=120, deadline=None)
+@pytest.mark.slow
+@settings(max_examples=examples(50), deadline=None)
 @given(
     ttl_stats=st.sampled_from((None, timedelta(hours=1), timedelta(hours=3))),
     ttl_quality=st.sampled_from((None, timedelta(hours=2))),
@@ -222,7 +224,8 @@ def test_online_state_equals_latest_per_entity_oracle_after_every_operation(
             assert served(fs) == oracle.expected(clock()), f"online state after op {i}: {op}"
 
 
-@settings(max_examples=60, deadline=None)
+@pytest.mark.slow
+@settings(max_examples=examples(25), deadline=None)
 @given(
     ops=st.lists(st.one_of(ingest_ops, materialize_ops), max_size=12),
     final=st.integers(0, 4),

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 import pytest
+from depth import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from shared_views import DRIVER, quality_view, stat_row, stats_view
@@ -176,7 +177,8 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
-@settings(max_examples=200, deadline=None)
+@pytest.mark.slow
+@settings(max_examples=examples(80), deadline=None)
 @given(scenarios())
 def test_historical_features_equal_brute_force_point_in_time_join(scenario: dict[str, Any]) -> None:
     cases: tuple[ViewCase, ...] = scenario["cases"]

@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 import pytest
+from depth import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.linear_model import LogisticRegression
@@ -258,7 +259,7 @@ def test_registering_the_same_bytes_again_returns_that_version_and_says_so(track
     assert registry.register_model(again.uri, "other").version == 1
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(30), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps=st.lists(st.tuples(st.integers(0, 2), st.booleans()), min_size=1, max_size=7))
 def test_a_version_per_distinct_model_unless_a_duplicate_is_asked_for(tmp_path_factory, steps):
     from litemlops.store.tracking.tracker import Tracker

@@ -20,6 +20,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
+from depth import examples
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
@@ -311,7 +312,7 @@ def page_through(tracker: Tracker, size: int, **query: Any) -> list[RunsPage]:
 
 
 PROPERTY = settings(
-    max_examples=250,
+    max_examples=examples(100),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
@@ -368,6 +369,7 @@ def check_against_oracle(
             assert (info.params, info.metrics, info.tags) == (spec.params, spec.metrics, spec.tags)
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(data=st.data())
 def test_pages_concatenate_to_the_oracles_filtered_ordered_runs(data, tmp_path):
@@ -377,6 +379,7 @@ def test_pages_concatenate_to_the_oracles_filtered_ordered_runs(data, tmp_path):
     check_against_oracle(data, tmp_path, runs, kinds, order, [1, search.PROBE_LIMIT])
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(data=st.data())
 def test_metric_searches_agree_with_the_oracle_whichever_index_drives_them(data, tmp_path):

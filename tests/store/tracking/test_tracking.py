@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
+from depth import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -407,7 +408,7 @@ def many_runs():
         yield t, sorted(r.run_id for r in t.list_runs("prefixes"))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(data=st.data(), limit=st.integers(1, 50))
 def test_run_ids_with_a_prefix_are_exactly_the_ids_that_start_with_it(many_runs, data, limit):
     tracker, ids = many_runs

@@ -11,6 +11,8 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
+
 from litemlops.store.tracking.tracker import Tracker
 
 THREADS = 8
@@ -54,6 +56,7 @@ def metrics_per_run() -> int:
     return STEPS + len(BATCH) * (STEPS // 10)
 
 
+@pytest.mark.slow
 def test_threads_and_processes_log_at_once_without_errors_or_losses(tmp_path):
     path = tmp_path / "registry.db"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), *sys.path])}
