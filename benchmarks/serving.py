@@ -541,6 +541,7 @@ class Deployed:
     redone: int = 0  # rounds measured again because a pipeline run overlapped them
     overlapped: list[str] = field(default_factory=list)  # the pipelines of those runs
     disturbed: int = 0  # rounds kept although a run overlapped them (no retries left)
+    answered_redone: int = 0  # 2xx answers in the rounds measured again (each one logged)
 
 
 def with_deployments(load: LoadProcess, ours: Served, challenger: int, size: Size) -> Deployed:
@@ -596,6 +597,7 @@ def with_deployments(load: LoadProcess, ours: Served, challenger: int, size: Siz
         if overlapped and found.redone < size.deployment_rounds:
             found.redone += 1
             found.overlapped += overlapped
+            found.answered_redone += sum(result["answered"] for result in results.values())
             continue
         found.disturbed += bool(overlapped)
         for kind, result in results.items():
@@ -957,7 +959,7 @@ def measure(tmp: Path, template: Path, size: Size, deployments: bool) -> None:
     answered += len(probes["ours"]["first"]) + len(probes["ours"]["later"])
     answered += sum(w.answered for w in windows.values()) - sum(probes["ours"]["errors"])
     if deployed is not None:
-        answered += sum(t.answered for t in deployed.totals.values())
+        answered += sum(t.answered for t in deployed.totals.values()) + deployed.answered_redone
         show_deployments(deployed)
     logged = count_events(ours.home)
     print(
