@@ -542,6 +542,7 @@ class Deployed:
     overlapped: list[str] = field(default_factory=list)  # the pipelines of those runs
     disturbed: int = 0  # rounds kept although a run overlapped them (no retries left)
     answered_redone: int = 0  # 2xx answers in the rounds measured again (each one logged)
+    rounds: list[dict[str, float]] = field(default_factory=list)  # req/s of each kind, per round
 
 
 def with_deployments(load: LoadProcess, ours: Served, challenger: int, size: Size) -> Deployed:
@@ -602,6 +603,9 @@ def with_deployments(load: LoadProcess, ours: Served, challenger: int, size: Siz
         found.disturbed += bool(overlapped)
         for kind, result in results.items():
             found.totals[kind].add(result)
+        found.rounds.append(
+            {kind: got["requests"] / got["seconds"] for kind, got in results.items()}
+        )
         found.shadows.append(shadow)
         r += 1
     return found
@@ -825,6 +829,10 @@ def show_deployments(deployed: Deployed) -> None:
             f"{t.client_cpu / t.seconds:11.0%} {t.children_cpu / t.seconds:12.0%}"
             f"{'  client-bound' if t.client_bound else ''}"
         )
+    print(
+        "# req/s of each round (none / ab / shadow): "
+        + ", ".join(" / ".join(f"{r[kind]:.0f}" for kind in DEPLOYMENTS) for r in deployed.rounds)
+    )
     none = deployed.totals["none"]
     why = {
         "ab": "the choice, the arm's counts, its row written by the controller, the event's "
