@@ -21,6 +21,9 @@ from litemlops.scheduler.pipeline import Pipeline, task
 from litemlops.store import Entity, FeatureView, Field
 from litemlops.testing import FixedClock
 
+# Each pytest run of a user's project gets a process of its own: an in-process run
+# leaves the plugins' global state (hypothesis' settings among them) to the tests that
+# come after it in this process, where schemathesis then runs no case.
 pytest_plugins = ["pytester"]
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -251,7 +254,7 @@ def test_from_a_users_project_overrides_apply_and_the_platform_closes_even_on_fa
             assert False, "on purpose"
         """
     )
-    result = pytester.runpytest("-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, failed=1)
     for name in ("home1", "home2"):
         home = Path((pytester.path / name).read_text())
@@ -261,7 +264,7 @@ def test_from_a_users_project_overrides_apply_and_the_platform_closes_even_on_fa
 
 
 def test_pytest_lists_the_fixtures_with_their_docs(pytester):
-    result = pytester.runpytest("--fixtures", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("--fixtures", "-p", "no:cacheprovider")
     for line in [
         "litemlops_clock -- *",
         "*A `FixedClock` at 2026-01-01T00:00:00Z*",
