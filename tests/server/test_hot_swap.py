@@ -153,7 +153,10 @@ def test_promoting_a_version_under_load_switches_without_a_failed_request(
     )
 
     check_switch(answers, moved_at, 1, challenger, scores_of)
-    assert len(answers) >= 300
+    # Whatever the machine's speed: both versions answered (check_switch), and requests
+    # went on being answered after the first answer of the new one.
+    first_new = min(a.received for a in answers if a.body["version"] == challenger)
+    assert any(a.sent > first_new for a in answers)
     swaps = read_events(events.MODEL_SWAPPED)
     assert any(e["from_version"] == 1 and e["to_version"] == challenger for e in swaps)
 
