@@ -145,9 +145,9 @@ def test_unknown_override_key_is_rejected(tmp_path, key):
 def test_config_is_frozen(tmp_path):
     config = Config.load(tmp_path, env={})
 
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(dataclasses.FrozenInstanceError, match="cannot assign to field 'home'"):
         config.home = tmp_path / "other"  # type: ignore[misc]
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(dataclasses.FrozenInstanceError, match="cannot assign to field 'level'"):
         config.logging.level = "debug"  # type: ignore[misc]
 
 
@@ -522,7 +522,9 @@ def test_unparseable_platform_environment_value_names_the_variable(tmp_path):
 
 
 def test_platform_config_error_is_a_value_error_and_a_litemlops_error(tmp_path):
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(
+        ValueError, match=r"server\.port from LITEMLOPS_SERVER_PORT must be an integer"
+    ) as info:
         Config.load(tmp_path, env={"LITEMLOPS_SERVER_PORT": "x"})
 
     assert isinstance(info.value, LitemlopsError)

@@ -30,7 +30,7 @@ def test_acquire_writes_the_holders_pid(tmp_path):
 def test_second_lock_on_the_same_home_is_refused_with_a_clear_message(tmp_path):
     with HomeLock(tmp_path / "lock"):
         other = HomeLock(tmp_path / "lock")
-        with pytest.raises(HomeLockedError) as info:
+        with pytest.raises(HomeLockedError, match=r"is in use by process \d+") as info:
             other.acquire()
 
     message = str(info.value)

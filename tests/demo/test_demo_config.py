@@ -110,7 +110,9 @@ def test_other_litemlops_environment_variables_are_ignored(tmp_path):
 
 
 def test_config_error_is_a_value_error_and_a_litemlops_error(tmp_path):
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(
+        ValueError, match=r"demo\.drivers from LITEMLOPS_DEMO_DRIVERS must be an integer"
+    ) as info:
         Config.load(tmp_path, env={"LITEMLOPS_DEMO_DRIVERS": "x"})
 
     assert isinstance(info.value, LitemlopsError)
@@ -163,7 +165,7 @@ def test_an_unknown_demo_override_key_is_rejected(tmp_path):
 def test_the_demo_sections_are_frozen(tmp_path):
     config = Config.load(tmp_path, env={})
 
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(dataclasses.FrozenInstanceError, match="cannot assign to field 'drivers'"):
         config.section("demo").drivers = 3
 
 

@@ -163,7 +163,8 @@ def test_works_from_one_driver_and_one_hour_to_many_drivers(n_drivers, hours):
     ],
 )
 def test_invalid_arguments_raise_validation_error(kwargs):
-    with pytest.raises(ValidationError) as info:
+    (name,) = kwargs
+    with pytest.raises(ValidationError, match=f"^{name} must be ") as info:
         generate_driver_stats(**kwargs)
 
     assert isinstance(info.value, ValueError)

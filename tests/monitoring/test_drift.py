@@ -282,7 +282,8 @@ def test_the_dataset_share_decides_dataset_drift():
      {"dataset_share": -0.1}, {"psi": -1.0}],
 )
 def test_bad_thresholds_are_refused(kwargs):
-    with pytest.raises(ValidationError):
+    (field,) = kwargs
+    with pytest.raises(ValidationError, match=f"^{field} must be "):
         DriftThresholds(**kwargs)
 
 

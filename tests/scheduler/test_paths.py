@@ -4,6 +4,7 @@ are followed before the check, and a run gets the path that was checked."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -45,7 +46,10 @@ def runner(home: Path, tmp_path: Path) -> PipelineRunner:
 def test_a_path_outside_the_home_is_refused_naming_param_path_and_roots(home, tmp_path):
     roots = PathRoots.of(home, [tmp_path / "shared"])
 
-    with pytest.raises(PathNotAllowedError) as caught:
+    with pytest.raises(
+        PathNotAllowedError,
+        match="param 'output_dir': path '/tmp/elsewhere' is outside the allowed directories",
+    ) as caught:
         roots.confine("output_dir", "/tmp/elsewhere")
 
     message = str(caught.value)
@@ -57,7 +61,11 @@ def test_a_path_outside_the_home_is_refused_naming_param_path_and_roots(home, tm
 
 @pytest.mark.parametrize("value", ["/etc/passwd", "../outside.csv", "data/../../x", "/", ""])
 def test_escapes_are_refused(home, value):
-    with pytest.raises(PathNotAllowedError):
+    if value:
+        expected = rf"param 'labels': path {re.escape(repr(value))} .*is outside the allowed"
+    else:
+        expected = "param 'labels' must be a file path"
+    with pytest.raises(PathNotAllowedError, match=expected):
         PathRoots.of(home).confine("labels", value)
 
 
@@ -66,7 +74,9 @@ def test_a_symlink_inside_the_home_that_leads_out_is_refused(home, tmp_path):
     outside.mkdir()
     (home / "data" / "link").symlink_to(outside)
 
-    with pytest.raises(PathNotAllowedError) as caught:
+    with pytest.raises(
+        PathNotAllowedError, match=r"\(resolves to .*\) is outside the allowed directories"
+    ) as caught:
         PathRoots.of(home).confine("labels", str(home / "data" / "link" / "labels.csv"))
 
     assert str(outside.resolve()) in str(caught.value)
@@ -86,7 +96,7 @@ def test_a_directory_config_names_is_allowed(home, tmp_path):
 
     assert roots.confine("out", str(shared / "p.parquet")) == str(shared.resolve() / "p.parquet")
     assert roots.confine("out", "more/p") == str(home.resolve() / "more/p")
-    with pytest.raises(PathNotAllowedError):
+    with pytest.raises(PathNotAllowedError, match=r"param 'out': path '.*/sharedx/p' is outside"):
         roots.confine("out", str(tmp_path / "sharedx" / "p"))  # a sibling, not inside
 
 
@@ -162,7 +172,7 @@ def test_a_resumed_run_is_checked_again(home, tmp_path):
     assert failed.state == "failed"
     strict = PipelineRunner(db, home / "runs", paths=PathRoots.of(home))
 
-    with pytest.raises(PathNotAllowedError):
+    with pytest.raises(PathNotAllowedError, match=r"param 'out': path '.*/shared' is outside"):
         strict.resume(pipe, failed.run_id)
 
     assert len(calls) == 1

@@ -92,7 +92,7 @@ def test_history_older_than_keep_history_is_removed_with_its_tasks_and_folders(m
     new = runner.run(monitoring)
 
     assert [r.run_id for r in runner.list_runs()] == [new.run_id]
-    with pytest.raises(NotFoundError):
+    with pytest.raises(NotFoundError, match=f"no pipeline run with id '{old.run_id}'"):
         runner.task_runs(old.run_id)
     assert runner.db.read("SELECT count(*) AS n FROM task_runs WHERE run_id = ?",
                           [old.run_id])[0]["n"] == 0

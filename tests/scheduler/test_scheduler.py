@@ -1,4 +1,5 @@
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -322,7 +323,7 @@ def test_remove_schedule_stops_it_and_unknown_names_are_refused(scheduler, catal
     ],
 )
 def test_bad_schedules_are_refused_naming_the_schedule_and_the_problem(options, message):
-    with pytest.raises(PipelineDefinitionError) as info:
+    with pytest.raises(PipelineDefinitionError, match=re.escape(message)) as info:
         Schedule("nightly", "train", **options)
 
     assert message in str(info.value)
@@ -384,7 +385,9 @@ def test_add_pipeline_is_all_or_nothing(scheduler, catalog):
     pipeline = catalog.recording("nightly", schedule=60, on="alert:drift")
     scheduler.add_event_trigger(EventTrigger("alert:drift", "nightly"))
 
-    with pytest.raises(ScheduleConflictError):
+    with pytest.raises(
+        ScheduleConflictError, match="pipeline 'nightly' already runs on 'alert:drift'"
+    ):
         scheduler.add_pipeline(pipeline)
     assert scheduler.schedules() == []
 
@@ -399,7 +402,7 @@ def test_add_pipeline_is_all_or_nothing(scheduler, catalog):
     ],
 )
 def test_a_pipelines_bad_schedule_is_refused_when_it_is_defined(options, message):
-    with pytest.raises(PipelineDefinitionError) as info:
+    with pytest.raises(PipelineDefinitionError, match=re.escape(message)) as info:
         Pipeline("p", [task(lambda ctx: 1, name="t")], **options)
 
     assert message in str(info.value)
@@ -498,7 +501,7 @@ def test_a_second_scheduler_on_the_same_home_is_refused_in_the_same_process(
     first = make_scheduler(real_time=True).start()
     second = make_scheduler(real_time=True)
 
-    with pytest.raises(HomeLockedError) as info:
+    with pytest.raises(HomeLockedError, match="a scheduler already runs for home") as info:
         second.start()
 
     assert str(info.value).startswith(

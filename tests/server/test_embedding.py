@@ -106,7 +106,8 @@ def test_a_mounted_app_serves_under_its_prefix_and_closes_the_home_with_its_host
         document = client.get("/ml/openapi.json")
         redirect = client.get("/ml/health/", follow_redirects=False)
         metrics = client.get("/ml/metrics")
-        with pytest.raises(HomeLockedError):  # the app holds the home while it serves
+        # the app holds the home while it serves
+        with pytest.raises(HomeLockedError, match=r"is in use by process \d+"):
             Platform(config, clock=FixedClock())
 
     assert hello.status_code == 200 and hello.json() == {"host": "hello"}
@@ -221,7 +222,7 @@ def test_under_uvicorn_a_mounted_app_closes_its_home_when_the_server_stops(
         assert server.started
         port = server.servers[0].sockets[0].getsockname()[1]
         ready = httpx.get(f"http://127.0.0.1:{port}/ml/ready", timeout=30)
-        with pytest.raises(HomeLockedError):
+        with pytest.raises(HomeLockedError, match=r"is in use by process \d+"):
             Platform(config, clock=FixedClock())
     finally:
         server.should_exit = True

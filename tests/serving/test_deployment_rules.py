@@ -413,7 +413,7 @@ def test_a_deployment_not_asking_otherwise_gets_the_documented_defaults():
      (Verdict(None), "passed")],
 )  # fmt: skip
 def test_specs_checks_outcomes_arms_and_verdicts_cannot_be_changed(value: Any, field: str):
-    with pytest.raises(FrozenInstanceError):
+    with pytest.raises(FrozenInstanceError, match=f"cannot assign to field '{field}'"):
         setattr(value, field, None)
 
 
@@ -626,7 +626,7 @@ def test_a_stored_deployment_is_got_by_id_or_name_as_it_was(store: DeploymentSto
         store.get("d1", service="other")
     store.save_status("d1", {"step": 2})
     assert store.get("d1").status == {"step": 2}
-    with pytest.raises(FrozenInstanceError):
+    with pytest.raises(FrozenInstanceError, match="cannot assign to field 'state'"):
         rec.state = "ended"  # type: ignore[misc]
 
 

@@ -101,10 +101,15 @@ def test_a_missing_served_model_is_the_service_down_another_is_not_found(world: 
 
     with pytest.raises(ServedModelUnavailableError, match="nobody@champion"):
         gone.infer("r", [1001])
-    with pytest.raises(ModelUnavailableError) as caught:
+    with pytest.raises(
+        ModelUnavailableError,
+        match="no model to serve for 'nobody@champion': no registered model named 'nobody'",
+    ) as caught:
         world.service.predict("nobody", features=[{"conv_rate": 1, "acc_rate": 1}])
     assert type(caught.value) is ModelUnavailableError
-    with pytest.raises(InvalidModelError):
+    with pytest.raises(
+        InvalidModelError, match="model URI 'runs:/nothing/model' is not 'runs:/<run_id>/"
+    ):
         world.service.predict("runs:/nothing/model", features=[{"conv_rate": 1, "acc_rate": 1}])
 
 

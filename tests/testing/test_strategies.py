@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -221,6 +222,25 @@ def test_feature_rows_stay_in_the_window_and_keep_keys_and_times_non_null(name, 
             assert not (isinstance(value, float) and not math.isfinite(value))
 
 
+def refusal(reason: str) -> str:
+    """The message ingest gives for the defect `invalid_feature_rows` drew, as a pattern."""
+    kind = reason.split(":")[0].split(" '")[0]
+    if kind == "not a mapping":
+        (row,) = re.findall(r"row (\d+)", reason)
+        return f"row {row} is not a mapping"
+    name = re.escape(re.search(r"'[^']*'", reason).group())
+    beyond = rf"column {name} row \d+ has -?\d+, beyond 64-bit integers"
+    return {
+        "missing column": rf"missing column\(s\) \[{name}\]",
+        "extra column": rf"unexpected column\(s\) \[{name}\]|{beyond}",
+        "null key": rf"column {name} is a key or timestamp and has a null",
+        "null timestamp": rf"column {name} is a key or timestamp and has a null",
+        "wrong type": rf"column {name} (expects|mixes types)|rows mix incompatible|{beyond}",
+        "not finite": rf"column {name} expects float\d+; row \d+ has -?inf \(not finite\)",
+        "out of range": rf"column {name} expects \w+; row \d+ has .*\(out of range|{beyond}",
+    }[kind]
+
+
 @ALL_VIEWS
 @EXAMPLES
 @given(data=st.data())
@@ -232,7 +252,7 @@ def test_every_invalid_batch_is_refused_and_nothing_is_written(shared, name, dat
     event(reason.split(":")[0].split(" '")[0])
     store.ingest(view.name, good)
     before = store.describe(view.name)
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError, match=refusal(reason)):
         store.ingest(view.name, bad)
     after = store.describe(view.name)
     assert (after["offline_rows"], after["batches"]) == (before["offline_rows"], before["batches"])
@@ -286,13 +306,24 @@ def test_model_inputs_pass_enforce_unchanged(sig, data):
     pd.testing.assert_frame_equal(out, frame)
 
 
+def enforce_refusal(reason: str) -> str:
+    """The message `enforce` gives for the defect `invalid_model_inputs` drew, as a pattern."""
+    name = re.escape(re.search(r"'[^']*'", reason).group())
+    if reason.startswith("missing column"):
+        return rf"model input is missing column\(s\) \[{name}\]"
+    if reason.startswith("repeated column"):
+        return rf"model input repeats column {name}$"
+    dtype = re.escape(reason.rsplit("(", 1)[1].rstrip(")"))
+    return rf"column {name} (is .+|has missing values) and the model expects {dtype}(;|$)"
+
+
 @ALL_SIGNATURES
 @settings(max_examples=examples(50), deadline=None)
 @given(data=st.data())
 def test_invalid_model_inputs_are_refused(sig, data):
     frame, reason = data.draw(invalid_model_inputs(SIGNATURES[sig]))
     event(reason.split(":")[0].split(" '")[0])
-    with pytest.raises(SignatureError):
+    with pytest.raises(SignatureError, match=enforce_refusal(reason)):
         enforce(SIGNATURES[sig], frame)
 
 

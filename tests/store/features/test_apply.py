@@ -101,7 +101,10 @@ def test_forced_incompatible_change_archives_old_rows(fs):
 
 def test_entity_key_change_is_refused_without_force(fs):
     fs.apply([driver, view()])
-    with pytest.raises(IncompatibleChangeError):
+    with pytest.raises(
+        IncompatibleChangeError,
+        match=r"entity 'driver' cannot change incompatibly \(join_keys \['driver_id'\] -> \['id'\]",
+    ):
         fs.apply(Entity("driver", join_keys=["id"]))
 
 
@@ -162,7 +165,7 @@ def test_apply_refuses_other_objects_and_two_definitions_of_one_name(fs):
 def test_unknown_view_raises_a_key_error_naming_it(fs):
     with pytest.raises(KeyError, match="no feature view named 'nope'"):
         fs.ingest("nope", rows())
-    with pytest.raises(LitemlopsError):
+    with pytest.raises(LitemlopsError, match="no feature view named 'nope'"):
         fs.describe("nope")
 
 

@@ -133,7 +133,7 @@ def test_file_that_disappeared_before_put_leaves_nothing_behind(tmp_path):
     source.write_bytes(b"soon gone")
     source.unlink()
 
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match=r"No such file or directory: '.*model\.pkl'"):
         store.put_file(source)
 
     assert not store.root.exists() or stored_objects(store.root) == []
@@ -162,7 +162,7 @@ def test_one_changed_byte_makes_read_verified_refuse(tmp_path, position):
     digest, _ = store.put_bytes(bytes(1000))
     flip_one_byte(store.path(digest), position)
 
-    with pytest.raises(TamperedArtifactError) as caught:
+    with pytest.raises(TamperedArtifactError, match=f"artifact {digest} changed since") as caught:
         store.read_verified(digest)
 
     message = str(caught.value)
@@ -202,7 +202,7 @@ def test_malformed_digest_is_refused_before_touching_the_filesystem(tmp_path, di
     for call in (store.path, store.exists, store.read_verified):
         with pytest.raises(ValidationError, match="sha256"):
             call(digest)
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError, match=r"not a sha256 digest \(64 lowercase hex"):
         store.copy_verified(digest, tmp_path / "out")
     assert not (tmp_path / "artifacts").exists()
 
@@ -235,7 +235,7 @@ def test_copy_verified_of_a_missing_object_raises_not_found(tmp_path):
     store = ArtifactStore(tmp_path / "artifacts")
     dest = tmp_path / "model.pkl"
 
-    with pytest.raises(ArtifactNotFoundError):
+    with pytest.raises(ArtifactNotFoundError, match=r"no artifact with sha256 (ab){32} in "):
         store.copy_verified("ab" * 32, dest)
     assert not dest.exists()
 
@@ -256,30 +256,30 @@ def test_artifact_paths_are_normalised_to_relative_posix(given_path, normalised)
 
 
 @pytest.mark.parametrize(
-    "bad_path",
+    ("bad_path", "reason"),
     [
-        "",
-        ".",
-        "./",
-        "/etc/passwd",
-        "//server/share",
-        "..",
-        "../secrets",
-        "a/../../escape",
-        "a/..",
-        "a\\b",
-        "..\\escape",
-        "~/x",
-        "~root/x",
-        "C:/Windows",
-        "c:relative",
-        "a/D:/x",
-        "a\x00b",
-        "line\nbreak",
+        ("", "is empty"),
+        (".", "names no file"),
+        ("./", "names no file"),
+        ("/etc/passwd", "is absolute"),
+        ("//server/share", "is absolute"),
+        ("..", "contains a '..' component"),
+        ("../secrets", "contains a '..' component"),
+        ("a/../../escape", "contains a '..' component"),
+        ("a/..", "contains a '..' component"),
+        ("a\\b", "contains a backslash"),
+        ("..\\escape", "contains a backslash"),
+        ("~/x", "starts with ~"),
+        ("~root/x", "starts with ~"),
+        ("C:/Windows", "contains a drive letter"),
+        ("c:relative", "contains a drive letter"),
+        ("a/D:/x", "contains a drive letter"),
+        ("a\x00b", "contains a NUL or control character"),
+        ("line\nbreak", "contains a NUL or control character"),
     ],
 )
-def test_artifact_paths_that_could_escape_or_mislead_are_refused(bad_path):
-    with pytest.raises(ValidationError) as caught:
+def test_artifact_paths_that_could_escape_or_mislead_are_refused(bad_path, reason):
+    with pytest.raises(ValidationError, match=re.escape(f"{bad_path!r} {reason};")) as caught:
         check_artifact_path(bad_path)
     assert repr(bad_path) in str(caught.value)
 
@@ -310,7 +310,7 @@ def test_a_damaged_object_is_repaired_by_storing_the_same_bytes_again(tmp_path):
     path = store.path(digest)
     path.chmod(0o600)
     path.write_bytes(b"model bytez")
-    with pytest.raises(TamperedArtifactError):
+    with pytest.raises(TamperedArtifactError, match=f"artifact {digest} changed since"):
         store.read_verified(digest)
     store.put_bytes(b"model bytes")
     assert store.read_verified(digest) == b"model bytes"

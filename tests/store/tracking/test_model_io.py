@@ -199,7 +199,7 @@ def test_tampered_model_is_never_unpickled(tmp_path):
     marker.unlink()
 
     flip_one_byte(store.path(digest), data.index(b"p" * 256) + 10)
-    with pytest.raises(TamperedArtifactError):
+    with pytest.raises(TamperedArtifactError, match=f"artifact {digest} changed since"):
         load_verified_model(store, digest)
     assert not marker.exists()
 
@@ -207,7 +207,7 @@ def test_tampered_model_is_never_unpickled(tmp_path):
 def test_missing_model_object_raises_not_found(tmp_path):
     store = ArtifactStore(tmp_path / "artifacts")
 
-    with pytest.raises(ArtifactNotFoundError):
+    with pytest.raises(ArtifactNotFoundError, match=r"no artifact with sha256 (ab){32} in "):
         load_verified_model(store, "ab" * 32)
 
 

@@ -145,5 +145,5 @@ def test_a_run_uri_has_no_other_version():
 def test_the_value_is_frozen_and_hashable():
     uri = ModelURI.parse("m@champion")
     assert {uri: 1}[ModelURI.parse("models:/m@champion")] == 1
-    with pytest.raises(AttributeError):
+    with pytest.raises(AttributeError, match="cannot assign to field 'name'"):
         uri.name = "other"  # type: ignore[misc]

@@ -664,7 +664,8 @@ def test_pages_stay_consistent_while_runs_are_added(tracker, three, clock):
     ],
 )
 def test_syntax_errors_say_what_was_expected_where(tracker, three, text, expected, position):
-    with pytest.raises(ValidationError) as info:
+    expected_where = rf"expected .*{re.escape(expected)}.* at position {position}, found"
+    with pytest.raises(ValidationError, match=expected_where) as info:
         search_runs(tracker, "exp", text)
     message = str(info.value)
     assert expected in message and f"position {position}" in message, message

@@ -1,4 +1,5 @@
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -89,21 +90,21 @@ def test_infer_signature_describes_outputs(y, expected):
 
 
 @pytest.mark.parametrize(
-    "X",
+    ("X", "message"),
     [
-        np.array([1.0, 2.0]),
-        np.zeros((2, 2, 2)),
-        np.zeros((3, 0)),
-        3.5,
-        "conv_rate",
-        pd.DataFrame(index=[0, 1]),
-        [1, 2, 3],
-        pd.Series([1, 2]),
+        (np.array([1.0, 2.0]), "from an array of shape (2,); give a 2-D array"),
+        (np.zeros((2, 2, 2)), "from an array of shape (2, 2, 2); give a 2-D array"),
+        (np.zeros((3, 0)), "from an array of shape (3, 0); give a 2-D array"),
+        (3.5, "cannot infer a signature from float;"),
+        ("conv_rate", "cannot infer a signature from str;"),
+        (pd.DataFrame(index=[0, 1]), "cannot infer a signature from a table without columns"),
+        ([1, 2, 3], "a list of rows must hold dicts"),
+        (pd.Series([1, 2]), "cannot infer a signature from Series;"),
     ],
     ids=["1-D", "3-D", "no-column-array", "scalar", "string", "no-column-frame", "list", "series"],
 )
-def test_infer_signature_refuses_what_is_not_a_table(X):
-    with pytest.raises(ValidationError):
+def test_infer_signature_refuses_what_is_not_a_table(X, message):
+    with pytest.raises(ValidationError, match=re.escape(message)):
         infer_signature(X)
 
 
@@ -117,16 +118,16 @@ def test_signature_round_trips_through_json():
 
 
 @pytest.mark.parametrize(
-    "data",
+    ("data", "message"),
     [
-        {},
-        {"inputs": [{"name": "a"}]},
-        {"inputs": "ab"},
-        {"inputs": [{"name": "", "dtype": "int64"}]},
+        ({}, r"not a signature: .*KeyError\('inputs'\)"),
+        ({"inputs": [{"name": "a"}]}, r"not a signature: .*KeyError\('dtype'\)"),
+        ({"inputs": "ab"}, r"not a signature: .*TypeError\(.*string indices"),
+        ({"inputs": [{"name": "", "dtype": "int64"}]}, "column name must be a non-empty string"),
     ],
 )
-def test_malformed_signature_dicts_are_refused(data):
-    with pytest.raises(ValidationError):
+def test_malformed_signature_dicts_are_refused(data, message):
+    with pytest.raises(ValidationError, match=message):
         Signature.from_dict(data)
 
 
@@ -160,7 +161,9 @@ def test_enforce_returns_a_matching_frame_unchanged():
 
 
 def test_enforce_lists_every_missing_column_and_the_expected_order():
-    with pytest.raises(SignatureError) as caught:
+    with pytest.raises(
+        SignatureError, match=r"missing column\(s\) \['conv_rate', 'avg_daily_trips'\]"
+    ) as caught:
         enforce(DRIVER_SIGNATURE, driver_frame().drop(columns=["conv_rate", "avg_daily_trips"]))
 
     message = str(caught.value)
@@ -257,7 +260,15 @@ def test_enforce_matches_integer_column_labels_by_their_text():
     assert list(result.columns) == [0, 1]
 
 
-@pytest.mark.parametrize("X", [3.0, "conv_rate", pd.Series([1.0]), [1, [2]]])
-def test_enforce_refuses_inputs_that_are_not_tables(X):
-    with pytest.raises(SignatureError):
+@pytest.mark.parametrize(
+    ("X", "message"),
+    [
+        (3.0, "model input must be a DataFrame, .*; got float$"),
+        ("conv_rate", "model input must be a DataFrame, .*; got str$"),
+        (pd.Series([1.0]), "model input must be a DataFrame, .*; got Series$"),
+        ([1, [2]], "model input rows are not a table"),
+    ],
+)
+def test_enforce_refuses_inputs_that_are_not_tables(X, message):
+    with pytest.raises(SignatureError, match=message):
         enforce(DRIVER_SIGNATURE, X)
