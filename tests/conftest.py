@@ -27,8 +27,11 @@ elif os.environ.get("CI"):
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """`-n auto`: a process per core this one may run on, at most four (the files'
     servers and subprocesses need cores of their own); none on a single core."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return 0 if (cores or 1) < 2 else min(cores or 1, 4)
+    if hasattr(os, "sched_getaffinity"):
+        cores = len(os.sched_getaffinity(0))
+    else:
+        cores = os.cpu_count() or 1
+    return 0 if cores < 2 else min(cores, 4)
 
 
 @pytest.fixture
