@@ -166,7 +166,10 @@ def test_a_failing_canary_rolls_back_and_fires_the_rollback_alert(
             "checks": {"min_requests": 20}}  # fmt: skip
     ok(client.put(URL, json=body, headers=auth), 201)
 
-    answers = [infer(client, f"can-{i}", drivers(client)) for i in range(120)]
+    # Enough that the error check fails whichever requests the deployment's random salt
+    # sends to the challenger: with 110-190 of 300 there (4.6 sd either way), a fifth
+    # failing against none of the champion's, p < 0.001. With 120 it could end at 0.05.
+    answers = [infer(client, f"can-{i}", drivers(client)) for i in range(300)]
 
     assert all(a["version"] in (1, bad) for a in answers)  # failures answered by the champion
     status = wait_for(lambda: (s := ok(client.get(URL)))["state"] == "rolled_back" and s)
