@@ -12,7 +12,10 @@ from litemlops.platform import Platform
 
 @pytest.fixture
 def litemlops_config_overrides():
-    return {"demo.drivers": 6, "demo.hours": 48, "demo.labels": 400}
+    # A home this small trains a model whose AUC depends on the hour the data is made
+    # for (0.54 once, below the demo's 0.55 gate): the checks here need a champion, not
+    # a good one.
+    return {"demo.drivers": 6, "demo.hours": 48, "demo.labels": 400, "training.min_auc": 0.0}
 
 
 def test_a_check_on_a_home_without_traffic_says_so(litemlops_config):
