@@ -658,7 +658,7 @@ def choice_costs() -> dict[str, float]:
     def deployment() -> None:
         for key in keys:
             arm = live.choose(key, ids)
-            live.served(arm, key, 1.0, 0.5, 0)
+            live.served(arm, key, 1.0, 0.5)
         live.take()  # what the controller's tick does with them
         live.new_windows()
 

@@ -2,15 +2,15 @@
 
 Everything here runs on the request path, so it only counts and appends: the arm
 choice (a hash or a posterior draw), counters, bounded samples of latencies and
-scores, and the (request id, arm) pairs waiting to be written. The controller
+scores, and the (arm, request id) pairs waiting to be written. The controller
 (`Deployments.tick`, off the request path) writes those in one transaction,
 joins labels, and judges the windows.
 """
 
 from __future__ import annotations
 
+import collections
 import random
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -20,8 +20,8 @@ from litemlops.serving.deployment_store import ArmOutcomes, DeploymentRecord
 from litemlops.serving.routing import (
     EpsilonGreedyRouter,
     ShareRouter,
+    StickyHash,
     ThompsonRouter,
-    sticky_fraction,
 )
 
 SAMPLE_CAP = 4096
@@ -108,9 +108,11 @@ class LiveDeployment:
         #: The champion's last window with enough requests, the canary's baseline once
         #: the challenger takes all traffic.
         self.baseline: Window | None = None
-        self._served: list[tuple[str, str, int, int]] = []
-        self._labels: list[tuple[str, float, int]] = []
-        self._lock = threading.Lock()
+        #: (arm, request id) of each request answered, oldest first, until the controller
+        #: takes them: a deque, so the request path appends without a lock and a take
+        #: never loses a request appended while it drains.
+        self._served: collections.deque[tuple[int, str]] = collections.deque()
+        self._sample_hash = StickyHash(record.salt)
         spec = self.spec
         self.router: ShareRouter | ThompsonRouter | EpsilonGreedyRouter | None = None
         if spec.strategy == "bandit":
@@ -156,19 +158,17 @@ class LiveDeployment:
         """Whether a shadow challenger also scores this request (its `sample` share,
         sticky by request id)."""
         sample = self.spec.sample
-        return sample >= 1.0 or sticky_fraction(request_id, self.record.salt) < sample
+        return sample >= 1.0 or self._sample_hash(request_id) < sample
 
-    def served(
-        self, arm: int, request_id: str, latency_ms: float, score: float, now_ms: int
-    ) -> None:
-        """An arm answered: count it, sample it, and queue (request, arm) for the join."""
+    def served(self, arm: int, request_id: str, latency_ms: float, score: float) -> None:
+        """An arm answered: count it, sample it, and queue (arm, request) for the join."""
         window = self.windows[arm]
         window.requests += 1
         window.latency_ms.add(latency_ms, self.rng)
         window.scores.add(score, self.rng)
         self.requests[arm] += 1
         if self.router is not None:  # a shadow's labels are the champion's: no row
-            self._served.append((self.record.id, request_id, arm, now_ms))
+            self._served.append((arm, request_id))
 
     def failed(self, arm: int, latency_ms: float) -> None:
         """An arm raised answering (the champion answered instead)."""
@@ -179,29 +179,19 @@ class LiveDeployment:
         self.requests[arm] += 1
         self.errors[arm] += 1
 
-    def label(self, request_id: str, label: float, now_ms: int) -> None:
-        """A `/feedback` label, joined to its request's arm at the next write."""
-        self._labels.append((request_id, label, now_ms))
-
     # -- the controller's side --------------------------------------------------------
 
-    def take(self) -> tuple[list[tuple[str, str, int, int]], list[tuple[str, float, int]]]:
-        """The served requests and labels queued since the last take."""
-        with self._lock:
-            served, self._served = self._served, []
-            labels, self._labels = self._labels, []
-        return served, labels
+    def take(self) -> list[tuple[int, str]]:
+        """The (arm, request id) pairs queued since the last take, oldest first."""
+        served = self._served
+        return [served.popleft() for _ in range(len(served))]
 
-    def put_back(
-        self, served: list[tuple[str, str, int, int]], labels: list[tuple[str, float, int]]
-    ) -> None:
-        """Requests and labels a failed write took: they go first in the next one."""
-        with self._lock:
-            self._served[:0] = served
-            self._labels[:0] = labels
+    def put_back(self, served: list[tuple[int, str]]) -> None:
+        """Requests a failed write took: they go first in the next one."""
+        self._served.extendleft(reversed(served))
 
-    def recorded_requests(self, served: list[tuple[str, str, int, int]]) -> None:
-        for _, _, arm, _ in served:
+    def recorded_requests(self, served: list[tuple[int, str]]) -> None:
+        for arm, _ in served:
             self.recorded[arm] += 1
 
     def rewarded(self, arm: int, label: float) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +69,9 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # An ended deployment's outcomes per arm, saved as it ends: its request rows can go.
     "ALTER TABLE deployments ADD COLUMN outcomes TEXT;",
+    # A request is recorded when the controller writes its batch (within a tick of its
+    # answer), not timed one by one on the request path: the column says so.
+    "ALTER TABLE deployment_requests RENAME COLUMN served_at TO recorded_at;",
 )
 
 #: Request rows of ended deployments deleted at most per `purge` call.
@@ -244,18 +247,22 @@ class DeploymentStore:
 
     def write(
         self,
-        served: Sequence[tuple[str, str, int, int]],
+        served: Mapping[str, Sequence[tuple[int, str]]],
         labels: Sequence[tuple[str, float, int]],
         deployments: Sequence[str] = (),
+        *,
+        now: int,
     ) -> list[tuple[str, int, float]]:
-        """Record served requests (deployment, request_id, arm, served_at) and then
-        labels (request_id, label, at) for requests of `deployments` (ids), in one
-        transaction; return (deployment, arm, label) of each label that joined a request
-        not labelled before. A request id served twice in one deployment keeps its first
-        arm; a second label for it counts for nothing."""
+        """Record served requests ({deployment id: [(arm, request_id), ...]}, recorded at
+        `now`) and then labels (request_id, label, at) for requests of `deployments`
+        (ids), in one transaction; return (deployment, arm, label) of each label that
+        joined a request not labelled before. A request id served twice in one
+        deployment keeps its first arm; a second label for it counts for nothing."""
         joined: list[tuple[str, int, float]] = []
         with self.db.write() as con:
-            if served:
+            for deployment, rows in served.items():
+                if not rows:
+                    continue
                 # As one JSON array in one statement: SQLite inserts the batch in one
                 # call that releases the interpreter, where a statement per row handed
                 # it back and forth with the request path's thread at each row; and
@@ -263,11 +270,10 @@ class DeploymentStore:
                 # a repeated id in arrival order (so it keeps its first arm).
                 con.execute(
                     "INSERT OR IGNORE INTO deployment_requests "
-                    "(deployment, request_id, arm, served_at) "
-                    "SELECT json_extract(value, '$[0]') AS d, json_extract(value, '$[1]') AS r, "
-                    "json_extract(value, '$[2]'), json_extract(value, '$[3]') "
-                    "FROM json_each(?) ORDER BY d, r, key",
-                    [orjson.dumps(served).decode()],
+                    "(deployment, request_id, arm, recorded_at) "
+                    "SELECT ?, json_extract(value, '$[1]') AS r, json_extract(value, '$[0]'), ? "
+                    "FROM json_each(?) ORDER BY r, key",
+                    [deployment, now, orjson.dumps(rows).decode()],
                 )
             for deployment in deployments:
                 for request_id, label, at in labels:

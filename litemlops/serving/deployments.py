@@ -15,6 +15,7 @@ shares, labels joined by request id, an always-valid test that may stop it) and
 
 from __future__ import annotations
 
+import collections
 import random
 import secrets
 import threading
@@ -95,7 +96,9 @@ class Deployments:
         self.shadow_worker = shadow_worker
         self._live: dict[str, LiveDeployment] = {}
         self._shadows: dict[str, ShadowScorer] = {}
-        self._labels: list[tuple[str, float, int]] = []
+        # Appended on the request path without a lock; drained, never swapped, by the
+        # controller, so a label that arrives while it drains waits for the next write.
+        self._labels: collections.deque[tuple[str, float, int]] = collections.deque()
         self._ab_judged: dict[str, float] = {}
         self._lock = threading.RLock()  # API calls vs the controller's tick
         self._stop = threading.Event()
@@ -295,27 +298,24 @@ class Deployments:
     def _flush(self) -> None:
         """Write the served requests and labels queued since the last write."""
         with self._lock:
-            served: list[tuple[str, str, int, int]] = []
-            taken = []
-            for live in self._live.values():
-                s, labels = live.take()
-                served.extend(s)
-                taken.append((live, s, labels))
-            labels, self._labels = self._labels, []
+            taken = [(live, live.take()) for live in self._live.values()]
+            pending = self._labels
+            labels = [pending.popleft() for _ in range(len(pending))]
             try:
                 joined = self.store.write(
-                    served,
+                    {live.record.id: served for live, served in taken},
                     labels,
                     [v.record.id for v in self._live.values() if v.router is not None],
+                    now=self._now(),
                 )
             except Exception:
-                for live, requests, queued in taken:
-                    live.put_back(requests, queued)
-                self._labels[:0] = labels
+                for live, served in taken:
+                    live.put_back(served)
+                pending.extendleft(reversed(labels))
                 raise
             by_id = {live.record.id: live for live in self._live.values()}
-            for live, s, _ in taken:
-                live.recorded_requests(s)
+            for live, served in taken:
+                live.recorded_requests(served)
             for deployment, arm, label in joined:
                 if deployment in by_id:
                     by_id[deployment].rewarded(arm, label)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import random
+import struct
 import threading
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
@@ -27,6 +28,7 @@ from litemlops.errors import ValidationError
 # characters across the boundary: ("ab", "c") and ("a", "bc") hash differently.
 _SEPARATOR = b"\xff"
 _TWO_TO_MINUS_53 = 2.0**-53
+_unpack_u64 = struct.Struct(">Q").unpack
 
 SHARE_TOLERANCE = 1e-9
 """How far from 1 the shares of a `ShareRouter` may sum (float rounding)."""
@@ -39,8 +41,21 @@ def sticky_fraction(key: str, salt: str) -> float:
     to a double: only its top 53 bits are kept, since a float cannot hold more and
     rounding to nearest would turn the largest digests into 1.0.
     """
-    digest = blake2b(salt.encode() + _SEPARATOR + key.encode(), digest_size=8).digest()
-    return (int.from_bytes(digest, "big") >> 11) * _TWO_TO_MINUS_53
+    return StickyHash(salt)(key)
+
+
+class StickyHash:
+    """`sticky_fraction(key, salt)` for one salt, at less than half its cost per key: the
+    salt's part of the hash is computed once and copied, and the digest read by `struct`
+    (keys are hashed on the request path, once per request)."""
+
+    def __init__(self, salt: str) -> None:
+        self._salted = blake2b(salt.encode() + _SEPARATOR, digest_size=8)
+
+    def __call__(self, key: str) -> float:
+        h = self._salted.copy()
+        h.update(key.encode())
+        return (_unpack_u64(h.digest())[0] >> 11) * _TWO_TO_MINUS_53
 
 
 class ShareRouter:
@@ -62,10 +77,11 @@ class ShareRouter:
         for i in range(last, len(bounds)):
             bounds[i] = 1.0
         self._bounds = bounds
+        self._fraction = StickyHash(salt)
 
     def choose(self, key: str) -> int:
         """The arm whose cumulative interval holds `sticky_fraction(key, salt)`."""
-        return bisect_right(self._bounds, sticky_fraction(key, self.salt))
+        return bisect_right(self._bounds, self._fraction(key))
 
     def __repr__(self) -> str:
         return f"ShareRouter(shares={list(self.shares)!r}, salt={self.salt!r})"

@@ -180,7 +180,7 @@ class Service:
         top = max(range(len(ids)), key=scores.__getitem__)
         best = ids[top]
         latency = (time.perf_counter() - answered) * 1e3
-        live.served(arm, request_id, latency, scores[top], int(time.time() * 1e3))
+        live.served(arm, request_id, latency, scores[top])
         extra["arm"] = live.arms[arm].name
         self._served(model, request_id, ids, rows, scores, best, start, extra)
         if live.strategy == "shadow":

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import math
 import random
+import sys
+import threading
 from dataclasses import FrozenInstanceError, replace
 from typing import Any
 
@@ -26,11 +28,16 @@ from litemlops.serving.deployment_report import (
     window_figures,
 )
 from litemlops.serving.deployment_spec import CanaryChecks, DeploymentSpec
-from litemlops.serving.deployment_store import ArmOutcomes, DeploymentRecord, DeploymentStore
+from litemlops.serving.deployment_store import (
+    MIGRATIONS,
+    ArmOutcomes,
+    DeploymentRecord,
+    DeploymentStore,
+)
 from litemlops.serving.errors import DeploymentConflictError, DeploymentNotFoundError
 from litemlops.serving.routing import ThompsonRouter, sticky_fraction
 from litemlops.serving.stats import compare_rates, wilson_interval
-from litemlops.store.sqlite import SQLiteDB
+from litemlops.store.sqlite import Schema, SQLiteDB, migrate
 
 # -- quantile and a window's figures ------------------------------------------------------
 
@@ -691,18 +698,35 @@ def test_recent_shows_50_and_history_200_entries_unless_asked_otherwise(
 
 def test_write_keeps_a_request_ids_first_arm_and_first_label(store: DeploymentStore):
     store.insert(record("d1"))
-    assert store.write([("d1", "r1", 1, 10), ("d1", "r1", 0, 11), ("d1", "r2", 0, 12)], []) == []
-    assert store.write([], [("r1", 1.0, 20), ("r9", 1.0, 20)], ["d1"]) == [("d1", 1, 1.0)]
-    assert store.write([("d1", "r1", 0, 30)], [("r1", 0.0, 30)], ["d1"]) == []
+    assert store.write({"d1": [(1, "r1"), (0, "r1"), (0, "r2")]}, [], now=10) == []
+    assert store.write({}, [("r1", 1.0, 20), ("r9", 1.0, 20)], ["d1"], now=20) == [("d1", 1, 1.0)]
+    assert store.write({"d1": [(0, "r1")]}, [("r1", 0.0, 30)], ["d1"], now=30) == []
     assert store.outcomes("d1") == [ArmOutcomes(0, 1, 0, 0, 0.0), ArmOutcomes(1, 1, 1, 1, 1.0)]
+
+
+def test_a_file_whose_requests_have_a_served_at_column_keeps_them_when_it_migrates(tmp_path):
+    db = SQLiteDB(tmp_path / "registry.db")
+    try:
+        migrate(db, Schema("deployments", MIGRATIONS[:2]))  # before the column's rename
+        with db.write() as con:
+            con.execute(
+                "INSERT INTO deployment_requests (deployment, request_id, arm, served_at) "
+                "VALUES ('d1', 'r1', 1, 5)"
+            )
+        store = DeploymentStore(db)
+        rows = db.read("SELECT request_id, arm, recorded_at FROM deployment_requests")
+        assert [tuple(r) for r in rows] == [("r1", 1, 5)]
+        assert store.write({"d1": [(0, "r2")]}, [("r1", 1.0, 9)], ["d1"], now=9) == [("d1", 1, 1.0)]
+    finally:
+        db.close()
 
 
 def test_a_label_joins_each_deployment_named_that_served_its_request(store: DeploymentStore):
     store.insert(record("d1"))
     store.insert(record("d2", service="other"))
     store.insert(record("d3", service="third"))
-    served = [("d1", "r1", 1, 1), ("d2", "r1", 0, 1), ("d3", "r1", 1, 1)]
-    joined = store.write(served, [("r1", 0.5, 2)], ["d1", "d2"])
+    served = {"d1": [(1, "r1")], "d2": [(0, "r1")], "d3": [(1, "r1")]}
+    joined = store.write(served, [("r1", 0.5, 2)], ["d1", "d2"], now=1)
     assert sorted(joined) == [("d1", 1, 0.5), ("d2", 0, 0.5)]
     assert store.outcomes("d3")[0].labelled == 0  # not named: not joined
 
@@ -711,9 +735,9 @@ def test_outcomes_count_requests_labels_successes_and_label_sums_per_arm(
     store: DeploymentStore,
 ):
     store.insert(record("d1"))
-    served = [("d1", f"r{i}", i % 3, i) for i in range(9)]
+    served = {"d1": [(i % 3, f"r{i}") for i in range(9)]}
     marks = [("r0", 1.0, 9), ("r3", 0.0, 9), ("r1", 2.5, 9), ("r4", -1.0, 9), ("r7", 0.25, 9)]
-    store.write(served, marks, ["d1"])
+    store.write(served, marks, ["d1"], now=9)
     assert store.outcomes("d1") == [
         ArmOutcomes(0, 3, 2, 1, 1.0), ArmOutcomes(1, 3, 3, 2, 1.75),
         ArmOutcomes(2, 3, 0, 0, 0.0)]  # fmt: skip
@@ -732,8 +756,8 @@ def test_an_ended_deployments_outcomes_are_kept_and_its_rows_purged_in_steps(
 ):
     store.insert(record("d1"))
     store.insert(record("d2", service="other"))
-    store.write([("d1", f"r{i}", i % 2, i) for i in range(7)], [("r1", 1.0, 9)], ["d1"])
-    store.write([("d2", f"r{i}", 0, i) for i in range(3)], [], [])
+    store.write({"d1": [(i % 2, f"r{i}") for i in range(7)]}, [("r1", 1.0, 9)], ["d1"], now=9)
+    store.write({"d2": [(0, f"r{i}") for i in range(3)]}, [], [], now=9)
     before = store.outcomes("d1")
     assert store.purge() == 0  # nothing has ended
 
@@ -743,7 +767,7 @@ def test_an_ended_deployments_outcomes_are_kept_and_its_rows_purged_in_steps(
     assert store.purge() == 0 and rows_of(store, "d1") == 0
 
     assert store.outcomes("d1") == before  # as saved when it ended
-    assert store.write([], [("r3", 1.0, 11)], ["d1"]) == []  # a late label joins nothing
+    assert store.write({}, [("r3", 1.0, 11)], ["d1"], now=11) == []  # a late label joins nothing
     assert store.outcomes("d1") == before
     assert rows_of(store, "d2") == 3  # the active one keeps its rows
 
@@ -849,33 +873,50 @@ def test_a_canary_routes_its_steps_share_to_the_challenger():
     assert {canary.choose(f"r{i}", [i]) for i in range(100)} == {1}
 
 
-def test_counts_windows_and_the_queue_of_served_requests_and_labels():
+def test_counts_windows_and_the_queue_of_served_requests():
     d = live({**AB})
-    d.served(1, "r1", 3.0, 0.5, 100)
-    d.served(0, "r2", 4.0, 0.25, 101)
+    d.served(1, "r1", 3.0, 0.5)
+    d.served(0, "r2", 4.0, 0.25)
     d.failed(1, 9.0)
-    d.label("r1", 1.0, 102)
     assert (d.requests, d.errors) == ([1, 2], [0, 1])
     assert [(w.requests, w.errors) for w in d.windows] == [(1, 0), (2, 1)]
     assert [window_figures(w)["requests"] for w in d.windows] == [1, 2]
     assert d.windows[1].latency_ms.values == [3.0, 9.0] and d.windows[1].scores.values == [0.5]
-    served, marks = d.take()
-    assert served == [("d1", "r1", 1, 100), ("d1", "r2", 0, 101)]
-    assert marks == [("r1", 1.0, 102)]
-    assert d.take() == ([], [])
-    d.served(0, "r3", 1.0, 0.0, 103)
-    d.label("r3", 0.0, 104)
-    d.put_back(served, marks)
-    assert d.take() == ([*served, ("d1", "r3", 0, 103)], [*marks, ("r3", 0.0, 104)])
+    served = d.take()
+    assert served == [(1, "r1"), (0, "r2")]
+    assert d.take() == []
+    d.served(0, "r3", 1.0, 0.0)
+    d.put_back(served)  # a failed write's requests go first in the next one
+    assert d.take() == [*served, (0, "r3")]
     ended = d.new_windows()
     assert [w.requests for w in ended] == [2, 2]
     assert [w.requests for w in d.windows] == [0, 0]
 
 
+def test_a_take_loses_no_request_served_while_it_drains():
+    d = live({**AB})
+    n = 20_000
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch between any two bytecodes, nearly
+    try:
+        server = threading.Thread(
+            target=lambda: [d.served(i % 2, f"r{i}", 1.0, 0.5) for i in range(n)]
+        )
+        server.start()
+        taken: list[tuple[int, str]] = []
+        while server.is_alive():
+            taken.extend(d.take())
+        server.join()
+        taken.extend(d.take())
+    finally:
+        sys.setswitchinterval(switch)
+    assert taken == [(i % 2, f"r{i}") for i in range(n)]
+
+
 def test_outcomes_start_from_the_table_and_count_what_joins_later():
     d = live({**AB}, outcomes=[ArmOutcomes(0, 4, 2, 1, 1.5), ArmOutcomes(2, 9, 9, 9, 9.0)])
     assert d.outcomes() == [ArmOutcomes(0, 4, 2, 1, 1.5), ArmOutcomes(1, 0, 0, 0, 0.0)]
-    d.recorded_requests([("d1", "a", 1, 0), ("d1", "b", 1, 0), ("d1", "c", 0, 0)])
+    d.recorded_requests([(1, "a"), (1, "b"), (0, "c")])
     d.rewarded(1, 1.0)
     d.rewarded(1, 0.0)
     d.rewarded(1, -2.0)

@@ -148,7 +148,7 @@ LARGEST_FRACTION = 1 - 2**-53
     ],
 )
 def test_share_router_interval_bounds(monkeypatch, shares, fraction, arm):
-    monkeypatch.setattr(routing, "sticky_fraction", lambda key, salt: fraction)
+    monkeypatch.setattr(routing, "StickyHash", lambda salt: lambda key: fraction)
     assert ShareRouter(shares, "salt").choose("any key") == arm
 
 
