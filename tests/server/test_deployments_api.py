@@ -7,7 +7,8 @@ import time
 from typing import Any
 
 import pytest
-from conftest import MODEL
+
+from litemlops.demo.settings import MODEL_NAME as MODEL
 
 URL = "/api/services/inference/deployment"
 

@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import DRIVERS, MODEL, World
 from depth import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from serving_world import DRIVERS, MODEL, World
 
 from litemlops.errors import ValidationError
 from litemlops.serving.deployments import Deployments

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from conftest import DRIVERS, MODEL, REFS, World
 from depth import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from serving_world import DRIVERS, MODEL, REFS, World
 
 from litemlops.errors import NotFoundError, ValidationError
 from litemlops.modeling import scores

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import DRIVERS, World
+from serving_world import DRIVERS, World
 
 from litemlops import logsetup
 from litemlops.scheduler.workers import Workers
