@@ -95,10 +95,6 @@ def same(expected: Any, actual: Any) -> bool:
         return False
     if isinstance(expected, bool):
         return bool(actual) == expected
-    if isinstance(expected, int) and isinstance(actual, float | np.floating):
-        # get_historical_features hands back int columns with nulls as float64;
-        # see test_historical_int64_with_nulls_keeps_its_exact_values.
-        return float(expected) == float(actual)
     if isinstance(expected, datetime):
         return pd.Timestamp(actual) == expected
     if isinstance(expected, float):
@@ -187,20 +183,79 @@ def rows_of(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return [{column: plain(value) for column, value in r.items()} for r in records]
 
 
-@pytest.mark.xfail(
-    reason="get_historical_features returns an int column holding a null as float64, "
-    "which rounds int64 values beyond 2**53",
-    strict=True,
+#: Each declared type's dtype in a frame the store returns, with or without nulls.
+READ_DTYPES = {
+    "int32": pd.Int32Dtype(),
+    "int64": pd.Int64Dtype(),
+    "float32": np.dtype("float32"),
+    "float64": np.dtype("float64"),
+    "bool": pd.BooleanDtype(),
+    "string": pd.StringDtype(),
+    "timestamp": pd.DatetimeTZDtype("us", "UTC"),
+}
+every_dtype = FeatureView(
+    "every_dtype", entities=[demo.driver], schema=[Field(f"f_{d}", d) for d in READ_DTYPES]
 )
-def test_historical_int64_with_nulls_keeps_its_exact_values(shared):
+EXACT_VALUES = {
+    "int32": st.integers(-(2**31), 2**31 - 1),
+    # Beyond 2**53 a float64 cannot hold every integer: each would round.
+    "int64": st.one_of(
+        st.integers(2**53 + 1, 2**63 - 1),
+        st.integers(-(2**63), -(2**53) - 1),
+        st.integers(-(2**63), 2**63 - 1),
+    ),
+    "float32": st.floats(width=32, allow_nan=False, allow_infinity=False),
+    "float64": st.floats(allow_nan=False, allow_infinity=False),
+    "bool": st.booleans(),
+    "string": st.text(max_size=10),
+    "timestamp": st.datetimes(
+        datetime(1900, 1, 1), datetime(2200, 1, 1), timezones=st.just(UTC)
+    ),
+}
+
+
+@settings(max_examples=examples(30), deadline=None)
+@given(data=st.data())
+def test_historical_reads_keep_every_declared_type_and_its_exact_values(shared, data):
     store, _ = shared
-    view = fresh_view(store, "demo")
+    view = dataclasses.replace(every_dtype, name=f"every_dtype_{next(_fresh)}")
+    store.apply(view)
+    nulls, absent = data.draw(st.booleans(), "nulls"), data.draw(st.booleans(), "absent")
+    event(f"nulls={nulls}, an entity without rows={absent}")
+    value = {
+        d: st.one_of(EXACT_VALUES[d], st.none()) if nulls else EXACT_VALUES[d]
+        for d in READ_DTYPES
+    }
+    drawn = data.draw(st.lists(st.fixed_dictionaries(value), max_size=5), "rows")
     t = datetime(2025, 6, 1, tzinfo=UTC)
-    row = {"driver_id": 1, "datetime": t, "created": t, "conv_rate": None, "acc_rate": None}
-    store.ingest(view.name, [{**row, "avg_daily_trips": 2**62 + 1}])
-    entity_df = pd.DataFrame({"driver_id": [1, 2], "event_timestamp": [t, t]})
-    out = store.get_historical_features(entity_df, [f"{view.name}:avg_daily_trips"])
-    assert int(out["avg_daily_trips"].iloc[0]) == 2**62 + 1
+    rows = [
+        {"driver_id": i, "event_timestamp": t, **{f"f_{d}": v for d, v in row.items()}}
+        for i, row in enumerate(drawn)
+    ]
+    if rows:
+        store.ingest(view.name, rows)
+    expected = [*drawn, *([dict.fromkeys(READ_DTYPES)] if absent else [])]
+    entity_df = pd.DataFrame(
+        {
+            "driver_id": pd.Series(range(len(expected)), dtype="int64"),
+            "event_timestamp": pd.Series([t] * len(expected), dtype="datetime64[us, UTC]"),
+        }
+    )
+    out = store.get_historical_features(entity_df, [f"{view.name}:f_{d}" for d in READ_DTYPES])
+    for d, dtype in READ_DTYPES.items():
+        column = out[f"f_{d}"]
+        # The declared type decides the dtype, not whether this answer holds a null.
+        assert column.dtype == dtype, (d, column.dtype)
+        for i, row in enumerate(expected):
+            want, got = row[d], column.iloc[i]
+            if want is None and d.startswith("float"):
+                assert np.isnan(got), (d, i, got)
+            elif want is None:
+                assert got is (pd.NaT if d == "timestamp" else pd.NA), (d, i, got)
+            elif d == "timestamp":
+                assert got == pd.Timestamp(want) and got.tzinfo is not None, (d, i, got)
+            else:
+                assert got == want, (d, i, want, got)
 
 
 @ALL_VIEWS

@@ -11,13 +11,16 @@ import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from litemlops.errors import ValidationError
 from litemlops.store.features.definitions import Field, ResolvedView
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 ARROW_TYPES: dict[str, pa.DataType] = {
     "int32": pa.int32(),
@@ -28,6 +31,23 @@ ARROW_TYPES: dict[str, pa.DataType] = {
     "string": pa.string(),
     "timestamp": pa.timestamp("us"),
 }
+
+#: The pandas dtype a column of each declared type has in every frame the store returns,
+#: whether or not it holds a missing value: the nullable extension types (missing is
+#: `pd.NA`) for integers, booleans and strings, so an int64 beyond 2**53 keeps its exact
+#: value; NaN for floats; NaT in aware UTC times.
+PANDAS_DTYPES: dict[str, str] = {
+    "int32": "Int32",
+    "int64": "Int64",
+    "float32": "float32",
+    "float64": "float64",
+    "bool": "boolean",
+    "string": "string",
+    "timestamp": "datetime64[us, UTC]",
+}
+
+# The Arrow type each declared type leaves the store as; pandas reads it as PANDAS_DTYPES.
+_OUT_TYPES = {**ARROW_TYPES, "timestamp": pa.timestamp("us", tz="UTC")}
 
 # Schema metadata key under which `_read_file` lists the columns a pandas index became.
 _INDEX_KEY = b"litemlops.pandas_index_columns"
@@ -100,6 +120,23 @@ def read_table(data: DataLike, what: str = "data") -> tuple[pa.Table, str]:
         f"{what}: expected a pandas DataFrame, a pyarrow Table, a .parquet/.csv path or a "
         f"list of row dicts, got {type(data).__name__}"
     )
+
+
+def to_frame(table: pa.Table, dtypes: Mapping[str, str]) -> pd.DataFrame:
+    """The columns of `table` named in `dtypes` (name -> declared dtype) as a DataFrame,
+    each of its type's PANDAS_DTYPES: a column's dtype follows its declaration, never
+    whether this answer happens to hold a missing value. Arrow converts the columns."""
+    import pandas as pd
+
+    nullable = {
+        pa.int32(): pd.Int32Dtype(),
+        pa.int64(): pd.Int64Dtype(),
+        pa.bool_(): pd.BooleanDtype(),
+        pa.string(): pd.StringDtype(),
+    }
+    arrays = [table.column(name).cast(_OUT_TYPES[dtype]) for name, dtype in dtypes.items()]
+    out = pa.table(arrays, names=list(dtypes))
+    return out.to_pandas(types_mapper=nullable.get)
 
 
 def _huge_ints(columns: Mapping[str, list[Any]], what: str) -> None:

@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 
 from litemlops.errors import ValidationError
 from litemlops.store.features import offline
-from litemlops.store.features.convert import cast_column, mixed_types
+from litemlops.store.features.convert import cast_column, mixed_types, to_frame
 from litemlops.store.features.definitions import Field
 from litemlops.store.features.refs import Requests
 
@@ -85,17 +85,17 @@ def historical_features(
             result = con.sql(sql, params=params).to_arrow_table()
         finally:
             con.unregister("_lm_entity")
-    frame = result.drop(["_lm_row"]).to_pandas()
-    out = entity_df.copy()
+    dtypes: dict[str, str] = {}
     for view, pairs in requests:
         for feature, name in pairs:
-            column = frame[name]
             item = view.feature(feature)
             assert item is not None
-            if item.dtype == "timestamp":
-                out[name] = column.dt.tz_localize("UTC").array
-            else:
-                out[name] = column.to_numpy()
+            dtypes[name] = item.dtype
+    # Each column's dtype follows its declaration (PANDAS_DTYPES), with or without nulls.
+    frame = to_frame(result, dtypes)
+    out = entity_df.copy()
+    for name in dtypes:
+        out[name] = frame[name].array  # by position: `out` keeps the entity rows' index
     return out
 
 

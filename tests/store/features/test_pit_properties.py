@@ -95,7 +95,9 @@ def ingest(fs: FeatureStore, case: ViewCase, tz: str | None) -> None:
 
 
 def missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NaT
+    return value is None or value is pd.NA or value is pd.NaT or (
+        isinstance(value, float) and np.isnan(value)
+    )
 
 
 def same(got: Any, want: Any) -> bool:
@@ -497,8 +499,9 @@ def test_several_views_keep_entity_order_index_and_labels(
     assert np.isnan(out["conv_rate"].iloc[1])
     assert out["conv_rate"].iloc[2] == 0.1
     assert np.isnan(out["conv_rate"].iloc[3])
-    trips = out["trips_today"].tolist()
-    assert np.isnan(trips[0]) and trips[1:3] == [5, 5] and np.isnan(trips[3])
+    trips = out["trips_today"].tolist()  # an int column with missing values stays Int64
+    assert out["trips_today"].dtype == "Int64"
+    assert trips[0] is pd.NA and trips[1:3] == [5, 5] and trips[3] is pd.NA
 
 
 def test_empty_entity_df_gives_an_empty_frame_with_the_feature_columns(
