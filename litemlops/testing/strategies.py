@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from hypothesis import strategies as st
 
+from litemlops.store.features.convert import PANDAS_DTYPES
 from litemlops.store.features.definitions import Entity, FeatureView, ResolvedView, resolve
 from litemlops.store.tracking.signature import DTYPES as SIGNATURE_DTYPES
 from litemlops.store.tracking.signature import (
@@ -151,23 +152,12 @@ def feature_rows(
     return _rows(resolved, _window(start, end), min_size, max_size, nulls)
 
 
-_FRAME_DTYPES = {
-    "int32": "Int32",
-    "int64": "Int64",
-    "float32": "float32",
-    "float64": "float64",
-    "bool": "boolean",
-    "string": "string",
-    "timestamp": "datetime64[us, UTC]",
-}
-
-
 def _frame(view: ResolvedView, rows: list[Row]) -> pd.DataFrame:
-    # Nullable dtypes: an int64 column holding a null must not turn into floats,
-    # which would round values beyond 2**53.
+    # The dtypes the store's own frames have: nullable ones, so an int64 column holding
+    # a null does not turn into floats, which would round values beyond 2**53.
     return pd.DataFrame(
         {
-            c.name: pd.Series([r[c.name] for r in rows], dtype=_FRAME_DTYPES[c.dtype])
+            c.name: pd.Series([r[c.name] for r in rows], dtype=PANDAS_DTYPES[c.dtype])
             for c in view.columns
         }
     )

@@ -216,7 +216,7 @@ EXACT_VALUES = {
 
 @settings(max_examples=examples(30), deadline=None)
 @given(data=st.data())
-def test_historical_reads_keep_every_declared_type_and_its_exact_values(shared, data):
+def test_frames_out_of_the_store_keep_every_declared_type_and_its_exact_values(shared, data):
     store, _ = shared
     view = dataclasses.replace(every_dtype, name=f"every_dtype_{next(_fresh)}")
     store.apply(view)
@@ -241,7 +241,15 @@ def test_historical_reads_keep_every_declared_type_and_its_exact_values(shared, 
             "event_timestamp": pd.Series([t] * len(expected), dtype="datetime64[us, UTC]"),
         }
     )
-    out = store.get_historical_features(entity_df, [f"{view.name}:f_{d}" for d in READ_DTYPES])
+    refs = [f"{view.name}:f_{d}" for d in READ_DTYPES]
+    check_typed(store.get_historical_features(entity_df, refs), expected)
+    store.materialize(end=t, views=[view.name])
+    entity_rows = [{"driver_id": i} for i in range(len(expected))]
+    check_typed(store.get_online_features(refs, entity_rows).to_df(), expected)
+
+
+def check_typed(out: pd.DataFrame, expected: list[dict[str, Any]]) -> None:
+    """Each `f_<dtype>` column has its declared type's dtype and exactly the values."""
     for d, dtype in READ_DTYPES.items():
         column = out[f"f_{d}"]
         # The declared type decides the dtype, not whether this answer holds a null.

@@ -139,6 +139,11 @@ def to_frame(table: pa.Table, dtypes: Mapping[str, str]) -> pd.DataFrame:
     return out.to_pandas(types_mapper=nullable.get)
 
 
+def out_array(values: Sequence[Any], dtype: str) -> pa.Array:
+    """Python values of a declared type (None: missing) as the Arrow array `to_frame` reads."""
+    return pa.array(values, type=_OUT_TYPES[dtype])
+
+
 def _huge_ints(columns: Mapping[str, list[Any]], what: str) -> None:
     """Raise naming the first integer that does not fit in 64 bits."""
     for name, values in columns.items():

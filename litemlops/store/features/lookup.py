@@ -26,11 +26,12 @@ class Plan:
     """A parsed online request, cached per feature list: what to read and how to name it.
 
     views: per view, (index into the stored row, output column) pairs; the index
-    one past the features is the event time.
+    one past the features is the event time. dtypes: each output column's declared type.
     """
 
     views: tuple[tuple[ResolvedView, tuple[tuple[int, str], ...]], ...]
     keys: tuple[Field, ...]
+    dtypes: Mapping[str, str]
 
 
 def build_plan(requests: Requests, with_event_timestamps: bool) -> Plan:
@@ -46,7 +47,11 @@ def build_plan(requests: Requests, with_event_timestamps: bool) -> Plan:
         if with_event_timestamps:
             wanted += ((len(view.features), f"{view.name}__event_timestamp"),)
         views.append((view, wanted))
-    return Plan(tuple(views), tuple(keys.values()))
+    dtypes = {k.name: k.dtype for k in keys.values()}
+    for view, wanted in views:
+        for at, out in wanted:
+            dtypes[out] = view.features[at].dtype if at < len(view.features) else "timestamp"
+    return Plan(tuple(views), tuple(keys.values()), dtypes)
 
 
 def read(
@@ -61,7 +66,7 @@ def read(
             raise ValidationError(f"entity row {i} is not a dict: {row!r}")
         for key in plan.keys:
             columns[key.name].append(key_value(row, key, i))
-    response = OnlineResponse(columns)
+    response = OnlineResponse(columns, plan.dtypes)
     for view, wanted in plan.views:
         if len(view.keys) == 1:
             key_tuples = [(k,) for k in columns[view.keys[0].name]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -42,12 +43,35 @@ class PushResult:
 
 
 class OnlineResponse(dict[str, list[Any]]):
-    """Online features as columns: `{"driver_id": [...], "conv_rate": [...]}`."""
+    """Online features as columns: `{"driver_id": [...], "conv_rate": [...]}`.
+
+    `dtypes` names each column's declared type, which `to_df` keeps.
+    """
+
+    def __init__(
+        self,
+        columns: Mapping[str, list[Any]] | None = None,
+        dtypes: Mapping[str, str] | None = None,
+    ):
+        super().__init__(columns or {})
+        self.dtypes = dict(dtypes or {})
 
     def to_dict(self) -> dict[str, list[Any]]:
         return dict(self)
 
     def to_df(self) -> pd.DataFrame:
+        """The columns as a DataFrame, each of its declared type's dtype (as
+        `get_historical_features` gives it), whether or not a value is missing."""
         import pandas as pd
 
-        return pd.DataFrame(dict(self))
+        if set(self) - set(self.dtypes):  # not typed by the store: pandas infers
+            return pd.DataFrame(dict(self))
+        import pyarrow as pa
+
+        from litemlops.store.features.convert import out_array, to_frame
+
+        dtypes = {name: self.dtypes[name] for name in self}
+        table = pa.table(
+            [out_array(values, dtypes[name]) for name, values in self.items()], names=list(self)
+        )
+        return to_frame(table, dtypes)
