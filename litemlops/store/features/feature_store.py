@@ -263,6 +263,12 @@ class FeatureStore(OnlineFeatures):
         >= time - ttl, ties broken by the latest created time, then the latest
         ingested. No match gives nulls. All columns and the index of `entity_df`
         are kept; `timestamp_column` names its time column.
+
+        Each feature column has its declared type's dtype whether or not a value
+        is missing (`convert.PANDAS_DTYPES`): Int32/Int64, boolean and string with
+        pd.NA for missing (exact int64 values, never rounded through float64),
+        float32/float64 with NaN, datetime64[us, UTC] with NaT. A model that wants
+        floats takes `.astype("float64")`, which turns pd.NA into NaN.
         """
         requests = self._requests(features, full_feature_names)
         self._take_spooled()
