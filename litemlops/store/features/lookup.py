@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from types import MappingProxyType
 from typing import Any
 
 import pyarrow as pa
@@ -51,7 +52,7 @@ def build_plan(requests: Requests, with_event_timestamps: bool) -> Plan:
     for view, wanted in views:
         for at, out in wanted:
             dtypes[out] = view.features[at].dtype if at < len(view.features) else "timestamp"
-    return Plan(tuple(views), tuple(keys.values()), dtypes)
+    return Plan(tuple(views), tuple(keys.values()), MappingProxyType(dtypes))
 
 
 def read(
@@ -66,7 +67,8 @@ def read(
             raise ValidationError(f"entity row {i} is not a dict: {row!r}")
         for key in plan.keys:
             columns[key.name].append(key_value(row, key, i))
-    response = OnlineResponse(columns, plan.dtypes)
+    response = OnlineResponse(columns)
+    response.dtypes = plan.dtypes
     for view, wanted in plan.views:
         if len(view.keys) == 1:
             key_tuples = [(k,) for k in columns[view.keys[0].name]]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -45,16 +46,12 @@ class PushResult:
 class OnlineResponse(dict[str, list[Any]]):
     """Online features as columns: `{"driver_id": [...], "conv_rate": [...]}`.
 
-    `dtypes` names each column's declared type, which `to_df` keeps.
+    `dtypes` names each column's declared type, which `to_df` keeps; the store sets it
+    to its cached plan's (shared, read-only) after building the response, since a
+    constructor of our own would cost every online lookup a Python call.
     """
 
-    def __init__(
-        self,
-        columns: Mapping[str, list[Any]] | None = None,
-        dtypes: Mapping[str, str] | None = None,
-    ):
-        super().__init__(columns or {})
-        self.dtypes = dict(dtypes or {})
+    dtypes: Mapping[str, str] = MappingProxyType({})
 
     def to_dict(self) -> dict[str, list[Any]]:
         return dict(self)
