@@ -35,6 +35,7 @@ import platform
 import signal
 import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -833,6 +834,16 @@ def show_deployments(deployed: Deployed) -> None:
         "# req/s of each round (none / ab / shadow): "
         + ", ".join(" / ".join(f"{r[kind]:.0f}" for kind in DEPLOYMENTS) for r in deployed.rounds)
     )
+    # Each round measures the three kinds back to back, so a round's ratio is free of the
+    # machine's drift between rounds; their spread says how far one ratio line can be
+    # trusted on this machine.
+    paired = [r["ab"] / r["none"] for r in deployed.rounds if r["none"]]
+    if paired:
+        print(
+            "# ab / none within each round: "
+            + ", ".join(f"{x:.2f}" for x in paired)
+            + f" (median {statistics.median(paired):.2f})"
+        )
     none = deployed.totals["none"]
     why = {
         "ab": "the choice, the arm's counts, its row written by the controller, the event's "
