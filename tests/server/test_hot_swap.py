@@ -19,8 +19,10 @@ MODEL = "driver_ranker"
 FEATURES = ["driver_stats:conv_rate", "driver_stats:acc_rate", "driver_stats:avg_daily_trips"]
 DRIVERS = [1001, 1002, 1003, 1004, 1005]
 REFRESH = 0.05
-#: How long past the refresh interval a swap may take on a loaded machine (load + warm).
-SLACK = 2.0
+#: How long past the refresh interval a swap may take on a loaded machine (load + warm):
+#: a bound that says the move is followed at all, not how fast (that is the benchmarks'
+#: business); a CI run with the suite beside it once took 3.3 s.
+SLACK = 10.0
 SENDERS = 4
 
 
@@ -72,7 +74,8 @@ class Answer:
 
 def under_load(client, move: Callable[[], None], *, before: int = 80, after: int = 300):
     """Answers of SENDERS threads posting /inference; `move()` runs once `before`
-    answers are in, and the load goes on until `after` more were sent past it.
+    answers are in, and the load goes on until `after` more were sent past it and
+    `after` past the first answer of another version than the first one (or 30 s).
 
     Returns (answers, monotonic time of the move).
     """
@@ -109,7 +112,16 @@ def under_load(client, move: Callable[[], None], *, before: int = 80, after: int
         move()
         while time.monotonic() < deadline and not stop.is_set():
             with lock:
-                if sum(a.sent > moved_at for a in answers) >= after:
+                first = answers[0].body.get("version") if answers else None
+                switched = min(
+                    (a.received for a in answers if a.body.get("version") != first),
+                    default=None,
+                )
+                if (
+                    switched is not None
+                    and sum(a.sent > moved_at for a in answers) >= after
+                    and sum(a.sent > switched for a in answers) >= after
+                ):
                     break
             time.sleep(0.005)
     finally:
