@@ -13,7 +13,7 @@ import collections
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from litemlops.serving.deployment_spec import DeploymentSpec
 from litemlops.serving.deployment_store import ArmOutcomes, DeploymentRecord
@@ -23,6 +23,8 @@ from litemlops.serving.routing import (
     StickyHash,
     ThompsonRouter,
 )
+
+T = TypeVar("T")
 
 SAMPLE_CAP = 4096
 """Latencies and scores kept per arm and window (a uniform reservoir beyond it)."""
@@ -183,8 +185,7 @@ class LiveDeployment:
 
     def take(self) -> list[tuple[int, str]]:
         """The (arm, request id) pairs queued since the last take, oldest first."""
-        served = self._served
-        return [served.popleft() for _ in range(len(served))]
+        return drain(self._served)
 
     def put_back(self, served: list[tuple[int, str]]) -> None:
         """Requests a failed write took: they go first in the next one."""
@@ -224,6 +225,12 @@ class LiveDeployment:
         """Route by the canary step `status` names."""
         self.set_status(status)
         self.router = ShareRouter(_canary_shares(self.share), self.record.salt)
+
+
+def drain(queue: collections.deque[T]) -> list[T]:
+    """What `queue` holds, oldest first, taken out one by one: another thread may append
+    meanwhile without a lock (what it appends stays for the next drain)."""
+    return [queue.popleft() for _ in range(len(queue))]
 
 
 def _canary_shares(share: float) -> list[float]:

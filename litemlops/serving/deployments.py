@@ -28,7 +28,7 @@ from litemlops import events
 from litemlops.clock import to_ms, utc_now
 from litemlops.errors import LitemlopsError
 from litemlops.logger import get_logger
-from litemlops.serving.deployment_live import Arm, LiveDeployment
+from litemlops.serving.deployment_live import Arm, LiveDeployment, drain
 from litemlops.serving.deployment_report import (
     ab_decision,
     arm_outcomes,
@@ -300,7 +300,7 @@ class Deployments:
         with self._lock:
             taken = [(live, live.take()) for live in self._live.values()]
             pending = self._labels
-            labels = [pending.popleft() for _ in range(len(pending))]
+            labels = drain(pending)
             try:
                 joined = self.store.write(
                     {live.record.id: served for live, served in taken},
