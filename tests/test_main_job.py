@@ -171,6 +171,31 @@ def load(url: str, token: str, worker: int, stop: threading.Event,
 
 
 @pytest.mark.slow
+def test_run_prints_every_threads_stack_when_it_dies_of_a_native_fault(
+    template: Path, tmp_path: Path
+) -> None:
+    """A fault in a native library (the cause of a silent death seen under load) leaves
+    the stacks on stderr: which thread, in which call."""
+    home = tmp_path / "home"
+    shutil.copytree(template, home)
+    process = start(home)
+    try:
+        url, _ = wait_for_url(process)
+        wait_ready(url)
+        process.send_signal(signal.SIGSEGV)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=30)
+
+    assert process.returncode == -signal.SIGSEGV
+    assert "Fatal Python error: Segmentation fault" in err, err[-3000:]
+    assert "Current thread" in err and "Thread 0x" in err, err[-3000:]  # the others too
+    assert "uvicorn" in err, err[-3000:]  # the serving thread's frames
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("trial", range(TRIALS))
 def test_kill_9_under_load_loses_no_answered_event(template: Path, tmp_path: Path,
                                                    trial: int) -> None:

@@ -73,6 +73,7 @@ def run(
     until Ctrl-C or SIGTERM. The console gets a summary and warnings; every event
     goes to the home's log (`--verbose` shows them here too).
     """
+    import faulthandler
     import signal
 
     from litemlops.bootstrap import bootstrap
@@ -90,6 +91,9 @@ def run(
     # Events go to the log; the console gets warnings and worse unless asked for more.
     console_level = None if verbose else "warning"
     configure_logging(config, background=True, console_level=console_level)
+    # A fault in a native library (SQLite, DuckDB, numpy) kills the process with no
+    # Python traceback and no event: print every thread's stack to stderr instead.
+    faulthandler.enable()
     # SIGTERM unwinds like Ctrl-C: a run in progress during the set-up is closed
     # as interrupted instead of being left "running", and after serving, uvicorn
     # raises the signal again once it has shut down, which ends up here too.

@@ -19,6 +19,7 @@ dies exits too, so a `kill -9` of `run` leaves no orphan holding the stores.
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import multiprocessing
 import os
 import pickle
@@ -235,6 +236,7 @@ def _worker_main(
         os._exit(70)
 
     threading.Thread(target=orphaned, name="litemlops-parent-watch", daemon=True).start()
+    faulthandler.enable()  # a native fault shows its stacks on the owner's stderr
     with contextlib.suppress(OSError):
         os.nice(niceness)
     configure_forwarding(log_level, lambda level, line: send(("log", level, line)))

@@ -215,6 +215,35 @@ Workers().call(test_workers.sleep_writing_pid, {marker!r}, 120)
 """
 
 
+def crash_in_native_code() -> None:
+    import ctypes
+
+    ctypes.string_at(0)  # reads address 0: a segmentation fault, as a broken extension
+
+
+CRASHING_OWNER = """
+import sys
+sys.path.insert(0, {here!r})
+from litemlops.scheduler.workers import Workers, WorkerDiedError
+import test_workers
+try:
+    Workers().call(test_workers.crash_in_native_code)
+except WorkerDiedError as exc:
+    print("died:", exc)
+"""
+
+
+def test_a_worker_that_crashes_in_native_code_prints_its_stack() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", CRASHING_OWNER.format(here=str(Path(__file__).parent))],
+        capture_output=True, text=True, timeout=120,
+    )
+
+    assert "died:" in done.stdout, done.stdout + done.stderr
+    assert "Fatal Python error: Segmentation fault" in done.stderr, done.stderr
+    assert "in crash_in_native_code" in done.stderr, done.stderr
+
+
 def test_a_worker_exits_when_its_owner_is_killed(tmp_path: Path) -> None:
     marker = tmp_path / "pid"
     owner = subprocess.Popen(
