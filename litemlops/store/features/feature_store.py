@@ -39,6 +39,10 @@ if TYPE_CHECKING:
 
 log = get_logger("litemlops.store")
 
+SPOOL_CHUNK = 1000
+"""Spooled pushes taken into the history per transaction at most (their blobs are read
+a chunk at a time, so a long backlog does not fill memory)."""
+
 
 
 class FeatureStore(OnlineFeatures):
@@ -201,53 +205,67 @@ class FeatureStore(OnlineFeatures):
     def _take_spooled(self) -> int:
         """Write into the history the offline pushes another process spooled in the online
         file (`OnlineFeatureStore`, which cannot open DuckDB while this process holds
-        it), in the order their batches were handed out. Each goes in with the number
-        of the last one taken, in one DuckDB transaction, so a crash before the spool
-        is cleared never writes one twice. Returns the rows written."""
+        it), in the order their batches were handed out. They go in by chunks, each in
+        one DuckDB transaction with the number of its last entry, so a crash before the
+        spool is cleared never writes one twice; a chunk's pushes of one view go in as
+        one insert, so a stream of small pushes is taken faster than it comes. Returns
+        the rows written."""
+        pushes = rows = 0
         with self._lock:
-            spooled = self._online.spooled(after=0)  # usually none: one SQLite read
-            if not spooled:
+            chunk = self._online.spooled(after=0, limit=SPOOL_CHUNK)  # usually none
+            if not chunk:
                 return 0
             mark_key = f"spool_seq:{self._online.store_id}"
             found = self._con.execute(
                 "SELECT value FROM _lm_meta WHERE key = ?", [mark_key]
             ).fetchall()
             done = int(found[0][0]) if found else 0
-            # Entries up to the mark are in the history already (a crash came before they
-            # were cleared): only cleared below.
-            pending = [entry for entry in spooled if entry[0] > done]
-            rows = 0
-            for seq, name, generation, batch, kind, source, pushed_us, blob in pending:
-                table = pa.ipc.open_stream(blob).read_all()
-                view = self._defs.views.get(name)
-                self._con.execute("BEGIN TRANSACTION")
-                try:
-                    if view is not None and view.generation == generation:
-                        pushed = from_micros(pushed_us)
-                        assert pushed is not None  # the column is NOT NULL
-                        when = naive_utc(pushed)
-                        offline.append(self._con, view, table, batch, kind, source, when)
-                        rows += table.num_rows
-                    else:  # the view was removed or re-created (force) since the push
-                        log.warning(
-                            events.OFFLINE_PUSH_DROPPED,
-                            view=name,
-                            rows=table.num_rows,
-                            why="the view was removed" if view is None else "the view was "
-                            "re-created with force=True after the push",
-                        )
-                    self._con.execute(
-                        "INSERT OR REPLACE INTO _lm_meta VALUES (?, ?)", [mark_key, str(seq)]
-                    )
-                    self._con.execute("COMMIT")
-                except BaseException:
-                    self._con.execute("ROLLBACK")
-                    raise
-                done = seq
-            self._online.unspool(upto=done)
-        if pending:
-            log.info(events.OFFLINE_PUSHES_TAKEN, pushes=len(pending), rows=rows)
+            while chunk:
+                # Entries up to the mark are in the history already (a crash came
+                # before they were cleared): only cleared.
+                pending = [entry for entry in chunk if entry[0] > done]
+                if pending:
+                    rows += self._take_chunk(pending, mark_key)
+                    pushes += len(pending)
+                done = max(done, chunk[-1][0])
+                self._online.unspool(upto=done)
+                chunk = self._online.spooled(after=done, limit=SPOOL_CHUNK)
+        if pushes:
+            log.info(events.OFFLINE_PUSHES_TAKEN, pushes=pushes, rows=rows)
         return rows
+
+    def _take_chunk(self, chunk: list[tuple[Any, ...]], mark_key: str) -> int:
+        """Spooled entries into the history in one transaction, with the mark of the last."""
+        by_view: dict[str, list[offline.Batch]] = {}
+        for _, name, generation, batch, kind, source, pushed_us, blob in chunk:
+            table = pa.ipc.open_stream(blob).read_all()
+            view = self._defs.views.get(name)
+            if view is None or view.generation != generation:
+                log.warning(
+                    events.OFFLINE_PUSH_DROPPED,
+                    view=name,
+                    rows=table.num_rows,
+                    why="the view was removed" if view is None else "the view was "
+                    "re-created with force=True after the push",
+                )
+                continue
+            pushed = from_micros(pushed_us)
+            assert pushed is not None  # the column is NOT NULL
+            by_view.setdefault(name, []).append(
+                offline.Batch(table, batch, kind, source, naive_utc(pushed))
+            )
+        self._con.execute("BEGIN TRANSACTION")
+        try:
+            for name, batches in by_view.items():
+                offline.append_batches(self._con, self._defs.views[name], batches)
+            self._con.execute(
+                "INSERT OR REPLACE INTO _lm_meta VALUES (?, ?)", [mark_key, str(chunk[-1][0])]
+            )
+            self._con.execute("COMMIT")
+        except BaseException:
+            self._con.execute("ROLLBACK")
+            raise
+        return sum(b.table.num_rows for batches in by_view.values() for b in batches)
 
     def get_historical_features(
         self,

@@ -164,20 +164,58 @@ def append(
     now: datetime,
 ) -> None:
     """Append a conformed table as one batch (caller holds the transaction)."""
-    seq = pa.array(range(batch << SEQ_BITS, (batch << SEQ_BITS) + table.num_rows), pa.int64())
-    staged = table.append_column("_lm_seq", seq)
+    append_batches(con, view, [Batch(table, batch, kind, source, now)])
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A conformed table going into a view's history as batch number `batch`."""
+
+    table: pa.Table
+    batch: int
+    kind: str
+    source: str
+    written_at: datetime
+
+
+def append_batches(
+    con: duckdb.DuckDBPyConnection, view: ResolvedView, batches: Sequence[Batch]
+) -> None:
+    """Append conformed tables of one view, each as its batch, in one insert of rows and
+    one of lineage (caller holds the transaction): many small pushes cost about what
+    one of their size does, where a statement pair each cost milliseconds."""
+    if not batches:
+        return
+    seqs = [
+        pa.array(range(b.batch << SEQ_BITS, (b.batch << SEQ_BITS) + b.table.num_rows),
+                 pa.int64())
+        for b in batches
+    ]  # fmt: skip
+    staged = pa.concat_tables(
+        [b.table.append_column("_lm_seq", seq) for b, seq in zip(batches, seqs, strict=True)]
+    )
+    lineage = pa.table(
+        {
+            "batch": [b.batch for b in batches],
+            "view": [view.name] * len(batches),
+            "generation": [view.generation] * len(batches),
+            "kind": [b.kind for b in batches],
+            "source": [b.source for b in batches],
+            "rows": [b.table.num_rows for b in batches],
+            "written_at": pa.array([b.written_at for b in batches], pa.timestamp("us")),
+        }
+    )
     con.register("_lm_staged", staged)
+    con.register("_lm_staged_batches", lineage)
     try:
         cols = ", ".join(q(c) for c in staged.column_names)
         con.execute(
             f"INSERT INTO {q(table_name(view.name))} ({cols}) SELECT {cols} FROM _lm_staged"
         )
+        con.execute("INSERT INTO _lm_batches SELECT * FROM _lm_staged_batches")
     finally:
         con.unregister("_lm_staged")
-    con.execute(
-        "INSERT INTO _lm_batches VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [batch, view.name, view.generation, kind, source, table.num_rows, now],
-    )
+        con.unregister("_lm_staged_batches")
 
 
 def _ttl_micros(view: ResolvedView) -> int | None:

@@ -362,14 +362,16 @@ class OnlineStore:
                 raise
         return batch
 
-    def spooled(self, after: int) -> list[tuple[int, str, int, int, str, str, int, bytes]]:
-        """Spooled entries numbered above `after`, oldest first: (seq, view, generation,
-        batch, kind, source, pushed_us, rows)."""
+    def spooled(
+        self, after: int, limit: int = -1
+    ) -> list[tuple[int, str, int, int, str, str, int, bytes]]:
+        """Spooled entries numbered above `after`, oldest first, at most `limit` (-1: all):
+        (seq, view, generation, batch, kind, source, pushed_us, rows)."""
         with self._lock:
             found = self._con.execute(
                 "SELECT seq, view, generation, batch, kind, source, pushed_us, rows "
-                "FROM _lm_spool WHERE seq > ? ORDER BY seq",
-                [after],
+                "FROM _lm_spool WHERE seq > ? ORDER BY seq LIMIT ?",
+                [after, limit],
             ).fetchall()
         return [tuple(r) for r in found]
 

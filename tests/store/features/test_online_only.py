@@ -293,3 +293,66 @@ def test_a_push_wins_over_an_earlier_ingested_row_with_the_same_times(
             fs.ingest("v", [{"e": e, "event_timestamp": t, "x": 7.0} for e in (2, 3, 1)])
             fs.materialize(end=t)  # a later batch again wins over the push
             assert fs.get_online_features(["v:x"], [{"e": 1}])["x"] == [7.0]
+
+
+@settings(max_examples=examples(12), deadline=None)
+@given(
+    pushes=st.lists(st.tuples(st.sampled_from("vw"), st.integers(1, 3)), min_size=1, max_size=9),
+    chunk=st.integers(1, 4),
+    crash=st.none() | st.tuples(st.sampled_from(["in", "after"]), st.integers(1, 4)),
+)
+def test_spooled_pushes_reach_the_history_once_each_by_chunks_whatever_crashes_between(
+    pushes: list[tuple[str, int]], chunk: int, crash: tuple[str, int] | None
+) -> None:
+    """Pushes spooled to two views are taken by chunks of `chunk` entries; a crash in a
+    chunk's transaction ("in") or after it, before the spool is cleared ("after"), on
+    the n-th chunk, loses nothing and writes nothing twice once the store opens again:
+    every pushed row once, one lineage row per push with its row count, spool empty."""
+    from datetime import UTC, datetime
+
+    from litemlops.store.features import feature_store, offline
+    from litemlops.store.features.online import OnlineStore
+
+    t = datetime(2026, 1, 1, tzinfo=UTC)
+    views = [FeatureView(n, entities=[Entity("e")], schema=[Field("x", "int64")]) for n in "vw"]
+    expected: dict[str, list[int]] = {"v": [], "w": []}
+    with tempfile.TemporaryDirectory() as folder, pytest.MonkeyPatch.context() as patched:
+        path = Path(folder)
+        with FeatureStore(path / "f.duckdb", clock=lambda: t) as fs:
+            fs.apply(views)
+        with OnlineFeatureStore(path / "f.online.db", clock=lambda: t) as online:
+            for i, (view, n) in enumerate(pushes):
+                rows = [{"e": 1, "event_timestamp": t, "x": i * 10 + j} for j in range(n)]
+                online.push(view, rows, to="offline")
+                expected[view] += [r["x"] for r in rows]
+        patched.setattr(feature_store, "SPOOL_CHUNK", chunk)
+        if crash is not None:
+            where, nth = crash
+            owner, name = (offline, "append_batches") if where == "in" else (
+                OnlineStore, "unspool")
+            calls = []
+            real = getattr(owner, name)
+
+            def crashing(*args: Any, **kwargs: Any) -> Any:
+                calls.append(1)
+                if len(calls) == nth:
+                    raise OSError("killed")
+                return real(*args, **kwargs)
+
+            patched.setattr(owner, name, crashing)
+            try:
+                FeatureStore(path / "f.duckdb", clock=lambda: t).close()
+            except OSError as exc:
+                assert str(exc) == "killed"
+            patched.setattr(owner, name, real)
+        with FeatureStore(path / "f.duckdb", clock=lambda: t) as fs:
+            con = fs._con
+            for view, xs in expected.items():
+                table = offline.table_name(view)
+                got = sorted(x for (x,) in con.execute(f"SELECT x FROM {table}").fetchall())
+                assert got == sorted(xs), view
+            lineage = con.execute(
+                "SELECT view, rows FROM _lm_batches WHERE kind = 'push' ORDER BY batch"
+            ).fetchall()
+        assert lineage == [(view, n) for view, n in pushes]
+        assert _spool_rows(path / "f.online.db") == 0
