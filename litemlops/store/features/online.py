@@ -20,7 +20,7 @@ from litemlops.clock import from_micros
 from litemlops.errors import ConfigError
 from litemlops.store.features.definitions import DTYPES, Field, ResolvedView
 from litemlops.store.features.offline import SEQ_BITS, q
-from litemlops.store.features.wal import WalIndex
+from litemlops.store.features.wal import WalStamp
 
 NO_CREATED = -(2**63)  # sorts below every real created time
 CHUNK = 2048  # keys per lookup statement, well under SQLite's variable limit
@@ -89,27 +89,25 @@ class OnlineStore:
         # larger part of a lookup when the server asks for the same entities.
         self._rows: dict[str, dict[tuple[Any, ...], tuple[Any, ...] | None]] = {}
         self._rows_version: int | None = None
-        # The last data_version read, with the WAL index header it was read under.
-        self._version_seen: tuple[bytes | None, int] | None = None
-        self._wal: WalIndex | None = None
+        # The last data_version read, with the WAL file's stamp it was read under.
+        self._version_seen: tuple[tuple[int, int, int] | None, int] | None = None
+        self._wal: WalStamp | None = None
         if self._owned and str(target) != ":memory:" and str(mode).lower() == "wal":
-            self._wal = WalIndex(str(target))
+            self._wal = WalStamp(str(target))
 
     def close(self) -> None:
-        if self._wal is not None:
-            self._wal.close()  # before the connection: see litemlops.store.features.wal
         if self._owned:
             self._con.close()
 
     def _data_version(self) -> int:
         """`PRAGMA data_version`, which changes when another connection commits; not
-        asked again while the WAL index header reads as it did (litemlops.store.features.wal)."""
-        header = self._wal.header() if self._wal is not None else None
+        asked again while the WAL file's stamp reads as it did (litemlops.store.features.wal)."""
+        stamp = self._wal.stamp() if self._wal is not None else None  # before asking
         seen = self._version_seen
-        if header is not None and seen is not None and seen[0] == header:
+        if stamp is not None and seen is not None and seen[0] == stamp:
             return seen[1]
         version = int(self._con.execute("PRAGMA data_version").fetchone()[0])
-        self._version_seen = (header, version)
+        self._version_seen = (stamp, version)
         return version
 
     def create(self, view: ResolvedView) -> bool:

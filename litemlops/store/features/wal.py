@@ -2,55 +2,48 @@
 
 `PRAGMA data_version` answers that exactly, but each call is a read transaction
 (locks on the `-shm` file): under load, more than the lookup it guards when the
-rows are cached. Every commit in WAL mode rewrites the header of the WAL index
-(https://www.sqlite.org/walformat.html, "the wal-index header": its change
-counter, last frame, salts and checksums) in `<database>-shm`, which SQLite
-keeps mapped in every connection. So while that header reads the same as when
-data_version was last asked, its answer still holds.
+rows are cached. In WAL mode every commit writes frames to `<database>-wal`,
+which moves its modification time (and usually its size; a WAL that starts over
+is written from its beginning, so only the time). So while the file's inode,
+size and modification time read as they did before data_version was last asked,
+no commit came since and that answer still holds.
 
-The header is written twice (second copy, then first); a read is trusted only
-when both copies agree and the index is initialised. Anything else (no `-shm`
-file, a platform without read-only mmap, a copy being written) means "ask
-SQLite". The mapping must not outlive the connection: SQLite truncates the
-file only once no connection holds it, and reading a truncated mapping faults.
+A file time has a granularity (a kernel tick; a second or two on some file
+systems): a second commit within the same tick as the one before would leave the
+stamp as it was. So a stamp is trusted only when the file was last written
+`SETTLED_NS` before it was read: any later commit then moves the time. A WAL
+written just now, or no WAL file, means "ask SQLite".
+
+Nothing here opens the `-shm` file (an earlier version mapped it): closing any
+descriptor of a file drops every POSIX lock the process holds on it, SQLite's
+included, and another process opening the database then takes it for unused and
+truncates the index under this process's connections (a bus error here).
 """
 
 from __future__ import annotations
 
-import contextlib
-import mmap
 import os
+import time
 from pathlib import Path
 
-HEADER = 48  # bytes of one copy of the wal-index header
-IS_INIT = 12  # offset of its "initialised" flag
+SETTLED_NS = 2_000_000_000
+"""How long before a stamp is read the WAL must have been written last for the stamp to
+be trusted: above the coarsest file-time granularity SQLite's WAL meets in practice."""
 
 
-class WalIndex:
-    """The wal-index header of one WAL database, read from its `-shm` file."""
+class WalStamp:
+    """Stamps of one WAL database's `-wal` file: (inode, size, modification time)."""
 
     def __init__(self, database: str | Path):
-        self._map: mmap.mmap | None = None
-        if not hasattr(mmap, "PROT_READ"):
-            return  # no read-only shared mapping here (Windows): always ask SQLite
-        with contextlib.suppress(OSError, ValueError):
-            fd = os.open(f"{database}-shm", os.O_RDONLY)
-            try:
-                self._map = mmap.mmap(fd, 2 * HEADER, mmap.MAP_SHARED, mmap.PROT_READ)
-            finally:
-                os.close(fd)
+        self._path = f"{database}-wal"
 
-    def header(self) -> bytes | None:
-        """The header as it reads now, or None when it cannot be trusted."""
-        if self._map is None:
+    def stamp(self) -> tuple[int, int, int] | None:
+        """The stamp as it reads now, or None when it cannot be trusted (no WAL file, or
+        one written less than `SETTLED_NS` ago)."""
+        try:
+            st = os.stat(self._path)
+        except OSError:
             return None
-        both = self._map[: 2 * HEADER]
-        first = both[:HEADER]
-        if first != both[HEADER:] or not first[IS_INIT]:
+        if time.time_ns() - st.st_mtime_ns < SETTLED_NS:
             return None
-        return first
-
-    def close(self) -> None:
-        if self._map is not None:
-            self._map.close()
-            self._map = None
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
