@@ -75,7 +75,7 @@ HANDLED: tuple[type[Exception], ...] = (ApiError, HTTPException, LitemlopsError,
 async def handle_error(request: Request, exc: Exception) -> Response:
     """The answer for `exc`."""
     if isinstance(exc, ApiError):
-        return error_response(exc.status, exc.code, exc.message)
+        return error_response(exc.status, exc.code, exc.message, exc.headers)
     if isinstance(exc, HTTPException):
         return _http_error(request, exc)
     answer = _answer_for(exc)

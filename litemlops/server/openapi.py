@@ -67,6 +67,14 @@ STATUS_TEXT = {
     503: "Not available now",
 }
 
+CHALLENGE = {
+    "WWW-Authenticate": {
+        "description": 'Bearer realm="litemlops", with error="invalid_token" when a token was '
+        "sent but is wrong (RFC 6750)",
+        "schema": {"type": "string"},
+    }
+}
+
 # -- what each endpoint takes and answers ------------------------------------------------------
 
 
@@ -396,6 +404,7 @@ def build_document(
                 },
                 **{
                     str(code): {"description": STATUS_TEXT[code], "content": _json_content(error)}
+                    | ({"headers": CHALLENGE} if code == 401 else {})
                     for code in sorted(op.errors)
                 },
             }

@@ -80,11 +80,14 @@ def require_token(request: Request) -> None:
     state = state_of(request)
     presented = request.headers.get(HEADER) or request.headers.get(ALT_HEADER)
     if not token_matches(presented, state.token):
+        # RFC 6750: a 401 names the scheme, and says when a token was sent but is wrong.
+        challenge = 'Bearer realm="litemlops"' + (', error="invalid_token"' if presented else "")
         raise ApiError(
             401,
             "unauthorized",
             "this endpoint changes state: send the admin token as 'Authorization: Bearer "
             "<token>' (it is in <home>/token)",
+            {"WWW-Authenticate": challenge},
         )
 
 

@@ -429,6 +429,10 @@ def test_every_mutating_endpoint_refuses_a_missing_or_wrong_token(
     response = client.request(method, url, json=body, headers=headers)
 
     assert error(response, 401)["code"] == "unauthorized"
+    sent = any(v for k, v in headers.items() if k.lower() in ("authorization", "x-litemlops-token"))
+    assert response.headers["www-authenticate"] == 'Bearer realm="litemlops"' + (
+        ', error="invalid_token"' if sent else ""
+    )
     assert len(platform.pipelines.list_runs(limit=1000)) == runs
     assert ok(client.get(f"/api/models/{MODEL}"))["aliases"] == aliases
 

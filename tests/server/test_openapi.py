@@ -220,6 +220,7 @@ def test_mutating_endpoints_carry_the_bearer_scheme_and_401(document):
         assert ("401" in op["responses"]) == secured, (method, path)
         if secured:
             assert {"bearerAuth": []} in op["security"]
+            assert "WWW-Authenticate" in op["responses"]["401"]["headers"], (method, path)
 
 
 def test_every_answer_is_described_with_its_statuses_and_the_error_body(document):
