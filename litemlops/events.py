@@ -89,10 +89,6 @@ SCHEDULE_MISFIRED = "schedule_misfired"
 """A schedule's fire time was not run: it was `late_by` seconds behind the clock,
 more than the schedule's misfire `grace` (seconds)."""
 
-SCHEDULE_WAKEUP_DROPPED = "schedule_wakeup_dropped"
-"""APScheduler did not run a schedule's wake-up. reason: max_instances, missed or the
-error; the fire time stays due and is handled by the schedule's next wake-up."""
-
 TRIGGER_FIRED = "trigger_fired"
 """An event on the bus starts a run of the trigger's pipeline (bound). topic: the event's
 topic; pattern: the trigger's topic pattern that matched it."""
@@ -248,7 +244,6 @@ REQUIRED_KEYS: dict[str, frozenset[str]] = {
     BUS_HANDLER_FAILED: frozenset({"topic", "pattern", "error"}),
     SCHEDULE_FIRED: frozenset({"schedule", "scheduled_at", "coalesced"}),
     SCHEDULE_MISFIRED: frozenset({"schedule", "scheduled_at", "late_by", "grace"}),
-    SCHEDULE_WAKEUP_DROPPED: frozenset({"schedule", "scheduled_at", "reason"}),
     TRIGGER_FIRED: frozenset({"topic", "pattern"}),
     TRIGGER_SUPPRESSED: frozenset({"topic", "pattern", "cooldown", "since_last"}),
     PIPELINE_TRIGGER_FAILED: frozenset({"trigger", "error"}),
