@@ -215,6 +215,7 @@ PACKAGES = {
     "litemlops.serving": "the library's serving layer",
     "litemlops.monitoring": "profiles, drift, performance, alerts, the event history",
     "litemlops.server": "HTTP only",
+    "litemlops.server.dashboard": "the web dashboard's pages, templates and charts",
     "litemlops.cli": "click commands",
     "litemlops.demo": "the ride-hailing demo, an application on the platform",
     "litemlops.testing": "the pytest plugin and strategies for users' tests",

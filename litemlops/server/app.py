@@ -26,6 +26,7 @@ from litemlops.config import Config
 from litemlops.errors import LitemlopsError
 from litemlops.logger import get_logger, home_log
 from litemlops.server.admin import admin_routes
+from litemlops.server.dashboard.routes import dashboard_routes
 from litemlops.server.deployments import deployment_routes
 from litemlops.server.errors import HANDLED, handle_error
 from litemlops.server.http import error_response
@@ -159,6 +160,7 @@ def create_app(
         *admin_routes(),
         *deployment_routes(),
         openapi_route(),
+        *dashboard_routes(),
     ]
     middleware = [Middleware(MetricsMiddleware, metrics=server_metrics)]
     return LitemlopsApp(

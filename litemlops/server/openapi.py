@@ -318,12 +318,13 @@ OPERATIONS: dict[tuple[str, str], Op] = {
 
 
 def _endpoints(routes: list[BaseRoute], prefix: str = "") -> list[tuple[str, str, Route]]:
-    """(method, OpenAPI path, route) for every HTTP route, mounted ones included."""
+    """(method, OpenAPI path, route) for every HTTP route of the API, mounted ones
+    included (the dashboard's pages say `include_in_schema=False`: HTML, not the API)."""
     found = []
     for route in routes:
         if isinstance(route, Mount):
             found += _endpoints(route.routes, prefix + route.path)
-        elif isinstance(route, Route):
+        elif isinstance(route, Route) and route.include_in_schema:
             for method in sorted(route.methods or ()):
                 if method != "HEAD":  # Starlette adds it to every GET
                     found.append((method, prefix + route.path_format, route))

@@ -49,7 +49,7 @@ def app_endpoints(routes: list[Any], prefix: str = "") -> set[tuple[str, str]]:
     for route in routes:
         if isinstance(route, Mount):
             found |= app_endpoints(route.routes, prefix + route.path)
-        elif isinstance(route, Route):
+        elif isinstance(route, Route) and route.include_in_schema:  # pages are not the API
             found |= {
                 (m.lower(), prefix + route.path_format) for m in route.methods or () if m != "HEAD"
             }

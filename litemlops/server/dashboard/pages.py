@@ -1,0 +1,146 @@
+"""What each dashboard page shows, as plain data read through the same library calls as
+the admin API, so a page and `/api/...` can never disagree. Templates only lay it out.
+
+Each function runs on a worker thread (it reads SQLite) and returns dicts and lists of
+plain values; times stay `datetime` for the templates to format.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from litemlops.errors import LitemlopsError
+
+if TYPE_CHECKING:
+    from litemlops.server.state import ServerState
+
+#: Pipeline runs the overview lists.
+RECENT_RUNS = 10
+#: Alias moves a model page draws on its timeline, newest kept.
+TIMELINE_MOVES = 200
+
+
+def overview(state: ServerState) -> dict[str, Any]:
+    """Readiness, the service's champion and deployment, alerts, the latest runs and the
+    latest drift verdict."""
+    from litemlops.monitoring.pipeline import latest_report
+
+    platform = state.platform
+    spec = state.service.spec
+    ready, why = _readiness(state)
+    deployment = state.deployments.routing(spec.name)
+    report = latest_report(platform)
+    drift = report.get("drift") or {}
+    return {
+        "ready": ready,
+        "not_ready": why,
+        "service": {
+            "name": spec.name,
+            "model": spec.model,
+            "version": _served_version(state),
+            "deployment": None
+            if deployment is None
+            else {
+                "name": deployment.name,
+                "strategy": deployment.strategy,
+                "arms": [arm.name for arm in deployment.arms],
+            },
+        },
+        "alerts": [a for a in report["alerts"] if a.get("state") in ("firing", "pending")],
+        "runs": [_run(r) for r in platform.pipelines.list_runs(limit=RECENT_RUNS)],
+        "drift": {
+            "checked_at": report.get("checked_at"),
+            "detected": drift.get("dataset_drift"),
+            "message": drift.get("message"),
+            "drifted": drift.get("drifted_features") or [],
+        }
+        if drift
+        else None,
+    }
+
+
+def models(state: ServerState) -> list[dict[str, Any]]:
+    """Every registered model with its aliases and latest version."""
+    return [asdict(m) for m in state.platform.registry.list_registered_models()]
+
+
+def model(state: ServerState, name: str) -> dict[str, Any]:
+    """One model: its versions (newest first), aliases, and every alias move for the
+    timeline (oldest first). `NotFoundError` for an unknown name."""
+    registry = state.platform.registry
+    found = registry.get_registered_model(name)
+    versions = sorted(registry.list_versions(name), key=lambda v: v.version, reverse=True)
+    moves = registry.alias_history(name)[-TIMELINE_MOVES:]
+    return {
+        **asdict(found),
+        "versions": [{**_version(v), "uri": v.uri} for v in versions],
+        "moves": [asdict(m) for m in sorted(moves, key=lambda m: m.at)],
+    }
+
+
+def compare(state: ServerState, name: str, left: int, right: int) -> dict[str, Any]:
+    """Two versions of a model side by side: each one's lineage (run, params, metrics,
+    data fingerprint, feature views, commit, sha256), with the keys that differ."""
+    registry = state.platform.registry
+    sides = [registry.get_model_version(name, v) for v in (left, right)]
+    rows = [_version(v)["lineage"] for v in sides]
+    keys = sorted(set(rows[0]) | set(rows[1]))
+    return {
+        "name": name,
+        "versions": [_version(v) for v in sides],
+        "rows": [
+            {"key": k, "left": rows[0].get(k), "right": rows[1].get(k),
+             "differs": rows[0].get(k) != rows[1].get(k)}
+            for k in keys
+        ],
+    }  # fmt: skip
+
+
+def _lineage_rows(lineage: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested lineage flattened to dotted keys (lists kept whole, as text)."""
+    flat: dict[str, Any] = {}
+    for key, value in lineage.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_lineage_rows(value, path + "."))
+        else:
+            flat[path] = value
+    return flat
+
+
+def _version(v: Any) -> dict[str, Any]:
+    """A version with its lineage flattened to dotted keys, as the pages list it."""
+    return {**asdict(v), "lineage": _lineage_rows(v.lineage)}
+
+
+def _readiness(state: ServerState) -> tuple[bool, str | None]:
+    if state.service_error is not None:
+        return False, state.service_error
+    try:
+        state.models.get(state.service.spec.model)
+    except LitemlopsError as exc:
+        return False, f"no model to serve for {state.service.spec.model!r}: {exc.args[0]}"
+    return True, None
+
+
+def _served_version(state: ServerState) -> int | None:
+    try:
+        return state.models.get(state.service.spec.model).version
+    except LitemlopsError:
+        return None
+
+
+def _run(run: Any) -> dict[str, Any]:
+    started: datetime | None = run.started_at
+    ended: datetime | None = run.ended_at
+    return {
+        "run_id": run.run_id,
+        "pipeline": run.pipeline,
+        "state": run.state,
+        "trigger": run.trigger,
+        "started_at": started,
+        "duration": (ended - started).total_seconds() if started and ended else None,
+        "error": run.error,
+    }

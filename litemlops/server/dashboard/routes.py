@@ -1,0 +1,126 @@
+"""The dashboard's routes: `/` redirects to `/ui`; pages under `/ui`, their files under
+`/ui/static`. Pages are HTML laid out by Jinja2 templates (autoescaped) from the data
+functions in `pages`; they load no script or style from anywhere but this server, and
+say so in their Content-Security-Policy. Changes go through the admin API with the
+token the page asks for once and keeps for the tab (a Bearer header, never a cookie).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from litemlops.errors import NotFoundError
+from litemlops.server.dashboard import pages
+from litemlops.server.state import state_of
+
+if TYPE_CHECKING:
+    import jinja2
+
+PACKAGE = "litemlops.server.dashboard"
+
+#: Only this server's own files, no inline script, no framing by another site.
+HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
+    "style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; "
+    "base-uri 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+@cache
+def environment() -> jinja2.Environment:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader(PACKAGE, "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,  # a misspelt field is an error, not a blank
+    )
+    env.filters["when"] = _when
+    env.filters["seconds"] = _seconds
+    return env
+
+
+def _when(value: datetime | str | None) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return f"{value.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g} s" if value < 60 else f"{value / 60:.1f} min"
+
+
+def render(template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    text = environment().get_template(template).render(**context)
+    return HTMLResponse(text, status_code=status, headers=HEADERS)
+
+
+def not_found(message: str) -> HTMLResponse:
+    return render("not_found.html", 404, title="Not found", page="", message=message)
+
+
+async def home(request: Request) -> Response:
+    return RedirectResponse("/ui", status_code=307)
+
+
+async def overview(request: Request) -> Response:
+    data = await run_in_threadpool(pages.overview, state_of(request))
+    return render("overview.html", title="Overview", page="overview", **data)
+
+
+async def models(request: Request) -> Response:
+    found = await run_in_threadpool(pages.models, state_of(request))
+    return render("models.html", title="Models", page="models", models=found)
+
+
+async def model(request: Request) -> Response:
+    from litemlops.server.dashboard.svg import alias_timeline
+
+    name = request.path_params["name"]
+    try:
+        data = await run_in_threadpool(pages.model, state_of(request), name)
+    except NotFoundError as exc:
+        return not_found(exc.args[0])
+    timeline = alias_timeline(data["moves"], datetime.now(UTC))
+    return render("model.html", title=name, page="models", timeline=timeline, **data)
+
+
+async def compare(request: Request) -> Response:
+    name = request.path_params["name"]
+    try:
+        left, right = (int(request.query_params.get(k, "")) for k in ("left", "right"))
+    except ValueError:
+        return not_found("compare two versions: ?left=N&right=M, both version numbers")
+    try:
+        data = await run_in_threadpool(pages.compare, state_of(request), name, left, right)
+    except NotFoundError as exc:
+        return not_found(exc.args[0])
+    return render("compare.html", title=f"{name}: v{left} / v{right}", page="models", **data)
+
+
+def _page(path: str, endpoint: Any) -> Route:
+    return Route(path, endpoint, methods=["GET"], include_in_schema=False)
+
+
+def dashboard_routes() -> list[BaseRoute]:
+    return [
+        _page("/", home),
+        _page("/ui", overview),
+        _page("/ui/models", models),
+        _page("/ui/models/{name}", model),
+        _page("/ui/models/{name}/compare", compare),
+        Mount("/ui/static", StaticFiles(packages=[(PACKAGE, "static")]), name="static"),
+    ]

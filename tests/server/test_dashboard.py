@@ -1,0 +1,195 @@
+"""The dashboard's pages, read as a browser would get them: each shows the figures the
+admin API answers, escapes what it shows, loads nothing from elsewhere, and changes
+nothing without the token (changes go through the API the page calls)."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+import pytest
+from conftest import MODEL
+
+PAGES = ["/ui", "/ui/models", f"/ui/models/{MODEL}", f"/ui/models/{MODEL}/compare?left=1&right=1"]
+
+
+class Texts(HTMLParser):
+    """Every element's text by its id, and every src/href the page loads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: dict[str, list[str]] = {}
+        self.open: list[str] = []
+        self.loads: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag in ("script", "link", "img") and (found.get("src") or found.get("href")):
+            self.loads.append(found.get("src") or found.get("href") or "")
+        if found.get("id"):
+            self.open.append(found["id"] or "")
+            self.ids.setdefault(found["id"] or "", [])
+
+    def handle_data(self, data: str) -> None:
+        for name in self.open:
+            self.ids[name].append(data)
+
+    def text(self, name: str) -> str:
+        return " ".join(" ".join(self.ids[name]).split())
+
+
+def page(client, url: str) -> Texts:
+    response = client.get(url)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/html")
+    parsed = Texts()
+    parsed.feed(response.text)
+    return parsed
+
+
+@pytest.mark.parametrize("url", PAGES)
+def test_each_page_loads_only_this_servers_files_under_a_strict_policy(client, url):
+    response = client.get(url)
+    parsed = page(client, url)
+
+    assert parsed.loads and all(u.startswith("/ui/static/") for u in parsed.loads), parsed.loads
+    policy = response.headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "script-src 'self'" in policy
+    assert "<script>" not in response.text  # scripts come from files only
+    assert not re.search(r"<[^>]+\son\w+=", response.text)  # no inline event handlers
+    for asset in parsed.loads:
+        assert client.get(asset).status_code == 200, asset
+
+
+def test_the_root_sends_a_browser_to_the_dashboard(client):
+    response = client.get("/", follow_redirects=False)
+
+    assert response.status_code == 307 and response.headers["location"] == "/ui"
+
+
+def test_the_overview_shows_what_the_api_says(client):
+    ready = client.get("/ready").json()
+    runs = client.get("/api/pipelines/runs", params={"limit": 10}).json()
+    monitoring = client.get("/api/monitoring").json()
+
+    parsed = page(client, "/ui")
+
+    assert "ready" in parsed.text("readiness") and "not ready" not in parsed.text("readiness")
+    assert f"v{ready['version']}" in parsed.text("service")
+    assert f"{MODEL}@champion" in parsed.text("service")
+    shown = parsed.text("runs")
+    for run in runs:
+        assert run["run_id"][:12] in shown and run["pipeline"] in shown
+    firing = [a for a in monitoring["alerts"] if a["state"] in ("firing", "pending")]
+    assert ("none firing" in parsed.text("alerts")) == (not firing)
+
+
+def test_the_models_pages_show_the_registry_as_the_api_does(client):
+    listed = client.get("/api/models").json()
+    model = client.get(f"/api/models/{MODEL}").json()
+    history = client.get(f"/api/models/{MODEL}/aliases/champion/history").json()
+
+    models = page(client, "/ui/models")
+    one = page(client, f"/ui/models/{MODEL}")
+
+    for m in listed:
+        assert m["name"] in models.text("models")
+    for alias, version in model["aliases"].items():
+        assert f"{alias} v{version}" in one.text("aliases")
+    moves = one.text("moves")
+    for move in history:
+        assert (move.get("reason") or "") in moves
+    for v in model["versions"]:
+        assert one.text(f"v{v['version']}").startswith(f"v{v['version']}")
+        assert v["run_id"][:12] in one.text(f"v{v['version']}")
+
+
+def test_an_unknown_model_is_a_404_page_naming_it(client):
+    response = client.get("/ui/models/nobody")
+
+    assert response.status_code == 404
+    assert "nobody" in response.text and response.headers["content-type"].startswith("text/html")
+
+
+@pytest.mark.parametrize("query", ["", "?left=1", "?left=x&right=1"])
+def test_a_comparison_without_two_version_numbers_says_what_it_needs(client, query):
+    response = client.get(f"/ui/models/{MODEL}/compare{query}")
+
+    assert response.status_code == 404
+    assert "?left=N&amp;right=M" in response.text
+
+
+def test_text_from_the_registry_is_escaped_not_markup(client, auth):
+    reason = '<img src=x onerror="alert(1)">'
+    moved = client.put(
+        f"/api/models/{MODEL}/aliases/escaped", json={"version": 1, "reason": reason},
+        headers=auth,
+    )
+    assert moved.status_code == 200, moved.text
+
+    text = client.get(f"/ui/models/{MODEL}").text
+
+    assert reason not in text
+    assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in text
+
+
+def test_the_alias_form_names_the_api_route_the_page_script_calls(client):
+    text = client.get(f"/ui/models/{MODEL}").text
+    routes = set(re.findall(r'data-method="(\w+)" data-url="([^"]+)"', text))
+
+    assert routes == {("PUT", f"/api/models/{MODEL}/aliases/{{alias}}")}
+    # The API refuses it without the token: the page cannot change anything by itself.
+    assert client.put(f"/api/models/{MODEL}/aliases/x", json={"version": 1}).status_code == 401
+
+
+def test_pages_are_not_part_of_the_api_document(client):
+    paths = client.get("/openapi.json").json()["paths"]
+
+    assert not [p for p in paths if p == "/" or p.startswith("/ui")]
+
+
+# -- the alias timeline ------------------------------------------------------------------------
+
+
+def move(alias, to, minute, reason=""):
+    from datetime import UTC, datetime
+
+    at = datetime(2026, 1, 1, 12, minute, tzinfo=UTC)
+    return {"alias": alias, "to_version": to, "at": at, "reason": reason}
+
+
+def bars(svg: str) -> list[tuple[str, float, float]]:
+    """(version, x, width) of each bar, left to right as drawn."""
+    found = re.findall(
+        r'data-version="(\d+)">.*?<rect x="([\d.]+)" y="[\d.]+" width="([\d.]+)"', svg
+    )
+    return [(v, float(x), float(w)) for v, x, w in found]
+
+
+def test_the_timeline_draws_a_bar_per_stretch_an_alias_named_a_version():
+    from datetime import UTC, datetime
+
+    from litemlops.server.dashboard.svg import LABEL, alias_timeline
+
+    moves = [move("champion", 1, 0), move("challenger", 2, 10), move("champion", 2, 20),
+             move("challenger", None, 30), move("challenger", 3, 40)]
+    now = datetime(2026, 1, 1, 13, 0, tzinfo=UTC)
+    svg = str(alias_timeline(moves, now, width=LABEL + 8 + 600))  # 10 px a minute
+
+    assert bars(svg) == [
+        ("2", LABEL + 100, 200.0), ("3", LABEL + 400, 200.0),  # challenger: a gap while deleted
+        ("1", LABEL + 0, 200.0), ("2", LABEL + 200, 400.0),  # champion until now
+    ]
+    assert svg.count('class="alias"') == 2
+
+
+def test_the_timeline_escapes_names_and_reasons_and_is_empty_without_moves():
+    from datetime import UTC, datetime
+
+    from litemlops.server.dashboard.svg import alias_timeline
+
+    now = datetime(2026, 1, 1, 13, tzinfo=UTC)
+    svg = str(alias_timeline([move("a<b", 1, 0, reason='"x" & <y>')], now))
+
+    assert "a&lt;b" in svg and "&quot;x&quot; &amp; &lt;y&gt;" in svg and "<y>" not in svg
+    assert str(alias_timeline([], now)) == ""
