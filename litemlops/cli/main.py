@@ -186,6 +186,7 @@ def _serve(platform: Any) -> None:
         for application in platform.applications:
             for line in application.hints(config, url):
                 click.echo(f"  {line}")
+        click.echo(f"  dashboard: {url}/ui")
         click.echo(f"  also:   {url}/ready  {url}/metrics  {url}/openapi.json  {url}/api/models")
         click.echo(
             f"  admin:  mutating calls need 'Authorization: Bearer <token>', token in "

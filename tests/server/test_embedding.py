@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -106,6 +107,10 @@ def test_a_mounted_app_serves_under_its_prefix_and_closes_the_home_with_its_host
         document = client.get("/ml/openapi.json")
         redirect = client.get("/ml/health/", follow_redirects=False)
         metrics = client.get("/ml/metrics")
+        root = client.get("/ml/", follow_redirects=False)
+        page = client.get("/ml/ui")
+        assets = [client.get(u) for u in re.findall(r'(?:src|href)="(/ml/ui/static/[^"]+)"',
+                                                     page.text)]
         # the app holds the home while it serves
         with pytest.raises(HomeLockedError, match=r"is in use by process \d+"):
             Platform(config, clock=FixedClock())
@@ -126,6 +131,10 @@ def test_a_mounted_app_serves_under_its_prefix_and_closes_the_home_with_its_host
     assert redirect.status_code in (307, 308)
     assert redirect.headers["location"].endswith("/ml/health")
     assert 'endpoint="/inference"' in metrics.text
+    # The dashboard's links and API calls start with the mount's prefix.
+    assert root.status_code == 307 and root.headers["location"] == "/ml/ui"
+    assert page.status_code == 200 and 'href="/ui' not in page.text
+    assert len(assets) == 3 and all(a.status_code == 200 for a in assets)
     assert lifespan_log == ["host started", "host stopped"]
     with Platform(config, clock=FixedClock()):  # closed with its host: the lock is free
         pass

@@ -7,6 +7,7 @@ token the page asks for once and keeps for the tab (a Bearer header, never a coo
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -48,6 +49,7 @@ def environment() -> jinja2.Environment:
     )
     env.filters["when"] = _when
     env.filters["seconds"] = _seconds
+    env.filters["value"] = _value
     return env
 
 
@@ -59,31 +61,41 @@ def _when(value: datetime | str | None) -> str:
     return f"{value.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
 
 
+def _value(value: Any) -> str:
+    """A lineage value as JSON shows it (lists and objects compact), "-" for none."""
+    if value is None:
+        return "-"
+    return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
 def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.3g} s" if value < 60 else f"{value / 60:.1f} min"
 
 
-def render(template: str, status: int = 200, **context: Any) -> HTMLResponse:
-    text = environment().get_template(template).render(**context)
+def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    """The page; `root` is where the app is mounted ("" at the top), which every link
+    and API call of the page starts with."""
+    root = request.scope.get("root_path", "")
+    text = environment().get_template(template).render(root=root, **context)
     return HTMLResponse(text, status_code=status, headers=HEADERS)
 
 
-def not_found(message: str) -> HTMLResponse:
-    return render("not_found.html", 404, title="Not found", page="", message=message)
+def not_found(request: Request, message: str) -> HTMLResponse:
+    return render(request, "not_found.html", 404, title="Not found", page="", message=message)
 
 
 async def home(request: Request) -> Response:
-    return RedirectResponse("/ui", status_code=307)
+    return RedirectResponse(f"{request.scope.get('root_path', '')}/ui", status_code=307)
 
 
 async def overview(request: Request) -> Response:
     data = await run_in_threadpool(pages.overview, state_of(request))
-    return render("overview.html", title="Overview", page="overview", **data)
+    return render(request, "overview.html", title="Overview", page="overview", **data)
 
 
 async def models(request: Request) -> Response:
     found = await run_in_threadpool(pages.models, state_of(request))
-    return render("models.html", title="Models", page="models", models=found)
+    return render(request, "models.html", title="Models", page="models", models=found)
 
 
 async def model(request: Request) -> Response:
@@ -93,9 +105,9 @@ async def model(request: Request) -> Response:
     try:
         data = await run_in_threadpool(pages.model, state_of(request), name)
     except NotFoundError as exc:
-        return not_found(exc.args[0])
+        return not_found(request, exc.args[0])
     timeline = alias_timeline(data["moves"], datetime.now(UTC))
-    return render("model.html", title=name, page="models", timeline=timeline, **data)
+    return render(request, "model.html", title=name, page="models", timeline=timeline, **data)
 
 
 async def compare(request: Request) -> Response:
@@ -103,12 +115,13 @@ async def compare(request: Request) -> Response:
     try:
         left, right = (int(request.query_params.get(k, "")) for k in ("left", "right"))
     except ValueError:
-        return not_found("compare two versions: ?left=N&right=M, both version numbers")
+        return not_found(request, "compare two versions: ?left=N&right=M, both version numbers")
     try:
         data = await run_in_threadpool(pages.compare, state_of(request), name, left, right)
     except NotFoundError as exc:
-        return not_found(exc.args[0])
-    return render("compare.html", title=f"{name}: v{left} / v{right}", page="models", **data)
+        return not_found(request, exc.args[0])
+    title = f"{name}: v{left} / v{right}"
+    return render(request, "compare.html", title=title, page="models", **data)
 
 
 def _page(path: str, endpoint: Any) -> Route:

@@ -15,20 +15,21 @@ function showTokenState() {
   if (state) state.textContent = sessionStorage.getItem(TOKEN) ? "token kept" : "no token";
 }
 
-async function refresh() {
+// A timed refresh leaves the page alone while the user is in one of its fields.
+async function refresh(force) {
   const main = document.getElementById("main");
   const answer = await fetch(location.href, { headers: { Accept: "text/html" } });
   if (!answer.ok) return;
   const page = new DOMParser().parseFromString(await answer.text(), "text/html");
   const fresh = page.getElementById("main");
-  if (fresh && !main.contains(document.activeElement)) main.innerHTML = fresh.innerHTML;
+  if (fresh && (force || !main.contains(document.activeElement))) main.innerHTML = fresh.innerHTML;
 }
 
 function every() {
   const seconds = Number(document.getElementById("main").dataset.refresh || 0);
   if (!seconds) return;
   setInterval(() => {
-    if (document.visibilityState === "visible") refresh().catch(() => {});
+    if (document.visibilityState === "visible") refresh(false).catch(() => {});
   }, seconds * 1000);
 }
 
@@ -56,7 +57,7 @@ async function change(form) {
   const text = await answer.text();
   if (answer.ok) {
     notice(`${form.dataset.done}: ${text}`, false);
-    await refresh();
+    await refresh(true);
   } else {
     let message = text;
     try { message = JSON.parse(text).error.message; } catch (e) { /* not JSON */ }

@@ -1,0 +1,180 @@
+"""The dashboard in a real browser: headless Chromium (Debian's `chromium`) driven by
+playwright against the shipped `python -m litemlops run`. Each page loads with no
+console error and draws something; the token flow moves an alias through the admin API;
+a page refreshes in place. Where no browser is installed the tests skip, except in CI
+(`CI` set), where `.ci/run` installs one and a missing browser is a failure."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import time
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import MODEL
+
+pytestmark = pytest.mark.slow
+
+BROWSERS = ("chromium", "chromium-browser", "google-chrome")
+
+
+def browser_path() -> str | None:
+    return next((p for name in BROWSERS if (p := shutil.which(name))), None)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    path = browser_path()
+    if path is None:
+        message = f"no browser ({', '.join(BROWSERS)}) on PATH; .ci/run installs chromium"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as driver:
+        # No sandbox: CI runs as root, where Chromium refuses to start with one.
+        launched = driver.chromium.launch(executable_path=path, args=["--no-sandbox"])
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture(scope="module")
+def served(
+    served_template: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, str]]:
+    """`python -m litemlops run` on a copy of the template home: its URL and token."""
+    home = tmp_path_factory.mktemp("browser") / "home"
+    shutil.copytree(served_template, home)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LITEMLOPS_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "litemlops", "run", "--home", str(home), "--port", "0"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            address = home / "server.json"
+            if address.exists():
+                url = json.loads(address.read_text())["url"]
+                if httpx.get(f"{url}/ready").status_code == 200:
+                    break
+            time.sleep(0.2)
+        else:
+            process.kill()
+            pytest.fail(f"run did not get ready: {process.communicate()[1][-3000:]}")
+        yield url, (home / "token").read_text().strip()
+    finally:
+        process.terminate()
+        process.communicate(timeout=60)
+
+
+def visible_colours(png: bytes) -> int:
+    """How many byte values the decoded image data holds: a blank page has a few."""
+    chunks, at = [], 8
+    while at < len(png):
+        (length,) = struct.unpack(">I", png[at : at + 4])
+        kind = png[at + 4 : at + 8]
+        if kind == b"IDAT":
+            chunks.append(png[at + 8 : at + 8 + length])
+        at += 12 + length
+    return len(set(zlib.decompress(b"".join(chunks))))
+
+
+PAGES = ["/ui", "/ui/models", f"/ui/models/{MODEL}", f"/ui/models/{MODEL}/compare?left=1&right=1"]
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_each_page_loads_without_console_errors_and_is_not_blank(browser, served, path):
+    url, _ = served
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+
+    response = page.goto(url + path)
+    page.wait_for_load_state("networkidle")
+
+    assert response is not None and response.status == 200
+    assert errors == []
+    assert page.locator("h1").inner_text().strip()
+    assert visible_colours(page.screenshot(full_page=True)) > 20
+    page.close()
+
+
+def move_alias(page: Any, alias: str, version: int, reason: str) -> str:
+    """Fill the model page's alias form and submit it; the notice it shows."""
+    form = page.locator("form.change")
+    form.locator("input[name=alias]").fill(alias)
+    form.locator("select[name=version]").select_option(str(version))
+    form.locator("input[name=reason]").fill(reason)
+    form.locator("button[type=submit]").click()
+    from playwright.sync_api import expect
+
+    expect(page.locator("#notice")).not_to_have_text("", timeout=15_000)
+    return str(page.locator("#notice").inner_text())
+
+
+def test_the_token_entered_once_moves_an_alias_through_the_api(browser, served):
+    url, token = served
+    page = browser.new_page()
+    page.goto(f"{url}/ui/models/{MODEL}")
+
+    page.locator("#token input[name=token]").fill(token)
+    page.locator("#token button").click()
+    shown = move_alias(page, "browser", 1, "moved from the dashboard")
+
+    assert shown.startswith("moved:"), shown
+    model = httpx.get(f"{url}/api/models/{MODEL}").json()
+    assert model["aliases"]["browser"] == 1
+    history = httpx.get(f"{url}/api/models/{MODEL}/aliases/browser/history").json()
+    assert history[-1]["reason"] == "moved from the dashboard"
+    page.locator("#aliases").filter(has_text="browser").wait_for(timeout=15_000)
+    page.reload()  # the token is kept for the tab
+    assert page.locator("#token .token-state").inner_text() == "token kept"
+    page.close()
+
+
+def test_without_the_token_or_with_a_wrong_one_nothing_moves(browser, served):
+    url, _ = served
+    page = browser.new_page()
+    page.goto(f"{url}/ui/models/{MODEL}")
+
+    first = move_alias(page, "refused", 1, "no token")
+    page.locator("#token input[name=token]").fill("not-the-token-at-all")
+    page.locator("#token button").click()
+    page.locator("#notice").evaluate("box => { box.textContent = ''; }")  # for the next one
+    second = move_alias(page, "refused", 1, "wrong token")
+
+    assert "enter the admin token first" in first
+    assert second.startswith("401:"), second
+    assert "refused" not in httpx.get(f"{url}/api/models/{MODEL}").json()["aliases"]
+    page.close()
+
+
+def test_a_page_shows_a_change_made_elsewhere_without_a_reload(browser, served):
+    url, token = served
+    page = browser.new_page()
+    page.goto(f"{url}/ui/models")
+    page.evaluate("window.loadedOnce = true")  # gone if the page were loaded again
+
+    moved = httpx.put(
+        f"{url}/api/models/{MODEL}/aliases/elsewhere", json={"version": 1},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert moved.status_code == 200, moved.text
+
+    page.locator("#models").filter(has_text="elsewhere").wait_for(timeout=20_000)
+    assert page.evaluate("window.loadedOnce") is True
+    page.close()
