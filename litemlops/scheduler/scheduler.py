@@ -228,17 +228,38 @@ class Scheduler:
         The future holds the finished run, or the error that kept it from running.
         """
         self._require_pipeline(pipeline_name, "trigger")
+        return self._submit(self._fire, pipeline_name, params, trigger, payload)
+
+    def resume(self, pipeline_name: str, run_id: str) -> Future[PipelineRun]:
+        """Run a failed run again from its failed tasks (`PipelineRunner.resume`), on the
+        worker pool once started, at once before. Its errors (not failed, unknown run)
+        are the future's, as a trigger's are."""
+        self._require_pipeline(pipeline_name, "resume")
+        return self._submit(self._resume, pipeline_name, run_id)
+
+    def _submit(self, fn: Callable[..., PipelineRun], *args: Any) -> Future[PipelineRun]:
+        """`fn(*args)` on the worker pool once started; before, now, in this thread."""
         with self._mutex:
             self._require_open()
             pool = self._pool
         if pool is not None:
-            return pool.submit(self._fire, pipeline_name, params, trigger, payload)
+            return pool.submit(fn, *args)
         future: Future[PipelineRun] = Future()
         try:
-            future.set_result(self._fire(pipeline_name, params, trigger, payload))
+            future.set_result(fn(*args))
         except Exception as exc:
             future.set_exception(exc)
         return future
+
+    def _resume(self, pipeline_name: str, run_id: str) -> PipelineRun:
+        with self._idle:
+            self._active += 1
+        try:
+            return self.runner.resume(self.lookup(pipeline_name), run_id)
+        finally:
+            with self._idle:
+                self._active -= 1
+                self._idle.notify_all()
 
     def run_pending(self, now: datetime | None = None) -> list[PipelineRun]:
         """Run, in this thread, every schedule due at `now` (default `clock()`); return the runs.

@@ -31,6 +31,7 @@ from litemlops.server.http import JSON, ApiError, parse
 from litemlops.server.schemas import (
     INT64_MAX,
     AliasState,
+    ResumeAnswer,
     RollbackBody,
     SetAliasBody,
     TriggerAnswer,
@@ -390,6 +391,30 @@ async def trigger_pipeline(request: Request) -> Response:
     return _answer(answer, status_code=202)
 
 
+async def resume_pipeline_run(request: Request) -> Response:
+    """Run a failed run again from its failed tasks (its params as they were), and answer
+    once it is running again (or ended, when that was quicker)."""
+    require_token(request)
+    platform = state_of(request).platform
+    run_id = request.path_params["run_id"]
+    run = await _call(platform.pipelines.get_run, run_id)
+    if run.state != "failed":
+        raise ApiError(409, "conflict", f"run {run_id} is {run.state}; only a failed run resumes")
+    future = await _call(platform.scheduler.resume, run.pipeline, run_id)
+    deadline = time.monotonic() + ADMIT_WAIT_SECONDS
+    while not future.done() and time.monotonic() < deadline:
+        if (await _call(platform.pipelines.get_run, run_id)).state != "failed":
+            break
+        await asyncio.sleep(0.01)
+    if future.done() and future.exception() is not None:
+        raise future.exception()  # type: ignore[misc]  # answered by `server.errors`
+    now = await _call(platform.pipelines.get_run, run_id)
+    answer: ResumeAnswer = {
+        "accepted": True, "pipeline": run.pipeline, "run_id": run_id, "state": now.state
+    }
+    return _answer(answer, status_code=202)
+
+
 async def _admitted(
     platform: Platform, name: str, marker: str, future: Future[PipelineRun]
 ) -> tuple[str | None, str | None]:
@@ -451,6 +476,7 @@ def admin_routes() -> list[BaseRoute]:
         Route("/api/pipelines/runs", list_pipeline_runs, methods=["GET"]),
         Route("/api/pipelines/runs/{run_id}", get_pipeline_run, methods=["GET"]),
         Route("/api/pipelines/{name}/trigger", trigger_pipeline, methods=["POST"]),
+        Route("/api/pipelines/runs/{run_id}/resume", resume_pipeline_run, methods=["POST"]),
         Route("/api/features", list_features, methods=["GET"]),
         Route("/api/features/{view}", get_feature_view, methods=["GET"]),
         Route("/api/monitoring", monitoring, methods=["GET"]),

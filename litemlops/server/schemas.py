@@ -357,6 +357,13 @@ PipelineRunDetail = _like(
 )
 
 
+class ResumeAnswer(TypedDict):
+    accepted: bool
+    pipeline: str
+    run_id: str
+    state: Annotated[str, Field(description="The run's state when answered")]
+
+
 class TriggerAnswer(TypedDict):
     accepted: bool
     pipeline: str

@@ -66,6 +66,21 @@ def wait_for_gate(ctx):
 
 
 gated = Pipeline("gated", [wait_for_gate])
+
+
+@task
+def steady(ctx):
+    return 1
+
+
+@task(upstream="steady")
+def once_the_flag_is_up(ctx):
+    if not Path(ctx.config.home, "flag").exists():
+        raise RuntimeError("the flag is down")
+    return ctx.upstream["steady"] + 1
+
+
+flaky = Pipeline("flaky", [steady, once_the_flag_is_up])
 """
 #: Every endpoint of the admin API that changes state: its route, a URL, a body it accepts.
 MUTATING = [
@@ -88,6 +103,7 @@ MUTATING = [
         {},
     ),
     ("POST", "/api/pipelines/{name}/trigger", "/api/pipelines/echo/trigger", {"params": {"n": 2}}),
+    ("POST", "/api/pipelines/runs/{run_id}/resume", "/api/pipelines/runs/some-run/resume", None),
     (
         "PUT",
         "/api/services/{service}/deployment",
@@ -609,6 +625,30 @@ def test_a_trigger_checks_params_with_the_pipelines_own_check(client, auth):
 
 def test_triggering_an_unknown_pipeline_is_404(client, auth):
     error(client.post("/api/pipelines/nope/trigger", headers=auth), 404)
+
+
+def test_a_failed_run_resumes_from_its_failed_task_and_only_a_failed_one(client, auth, config):
+    failed = ok(client.post("/api/pipelines/flaky/trigger", headers=auth), 202)
+    assert failed["state"] == "failed"
+    url = f"/api/pipelines/runs/{failed['run_id']}"
+    (config.home / "flag").touch()
+
+    answer = ok(client.post(f"{url}/resume", headers=auth), 202)
+    again = client.post(f"{url}/resume", headers=auth)
+
+    assert answer == {
+        "accepted": True, "pipeline": "flaky", "run_id": failed["run_id"], "state": "success"
+    }
+    tasks = [(t["task"], t["attempt"], t["state"]) for t in ok(client.get(url))["tasks"]]
+    assert tasks == [
+        ("steady", 1, "success"),
+        ("once_the_flag_is_up", 1, "failed"),
+        ("once_the_flag_is_up", 2, "success"),
+    ]
+    assert "only a failed run resumes" in error(again, 409)["message"]
+    assert "nope" in error(client.post("/api/pipelines/runs/nope/resume", headers=auth), 404)[
+        "message"
+    ]
 
 
 def test_a_trigger_answers_before_the_run_ends_once_the_scheduler_runs(tmp_path):

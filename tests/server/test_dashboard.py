@@ -180,7 +180,7 @@ def test_the_timeline_draws_a_bar_per_stretch_an_alias_named_a_version():
         ("2", LABEL + 100, 200.0), ("3", LABEL + 400, 200.0),  # challenger: a gap while deleted
         ("1", LABEL + 0, 200.0), ("2", LABEL + 200, 400.0),  # champion until now
     ]
-    assert svg.count('class="alias"') == 2
+    assert svg.count('class="row"') == 2
 
 
 def test_the_timeline_escapes_names_and_reasons_and_is_empty_without_moves():
@@ -193,3 +193,43 @@ def test_the_timeline_escapes_names_and_reasons_and_is_empty_without_moves():
 
     assert "a&lt;b" in svg and "&quot;x&quot; &amp; &lt;y&gt;" in svg and "<y>" not in svg
     assert str(alias_timeline([], now)) == ""
+
+
+# -- pipelines ---------------------------------------------------------------------------------
+
+
+def test_the_pipelines_page_lists_the_catalog_and_the_runs_the_api_lists(client):
+    described = client.get("/api/pipelines").json()
+    runs = client.get("/api/pipelines/runs", params={"limit": 50}).json()
+
+    parsed = page(client, "/ui/pipelines")
+
+    for p in described:
+        assert p["name"] in parsed.text("pipelines")
+        assert " → ".join(t["name"] for t in p["tasks"]) in parsed.text("pipelines")
+    for run in runs:
+        assert run["run_id"][:12] in parsed.text("runs")
+    text = client.get("/ui/pipelines").text
+    for p in described:
+        assert f'data-url="/api/pipelines/{p["name"]}/trigger"' in text
+
+
+def test_a_pipeline_runs_page_shows_each_attempt_and_the_runs_events(client):
+    run = client.get("/api/pipelines/runs", params={"limit": 1}).json()[0]
+    detail = client.get(f"/api/pipelines/runs/{run['run_id']}").json()
+
+    parsed = page(client, f"/ui/pipelines/runs/{run['run_id']}")
+    text = client.get(f"/ui/pipelines/runs/{run['run_id']}").text
+
+    attempts = parsed.text("attempts")
+    for task in detail["tasks"]:
+        assert task["task"] in attempts
+    assert text.count('class="bar" data-state=') == len(detail["tasks"])
+    assert "task_succeeded" in parsed.text("events")
+    assert "/resume" not in text  # only a failed run offers to resume
+
+
+def test_an_unknown_run_or_pipeline_is_a_404_page(client):
+    assert client.get("/ui/pipelines/runs/nope").status_code == 404
+    missing = client.get("/ui/pipelines", params={"pipeline": "nope"})
+    assert missing.status_code == 404 and "nope" in missing.text

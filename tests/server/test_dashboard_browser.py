@@ -92,7 +92,10 @@ def visible_colours(png: bytes) -> int:
     return len(set(zlib.decompress(b"".join(chunks))))
 
 
-PAGES = ["/ui", "/ui/models", f"/ui/models/{MODEL}", f"/ui/models/{MODEL}/compare?left=1&right=1"]
+PAGES = [
+    "/ui", "/ui/models", f"/ui/models/{MODEL}", f"/ui/models/{MODEL}/compare?left=1&right=1",
+    "/ui/pipelines", "/ui/pipelines/runs/newest",
+]
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -103,6 +106,9 @@ def test_each_page_loads_without_console_errors_and_is_not_blank(browser, served
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
 
+    if path.endswith("/newest"):
+        newest = httpx.get(f"{url}/api/pipelines/runs", params={"limit": 1}).json()[0]
+        path = path.replace("newest", newest["run_id"])
     response = page.goto(url + path)
     page.wait_for_load_state("networkidle")
 
@@ -177,4 +183,23 @@ def test_a_page_shows_a_change_made_elsewhere_without_a_reload(browser, served):
 
     page.locator("#models").filter(has_text="elsewhere").wait_for(timeout=20_000)
     assert page.evaluate("window.loadedOnce") is True
+    page.close()
+
+
+def test_run_now_starts_a_pipeline_with_the_tabs_token(browser, served):
+    url, token = served
+    before = httpx.get(f"{url}/api/pipelines/runs", params={"pipeline": "monitoring"}).json()
+    page = browser.new_page()
+    page.goto(f"{url}/ui/pipelines")
+    page.locator("#token input[name=token]").fill(token)
+    page.locator("#token button").click()
+
+    row = page.locator("#pipelines tr").filter(has_text="monitoring")
+    row.locator("button", has_text="Run now").click()
+    from playwright.sync_api import expect
+
+    expect(page.locator("#notice")).to_contain_text("started:", timeout=15_000)
+    after = httpx.get(f"{url}/api/pipelines/runs", params={"pipeline": "monitoring"}).json()
+    new = [r for r in after if r["run_id"] not in {b["run_id"] for b in before}]
+    assert [r["trigger"] for r in new] == ["manual"]
     page.close()

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 RECENT_RUNS = 10
 #: Alias moves a model page draws on its timeline, newest kept.
 TIMELINE_MOVES = 200
+#: Runs the pipelines page lists; events a run's page shows (the newest).
+RUNS_SHOWN = 50
+RUN_EVENTS = 500
 
 
 def overview(state: ServerState) -> dict[str, Any]:
@@ -110,6 +113,48 @@ def _lineage_rows(lineage: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def pipelines(state: ServerState, pipeline: str | None) -> dict[str, Any]:
+    """The pipelines (tasks, schedule, triggers) and their latest runs (of one when
+    named; `NotFoundError` for an unknown name)."""
+    platform = state.platform
+    if pipeline is not None:
+        platform.catalog.get(pipeline)
+    return {
+        "pipelines": [p.describe() for p in platform.catalog],
+        "selected": pipeline,
+        "runs": [_run(r) for r in platform.pipelines.list_runs(pipeline, limit=RUNS_SHOWN)],
+    }
+
+
+def pipeline_run(state: ServerState, run_id: str) -> dict[str, Any]:
+    """One run: its params and every task attempt in order, with the run's events
+    (`RunNotFoundError` for an unknown id)."""
+    from litemlops.monitoring.event_log import run_events
+
+    platform = state.platform
+    run = platform.pipelines.get_run(run_id)
+    attempts = [
+        {**{k: v for k, v in asdict(a).items() if k != "output"},
+         "duration": _span(a.started_at, a.ended_at)}
+        for a in platform.pipelines.task_runs(run_id)
+    ]  # fmt: skip
+    found = [e for _, e in run_events(platform.config.logs_dir, run_id) if e is not None]
+    return {
+        **_run(run),
+        "params": run.params,
+        "payload": run.payload,
+        "ended_at": run.ended_at,
+        "attempts": attempts,
+        "events": found[-RUN_EVENTS:],
+        "events_left_out": max(len(found) - RUN_EVENTS, 0),
+        "failed": run.state == "failed",
+    }
+
+
+def _span(start: datetime | None, end: datetime | None) -> float | None:
+    return (end - start).total_seconds() if start and end else None
+
+
 def _version(v: Any) -> dict[str, Any]:
     """A version with its lineage flattened to dotted keys, as the pages list it."""
     return {**asdict(v), "lineage": _lineage_rows(v.lineage)}
@@ -133,14 +178,12 @@ def _served_version(state: ServerState) -> int | None:
 
 
 def _run(run: Any) -> dict[str, Any]:
-    started: datetime | None = run.started_at
-    ended: datetime | None = run.ended_at
     return {
         "run_id": run.run_id,
         "pipeline": run.pipeline,
         "state": run.state,
         "trigger": run.trigger,
-        "started_at": started,
-        "duration": (ended - started).total_seconds() if started and ended else None,
+        "started_at": run.started_at,
+        "duration": _span(run.started_at, run.ended_at),
         "error": run.error,
     }

@@ -124,6 +124,28 @@ async def compare(request: Request) -> Response:
     return render(request, "compare.html", title=title, page="models", **data)
 
 
+async def pipelines(request: Request) -> Response:
+    chosen = request.query_params.get("pipeline") or None
+    try:
+        data = await run_in_threadpool(pages.pipelines, state_of(request), chosen)
+    except NotFoundError as exc:
+        return not_found(request, exc.args[0])
+    return render(request, "pipelines.html", title="Pipelines", page="pipelines", **data)
+
+
+async def pipeline_run(request: Request) -> Response:
+    from litemlops.server.dashboard.svg import task_strip
+
+    run_id = request.path_params["run_id"]
+    try:
+        data = await run_in_threadpool(pages.pipeline_run, state_of(request), run_id)
+    except NotFoundError as exc:
+        return not_found(request, exc.args[0])
+    strip = task_strip(data["attempts"], datetime.now(UTC))
+    title = f"{data['pipeline']} run {run_id[:12]}"
+    return render(request, "run.html", title=title, page="pipelines", strip=strip, **data)
+
+
 def _page(path: str, endpoint: Any) -> Route:
     return Route(path, endpoint, methods=["GET"], include_in_schema=False)
 
@@ -135,5 +157,7 @@ def dashboard_routes() -> list[BaseRoute]:
         _page("/ui/models", models),
         _page("/ui/models/{name}", model),
         _page("/ui/models/{name}/compare", compare),
+        _page("/ui/pipelines", pipelines),
+        _page("/ui/pipelines/runs/{run_id}", pipeline_run),
         Mount("/ui/static", StaticFiles(packages=[(PACKAGE, "static")]), name="static"),
     ]

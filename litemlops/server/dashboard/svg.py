@@ -4,6 +4,7 @@ page and in a saved HTML file. Every text that comes from data is escaped."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 from typing import Any
@@ -12,8 +13,56 @@ from markupsafe import Markup
 
 #: Fill colours for versions, taken in turn by version number.
 PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1")
-ROW = 26  # px per alias row
-LABEL = 110  # px of alias names at the left
+#: Bar colours of task attempts by state (any other state: grey).
+STATES = {"success": "#59a14f", "failed": "#e15759", "running": "#edc948"}
+ROW = 26  # px per row
+LABEL = 110  # px of row names at the left
+
+
+@dataclass(frozen=True)
+class Lanes:
+    """A chart of named rows over a stretch of time, `start` to `end`, `width` px wide."""
+
+    rows: list[str]
+    start: datetime
+    end: datetime
+    width: int
+    label: str  # for screen readers
+
+    def x(self, at: datetime) -> float:
+        span = max((self.end - self.start).total_seconds(), 1e-9)
+        share = min(max((at - self.start).total_seconds() / span, 0.0), 1.0)
+        return LABEL + (self.width - LABEL - 8) * share
+
+    def bar(self, row: str, start: datetime, end: datetime, fill: str, tip: str,
+            text: str = "", data: str = "") -> str:
+        """A bar in `row` from `start` to `end`, with a tooltip and an optional label."""
+        y = self.rows.index(row) * ROW
+        left, right = self.x(start), self.x(end)
+        label = (f'<text x="{left + 4:.1f}" y="{y + 17}" class="version">{escape(text)}</text>'
+                 if text else "")
+        return (
+            f'<g class="bar" {data}><title>{escape(tip)}</title><rect x="{left:.1f}" '
+            f'y="{y + 3}" width="{max(right - left, 2):.1f}" height="{ROW - 6}" rx="3" '
+            f'fill="{fill}"/>{label}</g>'
+        )  # fmt: skip
+
+    def draw(self, bars: list[str], first: str, last: str) -> Markup:
+        """The whole chart: row names, `bars`, and the time axis' two ends."""
+        height = ROW * len(self.rows) + 22
+        names = "".join(
+            f'<text x="4" y="{i * ROW + 17}" class="row">{escape(r)}</text>'
+            for i, r in enumerate(self.rows)
+        )
+        bottom = height - 6
+        return Markup(
+            f'<svg xmlns="http://www.w3.org/2000/svg" class="timeline" width="{self.width}" '
+            f'height="{height}" viewBox="0 0 {self.width} {height}" role="img" '
+            f'aria-label="{escape(self.label)}">{names}{"".join(bars)}'
+            f'<text x="{LABEL}" y="{bottom}" class="axis">{escape(first)}</text>'
+            f'<text x="{self.width - 8}" y="{bottom}" class="axis" text-anchor="end">'
+            f"{escape(last)}</text></svg>"
+        )
 
 
 def alias_timeline(moves: Sequence[dict[str, Any]], now: datetime, width: int = 760) -> Markup:
@@ -22,42 +71,46 @@ def alias_timeline(moves: Sequence[dict[str, Any]], now: datetime, width: int = 
     `AliasChange` dicts, oldest first."""
     if not moves:
         return Markup("")
-    start = moves[0]["at"]
-    span = max((now - start).total_seconds(), 1e-9)
-    plot = width - LABEL - 8
-
-    def x(at: datetime) -> float:
-        return LABEL + plot * min(max((at - start).total_seconds() / span, 0.0), 1.0)
-
-    aliases = sorted({m["alias"] for m in moves})
-    height = ROW * len(aliases) + 22
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="timeline" width="{width}" '
-        f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
-        f'aria-label="alias history">'
-    ]
-    for row, alias in enumerate(aliases):
-        y = row * ROW
-        parts.append(f'<text x="4" y="{y + 17}" class="alias">{escape(alias)}</text>')
+    lanes = Lanes(sorted({m["alias"] for m in moves}), moves[0]["at"], now, width,
+                  "alias history")  # fmt: skip
+    bars = []
+    for alias in lanes.rows:
         own = [m for m in moves if m["alias"] == alias]
         for move, after in zip(own, [*own[1:], None], strict=True):
             version = move["to_version"]
             if version is None:
                 continue  # deleted until its next move: no bar
-            left, right = x(move["at"]), x(after["at"] if after else now)
             tip = f"{alias} -> v{version} at {move['at']:%Y-%m-%d %H:%M:%S}"
             if move.get("reason"):
                 tip += f": {move['reason']}"
-            parts.append(
-                f'<g class="stretch" data-version="{version}"><title>{escape(tip)}</title>'
-                f'<rect x="{left:.1f}" y="{y + 3}" width="{max(right - left, 2):.1f}" '
-                f'height="{ROW - 6}" rx="3" fill="{PALETTE[(version - 1) % len(PALETTE)]}"/>'
-                f'<text x="{left + 4:.1f}" y="{y + 17}" class="version">v{version}</text></g>'
-            )
-    bottom = ROW * len(aliases) + 16
-    parts.append(
-        f'<text x="{LABEL}" y="{bottom}" class="axis">{start:%Y-%m-%d %H:%M}</text>'
-        f'<text x="{width - 8}" y="{bottom}" class="axis" text-anchor="end">'
-        f"{now:%Y-%m-%d %H:%M} (now)</text></svg>"
-    )
-    return Markup("".join(parts))
+            bars.append(lanes.bar(
+                alias, move["at"], after["at"] if after else now,
+                PALETTE[(version - 1) % len(PALETTE)], tip, f"v{version}",
+                f'data-version="{version}"',
+            ))  # fmt: skip
+    return lanes.draw(bars, f"{lanes.start:%Y-%m-%d %H:%M}", f"{now:%Y-%m-%d %H:%M} (now)")
+
+
+def task_strip(attempts: Sequence[dict[str, Any]], now: datetime, width: int = 760) -> Markup:
+    """One row per task, a bar per attempt from its start to its end (`now` while it
+    runs), coloured by state, with the attempt, state, duration and error as tooltip.
+    `attempts` are `TaskRun` dicts in the run's order."""
+    started = [a for a in attempts if a["started_at"] is not None]
+    if not started:
+        return Markup("")
+    start = min(a["started_at"] for a in started)
+    end = max(a["ended_at"] or now for a in started)
+    lanes = Lanes(list(dict.fromkeys(a["task"] for a in attempts)), start, end, width,
+                  "task attempts")  # fmt: skip
+    bars = []
+    for a in started:
+        stop = a["ended_at"] or now
+        tip = (f"{a['task']} attempt {a['attempt']}: {a['state']}, "
+               f"{(stop - a['started_at']).total_seconds():.3g} s")  # fmt: skip
+        if a.get("error"):
+            tip += f": {a['error']}"
+        bars.append(lanes.bar(
+            a["task"], a["started_at"], stop, STATES.get(a["state"], "#bab0ac"), tip,
+            data=f'data-state="{escape(a["state"])}"',
+        ))  # fmt: skip
+    return lanes.draw(bars, "0 s", f"{(end - start).total_seconds():.3g} s")
