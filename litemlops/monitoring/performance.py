@@ -222,7 +222,10 @@ def _requests(predictions: pd.DataFrame) -> tuple[pd.DataFrame, int, set[Any]]:
         index=predictions.index,
     ).dropna(subset=["request_id"])
     known = set(rows["request_id"])
-    # A request sent twice under one id: its latest answer is the one labelled.
+    # A request sent twice under one id: its latest answer (the rows of its latest time) is
+    # the one labelled, whatever an earlier answer scored or chose.
+    latest = rows.groupby("request_id")["ts"].transform("max")
+    rows = rows[(rows["ts"] == latest) | latest.isna()]
     rows = rows.sort_values("ts", kind="stable").drop_duplicates(
         ["request_id", "entity"], keep="last"
     )

@@ -239,6 +239,17 @@ def test_a_request_answered_twice_is_judged_by_its_latest_answer():
     assert report.predictions == 1 and report.accuracy == 1.0
 
 
+def test_an_earlier_answer_under_the_same_id_is_not_judged_even_when_it_chose():
+    # The earlier /inference answer chose a driver; the latest answer is a /predict (no
+    # entity to choose), then an /inference that chose none of its two drivers.
+    answered = [*inference("a", 0, {"1001": 0.1}, "1001"), single("a", 5, 0.9)]
+    report = performance_report(preds(answered), labels(("a", at(9), 1)))
+    assert (report.predictions, report.accuracy) == (1, 1.0)
+    undecided = [*answered, *inference("a", 7, {"1002": 0.9, "1003": 0.8}, None)]
+    report = performance_report(preds(undecided), labels(("a", at(9), 1)))
+    assert (report.predictions, report.ambiguous_requests) == (0, 1)
+
+
 def test_several_rows_and_no_chosen_entity_cannot_take_a_label():
     rows = [single("batch", 0, 0.9), {**single("batch", 0, 0.1), "entity": 7}]
 
