@@ -141,7 +141,7 @@ class Registry(RuleBasedStateMachine):
         )
         self.registry = ModelRegistry(self.tracker)
         self.models: dict[str, Expected] = {}
-        self.moves: dict[tuple[str, str], list[Move]] = {}
+        self.moves: dict[str, list[tuple[str, Move]]] = {}  # a model's (alias, move), in order
 
     def teardown(self) -> None:
         self.tracker.close()
@@ -149,6 +149,9 @@ class Registry(RuleBasedStateMachine):
 
     def tick(self) -> None:
         self.now += timedelta(seconds=1)
+
+    def alias_moves(self, name: str, alias: str) -> list[Move]:
+        return [move for moved, move in self.moves.get(name, []) if moved == alias]
 
     # -- models and versions ----------------------------------------------------------------
 
@@ -238,7 +241,7 @@ class Registry(RuleBasedStateMachine):
         else:
             assert alias in call().aliases
             if self.models[name].aliases.get(alias) != version:  # the same version is no move
-                self.moves.setdefault((name, alias), []).append(("set", version, "test"))
+                self.moves.setdefault(name, []).append((alias, ("set", version, "test")))
             self.models[name].aliases[alias] = version
 
     @rule(name=st.sampled_from(NAMES), alias=st.sampled_from(ALIASES))
@@ -253,12 +256,12 @@ class Registry(RuleBasedStateMachine):
         else:
             self.registry.delete_alias(name, alias)
             del self.models[name].aliases[alias]
-            self.moves.setdefault((name, alias), []).append(("delete", None, "deleted"))
+            self.moves.setdefault(name, []).append((alias, ("delete", None, "deleted")))
 
     @rule(name=st.sampled_from(NAMES), alias=st.sampled_from(ALIASES))
     def rollback(self, name: str, alias: str) -> None:
         self.tick()
-        moves = self.moves.get((name, alias), [])
+        moves = self.alias_moves(name, alias)
         stack = rollback_stack(moves)
         if name not in self.models:
             with missing_model(name):
@@ -275,7 +278,8 @@ class Registry(RuleBasedStateMachine):
         else:
             target = stack[-2]
             assert self.registry.rollback(name, alias).version == target
-            moves.append(("rollback", target, f"rollback from version {stack[-1]}"))
+            move = ("rollback", target, f"rollback from version {stack[-1]}")
+            self.moves[name].append((alias, move))
             self.models[name].aliases[alias] = target
 
     # -- what the listings must say ---------------------------------------------------------
@@ -334,11 +338,22 @@ class Registry(RuleBasedStateMachine):
 
     @invariant()
     def history_is_every_move(self) -> None:
-        for (name, alias), moves in self.moves.items():
-            changes = self.registry.alias_history(name, alias)
-            assert [(c.action, c.to_version, c.reason) for c in changes] == moves
-            # Each move starts where the one before it ended.
-            assert [c.from_version for c in changes] == [None, *(to for _, to, _ in moves[:-1])]
+        """A model's history lists every move of its aliases in order; an alias's history,
+        its own, each move starting where the one before it ended."""
+        for name in self.models:
+            changes = self.registry.alias_history(name)
+            moves = self.moves.get(name, [])
+            assert [(c.alias, (c.action, c.to_version, c.reason)) for c in changes] == moves
+            for alias in ALIASES:
+                moves_of = self.alias_moves(name, alias)
+                if not moves_of:
+                    with pytest.raises(AliasNotFoundError, match=f"never had an alias '{alias}'"):
+                        self.registry.alias_history(name, alias)
+                    continue
+                changes = self.registry.alias_history(name, alias)
+                assert [(c.action, c.to_version, c.reason) for c in changes] == moves_of
+                froms = [None, *(to for _, to, _ in moves_of[:-1])]
+                assert [c.from_version for c in changes] == froms
 
 
 TestRegistry = Registry.TestCase
