@@ -406,3 +406,6 @@ class FeatureViewInfo(BaseModel):
     online_newest_event: str | None
     online_oldest_event: str | None
     online_staleness_seconds: float | None
+    null_rates: dict[str, float | None] = Field(
+        description="Share of the history's rows without a value, per feature (null: no rows)"
+    )

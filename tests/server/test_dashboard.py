@@ -233,3 +233,15 @@ def test_an_unknown_run_or_pipeline_is_a_404_page(client):
     assert client.get("/ui/pipelines/runs/nope").status_code == 404
     missing = client.get("/ui/pipelines", params={"pipeline": "nope"})
     assert missing.status_code == 404 and "nope" in missing.text
+
+
+def test_the_features_page_shows_each_view_as_the_api_describes_it(client):
+    views = client.get("/api/features").json()
+
+    parsed = page(client, "/ui/features")
+
+    for v in views:
+        shown = parsed.text(f"view-{v['name']}")
+        assert f"{v['offline_rows']} rows" in shown and f"{v['online_entities']} entities" in shown
+        for name, rate in v["null_rates"].items():
+            assert name in shown and f"{rate * 100:.1f} %" in shown

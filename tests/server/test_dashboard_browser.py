@@ -94,7 +94,7 @@ def visible_colours(png: bytes) -> int:
 
 PAGES = [
     "/ui", "/ui/models", f"/ui/models/{MODEL}", f"/ui/models/{MODEL}/compare?left=1&right=1",
-    "/ui/pipelines", "/ui/pipelines/runs/newest",
+    "/ui/pipelines", "/ui/pipelines/runs/newest", "/ui/features",
 ]
 
 

@@ -113,6 +113,12 @@ def _lineage_rows(lineage: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def features(state: ServerState) -> list[dict[str, Any]]:
+    """Every feature view as `/api/features` describes it: definition, sizes, freshness
+    and each feature's share of missing values."""
+    return list(state.platform.describe_features())
+
+
 def pipelines(state: ServerState, pipeline: str | None) -> dict[str, Any]:
     """The pipelines (tasks, schedule, triggers) and their latest runs (of one when
     named; `NotFoundError` for an unknown name)."""

@@ -124,6 +124,11 @@ async def compare(request: Request) -> Response:
     return render(request, "compare.html", title=title, page="models", **data)
 
 
+async def features(request: Request) -> Response:
+    views = await run_in_threadpool(pages.features, state_of(request))
+    return render(request, "features.html", title="Features", page="features", views=views)
+
+
 async def pipelines(request: Request) -> Response:
     chosen = request.query_params.get("pipeline") or None
     try:
@@ -158,6 +163,7 @@ def dashboard_routes() -> list[BaseRoute]:
         _page("/ui/models/{name}", model),
         _page("/ui/models/{name}/compare", compare),
         _page("/ui/pipelines", pipelines),
+        _page("/ui/features", features),
         _page("/ui/pipelines/runs/{run_id}", pipeline_run),
         Mount("/ui/static", StaticFiles(packages=[(PACKAGE, "static")]), name="static"),
     ]

@@ -375,14 +375,16 @@ class FeatureStore(OnlineFeatures):
         ]
 
     def describe(self, view: str) -> dict[str, Any]:
-        """Definition, row counts, event-time range, watermark and online freshness."""
+        """Definition, row counts, event-time range, watermark, online freshness and the
+        share of missing values of each feature in the history."""
         resolved = self._view(view)
         self._take_spooled()
         ts = offline.q(resolved.timestamp_field)
         table = offline.q(offline.table_name(view))
+        nulls = "".join(f", count(*) - count({offline.q(f.name)})" for f in resolved.features)
         with self._lock:
-            count, first, last = self._con.execute(
-                f"SELECT count(*), min({ts}), max({ts}) FROM {table}"
+            count, first, last, *missing = self._con.execute(
+                f"SELECT count(*), min({ts}), max({ts}){nulls} FROM {table}"
             ).fetchall()[0]
             marks = self._con.execute(
                 "SELECT end_ts, updated_at FROM _lm_watermarks WHERE view = ?", [view]
@@ -427,6 +429,11 @@ class FeatureStore(OnlineFeatures):
             "online_newest_event": newest_dt.isoformat() if newest_dt else None,
             "online_oldest_event": (from_micros(oldest) or now).isoformat() if oldest else None,
             "online_staleness_seconds": (now - newest_dt).total_seconds() if newest_dt else None,
+            # Share of the history's rows without a value, per feature (None: no rows).
+            "null_rates": {
+                f.name: (int(n) / count if count else None)
+                for f, n in zip(resolved.features, missing, strict=True)
+            },
         }
 
 

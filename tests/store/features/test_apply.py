@@ -257,3 +257,12 @@ def test_columns_lists_every_column_of_a_view_with_its_dtype():
         }
         with pytest.raises(KeyError, match="no feature view named 'w'"):
             fs.columns("w")
+
+
+def test_describe_gives_each_features_share_of_missing_values_in_the_history(fs):
+    fs.apply([driver, view()])
+    assert fs.describe("driver_stats")["null_rates"] == {"conv_rate": None, "trips": None}
+
+    fs.ingest("driver_stats", rows(4, conv_rate=[0.1, None, None, 0.4], trips=[1, 2, 3, None]))
+
+    assert fs.describe("driver_stats")["null_rates"] == {"conv_rate": 0.5, "trips": 0.25}
