@@ -13,13 +13,16 @@ from conftest import MODEL
 PAGES = ["/ui", "/ui/models", f"/ui/models/{MODEL}", f"/ui/models/{MODEL}/compare?left=1&right=1"]
 
 
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source"}
+
+
 class Texts(HTMLParser):
     """Every element's text by its id, and every src/href the page loads."""
 
     def __init__(self) -> None:
         super().__init__()
         self.ids: dict[str, list[str]] = {}
-        self.open: list[str] = []
+        self.stack: list[tuple[str, str | None]] = []  # open elements: (tag, id)
         self.loads: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -27,12 +30,19 @@ class Texts(HTMLParser):
         if tag in ("script", "link", "img") and (found.get("src") or found.get("href")):
             self.loads.append(found.get("src") or found.get("href") or "")
         if found.get("id"):
-            self.open.append(found["id"] or "")
             self.ids.setdefault(found["id"] or "", [])
+        if tag not in VOID:
+            self.stack.append((tag, found.get("id")))
+
+    def handle_endtag(self, tag: str) -> None:
+        while self.stack:
+            if self.stack.pop()[0] == tag:
+                break
 
     def handle_data(self, data: str) -> None:
-        for name in self.open:
-            self.ids[name].append(data)
+        for _, name in self.stack:
+            if name is not None:
+                self.ids[name].append(data)
 
     def text(self, name: str) -> str:
         return " ".join(" ".join(self.ids[name]).split())
@@ -245,3 +255,59 @@ def test_the_features_page_shows_each_view_as_the_api_describes_it(client):
         assert f"{v['offline_rows']} rows" in shown and f"{v['online_entities']} entities" in shown
         for name, rate in v["null_rates"].items():
             assert name in shown and f"{rate * 100:.1f} %" in shown
+
+
+# -- experiments -------------------------------------------------------------------------------
+
+
+def test_the_experiments_page_lists_the_runs_the_api_finds_with_the_same_filter(client):
+    for query in ({}, {"filter": "metrics.test_auc > 0"}, {"filter": "params.seed = 'nope'"}):
+        found = client.get("/api/runs", params=query).json()["runs"]
+
+        shown = page(client, "/ui/experiments?" + "&".join(f"{k}={v}" for k, v in query.items()))
+
+        assert [r["run_id"][:12] in shown.text("runs") for r in found] == [True] * len(found)
+        assert ("no run matches" in shown.text("runs")) == (not found)
+
+
+def test_a_bad_filter_is_a_400_page_saying_what_is_wrong(client):
+    api = client.get("/api/runs", params={"filter": "metrics.x >"})
+    response = client.get("/ui/experiments", params={"filter": "metrics.x >"})
+
+    assert response.status_code == 400
+    parsed = Texts()
+    parsed.feed(response.text)
+    assert parsed.text("search-error") == api.json()["error"]["message"]
+
+
+def test_the_charts_page_draws_each_metric_of_the_checked_runs_by_step(client, served_platform):
+    tracker = served_platform.tracker
+    with tracker.start_run(experiment="charts") as run:
+        for step, loss in enumerate([0.9, 0.5, 0.3]):
+            run.log_metric("loss", loss, step=step)
+        run.log_metric("auc", 0.8)
+
+    text = client.get(f"/ui/experiments/charts?run={run.id}").text
+    only = client.get(f"/ui/experiments/charts?run={run.id}&metric=loss").text
+
+    assert 'id="chart-loss"' in text and 'id="chart-auc"' in text
+    assert text.count("<circle") == 4  # every logged value is a point
+    assert 'id="chart-auc"' not in only
+    assert "0.9 at 0" in only and "0.3 at 2" in only
+
+
+def test_charting_no_run_or_an_unknown_one_is_a_404_page(client):
+    assert "choose runs" in client.get("/ui/experiments/charts").text
+    assert client.get("/ui/experiments/charts?run=nope").status_code == 404
+
+
+def test_a_line_chart_puts_the_extremes_at_the_axes_ends_and_skips_non_numbers():
+    from litemlops.server.dashboard.svg import line_chart
+
+    svg = str(line_chart({"a": [(0, 1.0), (10, 3.0), (5, float("nan"))]}, "step", "loss",
+                         width=276, height=252))  # fmt: skip
+
+    # plot area: x 64..264, y 12..212
+    assert '<polyline points="64.0,212.0 264.0,12.0"' in svg
+    assert svg.count("<circle") == 2
+    assert str(line_chart({"a": [(0, float("nan"))]}, "step", "loss")) == ""

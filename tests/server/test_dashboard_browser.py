@@ -94,7 +94,8 @@ def visible_colours(png: bytes) -> int:
 
 PAGES = [
     "/ui", "/ui/models", f"/ui/models/{MODEL}", f"/ui/models/{MODEL}/compare?left=1&right=1",
-    "/ui/pipelines", "/ui/pipelines/runs/newest", "/ui/features",
+    "/ui/pipelines", "/ui/pipelines/runs/newest", "/ui/features", "/ui/experiments",
+    "/ui/experiments/charts?run=newest",
 ]
 
 
@@ -108,6 +109,9 @@ def test_each_page_loads_without_console_errors_and_is_not_blank(browser, served
 
     if path.endswith("/newest"):
         newest = httpx.get(f"{url}/api/pipelines/runs", params={"limit": 1}).json()[0]
+        path = path.replace("newest", newest["run_id"])
+    elif path.endswith("=newest"):
+        newest = httpx.get(f"{url}/api/runs", params={"limit": 1}).json()["runs"][0]
         path = path.replace("newest", newest["run_id"])
     response = page.goto(url + path)
     page.wait_for_load_state("networkidle")

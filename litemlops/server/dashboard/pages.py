@@ -113,6 +113,49 @@ def _lineage_rows(lineage: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def experiments(
+    state: ServerState, filter_string: str, order_by: str, page_token: str | None
+) -> dict[str, Any]:
+    """Runs by the API's search syntax (MLflow's filter and order_by), a page at a time,
+    with the param and metric keys the page's runs have. `ValidationError` for a bad
+    filter, order or token."""
+    from litemlops.store.tracking.search import search_runs
+
+    found = search_runs(
+        state.platform.tracker, None, filter_string, [order_by] if order_by else None,
+        RUNS_SHOWN, page_token,
+    )  # fmt: skip
+    runs = [asdict(r) for r in found.runs]
+    return {
+        "runs": runs,
+        "next_page_token": found.next_page_token,
+        "metric_keys": sorted({k for r in runs for k in r["metrics"]}),
+        "param_keys": sorted({k for r in runs for k in r["params"]}),
+    }
+
+
+def metric_histories(
+    state: ServerState, run_ids: list[str], keys: list[str] | None
+) -> dict[str, Any]:
+    """Runs with every logged value of their metrics by step: `keys` (None: all the runs
+    logged), each as {run name: [(step, value), ...]} for one chart per metric. Unknown
+    run ids are `RunNotFoundError`."""
+    tracker = state.platform.tracker
+    runs = [tracker.get_run(r) for r in run_ids]
+    wanted = keys if keys else sorted({k for r in runs for k in r.metrics})
+    charts = {
+        key: {
+            f"{r.name} ({r.run_id[:8]})": [
+                (float(m.step), float(m.value)) for m in tracker.metric_history(r.run_id, key)
+            ]
+            for r in runs
+            if key in r.metrics
+        }
+        for key in wanted
+    }
+    return {"runs": [asdict(r) for r in runs], "charts": charts}
+
+
 def features(state: ServerState) -> list[dict[str, Any]]:
     """Every feature view as `/api/features` describes it: definition, sizes, freshness
     and each feature's share of missing values."""

@@ -18,7 +18,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from litemlops.errors import NotFoundError
+from litemlops.errors import NotFoundError, ValidationError
 from litemlops.server.dashboard import pages
 from litemlops.server.state import state_of
 
@@ -124,6 +124,39 @@ async def compare(request: Request) -> Response:
     return render(request, "compare.html", title=title, page="models", **data)
 
 
+async def experiments(request: Request) -> Response:
+    query = request.query_params
+    wanted = {k: query.get(k, "") for k in ("filter", "order_by")}
+    try:
+        data = await run_in_threadpool(
+            pages.experiments, state_of(request), wanted["filter"], wanted["order_by"],
+            query.get("page_token") or None,
+        )  # fmt: skip
+    except ValidationError as exc:
+        data = {"runs": [], "next_page_token": None, "metric_keys": [], "param_keys": [],
+                "error": str(exc)}  # fmt: skip
+    return render(request, "experiments.html", 200 if "error" not in data else 400,
+                  title="Experiments", page="experiments", query=wanted, **data)  # fmt: skip
+
+
+async def metric_charts(request: Request) -> Response:
+    from litemlops.server.dashboard.svg import line_chart
+
+    query = request.query_params
+    run_ids = [r for r in query.getlist("run") if r]
+    if not run_ids:
+        return not_found(request, "choose runs to chart: ?run=ID (repeated), and ?metric=KEY")
+    try:
+        data = await run_in_threadpool(
+            pages.metric_histories, state_of(request), run_ids, query.getlist("metric") or None
+        )
+    except NotFoundError as exc:
+        return not_found(request, exc.args[0])
+    charts = {key: line_chart(series, "step", key) for key, series in data["charts"].items()}
+    return render(request, "charts.html", title="Metrics", page="experiments",
+                  runs=data["runs"], charts=charts)  # fmt: skip
+
+
 async def features(request: Request) -> Response:
     views = await run_in_threadpool(pages.features, state_of(request))
     return render(request, "features.html", title="Features", page="features", views=views)
@@ -164,6 +197,8 @@ def dashboard_routes() -> list[BaseRoute]:
         _page("/ui/models/{name}/compare", compare),
         _page("/ui/pipelines", pipelines),
         _page("/ui/features", features),
+        _page("/ui/experiments", experiments),
+        _page("/ui/experiments/charts", metric_charts),
         _page("/ui/pipelines/runs/{run_id}", pipeline_run),
         Mount("/ui/static", StaticFiles(packages=[(PACKAGE, "static")]), name="static"),
     ]

@@ -3,6 +3,7 @@ page and in a saved HTML file. Every text that comes from data is escaped."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -114,3 +115,66 @@ def task_strip(attempts: Sequence[dict[str, Any]], now: datetime, width: int = 7
             data=f'data-state="{escape(a["state"])}"',
         ))  # fmt: skip
     return lanes.draw(bars, "0 s", f"{(end - start).total_seconds():.3g} s")
+
+
+def line_chart(
+    series: dict[str, list[tuple[float, float]]],
+    x_label: str,
+    y_label: str,
+    width: int = 760,
+    height: int = 260,
+) -> Markup:
+    """Lines of (x, y) points, one per named series in the palette's colours, on axes
+    from the data's least to greatest x and y, with a legend. Points where y is not a
+    finite number are left out."""
+    clean = {
+        name: [(x, y) for x, y in points if math.isfinite(y)] for name, points in series.items()
+    }
+    points = [p for ps in clean.values() for p in ps]
+    if not points:
+        return Markup("")
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
+    if y0 == y1:
+        y0, y1 = y0 - 0.5, y1 + 0.5
+    left, right, top, bottom = 64, width - 12, 12, height - 40
+
+    def at(x: float, y: float) -> str:
+        px = left + (right - left) * ((x - x0) / (x1 - x0) if x1 > x0 else 0.5)
+        py = bottom - (bottom - top) * (y - y0) / (y1 - y0)
+        return f"{px:.1f},{py:.1f}"
+
+    total = height + 14 * (len(clean) - 1)  # a legend line per series
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{width}" '
+        f'height="{total}" viewBox="0 0 {width} {total}" role="img" '
+        f'aria-label="{escape(y_label)} by {escape(x_label)}">',
+        f'<path class="axes" d="M{left},{top} V{bottom} H{right}" fill="none" stroke="#99a"/>',
+        f'<text x="{left - 6}" y="{top + 10}" class="axis" text-anchor="end">{y1:.4g}</text>',
+        f'<text x="{left - 6}" y="{bottom}" class="axis" text-anchor="end">{y0:.4g}</text>',
+        f'<text x="{left}" y="{bottom + 16}" class="axis">{x0:.4g}</text>',
+        f'<text x="{right}" y="{bottom + 16}" class="axis" text-anchor="end">{x1:.4g}</text>',
+        f'<text x="{(left + right) / 2:.0f}" y="{bottom + 16}" class="axis" '
+        f'text-anchor="middle">{escape(x_label)}</text>',
+    ]
+    for i, (name, ps) in enumerate(clean.items()):
+        colour = PALETTE[i % len(PALETTE)]
+        if ps:
+            path = " ".join(at(x, y) for x, y in sorted(ps))
+            parts.append(
+                f'<g class="series" data-name="{escape(name)}"><title>{escape(name)}</title>'
+                f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>'
+                + "".join(
+                    f'<circle cx="{at(x, y).split(",")[0]}" cy="{at(x, y).split(",")[1]}" '
+                    f'r="2.5" fill="{colour}"><title>{escape(name)}: {y:.6g} at {x:.6g}'
+                    "</title></circle>"
+                    for x, y in sorted(ps)
+                )
+                + "</g>"
+            )
+        parts.append(
+            f'<text x="{left + 8}" y="{height - 6 + 14 * i}" '
+            f'class="legend" fill="{colour}">■ {escape(name)}</text>'
+        )
+    parts.append("</svg>")
+    return Markup("".join(parts))
