@@ -49,6 +49,7 @@ CATEGORICAL_METHODS = ("chi2", "js")
 #: in the chi-square's expected frequencies: log(0) and division by zero would
 #: make one empty bin infinite drift. 1e-4 keeps its term large but finite.
 EPSILON = 1e-4
+OTHER = "(other)"  # the categories a distribution pools: the reference's rare and unseen
 
 #: Above this many values on either side, the KS p-value is asymptotic: the exact
 #: distribution is slow there and scipy may give up on it, and the two agree.
@@ -130,6 +131,10 @@ class FeatureDrift:
     nulls: int
     stats: dict[str, float] = field(default_factory=dict)
     quality: dict[str, float] = field(default_factory=dict)
+    #: Both sides binned alike: numeric features on the reference's quantile bins ({"edges",
+    #: "reference", "current"} counts), categorical ones by category, rare and unseen
+    #: pooled ({"categories", ...}). Empty when the window has too few values.
+    distribution: dict[str, list[Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -349,16 +354,31 @@ def _numeric(
     exact = max(len(ref_s), len(cur_s)) <= EXACT_KS_MAX
     ks = st.ks_2samp(ref_s, cur_s, method="exact" if exact else "asymp")
     stats["ks_stat"], stats["ks_pvalue"] = float(ks.statistic), float(ks.pvalue)
-    stats["psi"] = psi(reference.bin_edges, reference.bin_counts, values)
+    current = bin_counts(reference.bin_edges, values)
+    stats["psi"] = psi(reference.bin_counts, current)
     # A constant reference has no spread to scale by: its distance stays in raw units.
     scale = reference.std if reference.std else 1.0
     stats["wasserstein"] = float(st.wasserstein_distance(ref_s, cur_s)) / scale
-    drifted = thresholds.decides(method, stats[_key(method)])
-    return _verdict(reference, method, OK, drifted, len(values), nulls, stats, quality)
+    drifted = thresholds.decides(method, stats[deciding_statistic(method)])
+    shown: dict[str, list[Any]] = {"edges": list(reference.bin_edges),
+             "reference": list(reference.bin_counts),
+             "current": current.astype(int).tolist()}  # fmt: skip
+    return _verdict(reference, method, OK, drifted, len(values), nulls, stats, quality, shown)
 
 
-def psi(edges: Iterable[float], reference_counts: Iterable[int], values: np.ndarray) -> float:
-    """Population stability index of `values` on the reference's bins.
+def bin_counts(edges: Iterable[float], values: np.ndarray) -> np.ndarray:
+    """How many `values` fall in each bin of the interior cut points `edges` (bin i holds
+    [edge[i-1], edge[i]); the first and last are open)."""
+    import numpy as np
+
+    # A pass per edge (a few) counting what lies below it is several times faster
+    # than a binary search per value.
+    below = [np.count_nonzero(values < edge) for edge in edges]
+    return np.diff(np.asarray([0, *below, len(values)], dtype="float64"))
+
+
+def psi(reference_counts: Iterable[int], current: np.ndarray) -> float:
+    """Population stability index of `current` counts on the reference's bins.
 
     Sum over bins of (current share - reference share) * ln(current / reference),
     each share at least EPSILON so an empty bin adds a large finite term.
@@ -366,12 +386,8 @@ def psi(edges: Iterable[float], reference_counts: Iterable[int], values: np.ndar
     import numpy as np
 
     ref = np.asarray(list(reference_counts), dtype="float64")
-    # A pass per edge (a few) counting what lies below it is several times faster
-    # than a binary search per value; bin i holds [edge[i-1], edge[i]).
-    below = [np.count_nonzero(values < edge) for edge in edges]
-    cur = np.diff(np.asarray([0, *below, len(values)], dtype="float64"))
     p = np.maximum(ref / ref.sum(), EPSILON)
-    q = np.maximum(cur / cur.sum(), EPSILON)
+    q = np.maximum(current / current.sum(), EPSILON)
     return float(np.sum((q - p) * np.log(q / p)))
 
 
@@ -427,8 +443,10 @@ def _categorical(
         smoothed = np.maximum(shares, EPSILON)
         test = st.chisquare(got * (size / n), smoothed / smoothed.sum() * size)
         stats["chi2_stat"], stats["chi2_pvalue"] = float(test.statistic), float(test.pvalue)
-    drifted = thresholds.decides(method, stats[_key(method)])
-    return _verdict(reference, method, OK, drifted, n, nulls, stats, quality)
+    drifted = thresholds.decides(method, stats[deciding_statistic(method)])
+    shown: dict[str, list[Any]] = {"categories": [*known, OTHER], "current": [*observed, unseen],
+             "reference": [*reference.categories.values(), reference.other]}  # fmt: skip
+    return _verdict(reference, method, OK, drifted, n, nulls, stats, quality, shown)
 
 
 def _missing(reference: FeatureProfile, thresholds: DriftThresholds, rows: int) -> FeatureDrift:
@@ -451,6 +469,7 @@ def _verdict(
     nulls: int,
     stats: dict[str, float],
     quality: dict[str, float],
+    distribution: dict[str, list[Any]] | None = None,
 ) -> FeatureDrift:
     return FeatureDrift(
         name=reference.name,
@@ -463,10 +482,12 @@ def _verdict(
         nulls=nulls,
         stats=stats,
         quality=quality,
+        distribution=distribution or {},
     )
 
 
-def _key(method: str) -> str:
+def deciding_statistic(method: str) -> str:
+    """The statistic (and threshold) a method decides by: the tests by their p-value."""
     return {"ks": "ks_pvalue", "chi2": "chi2_pvalue"}.get(method, method)
 
 

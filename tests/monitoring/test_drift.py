@@ -98,6 +98,34 @@ def test_a_constant_reference_keeps_the_raw_wasserstein_distance():
     assert report.features["x"].stats["wasserstein"] == pytest.approx(0.5)
 
 
+def test_the_distribution_shows_both_sides_on_the_psi_bins():
+    reference = pd.DataFrame({"x": [1.0, 2, 3, 4, 5, 6]})
+    current = pd.DataFrame({"x": [1.0, 1, 1, 1, 1, 6, float("nan")]})
+
+    feature = compare(reference, current, bins=2).features["x"]
+
+    assert feature.distribution == {"edges": [3.5], "reference": [3, 3], "current": [5, 1]}
+    assert json.loads(json.dumps(feature.to_dict()))["distribution"] == feature.distribution
+
+
+def test_a_categorical_distribution_pools_unseen_categories_as_other():
+    feature = compare(cities(50, 30, 20), cities(40, 30, 20, hue=10)).features["city"]
+
+    shown = feature.distribution
+    assert dict(zip(shown["categories"], shown["reference"], strict=True)) == {
+        "hanoi": 50, "saigon": 30, "danang": 20, "(other)": 0,
+    }
+    assert dict(zip(shown["categories"], shown["current"], strict=True)) == {
+        "hanoi": 40, "saigon": 30, "danang": 20, "(other)": 10,
+    }
+
+
+def test_too_few_values_show_no_distribution():
+    feature = compare(COURSE, COURSE.head(1)).features["conv_rate"]
+
+    assert feature.status == "not enough data" and feature.distribution == {}
+
+
 def cities(hanoi, saigon, danang, hue=0):
     return pd.DataFrame(
         {"city": ["hanoi"] * hanoi + ["saigon"] * saigon + ["danang"] * danang + ["hue"] * hue}

@@ -311,3 +311,39 @@ def test_a_line_chart_puts_the_extremes_at_the_axes_ends_and_skips_non_numbers()
     assert '<polyline points="64.0,212.0 264.0,12.0"' in svg
     assert svg.count("<circle") == 2
     assert str(line_chart({"a": [(0, float("nan"))]}, "step", "loss")) == ""
+
+
+# -- monitoring --------------------------------------------------------------------------------
+
+
+def test_the_monitoring_page_shows_the_latest_check_as_the_api_does(home_factory, serve):
+    with serve(home_factory()) as (_, own):
+        empty = page(own, "/ui/monitoring")
+        for i in range(40):
+            own.post("/inference", json={"request_id": f"m{i}", "driver_ids": [1001, 1002]})
+        token = own.app.state.litemlops.token  # type: ignore[attr-defined]
+        headers = {"Authorization": f"Bearer {token}"}
+        for _ in range(2):  # two checks: the trend has two points
+            ran = own.post("/api/pipelines/monitoring/trigger", headers=headers)
+            assert ran.status_code == 202 and ran.json()["state"] == "success", ran.text
+        api = own.get("/api/monitoring").json()
+
+        text = own.get("/ui/monitoring").text
+        parsed = page(own, "/ui/monitoring")
+
+    assert "no monitoring check yet" in empty.text("main")
+    assert api["drift"]["message"] in parsed.text("verdict")
+    for name, feature in api["drift"]["features"].items():
+        shown = parsed.text(f"feature-{name}")
+        method = feature["method"]
+        statistic = {"ks": "ks_pvalue", "chi2": "chi2_pvalue"}.get(method, method)
+        assert f"{statistic} = {feature['stats'][statistic]:.4g}" in shown
+        bins = len(feature["distribution"].get("categories") or []) or (
+            len(feature["distribution"]["edges"]) + 1
+        )
+        section = text.split(f'id="feature-{name}"', 1)[1].split("</section>", 1)[0]
+        assert section.count('<g class="bin">') == bins
+        line = section.split(f'data-name="{statistic}"', 1)[1].split("</g>", 1)[0]
+        assert line.count("<circle") == 2  # the deciding statistic of each check
+    for alert in api["alerts"]:
+        assert alert["rule"] in parsed.text("alert-states")

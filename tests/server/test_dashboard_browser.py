@@ -95,7 +95,7 @@ def visible_colours(png: bytes) -> int:
 PAGES = [
     "/ui", "/ui/models", f"/ui/models/{MODEL}", f"/ui/models/{MODEL}/compare?left=1&right=1",
     "/ui/pipelines", "/ui/pipelines/runs/newest", "/ui/features", "/ui/experiments",
-    "/ui/experiments/charts?run=newest",
+    "/ui/experiments/charts?run=newest", "/ui/monitoring",
 ]
 
 

@@ -23,6 +23,8 @@ TIMELINE_MOVES = 200
 #: Runs the pipelines page lists; events a run's page shows (the newest).
 RUNS_SHOWN = 50
 RUN_EVENTS = 500
+#: Monitoring checks whose drift the trend charts draw, the newest.
+TREND = 60
 
 
 def overview(state: ServerState) -> dict[str, Any]:
@@ -154,6 +156,30 @@ def metric_histories(
         for key in wanted
     }
     return {"runs": [asdict(r) for r in runs], "charts": charts}
+
+
+def monitoring(state: ServerState) -> dict[str, Any]:
+    """The latest check (drift per feature with its distributions, performance, data
+    quality), each feature's deciding statistic over the last checks, and the alerts
+    with their history: `/api/monitoring` plus the trend."""
+    from litemlops.monitoring.drift import deciding_statistic
+    from litemlops.monitoring.pipeline import latest_report
+
+    platform = state.platform
+    report = latest_report(platform)
+    runs = platform.pipelines.list_runs(pipeline="monitoring", state="success", limit=TREND)
+    trend: dict[str, list[tuple[datetime, float]]] = {}
+    for run in reversed(runs):
+        drift = next(
+            (t.output for t in platform.pipelines.task_runs(run.run_id)
+             if t.task == "drift" and t.state == "success"), None,
+        )  # fmt: skip
+        for name, feature in ((drift or {}).get("features") or {}).items():
+            method = deciding_statistic(feature.get("method", ""))
+            value = (feature.get("stats") or {}).get(method)
+            if value is not None and run.ended_at is not None:
+                trend.setdefault(name, []).append((run.ended_at, float(value)))
+    return {**report, "trend": trend}
 
 
 def features(state: ServerState) -> list[dict[str, Any]]:

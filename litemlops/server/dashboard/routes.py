@@ -7,6 +7,7 @@ token the page asks for once and keeps for the tab (a Bearer header, never a coo
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import UTC, datetime
 from functools import cache
@@ -19,6 +20,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from litemlops.errors import NotFoundError, ValidationError
+from litemlops.monitoring.drift import deciding_statistic
 from litemlops.server.dashboard import pages
 from litemlops.server.state import state_of
 
@@ -157,6 +159,43 @@ async def metric_charts(request: Request) -> Response:
                   runs=data["runs"], charts=charts)  # fmt: skip
 
 
+async def monitoring(request: Request) -> Response:
+    from litemlops.server.dashboard.svg import distribution_bars, line_chart
+
+    data = await run_in_threadpool(pages.monitoring, state_of(request))
+    drift = data.get("drift") or {}
+    thresholds = drift.get("thresholds") or {}
+    pictures: dict[str, dict[str, Any]] = {}
+    for name, feature in (drift.get("features") or {}).items():
+        shown = feature.get("distribution") or {}
+        labels = shown.get("categories") or _bin_labels(shown.get("edges") or [])
+        points = [(at.timestamp(), v) for at, v in data["trend"].get(name, [])]
+        statistic = deciding_statistic(feature["method"])
+        limit = thresholds.get(statistic)
+        series = {statistic: points}
+        if limit is not None and points:
+            series["threshold"] = [(points[0][0], limit), (points[-1][0], limit)]
+        pictures[name] = {
+            "statistic": statistic,
+            "value": (feature.get("stats") or {}).get(statistic),
+            "threshold": limit,
+            "bars": distribution_bars(
+                labels, shown.get("reference") or [], shown.get("current") or []
+            ),
+            "trend": line_chart(series, "time of the check (s)", statistic, height=200),
+        }
+    return render(request, "monitoring.html", title="Monitoring", page="monitoring",
+                  pictures=pictures, **data)  # fmt: skip
+
+
+def _bin_labels(edges: list[float]) -> list[str]:
+    """"< a", "a-b", ..., ">= z" for the interior cut points of numeric bins."""
+    if not edges:
+        return []
+    inner = [f"{a:.3g}-{b:.3g}" for a, b in itertools.pairwise(edges)]
+    return [f"< {edges[0]:.3g}", *inner, f">= {edges[-1]:.3g}"]
+
+
 async def features(request: Request) -> Response:
     views = await run_in_threadpool(pages.features, state_of(request))
     return render(request, "features.html", title="Features", page="features", views=views)
@@ -197,6 +236,7 @@ def dashboard_routes() -> list[BaseRoute]:
         _page("/ui/models/{name}/compare", compare),
         _page("/ui/pipelines", pipelines),
         _page("/ui/features", features),
+        _page("/ui/monitoring", monitoring),
         _page("/ui/experiments", experiments),
         _page("/ui/experiments/charts", metric_charts),
         _page("/ui/pipelines/runs/{run_id}", pipeline_run),

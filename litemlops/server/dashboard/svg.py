@@ -178,3 +178,43 @@ def line_chart(
         )
     parts.append("</svg>")
     return Markup("".join(parts))
+
+
+def distribution_bars(
+    labels: Sequence[str], reference: Sequence[float], current: Sequence[float],
+    width: int = 560, height: int = 180,
+) -> Markup:
+    """The reference's and the window's share of values in each bin, side by side (grey
+    and blue bars), with each bin's label and shares as tooltips."""
+    totals = (sum(reference), sum(current))
+    if not labels or not all(totals):
+        return Markup("")
+    shares = [[v / t for v in side] for side, t in zip((reference, current), totals, strict=True)]
+    top = max(max(s) for s in shares) or 1.0
+    left, bottom, plot = 8, height - 34, height - 48
+    step = (width - 2 * left) / len(labels)
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="reference and current shares by bin">'
+    ]
+    for i, label in enumerate(labels):
+        x = left + i * step
+        tip = f"{label}: reference {shares[0][i]:.1%}, current {shares[1][i]:.1%}"
+        parts.append(f'<g class="bin"><title>{escape(tip)}</title>')
+        for side, (colour, offset) in enumerate((("#bab0ac", 0.1), ("#4e79a7", 0.5))):
+            h = plot * shares[side][i] / top
+            parts.append(
+                f'<rect x="{x + step * offset:.1f}" y="{bottom - h:.1f}" '
+                f'width="{step * 0.4:.1f}" height="{h:.1f}" fill="{colour}"/>'
+            )
+        parts.append(
+            f'<text x="{x + step / 2:.1f}" y="{bottom + 14}" class="axis" '
+            f'text-anchor="middle">{escape(label)}</text></g>'
+        )
+    parts.append(
+        f'<text x="{left}" y="{height - 4}" class="legend" fill="#6b7480">■ reference</text>'
+        f'<text x="{left + 90}" y="{height - 4}" class="legend" fill="#4e79a7">■ current</text>'
+        "</svg>"
+    )
+    return Markup("".join(parts))
