@@ -90,3 +90,29 @@ def _show(report: dict[str, Any]) -> None:
     for alert in report.get("alerts") or []:
         click.echo(f"alert {alert['rule']}: {alert['state']} ({alert['metric']} "
                    f"{alert['condition']}, value {alert.get('value')})")
+
+
+@monitor.command("report")
+@home_option
+@click.option("--html", "html_path", required=True,
+              type=click.Path(dir_okay=False, writable=True, path_type=Path),
+              help="Write the latest check here as one self-contained HTML file.")
+@click.pass_context
+@cli_errors
+def report(ctx: click.Context, home: Path | None, html_path: Path) -> None:
+    """The latest monitoring check (drift per feature with the reference's and the window's
+    distributions and the trend over the last checks, performance, alerts) as one HTML
+    file that opens offline. It reads the home beside a running `litemlops run`."""
+    from datetime import UTC, datetime
+
+    from litemlops.server.dashboard.pages import monitoring
+    from litemlops.server.dashboard.report import html_report
+
+    with open_platform(ctx, home) as platform:
+        data = monitoring(platform)
+    if data["run_id"] is None:
+        raise click.ClickException(
+            "no monitoring check yet: run `litemlops monitor check` (or wait for `run`'s)"
+        )
+    html_path.write_text(html_report(data, datetime.now(UTC)), encoding="utf-8")
+    click.echo(f"wrote {html_path} (the check of {data['checked_at']})")

@@ -57,6 +57,7 @@ def read_predictions(
     service: str | None = None,
     features: Mapping[str, str] | None = None,
     labelled: bool = False,
+    request_id: str | None = None,
 ) -> pd.DataFrame:
     """One row per scored entity of the `prediction_served` events in a window, oldest first.
 
@@ -71,9 +72,10 @@ def read_predictions(
     names and types is skipped. A feature whose name is taken by a column above
     is named `features.<name>`. labelled: only requests a `feedback_received`
     event names (whenever it came), which spares reading the rest of the history.
+    request_id: only that request's rows (every answer given under that id).
     """
     window = _Window(since, until)
-    where, params = window.filters({"model": model, "service": service})
+    where, params = window.filters({"model": model, "service": service, "request_id": request_id})
     types = None
     if features is not None:
         unknown = {k for k in features.values() if k not in _KIND_TYPES}
@@ -97,14 +99,15 @@ def read_feedback(
     last: int | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    request_id: str | None = None,
 ) -> pd.DataFrame:
     """The `feedback_received` events in a window, oldest first: request_id, timestamp, label.
 
     Labels are kept as they came: duplicates and labels of unknown requests are for
-    whoever joins them to predictions to count.
+    whoever joins them to predictions to count. request_id: only that request's labels.
     """
     window = _Window(since, until)
-    where, params = window.filters({})
+    where, params = window.filters({"request_id": request_id})
     if last is not None:
         _check_last(last)
     return _read(

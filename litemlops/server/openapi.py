@@ -465,6 +465,10 @@ def _slug(path: str) -> str:
 
 
 async def _openapi(request: Request) -> Response:
+    return JSON(document_of(request))
+
+
+def document_of(request: Request) -> dict[str, Any]:
     """The document of this app, made once per app state (routes and bodies are fixed)."""
     state = state_of(request)
     cached = getattr(request.app.state, "openapi_document", None)
@@ -475,7 +479,8 @@ async def _openapi(request: Request) -> Response:
             document["servers"] = [{"url": root}]
         cached = (state, document)
         request.app.state.openapi_document = cached
-    return JSON(cached[1])
+    made: dict[str, Any] = cached[1]
+    return made
 
 
 def app_bodies(state: ServerState) -> dict[str, type[BaseModel]]:

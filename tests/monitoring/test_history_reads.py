@@ -86,6 +86,17 @@ def test_a_window_read_through_the_history_is_the_window_parsed(tmp_path_factory
     pd.testing.assert_frame_equal(through, parsed, check_like=True)
     pd.testing.assert_frame_equal(read_feedback(folder, **window),
                                   read_feedback(parsed_log, **window))
+    every = read_predictions(parsed_log, features=features)
+    labels = read_feedback(parsed_log)
+    for request_id in ("r0", "r3", "nobody"):  # one request's answers and labels
+        one = read_predictions(folder, features=features, request_id=request_id)
+        expected = every[every["request_id"] == request_id]
+        for column in ("request_id", "timestamp", "entity", "score", "output"):
+            assert one[column].tolist() == expected[column].tolist(), column
+        pd.testing.assert_frame_equal(
+            read_feedback(folder, request_id=request_id),
+            labels[labels["request_id"] == request_id].reset_index(drop=True),
+        )
     labelled = read_predictions(folder, features=features, labelled=True)
     expected = read_predictions(parsed_log, features=features)
     expected = expected[expected["request_id"].isin(set(read_feedback(parsed_log)["request_id"]))]

@@ -1,6 +1,7 @@
 """`litemlops monitor check` without a running server: the check runs in the command."""
 
 import json
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -81,3 +82,26 @@ def test_a_check_beside_a_running_scheduled_check_waits_for_it_then_runs(
     assert ("GET", "/api/pipelines/runs", {"pipeline": "monitoring", "state": "running"}) in (
         owner.calls
     )
+
+
+def test_the_report_is_one_html_file_of_the_latest_check_that_loads_nothing(
+    litemlops_config, tmp_path
+):
+    home = str(litemlops_config.home)
+    with Platform(litemlops_config) as platform:
+        assert bootstrap(platform).no_champion is None
+    before = CliRunner().invoke(cli, ["monitor", "report", "--home", home, "--html", "r.html"])
+    assert before.exit_code == 1 and "no monitoring check yet" in before.output
+    checked = CliRunner().invoke(cli, ["monitor", "check", "--home", home, "--json"])
+    report = json.loads(checked.output)
+    path = tmp_path / "report.html"
+
+    out = CliRunner().invoke(cli, ["monitor", "report", "--home", home, "--html", str(path)])
+
+    assert out.exit_code == 0, out.output
+    text = path.read_text()
+    assert text.startswith("<!doctype html>") and "<style>" in text
+    assert not re.search(r"<(script|link|img)\b|\b(src|href)=\"(https?:)?//", text)
+    assert report["run_id"] in text
+    for alert in report["alerts"]:
+        assert alert["rule"] in text

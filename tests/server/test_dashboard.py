@@ -347,3 +347,61 @@ def test_the_monitoring_page_shows_the_latest_check_as_the_api_does(home_factory
         assert line.count("<circle") == 2  # the deciding statistic of each check
     for alert in api["alerts"]:
         assert alert["rule"] in parsed.text("alert-states")
+
+
+# -- lineage -----------------------------------------------------------------------------------
+
+
+def test_a_requests_lineage_names_its_answer_label_version_run_and_alias_move(client, auth):
+    answer = client.post("/inference", json={"request_id": "lin-1", "driver_ids": [1001, 1002]})
+    assert answer.status_code == 200, answer.text
+    labelled = client.post("/feedback", json={"request_id": "lin-1", "label": 1}, headers=auth)
+    assert labelled.status_code == 202, labelled.text
+    version = client.get(f"/api/models/{MODEL}/versions/{answer.json()['version']}").json()
+    move = [m for m in client.get(f"/api/models/{MODEL}/aliases/champion/history").json()
+            if m["to_version"] == version["version"]][-1]  # fmt: skip
+
+    parsed = page(client, "/ui/lineage?request_id=lin-1")
+
+    served = parsed.text("served")
+    assert f"{MODEL} v{version['version']}" in served
+    assert f"output {answer.json()['prediction']}" in served
+    for entity, score in answer.json()["scores"].items():
+        assert entity in served and f"{score:.4g}" in served
+    assert "1.0 at" in parsed.text("labels")
+    assert version["run_id"][:12] in parsed.text("trained")
+    assert (move["reason"] or "") in parsed.text("alias")
+
+
+def test_an_unknown_request_id_is_a_404_page_and_none_is_the_form(client):
+    missing = client.get("/ui/lineage?request_id=never-served")
+    blank = client.get("/ui/lineage")
+
+    assert missing.status_code == 404 and "never-served" in missing.text
+    assert blank.status_code == 200 and 'name="request_id"' in blank.text
+
+
+def test_a_models_page_links_each_version_to_the_lineage_of_requests_it_answered(client):
+    answer = client.post("/inference", json={"request_id": "back-1", "driver_ids": [1001, 1002]})
+    version = answer.json()["version"]
+
+    text = client.get(f"/ui/models/{MODEL}").text
+
+    section = text.split(f'id="v{version}"', 1)[1].split("</details>", 1)[0]
+    assert 'href="/ui/lineage?request_id=back-1"' in section
+
+
+# -- the API page ------------------------------------------------------------------------------
+
+
+def test_the_api_page_lists_every_operation_of_the_document_with_a_form(client):
+    document = client.get("/openapi.json").json()
+
+    text = client.get("/docs").text
+
+    for path, item in document["paths"].items():
+        for method, op in item.items():
+            assert f'id="op-{op["operationId"]}"' in text, (method, path)
+            assert f'data-method="{method.upper()}" data-path="{path}"' in text
+            for param in op.get("parameters", []):
+                assert f'name="{param["in"]}:{param["name"]}"' in text

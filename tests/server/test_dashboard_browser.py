@@ -95,7 +95,7 @@ def visible_colours(png: bytes) -> int:
 PAGES = [
     "/ui", "/ui/models", f"/ui/models/{MODEL}", f"/ui/models/{MODEL}/compare?left=1&right=1",
     "/ui/pipelines", "/ui/pipelines/runs/newest", "/ui/features", "/ui/experiments",
-    "/ui/experiments/charts?run=newest", "/ui/monitoring",
+    "/ui/experiments/charts?run=newest", "/ui/monitoring", "/ui/lineage", "/docs",
 ]
 
 
@@ -206,4 +206,22 @@ def test_run_now_starts_a_pipeline_with_the_tabs_token(browser, served):
     after = httpx.get(f"{url}/api/pipelines/runs", params={"pipeline": "monitoring"}).json()
     new = [r for r in after if r["run_id"] not in {b["run_id"] for b in before}]
     assert [r["trigger"] for r in new] == ["manual"]
+    page.close()
+
+
+def test_the_api_page_sends_an_operation_and_shows_its_answer(browser, served):
+    from playwright.sync_api import expect
+
+    url, _ = served
+    page = browser.new_page()
+    page.goto(f"{url}/docs")
+    document = httpx.get(f"{url}/openapi.json").json()
+    op_id = document["paths"]["/api/models/{name}"]["get"]["operationId"]
+    operation = page.locator(f"#op-{op_id}")
+    operation.locator("summary").click()
+    operation.locator("input[name='path:name']").fill(MODEL)
+    operation.locator("button", has_text="Send").click()
+
+    expect(operation.locator("pre.answer")).to_contain_text("200", timeout=15_000)
+    assert '"champion"' in operation.locator("pre.answer").inner_text()
     page.close()

@@ -11,9 +11,10 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from litemlops.errors import LitemlopsError
+from litemlops.errors import LitemlopsError, NotFoundError
 
 if TYPE_CHECKING:
+    from litemlops.platform import Platform
     from litemlops.server.state import ServerState
 
 #: Pipeline runs the overview lists.
@@ -23,6 +24,8 @@ TIMELINE_MOVES = 200
 #: Runs the pipelines page lists; events a run's page shows (the newest).
 RUNS_SHOWN = 50
 RUN_EVENTS = 500
+#: Newest requests of a model a model page links to the lineage of.
+RECENT_REQUESTS = 20
 #: Monitoring checks whose drift the trend charts draw, the newest.
 TREND = 60
 
@@ -74,13 +77,24 @@ def models(state: ServerState) -> list[dict[str, Any]]:
 def model(state: ServerState, name: str) -> dict[str, Any]:
     """One model: its versions (newest first), aliases, and every alias move for the
     timeline (oldest first). `NotFoundError` for an unknown name."""
+    from litemlops.monitoring.events import read_predictions
+
     registry = state.platform.registry
     found = registry.get_registered_model(name)
     versions = sorted(registry.list_versions(name), key=lambda v: v.version, reverse=True)
     moves = registry.alias_history(name)[-TIMELINE_MOVES:]
+    served = read_predictions(state.platform.config.logs_dir, last=RECENT_REQUESTS, model=name)
+    latest: dict[int, list[str]] = {}  # version -> its newest request ids, newest first
+    for request_id, version in zip(served["request_id"][::-1], served["version"][::-1],
+                                   strict=True):  # fmt: skip
+        ids = latest.setdefault(int(version), [])
+        if request_id not in ids:
+            ids.append(str(request_id))
+    shown = [{**_version(v), "uri": v.uri, "requests": latest.get(v.version, [])}
+             for v in versions]  # fmt: skip
     return {
         **asdict(found),
-        "versions": [{**_version(v), "uri": v.uri} for v in versions],
+        "versions": shown,
         "moves": [asdict(m) for m in sorted(moves, key=lambda m: m.at)],
     }
 
@@ -158,14 +172,13 @@ def metric_histories(
     return {"runs": [asdict(r) for r in runs], "charts": charts}
 
 
-def monitoring(state: ServerState) -> dict[str, Any]:
+def monitoring(platform: Platform) -> dict[str, Any]:
     """The latest check (drift per feature with its distributions, performance, data
     quality), each feature's deciding statistic over the last checks, and the alerts
     with their history: `/api/monitoring` plus the trend."""
     from litemlops.monitoring.drift import deciding_statistic
     from litemlops.monitoring.pipeline import latest_report
 
-    platform = state.platform
     report = latest_report(platform)
     runs = platform.pipelines.list_runs(pipeline="monitoring", state="success", limit=TREND)
     trend: dict[str, list[tuple[datetime, float]]] = {}
@@ -180,6 +193,97 @@ def monitoring(state: ServerState) -> dict[str, Any]:
             if value is not None and run.ended_at is not None:
                 trend.setdefault(name, []).append((run.ended_at, float(value)))
     return {**report, "trend": trend}
+
+
+def lineage(state: ServerState, request_id: str) -> dict[str, Any]:
+    """Everything behind one served request, and what followed it: its answers (model
+    version, entities, features, scores, output) and labels from the event log; the
+    version's training run, data and feature views; the alias move that made it serve;
+    the first monitoring check after it, the alert transitions and the runs alerts
+    started since. `NotFoundError` when no answer has that id."""
+    from litemlops.monitoring.alerts import AlertManager
+    from litemlops.monitoring.events import read_feedback, read_predictions
+
+    platform = state.platform
+    logs = platform.config.logs_dir
+    rows = read_predictions(logs, request_id=request_id)
+    if rows.empty:
+        raise NotFoundError(f"no prediction was served with request id {request_id!r}")
+    answered = rows["timestamp"].max().to_pydatetime()
+    model, version = str(rows["model"].iloc[-1]), int(rows["version"].iloc[-1])
+    fixed = {"request_id", "timestamp", "model", "version", "service", "entity", "score",
+             "output"}  # fmt: skip
+    found = platform.registry.get_model_version(model, version)
+    moves = [m for m in platform.registry.alias_history(model)
+             if m.to_version == version and m.at <= answered]  # fmt: skip
+    checks = platform.pipelines.list_runs(pipeline="monitoring", state="success", limit=200)
+    after = [r for r in checks if r.started_at is not None and r.started_at >= answered]
+    alerts = AlertManager(platform.tracker.db, platform.config.alerts, notifiers={})
+    transitions = [  # what followed, oldest first
+        t.as_dict() for t in sorted(alerts.history(limit=200), key=lambda t: t.at)
+        if t.at >= answered
+    ]  # fmt: skip
+    started = platform.pipelines.list_runs(limit=200)
+    retrained = [
+        _run(r) for r in started
+        if r.trigger == "event" and r.started_at and r.started_at >= answered
+    ]  # fmt: skip
+    answers = [
+        {"entity": r["entity"], "score": r["score"],
+         "features": {k: v for k, v in r.items() if k not in fixed}}
+        for r in rows.to_dict("records")
+    ]  # fmt: skip
+    return {
+        "request_id": request_id,
+        "answered_at": answered,
+        "model": model,
+        "version": version,
+        "service": str(rows["service"].iloc[-1]),
+        "output": rows["output"].iloc[-1],
+        "rows": answers,
+        "labels": read_feedback(logs, request_id=request_id).to_dict("records"),
+        "registered": _version(found),
+        "made_serving": asdict(moves[-1]) if moves else None,
+        "check": _run(after[-1]) if after else None,
+        "transitions": transitions[:20],
+        "retrained": retrained,
+    }
+
+
+def operations(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """The OpenAPI document's operations as the docs page lists them, by path: summary,
+    whether it needs the token, parameters, the body's schema (its reference resolved)
+    with an example skeleton, and the answers."""
+    import json
+
+    schemas = document.get("components", {}).get("schemas", {})
+
+    def resolve(schema: dict[str, Any]) -> dict[str, Any]:
+        ref = schema.get("$ref", "")
+        return dict(schemas.get(ref.rsplit("/", 1)[-1], schema)) if ref else schema
+
+    found = []
+    for path, item in document.get("paths", {}).items():
+        for method, op in item.items():
+            body = (op.get("requestBody") or {}).get("content", {}).get("application/json")
+            schema = resolve(body["schema"]) if body else None
+            found.append({
+                "method": method.upper(),
+                "path": path,
+                "id": op.get("operationId", f"{method}-{path}"),
+                "summary": op.get("summary", ""),
+                "secured": "security" in op,
+                "params": [
+                    {"name": p["name"], "in": p["in"], "required": p.get("required", False),
+                     "type": resolve(p.get("schema", {})).get("type", "string"),
+                     "description": p.get("description", "")}
+                    for p in op.get("parameters", [])
+                ],
+                "body": json.dumps(schema, indent=2) if schema else None,
+                "body_required": bool((op.get("requestBody") or {}).get("required")),
+                "responses": {k: v.get("description", "") for k, v in op["responses"].items()},
+            })  # fmt: skip
+    return found
 
 
 def features(state: ServerState) -> list[dict[str, Any]]:

@@ -7,7 +7,6 @@ token the page asks for once and keeps for the tab (a Bearer header, never a coo
 
 from __future__ import annotations
 
-import itertools
 import json
 from datetime import UTC, datetime
 from functools import cache
@@ -20,7 +19,6 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from litemlops.errors import NotFoundError, ValidationError
-from litemlops.monitoring.drift import deciding_statistic
 from litemlops.server.dashboard import pages
 from litemlops.server.state import state_of
 
@@ -160,40 +158,42 @@ async def metric_charts(request: Request) -> Response:
 
 
 async def monitoring(request: Request) -> Response:
-    from litemlops.server.dashboard.svg import distribution_bars, line_chart
+    from litemlops.server.dashboard.report import pictures
 
-    data = await run_in_threadpool(pages.monitoring, state_of(request))
-    drift = data.get("drift") or {}
-    thresholds = drift.get("thresholds") or {}
-    pictures: dict[str, dict[str, Any]] = {}
-    for name, feature in (drift.get("features") or {}).items():
-        shown = feature.get("distribution") or {}
-        labels = shown.get("categories") or _bin_labels(shown.get("edges") or [])
-        points = [(at.timestamp(), v) for at, v in data["trend"].get(name, [])]
-        statistic = deciding_statistic(feature["method"])
-        limit = thresholds.get(statistic)
-        series = {statistic: points}
-        if limit is not None and points:
-            series["threshold"] = [(points[0][0], limit), (points[-1][0], limit)]
-        pictures[name] = {
-            "statistic": statistic,
-            "value": (feature.get("stats") or {}).get(statistic),
-            "threshold": limit,
-            "bars": distribution_bars(
-                labels, shown.get("reference") or [], shown.get("current") or []
-            ),
-            "trend": line_chart(series, "time of the check (s)", statistic, height=200),
-        }
+    data = await run_in_threadpool(pages.monitoring, state_of(request).platform)
     return render(request, "monitoring.html", title="Monitoring", page="monitoring",
-                  pictures=pictures, **data)  # fmt: skip
+                  pictures=pictures(data), **data)  # fmt: skip
 
 
-def _bin_labels(edges: list[float]) -> list[str]:
-    """"< a", "a-b", ..., ">= z" for the interior cut points of numeric bins."""
-    if not edges:
-        return []
-    inner = [f"{a:.3g}-{b:.3g}" for a, b in itertools.pairwise(edges)]
-    return [f"< {edges[0]:.3g}", *inner, f">= {edges[-1]:.3g}"]
+async def monitoring_report(request: Request) -> Response:
+    """The latest check as one self-contained HTML file, to keep or send."""
+    from litemlops.server.dashboard.report import html_report
+
+    data = await run_in_threadpool(pages.monitoring, state_of(request).platform)
+    text = html_report(data, datetime.now(UTC))
+    name = f"litemlops-monitoring-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.html"
+    disposition = {"Content-Disposition": f'attachment; filename="{name}"'}
+    return HTMLResponse(text, headers={**HEADERS, **disposition})
+
+
+async def lineage(request: Request) -> Response:
+    request_id = request.query_params.get("request_id", "").strip()
+    if not request_id:
+        return render(request, "lineage.html", title="Lineage", page="lineage", found=None)
+    try:
+        data = await run_in_threadpool(pages.lineage, state_of(request), request_id)
+    except NotFoundError as exc:
+        return not_found(request, exc.args[0])
+    return render(request, "lineage.html", title=f"Request {request_id}", page="lineage",
+                  found=data)  # fmt: skip
+
+
+async def docs(request: Request) -> Response:
+    from litemlops.server.openapi import document_of
+
+    document = await run_in_threadpool(document_of, request)
+    return render(request, "docs.html", title="API", page="docs",
+                  info=document["info"], operations=pages.operations(document))  # fmt: skip
 
 
 async def features(request: Request) -> Response:
@@ -237,6 +237,9 @@ def dashboard_routes() -> list[BaseRoute]:
         _page("/ui/pipelines", pipelines),
         _page("/ui/features", features),
         _page("/ui/monitoring", monitoring),
+        _page("/ui/monitoring/report.html", monitoring_report),
+        _page("/ui/lineage", lineage),
+        _page("/docs", docs),
         _page("/ui/experiments", experiments),
         _page("/ui/experiments/charts", metric_charts),
         _page("/ui/pipelines/runs/{run_id}", pipeline_run),

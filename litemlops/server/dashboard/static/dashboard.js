@@ -65,6 +65,29 @@ async function change(form) {
   }
 }
 
+// The API page: send an operation as its form fills it in, and show the answer.
+async function tryOperation(form) {
+  let url = form.dataset.path;
+  const query = new URLSearchParams();
+  let body;
+  for (const field of form.elements) {
+    if (!field.name || field.value === "") continue;
+    const [where, name] = field.name.split(":");
+    if (where === "path") url = url.replace(`{${name}}`, encodeURIComponent(field.value));
+    else if (where === "query") query.append(name, field.value);
+    else if (field.name === "body") body = field.value;
+  }
+  const headers = {};
+  const token = sessionStorage.getItem(TOKEN);
+  if (token) headers.Authorization = `Bearer ${token}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const answer = await fetch(query.size ? `${url}?${query}` : url,
+                             { method: form.dataset.method, headers, body });
+  let text = await answer.text();
+  try { text = JSON.stringify(JSON.parse(text), null, 2); } catch (e) { /* not JSON */ }
+  form.querySelector(".answer").textContent = `${answer.status} ${answer.statusText}\n${text}`;
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   showTokenState();
   document.getElementById("token").addEventListener("submit", (event) => {
@@ -76,6 +99,11 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   document.addEventListener("submit", (event) => {
     const form = event.target;
+    if (form.matches("form.try")) {
+      event.preventDefault();
+      tryOperation(form).catch((error) => notice(String(error), true));
+      return;
+    }
     if (!form.matches("form.change")) return;
     event.preventDefault();
     change(form).catch((error) => notice(String(error), true));
