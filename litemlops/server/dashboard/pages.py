@@ -214,8 +214,13 @@ def lineage(state: ServerState, request_id: str) -> dict[str, Any]:
     fixed = {"request_id", "timestamp", "model", "version", "service", "entity", "score",
              "output"}  # fmt: skip
     found = platform.registry.get_model_version(model, version)
+    service = str(rows["service"].iloc[-1])
+    # The alias the service answers through, when the request was the service's.
+    spec = state.service.spec
+    served_by = spec.model.partition("@")[2] if service == spec.name else ""
     moves = [m for m in platform.registry.alias_history(model)
-             if m.to_version == version and m.at <= answered]  # fmt: skip
+             if m.to_version == version and m.at <= answered
+             and (not served_by or m.alias == served_by)]  # fmt: skip
     checks = platform.pipelines.list_runs(pipeline="monitoring", state="success", limit=200)
     after = [r for r in checks if r.started_at is not None and r.started_at >= answered]
     alerts = AlertManager(platform.tracker.db, platform.config.alerts, notifiers={})
@@ -238,7 +243,7 @@ def lineage(state: ServerState, request_id: str) -> dict[str, Any]:
         "answered_at": answered,
         "model": model,
         "version": version,
-        "service": str(rows["service"].iloc[-1]),
+        "service": service,
         "output": rows["output"].iloc[-1],
         "rows": answers,
         "labels": read_feedback(logs, request_id=request_id).to_dict("records"),
