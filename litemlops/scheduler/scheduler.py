@@ -1,36 +1,29 @@
 """The scheduler: pipelines run on cron lines, intervals and bus events, once per home.
 
-One engine decides when a schedule fires: `triggers.Plan`, reading the
-injected clock, with APScheduler 3's triggers doing the calendar arithmetic.
-Two modes drive it:
+One engine decides when a schedule fires: `triggers.Plan`, reading the injected clock,
+with APScheduler 3's triggers doing the calendar arithmetic. Until `start()` it is
+synchronous: `run_pending(now)` runs what is due in the caller's thread and event
+triggers run inside `bus.publish`, so tests drive it without sleeping. From `start()`
+it takes an exclusive lock on `lock_path` (one scheduler per home) and a timer thread
+sleeps until the next fire time, then hands each due schedule's wake-up to the worker
+pool, which runs the same routine as `run_pending`. Event triggers, `trigger()` and
+`resume()` use that pool too: a publisher never waits for a pipeline run.
 
-- Synchronous, until `start()`: `run_pending(now)` runs whatever is due at
-  `now` in the caller's thread and event triggers run inside `bus.publish`, so
-  tests and injected clocks drive it without sleeping.
-- Real time, from `start()`: it takes an exclusive lock on `lock_path`, so one
-  scheduler runs per home, then a timer thread sleeps until the earliest next
-  fire time by the clock and hands each due schedule's wake-up to the worker
-  pool, where the same due-time routine as `run_pending` runs against the
-  clock. Event triggers and `trigger()` use that pool too: a publisher never
-  waits for a pipeline run.
-
-Missed fire times (APScheduler's rules): every fire time from a schedule's
-next one up to now is due. With `coalesce` (the default) only the latest runs,
-so three missed fire times give one run; without it each runs in turn. A fire
-time more than `misfire_grace_time` seconds behind the clock when its turn
-comes does not run and is logged as `schedule_misfired`. Fire times fall
-behind while every worker is busy or the process is suspended; a schedule has
-at most one wake-up waiting for a worker, which takes all that is due by then.
-Schedules live in memory and a first fire time counts from when the schedule
-is added, so nothing that fell due while the process was down is replayed.
-Overlapping runs of one pipeline are the runner's call (`max_active_runs`,
-`on_busy`). Why the timer is ours and not APScheduler's: see `timer`.
+Missed fire times (APScheduler's rules): every fire time from a schedule's next one up
+to now is due; with `coalesce` (the default) only the latest runs, without it each in
+turn. A fire time more than `misfire_grace_time` seconds late when its turn comes does
+not run and is logged as `schedule_misfired`. A schedule has at most one wake-up
+waiting for a worker. Schedules live in memory, counted from when they are added, so
+nothing that fell due while the process was down is replayed. Overlapping runs of one
+pipeline are the runner's call (`max_active_runs`, `on_busy`). Why the timer is ours
+and not APScheduler's: see `timer`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import partial
@@ -223,17 +216,14 @@ class Scheduler:
         trigger: str = "manual",
         payload: Mapping[str, Any] | None = None,
     ) -> Future[PipelineRun]:
-        """Run a pipeline now: on the worker pool once started, at once before.
-
-        The future holds the finished run, or the error that kept it from running.
-        """
+        """Run a pipeline now: on the worker pool once started, at once before. The future
+        holds the finished run, or the error that kept it from running."""
         self._require_pipeline(pipeline_name, "trigger")
         return self._submit(self._fire, pipeline_name, params, trigger, payload)
 
     def resume(self, pipeline_name: str, run_id: str) -> Future[PipelineRun]:
-        """Run a failed run again from its failed tasks (`PipelineRunner.resume`), on the
-        worker pool once started, at once before. Its errors (not failed, unknown run)
-        are the future's, as a trigger's are."""
+        """A failed run again from its failed tasks (`PipelineRunner.resume`), as `trigger`
+        runs a pipeline; its errors (not failed, unknown run) are the future's."""
         self._require_pipeline(pipeline_name, "resume")
         return self._submit(self._resume, pipeline_name, run_id)
 
@@ -252,10 +242,16 @@ class Scheduler:
         return future
 
     def _resume(self, pipeline_name: str, run_id: str) -> PipelineRun:
+        with self._busy():
+            return self.runner.resume(self.lookup(pipeline_name), run_id)
+
+    @contextlib.contextmanager
+    def _busy(self) -> Iterator[None]:
+        """Count a run in progress for `wait_idle` while the block runs."""
         with self._idle:
             self._active += 1
         try:
-            return self.runner.resume(self.lookup(pipeline_name), run_id)
+            yield
         finally:
             with self._idle:
                 self._active -= 1
@@ -431,24 +427,14 @@ class Scheduler:
         payload: Mapping[str, Any] | None,
     ) -> PipelineRun:
         """Look the pipeline up and run it: where every schedule, event and trigger() ends."""
-        with self._idle:
-            self._active += 1
-        try:
-            pipeline = self.lookup(pipeline_name)
-            return self.runner.run(pipeline, params, trigger=trigger, payload=payload)
-        except Exception as exc:
-            with structlog.contextvars.bound_contextvars(pipeline=pipeline_name):
-                log.error(
-                    events.PIPELINE_TRIGGER_FAILED,
-                    trigger=trigger,
-                    error=f"{type(exc).__name__}: {exc}",
-                    exc_info=True,
-                )
-            raise
-        finally:
-            with self._idle:
-                self._active -= 1
-                self._idle.notify_all()
+        with self._busy():
+            try:
+                pipeline = self.lookup(pipeline_name)
+                return self.runner.run(pipeline, params, trigger=trigger, payload=payload)
+            except Exception as exc:
+                with structlog.contextvars.bound_contextvars(pipeline=pipeline_name):
+                    _failed(trigger, exc)
+                raise
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until no pipeline run started by this scheduler is in progress.
@@ -460,13 +446,8 @@ class Scheduler:
         with self._idle:
             return self._idle.wait_for(lambda: self._active == 0, timeout)
 
-    def _fire_logged(
-        self,
-        pipeline_name: str,
-        params: Mapping[str, Any],
-        trigger: str,
-        payload: Mapping[str, Any],
-    ) -> PipelineRun | None:
+    def _fire_logged(self, pipeline_name: str, params: Mapping[str, Any], trigger: str,
+                     payload: Mapping[str, Any]) -> PipelineRun | None:  # fmt: skip
         """`_fire` for callers nobody waits on: the error is logged, the scheduler goes on."""
         try:
             return self._fire(pipeline_name, params, trigger, payload)
@@ -500,12 +481,7 @@ class Scheduler:
         try:
             self._run_due(name, None)
         except Exception as exc:  # a broken wake-up must not stop later ones
-            log.error(
-                events.PIPELINE_TRIGGER_FAILED,
-                trigger="schedule",
-                error=f"{type(exc).__name__}: {exc}",
-                exc_info=True,
-            )
+            _failed("schedule", exc)
 
     def _remove_listeners(self, listeners: list[Listener]) -> None:
         for listener in listeners:
@@ -525,3 +501,7 @@ class Scheduler:
         if self._state == "stopped":
             raise SchedulerStateError("the scheduler was shut down; make a new one")
 
+
+def _failed(trigger: str, exc: Exception) -> None:
+    log.error(events.PIPELINE_TRIGGER_FAILED, trigger=trigger,
+              error=f"{type(exc).__name__}: {exc}", exc_info=True)  # fmt: skip
