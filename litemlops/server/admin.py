@@ -32,6 +32,7 @@ from litemlops.server.schemas import (
     INT64_MAX,
     AliasState,
     ResumeAnswer,
+    ResumeBody,
     RollbackBody,
     SetAliasBody,
     TriggerAnswer,
@@ -395,7 +396,9 @@ async def resume_pipeline_run(request: Request) -> Response:
     """Run a failed run again from its failed tasks (its params as they were), and answer
     once it is running again (or ended, when that was quicker)."""
     require_token(request)
-    platform = state_of(request).platform
+    state = state_of(request)
+    parse(ResumeBody, await _optional_json(request, state))
+    platform = state.platform
     run_id = request.path_params["run_id"]
     run = await _call(platform.pipelines.get_run, run_id)
     if run.state != "failed":

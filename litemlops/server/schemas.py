@@ -357,6 +357,13 @@ PipelineRunDetail = _like(
 )
 
 
+class ResumeBody(BaseModel):
+    """Nothing to send: a resumed run keeps the params it started with. The body may be
+    left out; when sent, it is JSON like every other body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 class ResumeAnswer(TypedDict):
     accepted: bool
     pipeline: str
