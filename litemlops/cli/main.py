@@ -73,8 +73,10 @@ def run(
     until Ctrl-C or SIGTERM. The console gets a summary and warnings; every event
     goes to the home's log (`--verbose` shows them here too).
     """
+    import contextlib
     import faulthandler
     import signal
+    import sys
 
     from litemlops.bootstrap import bootstrap
     from litemlops.home import check_new_home
@@ -92,8 +94,11 @@ def run(
     console_level = None if verbose else "warning"
     configure_logging(config, background=True, console_level=console_level)
     # A fault in a native library (SQLite, DuckDB, numpy) kills the process with no
-    # Python traceback and no event: print every thread's stack to stderr instead.
-    faulthandler.enable()
+    # Python traceback and no event: print every thread's stack to stderr instead
+    # (the process's own stderr: sys.stderr may be a test runner's capture).
+    if sys.__stderr__ is not None:
+        with contextlib.suppress(ValueError, OSError):  # no descriptor (a closed stderr)
+            faulthandler.enable(file=sys.__stderr__)
     # SIGTERM unwinds like Ctrl-C: a run in progress during the set-up is closed
     # as interrupted instead of being left "running", and after serving, uvicorn
     # raises the signal again once it has shut down, which ends up here too.
