@@ -544,6 +544,13 @@ class Deployed:
     disturbed: int = 0  # rounds kept although a run overlapped them (no retries left)
     answered_redone: int = 0  # 2xx answers in the rounds measured again (each one logged)
     rounds: list[dict[str, float]] = field(default_factory=list)  # req/s of each kind, per round
+    round_p99s: list[dict[str, float]] = field(default_factory=list)  # p99 ms, likewise
+
+    def paired(self, kind: str, of: str = "rps") -> list[float]:
+        """`kind` / no deployment within each round, of req/s or p99: a round measures the
+        three back to back, so its ratio is free of the machine's drift between rounds."""
+        rows = self.rounds if of == "rps" else self.round_p99s
+        return [r[kind] / r["none"] for r in rows if r["none"]]
 
 
 def with_deployments(load: LoadProcess, ours: Served, challenger: int, size: Size) -> Deployed:
@@ -607,9 +614,17 @@ def with_deployments(load: LoadProcess, ours: Served, challenger: int, size: Siz
         found.rounds.append(
             {kind: got["requests"] / got["seconds"] for kind, got in results.items()}
         )
+        found.round_p99s.append({kind: p99_of(got) for kind, got in results.items()})
         found.shadows.append(shadow)
         r += 1
     return found
+
+
+def p99_of(result: dict[str, Any]) -> float:
+    """One load window's p99 latency (ms)."""
+    one = Totals()
+    one.add(result)
+    return one.percentile_ms(99)
 
 
 def admin(ours: Served, method: str, body: Any, expected: int) -> None:
@@ -696,6 +711,24 @@ def report_at_least(name: str, value: float, unit: str, target: float, reference
     print(
         f"{name}: {value:.0f} {unit}  (reference: {reference:.0f} {unit})  ratio={shown}  "
         f"target>={target:g}  {verdict}"
+    )
+    sys.stdout.flush()
+
+
+def report_paired(
+    name: str, value: float, reference: float, unit: str, paired: list[float], target: float,
+    *, at_least: bool,
+) -> None:
+    """A ratio line whose ratio is the median of paired per-round ratios (values pooled
+    over the rounds shown beside it): `... ratio=R  target>=T|<=T  PASS|MISS`."""
+    ratio = statistics.median(paired) if paired else None
+    met = ratio is not None and (ratio >= target if at_least else ratio <= target)
+    shown = f"{ratio:.2f}" if ratio is not None else "-"
+    digits = 0 if unit == "req/s" else 2
+    print(
+        f"{name}: {value:.{digits}f} {unit}  (reference: {reference:.{digits}f} {unit})  "
+        f"ratio={shown}  target{'>=' if at_least else '<='}{target:g}  "
+        f"{'PASS' if met else 'MISS'}"
     )
     sys.stdout.flush()
 
@@ -834,16 +867,17 @@ def show_deployments(deployed: Deployed) -> None:
         "# req/s of each round (none / ab / shadow): "
         + ", ".join(" / ".join(f"{r[kind]:.0f}" for kind in DEPLOYMENTS) for r in deployed.rounds)
     )
-    # Each round measures the three kinds back to back, so a round's ratio is free of the
-    # machine's drift between rounds; their spread says how far one ratio line can be
-    # trusted on this machine.
-    paired = [r["ab"] / r["none"] for r in deployed.rounds if r["none"]]
-    if paired:
-        print(
-            "# ab / none within each round: "
-            + ", ".join(f"{x:.2f}" for x in paired)
-            + f" (median {statistics.median(paired):.2f})"
-        )
+    # The ratio lines below are the median of these: a round measures the kinds back to
+    # back, so its ratio is free of the machine's drift between rounds, and the median
+    # of one disturbed round (another process taking the cores for seconds).
+    for what, kind, of in (("req/s", "ab", "rps"), ("p99", "shadow", "p99")):
+        paired = deployed.paired(kind, of)
+        if paired:
+            print(
+                f"# {kind} / none {what} within each round: "
+                + ", ".join(f"{x:.2f}" for x in paired)
+                + f" (median {statistics.median(paired):.2f})"
+            )
     none = deployed.totals["none"]
     why = {
         "ab": "the choice, the arm's counts, its row written by the controller, the event's "
@@ -872,15 +906,16 @@ def report_deployments(deployed: Deployed, costs: dict[str, float]) -> None:
     from _harness import report
 
     none, ab, shadow = (deployed.totals[kind] for kind in DEPLOYMENTS)
-    report_at_least("deployment_ab_rps_c8", ab.rps, "req/s", TARGET_AB_RATIO, none.rps)
-    report(
-        "deployment_shadow_p99_c8",
-        shadow.percentile_ms(99),
-        "ms",
-        TARGET_SHADOW_P99_RATIO,
-        reference=none.percentile_ms(99),
-        on_ratio=True,
+    print(
+        "# the two ratios are medians of each round's ratio (above); the same over all "
+        f"rounds pooled: ab {ab.rps / none.rps:.2f}, "
+        f"shadow {shadow.percentile_ms(99) / none.percentile_ms(99):.2f}"
     )
+    report_paired("deployment_ab_rps_c8", ab.rps, none.rps, "req/s",
+                  deployed.paired("ab"), TARGET_AB_RATIO, at_least=True)  # fmt: skip
+    report_paired("deployment_shadow_p99_c8", shadow.percentile_ms(99), none.percentile_ms(99),
+                  "ms", deployed.paired("shadow", "p99"), TARGET_SHADOW_P99_RATIO,
+                  at_least=False)  # fmt: skip
     request_us = none.cpu_per_request_ms * 1e3
     print(
         f"# arm choice in this process (best of {CHOICE_BATCHES} batches of {CHOICE_CALLS:,}), "
