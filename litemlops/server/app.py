@@ -114,6 +114,7 @@ def create_app(
             state = build_state(opened, service, server_metrics)
             app.state.litemlops = state
             state.deployments.run_in_background()
+            server_metrics.traffic.start()
             holder["deployments"] = state.deployments
             if start_scheduler:
                 opened.scheduler.start()
@@ -139,6 +140,7 @@ def create_app(
                 if opened.workers is not None:
                     opened.workers.stop()  # their runs are closed: stop the work now
                 idle = opened.scheduler.wait_idle(SHUTDOWN_GRACE_SECONDS)
+            server_metrics.traffic.close()
             holder.pop("platform", None)
             holder.pop("deployments", None)
             state_obj = getattr(app.state, "litemlops", None)

@@ -30,6 +30,8 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from litemlops.server.traffic import Traffic
+
 # From 0.5 ms: an answer from the in-process stores takes about a millisecond.
 LATENCY_BUCKETS = (
     0.0005,
@@ -295,6 +297,8 @@ class ServerMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        #: `/inference`'s last hour, from snapshots of `latency` (the dashboard's overview).
+        self.traffic = Traffic(self.latency, "/inference")
         self.in_flight = Gauge(
             "litemlops_requests_in_flight", "HTTP requests being answered", registry=self.registry
         )

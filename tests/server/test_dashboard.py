@@ -78,6 +78,9 @@ def test_the_root_sends_a_browser_to_the_dashboard(client):
 
 
 def test_the_overview_shows_what_the_api_says(client):
+    answered = client.post("/inference", json={"request_id": "ov-1", "driver_ids": [1001, 1002]})
+    assert answered.status_code == 200
+    hour = client.app.state.litemlops.metrics.traffic.last_hour()  # type: ignore[attr-defined]
     ready = client.get("/ready").json()
     runs = client.get("/api/pipelines/runs", params={"limit": 10}).json()
     monitoring = client.get("/api/monitoring").json()
@@ -90,6 +93,8 @@ def test_the_overview_shows_what_the_api_says(client):
     shown = parsed.text("runs")
     for run in runs:
         assert run["run_id"][:12] in shown and run["pipeline"] in shown
+    assert hour["requests"] >= 1
+    assert "req/s" in parsed.text("traffic") and "p99" in parsed.text("traffic")
     firing = [a for a in monitoring["alerts"] if a["state"] in ("firing", "pending")]
     assert ("none firing" in parsed.text("alerts")) == (not firing)
 

@@ -56,6 +56,7 @@ def overview(state: ServerState) -> dict[str, Any]:
                 "arms": [arm.name for arm in deployment.arms],
             },
         },
+        "traffic": state.metrics.traffic.last_hour(),
         "alerts": [a for a in report["alerts"] if a.get("state") in ("firing", "pending")],
         "runs": [_run(r) for r in platform.pipelines.list_runs(limit=RECENT_RUNS)],
         "drift": {

@@ -89,8 +89,14 @@ async def home(request: Request) -> Response:
 
 
 async def overview(request: Request) -> Response:
+    from litemlops.server.dashboard.svg import line_chart
+
     data = await run_in_threadpool(pages.overview, state_of(request))
-    return render(request, "overview.html", title="Overview", page="overview", **data)
+    minutes = list(enumerate(data["traffic"]["minutes"]))
+    chart = line_chart({"requests a minute": [(float(m), float(n)) for m, n in minutes]},
+                       "minute", "requests", width=320, height=120)  # fmt: skip
+    return render(request, "overview.html", title="Overview", page="overview",
+                  traffic_chart=chart, **data)  # fmt: skip
 
 
 async def models(request: Request) -> Response:
