@@ -410,3 +410,68 @@ def test_the_api_page_lists_every_operation_of_the_document_with_a_form(client):
             assert f'data-method="{method.upper()}" data-path="{path}"' in text
             for param in op.get("parameters", []):
                 assert f'name="{param["in"]}:{param["name"]}"' in text
+
+
+# -- deployments -------------------------------------------------------------------------------
+
+
+def test_the_deployments_page_shows_the_live_report_the_api_gives(home_factory, serve):
+    with serve(home_factory()) as (platform, own):
+        none_yet = page(own, "/ui/deployments")
+        champion = platform.registry.get_model_version(MODEL, 1)
+        platform.registry.register_model(
+            f"runs:/{champion.run_id}/{champion.model_name}", MODEL, allow_duplicate=True
+        )
+        token = own.app.state.litemlops.token  # type: ignore[attr-defined]
+        auth = {"Authorization": f"Bearer {token}"}
+        body = {"strategy": "ab", "challenger": "2", "shares": [50, 50], "stop": False}
+        started = own.put("/api/services/inference/deployment", json=body, headers=auth)
+        assert started.status_code == 201, started.text
+        for i in range(30):
+            own.post("/inference", json={"request_id": f"d{i}", "driver_ids": [1001, 1002]})
+            own.post("/feedback", json={"request_id": f"d{i}", "label": i % 2}, headers=auth)
+        own.app.state.litemlops.deployments.tick()  # type: ignore[attr-defined]
+        api = own.get("/api/services/inference/deployment").json()
+
+        shown = page(own, "/ui/deployments")
+        named = page(own, f"/ui/deployments/{api['name']}")
+        missing = own.get("/ui/deployments/nope")
+
+    assert "no deployment yet" in none_yet.text("main")
+    for parsed in (shown, named):
+        arms = parsed.text("arms")
+        for arm in api["arms"]:
+            assert f"{arm['arm']} {arm['share'] * 100:.0f} % {arm['served']} {arm['errors']} " \
+                   f"{arm['labelled']}" in arms  # fmt: skip
+        assert api["decision"]["why"] in parsed.text("decision")
+        assert api["name"] in parsed.text("deployments")
+    assert missing.status_code == 404
+
+
+def test_the_deployments_page_draws_every_strategy_live_and_ended(home_factory, serve):
+    bodies = [
+        {"strategy": "canary", "challenger": "2", "steps": [20, 100], "interval_seconds": 60},
+        {"strategy": "shadow", "challenger": "2", "sample": 100},
+        {"strategy": "bandit", "challenger": "2", "min_share": 5},
+        {"strategy": "ab", "challenger": "2", "shares": [50, 50], "stop": False},
+    ]
+    with serve(home_factory()) as (platform, own):
+        champion = platform.registry.get_model_version(MODEL, 1)
+        platform.registry.register_model(
+            f"runs:/{champion.run_id}/{champion.model_name}", MODEL, allow_duplicate=True
+        )
+        token = own.app.state.litemlops.token  # type: ignore[attr-defined]
+        auth = {"Authorization": f"Bearer {token}"}
+        for n, body in enumerate(bodies):
+            started = own.put("/api/services/inference/deployment", json=body, headers=auth)
+            assert started.status_code == 201, started.text
+            for i in range(5):
+                own.post("/inference", json={"request_id": f"s{n}-{i}", "driver_ids": [1001]})
+            own.app.state.litemlops.deployments.tick()  # type: ignore[attr-defined]
+            live = own.get("/ui/deployments")
+            ended = own.delete("/api/services/inference/deployment", headers=auth)
+            after = own.get(f"/ui/deployments/{started.json()['name']}")
+
+            assert live.status_code == 200 and body["strategy"] in live.text, live.text[-2000:]
+            assert ended.status_code == 200 and after.status_code == 200
+            assert "Promote" not in after.text  # an ended deployment offers no action

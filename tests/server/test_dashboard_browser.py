@@ -96,6 +96,7 @@ PAGES = [
     "/ui", "/ui/models", f"/ui/models/{MODEL}", f"/ui/models/{MODEL}/compare?left=1&right=1",
     "/ui/pipelines", "/ui/pipelines/runs/newest", "/ui/features", "/ui/experiments",
     "/ui/experiments/charts?run=newest", "/ui/monitoring", "/ui/lineage", "/docs",
+    "/ui/deployments",
 ]
 
 
@@ -224,4 +225,37 @@ def test_the_api_page_sends_an_operation_and_shows_its_answer(browser, served):
 
     expect(operation.locator("pre.answer")).to_contain_text("200", timeout=15_000)
     assert '"champion"' in operation.locator("pre.answer").inner_text()
+    page.close()
+
+
+def test_a_deployment_is_ended_from_its_page_with_the_tabs_token(browser, served):
+    from playwright.sync_api import expect
+
+    url, token = served
+    auth = {"Authorization": f"Bearer {token}"}
+    # a second version to deploy beside the champion: a training run that registers it
+    params = {"seed": 7, "tolerance": 1, "promote": "challenger"}
+    run = httpx.post(f"{url}/api/pipelines/training/trigger", json={"params": params},
+                     headers=auth).json()  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        state = httpx.get(f"{url}/api/pipelines/runs/{run['run_id']}").json()["state"]
+        if state not in ("queued", "running"):
+            break
+        time.sleep(0.2)
+    assert state == "success", state
+    challenger = httpx.get(f"{url}/api/models/{MODEL}").json()["aliases"]["challenger"]
+    body = {"strategy": "ab", "challenger": str(challenger), "shares": [50, 50], "stop": False}
+    started = httpx.put(f"{url}/api/services/inference/deployment", json=body, headers=auth)
+    assert started.status_code == 201, started.text
+    page = browser.new_page()
+    page.goto(f"{url}/ui/deployments")
+    page.locator("#token input[name=token]").fill(token)
+    page.locator("#token button").click()
+
+    page.locator("button", has_text="End it").click()
+
+    expect(page.locator("#notice")).to_contain_text("ended:", timeout=15_000)
+    now = httpx.get(f"{url}/api/services/inference/deployment").json()
+    assert now["state"] == "ended"
     page.close()

@@ -292,6 +292,23 @@ def operations(document: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
+def deployments(state: ServerState, which: str | None) -> dict[str, Any]:
+    """The service's deployments, newest first, and one in detail with its live report
+    and history: `which` (an id or name), else the active one, else the last. None in
+    detail when the service never had one; `NotFoundError` for an unknown `which`."""
+    found = state.deployments
+    service = state.service.spec.name
+    recent = found.recent(service, RUNS_SHOWN)
+    detail = None
+    if which is not None:
+        detail = found.status(which, service=service)
+    elif recent:
+        detail = found.status(service)
+    if detail is not None:
+        detail["history"] = found.history(detail["id"])
+    return {"service": service, "recent": recent, "detail": detail}
+
+
 def features(state: ServerState) -> list[dict[str, Any]]:
     """Every feature view as `/api/features` describes it: definition, sizes, freshness
     and each feature's share of missing values."""

@@ -202,6 +202,15 @@ async def docs(request: Request) -> Response:
                   info=document["info"], operations=pages.operations(document))  # fmt: skip
 
 
+async def deployments(request: Request) -> Response:
+    which = request.path_params.get("deployment")
+    try:
+        data = await run_in_threadpool(pages.deployments, state_of(request), which)
+    except NotFoundError as exc:
+        return not_found(request, exc.args[0])
+    return render(request, "deployments.html", title="Deployments", page="deployments", **data)
+
+
 async def features(request: Request) -> Response:
     views = await run_in_threadpool(pages.features, state_of(request))
     return render(request, "features.html", title="Features", page="features", views=views)
@@ -245,6 +254,8 @@ def dashboard_routes() -> list[BaseRoute]:
         _page("/ui/monitoring", monitoring),
         _page("/ui/monitoring/report.html", monitoring_report),
         _page("/ui/lineage", lineage),
+        _page("/ui/deployments", deployments),
+        _page("/ui/deployments/{deployment}", deployments),
         _page("/docs", docs),
         _page("/ui/experiments", experiments),
         _page("/ui/experiments/charts", metric_charts),
