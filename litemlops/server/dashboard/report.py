@@ -24,7 +24,9 @@ def pictures(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
     for name, feature in (drift.get("features") or {}).items():
         shown = feature.get("distribution") or {}
         labels = shown.get("categories") or bin_labels(shown.get("edges") or [])
-        points = [(at.timestamp(), v) for at, v in data["trend"].get(name, [])]
+        trend = data["trend"].get(name, [])
+        last = trend[-1][0] if trend else None
+        points = [((at - last).total_seconds() / 60, v) for at, v in trend] if last else []
         statistic = deciding_statistic(feature["method"])
         limit = thresholds.get(statistic)
         series = {statistic: points}
@@ -37,7 +39,8 @@ def pictures(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
             "bars": distribution_bars(
                 labels, shown.get("reference") or [], shown.get("current") or []
             ),
-            "trend": line_chart(series, "time of the check (s)", statistic, height=200),
+            "trend": line_chart(series, "minutes before the latest check", statistic,
+                                height=200),
         }
     return found
 

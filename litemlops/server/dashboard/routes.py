@@ -92,9 +92,9 @@ async def overview(request: Request) -> Response:
     from litemlops.server.dashboard.svg import line_chart
 
     data = await run_in_threadpool(pages.overview, state_of(request))
-    minutes = list(enumerate(data["traffic"]["minutes"]))
-    chart = line_chart({"requests a minute": [(float(m), float(n)) for m, n in minutes]},
-                       "minute", "requests", width=320, height=120)  # fmt: skip
+    minutes = [(float(m), float(n)) for m, n in enumerate(data["traffic"]["minutes"])]
+    chart = line_chart({"requests a minute": minutes}, "minute", "requests", width=250,
+                       height=120) if len(minutes) > 1 else ""  # fmt: skip
     return render(request, "overview.html", title="Overview", page="overview",
                   traffic_chart=chart, **data)  # fmt: skip
 

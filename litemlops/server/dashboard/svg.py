@@ -150,8 +150,8 @@ def line_chart(
         f'height="{total}" viewBox="0 0 {width} {total}" role="img" '
         f'aria-label="{escape(y_label)} by {escape(x_label)}">',
         f'<path class="axes" d="M{left},{top} V{bottom} H{right}" fill="none" stroke="#99a"/>',
-        f'<text x="{left - 6}" y="{top + 10}" class="axis" text-anchor="end">{y1:.4g}</text>',
-        f'<text x="{left - 6}" y="{bottom}" class="axis" text-anchor="end">{y0:.4g}</text>',
+        f'<text x="{left - 6}" y="{top + 10}" class="axis" text-anchor="end">{y1:.3g}</text>',
+        f'<text x="{left - 6}" y="{bottom}" class="axis" text-anchor="end">{y0:.3g}</text>',
         f'<text x="{left}" y="{bottom + 16}" class="axis">{x0:.4g}</text>',
         f'<text x="{right}" y="{bottom + 16}" class="axis" text-anchor="end">{x1:.4g}</text>',
         f'<text x="{(left + right) / 2:.0f}" y="{bottom + 16}" class="axis" '
@@ -182,7 +182,7 @@ def line_chart(
 
 def distribution_bars(
     labels: Sequence[str], reference: Sequence[float], current: Sequence[float],
-    width: int = 560, height: int = 180,
+    width: int = 560, height: int = 210,
 ) -> Markup:
     """The reference's and the window's share of values in each bin, side by side (grey
     and blue bars), with each bin's label and shares as tooltips."""
@@ -191,8 +191,8 @@ def distribution_bars(
         return Markup("")
     shares = [[v / t for v in side] for side, t in zip((reference, current), totals, strict=True)]
     top = max(max(s) for s in shares) or 1.0
-    left, bottom, plot = 8, height - 34, height - 48
-    step = (width - 2 * left) / len(labels)
+    left, bottom, plot = 40, height - 64, height - 78  # below: the labels, slanted
+    step = (width - left - 8) / len(labels)
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{width}" '
         f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
@@ -209,12 +209,12 @@ def distribution_bars(
                 f'width="{step * 0.4:.1f}" height="{h:.1f}" fill="{colour}"/>'
             )
         parts.append(
-            f'<text x="{x + step / 2:.1f}" y="{bottom + 14}" class="axis" '
-            f'text-anchor="middle">{escape(label)}</text></g>'
+            f'<text x="{x + step / 2:.1f}" y="{bottom + 12}" class="axis" text-anchor="end" '
+            f'transform="rotate(-35 {x + step / 2:.1f} {bottom + 12})">{escape(label)}</text></g>'
         )
     parts.append(
-        f'<text x="{left}" y="{height - 4}" class="legend" fill="#6b7480">■ reference</text>'
-        f'<text x="{left + 90}" y="{height - 4}" class="legend" fill="#4e79a7">■ current</text>'
+        f'<text x="{width - 170}" y="12" class="legend" fill="#6b7480">■ reference</text>'
+        f'<text x="{width - 80}" y="12" class="legend" fill="#4e79a7">■ current</text>'
         "</svg>"
     )
     return Markup("".join(parts))
