@@ -259,3 +259,31 @@ def test_a_deployment_is_ended_from_its_page_with_the_tabs_token(browser, served
     now = httpx.get(f"{url}/api/services/inference/deployment").json()
     assert now["state"] == "ended"
     page.close()
+
+
+def test_the_html_report_opens_offline_with_nothing_to_fetch(browser, served, tmp_path):
+    url, token = served
+    auth = {"Authorization": f"Bearer {token}"}
+    check = httpx.post(f"{url}/api/pipelines/monitoring/trigger", headers=auth).json()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        state = httpx.get(f"{url}/api/pipelines/runs/{check['run_id']}").json()["state"]
+        if state not in ("queued", "running"):
+            break
+        time.sleep(0.2)
+    report = tmp_path / "report.html"
+    report.write_bytes(httpx.get(f"{url}/ui/monitoring/report.html").content)
+    page = browser.new_page()
+    asked: list[str] = []
+    errors: list[str] = []
+    page.on("request", lambda r: asked.append(r.url))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+
+    page.goto(report.as_uri())
+    page.wait_for_load_state("networkidle")
+
+    assert asked == [report.as_uri()]  # the file itself, nothing else
+    assert errors == []
+    assert "Monitoring report" in page.locator("h1").inner_text()
+    assert visible_colours(page.screenshot(full_page=True)) > 20
+    page.close()
