@@ -423,3 +423,58 @@ def test_a_run_in_this_process_shows_its_tasks_progress_on_a_terminal_only(home)
     assert code == 0 and "/3" not in err
     out = run_cli("pipelines", "run", "toy", home=home)
     assert out.exit_code == 0 and out.stderr == ""
+
+
+class ServingOwner:
+    """A `run` serving the home, as the CLI sees it: it answers the calls it is made."""
+
+    def __init__(self, failed):
+        self.failed = failed
+        self.calls = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+    def call(self, method, path, body=None, **params):
+        self.calls.append((method, path, params))
+        if path == "/api/pipelines/runs":
+            return [{"run_id": r, "pipeline": "toy"} for r in self.failed][: params["limit"]]
+        run_id = path.split("/")[-2]
+        return {"accepted": True, "pipeline": "toy", "run_id": run_id, "state": "running"}
+
+    def follow_run(self, started, progress=lambda run: None, **kwargs):
+        task = {"task": "fragile", "attempt": 2, "state": "success", "duration": 0.1,
+                "error": None, "output": 2}  # fmt: skip
+        progress({"tasks": [task]})
+        return {**started, "state": "success", "duration": 0.2, "tasks": [task]}
+
+
+@pytest.mark.parametrize(("given", "resumed"), [((), "newest"), (("--run-id", "older"), "older")])
+def test_resuming_while_run_serves_asks_the_server_to_resume_the_run(
+    home, monkeypatch, given, resumed
+):
+    from litemlops.cli import pipelines
+
+    served = ServingOwner(["newest", "older"])
+    monkeypatch.setattr(pipelines, "owner", lambda config: served)
+
+    out = run_cli("pipelines", "run", "toy", "--from-failed", *given, "--json", home=home)
+
+    assert out.exit_code == 0, out.output
+    assert (json.loads(out.stdout)["run_id"], json.loads(out.stdout)["state"]) == (
+        resumed, "success"
+    )
+    assert ("POST", f"/api/pipelines/runs/{resumed}/resume", {}) in served.calls
+
+
+def test_resuming_while_run_serves_with_no_failed_run_says_so(home, monkeypatch):
+    from litemlops.cli import pipelines
+
+    monkeypatch.setattr(pipelines, "owner", lambda config: ServingOwner([]))
+
+    out = run_cli("pipelines", "run", "toy", "--from-failed", home=home)
+
+    one_line_error(out, "pipeline 'toy' has no failed run to resume")

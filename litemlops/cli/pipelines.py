@@ -120,16 +120,20 @@ def pipelines_run(
             "a resumed run keeps the params it started with; drop --param or start a new run"
         )
     config = load_config(ctx, home)
-    served = None if from_failed else owner(config)
+    served = owner(config)
     if served is not None:
         from litemlops.platform import pipeline_catalog
 
         pipeline = pipeline_catalog(config).get(name)
         params = _parse_params(param_args, pipeline)
         with served, _task_bar(pipeline, quiet) as bar:
-            started = served.call(
-                "POST", f"/api/pipelines/{path_part(name)}/trigger", {"params": params}
-            )
+            if from_failed:  # the server runs it again from its failed tasks
+                chosen = run_id or _newest_failed_served(served, name)
+                started = served.call("POST", f"/api/pipelines/runs/{path_part(chosen)}/resume")
+            else:
+                started = served.call(
+                    "POST", f"/api/pipelines/{path_part(name)}/trigger", {"params": params}
+                )
             run = served.follow_run(started, progress=lambda r: bar.show(r["tasks"]))
         attempts = run.pop("tasks")
     else:
@@ -222,6 +226,16 @@ def _newest_failed(runner: PipelineRunner, name: str) -> str:
             f"(see `litemlops pipelines runs --pipeline {name}`)"
         )
     return failed[0].run_id
+
+
+def _newest_failed_served(served: Any, name: str) -> str:
+    failed = served.call("GET", "/api/pipelines/runs", pipeline=name, state="failed", limit=1)
+    if not failed:
+        raise click.ClickException(
+            f"pipeline {name!r} has no failed run to resume "
+            f"(see `litemlops pipelines runs --pipeline {name}`)"
+        )
+    return str(failed[0]["run_id"])
 
 
 def _parse_params(args: tuple[str, ...], pipeline: Pipeline) -> dict[str, Any]:
