@@ -25,7 +25,9 @@ def run_tool(module: str, *args: str) -> subprocess.CompletedProcess[str]:
 def test_ruff_finds_nothing():
     # git keeps no empty directories: benchmarks/ may not exist in a fresh clone,
     # and ruff fails on a missing path.
-    paths = [p for p in ("litemlops", "tests", "benchmarks") if (REPO_ROOT / p).is_dir()]
+    paths = [
+        p for p in ("litemlops", "tests", "benchmarks", "mutation") if (REPO_ROOT / p).is_dir()
+    ]
 
     result = run_tool("ruff", "check", *paths)
 

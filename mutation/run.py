@@ -1,0 +1,251 @@
+"""Mutation-test the core modules with Cosmic Ray and write each one's result to results.md.
+
+`python mutation/run.py [MODULE ...]` (all of modules.toml when none is named), from the
+repository's root, in an environment with Cosmic Ray and this folder's SQL operators
+(`tox -e mutation` makes one). For each module: its tests must pass unmutated, then every
+mutant of Cosmic Ray's operators and the SQL ones runs those tests once; the module's
+section of results.md is then replaced, so the file keeps the last result of each.
+Mutants listed in equivalent.toml are reported apart; any other mutant the tests do not
+kill, on a line they run or not, is a survivor.
+
+Cosmic Ray mutates the module's file in place while it runs: leave the tree alone
+meanwhile. The file is put back afterwards, also when the run is interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import datetime
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from cosmic_ray.work_db import WorkDB, use_db
+from cosmic_ray.work_item import TestOutcome, WorkerOutcome
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "results.md"
+HEADER = """# Mutation testing: the last result of each core module
+
+Written by `mutation/run.py` (`tox -e mutation`, see CONTRIBUTING.md); each module's
+section is replaced when that module is run again. A survivor is a mutant the module's
+tests (mutation/modules.toml) did not fail on; equivalent mutants are those
+mutation/equivalent.toml explains.
+"""
+
+
+@dataclass
+class Mutant:
+    """One mutant's outcome, with the changed line before and after (indentation off)."""
+
+    operator: str
+    position: tuple[int, int]  # line, column
+    line: str
+    mutant: str
+    outcome: str  # killed, timeout, survived or error
+    equivalent: str | None = None  # why, from equivalent.toml
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("modules", nargs="*", help="paths as in modules.toml (default: all)")
+    args = parser.parse_args()
+    config = tomllib.loads((HERE / "modules.toml").read_text())
+    unknown = set(args.modules) - set(config["modules"])
+    if unknown:
+        parser.error(f"not in mutation/modules.toml: {', '.join(sorted(unknown))}")
+    equivalents = tomllib.loads((HERE / "equivalent.toml").read_text())
+    # Hypothesis's `ci` profile (tests/conftest.py): the same examples on every run.
+    os.environ["CI"] = "1"
+    for module in args.modules or list(config["modules"]):
+        settings = {**config["defaults"], **config["modules"][module]}
+        section = run_module(module, settings, equivalents)
+        write_section(module, section)
+    return 0
+
+
+def run_module(module: str, settings: dict, equivalents: dict) -> str:
+    """Runs one module's mutants and returns its section of results.md."""
+    command = shlex.join(
+        [sys.executable, "-m", "pytest", *settings["pytest"], *settings["tests"]]
+    )
+    timeout = float(settings["timeout"])
+    started = time.monotonic()
+    baseline = subprocess.run(shlex.split(command), cwd=ROOT, capture_output=True, text=True)
+    took = time.monotonic() - started
+    if baseline.returncode != 0:
+        sys.exit(f"{module}: its tests fail unmutated:\n{baseline.stdout[-3000:]}")
+    if took * 2 > timeout:
+        sys.exit(f"{module}: the tests take {took:.0f} s; raise its timeout in modules.toml")
+    print(f"{module}: tests pass unmutated in {took:.1f} s; mutating", flush=True)
+
+    source = (ROOT / module).read_bytes()
+    with tempfile.TemporaryDirectory() as folder:
+        cosmic = Path(folder) / "cosmic-ray.toml"
+        session = Path(folder) / "session.sqlite"
+        cosmic.write_text(  # a JSON string is a TOML one
+            "[cosmic-ray]\n"
+            f"module-path = {json.dumps(module)}\n"
+            f"timeout = {timeout}\n"
+            "excluded-modules = []\n"
+            f"test-command = {json.dumps(command)}\n"
+            "[cosmic-ray.distributor]\n"
+            'name = "local"\n'
+        )
+        started = time.monotonic()
+        try:
+            cosmic_ray("init", cosmic, session)
+            cosmic_ray("exec", cosmic, session)
+        finally:
+            if (ROOT / module).read_bytes() != source:
+                (ROOT / module).write_bytes(source)
+        took = time.monotonic() - started
+        with use_db(str(session), WorkDB.Mode.open) as db:
+            mutants = [mutant(item, result) for item, result in db.completed_work_items]
+    return section(module, mutants, equivalents, settings, took, timeout)
+
+
+def cosmic_ray(command: str, config: Path, session: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "cosmic_ray.cli", command, str(config), str(session)],
+        cwd=ROOT, check=True,
+    )
+
+
+def mutant(item, result) -> Mutant:
+    """A finished work item as a Mutant: its outcome and the lines its diff changes."""
+    (mutation,) = item.mutations
+    removed = [d[1:].strip() for d in result.diff.splitlines() if d[:1] == "-" and d[:3] != "---"]
+    added = [d[1:].strip() for d in result.diff.splitlines() if d[:1] == "+" and d[:3] != "+++"]
+    if result.worker_outcome != WorkerOutcome.NORMAL:
+        outcome = "error"
+    elif result.test_outcome == TestOutcome.SURVIVED:
+        outcome = "survived"
+    elif result.test_outcome == TestOutcome.KILLED:
+        outcome = "timeout" if result.output == "timeout" else "killed"
+    else:
+        outcome = "error"
+    return Mutant(
+        mutation.operator_name, tuple(mutation.start_pos), " ".join(removed), " ".join(added),
+        outcome,
+    )
+
+
+def section(
+    module: str,
+    mutants: list[Mutant],
+    equivalents: dict,
+    settings: dict,
+    took: float,
+    timeout: float,
+) -> str:
+    """The module's part of results.md: counts, scores, survivors, equivalents."""
+    entries = [e for e in equivalents.get("equivalent", []) if e["module"] == module]
+    rules = [r for r in equivalents.get("rule", []) if module in r["modules"]]
+    spans = annotations(ROOT / module)
+    used: set[int] = set()
+    for m in mutants:
+        for rule in rules:
+            if rule["kind"] == "annotation" and m.outcome == "survived" and any(
+                start <= m.position < end for start, end in spans
+            ):
+                m.equivalent = rule["why"]
+        for i, e in enumerate(entries):
+            same = (e["operator"], e["line"], e["mutant"]) == (m.operator, m.line, m.mutant)
+            if same and m.outcome == "survived":
+                used.add(i)
+                m.equivalent = e["why"]
+    count = {o: sum(m.outcome == o for m in mutants) for o in ("killed", "timeout", "error")}
+    survived = [m for m in mutants if m.outcome == "survived" and m.equivalent is None]
+    equivalent = [m for m in mutants if m.equivalent is not None]
+    detected = count["killed"] + count["timeout"]
+    total = len(mutants)
+    commit = git("rev-parse", "--short", "HEAD")
+    if git("status", "--porcelain", "--", "litemlops", "tests"):
+        commit += " with uncommitted changes"
+    lines = [
+        f"## {module}",
+        "",
+        f"Run {datetime.date.today().isoformat()} on {commit}: {total} mutants in "
+        f"{took / 60:.0f} min ({took / max(total, 1):.1f} s a mutant, timeout {timeout:.0f} s); "
+        f"tests: {', '.join(f'`{t}`' for t in settings['tests'])}.",
+        "",
+        "| total | killed | timeouts | survived | equivalent | errors | score "
+        "| score without equivalent |",
+        "|---|---|---|---|---|---|---|---|",
+        f"| {total} | {count['killed']} | {count['timeout']} | {len(survived)} "
+        f"| {len(equivalent)} | {count['error']} | {percent(detected, total)} "
+        f"| {percent(detected, total - len(equivalent))} |",
+        "",
+    ]
+    if survived:
+        lines += ["Survivors:", "", "```diff"]
+        for m in sorted(survived, key=lambda m: (m.position, m.operator)):
+            lines += [f"# {module}:{m.position[0]} {m.operator}", f"- {m.line}", f"+ {m.mutant}"]
+        lines += ["```", ""]
+    if equivalent:
+        lines += ["Equivalent:", ""]
+        for why in dict.fromkeys(m.equivalent for m in equivalent):
+            covered = sorted(m.position[0] for m in equivalent if m.equivalent == why)
+            where = ", ".join(str(n) for n in dict.fromkeys(covered))
+            lines.append(f"- {len(covered)} on lines {where}: {why}")
+        lines.append("")
+    stale = [e for i, e in enumerate(entries) if i not in used]
+    if stale:
+        lines += ["Stale entries of equivalent.toml (killed, or no longer made):", ""]
+        lines += [f"- {e['operator']}: `{e['line']}` -> `{e['mutant']}`" for e in stale]
+        lines.append("")
+    print("\n".join(lines[4:7]), flush=True)
+    return "\n".join(lines)
+
+
+def annotations(path: Path) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """Where the module's annotations are: (line, column) from and to, as Cosmic Ray counts."""
+    spans = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.arg | ast.AnnAssign):
+            found = node.annotation
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            found = node.returns
+        else:
+            continue
+        if found is not None and found.end_lineno is not None:
+            start = (found.lineno, found.col_offset)
+            spans.append((start, (found.end_lineno, found.end_col_offset or 0)))
+    return spans
+
+
+def percent(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f}%" if whole else "-"
+
+
+def git(*args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def write_section(module: str, text: str) -> None:
+    """Replaces the module's section of results.md (or adds it), in modules.toml's order."""
+    order = list(tomllib.loads((HERE / "modules.toml").read_text())["modules"])
+    sections: dict[str, str] = {}
+    if RESULTS.exists():
+        for part in RESULTS.read_text().split("\n## ")[1:]:
+            name = part.split("\n", 1)[0]
+            sections[name] = "## " + part.rstrip("\n") + "\n"
+    sections[module] = text.rstrip("\n") + "\n"
+    ordered = sorted(sections, key=lambda m: order.index(m) if m in order else len(order))
+    RESULTS.write_text(HEADER + "".join("\n" + sections[m] for m in ordered))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""The report: survivors, equivalents by entry and by rule, stale entries, one section each."""
+
+import pytest
+
+pytest.importorskip("cosmic_ray")
+
+import run
+
+MODULE = "litemlops/alert_rules.py"
+SETTINGS = {"tests": ["tests/test_x.py"]}
+
+
+def mutant(line, mutant, outcome="survived", position=(40, 4), operator="core/Op"):
+    return run.Mutant(operator, position, line, mutant, outcome)
+
+
+def test_the_section_counts_and_lists_survivors_equivalents_and_stale_entries():
+    equivalents = {
+        "equivalent": [
+            {"module": MODULE, "operator": "core/Op", "line": "a < b", "mutant": "a <= b",
+             "why": "a and b are never equal"},
+            {"module": MODULE, "operator": "core/Op", "line": "gone", "mutant": "went",
+             "why": "stale"},
+            {"module": "other.py", "operator": "core/Op", "line": "x", "mutant": "y", "why": "-"},
+        ],
+    }
+    mutants = [
+        mutant("a < b", "a <= b"),
+        mutant("c < d", "c <= d", position=(7, 0)),
+        mutant("e", "f", outcome="killed"),
+        mutant("g", "h", outcome="timeout"),
+        mutant("i", "j", outcome="error"),
+    ]
+
+    text = run.section(MODULE, mutants, equivalents, SETTINGS, 60.0, 30.0)
+
+    assert "| 5 | 1 | 1 | 1 | 1 | 1 | 40.0% | 50.0% |" in text
+    assert f"# {MODULE}:7 core/Op\n- c < d\n+ c <= d" in text
+    assert "- 1 on lines 40: a and b are never equal" in text
+    assert "- core/Op: `gone` -> `went`" in text
+    assert "other.py" not in text
+
+
+def test_a_rule_covers_survivors_inside_annotations_only(tmp_path, monkeypatch):
+    (tmp_path / "m.py").write_text("def f(a: int | None) -> int | str:\n    return a | 1\n")
+    monkeypatch.setattr(run, "ROOT", tmp_path)
+    rules = {"rule": [{"kind": "annotation", "modules": ["m.py"], "why": "not evaluated"}]}
+    mutants = [
+        mutant("def f", "def f", position=(1, 13)),
+        mutant("def f", "def f", position=(1, 28)),
+        mutant("return a | 1", "return a + 1", position=(2, 13)),
+        mutant("def f", "def f", position=(1, 13), outcome="killed"),
+    ]
+    monkeypatch.setattr(run, "git", lambda *args: "abc1234")
+
+    text = run.section("m.py", mutants, rules, SETTINGS, 60.0, 30.0)
+
+    assert "- 2 on lines 1: not evaluated" in text
+    assert "# m.py:2 core/Op" in text
+    assert "| 4 | 1 | 0 | 1 | 2 | 0 | 25.0% | 50.0% |" in text
+
+
+def test_each_run_replaces_its_modules_section_and_keeps_the_others_in_order(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(run, "RESULTS", tmp_path / "results.md")
+    last = "litemlops/serving/routing.py"
+
+    run.write_section(last, f"## {last}\n\nfirst\n")
+    run.write_section(MODULE, f"## {MODULE}\n\nsecond\n")
+    run.write_section(last, f"## {last}\n\nthird\n")
+
+    text = (tmp_path / "results.md").read_text()
+    assert text.startswith(run.HEADER)
+    assert text.index("second") < text.index("third")
+    assert "first" not in text
