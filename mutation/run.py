@@ -196,8 +196,9 @@ def section(
         lines += ["Equivalent:", ""]
         for why in dict.fromkeys(m.equivalent for m in equivalent):
             covered = sorted(m.position[0] for m in equivalent if m.equivalent == why)
-            where = ", ".join(str(n) for n in dict.fromkeys(covered))
-            lines.append(f"- {len(covered)} on lines {where}: {why}")
+            numbers = [str(n) for n in dict.fromkeys(covered)]
+            plural = "s" if len(numbers) > 1 else ""
+            lines.append(f"- {len(covered)} on line{plural} {', '.join(numbers)}: {why}")
         lines.append("")
     stale = [e for i, e in enumerate(entries) if i not in used]
     if stale:

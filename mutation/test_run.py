@@ -36,7 +36,7 @@ def test_the_section_counts_and_lists_survivors_equivalents_and_stale_entries():
 
     assert "| 5 | 1 | 1 | 1 | 1 | 1 | 40.0% | 50.0% |" in text
     assert f"# {MODULE}:7 core/Op\n- c < d\n+ c <= d" in text
-    assert "- 1 on lines 40: a and b are never equal" in text
+    assert "- 1 on line 40: a and b are never equal" in text
     assert "- core/Op: `gone` -> `went`" in text
     assert "other.py" not in text
 
@@ -55,7 +55,7 @@ def test_a_rule_covers_survivors_inside_annotations_only(tmp_path, monkeypatch):
 
     text = run.section("m.py", mutants, rules, SETTINGS, 60.0, 30.0)
 
-    assert "- 2 on lines 1: not evaluated" in text
+    assert "- 2 on line 1: not evaluated" in text
     assert "# m.py:2 core/Op" in text
     assert "| 4 | 1 | 0 | 1 | 2 | 0 | 25.0% | 50.0% |" in text
 
