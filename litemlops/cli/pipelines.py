@@ -128,7 +128,9 @@ def pipelines_run(
         params = _parse_params(param_args, pipeline)
         with served, _task_bar(pipeline, quiet) as bar:
             if from_failed:  # the server runs it again from its failed tasks
-                chosen = run_id or _newest_failed_served(served, name)
+                found = served.call("GET", "/api/pipelines/runs", pipeline=name,
+                                    state="failed", limit=1)  # fmt: skip
+                chosen = run_id or _newest_failed([r["run_id"] for r in found], name)
                 started = served.call("POST", f"/api/pipelines/runs/{path_part(chosen)}/resume")
             else:
                 started = served.call(
@@ -142,7 +144,9 @@ def pipelines_run(
             runner = platform.pipelines
             with _task_bar(pipeline, quiet) as bar, bar.counting(runner):
                 if from_failed:
-                    done = runner.resume(pipeline, run_id or _newest_failed(runner, name))
+                    failed = runner.list_runs(pipeline=name, state="failed", limit=1)
+                    chosen = run_id or _newest_failed([r.run_id for r in failed], name)
+                    done = runner.resume(pipeline, chosen)
                 else:
                     params = _parse_params(param_args, pipeline)
                     done = runner.run(pipeline, params, trigger="manual")
@@ -218,24 +222,14 @@ def _task_bar(pipeline: Pipeline, quiet: bool) -> Iterator[_TaskBar]:
         yield _TaskBar(bar, list(pipeline.order))
 
 
-def _newest_failed(runner: PipelineRunner, name: str) -> str:
-    failed = runner.list_runs(pipeline=name, state="failed", limit=1)
+def _newest_failed(failed: list[str], name: str) -> str:
+    """The first of `failed` (run ids, newest first): the run to resume."""
     if not failed:
         raise click.ClickException(
             f"pipeline {name!r} has no failed run to resume "
             f"(see `litemlops pipelines runs --pipeline {name}`)"
         )
-    return failed[0].run_id
-
-
-def _newest_failed_served(served: Any, name: str) -> str:
-    failed = served.call("GET", "/api/pipelines/runs", pipeline=name, state="failed", limit=1)
-    if not failed:
-        raise click.ClickException(
-            f"pipeline {name!r} has no failed run to resume "
-            f"(see `litemlops pipelines runs --pipeline {name}`)"
-        )
-    return str(failed[0]["run_id"])
+    return failed[0]
 
 
 def _parse_params(args: tuple[str, ...], pipeline: Pipeline) -> dict[str, Any]:
