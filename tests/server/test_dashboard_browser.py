@@ -124,6 +124,24 @@ def test_each_page_loads_without_console_errors_and_is_not_blank(browser, served
     page.close()
 
 
+def run_to_end(url: str, auth: dict[str, str], pipeline: str, params: Any = None) -> str:
+    """Trigger `pipeline` through the API and wait for its run to end; its state."""
+    body = {"params": params} if params else None
+    run = httpx.post(f"{url}/api/pipelines/{pipeline}/trigger", json=body, headers=auth).json()
+    deadline = time.monotonic() + 120
+    state = run["state"]
+    while time.monotonic() < deadline and state in ("queued", "running"):
+        time.sleep(0.2)
+        state = httpx.get(f"{url}/api/pipelines/runs/{run['run_id']}").json()["state"]
+    return str(state)
+
+
+def keep_token(page: Any, token: str) -> None:
+    """Enter the admin token in the page's token form (the tab keeps it)."""
+    page.locator("#token input[name=token]").fill(token)
+    page.locator("#token button").click()
+
+
 def move_alias(page: Any, alias: str, version: int, reason: str) -> str:
     """Fill the model page's alias form and submit it; the notice it shows."""
     form = page.locator("form.change")
@@ -142,8 +160,7 @@ def test_the_token_entered_once_moves_an_alias_through_the_api(browser, served):
     page = browser.new_page()
     page.goto(f"{url}/ui/models/{MODEL}")
 
-    page.locator("#token input[name=token]").fill(token)
-    page.locator("#token button").click()
+    keep_token(page, token)
     shown = move_alias(page, "browser", 1, "moved from the dashboard")
 
     assert shown.startswith("moved:"), shown
@@ -163,8 +180,7 @@ def test_without_the_token_or_with_a_wrong_one_nothing_moves(browser, served):
     page.goto(f"{url}/ui/models/{MODEL}")
 
     first = move_alias(page, "refused", 1, "no token")
-    page.locator("#token input[name=token]").fill("not-the-token-at-all")
-    page.locator("#token button").click()
+    keep_token(page, "not-the-token-at-all")
     page.locator("#notice").evaluate("box => { box.textContent = ''; }")  # for the next one
     second = move_alias(page, "refused", 1, "wrong token")
 
@@ -196,8 +212,7 @@ def test_run_now_starts_a_pipeline_with_the_tabs_token(browser, served):
     before = httpx.get(f"{url}/api/pipelines/runs", params={"pipeline": "monitoring"}).json()
     page = browser.new_page()
     page.goto(f"{url}/ui/pipelines")
-    page.locator("#token input[name=token]").fill(token)
-    page.locator("#token button").click()
+    keep_token(page, token)
 
     row = page.locator("#pipelines tr").filter(has_text="monitoring")
     row.locator("button", has_text="Run now").click()
@@ -235,23 +250,14 @@ def test_a_deployment_is_ended_from_its_page_with_the_tabs_token(browser, served
     auth = {"Authorization": f"Bearer {token}"}
     # a second version to deploy beside the champion: a training run that registers it
     params = {"seed": 7, "tolerance": 1, "promote": "challenger"}
-    run = httpx.post(f"{url}/api/pipelines/training/trigger", json={"params": params},
-                     headers=auth).json()  # fmt: skip
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        state = httpx.get(f"{url}/api/pipelines/runs/{run['run_id']}").json()["state"]
-        if state not in ("queued", "running"):
-            break
-        time.sleep(0.2)
-    assert state == "success", state
+    assert run_to_end(url, auth, "training", params) == "success"
     challenger = httpx.get(f"{url}/api/models/{MODEL}").json()["aliases"]["challenger"]
     body = {"strategy": "ab", "challenger": str(challenger), "shares": [50, 50], "stop": False}
     started = httpx.put(f"{url}/api/services/inference/deployment", json=body, headers=auth)
     assert started.status_code == 201, started.text
     page = browser.new_page()
     page.goto(f"{url}/ui/deployments")
-    page.locator("#token input[name=token]").fill(token)
-    page.locator("#token button").click()
+    keep_token(page, token)
 
     page.locator("button", has_text="End it").click()
 
@@ -264,13 +270,7 @@ def test_a_deployment_is_ended_from_its_page_with_the_tabs_token(browser, served
 def test_the_html_report_opens_offline_with_nothing_to_fetch(browser, served, tmp_path):
     url, token = served
     auth = {"Authorization": f"Bearer {token}"}
-    check = httpx.post(f"{url}/api/pipelines/monitoring/trigger", headers=auth).json()
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        state = httpx.get(f"{url}/api/pipelines/runs/{check['run_id']}").json()["state"]
-        if state not in ("queued", "running"):
-            break
-        time.sleep(0.2)
+    assert run_to_end(url, auth, "monitoring") == "success"
     report = tmp_path / "report.html"
     report.write_bytes(httpx.get(f"{url}/ui/monitoring/report.html").content)
     page = browser.new_page()

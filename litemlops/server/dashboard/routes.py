@@ -84,6 +84,15 @@ def not_found(request: Request, message: str) -> HTMLResponse:
     return render(request, "not_found.html", 404, title="Not found", page="", message=message)
 
 
+async def _read(request: Request, read: Any, *args: Any) -> dict[str, Any] | HTMLResponse:
+    """`read(state, *args)` on a worker thread; a 404 page when it finds nothing."""
+    try:
+        found: dict[str, Any] = await run_in_threadpool(read, state_of(request), *args)
+    except NotFoundError as exc:
+        return not_found(request, exc.args[0])
+    return found
+
+
 async def home(request: Request) -> Response:
     return RedirectResponse(f"{request.scope.get('root_path', '')}/ui", status_code=307)
 
@@ -108,10 +117,9 @@ async def model(request: Request) -> Response:
     from litemlops.server.dashboard.svg import alias_timeline
 
     name = request.path_params["name"]
-    try:
-        data = await run_in_threadpool(pages.model, state_of(request), name)
-    except NotFoundError as exc:
-        return not_found(request, exc.args[0])
+    data = await _read(request, pages.model, name)
+    if isinstance(data, Response):
+        return data
     timeline = alias_timeline(data["moves"], datetime.now(UTC))
     return render(request, "model.html", title=name, page="models", timeline=timeline, **data)
 
@@ -122,10 +130,9 @@ async def compare(request: Request) -> Response:
         left, right = (int(request.query_params.get(k, "")) for k in ("left", "right"))
     except ValueError:
         return not_found(request, "compare two versions: ?left=N&right=M, both version numbers")
-    try:
-        data = await run_in_threadpool(pages.compare, state_of(request), name, left, right)
-    except NotFoundError as exc:
-        return not_found(request, exc.args[0])
+    data = await _read(request, pages.compare, name, left, right)
+    if isinstance(data, Response):
+        return data
     title = f"{name}: v{left} / v{right}"
     return render(request, "compare.html", title=title, page="models", **data)
 
@@ -152,12 +159,9 @@ async def metric_charts(request: Request) -> Response:
     run_ids = [r for r in query.getlist("run") if r]
     if not run_ids:
         return not_found(request, "choose runs to chart: ?run=ID (repeated), and ?metric=KEY")
-    try:
-        data = await run_in_threadpool(
-            pages.metric_histories, state_of(request), run_ids, query.getlist("metric") or None
-        )
-    except NotFoundError as exc:
-        return not_found(request, exc.args[0])
+    data = await _read(request, pages.metric_histories, run_ids, query.getlist("metric") or None)
+    if isinstance(data, Response):
+        return data
     charts = {key: line_chart(series, "step", key) for key, series in data["charts"].items()}
     return render(request, "charts.html", title="Metrics", page="experiments",
                   runs=data["runs"], charts=charts)  # fmt: skip
@@ -186,10 +190,9 @@ async def lineage(request: Request) -> Response:
     request_id = request.query_params.get("request_id", "").strip()
     if not request_id:
         return render(request, "lineage.html", title="Lineage", page="lineage", found=None)
-    try:
-        data = await run_in_threadpool(pages.lineage, state_of(request), request_id)
-    except NotFoundError as exc:
-        return not_found(request, exc.args[0])
+    data = await _read(request, pages.lineage, request_id)
+    if isinstance(data, Response):
+        return data
     return render(request, "lineage.html", title=f"Request {request_id}", page="lineage",
                   found=data)  # fmt: skip
 
@@ -204,10 +207,9 @@ async def docs(request: Request) -> Response:
 
 async def deployments(request: Request) -> Response:
     which = request.path_params.get("deployment")
-    try:
-        data = await run_in_threadpool(pages.deployments, state_of(request), which)
-    except NotFoundError as exc:
-        return not_found(request, exc.args[0])
+    data = await _read(request, pages.deployments, which)
+    if isinstance(data, Response):
+        return data
     return render(request, "deployments.html", title="Deployments", page="deployments", **data)
 
 
@@ -218,10 +220,9 @@ async def features(request: Request) -> Response:
 
 async def pipelines(request: Request) -> Response:
     chosen = request.query_params.get("pipeline") or None
-    try:
-        data = await run_in_threadpool(pages.pipelines, state_of(request), chosen)
-    except NotFoundError as exc:
-        return not_found(request, exc.args[0])
+    data = await _read(request, pages.pipelines, chosen)
+    if isinstance(data, Response):
+        return data
     return render(request, "pipelines.html", title="Pipelines", page="pipelines", **data)
 
 
@@ -229,10 +230,9 @@ async def pipeline_run(request: Request) -> Response:
     from litemlops.server.dashboard.svg import task_strip
 
     run_id = request.path_params["run_id"]
-    try:
-        data = await run_in_threadpool(pages.pipeline_run, state_of(request), run_id)
-    except NotFoundError as exc:
-        return not_found(request, exc.args[0])
+    data = await _read(request, pages.pipeline_run, run_id)
+    if isinstance(data, Response):
+        return data
     strip = task_strip(data["attempts"], datetime.now(UTC))
     title = f"{data['pipeline']} run {run_id[:12]}"
     return render(request, "run.html", title=title, page="pipelines", strip=strip, **data)
