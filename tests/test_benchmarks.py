@@ -35,6 +35,17 @@ SHIPPED = {
             "deployment_thompson_choice",
         },
     ),
+    "dashboard.py": (
+        ["--size", "XS"],
+        {
+            *(f"dashboard_first_render_{page}" for page in (
+                "overview", "models", "model", "compare", "experiments", "metric_charts",
+                "pipelines", "pipeline_run", "features", "monitoring", "monitoring_report",
+                "lineage", "docs",
+            )),
+            "dashboard_open_serving_rps_c8",
+        },
+    ),
     "durability.py": (["--trials", "1"], {"answered_events_lost", "trials_losing_events"}),
     "soak.py": (
         ["--seconds", "2", "--rate", "100"],
