@@ -8,7 +8,7 @@ plain values; times stay `datetime` for the templates to format.
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from litemlops.errors import LitemlopsError, NotFoundError
@@ -84,9 +84,7 @@ def model(state: ServerState, name: str) -> dict[str, Any]:
     found = registry.get_registered_model(name)
     versions = sorted(registry.list_versions(name), key=lambda v: v.version, reverse=True)
     moves = registry.alias_history(name)[-TIMELINE_MOVES:]
-    newest = versions[0].run_id if versions else None
-    served = read_predictions(state.platform.config.logs_dir, last=RECENT_REQUESTS, model=name,
-                              features=_kinds(state.platform, newest))  # fmt: skip
+    served = read_predictions(state.platform.config.logs_dir, last=RECENT_REQUESTS, model=name)
     latest: dict[int, list[str]] = {}  # version -> its newest request ids, newest first
     for request_id, version in zip(served["request_id"][::-1], served["version"][::-1],
                                    strict=True):  # fmt: skip
@@ -209,22 +207,14 @@ def lineage(state: ServerState, request_id: str) -> dict[str, Any]:
 
     platform = state.platform
     logs = platform.config.logs_dir
-    # The features' kinds from a profile spare the reader a pass over the log to learn
-    # them: the service's champion's to find when the request was answered, then the
-    # answering version's, reading only the history files of that moment.
-    guess = _kinds(platform, _newest_run(platform, state.service.spec.model))
-    found_at = read_predictions(logs, request_id=request_id, features=guess)
-    if found_at.empty:
+    rows = read_predictions(logs, request_id=request_id)
+    if rows.empty:
         raise NotFoundError(f"no prediction was served with request id {request_id!r}")
-    answered = found_at["timestamp"].max().to_pydatetime()
-    model, version = str(found_at["model"].iloc[-1]), int(found_at["version"].iloc[-1])
-    found = platform.registry.get_model_version(model, version)
-    rows = read_predictions(logs, request_id=request_id,
-                            since=found_at["timestamp"].min().to_pydatetime(),
-                            until=answered + timedelta(microseconds=1),
-                            features=_kinds(platform, found.run_id))  # fmt: skip
+    answered = rows["timestamp"].max().to_pydatetime()
+    model, version = str(rows["model"].iloc[-1]), int(rows["version"].iloc[-1])
     fixed = {"request_id", "timestamp", "model", "version", "service", "entity", "score",
              "output"}  # fmt: skip
+    found = platform.registry.get_model_version(model, version)
     service = str(rows["service"].iloc[-1])
     # The alias the service answers through, when the request was the service's.
     spec = state.service.spec
@@ -317,34 +307,6 @@ def deployments(state: ServerState, which: str | None) -> dict[str, Any]:
     if detail is not None:
         detail["history"] = found.history(detail["id"])
     return {"service": service, "recent": recent, "detail": detail}
-
-
-def _newest_run(platform: Platform, uri: str) -> str | None:
-    """The training run of the newest version of the model `uri` names (None: none)."""
-    from litemlops.store.tracking.model_uri import ModelURI
-
-    try:
-        versions = platform.registry.list_versions(ModelURI.parse(uri).name)
-    except (LitemlopsError, ValueError):
-        return None
-    return max(versions, key=lambda v: v.version).run_id if versions else None
-
-
-def _kinds(platform: Platform, run_id: str | None) -> dict[str, str] | None:
-    """The feature kinds of the reference profile a training run saved; None when there
-    is none (the reader then learns them from the log)."""
-    import json
-
-    from litemlops.monitoring.pipeline import PROFILE_ARTIFACT
-    from litemlops.monitoring.profile import Profile
-
-    if run_id is None:
-        return None
-    try:
-        data = json.loads(platform.tracker.read_artifact(run_id, PROFILE_ARTIFACT))
-    except (LitemlopsError, LookupError, ValueError):
-        return None
-    return dict(Profile.from_dict(data).kinds)
 
 
 def features(state: ServerState) -> list[dict[str, Any]]:
