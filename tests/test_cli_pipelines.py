@@ -467,7 +467,10 @@ def test_resuming_while_run_serves_asks_the_server_to_resume_the_run(
     assert (json.loads(out.stdout)["run_id"], json.loads(out.stdout)["state"]) == (
         resumed, "success"
     )
-    assert ("POST", f"/api/pipelines/runs/{resumed}/resume", {}) in served.calls
+    asked = [path for _, path, _ in served.calls]
+    assert asked == (["/api/pipelines/runs"] if not given else []) + [
+        f"/api/pipelines/runs/{resumed}/resume"
+    ]  # the server is asked for the newest failed run only when none is named
 
 
 def test_resuming_while_run_serves_with_no_failed_run_says_so(home, monkeypatch):

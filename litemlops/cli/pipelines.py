@@ -128,9 +128,9 @@ def pipelines_run(
         params = _parse_params(param_args, pipeline)
         with served, _task_bar(pipeline, quiet) as bar:
             if from_failed:  # the server runs it again from its failed tasks
-                found = served.call("GET", "/api/pipelines/runs", pipeline=name,
-                                    state="failed", limit=1)  # fmt: skip
-                chosen = run_id or _newest_failed([r["run_id"] for r in found], name)
+                chosen = run_id or _newest_failed([r["run_id"] for r in served.call(
+                    "GET", "/api/pipelines/runs", pipeline=name, state="failed", limit=1
+                )], name)  # fmt: skip
                 started = served.call("POST", f"/api/pipelines/runs/{path_part(chosen)}/resume")
             else:
                 started = served.call(
