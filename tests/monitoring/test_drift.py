@@ -108,6 +108,15 @@ def test_the_distribution_shows_both_sides_on_the_psi_bins():
     assert json.loads(json.dumps(feature.to_dict()))["distribution"] == feature.distribution
 
 
+def test_a_value_on_a_bin_edge_counts_in_the_bin_above_it():
+    reference = pd.DataFrame({"x": [1.0, 2, 3, 4, 5, 6]})  # one edge: 3.5
+    current = pd.DataFrame({"x": [3.5, 3.5, 3.5, 3.5, 3.5, 1.0]})
+
+    feature = compare(reference, current, bins=2).features["x"]
+
+    assert feature.distribution["current"] == [1, 5]
+
+
 def test_a_categorical_distribution_pools_unseen_categories_as_other():
     feature = compare(cities(50, 30, 20), cities(40, 30, 20, hue=10)).features["city"]
 
