@@ -134,7 +134,7 @@ def experiments(
     state: ServerState, filter_string: str, order_by: str, page_token: str | None
 ) -> dict[str, Any]:
     """Runs by the API's search syntax (MLflow's filter and order_by), a page at a time,
-    with the param and metric keys the page's runs have. `ValidationError` for a bad
+    with the metric keys the page's runs have. `ValidationError` for a bad
     filter, order or token."""
     from litemlops.store.tracking.search import search_runs
 
@@ -147,7 +147,6 @@ def experiments(
         "runs": runs,
         "next_page_token": found.next_page_token,
         "metric_keys": sorted({k for r in runs for k in r["metrics"]}),
-        "param_keys": sorted({k for r in runs for k in r["params"]}),
     }
 
 
@@ -344,12 +343,9 @@ def pipeline_run(state: ServerState, run_id: str) -> dict[str, Any]:
     return {
         **_run(run),
         "params": run.params,
-        "payload": run.payload,
-        "ended_at": run.ended_at,
         "attempts": attempts,
         "events": found[-RUN_EVENTS:],
         "events_left_out": max(len(found) - RUN_EVENTS, 0),
-        "failed": run.state == "failed",
     }
 
 

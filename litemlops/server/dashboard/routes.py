@@ -146,7 +146,7 @@ async def experiments(request: Request) -> Response:
             query.get("page_token") or None,
         )  # fmt: skip
     except ValidationError as exc:
-        data = {"runs": [], "next_page_token": None, "metric_keys": [], "param_keys": [],
+        data = {"runs": [], "next_page_token": None, "metric_keys": [],
                 "error": str(exc)}  # fmt: skip
     return render(request, "experiments.html", 200 if "error" not in data else 400,
                   title="Experiments", page="experiments", query=wanted, **data)  # fmt: skip
