@@ -114,5 +114,8 @@ def report(ctx: click.Context, home: Path | None, html_path: Path) -> None:
         raise click.ClickException(
             "no monitoring check yet: run `litemlops monitor check` (or wait for `run`'s)"
         )
-    html_path.write_text(html_report(data, datetime.now(UTC)), encoding="utf-8")
+    try:
+        html_path.write_text(html_report(data, datetime.now(UTC)), encoding="utf-8")
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {html_path}: {exc.strerror or exc}") from None
     click.echo(f"wrote {html_path} (the check of {data['checked_at']})")

@@ -105,3 +105,7 @@ def test_the_report_is_one_html_file_of_the_latest_check_that_loads_nothing(
     assert report["run_id"] in text
     for alert in report["alerts"]:
         assert alert["rule"] in text
+    nowhere = tmp_path / "no-such-folder" / "report.html"
+    refused = CliRunner().invoke(cli, ["monitor", "report", "--home", home, "--html", str(nowhere)])
+    assert refused.exit_code == 1 and "cannot write" in refused.output
+    assert "Traceback" not in refused.output and not nowhere.parent.exists()
