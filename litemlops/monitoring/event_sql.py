@@ -71,7 +71,7 @@ def flat(rows: str, features: str, key: str = "filename", more: str = "") -> str
     and `SERVED`'s columns; `features` a list of structs, `scores` DOUBLE[], `entities`
     JSON[]): ts, `key`, request_id, model, version, service, entity, position, score,
     output, and then `features` (SQL over the entity's struct `f`, and what `more`
-    unnests alongside it).
+    unnests alongside it; none when empty).
 
     Both services log features and scores as lists in the order of `entities`. `output`
     is the request's choice (/inference) or its list of predictions (/predict), whose
@@ -90,8 +90,8 @@ def flat(rows: str, features: str, key: str = "filename", more: str = "") -> str
             CASE
                 WHEN json_type(output) = 'ARRAY' THEN output ->> CAST(position - 1 AS INTEGER)
                 ELSE output ->> '$'
-            END AS output,
-            {features}
+            END AS output
+            {", " + features if features else ""}
         FROM (
             SELECT *,
                 unnest(features) AS f,

@@ -269,14 +269,14 @@ def _predictions(
             clause = " AND (ts > ? OR (ts = ? AND coalesce(request_id, '') >= ?))"
             where, params = where + clause, [*params, ts, ts, key]
             stored_where, stored_params = stored_where + clause, [*stored_params, ts, ts, key]
+    if not parts and not left:
+        return empty
     if types is None:
         types = window_types(con, view, parts, left, stored_where, stored_params)
-    if not types:
-        return empty
     union = []
     if parts:
-        columns = ", ".join(f"{typed_column(parts, n, t)} AS {column(n)}" for n, t in types.items())
-        sql, args = stored_sql(parts, view, f"{_FIXED}, seq AS rank, position AS within, {columns}")
+        columns = "".join(f", {typed_column(parts, n, t)} AS {column(n)}" for n, t in types.items())
+        sql, args = stored_sql(parts, view, f"{_FIXED}, seq AS rank, position AS within{columns}")
         union.append((f"SELECT * FROM ({sql}) WHERE {stored_where}", [*args, *stored_params]))
     if left:
         flat = event_sql.flat(
@@ -284,7 +284,7 @@ def _predictions(
                 events.PREDICTION_SERVED,
                 event_sql.SERVED,
                 "features IS NOT NULL",
-                features=f"{event_sql.struct(types)}[]",
+                features=f"{event_sql.struct(types)}[]" if types else "JSON[]",
                 **event_sql.FLAT_TYPES,
             ),
             ", ".join(f"f.{ident(name)} AS {column(name)}" for name in types),
@@ -294,12 +294,12 @@ def _predictions(
         # which is all that orders a JSON file's rows of one time.
         union.append((f"SELECT * FROM ({sql}) WHERE {where}", [*args, *params]))
     taken = set(PREDICTION_COLUMNS) | {"score", "output"}
-    picked = ", ".join(
-        f"{column(name)} AS {ident(f'features.{name}' if name in taken else name)}"
+    picked = "".join(
+        f"{column(name)} AS {ident(f'features.{name}' if name in taken else name)}, "
         for name in types
     )
     sql = (
-        f"SELECT request_id, ts AS timestamp, model, version, service, entity, {picked}, "
+        f"SELECT request_id, ts AS timestamp, model, version, service, entity, {picked}"
         f"score, output, rank, within FROM ("
         + " UNION ALL BY NAME ".join(f"({sql})" for sql, _ in union)
         + ")"
