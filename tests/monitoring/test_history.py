@@ -480,3 +480,57 @@ def test_odd_lines_read_from_the_history_as_they_parse_and_come_back_whole(tmp_p
     came = [json.loads(line) for line in found.lines]
     timed = [e for e in odd if e["timestamp"] != "not a time"]
     assert [list(e.items()) for e in came[1:7]] == [list(e.items()) for e in timed]
+
+
+def test_every_row_group_written_or_merged_carries_a_bloom_filter_of_request_ids(
+    tmp_path, monkeypatch
+):
+    # A lookup of one request (the lineage page, its labels) skips the row groups whose
+    # filter rules it out; without a filter it would read every one.
+    monkeypatch.setattr(compactor, "ROW_GROUP", 2)
+    files = [[served(f"r{i}", i, [{"x": float(i), "code": i}] * 3), label(f"r{i}", i, 1.0)]
+             for i in range(10)]
+    logs = write_log(tmp_path / "home" / "logs", [*files, []])
+    parsed = copy_log(logs, tmp_path / "parsed")
+
+    assert compact(logs).merged == 30
+    filtered = set()
+    for part in manifest(logs).parts:
+        meta = pq.ParquetFile(logs / HISTORY_DIR / part.name).metadata
+        names = [meta.schema.column(i).name for i in range(meta.num_columns)]
+        if "request_id" not in names:
+            continue
+        index = names.index("request_id")
+        assert meta.num_row_groups > 1
+        for group in range(meta.num_row_groups):
+            assert meta.row_group(group).column(index).to_dict()["bloom_filter_length"] > 0
+        filtered.add(part.kind)
+    assert {"predictions", "feedback"} <= filtered
+    for request in ("r0", "r7", "nobody"):
+        pd.testing.assert_frame_equal(
+            read_predictions(logs, features=KINDS, request_id=request),
+            read_predictions(parsed, features=KINDS, request_id=request),
+        )
+        pd.testing.assert_frame_equal(read_feedback(logs, request_id=request),
+                                      read_feedback(parsed, request_id=request))
+
+
+@pytest.mark.parametrize("compacted", [False, True])
+def test_no_features_asked_or_none_logged_still_gives_every_answer(tmp_path, compacted):
+    logs = write_log(tmp_path / "home" / "logs",
+                     [[served("a", 1, [{"x": 1.5}], entities=[1], output=1)],
+                      [served("b", 2, [{}, {}])], []])
+    if compacted:
+        compact(logs)
+    fixed = ["request_id", "timestamp", "model", "version", "service", "entity", "score",
+             "output"]  # fmt: skip
+
+    bare = read_predictions(logs, features={})
+    assert bare.columns.tolist() == fixed
+    assert bare["request_id"].tolist() == ["a", "b", "b"]
+    assert bare["score"].tolist() == [0.1, 0.1, 0.2]
+    # A request whose feature objects have no keys is found by its id, with its rows.
+    only = read_predictions(logs, request_id="b")
+    assert only.columns.tolist() == fixed
+    assert only["score"].tolist() == [0.1, 0.2]
+    assert read_predictions(logs, request_id="nobody").columns.tolist() == fixed
