@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from litemlops import events
 from litemlops.errors import HistoryError, ValidationError
 from litemlops.monitoring import event_sql, history
+from litemlops.monitoring.duck import connection
 from litemlops.monitoring.event_queries import (
     LIVE,
     enough,
@@ -90,6 +91,7 @@ def read_predictions(
             con, view, window, where, params, last, types, labelled
         ),
         lambda: _empty((*PREDICTION_COLUMNS, "score", "output")),
+        request_id,
     )
 
 
@@ -114,6 +116,7 @@ def read_feedback(
         Path(logs_dir),
         lambda con, view: _feedback(con, view, window, where, params, last),
         lambda: _empty(FEEDBACK_COLUMNS),
+        request_id,
     )
 
 
@@ -124,11 +127,17 @@ def _read(
     logs_dir: Path,
     query: Callable[[Any, Snapshot], pd.DataFrame],
     empty: Callable[[], pd.DataFrame],
+    request_id: str | None = None,
 ) -> pd.DataFrame:
     """Run `query(connection, snapshot)` over the history and the log; `empty()` when there
-    is nothing. A compaction or rotation under the read makes it read again."""
+    is nothing. A compaction or rotation under the read makes it read again. request_id:
+    the query keeps only that request's rows, so the JSON files are parsed only on the
+    lines that name it (when every JSON writer spells it one way)."""
+    import tempfile
+
     import duckdb
 
+    needle = _needle(request_id)
     for attempt in range(_ATTEMPTS):
         try:
             view = history.snapshot(logs_dir)
@@ -136,13 +145,13 @@ def _read(
             raise ValidationError(f"cannot read the event log in {logs_dir}: {exc}") from exc
         if view.empty:
             return empty()
-        con = duckdb.connect()
         try:
-            con.execute("SET TimeZone = 'UTC'")
-            # Arrow's large strings are what pandas keeps its text in: taken without a
-            # copy, where plain ones were converted at a third of the read's time.
-            con.execute("SET arrow_large_buffer_size = true")
-            result = query(con, view)
+            with connection() as con:
+                if needle is not None and view.pending:
+                    with tempfile.TemporaryDirectory(prefix="litemlops-lines-") as folder:
+                        result = query(con, view.narrowed(needle, Path(folder)))
+                else:
+                    result = query(con, view)
         except (duckdb.IOException, FileNotFoundError) as exc:
             # A file was compacted, rotated or removed between listing and reading it.
             if attempt == _ATTEMPTS - 1:
@@ -150,12 +159,23 @@ def _read(
             continue
         except duckdb.Error as exc:
             raise ValidationError(f"cannot read the event log in {logs_dir}: {exc}") from exc
-        finally:
-            con.close()
         if attempt < _ATTEMPTS - 1 and view.changed():
             continue  # the live file was rotated under the read: some rows may be missing
         return result
     raise AssertionError("unreachable")
+
+
+_VERBATIM = frozenset(chr(c) for c in range(32, 127)) - set("\"\\/<>&'")
+"""Characters every JSON writer puts in a string as they are: no escape (`\\"`, `\\/`),
+no HTML-safe `\\u003c`, nothing outside ASCII (`\\u00e9` where `ensure_ascii` is on)."""
+
+
+def _needle(request_id: str | None) -> bytes | None:
+    """What every line naming `request_id` holds, as JSON spells the string (quotes
+    included); None when some writer could spell it otherwise."""
+    if request_id is None or not set(request_id) <= _VERBATIM:
+        return None
+    return f'"{request_id}"'.encode()
 
 
 class _Window:

@@ -1,10 +1,15 @@
 import io
+import json
+import tempfile
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import orjson
 import pandas as pd
 import pytest
 import structlog
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from litemlops import events
 from litemlops.config import Config
@@ -291,3 +296,46 @@ def test_a_profiles_kinds_name_the_features_to_read(log_dir):
 def test_an_unknown_feature_kind_is_an_error(tmp_path):
     with pytest.raises(ValidationError, match="numeric or categorical"):
         read_predictions(tmp_path, features={"x": "float"})
+
+
+# Ids that JSON may spell several ways (quotes, backslashes, slashes, HTML-unsafe and
+# non-ASCII characters) beside plain ones; a value of another field may equal an id.
+_IDS = st.text(alphabet=st.sampled_from(list('ab-/"\\<é')), max_size=3)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    answers=st.lists(st.tuples(_IDS, _IDS, st.booleans()), min_size=1, max_size=6),
+    wanted=_IDS,
+)
+def test_a_read_of_one_request_gives_exactly_its_rows_however_its_id_is_spelled(
+    answers, wanted
+):
+    # A read of one request parses only the lines that name it: a line that names it in
+    # another field is still not its row, and one whose writer escaped the id (ASCII-only
+    # JSON) is still found.
+    with tempfile.TemporaryDirectory() as folder:
+        logs = Path(folder)
+        with (logs / "events.jsonl").open("wb") as f:
+            for i, (request, tag, escaped) in enumerate(answers):
+                lines = [predict_line(request, i, [{"x": float(i), "tag": tag}]),
+                         {"event": "feedback_received", "timestamp": at(i),
+                          "request_id": request, "label": float(i)}]  # fmt: skip
+                for line in lines:
+                    text = json.dumps(line, ensure_ascii=True) if escaped else json.dumps(
+                        line, ensure_ascii=False)
+                    f.write(text.encode() + b"\n")
+
+        every = read_predictions(logs)
+        mine = every[every["request_id"] == wanted].reset_index(drop=True)
+        got = read_predictions(logs, request_id=wanted)
+        if mine.empty:  # the features' columns are those of the rows found: none
+            assert got.empty
+        else:
+            pd.testing.assert_frame_equal(got, mine)
+        labels = read_feedback(logs)
+        pd.testing.assert_frame_equal(
+            read_feedback(logs, request_id=wanted),
+            labels[labels["request_id"] == wanted].reset_index(drop=True),
+        )
+        assert len(mine) == sum(request == wanted for request, _, _ in answers)
