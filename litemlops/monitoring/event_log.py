@@ -20,6 +20,7 @@ import orjson
 
 from litemlops.errors import HistoryError, ValidationError
 from litemlops.monitoring import event_tables, history
+from litemlops.monitoring.duck import connection
 from litemlops.monitoring.event_sql import ident
 
 if TYPE_CHECKING:
@@ -156,18 +157,15 @@ def _read(logs_dir: Path, query: Any) -> Any:
             view = history.snapshot(logs_dir)
         except HistoryError as exc:
             raise ValidationError(f"cannot read the event log in {logs_dir}: {exc}") from exc
-        con = duckdb.connect()
         try:
-            con.execute("SET TimeZone = 'UTC'")
-            return query(con, view)
+            with connection() as con:
+                return query(con, view)
         except (duckdb.IOException, FileNotFoundError) as exc:
             # A file was compacted or rotated between listing and reading it: list again.
             if attempt == _ATTEMPTS - 1:
                 raise ValidationError(f"cannot read the event log in {logs_dir}: {exc}") from exc
         except duckdb.Error as exc:
             raise ValidationError(f"cannot read the event log in {logs_dir}: {exc}") from exc
-        finally:
-            con.close()
     raise AssertionError("unreachable")
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from litemlops.errors import NotFoundError, ValidationError
+from litemlops.monitoring.duck import connection
 
 if TYPE_CHECKING:
     import numpy as np
@@ -192,13 +193,10 @@ def build_profile(
     max_categories: categories kept per feature; rarer ones are pooled as `other`,
     so an id-like column cannot blow the profile up.
     """
-    import duckdb
-
     if bins < 1 or sample_size < 1 or max_categories < 1:
         raise ValidationError("bins, sample_size and max_categories must be at least 1")
     work, kinds = _prepare(frame, categorical)
-    con = duckdb.connect()
-    try:
+    with connection() as con:
         con.register("frame", work)
         numeric = [n for n, k in kinds.items() if k == "numeric"]
         summaries = _numeric_summaries(con, numeric, bins)
@@ -222,8 +220,6 @@ def build_profile(
                 )
             else:
                 features[name] = _categorical(con, name, len(work), max_categories)
-    finally:
-        con.close()
     return Profile(
         features=features, rows=len(work), bins=bins, sample_size=sample_size, seed=seed
     )

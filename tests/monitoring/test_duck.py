@@ -1,0 +1,66 @@
+"""The shared DuckDB database reads run on: each read's connection is its own."""
+
+import multiprocessing
+import os
+import threading
+
+import pandas as pd
+import pytest
+
+from litemlops.monitoring import duck
+
+
+def test_each_connection_has_its_own_settings_and_registered_frames():
+    with duck.connection() as first:
+        first.register("frame", pd.DataFrame({"x": [1, 2]}))
+        first.execute("SET TimeZone = 'America/New_York'")
+        with duck.connection() as second:
+            assert second.execute("SELECT current_setting('TimeZone')").fetchone() == ("UTC",)
+            with pytest.raises(Exception, match="frame"):
+                second.execute("SELECT * FROM frame").fetchall()
+        assert first.execute("SELECT sum(x) FROM frame").fetchone() == (3,)
+    with duck.connection() as later:
+        assert later.execute("SELECT current_setting('TimeZone')").fetchone() == ("UTC",)
+
+
+def test_threads_read_at_once_each_on_its_own_connection():
+    errors, sums = [], []
+
+    def read(n):
+        try:
+            with duck.connection() as con:
+                con.register("frame", pd.DataFrame({"x": range(n)}))
+                sums.append((n, con.execute("SELECT sum(x) FROM frame").fetchone()[0]))
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=read, args=(n,)) for n in range(1, 17)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(sums) == [(n, n * (n - 1) // 2) for n in range(1, 17)]
+
+
+def _in_child(queue):
+    with duck.connection() as con:
+        queue.put((os.getpid(), duck._shared[0], con.execute("SELECT 42").fetchone()[0]))
+
+
+def test_a_forked_process_reads_with_a_database_of_its_own_and_so_does_its_parent():
+    # DuckDB's threads do not survive a fork: a child opening a database while the
+    # parent's was open would wait for them forever.
+    with duck.connection():
+        pass
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_in_child, args=(queue,))
+    child.start()
+    pid, owner, answer = queue.get(timeout=60)
+    child.join(60)
+    assert (owner, answer) == (pid, 42)
+    assert pid != os.getpid()
+    with duck.connection() as con:
+        assert con.execute("SELECT 7").fetchone() == (7,)
+    assert duck._shared[0] == os.getpid()
