@@ -172,7 +172,7 @@ def test_two_applications_add_up_and_their_pipelines_run_with_their_config(tmp_p
     )
 
     assert pipeline_catalog(config).names() == [
-        "batch_predictions", "data", "monitoring", "shop_count", "training"
+        "batch_predictions", "data", "model_check", "monitoring", "shop_count", "training"
     ]
     with Platform(config) as platform:
         run = platform.pipelines.run(platform.catalog.get("shop_count"))

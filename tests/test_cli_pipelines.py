@@ -89,9 +89,9 @@ def test_list_shows_tasks_params_and_triggers(home):
 
     listed = json.loads(run_cli("pipelines", "list", "--json", home=home).output)
     assert [p["name"] for p in listed] == [
-        "batch_predictions", "data", "monitoring", "toy", "training"
+        "batch_predictions", "data", "model_check", "monitoring", "toy", "training"
     ]
-    toy = listed[3]
+    toy = listed[4]
     assert toy["tasks"] == [
         {"name": "extract", "upstream": [], "retries": 0, "timeout": None},
         {"name": "fragile", "upstream": ["extract"], "retries": 1, "timeout": None},

@@ -53,6 +53,18 @@ def _keep_environment(ctx: click.Context, param: click.Parameter, value: str | N
 _ENVIRONMENT = "litemlops.environment"
 
 
+def home_flags(ctx: click.Context, home: Path | None) -> str:
+    """` --home DIR --env NAME` as the command was given them (either may be missing),
+    for the commands it suggests."""
+    import shlex
+
+    given = home if home is not None else ctx.find_root().params.get("home")
+    chosen = ctx.meta.get(_ENVIRONMENT)
+    return (f" --home {shlex.quote(str(given))}" if given is not None else "") + (
+        f" --env {chosen}" if chosen else ""
+    )
+
+
 def home_choice(ctx: click.Context, home: Path | None) -> HomeChoice:
     """The home of `--home` (given to the command or to `litemlops` itself), else
     `LITEMLOPS_HOME`, else the default; with where it came from."""
@@ -71,11 +83,12 @@ def load_config(
     overrides: dict[str, Any] | None = None,
     *,
     existing: bool = True,
+    environment: str | None = None,
 ) -> Config:
     """The config of the command's home and flags.
 
     existing: refuse a home that does not exist or is not one (only `run` and `init`
-    make homes).
+    make homes). environment: this config environment rather than `--env`'s.
     """
     from litemlops.config import Config
     from litemlops.home import check_new_home, require_home
@@ -83,7 +96,8 @@ def load_config(
     choice = home_choice(ctx, home)
     if existing:
         require_home(choice)
-    config = Config.load(choice.path, overrides=overrides, environment=ctx.meta.get(_ENVIRONMENT))
+    chosen = environment if environment is not None else ctx.meta.get(_ENVIRONMENT)
+    config = Config.load(choice.path, overrides=overrides, environment=chosen)
     state = state_home(choice, config)
     if state is not choice:
         if existing:
@@ -113,10 +127,16 @@ def open_platform(
 ) -> Iterator[Platform]:
     """The home's platform: its owner's, or, while another process owns the home (a
     `litemlops run` serving it), a guest's beside it (`Platform.guest`)."""
+    with config_platform(load_config(ctx, home), quiet=quiet) as platform:
+        yield platform
+
+
+@contextmanager
+def config_platform(config: Config, *, quiet: bool = True) -> Iterator[Platform]:
+    """`open_platform` for a config already loaded (another environment's, say)."""
     from litemlops.logsetup import configure_logging, shutdown_logging
     from litemlops.platform import Platform
 
-    config = load_config(ctx, home)
     # Commands print their own results; the console gets only warnings and worse.
     configure_logging(config, console_level="warning" if quiet else None)
     try:

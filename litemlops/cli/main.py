@@ -22,6 +22,7 @@ from litemlops.cli.logs import logs
 from litemlops.cli.monitor import monitor
 from litemlops.cli.pipelines import pipelines
 from litemlops.cli.predict import predict
+from litemlops.cli.promote import promote
 from litemlops.cli.tracking import models, runs
 
 
@@ -229,6 +230,7 @@ cli.add_command(logs)
 cli.add_command(monitor)
 cli.add_command(predict)
 cli.add_command(deploy)
+cli.add_command(promote)
 
 
 import litemlops.cli.monitor_check  # noqa: E402  (adds `monitor check`)

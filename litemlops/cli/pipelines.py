@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -293,8 +292,9 @@ def _report_failure(
     why = f"task {failed['task']!r} failed: {failed['error']}" if failed else run["error"]
     click.echo(f"pipeline {run['pipeline']!r} run {run['run_id']} {run['state']}: {why}", err=True)
     if run["state"] == "failed":
-        given = home if home is not None else ctx.find_root().params.get("home")
-        where = f" --home {shlex.quote(str(given))}" if given is not None else ""
+        from litemlops.cli.common import home_flags
+
+        where = home_flags(ctx, home)
         click.echo(
             f"resume it with: litemlops pipelines run {run['pipeline']} --from-failed "
             f"--run-id {run['run_id']}{where}",

@@ -30,6 +30,8 @@ from litemlops.demo.common import (
     write_table,
 )
 from litemlops.demo.training import (
+    check_model,
+    check_model_params,
     check_training_params,
     evaluate,
     extract,
@@ -454,4 +456,12 @@ def demo_pipelines(config: Config) -> list[Pipeline]:
         check=check_batch_params,
         path_params=("requests", "output_dir"),
     )
-    return [data, training, batch]
+    model_check = Pipeline(
+        "model_check",
+        [extract, validate_data, prepare, check_model],
+        params={**training.params, "model": ""},
+        description="This home's data and model checks on its data (default: the champion).",
+        check=check_model_params,
+        path_params=("labels",),
+    )
+    return [data, training, batch, model_check]

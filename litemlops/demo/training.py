@@ -324,6 +324,68 @@ def register(ctx: TaskContext) -> dict[str, Any]:
     return {"name": version.name, "version": version.version, "alias": alias, "reused": reused}
 
 
+@task(upstream=["prepare"])
+def check_model(ctx: TaskContext) -> dict[str, Any]:
+    """This home's model checks on this home's data: the model of `model` (a version
+    `name/N` or `name@alias`; default the champion) must reach the thresholds and be no
+    worse than the champion on the same test set. What `litemlops check` runs on the
+    champion and `litemlops promote` on a candidate before it gets an alias."""
+    from litemlops.modeling import ModelGateError, estimator_kind, gate
+    from litemlops.modeling import evaluate as test_metrics
+
+    p = ctx.params
+    name, _, chosen = (p["model"] or f"{p['model_name']}@champion").partition("@")
+    if chosen:
+        candidate = ctx.registry.get_alias(name, chosen)
+    else:
+        name, _, number = name.partition("/")
+        candidate = ctx.registry.get_model_version(name, int(number))
+    kind = estimator_kind(str(candidate.lineage.get("params", {}).get("estimator",
+                                                                      p["estimator"])))
+    y, s = _test_scores(ctx, f"{name}/{candidate.version}")
+    metrics = test_metrics(y, s, kind)
+    champion: dict[str, Any] | None = None
+    try:
+        current = ctx.registry.get_alias(name, "champion")
+    except (ModelNotFoundError, AliasNotFoundError):
+        current = None
+    if current is not None and current.version != candidate.version:
+        y, s = _test_scores(ctx, f"{name}/{current.version}")
+        champion = {"version": current.version, "metrics": test_metrics(y, s, kind)}
+    result = gate(
+        metrics,
+        kind=kind,
+        min_auc=p["min_auc"],
+        max_rmse=p["max_rmse"],
+        min_r2=p["min_r2"],
+        champion=champion["metrics"] if champion else None,
+        metric=p["gate_metric"],
+        tolerance=p["tolerance"],
+    )
+    if not result.passed:
+        raise ModelGateError(
+            f"{name}/{candidate.version} fails this home's model checks: "
+            + "; ".join(result.reasons)
+        )
+    return {"model": name, "version": candidate.version, "metrics": metrics,
+            "champion": champion, **result.to_dict()}  # fmt: skip
+
+
+def check_model_params(p: dict[str, Any]) -> dict[str, Any]:
+    """The training params' checks, and `model`: "" (the champion), `name/N` or `name@alias`."""
+    import re
+
+    model = p["model"]
+    if not isinstance(model, str) or (
+        model and not re.fullmatch(r"[^/@\s]+(/[1-9][0-9]*|@[^/@\s]+)", model)
+    ):
+        raise ValidationError(
+            f"param model must be a version NAME/N or NAME@ALIAS (or empty: the champion), "
+            f"got {model!r}"
+        )
+    return check_training_params(p)
+
+
 def check_training_params(p: dict[str, Any]) -> dict[str, Any]:
     import math
 

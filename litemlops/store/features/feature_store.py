@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,6 +14,7 @@ import pyarrow as pa
 from litemlops import events
 from litemlops.clock import from_micros, utc_now
 from litemlops.errors import (
+    FeatureViewNotFoundError,
     HomeLockedError,
     ValidationError,
 )
@@ -373,6 +375,25 @@ class FeatureStore(OnlineFeatures):
             }
             for b, kind, src, n, at in rows
         ]
+
+    def definition(self, view: str, version: int | None = None) -> dict[str, Any]:
+        """A view's definition as `apply` stored it at `version` (default: its current
+        one): name, entities, keys and features as [name, dtype], ttl_seconds, ... and
+        `version`. `FeatureViewNotFoundError` for a view or version never applied."""
+        current = self._view(view)
+        wanted = current.version if version is None else version
+        with self._lock:
+            rows = self._con.execute(
+                "SELECT spec FROM _lm_definitions WHERE kind = 'view' AND name = ? "
+                "AND version = ?",
+                [view, wanted],
+            ).fetchall()
+        if not rows:
+            raise FeatureViewNotFoundError(
+                f"feature view {view!r} has no version {wanted!r} (its current is "
+                f"{current.version})"
+            )
+        return {**json.loads(rows[0][0]), "version": wanted}
 
     def describe(self, view: str) -> dict[str, Any]:
         """Definition, row counts, event-time range, watermark, online freshness and the

@@ -262,11 +262,25 @@ class Run:
 
         self._active()
         check_key(name, "model")
-        data = dump_model(model)
-        digest, size = self.tracker.artifacts.put_bytes(data)
-        env = environment()
-        example = _example_json(input_example)
         sig = signature.to_dict() if signature is not None else None
+        return self.log_model_bytes(
+            dump_model(model), name, sig, environment(), _example_json(input_example)
+        )
+
+    def log_model_bytes(
+        self,
+        data: bytes,
+        name: str,
+        signature: dict[str, Any] | None,
+        env: dict[str, str],
+        example: str | None = None,
+    ) -> ModelInfo:
+        """Log a model's joblib bytes as they are (a model moved from another home keeps
+        its sha256), with the signature, environment and example JSON it was logged with."""
+        self._active()
+        check_key(name, "model")
+        digest, size = self.tracker.artifacts.put_bytes(data)
+        sig = signature
         with self.tracker.db.write() as con:
             if con.execute(
                 "SELECT 1 FROM logged_models WHERE run_id = ? AND name = ?", [self.id, name]
@@ -312,11 +326,18 @@ class Run:
             frame = _as_frame(data)
             details["rows"], details["sha256"] = fingerprint(frame)
             details["columns"] = [str(c) for c in frame.columns]
+        self.log_input_details(name, details)
+
+    def log_input_details(self, name: str, details: Mapping[str, Any]) -> None:
+        """Record an input as `log_input` describes it (feature_views, rows, sha256,
+        columns), given as such: what another home's run recorded."""
+        self._active()
+        check_key(name, "input")
         with self.tracker.db.write() as con:
             con.execute(
                 "INSERT OR REPLACE INTO run_inputs (run_id, kind, name, details) "
                 "VALUES (?, 'dataset', ?, ?)",
-                [self.id, name, json.dumps(details, sort_keys=True)],
+                [self.id, name, json.dumps(dict(details), sort_keys=True)],
             )
 
 
