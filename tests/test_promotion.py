@@ -19,10 +19,19 @@ labels = 400
 
 [env.dev]
 home = "dev"
+[env.dev.training]
+min_auc = 0.0
+max_rmse = 1.0
 [env.staging]
 home = "staging"
 [env.prod]
 home = "prod"
+
+# Each home trained its champion on data of its own clock: which of two sound models
+# is better on a home's test set is chance, so the checks here ask for the thresholds
+# (min_auc 0.55 by default) and allow any loss against the champion.
+[training]
+tolerance = 1.0
 """
 MODEL = "driver_ranker"
 
@@ -210,7 +219,7 @@ def test_a_good_model_goes_dev_to_staging_to_prod_and_a_bad_one_stops_at_staging
 
     to_staging = invoke("promote", f"{MODEL}/1", "--from", "dev", "--to", "staging",
                         "--home", str(project), "--json")  # fmt: skip
-    staged = json.loads(to_staging.output)
+    staged = json.loads(to_staging.stdout)
     to_prod = invoke("promote", staged["target"], "--from", "staging", "--to", "prod",
                      "--home", str(project), "--json")  # fmt: skip
     bad = invoke("promote", f"{MODEL}/2", "--from", "dev", "--to", "staging",
@@ -219,7 +228,7 @@ def test_a_good_model_goes_dev_to_staging_to_prod_and_a_bad_one_stops_at_staging
     assert to_staging.exit_code == 0, to_staging.output
     assert staged["gate"]["state"] == "success" and staged["alias"] == "champion"
     assert to_prod.exit_code == 0, to_prod.output
-    promoted = json.loads(to_prod.output)
+    promoted = json.loads(to_prod.stdout)
     with opened(project, "prod") as platform:
         champion = platform.registry.get_alias(MODEL, "champion")
         history = platform.registry.alias_history(MODEL, "champion")
@@ -260,3 +269,103 @@ def test_promote_needs_two_homes_and_a_gate_unless_told_to_skip_it(project):
     with opened(project, "prod") as platform:
         moved = platform.registry.alias_history(MODEL, "challenger")[-1]
     assert moved.reason == f"promoted from dev ({MODEL}/2) without the model checks"
+
+
+# -- check and the CI workflow ------------------------------------------------------------------
+
+
+def test_check_runs_the_pipeline_data_and_model_checks_and_fails_on_any(project):
+    good = invoke("check", "--home", str(project), "--env", "staging", "--json")
+    bad = invoke("check", "--home", str(project), "--env", "staging", "--model", f"{MODEL}/1",
+                 "--json")  # fmt: skip
+    (project / "staging" / "data" / "labels.parquet").unlink()
+    no_data = invoke("check", "--home", str(project), "--env", "staging", "--json")
+
+    assert good.exit_code == 0, good.output
+    checks = {(c["kind"], c["check"]): c for c in json.loads(good.stdout)["checks"]}
+    assert {k for k, _ in checks} == {"pipeline", "data", "model"}
+    assert checks[("pipeline", "training")]["passed"]
+    assert checks[("model", "check_model")]["detail"].startswith(f"{MODEL}/")
+    assert bad.exit_code == 0  # version 1 is staging's own champion: it passes
+    failed = json.loads(no_data.stdout)
+    assert no_data.exit_code == 1 and not failed["passed"]
+    lines = {c["check"]: c for c in failed["checks"]}
+    assert not lines["extract"]["passed"] and "labels.parquet" in lines["extract"]["detail"]
+    assert not lines["check_model"]["passed"]
+    assert "did not succeed" in lines["check_model"]["detail"]
+
+
+def test_check_fails_a_home_with_no_model_checks_and_a_useless_model(project):
+    useless = invoke("check", "--home", str(project), "--env", "staging", "--model",
+                     f"{MODEL}@nothing")  # fmt: skip
+    (project / "config.toml").write_text('applications = []\n[env.dev]\nhome = "dev"\n')
+    bare = invoke("check", "--home", str(project), "--env", "dev", "--json")
+
+    assert useless.exit_code == 1
+    assert "FAILED" in useless.output and "no alias 'nothing'" in useless.output
+    assert bare.exit_code == 1
+    (line,) = [c for c in json.loads(bare.stdout)["checks"] if not c["passed"]]
+    assert line["check"] == "model_check" and "has no model_check pipeline" in line["detail"]
+
+
+def _workflow_commands():
+    """The litemlops commands of the example workflow's jobs after `test`, in order."""
+    import shlex
+    from pathlib import Path
+
+    import yaml
+
+    path = Path(__file__).resolve().parents[1] / "deploy" / "ci" / "github-actions.yml"
+    workflow = yaml.safe_load(path.read_text())
+    env = {**workflow["env"], "GITHUB_RUN_ID": "42"}
+    jobs, order, done = workflow["jobs"], [], {"test"}
+    while len(done) < len(jobs):
+        ready = [n for n, j in jobs.items() if n not in done and set(
+            [j["needs"]] if isinstance(j.get("needs"), str) else j.get("needs", [])) <= done]
+        assert ready, "the jobs' needs form a cycle"
+        order.append(ready[0])
+        done.add(ready[0])
+    commands = []
+    for name in order:
+        for step in jobs[name]["steps"]:
+            line = step["run"]
+            for key, value in env.items():
+                line = line.replace(f"${key}", value)
+            words = shlex.split(line)
+            assert words[0] == "litemlops", line
+            commands.append((name, words[1:]))
+    return env, commands
+
+
+@pytest.mark.parametrize("trained", ["good", "bad"])
+def test_the_example_workflow_promotes_a_good_model_and_stops_a_bad_one_at_staging(
+    project, trained
+):
+    _, commands = _workflow_commands()
+    assert [job for job, _ in commands] == ["train", "train", "staging", "staging", "prod",
+                                            "prod"]  # fmt: skip
+    prod_before = versions(project, "prod")
+    runner = CliRunner()
+    reached = []
+    for job, args in commands:
+        if trained == "bad" and args[:1] == ["check"] and job == "train":
+            # The training produced a useless model that dev's lax checks let through.
+            assert invoke("models", "alias", MODEL, "champion", "2",
+                          "--home", str(project), "--env", "dev").exit_code == 0  # fmt: skip
+        result = runner.invoke(cli, args, env={"LITEMLOPS_HOME": str(project),
+                                                "LITEMLOPS_ENV": ""})  # fmt: skip
+        reached.append((job, args[0], result.exit_code))
+        if result.exit_code != 0:
+            break
+    if trained == "good":
+        assert all(code == 0 for _, _, code in reached), reached
+        assert len(reached) == len(commands)
+        with opened(project, "prod") as platform:
+            moved = platform.registry.alias_history(MODEL, "champion")[-1]
+        assert moved.reason == "workflow 42, approved"
+    else:
+        assert reached[-1] == ("staging", "promote", 1), reached
+        assert versions(project, "prod") == prod_before
+        with opened(project, "staging") as platform:
+            history = platform.registry.alias_history(MODEL, "champion")
+        assert all(h.reason != "workflow 42" for h in history)

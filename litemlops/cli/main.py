@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 import litemlops
+from litemlops.cli.check import check
 from litemlops.cli.common import (
     cli_errors,
     home_choice,
@@ -221,6 +222,7 @@ def _serve(platform: Any) -> None:
     serve(platform, config.server.host, config.server.port, announce=announce)
 
 
+cli.add_command(check)
 cli.add_command(config_group)
 cli.add_command(features)
 cli.add_command(runs)

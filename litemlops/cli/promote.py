@@ -33,14 +33,24 @@ if TYPE_CHECKING:
 
 GATE = "model_check"
 """The pipeline a target home checks a candidate with (the demo defines one)."""
-_VERSION = re.compile(r"(?P<name>[^/@\s]+)/(?P<version>[1-9][0-9]*)")
+_VERSION = re.compile(r"(?P<name>[^/@\s]+)(/(?P<version>[1-9][0-9]*)|@(?P<alias>[^/@\s]+))")
 
 
-def _version(text: str) -> tuple[str, int]:
+def _version(text: str) -> tuple[str, int | str]:
+    """NAME/VERSION -> (name, version number); NAME@ALIAS -> (name, alias)."""
     found = _VERSION.fullmatch(text)
     if found is None:
-        raise click.BadParameter(f"{text!r}: give the model as NAME/VERSION, e.g. driver_ranker/3")
-    return found["name"], int(found["version"])
+        raise click.BadParameter(
+            f"{text!r}: give the model as NAME/VERSION or NAME@ALIAS, e.g. driver_ranker/3"
+        )
+    return found["name"], int(found["version"]) if found["version"] else found["alias"]
+
+
+def _number(platform: Any, name: str, version: int | str) -> int:
+    """The version number `version` names in the platform's registry (an alias's now)."""
+    if isinstance(version, int):
+        return version
+    return int(platform.registry.get_alias(name, version).version)
 
 
 def _where(config: Config) -> dict[str, Any]:
@@ -49,7 +59,7 @@ def _where(config: Config) -> dict[str, Any]:
 
 @models.command("export")
 @home_option
-@click.argument("model", metavar="NAME/VERSION")
+@click.argument("model", metavar="NAME/VERSION|NAME@ALIAS")
 @click.option("-o", "--out", type=click.Path(path_type=Path), required=True,
               help="A new (or empty) folder to write the bundle into.")  # fmt: skip
 @click.pass_context
@@ -59,8 +69,9 @@ def models_export(ctx: click.Context, home: Path | None, model: str, out: Path) 
     sha256, its lineage, signature, environment and feature view definitions."""
     from litemlops.store.bundle import export_bundle
 
-    name, version = _version(model)
+    name, chosen = _version(model)
     with open_platform(ctx, home) as platform:
+        version = _number(platform, name, chosen)
         bundle = export_bundle(platform.registry, platform.history, name, version, out,
                                source=_where(platform.config))  # fmt: skip
     click.echo(f"exported {name}/{version} to {bundle.folder} (bundle {bundle.digest[:12]})")
@@ -92,7 +103,7 @@ def models_import(
 
 @click.command("promote")
 @home_option
-@click.argument("model", metavar="NAME/VERSION")
+@click.argument("model", metavar="NAME/VERSION|NAME@ALIAS")
 @click.option("--from", "source", required=True, help="The environment the version is in.")
 @click.option("--to", "target", required=True, help="The environment to promote it to.")
 @click.option("--alias", default="champion", show_default=True, help="The alias it gets there.")
@@ -117,7 +128,7 @@ def promote(
     from litemlops.store.bundle import export_bundle, import_bundle, record_export
     from litemlops.store.tracking.model_uri import check_alias
 
-    name, version = _version(model)
+    name, chosen = _version(model)
     check_alias(alias)
     src = load_config(ctx, home, environment=source)
     dst = load_config(ctx, home, environment=target)
@@ -128,6 +139,7 @@ def promote(
         )
     with tempfile.TemporaryDirectory(prefix="litemlops-bundle-") as folder:
         with config_platform(src) as platform:
+            version = _number(platform, name, chosen)
             bundle = export_bundle(platform.registry, platform.history, name, version,
                                    Path(folder) / "bundle", source=_where(src))  # fmt: skip
         with config_platform(dst) as platform:
@@ -141,7 +153,7 @@ def promote(
     there = f"{landed.name}/{landed.version}"
     gate: dict[str, Any] = {"state": "skipped"}
     if not skip_gate:
-        gate = _run_gate(dst, {"model": there})
+        gate = run_pipeline(dst, GATE, {"model": there}, trigger="promotion")
     moved = gate["state"] in ("success", "skipped")
     with config_platform(dst) as platform:
         if moved:
@@ -169,23 +181,28 @@ def promote(
         ctx.exit(1)
 
 
-def _run_gate(config: Config, params: dict[str, Any]) -> dict[str, Any]:
-    """Run the target's gate pipeline (by its server when one serves the home); its
-    state, run id and first error."""
+def run_pipeline(
+    config: Config, name: str, params: dict[str, Any], *, trigger: str
+) -> dict[str, Any]:
+    """Run pipeline `name` of the home (by its server when one serves it): its state,
+    run id, first error, and each task's state and output (by task name)."""
     from litemlops.cli.remote import owner, path_part
 
     served = owner(config)
     if served is not None:
         with served:
-            started = served.call("POST", f"/api/pipelines/{path_part(GATE)}/trigger",
+            started = served.call("POST", f"/api/pipelines/{path_part(name)}/trigger",
                                   {"params": params})  # fmt: skip
             run = served.follow_run(started)
-        tasks = run.get("tasks", [])
-        errors = [t.get("error") for t in tasks if t.get("error")]
-        return {"state": run["state"], "run_id": run["run_id"],
-                "error": errors[-1] if errors else run.get("error")}  # fmt: skip
-    with config_platform(config) as platform:
-        runner = platform.pipelines
-        done = runner.run(platform.catalog.get(GATE), params, trigger="promotion")
-        errors = [a.error for a in runner.task_runs(done.run_id) if a.error]
-    return {"state": done.state, "run_id": done.run_id, "error": errors[-1] if errors else None}
+        tasks = {t["task"]: t for t in run.get("tasks", [])}
+    else:
+        with config_platform(config) as platform:
+            runner = platform.pipelines
+            done = runner.run(platform.catalog.get(name), params, trigger=trigger)
+            run = {"state": done.state, "run_id": done.run_id, "error": done.error}
+            tasks = {a.task: {"task": a.task, "state": a.state, "error": a.error,
+                              "output": a.output}
+                     for a in runner.task_runs(done.run_id)}  # fmt: skip
+    errors = [t["error"] for t in tasks.values() if t.get("error")]
+    return {"state": run["state"], "run_id": run["run_id"],
+            "error": errors[-1] if errors else run.get("error"), "tasks": tasks}  # fmt: skip
