@@ -58,10 +58,11 @@ def flag(cmd: list[str], name: str) -> str:
 
 def test_the_base_is_the_slim_image_of_the_oldest_python_the_project_supports():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    oldest = re.fullmatch(r">=(\d+\.\d+)", project["requires-python"])[1]  # type: ignore[index]
+    oldest = re.fullmatch(r">=(\d+\.\d+)", project["requires-python"])
+    assert oldest is not None, project["requires-python"]
     (base,) = [value for name, value in instructions() if name == "FROM"]
 
-    assert re.fullmatch(rf"python:{re.escape(oldest)}(\.\d+)?-slim(-\w+)?", base), base
+    assert re.fullmatch(rf"python:{re.escape(oldest[1])}(\.\d+)?-slim(-\w+)?", base), base
 
 
 def test_it_installs_the_project_from_the_repository_and_runs_as_a_fixed_non_root_user():

@@ -107,10 +107,12 @@ def container_port(found: dict[str, Any], port: int | str) -> int:
 
 
 def mebibytes(quantity: str) -> float:
-    units = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024, "K": 1e3 / 1024**2, "M": 1e6 / 1024**2,
-             "G": 1e9 / 1024**2}
-    number, unit = re.fullmatch(r"([\d.]+)([A-Za-z]*)", quantity).groups()  # type: ignore[union-attr]
-    return float(number) * units[unit] if unit else float(number) / 1024**2
+    """A Kubernetes memory quantity ("640Mi", "1Gi", "500M") in MiB."""
+    units = {"": 1 / 1024**2, "Ki": 1 / 1024, "Mi": 1, "Gi": 1024, "k": 1e3 / 1024**2,
+             "M": 1e6 / 1024**2, "G": 1e9 / 1024**2}
+    match = re.fullmatch(r"([\d.]+)([A-Za-z]*)", quantity)
+    assert match is not None, quantity
+    return float(match[1]) * units[match[2]]
 
 
 def test_every_manifest_is_a_kubernetes_object_with_known_fields_and_right_types():
@@ -258,7 +260,7 @@ def test_the_grace_period_outlasts_the_longest_shutdown_with_a_margin():
     pause = container()["lifecycle"]["preStop"]["sleep"]["seconds"]
     server: uvicorn.Server = uvicorn_server(lambda *a: None, Config.load("unused", env={}))
     # uvicorn's wait for requests in flight, then the scheduler's wait for tasks.
-    longest = server.config.timeout_graceful_shutdown + SHUTDOWN_GRACE_SECONDS  # type: ignore[operator]
+    longest = server.config.timeout_graceful_shutdown + SHUTDOWN_GRACE_SECONDS
 
     assert pod["terminationGracePeriodSeconds"] >= pause + longest + 10
     assert pod["terminationGracePeriodSeconds"] > 10 * MEASURED_SHUTDOWN_SECONDS
