@@ -239,9 +239,11 @@ def test_the_configmap_is_a_config_toml_litemlops_loads_and_reaches_the_home(tmp
     assert f"{mount['mountPath']}/config.toml" in script
     assert init["command"][-1] == home
     assert init["image"] == container(statefulset)["image"]
-    assert {m["mountPath"] for m in init["volumeMounts"]} >= {
-        m["mountPath"] for m in container(statefulset)["volumeMounts"]
-    }
+    (claim,) = statefulset["spec"]["volumeClaimTemplates"]
+    on_claim = [(m["name"], m["mountPath"]) for m in init["volumeMounts"]
+                if m["name"] == claim["metadata"]["name"]]
+    assert on_claim == [(m["name"], m["mountPath"]) for m in container(statefulset)["volumeMounts"]
+                        if m["name"] == claim["metadata"]["name"]]
 
 
 def test_no_service_link_variables_reach_the_litemlops_environment():
@@ -275,6 +277,10 @@ def test_it_runs_as_the_images_user_and_asks_for_the_memory_it_was_measured_to_u
     resources = container()["resources"]
 
     assert pod["securityContext"]["runAsNonRoot"] is True
+    # A read-only image: the home's volume and /tmp (multiprocessing's sockets) are
+    # where the server writes.
+    assert container()["securityContext"]["readOnlyRootFilesystem"] is True
+    assert {"/data", "/tmp"} <= {m["mountPath"] for m in container()["volumeMounts"]}
     assert pod["securityContext"]["runAsUser"] == int(uid)
     assert pod["securityContext"]["fsGroup"] == int(gid or uid)
     assert mebibytes(resources["requests"]["memory"]) >= 1.2 * MEASURED_PEAK_MIB
