@@ -216,7 +216,8 @@ def alert_rules(raw: Any, *, source: str) -> tuple[tuple[AlertRule, ...], frozen
         )
     rules: list[AlertRule] = []
     off: dict[str, int] = {}
-    for index, table in enumerate(raw, 1):
+    for index, given in enumerate(raw, 1):
+        table = dict(given)  # the caller's table is left as it was
         where = f"[[alerts]] rule {index}" + (
             f" ({table['name']!r})" if isinstance(table.get("name"), str) else ""
         )

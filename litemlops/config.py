@@ -4,8 +4,10 @@ These are the platform's own settings. Values come, lowest precedence first, fro
 the defaults below, the defaults the home's applications give the platform's sections
 (the demo's `[server]` model), `<home>/config.toml` (sections `[logging]`, `[history]`,
 `[features]`, `[pipelines]`, `[server]`, `[monitoring]`, and the applications' own,
-like the demo's `[demo]`, `[training]`, `[schedules]`), environment variables
-`LITEMLOPS_<SECTION>_<KEY>` and explicit overrides (`{"demo.drivers": 5}`). The
+like the demo's `[demo]`, `[training]`, `[schedules]`), the file's `[env.<name>]`
+table of the environment chosen (`--env`, `LITEMLOPS_ENV`; see
+`litemlops.config_layers`), environment variables `LITEMLOPS_<SECTION>_<KEY>` and
+explicit overrides (`{"demo.drivers": 5}`). The
 applications are named by a top-level `applications = ["demo"]` in the file,
 `LITEMLOPS_APPLICATIONS` or the override `"applications"` (default: the demo; see
 `litemlops.applications`); each validates its sections through the same machinery
@@ -32,22 +34,16 @@ from litemlops.alert_rules import (
     DEFAULT_ALERTS,
     NOTIFIERS,
     AlertRule,
-    alert_rules,
     check_webhook,
     parse_condition,
     with_default_alerts,
 )
+from litemlops.config_layers import chosen_environment, layered
 from litemlops.config_parse import (
     ENV_PREFIX,
     Check,
     Schema,
-    check_key,
-    coerce,
-    deployment_tables,
     fraction,
-    merge_env,
-    merge_overrides,
-    merge_table,
     non_negative,
     positive,
     positive_number,
@@ -291,6 +287,11 @@ class Config:
     applications: tuple[str, ...] = DEFAULT_APPLICATIONS
     # Pairs, not a dict: the config is hashable and crosses to worker processes.
     sections: tuple[tuple[str, Any], ...] = ()
+    #: The `[env.<name>]` applied, if any; the file read; ("section.key", the layer that
+    #: set it) for each value not left at the platform's default.
+    environment: str | None = None
+    config_file: Path | None = None
+    origins: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def load(
@@ -298,11 +299,14 @@ class Config:
         home: str | Path | None = None,
         env: Mapping[str, str] | None = None,
         overrides: Mapping[str, Any] | None = None,
+        environment: str | None = None,
     ) -> Config:
         """Build the config; never creates the home directory.
 
-        home: the `--home` flag; else `LITEMLOPS_HOME`, else `./.litemlops`.
-        env: the environment to read (`os.environ` when None).
+        home: the `--home` flag; else `LITEMLOPS_HOME`, else `./.litemlops`: the folder
+        of `config.toml`, and of the state unless the environment names its own home.
+        env: the environment variables to read (`os.environ` when None).
+        environment: the `[env.<name>]` to apply (`--env`); else `LITEMLOPS_ENV`.
         overrides: `"section.key"` -> value, highest precedence (CLI flags); a string
         value is parsed like an environment variable, None means "not given";
         `"applications"` -> the application names.
@@ -325,33 +329,11 @@ class Config:
                 names = check_names(raw, source=source)
         applications = load_applications(names)
         schema = _schema(applications)
-
-        values = schema.blank()
-        for application in applications:
-            for section, defaults in application.defaults.items():
-                if section not in _SECTIONS:
-                    raise ConfigError(
-                        f"application {application.name!r} has defaults for [{section}], "
-                        "which is not a section of the platform"
-                    )
-                for key, raw in defaults.items():
-                    source = f"application {application.name!r}"
-                    check_key(schema, section, key, source=source)
-                    values[section][key] = coerce(
-                        schema, section, key, raw, source=source, parse=False
-                    )
-        alerts = None
-        deployments: tuple[tuple[str, str], ...] = ()
-        for section, table in document.items():
-            if section == "alerts":
-                alerts = alert_rules(table, source=str(path))
-            elif section == "deployments":
-                deployments = deployment_tables(table, source=str(path))
-            else:
-                merge_table(schema, values, section, table, source=str(path))
-        merge_env(schema, values, env)
-        merge_overrides(schema, values, overrides)
-
+        layers = layered(
+            schema, applications, document, path, env, overrides,
+            chosen_environment(environment, env), _SECTIONS,
+        )  # fmt: skip
+        values, alerts = layers.values, layers.alerts
         built = {name: kind(**values[name]) for name, kind in schema.sections.items()}
         rules = with_default_alerts(
             alerts[0] if alerts else (),
@@ -360,10 +342,13 @@ class Config:
         )
         check_webhook(rules, built["monitoring"])
         return cls(
-            home=home_path,
+            home=layers.home or home_path,
             alerts=rules,
-            deployments=deployments,
+            deployments=tuple(layers.deployments.items()),
             applications=names,
+            environment=chosen_environment(environment, env)[0],
+            config_file=path,
+            origins=tuple(sorted(layers.origins.items())),
             sections=tuple((n, v) for n, v in built.items() if n not in _SECTIONS),
             **{n: v for n, v in built.items() if n in _SECTIONS},
         )
@@ -402,7 +387,7 @@ class Config:
 
     @property
     def config_path(self) -> Path:
-        return self.home / "config.toml"
+        return self.config_file or self.home / "config.toml"
 
     @property
     def features_path(self) -> Path:

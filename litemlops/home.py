@@ -26,21 +26,27 @@ _FIRST_ENTRIES = frozenset({"lock", "token", "logs", "artifacts", "runs", "data"
 
 @dataclass(frozen=True)
 class HomeChoice:
-    """The home's absolute path and where it came from: "--home", the environment
-    variable, or the default."""
+    """The home's absolute path and where it came from: "flag" (`--home`), "env" (the
+    environment variable), "default", or "environment": the `home` of a config
+    environment, which `detail` names and `flags` choose."""
 
     path: Path
     source: str
+    detail: str = ""
+    flags: str = ""
 
     def describe(self) -> str:
         if self.source == "flag":
             return "from --home"
         if self.source == "env":
             return f"from {HOME_ENV}"
+        if self.source == "environment":
+            return self.detail
         return f"the default {DEFAULT_HOME} in the current directory; pass --home or set {HOME_ENV}"
 
     def flag(self) -> str:
-        return f"--home {_quote(self.path)}"
+        """The options that choose this home."""
+        return self.flags or f"--home {_quote(self.path)}"
 
 
 def resolve_home(home: str | Path | None, env: Mapping[str, str]) -> HomeChoice:

@@ -165,7 +165,11 @@ def test_the_platforms_config_imports_only_root_modules_below_it():
     # No `modeling`, no demo: applications' settings come in through `applications`.
     assert imported_by("litemlops.config") <= {
         "litemlops.errors", "litemlops.home", "litemlops.config_parse",
-        "litemlops.alert_rules", "litemlops.applications",
+        "litemlops.config_layers", "litemlops.alert_rules", "litemlops.applications",
+    }
+    assert imported_by("litemlops.config_layers") <= {
+        "litemlops.errors", "litemlops.config_parse", "litemlops.alert_rules",
+        "litemlops.applications", "litemlops.config",
     }
     assert imported_by("litemlops.config_parse") == {"litemlops.errors"}
     assert imported_by("litemlops.alert_rules") == {"litemlops.errors"}
@@ -225,8 +229,8 @@ PACKAGES = {
 #: and the few helpers every layer shares.
 ROOT_MODULES = {
     "__main__", "alert_rules", "applications", "bootstrap", "clock", "config",
-    "config_parse", "errors", "events", "home", "home_lock", "lazy", "logfile", "logger",
-    "logsetup", "modeling", "modules", "platform", "quality",
+    "config_layers", "config_parse", "errors", "events", "home", "home_lock", "lazy", "logfile",
+    "logger", "logsetup", "modeling", "modules", "platform", "quality",
 }
 
 #: About 500 lines: a module longer than this is two concepts.

@@ -63,7 +63,7 @@ def clean_env() -> dict[str, str]:
 
 def test_every_block_has_a_language_and_is_run_or_checked_here():
     languages = [lang for lang, _, _ in blocks()]
-    assert set(languages) <= {"sh", "python", "text"}, languages
+    assert set(languages) <= {"sh", "python", "text", "toml"}, languages
     setup = [code for code in of("sh", beside_run=False)]
     assert [code.strip() for code in setup] == [INSTALL, TESTS], (
         "the README has exactly two set-up commands; every other sh block runs beside `run`"
@@ -118,6 +118,20 @@ def test_testing_example_passes_under_pytest(tmp_path):
     )
 
     assert done.returncode == 0 and "1 passed" in done.stdout, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("code", of("toml"))
+def test_config_example_loads_in_every_environment_it_names(code, tmp_path):
+    import tomllib
+
+    from litemlops.config import Config
+
+    (tmp_path / "config.toml").write_text(code)
+    names = [None, *tomllib.loads(code).get("env", {})]
+    for name in names:
+        config = Config.load(tmp_path, env={}, environment=name)
+        assert config.environment == name
+    assert len(names) > 1
 
 
 def test_command_synopsis_names_commands_and_options_that_exist():

@@ -27,12 +27,30 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def home_option(func: F) -> F:
+    """`--home`, and `--env`: the config environment (kept in the context for
+    `load_config`, so commands need no parameter for it)."""
+    func = click.option(
+        "--env",
+        "environment",
+        default=None,
+        expose_value=False,
+        callback=_keep_environment,
+        help="Config environment, an [env.<name>] of config.toml (default: $LITEMLOPS_ENV).",
+    )(func)
     return click.option(
         "--home",
         type=click.Path(file_okay=False, path_type=Path),
         default=None,
         help="Home directory (default: $LITEMLOPS_HOME, then ./.litemlops).",
     )(func)
+
+
+def _keep_environment(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.meta[_ENVIRONMENT] = value
+
+
+_ENVIRONMENT = "litemlops.environment"
 
 
 def home_choice(ctx: click.Context, home: Path | None) -> HomeChoice:
@@ -60,12 +78,33 @@ def load_config(
     make homes).
     """
     from litemlops.config import Config
-    from litemlops.home import require_home
+    from litemlops.home import check_new_home, require_home
 
     choice = home_choice(ctx, home)
     if existing:
         require_home(choice)
-    return Config.load(choice.path, overrides=overrides)
+    config = Config.load(choice.path, overrides=overrides, environment=ctx.meta.get(_ENVIRONMENT))
+    state = state_home(choice, config)
+    if state is not choice:
+        if existing:
+            require_home(state)
+        else:
+            check_new_home(state)
+    return config
+
+
+def state_home(choice: HomeChoice, config: Config) -> HomeChoice:
+    """Where the config's state lives: `choice`, or the home its environment names."""
+    from litemlops.home import HomeChoice
+
+    if config.home == choice.path:
+        return choice
+    return HomeChoice(
+        config.home,
+        "environment",
+        f"the home of [env.{config.environment}] in {config.config_path}",
+        f"{choice.flag()} --env {config.environment}",
+    )
 
 
 @contextmanager

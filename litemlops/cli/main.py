@@ -8,7 +8,14 @@ from typing import Any
 import click
 
 import litemlops
-from litemlops.cli.common import cli_errors, home_choice, home_option, load_config
+from litemlops.cli.common import (
+    cli_errors,
+    home_choice,
+    home_option,
+    load_config,
+    state_home,
+)
+from litemlops.cli.config_cmd import config_group
 from litemlops.cli.deploy import deploy
 from litemlops.cli.features import features
 from litemlops.cli.logs import logs
@@ -141,16 +148,21 @@ def init(ctx: click.Context, home: Path | None) -> None:
     from litemlops.server.security import admin_token
 
     choice = home_choice(ctx, home)
-    if not check_new_home(choice):
-        click.echo(f"{choice.path} is a litemlops home already; nothing changed")
-        return
-    config = load_config(ctx, home, existing=False)
+    if check_new_home(choice):
+        config = load_config(ctx, home, existing=False)
+    else:  # a home, or the folder of a config whose environment names another home
+        config = load_config(ctx, home, existing=False)
+        choice = state_home(choice, config)
+        if not check_new_home(choice):
+            click.echo(f"{choice.path} is a litemlops home already; nothing changed")
+            return
     with Platform(config):  # creates the stores' files
         pass
     admin_token(config)
+    flags = choice.flag()
     click.echo(f"made an empty litemlops home at {config.home}")
-    click.echo(f"  serve it:       litemlops run {choice.flag()}")
-    click.echo(f"  or add views:   litemlops features apply FILE {choice.flag()}")
+    click.echo(f"  serve it:       litemlops run {flags}")
+    click.echo(f"  or add views:   litemlops features apply FILE {flags}")
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
@@ -208,6 +220,7 @@ def _serve(platform: Any) -> None:
     serve(platform, config.server.host, config.server.port, announce=announce)
 
 
+cli.add_command(config_group)
 cli.add_command(features)
 cli.add_command(runs)
 cli.add_command(models)
