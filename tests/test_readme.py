@@ -7,7 +7,9 @@ set-up commands, which are checked to be what CI (`.ci/run`) runs.
   `litemlops run` started in their folder (its free port in place of 8000), with curl
   failing on an HTTP error;
 - `text` blocks are the command synopsis: each command in it must exist, with each
-  option it shows.
+  option it shows;
+- `sh` blocks marked "not run by the tests" need what no test machine has (a container
+  engine, a cluster): the files they use are checked instead (tests/deploy).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ INSTALL = (
 )
 TESTS = ".venv/bin/python -m pytest -q"
 BESIDE_RUN = "with `run` going in another terminal"
+NOT_RUN = "not run by the tests"
 
 
 def blocks() -> list[tuple[str, str, str]]:
@@ -47,7 +50,9 @@ def of(language: str, *, beside_run: bool | None = None) -> list[str]:
     return [
         code
         for lang, code, before in blocks()
-        if lang == language and (beside_run is None or (BESIDE_RUN in before) == beside_run)
+        if lang == language
+        and NOT_RUN not in before
+        and (beside_run is None or (BESIDE_RUN in before) == beside_run)
     ]
 
 
@@ -63,6 +68,15 @@ def test_every_block_has_a_language_and_is_run_or_checked_here():
     assert [code.strip() for code in setup] == [INSTALL, TESTS], (
         "the README has exactly two set-up commands; every other sh block runs beside `run`"
     )
+
+
+def test_blocks_not_run_here_are_shell_and_name_files_that_exist():
+    not_run = [(lang, code) for lang, code, before in blocks() if NOT_RUN in before]
+    assert not_run, "the container and Kubernetes blocks are marked"
+    for lang, code in not_run:
+        assert lang == "sh"
+        for path in re.findall(r"(?<![\w/.-])((?:deploy|litemlops)/[\w./-]+)", code):
+            assert (ROOT / path).exists(), path
 
 
 def test_the_set_up_commands_are_what_ci_runs():
