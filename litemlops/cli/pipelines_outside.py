@@ -73,6 +73,7 @@ def pipelines_run_step(
         pipeline = platform.catalog.get(pipeline_name)
         runner = platform.pipelines
         if run_key is not None:
+            pipeline.task(task_name)  # an unknown task makes no run
             run_id = runner.keyed_run(pipeline, run_key, params, trigger=trigger).run_id
         assert run_id is not None
         attempt = runner.run_step(pipeline, task_name, run_id, retry=not no_retry)
