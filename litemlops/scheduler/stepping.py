@@ -122,6 +122,7 @@ def run_step(
         )
     with runner._bound(run_id, pipeline.name):
         if keyed:  # a failed run whose failed task tries again is running again
+            _end_abandoned(runner, run_id, t.name)
             runner.history.settle(run_id, pipeline.order, now=runner._now(), starting=t.name)
         runner._run_task(run_id, pipeline, t, params, outputs, retry=retry)
         if keyed:
@@ -150,3 +151,19 @@ def _since(runner: PipelineRunner, run: PipelineRun) -> float | None:
     if run.started_at is None:
         return None
     return round((runner.clock() - run.started_at).total_seconds(), 6)
+
+
+def _end_abandoned(runner: PipelineRunner, run_id: str, task: str) -> None:
+    """Fail the task's attempts still marked running: the orchestrator tries again only
+    after it gave up on them (killed at its timeout, say), so nothing will end them."""
+    for attempt in runner.task_runs(run_id):
+        if attempt.task == task and attempt.state == "running":
+            runner.history.fail_attempt(
+                run_id,
+                task,
+                attempt.attempt,
+                state="failed",
+                error="abandoned: the orchestrator started another attempt",
+                traceback="",
+                now=runner._now(),
+            )

@@ -334,3 +334,26 @@ def test_run_step_bad_inputs_are_one_line_errors(home, args, message):
     one_line_error(run_cli("pipelines", "run-step", *args, home=home), message)
     if "report" not in args:
         assert runs_of(home, "toy") == []  # nothing was recorded
+
+
+def test_an_attempt_the_orchestrator_abandoned_is_failed_by_the_next_one(home):
+    from litemlops.scheduler.history import PipelineHistory
+    from litemlops.store.sqlite import SQLiteDB
+
+    first = step(home, "toy", "extract", "killed")
+    run_id = json.loads(first.stdout)["run_id"]
+    db = SQLiteDB(home / "registry.db")
+    try:  # an attempt whose process Airflow killed at its timeout: left running
+        PipelineHistory(db).start_attempt(run_id, "fragile", 1, now=0)
+    finally:
+        db.close()
+    assert step(home, "toy", "fragile", "killed").exit_code == 0
+    assert step(home, "toy", "report", "killed").exit_code == 0
+    shown = json.loads(run_cli("pipelines", "show", run_id, "--json", home=home).stdout)
+    assert shown["state"] == "success"
+    fragile = [(t["attempt"], t["state"], t["error"]) for t in shown["tasks"]
+               if t["task"] == "fragile"]
+    assert fragile == [
+        (1, "failed", "abandoned: the orchestrator started another attempt"),
+        (2, "success", None),
+    ]
