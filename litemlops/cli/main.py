@@ -236,6 +236,7 @@ cli.add_command(promote)
 
 
 import litemlops.cli.monitor_check  # noqa: E402  (adds `monitor check`)
+import litemlops.cli.pipelines_outside  # noqa: E402  (adds `pipelines run-step`, `export`)
 
 
 def main() -> None:

@@ -461,44 +461,6 @@ def _value_text(value: Any) -> str:
     return json.dumps(value, default=str)
 
 
-@pipelines.command("run-step")
-@home_option
-@click.argument("pipeline_name", metavar="PIPELINE")
-@click.argument("task_name", metavar="TASK")
-@click.option("--run-id", required=True, help="The run whose upstream outputs the task reads.")
-@click.option("--json", "as_json", is_flag=True)
-@click.pass_context
-@cli_errors
-def pipelines_run_step(
-    ctx: click.Context,
-    home: Path | None,
-    pipeline_name: str,
-    task_name: str,
-    run_id: str,
-    as_json: bool,
-) -> None:
-    """Run one TASK of an existing run from its upstream outputs (a new attempt)."""
-    with open_platform(ctx, home) as platform:
-        pipeline = platform.catalog.get(pipeline_name)
-        attempt = platform.pipelines.run_step(pipeline, task_name, run_id)
-    if as_json:
-        echo_json(_attempt_dict(attempt, with_traceback=True))
-    else:
-        click.echo(
-            f"task {attempt.task} of run {run_id}, attempt {attempt.attempt}: {attempt.state} "
-            f"({_seconds(_duration(attempt))})"
-        )
-        if attempt.state == "success":
-            click.echo(f"output: {json.dumps(attempt.output)}")
-    if attempt.state != "success":
-        click.echo(
-            f"task {attempt.task!r} attempt {attempt.attempt} {attempt.state}: {attempt.error}; "
-            f"see `litemlops pipelines show {run_id} --traceback`",
-            err=True,
-        )
-        ctx.exit(1)
-
-
 def _duration(item: PipelineRun | TaskRun) -> float | None:
     if item.started_at is None or item.ended_at is None:
         return None

@@ -166,6 +166,21 @@ class PipelineHistory:
             )
         return state
 
+    def admit_keyed(
+        self, run_id: str, pipeline: str, *, trigger: str, payload: str, params: str, now: int
+    ) -> bool:
+        """Record a run driven from outside, running, unless `run_id` exists; True when
+        this call made it. No host or pid: no process of ours holds it, so none is
+        taken for dead. payload, params: JSON text."""
+        with self.db.write() as con:
+            made = con.execute(
+                "INSERT INTO pipeline_runs (run_id, pipeline, state, trigger, payload, params, "
+                "queued_at, started_at) VALUES (?, ?, 'running', ?, ?, ?, ?, ?) "
+                "ON CONFLICT (run_id) DO NOTHING",
+                [run_id, pipeline, trigger, payload, params, now, now],
+            ).rowcount
+        return bool(made)
+
     def promote(
         self, run_id: str, pipeline: str, *, max_active_runs: int, clock: Callable[[], int]
     ) -> bool:
@@ -221,6 +236,38 @@ class PipelineHistory:
                 "WHERE run_id = ?",
                 [now, run_id],
             )
+
+    def settle(
+        self, run_id: str, tasks: Sequence[str], *, now: int, starting: str | None = None
+    ) -> str:
+        """Set a run driven from outside by its tasks' last attempts and return its state:
+        success when every one of `tasks` succeeded, failed while one's last attempt
+        failed, else running. starting: a task about to try again (not failed)."""
+        with self.db.write() as con:
+            last = {
+                r["task"]: r["state"]
+                for r in con.execute(
+                    "SELECT task, state FROM task_runs WHERE run_id = ? ORDER BY attempt",
+                    [run_id],
+                )
+            }
+            done = {r[0] for r in con.execute(
+                "SELECT DISTINCT task FROM task_runs WHERE run_id = ? AND state = 'success'",
+                [run_id],
+            )}  # fmt: skip
+            failed = sorted(t for t in tasks if last.get(t) == "failed" and t != starting)
+            if all(t in done for t in tasks):
+                state, error, ended = "success", None, now
+            elif failed:
+                state, error, ended = "failed", f"task(s) failed: {failed}", now
+            else:
+                state, error, ended = "running", None, None
+            con.execute(
+                "UPDATE pipeline_runs SET state = ?, ended_at = ?, error = ? "
+                "WHERE run_id = ? AND state != ?",
+                [state, ended, error, run_id, state],
+            )
+        return state
 
     def fail_dead(self, *, now: int) -> list[str]:
         """Fail this host's running and queued runs whose process died; return their ids."""

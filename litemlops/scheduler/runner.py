@@ -274,46 +274,31 @@ class PipelineRunner:
         self._execute(run_id, pipeline, params, outputs, "resume")
         return self.get_run(run_id)
 
-    def run_step(self, pipeline: Pipeline, task_name: str, run_id: str) -> TaskRun:
-        """Run one task alone in an existing run, from its upstream tasks' stored outputs.
+    def run_step(
+        self, pipeline: Pipeline, task_name: str, run_id: str, *, retry: bool = True
+    ) -> TaskRun:
+        """Run one task alone in a run, from its upstream tasks' stored outputs.
 
         This is how a task can run in another process or machine (the scale-out
-        path): everything it needs is in the home.
+        path): everything it needs is in the home. See `stepping.run_step`.
         """
-        t = pipeline.task(task_name)
-        run = self.get_run(run_id)
-        if run.pipeline != pipeline.name:
-            raise ValidationError(f"run {run_id} belongs to pipeline {run.pipeline!r}")
-        if run.state in ("running", "queued"):
-            raise RunStateConflict(
-                f"run {run_id} is {run.state}; step a task only in a run that has ended"
-            )
-        params = self._confined(pipeline, run.params)
-        outputs = self.history.succeeded(run_id)
-        self._require_folder(run_id, {u: outputs[u] for u in t.upstream if u in outputs})
-        missing = [u for u in t.upstream if u not in outputs]
-        if missing:
-            raise RunStateConflict(
-                f"task {task_name!r} needs upstream task(s) {missing} to have succeeded in "
-                f"run {run_id}"
-            )
-        # Their outputs were made from this task's old output: a new one would leave
-        # them stale (a model registered that was never evaluated).
-        stale = sorted(d for d in pipeline.downstream(task_name) if d in outputs)
-        if stale:
-            raise RunStateConflict(
-                f"task {task_name!r} cannot run again in run {run_id}: its downstream task(s) "
-                f"{stale} already used its output; start a new run instead"
-            )
-        with self._bound(run_id, pipeline.name):
-            self._run_task(run_id, pipeline, t, params, outputs)
-            # Stepping the last missing task completes a failed run.
-            done = self.history.succeeded(run_id)
-            if run.state == "failed" and all(name in done for name in pipeline.order):
-                self.history.complete(run_id, now=self._now())
-                log.info(events.PIPELINE_RUN_FINISHED, state="success", duration=None)
-        attempts = [r for r in self.task_runs(run_id) if r.task == task_name]
-        return attempts[-1]
+        from litemlops.scheduler.stepping import run_step
+
+        return run_step(self, pipeline, task_name, run_id, retry=retry)
+
+    def keyed_run(
+        self,
+        pipeline: Pipeline,
+        key: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        trigger: str = "external",
+    ) -> PipelineRun:
+        """The run an outside orchestrator names `key` (Airflow's run id): made,
+        running, by the first caller, found by the others. See `stepping.keyed_run`."""
+        from litemlops.scheduler.stepping import keyed_run
+
+        return keyed_run(self, pipeline, key, params, trigger=trigger)
 
     def _require_folder(self, run_id: str, outputs: Mapping[str, Any]) -> None:
         """Refuse to go on from outputs whose files retention has removed."""
@@ -346,9 +331,11 @@ class PipelineRunner:
         t: Task,
         params: dict[str, Any],
         outputs: dict[str, Any],
+        *,
+        retry: bool = True,
     ) -> tuple[bool, Any]:
         work_dir = self.runs_dir / run_id / t.name
-        attempts = t.retries + 1
+        attempts = t.retries + 1 if retry else 1
         # A resumed or stepped task continues the run's numbering of its attempts.
         base = self.history.last_attempt(run_id, t.name)
         for n in range(1, attempts + 1):
