@@ -147,7 +147,11 @@ def export_airflow(
     config = load_config(ctx, home)
     catalog = pipeline_catalog(config)
     chosen = [catalog.get(n) for n in dict.fromkeys(names)] if names else list(catalog)
-    written = write_dags(chosen, out, home=config.home)
+    # The folder of config.toml and the environment, not the environment's own home:
+    # a step must read the settings this export read.
+    written = write_dags(
+        chosen, out, home=config.config_path.parent, environment=config.environment
+    )
     if as_json:
         echo_json([{"dag_id": p.stem, "path": str(p)} for p in written])
         return

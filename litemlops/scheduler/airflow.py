@@ -40,8 +40,10 @@ def dag_id(pipeline: str) -> str:
     return f"litemlops_{pipeline}"
 
 
-def airflow_dag(pipeline: Pipeline, home: Path) -> str:
-    """The text of the DAG file of `pipeline`, running its tasks in `home`.
+def airflow_dag(pipeline: Pipeline, home: Path, environment: str | None = None) -> str:
+    """The text of the DAG file of `pipeline`, running its tasks in `home` (the folder
+    of its config.toml) with that config's `environment` (none: the file's own tables,
+    whatever `LITEMLOPS_ENV` the Airflow worker has).
 
     Deterministic: the same pipeline, home and litemlops version give the same text.
     """
@@ -78,6 +80,7 @@ def airflow_dag(pipeline: Pipeline, home: Path) -> str:
         # Values reach the command through its environment, never through the shell's
         # parsing, so any run id, conf or path arrives as it is.
         f"    'LITEMLOPS_HOME': {_home_template(home)!r},",
+        f"    'LITEMLOPS_ENV': {environment or ''!r},",
         "    'LITEMLOPS_RUN_KEY': '{{ run_id }}',",
         "    'LITEMLOPS_PARAMS': '{{ (dag_run.conf or {}) | tojson }}',",
         "}",
@@ -145,9 +148,15 @@ def _timedelta(value: timedelta) -> str:
 
 
 def export_airflow(
-    pipelines: Iterable[Pipeline], out: str | Path, *, home: str | Path
+    pipelines: Iterable[Pipeline],
+    out: str | Path,
+    *,
+    home: str | Path,
+    environment: str | None = None,
 ) -> list[Path]:
     """Write one DAG file per pipeline into folder `out` (made if missing); return them.
+    home, environment: the folder of the config.toml and the config environment the
+    tasks run with.
 
     Each file is written through a temporary file and renamed, so a file Airflow
     already reads is never seen half written, and a failure leaves the old one.
@@ -162,7 +171,8 @@ def export_airflow(
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ExportError(f"cannot make folder {folder}: {exc.strerror or exc}") from None
-    texts = {folder / f"{dag_id(p.name)}.py": airflow_dag(p, Path(home).resolve()) for p in chosen}
+    texts = {folder / f"{dag_id(p.name)}.py": airflow_dag(p, Path(home).resolve(), environment)
+             for p in chosen}  # fmt: skip
     for path, text in texts.items():
         _write_atomic(path, text)
     return list(texts)

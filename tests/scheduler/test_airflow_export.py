@@ -191,6 +191,33 @@ def test_export_is_deterministic_and_bakes_in_the_home(home, tmp_path):
     assert "{{ run_id }}" in text and "dag_run.conf" in text
 
 
+def _step_env(path):
+    """The ENV mapping a DAG file gives its steps."""
+    tree = ast.parse(path.read_text())
+    (env,) = [n.value for n in tree.body if isinstance(n, ast.Assign)
+              and getattr(n.targets[0], "id", "") == "ENV"]  # fmt: skip
+    return ast.literal_eval(env)
+
+
+def test_a_config_environment_is_baked_in_with_the_config_folder_not_its_home(home, tmp_path):
+    # A step must read the settings the export read: the folder holding config.toml
+    # and the environment, whatever LITEMLOPS_ENV the Airflow worker has.
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "config.toml").write_text(f"[env.dev]\nhome = {json.dumps(str(home))}\n")
+    dev = run_cli("pipelines", "export", "airflow", "--out", str(tmp_path / "dev"),
+                  "--pipeline", "training", "--env", "dev", home=project)  # fmt: skip
+    plain = run_cli("pipelines", "export", "airflow", "--out", str(tmp_path / "plain"),
+                    "--pipeline", "training", home=home)  # fmt: skip
+
+    assert dev.exit_code == 0 and plain.exit_code == 0, dev.output + plain.output
+    env = _step_env(tmp_path / "dev" / "litemlops_training.py")
+    assert json.dumps(str(project.resolve())) in env["LITEMLOPS_HOME"]
+    assert json.dumps(str(home.resolve())) not in env["LITEMLOPS_HOME"]
+    assert env["LITEMLOPS_ENV"] == "dev"
+    assert _step_env(tmp_path / "plain" / "litemlops_training.py")["LITEMLOPS_ENV"] == ""
+
+
 def test_export_bad_inputs_are_one_line_errors_and_leave_written_files(home, tmp_path):
     dags = tmp_path / "dags"
     assert run_cli("pipelines", "export", "airflow", "--out", str(dags), home=home).exit_code == 0

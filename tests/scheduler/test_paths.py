@@ -192,4 +192,5 @@ def test_the_demo_pipelines_declare_their_file_params(tmp_path):
         "data": {"source"},
         "training": {"labels"},
         "batch_predictions": {"requests", "output_dir"},
+        "model_check": {"labels"},
     }
