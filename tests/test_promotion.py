@@ -24,12 +24,17 @@ min_auc = 0.0
 max_rmse = 1.0
 [env.staging]
 home = "staging"
+[env.staging.demo]
+seed = 7
 [env.prod]
 home = "prod"
+[env.prod.demo]
+seed = 11
 
-# Each home trained its champion on data of its own clock: which of two sound models
-# is better on a home's test set is chance, so the checks here ask for the thresholds
-# (min_auc 0.55 by default) and allow any loss against the champion.
+# Each home's data comes from its own seed (so no two homes train the same bytes):
+# which of two sound models is better on a home's test set is chance, so the checks
+# here ask for the thresholds (min_auc 0.55 by default) and allow any loss against
+# the champion.
 [training]
 tolerance = 1.0
 """
@@ -121,6 +126,7 @@ def test_a_bundle_carries_the_bytes_lineage_and_views_and_lands_as_one_version(p
     assert landed.sha256 == source.sha256  # the same bytes: checked at every load
     assert again.version == landed.version or again.sha256 == landed.sha256
     assert len(versions(project, "prod")) in (len(before), len(before) + 1)
+    assert landed.version not in [v for v, _, _ in before]  # other data, other bytes
     assert "champion" not in landed.aliases  # an import moves no alias
     assert run.experiment == "promotions"
     assert run.tags["promotion.source_model"] == f"{MODEL}/1"

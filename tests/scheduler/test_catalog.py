@@ -80,7 +80,7 @@ def test_a_home_knows_the_demo_pipelines_and_its_own_modules(tmp_path):
     config = Config.load(home, env={"LITEMLOPS_PIPELINES_MODULES": "pipes.py"})
     with Platform(config) as platform:
         assert platform.catalog.names() == [
-            "batch_predictions", "data", "mine", "monitoring", "training"
+            "batch_predictions", "data", "mine", "model_check", "monitoring", "training"
         ]
         run = platform.pipelines.run(platform.catalog.get("mine"), {"n": 5})
         assert platform.pipelines.task_runs(run.run_id)[0].output == 10
