@@ -155,20 +155,29 @@ def promote(
     if not skip_gate:
         gate = run_pipeline(dst, GATE, {"model": there}, trigger="promotion")
     moved = gate["state"] in ("success", "skipped")
+    already = False
     with config_platform(dst) as platform:
         if moved:
             why = reason or f"promoted from {source} ({name}/{version})"
             if skip_gate:
                 why += " without the model checks"
-            platform.registry.set_alias(landed.name, alias, landed.version, reason=why)
+            # The target may hold these bytes as its `alias` already: nothing moves.
+            already = alias in platform.registry.get_model_version(
+                landed.name, landed.version
+            ).aliases
+            if not already:
+                platform.registry.set_alias(landed.name, alias, landed.version, reason=why)
     with config_platform(src) as platform:
         record_export(platform.registry, bundle,
                       {**_where(dst), "gate": gate["state"], "landed": there})  # fmt: skip
     outcome = {"source": f"{name}/{version}", "target": there, "environment": target,
-               "alias": alias if moved else None, "gate": gate,
-               "bundle": bundle.digest}  # fmt: skip
+               "alias": alias if moved else None, "moved": moved and not already,
+               "gate": gate, "bundle": bundle.digest}  # fmt: skip
     if as_json:
         echo_json(outcome)
+    elif already:
+        click.echo(f"{name}/{version} ({source}) is {there} in {target}, which is {alias} "
+                   f"there already: nothing moved; checks: {gate['state']}")  # fmt: skip
     elif moved:
         click.echo(f"promoted {name}/{version} ({source}) to {there} ({target}) as {alias}; "
                    f"checks: {gate['state']}")  # fmt: skip
