@@ -35,6 +35,7 @@ def connection() -> Iterator[Any]:
         if _shared is None or _shared[0] != os.getpid():
             import duckdb
 
+            _watch_forks()
             _shared = (os.getpid(), duckdb.connect())
         con = _shared[1].cursor()
         _busy += 1
@@ -67,4 +68,12 @@ def _forked() -> None:
         _inherited.append(_shared[1])
 
 
-os.register_at_fork(before=_close_before_fork, after_in_child=_forked)
+def _watch_forks() -> None:
+    """Register the fork hooks once, with the first database (not at import)."""
+    global _watching
+    if not _watching:
+        os.register_at_fork(before=_close_before_fork, after_in_child=_forked)
+        _watching = True
+
+
+_watching = False
