@@ -146,6 +146,13 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE runs ADD COLUMN proc_start INTEGER;
     """,
+    # 4: deleted experiments and runs stay restorable (MLflow's lifecycle stages), and
+    # an experiment records when it last changed.
+    """
+    ALTER TABLE experiments ADD COLUMN lifecycle_stage TEXT NOT NULL DEFAULT 'active';
+    ALTER TABLE experiments ADD COLUMN updated_at INTEGER;
+    ALTER TABLE runs ADD COLUMN lifecycle_stage TEXT NOT NULL DEFAULT 'active';
+    """,
 )
 
 # Where each migration sat in the one schema registry.db had before its tables got
