@@ -145,8 +145,9 @@ class Lifecycle:
         status: str | None = None,
         end_time: datetime | None = None,
         name: str | None = None,
+        start_time: datetime | None = None,
     ) -> RunInfo:
-        """Set a run's status, end time or name as given (None: leave it).
+        """Set a run's status, start or end time or name as given (None: leave it).
 
         Unlike `end_run`, any status may follow any other, as MLflow's update_run
         allows: a client that ends a run twice, or reopens it, is obeyed. A run set
@@ -167,6 +168,9 @@ class Lifecycle:
         if end_time is not None:
             sets.append("end_time = ?")
             values.append(to_ms(end_time))
+        if start_time is not None:
+            sets.append("start_time = ?")
+            values.append(to_ms(start_time))
         if name:
             sets.append("name = ?")
             values.append(name)
