@@ -31,11 +31,12 @@ async def _unknown(request: Request) -> Response:
 
 
 def mlflow_routes() -> list[BaseRoute]:
-    from litemlops.server.mlflow import experiments, runs
+    from litemlops.server.mlflow import experiments, models, registry, runs
+    from litemlops.server.mlflow.artifacts import artifact_routes
 
-    table = [*experiments.ROUTES, *runs.ROUTES]
+    table = [*experiments.ROUTES, *runs.ROUTES, *models.ROUTES, *registry.ROUTES]
     unknown: list[BaseRoute] = [
         Route(f"{prefix}/{{rest:path}}", _unknown, methods=_METHODS, include_in_schema=False)
         for prefix in (*PREFIXES, "/api/2.0/mlflow-artifacts", "/api/3.0/mlflow")
     ]
-    return [*routes(table), *unknown]
+    return [*routes(table), *artifact_routes(), *unknown]

@@ -8,6 +8,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from litemlops.errors import ExperimentNotFoundError
+from litemlops.server.mlflow import filters
 from litemlops.server.mlflow.base import (
     Args,
     Table,
@@ -29,10 +30,6 @@ if TYPE_CHECKING:
 
 MAX_EXPERIMENTS = 50_000
 _VIEWS = {"ACTIVE_ONLY": ("active",), "DELETED_ONLY": ("deleted",), "ALL": ("active", "deleted")}
-_CLAUSE = re.compile(
-    r"\s*(?:(?:attributes?|attr)\.)?(?P<field>name|tags\.(?:`[^`]+`|[\w.\-/]+))\s*"
-    r"(?P<op>!=|=|(?i:i?like))\s*(?P<q>['\"])(?P<value>.*?)(?P=q)\s*(?:(?i:and)\s+|$)"
-)
 _ORDER = re.compile(
     r"\s*(?:(?:attributes?|attr)\.)?(?P<field>name|experiment_id|creation_time|last_update_time)"
     r"(?:\s+(?P<dir>(?i:asc|desc)))?\s*"
@@ -105,7 +102,7 @@ def search_experiments(platform: Platform, args: Args) -> dict[str, Any]:
     assert limit is not None
     if not 1 <= limit <= MAX_EXPERIMENTS:
         raise invalid(f"max_results must be between 1 and {MAX_EXPERIMENTS}, got {limit}")
-    tests = _filter(str(args.get("filter") or ""))
+    tests = filters.parse(str(args.get("filter") or ""), "experiment")
     found = [
         e
         for e in platform.tracker.list_experiments()
@@ -119,42 +116,6 @@ def search_experiments(platform: Platform, args: Args) -> dict[str, Any]:
     if start + limit < len(found):
         answer["next_page_token"] = next_offset_token(start + limit)
     return answer
-
-
-def _filter(filter_string: str) -> list[Any]:
-    tests: list[Any] = []
-    pos = 0
-    while pos < len(filter_string.strip()):
-        match = _CLAUSE.match(filter_string, pos)
-        if match is None:
-            raise invalid(
-                f"invalid experiment filter {filter_string!r} at position {pos}: use "
-                "name or tags.<key> with =, !=, LIKE or ILIKE and a quoted string, joined by AND"
-            )
-        pos = match.end()
-        field, op, value = match["field"], match["op"].upper(), match["value"]
-        key = None if field == "name" else field[5:].strip("`")
-        tests.append(_test(key, op, value))
-    return tests
-
-
-def _test(key: str | None, op: str, value: str) -> Any:
-    def test(exp: Experiment) -> bool:
-        seen = exp.name if key is None else exp.tags.get(key)
-        if seen is None:
-            return False
-        if op == "=":
-            return seen == value
-        if op == "!=":
-            return seen != value
-        return _like(value, seen, fold=op == "ILIKE")
-
-    return test
-
-
-def _like(pattern: str, value: str, fold: bool) -> bool:
-    regex = "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in pattern)
-    return re.fullmatch(regex, value, re.DOTALL | (re.IGNORECASE if fold else 0)) is not None
 
 
 def _order(order_by: list[Any]) -> list[tuple[str, bool]]:
