@@ -17,7 +17,10 @@ from starlette.routing import BaseRoute, Route
 from litemlops.server.mlflow.base import PREFIXES, routes
 from litemlops.server.mlflow.errors import mlflow_error
 
-__all__ = ["mlflow_routes"]
+__all__ = ["MLFLOW_PREFIXES", "mlflow_routes"]
+
+#: Every path MLflow's API is served under: its answers and errors are MLflow's shapes.
+MLFLOW_PREFIXES = (*PREFIXES, "/api/2.0/mlflow-artifacts", "/api/3.0/mlflow")
 
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
@@ -37,6 +40,6 @@ def mlflow_routes() -> list[BaseRoute]:
     table = [*experiments.ROUTES, *runs.ROUTES, *models.ROUTES, *registry.ROUTES]
     unknown: list[BaseRoute] = [
         Route(f"{prefix}/{{rest:path}}", _unknown, methods=_METHODS, include_in_schema=False)
-        for prefix in (*PREFIXES, "/api/2.0/mlflow-artifacts", "/api/3.0/mlflow")
+        for prefix in MLFLOW_PREFIXES
     ]
     return [*routes(table), *artifact_routes(), *unknown]

@@ -178,3 +178,73 @@ def test_runs_logged_through_mlflow_are_listed_by_the_cli(mlflow_client, served_
     assert [(r["run_id"], r["name"], r["metrics"]) for r in listed] == [
         (run.info.run_id, "seen-by-cli", {"auc": 0.9})
     ]
+
+
+def _mlflow_routes():
+    from starlette.routing import Route
+
+    from litemlops.server.mlflow import MLFLOW_PREFIXES, mlflow_routes
+
+    return [
+        (method, route.path)
+        for route in mlflow_routes()
+        if isinstance(route, Route) and route.path.startswith(MLFLOW_PREFIXES)
+        and "{rest:path}" not in route.path
+        for method in sorted(route.methods or ())
+        if method != "HEAD"
+    ]  # fmt: skip
+
+
+def _writes() -> set[tuple[str, str]]:
+    from litemlops.server.mlflow import experiments, models, registry, runs
+    from litemlops.server.mlflow.base import PREFIXES
+
+    table = [*experiments.ROUTES, *runs.ROUTES, *models.ROUTES, *registry.ROUTES]
+    found = {(m, prefix + p) for prefix in PREFIXES for m, p, _, write in table if write}
+    artifacts = "/api/2.0/mlflow-artifacts/artifacts/{path:path}"
+    return found | {("PUT", artifacts), ("DELETE", artifacts)}
+
+
+def _fill(path: str) -> str:
+    import re
+
+    return re.sub(r"\{(\w+)(:\w+)?\}", "x", path)
+
+
+def test_every_mlflow_write_refuses_without_the_token_in_mlflows_shape(mlflow_server):
+    import httpx
+
+    url, token, _ = mlflow_server
+    writes = _writes()
+    assert {m for m, _ in writes} == {"POST", "PUT", "PATCH", "DELETE"}
+    for method, path in sorted(writes):
+        for headers in ({}, {"Authorization": "Bearer not-the-token"}):
+            answer = httpx.request(method, url + _fill(path), json={}, headers=headers)
+            assert answer.status_code == 401, (method, path, answer.text)
+            assert answer.json()["error_code"] == "UNAUTHENTICATED"
+        with_token = httpx.request(
+            method, url + _fill(path), json={}, headers={"Authorization": f"Bearer {token}"}
+        )
+        status = with_token.status_code  # 501: NOT_IMPLEMENTED, said plainly
+        assert status not in (401, 403) and (status < 500 or status == 501), (
+            method, path, with_token.text,
+        )  # fmt: skip
+
+
+def test_every_mlflow_route_with_a_json_body_refuses_a_body_not_sent_as_json(mlflow_server):
+    import httpx
+
+    url, token, _ = mlflow_server
+    auth = {"Authorization": f"Bearer {token}"}
+    routes = [(m, p) for m, p in _mlflow_routes() if m in ("POST", "PATCH", "DELETE")]
+    assert len(routes) > 20
+    for method, path in routes:
+        for content_type in ("text/plain", "application/x-www-form-urlencoded"):
+            answer = httpx.request(
+                method, url + _fill(path), content=b"{}",
+                headers={**auth, "content-type": content_type},
+            )  # fmt: skip
+            if path.startswith("/api/2.0/mlflow-artifacts"):
+                continue  # artifacts are bytes, sent as any type
+            assert answer.status_code == 415, (method, path, answer.text)
+            assert answer.json()["error_code"] == "INVALID_PARAMETER_VALUE"

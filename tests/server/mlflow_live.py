@@ -1,4 +1,5 @@
-"""A real server on 127.0.0.1 for MLflow's real client, and the client pointed at it.
+"""A real server on 127.0.0.1 for MLflow's real client, and the client pointed at it
+(fixtures that tests/server/conftest.py imports).
 
 - `mlflow_server` (module): `(url, token, platform)` of the module's copy of the
   served home, served by uvicorn on a free port in a thread (scheduler off).
@@ -20,8 +21,6 @@ import pytest
 from litemlops.config import Config
 from litemlops.platform import Platform
 from litemlops.server import create_app
-
-mlflow = pytest.importorskip("mlflow")
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +49,7 @@ def mlflow_server(
 
 
 def _configure(monkeypatch: pytest.MonkeyPatch, url: str, token: str) -> Any:
+    mlflow = pytest.importorskip("mlflow")
     from mlflow.tracking import MlflowClient
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
@@ -69,6 +69,8 @@ def mlflow_client(
 ) -> Iterator[Any]:
     url, token, _ = mlflow_server
     client = _configure(monkeypatch, url, token)
+    import mlflow
+
     try:
         yield client
     finally:
