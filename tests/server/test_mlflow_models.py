@@ -115,3 +115,19 @@ def test_registered_models_and_versions_are_found_updated_and_aliases_deleted(
     with pytest.raises(MlflowException) as exists:
         mlflow_client.create_registered_model("mlflow_reg")
     assert exists.value.error_code == "RESOURCE_ALREADY_EXISTS"
+
+
+def test_a_model_is_registered_from_its_runs_uri_as_mlflow_2_scripts_do(
+    mlflow_client, mlflow_server, trained
+):
+    model, x = trained
+    _, _, platform = mlflow_server
+    mlflow.set_experiment("mlflow-runs-uri")
+    with mlflow.start_run() as run:
+        mlflow.sklearn.log_model(model, name="model", serialization_format="cloudpickle")
+    version = mlflow.register_model(f"runs:/{run.info.run_id}/model", "mlflow_from_run")
+    assert version.run_id == run.info.run_id and version.source.startswith("models:/m-")
+    served = platform.registry.load_model("mlflow_from_run/1")
+    assert np.array_equal(served.predict(x), model.predict(x))
+    with pytest.raises(MlflowException):
+        mlflow.register_model(f"runs:/{run.info.run_id}/nothing-here", "mlflow_from_run")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from litemlops.server.mlflow import filters
 from litemlops.server.mlflow.base import Args, Table, integer, items, key_values, text
 from litemlops.server.mlflow.errors import invalid
 from litemlops.server.mlflow.translate import artifact_root, find_experiment, pairs
@@ -17,6 +18,7 @@ from litemlops.store.tracking.mlflow_models import MlflowModel, MlflowModels
 if TYPE_CHECKING:
     from litemlops.platform import Platform
 
+MAX_MODELS = 10_000
 _STATUS_OUT = {
     "PENDING": "LOGGED_MODEL_PENDING",
     "READY": "LOGGED_MODEL_READY",
@@ -95,13 +97,15 @@ def log_logged_model_params(platform: Platform, args: Args) -> dict[str, Any]:
 
 
 def search_logged_models(platform: Platform, args: Args) -> dict[str, Any]:
-    """The experiments' models, newest first; a filter is not supported (all are given)."""
+    """The experiments' models, newest first, filtered on name and tags (see `filters`)."""
     tracker = platform.tracker
     ids = [find_experiment(tracker, str(i)).experiment_id for i in items(args, "experiment_ids")]
-    if args.get("filter"):
-        raise invalid("litemlops searches logged models by experiment only; drop the filter")
+    tests = filters.parse(str(args.get("filter") or ""), "logged model")
     limit = integer(args, "max_results", 100) or 100
-    return {"models": [model_json(m) for m in MlflowModels(tracker).search(ids, limit)]}
+    if not 1 <= limit <= MAX_MODELS:
+        raise invalid(f"max_results must be between 1 and {MAX_MODELS}, got {limit}")
+    found = [m for m in MlflowModels(tracker).search(ids, MAX_MODELS) if all(t(m) for t in tests)]
+    return {"models": [model_json(m) for m in found[:limit]]}
 
 
 def record_logged_model(platform: Platform, args: Args) -> dict[str, Any]:
