@@ -248,3 +248,25 @@ def test_every_mlflow_route_with_a_json_body_refuses_a_body_not_sent_as_json(mlf
                 continue  # artifacts are bytes, sent as any type
             assert answer.status_code == 415, (method, path, answer.text)
             assert answer.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+
+
+def test_search_experiments_orders_and_pages_through_every_match(mlflow_client):
+    names = [f"mlflow-page-{i}" for i in range(5)]
+    for name in reversed(names):
+        mlflow_client.create_experiment(name)
+    seen, token = [], None
+    while True:
+        page = mlflow_client.search_experiments(
+            filter_string="name LIKE 'mlflow-page-%'", order_by=["name ASC"], max_results=2,
+            page_token=token,
+        )  # fmt: skip
+        assert len(page) <= 2
+        seen += [e.name for e in page]
+        token = page.token
+        if not token:
+            break
+    assert seen == names
+    newest = mlflow_client.search_experiments(
+        filter_string="name LIKE 'mlflow-page-%'", order_by=["name DESC"], max_results=1
+    )
+    assert [e.name for e in newest] == [names[-1]]
