@@ -76,11 +76,11 @@ def test_sklearn_autolog_logs_params_metrics_and_tags(mlflow_client, mlflow_serv
 
     _, _, platform = mlflow_server
     mlflow.set_experiment("mlflow-autolog")
-    mlflow.sklearn.autolog(log_models=False, log_datasets=True)
+    mlflow.sklearn.autolog()  # defaults: datasets too, and the model where it can
     try:
         x, y = make_classification(n_samples=60, n_features=4, random_state=0)
         with mlflow.start_run() as run:
-            LogisticRegression(C=0.5, max_iter=200).fit(x, y)
+            model = LogisticRegression(C=0.5, max_iter=200).fit(x, y)
     finally:
         mlflow.sklearn.autolog(disable=True)
     got = mlflow_client.get_run(run.info.run_id)
@@ -89,3 +89,9 @@ def test_sklearn_autolog_logs_params_metrics_and_tags(mlflow_client, mlflow_serv
     assert got.data.tags["estimator_name"] == "LogisticRegression"
     stored = platform.tracker.get_run(run.info.run_id)
     assert stored.experiment == "mlflow-autolog" and stored.params["C"] == "0.5"
+    # The model autolog logged registers, and litemlops serves it.
+    (logged,) = mlflow_client.search_logged_models([run.info.experiment_id])
+    assert logged.source_run_id == run.info.run_id
+    mlflow.register_model(f"models:/{logged.model_id}", "mlflow_autologged")
+    served = platform.registry.load_model("mlflow_autologged/1")
+    assert (served.predict(x) == model.predict(x)).all()
