@@ -119,6 +119,7 @@ def seed(client: Any, runs: int) -> str:
 def workload(client: Any, search_exp: str, round_: int) -> dict[str, float]:
     import mlflow
     import numpy as np
+    import sklearn
     from mlflow.entities import Metric
     from sklearn.linear_model import LogisticRegression
 
@@ -147,7 +148,12 @@ def workload(client: Any, search_exp: str, round_: int) -> dict[str, float]:
         name = f"bench_model_{round_}_{time.time_ns()}"
 
         def model_cycle() -> None:
-            info = mlflow.sklearn.log_model(model, name="model", serialization_format="cloudpickle")
+            # Requirements given: inferring them runs the client's own subprocess for
+            # seconds, the same whichever server it talks to.
+            info = mlflow.sklearn.log_model(
+                model, name="model", serialization_format="cloudpickle",
+                pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
+            )  # fmt: skip
             version = mlflow.register_model(info.model_uri, name)
             client.set_registered_model_alias(name, "champion", version.version)
             loaded = mlflow.pyfunc.load_model(f"models:/{name}@champion")
