@@ -107,3 +107,7 @@ class SignatureError(LitemlopsError, ValueError):
 
 class RegistryStateError(LitemlopsError, RuntimeError):
     """The registry cannot do this now (e.g. nothing earlier to roll back to)."""
+
+
+class AlreadyExistsError(LitemlopsError, ValueError):
+    """Something of that name exists already (an experiment being created or renamed)."""

@@ -220,6 +220,7 @@ PACKAGES = {
     "litemlops.monitoring": "profiles, drift, performance, alerts, the event history",
     "litemlops.server": "HTTP only",
     "litemlops.server.dashboard": "the web dashboard's pages, templates and charts",
+    "litemlops.server.mlflow": "MLflow's REST API, answered from the tracker and registry",
     "litemlops.cli": "click commands",
     "litemlops.demo": "the ride-hailing demo, an application on the platform",
     "litemlops.testing": "the pytest plugin and strategies for users' tests",

@@ -60,19 +60,37 @@ def _where(config: Config) -> dict[str, Any]:
 @models.command("export")
 @home_option
 @click.argument("model", metavar="NAME/VERSION|NAME@ALIAS")
-@click.option("-o", "--out", type=click.Path(path_type=Path), required=True,
-              help="A new (or empty) folder to write the bundle into.")  # fmt: skip
+@click.argument("folder", metavar="[DIR]", required=False, type=click.Path(path_type=Path))
+@click.option("-o", "--out", type=click.Path(path_type=Path),
+              help="A new (or empty) folder to write into (or give it as DIR).")  # fmt: skip
+@click.option("--format", "form", type=click.Choice(["bundle", "mlflow"]), default="bundle",
+              show_default=True,
+              help="bundle: litemlops' bundle; mlflow: an MLflow model folder.")  # fmt: skip
 @click.pass_context
 @cli_errors
-def models_export(ctx: click.Context, home: Path | None, model: str, out: Path) -> None:
-    """Write a model version as a bundle: its bytes, and a manifest with every file's
-    sha256, its lineage, signature, environment and feature view definitions."""
+def models_export(
+    ctx: click.Context, home: Path | None, model: str, folder: Path | None, out: Path | None,
+    form: str,
+) -> None:  # fmt: skip
+    """Write a model version as a bundle (its bytes, and a manifest with every file's
+    sha256, its lineage, signature, environment and feature view definitions) or as an
+    MLflow model folder that `mlflow.pyfunc.load_model(DIR)` loads."""
     from litemlops.store.bundle import export_bundle
 
+    if (folder is None) == (out is None):
+        raise click.UsageError("give the folder to write once: as DIR or with -o/--out")
+    target = folder if folder is not None else out
+    assert target is not None
     name, chosen = _version(model)
     with open_platform(ctx, home) as platform:
         version = _number(platform, name, chosen)
-        bundle = export_bundle(platform.registry, platform.history, name, version, out,
+        if form == "mlflow":
+            from litemlops.store.tracking.mlflow_export import export_mlflow_model
+
+            export_mlflow_model(platform.registry, name, version, target)
+            click.echo(f"exported {name}/{version} to {target} as an MLflow model")
+            return
+        bundle = export_bundle(platform.registry, platform.history, name, version, target,
                                source=_where(platform.config))  # fmt: skip
     click.echo(f"exported {name}/{version} to {bundle.folder} (bundle {bundle.digest[:12]})")
 

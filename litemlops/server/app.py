@@ -32,6 +32,7 @@ from litemlops.server.errors import HANDLED, handle_error
 from litemlops.server.http import error_response
 from litemlops.server.ingest import ingest_routes
 from litemlops.server.metrics import MetricsMiddleware, ServerMetrics
+from litemlops.server.mlflow import mlflow_routes
 from litemlops.server.openapi import openapi_route
 from litemlops.server.predictions import prediction_routes
 from litemlops.server.probes import probe_routes
@@ -163,6 +164,7 @@ def create_app(
         *deployment_routes(),
         openapi_route(),
         *dashboard_routes(),
+        *mlflow_routes(),
     ]
     middleware = [Middleware(MetricsMiddleware, metrics=server_metrics)]
     return LitemlopsApp(

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mlflow_live import mlflow_client, mlflow_server  # noqa: F401  (fixtures, for MLflow's tests)
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 

@@ -262,6 +262,25 @@ class ModelRegistry:
             lineage=json.loads(row["lineage"]),
         )
 
+    def set_description(self, name: str, description: str, version: int | None = None) -> None:
+        """Describe a registered model, or one of its versions."""
+        if not isinstance(description, str) or len(description) > 5000:
+            raise ValidationError("a description is text of at most 5000 characters")
+        if version is None:
+            self.get_registered_model(name)
+            table, where = "registered_models", "name = ?"
+            params: list[object] = [name]
+        else:
+            self.get_model_version(name, version)
+            table, where = "model_versions", "name = ? AND version = ?"
+            params = [name, version]
+        with self.db.write() as con:
+            con.execute(f"UPDATE {table} SET description = ? WHERE {where}", [description, *params])
+            con.execute(
+                "UPDATE registered_models SET updated_at = ? WHERE name = ?",
+                [self.tracker.now_ms(), name],
+            )
+
     # -- aliases ------------------------------------------------------------------------
 
     def set_alias(self, name: str, alias: str, version: int, reason: str = "") -> ModelVersion:

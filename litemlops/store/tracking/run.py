@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import operator
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -148,23 +148,19 @@ class Run:
         timestamp: datetime | None = None,
     ) -> None:
         """Log several values in one transaction; the latest (step, time) per key is kept apart."""
-        self._active()
-        step_ = 0
-        if step is not None:
-            try:
-                if isinstance(step, bool):
-                    raise TypeError
-                step_ = operator.index(step)  # numpy integers too
-                if not -INT64 <= step_ < INT64:
-                    raise TypeError
-            except TypeError:
-                raise ValidationError(
-                    f"metric step must be a 64-bit integer, got {step!r}"
-                ) from None
         at = to_ms(timestamp) if timestamp is not None else self.tracker.now_ms()
+        self.log_metric_points([(k, v, step, at) for k, v in metrics.items()])
+
+    def log_metric_points(
+        self, points: Sequence[tuple[str, float, int | None, int | None]]
+    ) -> None:
+        """Log (key, value, step, timestamp in ms) points in one transaction, each with its
+        own step and time (None: step 0, now), as MLflow's log_batch sends them."""
+        self._active()
+        now = self.tracker.now_ms()
         rows = [
-            (self.id, check_key(k, "metric"), check_metric(k, v), step_, at)
-            for k, v in metrics.items()
+            (self.id, check_key(k, "metric"), check_metric(k, v), _step(step), _ms(at, now))
+            for k, v, step, at in points
         ]
         with self.tracker.db.write() as con:
             con.executemany(
@@ -339,6 +335,28 @@ class Run:
                 "VALUES (?, 'dataset', ?, ?)",
                 [self.id, name, json.dumps(dict(details), sort_keys=True)],
             )
+
+
+def _step(step: object) -> int:
+    if step is None:
+        return 0
+    try:
+        if isinstance(step, bool):
+            raise TypeError
+        value = operator.index(step)  # type: ignore[arg-type]  # numpy integers too
+        if not -INT64 <= value < INT64:
+            raise TypeError
+    except TypeError:
+        raise ValidationError(f"metric step must be a 64-bit integer, got {step!r}") from None
+    return value
+
+
+def _ms(at: object, now: int) -> int:
+    if at is None:
+        return now
+    if isinstance(at, bool) or not isinstance(at, int) or not -INT64 <= at < INT64:
+        raise ValidationError(f"metric timestamp must be milliseconds since the epoch, got {at!r}")
+    return at
 
 
 def _as_frame(data: Any) -> pd.DataFrame:

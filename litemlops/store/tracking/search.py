@@ -435,6 +435,7 @@ def fetch_runs(db: TrackingDB, run_ids: list[str]) -> list[RunInfo]:
                 params=dict(data["params"].get(run_id, {})),
                 metrics=dict(data["latest_metrics"].get(run_id, {})),
                 tags=dict(data["run_tags"].get(run_id, {})),
+                lifecycle_stage=row["lifecycle_stage"],
             )
         )
     return runs

@@ -30,6 +30,7 @@ ATTRS = {
     "status": ("status", False, False),
     "start_time": ("start_time", True, False),
     "end_time": ("end_time", True, True),
+    "lifecycle_stage": ("lifecycle_stage", False, False),
 }
 COMPARISONS = ("=", "!=", "<", "<=", ">", ">=")
 

@@ -22,6 +22,7 @@ from litemlops.errors import (
     RunStateError,
     ValidationError,
 )
+from litemlops.store.tracking.lifecycle import Lifecycle
 from litemlops.store.tracking.run import Run, fingerprint
 from litemlops.store.tracking.tracking_db import TrackingDB
 from litemlops.store.tracking.tracking_types import (
@@ -125,7 +126,7 @@ def git_commit(start: Path) -> str | None:
     return None
 
 
-class Tracker:
+class Tracker(Lifecycle):
     """Experiments and runs in a SQLite database, artifacts in a content-addressed folder.
 
     db: a path, ":memory:", an open sqlite3 connection or a `TrackingDB`.
@@ -417,7 +418,14 @@ class Tracker:
 def _experiment(row: sqlite3.Row) -> Experiment:
     created = from_ms(row["created_at"])
     assert created is not None
-    return Experiment(row["experiment_id"], row["name"], created, json.loads(row["tags"]))
+    return Experiment(
+        row["experiment_id"],
+        row["name"],
+        created,
+        json.loads(row["tags"]),
+        row["lifecycle_stage"],
+        from_ms(row["updated_at"]),
+    )
 
 
 def _model_info(row: sqlite3.Row) -> ModelInfo:

@@ -146,6 +146,31 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE runs ADD COLUMN proc_start INTEGER;
     """,
+    # 4: deleted experiments and runs stay restorable (MLflow's lifecycle stages), and
+    # an experiment records when it last changed.
+    """
+    ALTER TABLE experiments ADD COLUMN lifecycle_stage TEXT NOT NULL DEFAULT 'active';
+    ALTER TABLE experiments ADD COLUMN updated_at INTEGER;
+    ALTER TABLE runs ADD COLUMN lifecycle_stage TEXT NOT NULL DEFAULT 'active';
+    """,
+    # 5: models MLflow's client logs (its LoggedModel): their files are artifacts of the
+    # run that logged them; registering one records its model file as the run's model.
+    """
+    CREATE TABLE mlflow_models (
+        model_id TEXT PRIMARY KEY,
+        experiment_id INTEGER NOT NULL REFERENCES experiments (experiment_id),
+        run_id TEXT REFERENCES runs (run_id),
+        name TEXT NOT NULL,
+        status TEXT NOT NULL,
+        model_type TEXT,
+        tags TEXT NOT NULL DEFAULT '{}',
+        params TEXT NOT NULL DEFAULT '{}',
+        lifecycle_stage TEXT NOT NULL DEFAULT 'active',
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE INDEX mlflow_models_by_run ON mlflow_models (run_id);
+    """,
 )
 
 # Where each migration sat in the one schema registry.db had before its tables got

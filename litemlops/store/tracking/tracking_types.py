@@ -53,6 +53,8 @@ class Experiment:
     name: str
     created_at: datetime
     tags: dict[str, str]
+    lifecycle_stage: str = "active"
+    updated_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,8 @@ class RunInfo:
     params: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    #: "active", or "deleted" (restorable) after `Tracker.delete_run`.
+    lifecycle_stage: str = "active"
 
 
 @dataclass(frozen=True)
