@@ -185,9 +185,11 @@ def explained(config: Config) -> dict[str, Any]:
     none did): what `litemlops config show` prints."""
     import dataclasses
 
+    from litemlops.config import _SECTIONS
+
     origins = dict(config.origins)
     sections: dict[str, dict[str, dict[str, Any]]] = {}
-    named = [(n, getattr(config, n)) for n in _PLATFORM] + list(config.sections)
+    named = [(n, getattr(config, n)) for n in _SECTIONS] + list(config.sections)
     for name, value in named:
         sections[name] = {
             f.name: {"value": getattr(value, f.name),
@@ -204,5 +206,3 @@ def explained(config: Config) -> dict[str, Any]:
         "deployments": [name for name, _ in config.deployments],
     }
 
-
-_PLATFORM = ("logging", "history", "features", "pipelines", "server", "monitoring")

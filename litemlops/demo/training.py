@@ -262,37 +262,51 @@ def validate_model(ctx: TaskContext) -> dict[str, Any]:
     A model that fails is not registered: the run fails with the reasons, and
     the tracking run (which keeps its metrics) is tagged `gate=failed`.
     """
-    from litemlops.modeling import ModelGateError, gate
-    from litemlops.modeling import evaluate as test_metrics
+    from litemlops.modeling import ModelGateError
 
     p = ctx.params
     run_id = ctx.upstream["train"]["tracking_run_id"]
     kind = ctx.upstream["train"]["kind"]
     with ctx.tracker.resume_run(run_id) as run:  # ended as failed if this raises
-        champion: dict[str, Any] | None = None
-        try:
-            current = ctx.registry.get_alias(p["model_name"], "champion")
-        except (ModelNotFoundError, AliasNotFoundError):
-            current = None
-        if current is not None:
-            y, s = _test_scores(ctx, f"{p['model_name']}/{current.version}")
-            champion = {"version": current.version, "metrics": test_metrics(y, s, kind)}
-        result = gate(
-            ctx.upstream["evaluate"]["metrics"],
-            kind=kind,
-            min_auc=p["min_auc"],
-            max_rmse=p["max_rmse"],
-            min_r2=p["min_r2"],
-            champion=champion["metrics"] if champion else None,
-            metric=p["gate_metric"],
-            tolerance=p["tolerance"],
-        )
+        result, champion = _judged(ctx, p["model_name"], ctx.upstream["evaluate"]["metrics"],
+                                   kind)  # fmt: skip
         run.set_tags({"gate": "passed" if result.passed else "failed"})
         if not result.passed:
             run.set_tag("gate_reasons", "; ".join(result.reasons))
     if not result.passed:
         raise ModelGateError("model not promoted: " + "; ".join(result.reasons))
     return {**result.to_dict(), "champion": champion}
+
+
+def _judged(
+    ctx: TaskContext, name: str, metrics: dict[str, float], kind: str, candidate: int = 0
+) -> tuple[Any, dict[str, Any] | None]:
+    """The gate's verdict on `metrics` with this run's thresholds, against the champion
+    of `name` on the same test set (none when there is none, or it is `candidate`); and
+    the champion's version and metrics."""
+    from litemlops.modeling import evaluate as test_metrics
+    from litemlops.modeling import gate
+
+    p = ctx.params
+    champion: dict[str, Any] | None = None
+    try:
+        current = ctx.registry.get_alias(name, "champion")
+    except (ModelNotFoundError, AliasNotFoundError):
+        current = None
+    if current is not None and current.version != candidate:
+        y, s = _test_scores(ctx, f"{name}/{current.version}")
+        champion = {"version": current.version, "metrics": test_metrics(y, s, kind)}
+    result = gate(
+        metrics,
+        kind=kind,
+        min_auc=p["min_auc"],
+        max_rmse=p["max_rmse"],
+        min_r2=p["min_r2"],
+        champion=champion["metrics"] if champion else None,
+        metric=p["gate_metric"],
+        tolerance=p["tolerance"],
+    )
+    return result, champion
 
 
 @task(upstream=["train", "evaluate", "validate_model"])
@@ -330,7 +344,7 @@ def check_model(ctx: TaskContext) -> dict[str, Any]:
     `name/N` or `name@alias`; default the champion) must reach the thresholds and be no
     worse than the champion on the same test set. What `litemlops check` runs on the
     champion and `litemlops promote` on a candidate before it gets an alias."""
-    from litemlops.modeling import ModelGateError, estimator_kind, gate
+    from litemlops.modeling import ModelGateError, estimator_kind
     from litemlops.modeling import evaluate as test_metrics
 
     p = ctx.params
@@ -344,24 +358,7 @@ def check_model(ctx: TaskContext) -> dict[str, Any]:
                                                                       p["estimator"])))
     y, s = _test_scores(ctx, f"{name}/{candidate.version}")
     metrics = test_metrics(y, s, kind)
-    champion: dict[str, Any] | None = None
-    try:
-        current = ctx.registry.get_alias(name, "champion")
-    except (ModelNotFoundError, AliasNotFoundError):
-        current = None
-    if current is not None and current.version != candidate.version:
-        y, s = _test_scores(ctx, f"{name}/{current.version}")
-        champion = {"version": current.version, "metrics": test_metrics(y, s, kind)}
-    result = gate(
-        metrics,
-        kind=kind,
-        min_auc=p["min_auc"],
-        max_rmse=p["max_rmse"],
-        min_r2=p["min_r2"],
-        champion=champion["metrics"] if champion else None,
-        metric=p["gate_metric"],
-        tolerance=p["tolerance"],
-    )
+    result, champion = _judged(ctx, name, metrics, kind, candidate=candidate.version)
     if not result.passed:
         raise ModelGateError(
             f"{name}/{candidate.version} fails this home's model checks: "
