@@ -221,3 +221,15 @@ def test_the_home_of_no_environment_is_the_config_folder(tmp_path):
     folder = project(tmp_path)
 
     assert Path(Config.load(folder, env={"LITEMLOPS_ENV": ""}).home) == folder
+
+
+def test_config_show_refuses_a_folder_that_is_no_home_but_shows_an_environment_not_made_yet(
+    tmp_path,
+):
+    folder = project(tmp_path)
+
+    typo = invoke(["config", "show", "--home", str(tmp_path / "projcet")])
+    unmade = invoke(["config", "show", "--home", str(folder), "--env", "dev"])
+
+    assert typo.exit_code == 1 and "no litemlops home at" in typo.output
+    assert unmade.exit_code == 0 and not (folder / "homes" / "dev").exists()

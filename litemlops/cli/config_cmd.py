@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from litemlops.cli.common import cli_errors, echo_json, home_option, load_config
+from litemlops.cli.common import cli_errors, echo_json, home_choice, home_option, load_config
 
 
 @click.group("config")
@@ -25,7 +25,11 @@ def config_show(ctx: click.Context, home: Path | None, as_json: bool) -> None:
     """Print the merged settings (defaults, config.toml, its --env environment,
     LITEMLOPS_* variables), each with the layer that set it."""
     from litemlops.config_layers import explained
+    from litemlops.home import require_home
 
+    # The folder of config.toml must be a home (a typo is an error, not the defaults);
+    # an environment's own home may not be made yet: its settings show all the same.
+    require_home(home_choice(ctx, home))
     shown = explained(load_config(ctx, home, existing=False))
     if as_json:
         echo_json(shown)
