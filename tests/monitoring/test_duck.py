@@ -64,3 +64,39 @@ def test_a_forked_process_reads_with_a_database_of_its_own_and_so_does_its_paren
     with duck.connection() as con:
         assert con.execute("SELECT 7").fetchone() == (7,)
     assert duck._shared[0] == os.getpid()
+
+
+def test_reads_reuse_one_database_and_count_the_connections_open_on_it():
+    with duck.connection():
+        shared = duck._shared
+        with duck.connection():
+            assert duck._busy == 2
+        assert duck._busy == 1
+    with duck.connection():
+        assert duck._shared is shared  # opened once per process, not per read
+    assert duck._busy == 0
+    assert shared[0] == os.getpid()
+
+
+def test_before_a_fork_the_database_is_closed_only_when_no_read_uses_it():
+    with duck.connection() as con:
+        open_one = duck._shared
+        duck._close_before_fork()
+        assert duck._shared is open_one  # a read is under way: left to finish
+        assert con.execute("SELECT 1").fetchone() == (1,)
+    duck._close_before_fork()
+    assert duck._shared is None  # idle: closed, so a child can open its own
+    with duck.connection() as con:  # and the next read opens it again
+        assert con.execute("SELECT 2").fetchone() == (2,)
+    assert duck._shared is not None and duck._shared is not open_one
+
+
+def test_a_child_keeps_what_it_inherited_and_counts_no_reads_of_its_parent():
+    with duck.connection():
+        inherited = duck._shared[1]
+        before = len(duck._inherited)
+        duck._forked()  # as in a child forked while this read was under way
+        assert duck._busy == 0
+        assert duck._inherited[before:] == [inherited]
+        duck._busy = 1  # back to the parent's count for the read still open
+    del duck._inherited[before:]
