@@ -9,6 +9,7 @@ depend on the luck of a seed. A failure found locally is pinned with `@example`.
 import logging
 import os
 
+import branch_coverage
 import pytest
 import structlog
 from depth import DEEP, deep
@@ -32,6 +33,15 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     else:
         cores = os.cpu_count() or 1
     return 0 if cores < 2 else min(cores, 4)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtestloop(session: pytest.Session):
+    """Around pytest-cov's own wrapper (tryfirst: outermost), so its data is combined
+    when the core modules' branch shares are checked."""
+    result = yield
+    branch_coverage.check(session)
+    return result
 
 
 @pytest.fixture

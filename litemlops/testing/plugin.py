@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from litemlops.config import Config
 from litemlops.errors import ConfigError
 from litemlops.testing.clock import FixedClock
 
 if TYPE_CHECKING:
+    from litemlops.config import Config
     from litemlops.platform import Platform
     from litemlops.scheduler.pipeline import Pipeline
     from litemlops.testing.pipelines import PipelineResult
@@ -76,6 +76,8 @@ def litemlops_config(
     # The small demo sizes apply where the demo runs (it does unless applications say not).
     if "demo" in overrides.get("applications", ["demo"]):
         overrides = {**SMALL_DEMO, **overrides}
+    from litemlops.config import Config
+
     # A subfolder, so the test's own files in tmp_path never mix with the home's.
     return Config.load(tmp_path / "litemlops-home", env={}, overrides=overrides)
 

@@ -284,3 +284,17 @@ def test_loading_the_plugin_imports_nothing_heavy():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_loading_the_plugin_imports_no_module_coverage_measures():
+    # pytest loads the plugin before pytest-cov starts measuring: a module it imported
+    # would show its definitions as never run (the core modules' branch coverage in CI).
+    code = (
+        "import sys, litemlops.testing.plugin\n"
+        "print(sorted(m for m in sys.modules if m.startswith('litemlops')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == repr(
+        ["litemlops", "litemlops.errors", "litemlops.lazy", "litemlops.testing",
+         "litemlops.testing.clock", "litemlops.testing.plugin"]
+    )  # fmt: skip
