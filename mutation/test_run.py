@@ -74,3 +74,57 @@ def test_each_run_replaces_its_modules_section_and_keeps_the_others_in_order(
     assert text.startswith(run.HEADER)
     assert text.index("second") < text.index("third")
     assert "first" not in text
+
+
+def test_skipped_mutants_inside_annotations_are_equivalent_and_outside_an_error(
+    tmp_path, monkeypatch
+):
+    (tmp_path / "m.py").write_text("def f(a: int | None) -> int | str:\n    return a | 1\n")
+    monkeypatch.setattr(run, "ROOT", tmp_path)
+    monkeypatch.setattr(run, "git", lambda *args: "abc1234")
+    rules = {"rule": [{"kind": "annotation", "modules": ["m.py"], "why": "not evaluated"}]}
+    mutants = [
+        mutant("", "", position=(1, 13), outcome="skipped"),
+        mutant("", "", position=(2, 13), outcome="skipped"),  # not an annotation: the file moved
+        mutant("return a | 1", "return a + 1", position=(2, 13), outcome="killed"),
+    ]
+
+    text = run.section("m.py", mutants, rules, SETTINGS, 60.0, 30.0)
+
+    assert "- 1 on line 1: not evaluated" in text
+    assert "| 3 | 1 | 0 | 0 | 1 | 1 | 33.3% | 50.0% |" in text
+
+
+def test_only_mutants_inside_a_covered_modules_annotations_are_skipped(tmp_path, monkeypatch):
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import MutationSpec, WorkerOutcome, WorkItem, WorkResult
+
+    (tmp_path / "m.py").write_text("def f(a: int | None) -> int | str:\n    return a | 1\n")
+    monkeypatch.setattr(run, "ROOT", tmp_path)
+    session = tmp_path / "session.sqlite"
+    at = [(1, 13), (1, 28), (2, 13), (1, 4)]  # in a's hint, in the return hint, code, name
+    with use_db(str(session), WorkDB.Mode.create) as db:
+        db.add_work_items(
+            WorkItem.single(f"job{i}",
+                            MutationSpec("m.py", "core/Op", 0, start, (start[0], start[1] + 1)))
+            for i, start in enumerate(at)
+        )  # fmt: skip
+        db.set_result("job3", WorkResult(WorkerOutcome.NORMAL, output="ran already"))
+    rules = {"rule": [{"kind": "annotation", "modules": ["m.py"], "why": "not evaluated"}]}
+
+    assert run.skip_annotations(session, "other.py", rules) == 0
+    assert run.skip_annotations(session, "m.py", {}) == 0
+    assert run.skip_annotations(session, "m.py", rules) == 2
+
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        pending = {item.job_id for item in db.pending_work_items}
+        completed = db.completed_work_items
+    done = {item.job_id: result for item, result in completed}
+    assert pending == {"job2"}
+    assert {job: (r.worker_outcome, r.output) for job, r in done.items()} == {
+        "job0": (WorkerOutcome.SKIPPED, run.SKIPPED),
+        "job1": (WorkerOutcome.SKIPPED, run.SKIPPED),
+        "job3": (WorkerOutcome.NORMAL, "ran already"),
+    }
+    outcomes = {item.job_id: run.mutant(item, result).outcome for item, result in completed}
+    assert outcomes == {"job0": "skipped", "job1": "skipped", "job3": "error"}
