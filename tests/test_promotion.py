@@ -1,6 +1,7 @@
 """Moving models between homes: bundles, their checks, and `promote` through the target's gate."""
 
 import json
+import re
 import shutil
 
 import pytest
@@ -162,7 +163,7 @@ def test_a_damaged_bundle_is_refused_and_nothing_is_registered(project, tmp_path
     assert result.exit_code == 1
     assert message in result.output
     assert versions(project, "prod") == before
-    with pytest.raises(BundleError):
+    with pytest.raises(BundleError, match=re.escape(message)):
         read_bundle(bundle.folder)
 
 

@@ -40,7 +40,7 @@ def test_a_condition_needs_an_operator_and_a_finite_number(text):
 def test_a_rule_cannot_be_changed_once_made_and_has_no_cooldown_by_default():
     rule = AlertRule("r", "m", "> 0")
 
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(dataclasses.FrozenInstanceError, match="cannot assign to field 'condition'"):
         rule.condition = "< 0"  # type: ignore[misc]
     assert rule.cooldown_seconds == 0.0
 

@@ -168,11 +168,11 @@ class Crash(BaseException):
 
 def test_a_crash_after_publishing_neither_loses_nor_doubles_rows(logs, parsed, monkeypatch):
     def killed(self, path):
-        raise Crash
+        raise Crash("killed before removing the source")
 
     with monkeypatch.context() as patched:
         patched.setattr(compactor.Compactor, "remove_source", killed)
-        with pytest.raises(Crash):
+        with pytest.raises(Crash, match="killed before removing the source"):
             compact(logs)
 
     assert len(history.event_files(logs)) == 3  # the first file is in the history and here
@@ -191,12 +191,12 @@ def test_a_crash_before_publishing_leaves_files_that_are_ignored_then_removed(
 
     def killed(self, manifest_):
         if manifest_.parts:
-            raise Crash
+            raise Crash("killed before publishing")
         publish(self, manifest_)
 
     with monkeypatch.context() as patched:
         patched.setattr(compactor.Compactor, "publish", killed)
-        with pytest.raises(Crash):
+        with pytest.raises(Crash, match="killed before publishing"):
             compact(logs)
 
     assert parquet_files(logs)  # written, but no manifest names them

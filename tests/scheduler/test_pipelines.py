@@ -470,9 +470,9 @@ def test_a_task_calling_sys_exit_fails_and_an_interrupt_closes_the_run(runner):
 
     @task
     def interrupted(ctx):
-        raise KeyboardInterrupt
+        raise KeyboardInterrupt("stopped by hand")
 
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt, match="stopped by hand"):
         runner.run(Pipeline("stopped", [interrupted]))
     (stopped,) = runner.list_runs(pipeline="stopped")
     assert stopped.state == "failed" and stopped.error.startswith("interrupted: KeyboardInterrupt")

@@ -129,5 +129,5 @@ def test_a_model_is_registered_from_its_runs_uri_as_mlflow_2_scripts_do(
     assert version.run_id == run.info.run_id and version.source.startswith("models:/m-")
     served = platform.registry.load_model("mlflow_from_run/1")
     assert np.array_equal(served.predict(x), model.predict(x))
-    with pytest.raises(MlflowException):
+    with pytest.raises(MlflowException, match="logged_model with artifact_path nothing-here"):
         mlflow.register_model(f"runs:/{run.info.run_id}/nothing-here", "mlflow_from_run")

@@ -23,7 +23,7 @@ def test_an_experiment_is_renamed_and_keeps_its_runs(tracker):
     renamed = tracker.rename_experiment("old", "new")
     assert renamed.name == "new" and renamed.updated_at is not None
     assert tracker.get_run(run.id).experiment == "new"
-    with pytest.raises(NotFoundError):
+    with pytest.raises(NotFoundError, match="no experiment 'old'"):
         tracker.get_experiment("old")
 
 
@@ -32,7 +32,7 @@ def test_renaming_onto_an_existing_name_or_to_nothing_is_refused(tracker):
     tracker.create_experiment("b")
     with pytest.raises(AlreadyExistsError, match="exists already"):
         tracker.rename_experiment("a", "b")
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError, match="invalid experiment name '  '"):
         tracker.rename_experiment("a", "  ")
     assert tracker.get_experiment("a").name == "a"
 
@@ -86,9 +86,9 @@ def test_update_run_sets_status_end_time_and_name_in_any_order(tracker):
     assert (info.status, info.end_time, info.name) == ("failed", end, "renamed")
     reopened = tracker.update_run(run.id, status="running")
     assert reopened.status == "running" and reopened.end_time is None
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError, match="not 'paused'"):
         tracker.update_run(run.id, status="paused")
-    with pytest.raises(NotFoundError):
+    with pytest.raises(NotFoundError, match=r"no run with id '0{32}'"):
         tracker.update_run("0" * 32, status="failed")
 
 

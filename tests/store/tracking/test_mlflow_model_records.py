@@ -58,9 +58,9 @@ def test_a_logged_model_is_created_updated_and_found(tracker):
     found = models.get(made.model_id)
     assert (found.status, found.tags, found.params) == ("READY", {}, {"C": "1", "D": "2"})
     assert [m.model_id for m in models.search([exp.experiment_id])] == [made.model_id]
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError, match=r"status is one of .* not 'DONE'"):
         models.update(made.model_id, status="DONE")
-    with pytest.raises(ModelNotFoundError):
+    with pytest.raises(ModelNotFoundError, match="no logged model with id 'm-nope'"):
         models.get("m-nope")
 
 
@@ -76,7 +76,7 @@ def test_a_sklearn_model_becomes_a_litemlops_model_served_with_its_sha256_checke
     assert version.sha256 == info.sha256
     assert np.array_equal(registry.load_model("m/1").predict(x), model.predict(x))
     tracker.artifacts.path(info.sha256).write_bytes(b"swapped")
-    with pytest.raises(TamperedArtifactError):
+    with pytest.raises(TamperedArtifactError, match="changed since it was stored"):
         registry.load_model("m/1")
 
 
@@ -106,5 +106,5 @@ def test_descriptions_of_models_and_versions_are_set(tracker, tmp_path):
     registry.set_description("m", "first", version=1)
     assert registry.get_registered_model("m").description == "ranks"
     assert registry.get_model_version("m", 1).description == "first"
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError, match="at most 5000 characters"):
         registry.set_description("m", "x" * 5001)
