@@ -59,7 +59,7 @@ class FeatureStore(OnlineFeatures):
     (None: any). Online, a row stamped in the future would win over every real
     update of its entity until that time came, so by default such a push is
     refused. (Ingested rows may be ahead: `materialize` takes a row once its time
-    has come.)
+    has come, and refuses an `end` further ahead than `max_future`.)
     """
 
     def __init__(
@@ -310,9 +310,21 @@ class FeatureStore(OnlineFeatures):
         ingested row, so later runs read only new rows, late ones included. With
         `start`, rows in [start, end] are (re)written; the watermark's end then moves
         forward only if the window leaves no gap. Newer online values always win.
+        An `end` more than `max_future` ahead of the clock is refused, as a push of
+        such rows is: the rows until then would be served before their time.
         """
         end_ts = naive_utc(end if end is not None else self._now())
         start_ts = naive_utc(start) if start is not None else None
+        if end is not None and self.max_future is not None:
+            now = self._now()
+            if end_ts > naive_utc(now + self.max_future):
+                raise ValidationError(
+                    f"materialize end {end_ts.isoformat()} is more than "
+                    f"{self.max_future.total_seconds():g} s ahead of the clock "
+                    f"({now.isoformat()}): rows stamped until then would be served online "
+                    "before their time; leave out the end to materialize up to now (or raise "
+                    "features.max_future_seconds if such times are meant)"
+                )
         if start_ts is not None and start_ts > end_ts:
             raise ValidationError(f"materialize start {start} is after end {end_ts}")
         if isinstance(views, str):

@@ -70,9 +70,15 @@ def test_pushes_through_either_store_keep_one_latest_per_entity_order(
                     fs.ingest(view.name, pd.DataFrame([to_dict(view, r) for r in rows]))
                     oracle.ingest(view.name, rows)
                 elif op[0] == "materialize":
-                    end = max(T0, end + op[1] * STEP)
-                    fs.materialize(end=end)
-                    oracle.materialize(end)
+                    wanted = max(T0, end + op[1] * STEP)
+                    if wanted > clock() + timedelta(minutes=5):  # the default max_future
+                        refused = "materialize end .* ahead of the clock"
+                        with pytest.raises(ValidationError, match=refused):
+                            fs.materialize(end=wanted)  # refused: nothing moves
+                    else:
+                        end = wanted
+                        fs.materialize(end=end)
+                        oracle.materialize(end)
                 elif op[0] == "push":
                     view = by_name[op[1]]
                     rows = make_rows(view, op[2])

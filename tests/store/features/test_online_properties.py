@@ -32,6 +32,7 @@ LATENESS = timedelta(hours=1)
 MAX_FUTURE = timedelta(minutes=5)  # the store's default
 NO_CREATED = datetime.min.replace(tzinfo=UTC)
 US = timedelta(microseconds=1)
+HOUR = timedelta(hours=1)
 
 
 FEATURES = {
@@ -204,9 +205,15 @@ def test_online_state_equals_latest_per_entity_oracle_after_every_operation(
                 fs.ingest(view.name, pd.DataFrame(data) if as_frames else data)
                 oracle.ingest(view.name, rows)
             elif op[0] == "materialize":
-                end = max(T0, end + op[1] * STEP)
-                fs.materialize(end=end)
-                oracle.materialize(end)
+                wanted = max(T0, end + op[1] * STEP)
+                if wanted > clock() + timedelta(minutes=5):  # the default max_future
+                    refused = "materialize end .* ahead of the clock"
+                    with pytest.raises(ValidationError, match=refused):
+                        fs.materialize(end=wanted)  # refused: nothing moves
+                else:
+                    end = wanted
+                    fs.materialize(end=end)
+                    oracle.materialize(end)
             elif op[0] == "push":
                 view = by_name[op[1]]
                 rows = make_rows(view, op[2])
@@ -555,6 +562,33 @@ def test_rows_from_the_future_are_refused_and_nothing_is_written(clock: Any) -> 
         # Offline, a row waits for its time: materialize takes it once that has come.
         assert fs.push("driver_stats", future[3:], to="offline").rows == 1
         assert fs.ingest("driver_stats", future[2:3]).rows == 1
+
+
+def test_a_materialize_end_beyond_max_future_is_refused_and_moves_nothing(clock: Any) -> None:
+    # A naive local time taken for UTC is how such an end usually comes: the rows up to it
+    # would be served before their time, as a push of them would be refused.
+    with FeatureStore(":memory:", clock=clock, max_future=timedelta(minutes=5)) as fs:
+        fs.apply([DRIVER, stats_view(None)])
+        now = clock()
+        fs.ingest("driver_stats", [stat_row(1001, now, 0.1), stat_row(1001, now + HOUR, 0.9)])
+        with pytest.raises(
+            ValidationError,
+            match=r"materialize end 2024-01-02T00:05:00.000001 is more than 300 s ahead of the "
+            r"clock \(2024-01-02T00:00:00\+00:00\).*leave out the end",
+        ):
+            fs.materialize(end=now + timedelta(minutes=5) + US)
+        assert rate_of(fs, 1001) is None  # nothing went online
+        assert fs.describe("driver_stats")["materialized_until"] is None
+        fs.materialize(end=now + timedelta(minutes=5))  # at the limit: taken
+        assert rate_of(fs, 1001) == 0.1  # the row of an hour ahead still waits
+        clock.advance(2 * HOUR)
+        fs.materialize()
+        assert rate_of(fs, 1001) == 0.9
+    with FeatureStore(":memory:", clock=clock, max_future=None) as fs:  # any time, if asked
+        fs.apply([DRIVER, stats_view(None)])
+        fs.ingest("driver_stats", [stat_row(1001, clock() + HOUR, 0.9)])
+        fs.materialize(end=clock() + 2 * HOUR)
+        assert rate_of(fs, 1001) == 0.9
 
 
 def test_a_negative_max_future_is_refused(clock: Any) -> None:
