@@ -342,6 +342,16 @@ def test_the_report_is_json_safe_and_records_its_window():
     assert data["features"]["conv_rate"]["stats"]["ks_pvalue"] is None
 
 
+def test_compare_refuses_columns_that_are_neither_numeric_nor_categorical():
+    times = pd.DataFrame({"t": pd.date_range("2026-01-01", periods=5, freq="min", tz="UTC")})
+
+    with pytest.raises(ValidationError, match=r"^none of \['t'\] is numeric or categorical$"):
+        compare(times, times)
+    both = times.assign(x=COURSE["conv_rate"])  # a numeric column, but not among those chosen
+    with pytest.raises(ValidationError, match=r"^none of \['t'\] is numeric or categorical$"):
+        compare(both, both, columns=["t"])
+
+
 def test_compare_says_which_columns_are_missing():
     with pytest.raises(ValidationError, match=r"current has no column\(s\) \['acc_rate'\]"):
         compare(COURSE, COURSE.drop(columns="acc_rate"), columns=["conv_rate", "acc_rate"])
