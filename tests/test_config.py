@@ -372,6 +372,8 @@ def test_enabled_false_turns_one_default_rule_off_and_keeps_the_others(tmp_path)
         ('[[alerts]]\nname = "accuracy_drop"\nmetric = "m"\ncondition = "> 1"\n'
          '[[alerts]]\nname = "accuracy_drop"\nenabled = false\n',
          r"rule 2 \('accuracy_drop'\) .* same name as another rule"),
+        ('[[alerts]]\nname = "accuracy_drop"\nenabled = false\n' * 2,
+         r"rule 2 \('accuracy_drop'\) in .* has the same name as rule 1; names must be unique"),
     ],
 )
 def test_turning_a_rule_off_is_checked(tmp_path, text, message):

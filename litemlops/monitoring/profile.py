@@ -196,6 +196,8 @@ def build_profile(
     if bins < 1 or sample_size < 1 or max_categories < 1:
         raise ValidationError("bins, sample_size and max_categories must be at least 1")
     work, kinds = _prepare(frame, categorical)
+    if not kinds:  # nothing to profile, and DuckDB cannot register a frame with no column
+        return Profile(features={}, rows=len(work), bins=bins, sample_size=sample_size, seed=seed)
     with connection() as con:
         con.register("frame", work)
         numeric = [n for n, k in kinds.items() if k == "numeric"]

@@ -209,6 +209,18 @@ def test_too_few_current_rows_is_not_enough_data_never_drift():
     assert metrics["drift.conv_rate.drifted"] == 0.0
 
 
+def test_a_window_where_no_feature_has_enough_values_is_not_enough_data():
+    current = (COURSE + 0.7).assign(conv_rate=np.nan, acc_rate=np.nan, avg_daily_trips=np.nan)
+    few = drift_report(build_profile(COURSE.head(3)), COURSE + 0.7)  # 3 reference values
+
+    for report in (compare(COURSE, current), few):
+        assert report.n_current == 5  # enough rows: no feature has enough values
+        assert report.status == "not enough data"
+        assert report.message == "no feature has enough non-null values on both sides"
+        assert all(f.status == "not enough data" for f in report.features.values())
+        assert report.share_drifted == 0.0 and not report.dataset_drift
+
+
 def test_an_empty_window_is_a_report_too():
     report = compare(COURSE, COURSE.head(0))
 
@@ -340,6 +352,58 @@ def test_the_report_is_json_safe_and_records_its_window():
     assert data["window"]["end"] == "2026-01-01T00:02:00+00:00"
     assert data["window"]["rows"] == 3
     assert data["features"]["conv_rate"]["stats"]["ks_pvalue"] is None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"sample_cap": 1}, r"^sample_cap must be at least 2 \(or None\), got 1$"),
+        ({"sample_cap": -5}, r"^sample_cap must be at least 2 \(or None\), got -5$"),
+        ({"min_rows": 0}, r"^min_rows must be at least 1, got 0$"),
+    ],
+)
+def test_a_sample_cap_below_two_or_no_minimum_of_rows_is_refused(kwargs, message):
+    with pytest.raises(ValidationError, match=message):
+        drift_report(build_profile(COURSE), COURSE + 0.7, **kwargs)
+
+
+def test_the_smallest_sample_cap_and_minimum_of_rows_are_accepted():
+    smallest = drift_report(build_profile(COURSE), COURSE + 0.7, sample_cap=2, min_rows=1)
+    one_row = drift_report(build_profile(COURSE), COURSE.head(1) + 0.7, min_rows=1)
+
+    assert smallest.status == "ok" and len(smallest.features) == 3
+    assert one_row.status == "ok" and one_row.n_current == 1
+    assert all(f.n_current == 1 for f in one_row.features.values())
+
+
+def test_compare_refuses_columns_that_are_neither_numeric_nor_categorical():
+    times = pd.DataFrame({"t": pd.date_range("2026-01-01", periods=5, freq="min", tz="UTC")})
+
+    with pytest.raises(ValidationError, match=r"^none of \['t'\] is numeric or categorical$"):
+        compare(times, times)
+    both = times.assign(x=COURSE["conv_rate"])  # a numeric column, but not among those chosen
+    with pytest.raises(ValidationError, match=r"^none of \['t'\] is numeric or categorical$"):
+        compare(both, both, columns=["t"])
+
+
+def test_a_feature_with_one_category_on_both_sides_cannot_shift():
+    only = pd.DataFrame({"city": ["hanoi"] * 5})
+
+    for method in ("chi2", "js"):
+        thresholds = DriftThresholds(categorical_method=method)
+        feature = compare(only, only, thresholds=thresholds).features["city"]
+        assert feature.status == "ok" and not feature.drifted
+        assert feature.stats == {"chi2_stat": 0.0, "chi2_pvalue": 1.0, "js": 0.0}
+        assert feature.distribution["current"] == [5, 0]
+
+
+@pytest.mark.filterwarnings("ignore:Could not infer format")
+@pytest.mark.parametrize("times", [["not a time"] * 5, [None] * 5], ids=["text", "nulls"])
+def test_a_timestamp_column_without_one_time_records_no_start_or_end(times):
+    report = drift_report(build_profile(COURSE), (COURSE + 0.7).assign(timestamp=times))
+
+    assert report.window == {"rows": 5}
+    assert report.status == "ok"  # the timestamps are not a feature of the profile
 
 
 def test_compare_says_which_columns_are_missing():

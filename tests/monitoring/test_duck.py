@@ -100,3 +100,19 @@ def test_a_child_keeps_what_it_inherited_and_counts_no_reads_of_its_parent():
         assert duck._inherited[before:] == [inherited]
         duck._busy = 1  # back to the parent's count for the read still open
     del duck._inherited[before:]
+
+
+def test_a_child_forked_with_no_database_open_inherits_none_and_opens_its_own():
+    with duck.connection():
+        pass
+    duck._close_before_fork()  # idle, as before every fork: closed
+    assert duck._shared is None
+    inherited, lock = list(duck._inherited), duck._lock
+
+    duck._forked()  # as in a child of this process
+
+    assert duck._inherited == inherited  # nothing open, so nothing kept
+    assert duck._busy == 0 and duck._lock is not lock
+    with duck.connection() as con:
+        assert con.execute("SELECT 3").fetchone() == (3,)
+    assert duck._shared[0] == os.getpid()

@@ -93,6 +93,23 @@ def test_entity_and_output_match_across_int_and_text():
     assert report.labelled == 1 and report.accuracy == 1.0
 
 
+def test_fractional_entities_match_their_output_by_their_full_value():
+    from litemlops.monitoring.performance import labelled_rows
+
+    rows = [
+        *inference("a", 0, {1.25: 0.9, 1.75: 0.2}, chosen=1.25),  # not both driver 1
+        *inference("b", 0, {"2.5": 0.3, "2.75": 0.8}, chosen=2.5),  # text against float
+    ]
+    fb = labels(("a", at(1), 0), ("b", at(1), 1))
+
+    got = labelled_rows(preds(rows), fb)
+    report = performance_report(preds(rows), fb)
+
+    assert got["entity"].tolist() == [1.25, "2.5"]
+    assert got["score"].tolist() == [0.9, 0.3]
+    assert (report.labelled, report.ambiguous_requests, report.accuracy) == (2, 0, 0.0)
+
+
 def test_a_label_written_before_its_prediction_still_joins_with_no_lag():
     rows = [single("a", 100, 0.9), single("b", 100, 0.2)]
     fb = labels(("a", at(40), 1), ("b", at(130), 0))
@@ -196,6 +213,22 @@ def test_predictions_without_labels_report_no_labels_yet():
     assert flat["performance.labels"] == 0.0
     assert "performance.accuracy" not in flat
     assert "performance.label_lag_p50_seconds" not in flat
+
+
+@pytest.mark.parametrize("kind", ["classifier", "regressor"])
+def test_labels_of_predictions_without_a_numeric_score_measure_no_metric(kind):
+    rows = [single("a", 0, None), single("b", 0, "n/a")]
+
+    report = performance_report(preds(rows), labels(("a", at(10), 1), ("b", at(30), 0)), kind=kind)
+
+    assert report.status == "ok"
+    assert (report.predictions, report.labelled, report.label_coverage) == (2, 2, 1.0)
+    assert report.label_lag_p50_seconds == pytest.approx(20.0)  # the labels still came
+    measured = ("accuracy", "precision", "recall", "f1", "auc", "rmse", "mae")
+    assert all(getattr(report, name) is None for name in measured)
+    flat = report.metrics()
+    assert flat["performance.labels"] == 2.0
+    assert not {f"performance.{name}" for name in measured} & set(flat)
 
 
 def test_labels_without_predictions_are_all_unknown():

@@ -150,6 +150,14 @@ def test_columns_that_are_neither_numeric_nor_categorical_are_left_out(frame):
     assert profile.rows == len(frame)
 
 
+def test_a_frame_with_nothing_to_profile_is_an_empty_profile(frame):
+    profile = build_profile(frame[["datetime"]], bins=4, sample_size=10, seed=3)
+
+    assert profile.features == {}
+    assert (profile.rows, profile.bins, profile.sample_size, profile.seed) == (len(frame), 4, 10, 3)
+    assert Profile.from_dict(json.loads(json.dumps(profile.to_dict()))) == profile
+
+
 def test_an_unknown_categorical_column_is_an_error(frame):
     with pytest.raises(ValidationError, match="nope"):
         build_profile(frame, categorical=["nope"])
