@@ -10,6 +10,10 @@ kill, on a line they run or not, is a survivor. Mutants an annotation rule of
 equivalent.toml covers are marked done before the tests run (about a quarter of the
 mutants of a typed module, each a test run saved) and reported with the rule's why.
 
+`--survivors` runs again only the mutants a module's last whole run left alive, from
+that run's session (kept in mutation/sessions): after tests were added for them, at a
+fraction of a whole run's time. The module's own code must not have changed since.
+
 Cosmic Ray mutates the module's file in place while it runs: leave the tree alone
 meanwhile. The file is put back afterwards, also when the run is interrupted.
 """
@@ -19,6 +23,7 @@ from __future__ import annotations
 import argparse
 import ast
 import datetime
+import hashlib
 import json
 import os
 import shlex
@@ -36,6 +41,7 @@ from cosmic_ray.work_item import TestOutcome, WorkerOutcome, WorkResult
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results.md"
+SESSIONS = HERE / "sessions"  # each module's last Cosmic Ray session (not committed)
 HEADER = """# Mutation testing: the last result of each core module
 
 Written by `mutation/run.py` (`tox -e mutation`, see CONTRIBUTING.md); each module's
@@ -60,6 +66,12 @@ class Mutant:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("modules", nargs="*", help="paths as in modules.toml (default: all)")
+    parser.add_argument(
+        "--survivors",
+        action="store_true",
+        help="run again only the mutants the module's last run left alive (after adding "
+        "tests): its other outcomes are kept from that run's session in mutation/sessions",
+    )
     args = parser.parse_args()
     config = tomllib.loads((HERE / "modules.toml").read_text())
     unknown = set(args.modules) - set(config["modules"])
@@ -70,13 +82,28 @@ def main() -> int:
     os.environ["CI"] = "1"
     for module in args.modules or list(config["modules"]):
         settings = {**config["defaults"], **config["modules"][module]}
-        section = run_module(module, settings, equivalents)
+        section = run_module(module, settings, equivalents, survivors=args.survivors)
         write_section(module, section)
     return 0
 
 
-def run_module(module: str, settings: dict, equivalents: dict) -> str:
-    """Runs one module's mutants and returns its section of results.md."""
+def session_of(module: str) -> Path:
+    """Where a module's Cosmic Ray session is kept (ignored by git): `--survivors` runs
+    again what it left alive, without making and running every mutant anew."""
+    return SESSIONS / (module.replace("/", "_") + ".sqlite")
+
+
+def run_module(module: str, settings: dict, equivalents: dict, *, survivors: bool = False) -> str:
+    """Runs one module's mutants (or only its last run's survivors) and returns its
+    section of results.md."""
+    session = session_of(module)
+    about = session.with_suffix(".json")
+    if survivors and not (session.exists() and about.exists()):
+        sys.exit(f"{module}: no session of a whole run in {SESSIONS}; run it without --survivors")
+    digest = hashlib.sha256((ROOT / module).read_bytes()).hexdigest()
+    if survivors and json.loads(about.read_text()).get("sha256") != digest:
+        sys.exit(f"{module} changed since its last whole run: its mutants are not this code's; "
+                 "run it without --survivors")  # fmt: skip
     command = shlex.join(
         [sys.executable, "-m", "pytest", *settings["pytest"], *settings["tests"]]
     )
@@ -93,7 +120,6 @@ def run_module(module: str, settings: dict, equivalents: dict) -> str:
     source = (ROOT / module).read_bytes()
     with tempfile.TemporaryDirectory() as folder:
         cosmic = Path(folder) / "cosmic-ray.toml"
-        session = Path(folder) / "session.sqlite"
         cosmic.write_text(  # a JSON string is a TOML one
             "[cosmic-ray]\n"
             f"module-path = {json.dumps(module)}\n"
@@ -105,18 +131,47 @@ def run_module(module: str, settings: dict, equivalents: dict) -> str:
         )
         started = time.monotonic()
         try:
-            cosmic_ray("init", cosmic, session)
-            skipped = skip_annotations(session, module, equivalents)
-            if skipped:
-                print(f"{module}: {skipped} mutants inside annotations not run", flush=True)
+            if survivors:
+                again = forget_survivors(session)
+                print(f"{module}: {again} survivors of the last run run again", flush=True)
+            else:
+                SESSIONS.mkdir(exist_ok=True)
+                session.unlink(missing_ok=True)
+                about.unlink(missing_ok=True)
+                cosmic_ray("init", cosmic, session)
+                skipped = skip_annotations(session, module, equivalents)
+                if skipped:
+                    print(f"{module}: {skipped} mutants inside annotations not run", flush=True)
             cosmic_ray("exec", cosmic, session)
         finally:
             if (ROOT / module).read_bytes() != source:
                 (ROOT / module).write_bytes(source)
         took = time.monotonic() - started
-        with use_db(str(session), WorkDB.Mode.open) as db:
-            mutants = [mutant(item, result) for item, result in db.completed_work_items]
-    return section(module, mutants, equivalents, settings, took, timeout)
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        mutants = [mutant(item, result) for item, result in db.completed_work_items]
+    if survivors:
+        first = json.loads(about.read_text())
+        retested = {"again": again, "took": took, "commit": commit_now()}
+        return section(module, mutants, equivalents, settings, first["took"], timeout,
+                       first=first, retested=retested)  # fmt: skip
+    first = {"date": datetime.date.today().isoformat(), "commit": commit_now(), "took": took,
+             "sha256": digest}  # fmt: skip
+    about.write_text(json.dumps(first))
+    return section(module, mutants, equivalents, settings, took, timeout, first=first)
+
+
+def forget_survivors(session: Path) -> int:
+    """Makes the session's surviving mutants pending again; returns how many."""
+    import sqlite3
+
+    con = sqlite3.connect(session)
+    try:
+        with con:
+            return con.execute(
+                "DELETE FROM work_results WHERE test_outcome = 'SURVIVED'"
+            ).rowcount
+    finally:
+        con.close()
 
 
 def annotation_rule(module: str, equivalents: dict) -> str | None:
@@ -186,8 +241,12 @@ def section(
     settings: dict,
     took: float,
     timeout: float,
+    *,
+    first: dict | None = None,
+    retested: dict | None = None,
 ) -> str:
-    """The module's part of results.md: counts, scores, survivors, equivalents."""
+    """The module's part of results.md: counts, scores, survivors, equivalents. `first`
+    is the whole run's date and commit; `retested`, when its survivors ran again."""
     entries = [e for e in equivalents.get("equivalent", []) if e["module"] == module]
     why = annotation_rule(module, equivalents)
     spans = annotations(ROOT / module)
@@ -207,15 +266,20 @@ def section(
     equivalent = [m for m in mutants if m.equivalent is not None]
     detected = count["killed"] + count["timeout"]
     total = len(mutants)
-    commit = git("rev-parse", "--short", "HEAD")
-    if git("status", "--porcelain", "--", "litemlops", "tests"):
-        commit += " with uncommitted changes"
+    first = first or {"date": datetime.date.today().isoformat(), "commit": commit_now()}
+    again = ""
+    if retested:
+        again = (
+            f" Its {retested['again']} survivors ran again {datetime.date.today().isoformat()} "
+            f"on {retested['commit']} ({retested['took'] / 60:.0f} min); the other outcomes "
+            "are the first run's."
+        )
     lines = [
         f"## {module}",
         "",
-        f"Run {datetime.date.today().isoformat()} on {commit}: {total} mutants in "
+        f"Run {first['date']} on {first['commit']}: {total} mutants in "
         f"{took / 60:.0f} min ({took / max(total, 1):.1f} s a mutant, timeout {timeout:.0f} s); "
-        f"tests: {', '.join(f'`{t}`' for t in settings['tests'])}.",
+        f"tests: {', '.join(f'`{t}`' for t in settings['tests'])}.{again}",
         "",
         "| total | killed | timeouts | survived | equivalent | errors | score "
         "| score without equivalent |",
@@ -265,6 +329,14 @@ def annotations(path: Path) -> list[tuple[tuple[int, int], tuple[int, int]]]:
 
 def percent(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f}%" if whole else "-"
+
+
+def commit_now() -> str:
+    """The checkout's short commit, and whether the code or tests differ from it."""
+    commit = git("rev-parse", "--short", "HEAD")
+    if git("status", "--porcelain", "--", "litemlops", "tests"):
+        commit += " with uncommitted changes"
+    return commit
 
 
 def git(*args: str) -> str:

@@ -128,3 +128,55 @@ def test_only_mutants_inside_a_covered_modules_annotations_are_skipped(tmp_path,
     }
     outcomes = {item.job_id: run.mutant(item, result).outcome for item, result in completed}
     assert outcomes == {"job0": "skipped", "job1": "skipped", "job3": "error"}
+
+
+def test_forgetting_survivors_makes_only_them_pending_again(tmp_path):
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import MutationSpec, TestOutcome, WorkerOutcome, WorkItem, WorkResult
+
+    session = tmp_path / "session.sqlite"
+    outcomes = {"a": TestOutcome.SURVIVED, "b": TestOutcome.KILLED, "c": TestOutcome.SURVIVED}
+    with use_db(str(session), WorkDB.Mode.create) as db:
+        db.add_work_items(
+            WorkItem.single(job, MutationSpec("m.py", "core/Op", 0, (i + 1, 0), (i + 1, 1)))
+            for i, job in enumerate([*outcomes, "d"])
+        )
+        for job, outcome in outcomes.items():
+            db.set_result(job, WorkResult(WorkerOutcome.NORMAL, test_outcome=outcome))
+
+    assert run.forget_survivors(session) == 2
+
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        assert {item.job_id for item in db.pending_work_items} == {"a", "c", "d"}
+        assert [(i.job_id, r.test_outcome) for i, r in db.completed_work_items] == [
+            ("b", TestOutcome.KILLED)
+        ]
+
+
+def test_a_retested_section_keeps_the_first_runs_date_and_says_what_ran_again(monkeypatch):
+    monkeypatch.setattr(run, "git", lambda *args: "")
+    first = {"date": "2026-12-01", "commit": "abc1234", "took": 600.0}
+    again = {"again": 3, "took": 120.0, "commit": "def5678"}
+    mutants = [mutant("e", "f", outcome="killed"), mutant("g", "h")]
+
+    text = run.section(MODULE, mutants, {}, SETTINGS, 600.0, 30.0, first=first, retested=again)
+
+    assert text.startswith(f"## {MODULE}\n\nRun 2026-12-01 on abc1234: 2 mutants in 10 min")
+    assert "Its 3 survivors ran again " in text and " on def5678 (2 min); the other " in text
+    assert "| 2 | 1 | 0 | 1 | 0 | 0 | 50.0% | 50.0% |" in text
+
+
+def test_survivors_are_run_again_only_from_a_whole_run_of_the_same_code(tmp_path, monkeypatch):
+    monkeypatch.setattr(run, "ROOT", tmp_path)
+    monkeypatch.setattr(run, "SESSIONS", tmp_path / "sessions")
+    (tmp_path / "m.py").write_text("x = 1\n")
+    settings = {"tests": [], "pytest": ["--version"], "timeout": 60}
+    with pytest.raises(SystemExit, match="no session of a whole run"):
+        run.run_module("m.py", settings, {}, survivors=True)
+    (tmp_path / "sessions").mkdir()
+    run.session_of("m.py").write_bytes(b"")
+    run.session_of("m.py").with_suffix(".json").write_text(
+        '{"sha256": "' + "0" * 64 + '", "date": "2026-12-01", "commit": "abc", "took": 1}'
+    )
+    with pytest.raises(SystemExit, match=r"m\.py changed since its last whole run"):
+        run.run_module("m.py", settings, {}, survivors=True)
