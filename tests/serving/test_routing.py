@@ -340,6 +340,25 @@ def test_routers_reject_a_reward_for_an_arm_they_do_not_have(router_type, arm, m
 
 
 @pytest.mark.parametrize("router_type", [ThompsonRouter, EpsilonGreedyRouter])
+@pytest.mark.parametrize("arm", [3, 4, 1000])
+def test_any_arm_past_the_last_is_refused_naming_the_last(router_type, arm):
+    router = router_type(3, rng=random.Random(0))
+    with pytest.raises(ValidationError, match=rf"arm is {arm}: .* in \[0, 2\]$"):
+        router.reward(arm, True)
+    router.reward(2, True)  # the last arm is one
+    assert router.successes == [0, 0, 1]
+
+
+@pytest.mark.parametrize("router_type", [ThompsonRouter, EpsilonGreedyRouter])
+def test_a_state_with_any_negative_count_is_refused(router_type):
+    router = router_type(2, rng=random.Random(0))
+    with pytest.raises(ValidationError, match=r"state\['failures'\]\[0\] is -1: .*negative"):
+        router.load({"successes": [0, 0], "failures": [-1, 0]})
+    router.load({"successes": [0, 0], "failures": [0, 0]})  # zero is a count
+    assert router.state() == {"successes": [0, 0], "failures": [0, 0]}
+
+
+@pytest.mark.parametrize("router_type", [ThompsonRouter, EpsilonGreedyRouter])
 @pytest.mark.parametrize(
     ("state", "match"),
     [
