@@ -315,3 +315,27 @@ def test_a_registered_version_cannot_be_registered_again_from_its_models_uri(tra
     with pytest.raises(ModelNotFoundError, match="'copy'"):
         registry.get_registered_model("copy")
     assert [v.version for v in registry.list_versions("m")] == [1]
+
+
+def test_a_rollback_sees_the_rollbacks_made_while_it_waited(tracker, registry):
+    for c in (1.0, 0.5, 0.1):
+        _, info, _, _ = train(tracker, C=c)
+        registry.register_model(info.uri, "m")
+    for version in (1, 2, 3):
+        registry.set_alias("m", "champion", version)
+    elsewhere = ModelRegistry(tracker)  # another process on the same registry
+    meanwhile = [lambda: [elsewhere.rollback("m", "champion", "elsewhere") for _ in range(2)]]
+    clock = tracker.clock
+
+    def clock_of_a_slow_rollback() -> datetime:
+        if meanwhile:  # the other process rolls back twice, 3 -> 2 -> 1, while this one waits
+            meanwhile.pop()()
+        return clock()
+
+    tracker.clock = clock_of_a_slow_rollback
+    # Back to 2 would undo a rollback from it: there is nothing earlier than 1 to go to.
+    with pytest.raises(RegistryStateError, match="no earlier version to roll back to"):
+        registry.rollback("m", "champion", "here")
+    assert registry.get_alias("m", "champion").version == 1
+    moves = [(c.to_version, c.action, c.reason) for c in registry.alias_history("m", "champion")]
+    assert moves[3:] == [(2, "rollback", "elsewhere"), (1, "rollback", "elsewhere")]
