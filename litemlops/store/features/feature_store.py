@@ -331,11 +331,12 @@ class FeatureStore(OnlineFeatures):
             views = [views]
         names = list(views) if views is not None else sorted(self._defs.views)
         targets = [self._view(n) for n in names]
+        offline_only = [view.name for view in targets if not view.view.online]
+        if views is not None and offline_only:  # refused before any view is written
+            raise ValidationError(f"feature view {offline_only[0]!r} is not online")
         results = []
         for view in targets:
             if not view.view.online:
-                if views is not None:
-                    raise ValidationError(f"feature view {view.name!r} is not online")
                 continue
             results.append(self._materialize_view(view, start_ts, end_ts))
             if progress is not None:

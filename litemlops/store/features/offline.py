@@ -150,10 +150,6 @@ def archive_table(con: duckdb.DuckDBPyConnection, view: str, generation: int) ->
     return target
 
 
-def next_batch(con: duckdb.DuckDBPyConnection) -> int:
-    return int(con.execute("SELECT nextval('_lm_batch_seq')").fetchall()[0][0])
-
-
 def append(
     con: duckdb.DuckDBPyConnection,
     view: ResolvedView,
@@ -181,11 +177,9 @@ class Batch:
 def append_batches(
     con: duckdb.DuckDBPyConnection, view: ResolvedView, batches: Sequence[Batch]
 ) -> None:
-    """Append conformed tables of one view, each as its batch, in one insert of rows and
-    one of lineage (caller holds the transaction): many small pushes cost about what
-    one of their size does, where a statement pair each cost milliseconds."""
-    if not batches:
-        return
+    """Append conformed tables of one view (at least one), each as its batch, in one insert
+    of rows and one of lineage (caller holds the transaction): many small pushes cost about
+    what one of their size does, where a statement pair each cost milliseconds."""
     seqs = [
         pa.array(range(b.batch << SEQ_BITS, (b.batch << SEQ_BITS) + b.table.num_rows),
                  pa.int64())

@@ -299,26 +299,7 @@ class ModelRegistry:
     ) -> None:
         now = self.tracker.now_ms()
         with self.db.write() as con:
-            row = con.execute(
-                "SELECT version FROM aliases WHERE name = ? AND alias = ?", [name, alias]
-            ).fetchone()
-            current = row[0] if row else None
-            if current == version:
-                return  # nothing moves, nothing to record
-            if version is None:
-                con.execute("DELETE FROM aliases WHERE name = ? AND alias = ?", [name, alias])
-            else:
-                con.execute(
-                    "INSERT INTO aliases (name, alias, version, updated_at) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT (name, alias) DO UPDATE SET version = excluded.version, "
-                    "updated_at = excluded.updated_at",
-                    [name, alias, version, now],
-                )
-            con.execute(
-                "INSERT INTO alias_history (name, alias, from_version, to_version, reason, at, "
-                "action) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [name, alias, current, version, reason, now, action],
-            )
+            _record_move(con, name, alias, version, reason, action, now)
 
     def get_alias(self, name: str, alias: str) -> ModelVersion:
         rows = self.db.read(
@@ -359,22 +340,31 @@ class ModelRegistry:
         back twice after setting 1, 2, 3 gives 2 then 1, never the version just
         rolled back from. A deleted alias can be rolled back into place.
         """
-        stack: list[int | None] = []
-        for change in self.alias_history(name, alias):
-            if change.action == "rollback":
-                if stack:
-                    stack.pop()
-            else:
-                stack.append(change.to_version)
-        if not stack:
-            raise AliasNotFoundError(f"model {name!r} has no alias {alias!r}")
-        if len(stack) < 2 or stack[-2] is None:
-            raise RegistryStateError(
-                f"alias {alias!r} of model {name!r} has no earlier version to roll back to"
-            )
-        target, current = stack[-2], stack[-1]
-        why = reason or f"rollback from version {current}"
-        self._move(name, alias, target, why, action="rollback")
+        self.alias_history(name, alias)  # the model, and an alias it has had
+        now = self.tracker.now_ms()
+        with self.db.write() as con:
+            # Read in the transaction that moves the alias, so a rollback made meanwhile
+            # is seen: read before, it could be undone (moving back to the version it left).
+            moves = con.execute(
+                "SELECT action, to_version FROM alias_history WHERE name = ? AND alias = ? "
+                "ORDER BY id",
+                [name, alias],
+            ).fetchall()
+            stack: list[int | None] = []
+            for action, to_version in moves:
+                if action == "rollback":
+                    # Each was recorded with at least two versions on the stack: the
+                    # first move is a set, and the stack never empties after it.
+                    del stack[-1:]
+                else:
+                    stack.append(to_version)
+            if len(stack) < 2 or stack[-2] is None:
+                raise RegistryStateError(
+                    f"alias {alias!r} of model {name!r} has no earlier version to roll back to"
+                )
+            target, current = stack[-2], stack[-1]
+            why = reason or f"rollback from version {current}"
+            _record_move(con, name, alias, target, why, "rollback", now)
         return self.get_model_version(name, target)
 
     # -- loading ------------------------------------------------------------------------
@@ -421,6 +411,39 @@ class ModelRegistry:
                 f"the file of model {uri!r} (sha256 {sha256}) is missing from the artifact "
                 "store; it was deleted or the home was copied without artifacts/"
             ) from None
+
+
+def _record_move(
+    con: sqlite3.Connection,
+    name: str,
+    alias: str,
+    version: int | None,
+    reason: str,
+    action: str,
+    now: int,
+) -> None:
+    """Point the alias at `version` (None: delete it) and append the move to its history,
+    in the caller's write transaction; a move to where it already is records nothing."""
+    row = con.execute(
+        "SELECT version FROM aliases WHERE name = ? AND alias = ?", [name, alias]
+    ).fetchone()
+    current = row[0] if row else None
+    if current == version:
+        return  # nothing moves, nothing to record
+    if version is None:
+        con.execute("DELETE FROM aliases WHERE name = ? AND alias = ?", [name, alias])
+    else:
+        con.execute(
+            "INSERT INTO aliases (name, alias, version, updated_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (name, alias) DO UPDATE SET version = excluded.version, "
+            "updated_at = excluded.updated_at",
+            [name, alias, version, now],
+        )
+    con.execute(
+        "INSERT INTO alias_history (name, alias, from_version, to_version, reason, at, "
+        "action) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [name, alias, current, version, reason, now, action],
+    )
 
 
 def _at(ms: int) -> datetime:

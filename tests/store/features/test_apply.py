@@ -3,7 +3,12 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
-from litemlops.errors import DefinitionError, IncompatibleChangeError, LitemlopsError
+from litemlops.errors import (
+    DefinitionError,
+    FeatureViewNotFoundError,
+    IncompatibleChangeError,
+    LitemlopsError,
+)
 from litemlops.store import Entity, FeatureStore, FeatureView, Field
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -67,6 +72,21 @@ def test_compatible_change_makes_a_new_version_and_keeps_rows_and_watermark(fs):
     online = fs.get_online_features(["driver_stats:trips", "driver_stats:rating"],
                                     [{"driver_id": 1002}])
     assert online["trips"] == [1] and online["rating"] == [None]
+
+
+def test_each_applied_version_of_a_definition_is_kept_and_no_other(fs):
+    fs.apply([driver, view()])
+    fs.apply(view(description="now documented"))
+    assert fs.definition("driver_stats", 1)["description"] == ""
+    current = fs.definition("driver_stats")
+    assert (current["version"], current["description"]) == (2, "now documented")
+    for never in (0, 3):
+        with pytest.raises(
+            FeatureViewNotFoundError,
+            match=rf"^feature view 'driver_stats' has no version {never} \(its current is 2\)$",
+        ):
+            fs.definition("driver_stats", never)
+    assert fs.definition("driver_stats", 2) == current
 
 
 @pytest.mark.parametrize(

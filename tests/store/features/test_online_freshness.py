@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from shared_views import DRIVER, quality_view, stat_row, stats_view
 
+from litemlops.clock import to_micros
 from litemlops.store import FeatureStore, OnlineFeatureStore
 
 T0 = datetime.fromisoformat("2026-01-01T00:00:00+00:00")
@@ -65,3 +66,20 @@ def test_an_offline_only_view_has_no_online_time(tmp_path: Path):
     with FeatureStore(tmp_path / "f.duckdb", clock=lambda: T0) as store:
         store.apply([DRIVER, offline])
         assert store.online_event_times() == {}
+
+
+def test_a_view_without_an_online_table_has_no_newest_time(tmp_path: Path):
+    from litemlops.store.features.online import OnlineStore
+
+    view = stats_view(None)
+    with FeatureStore(tmp_path / "f.duckdb", clock=lambda: T0) as store:
+        store.apply([DRIVER, view])
+        store.push("driver_stats", [stat_row(1, T0, 0.5)])
+    for target in (":memory:", tmp_path / "f.online.db"):  # its own connection or a reader
+        online = OnlineStore(target)
+        try:
+            newest = online.newest_event_times(["no_table", "driver_stats"])
+            expected = None if target == ":memory:" else to_micros(T0)
+            assert newest == {"no_table": None, "driver_stats": expected}
+        finally:
+            online.close()

@@ -161,6 +161,18 @@ def test_push_to_offline_only_view_must_say_offline(fs):
     assert [r.view for r in fs.materialize()] == ["driver_city", "driver_stats"]
 
 
+def test_materializing_an_offline_view_by_name_is_refused_and_writes_nothing(fs):
+    fs.apply(FeatureView("batch_only", entities=["driver"], schema=[Field("x", "float64")],
+                         timestamp_field="datetime", online=False))
+    fs.push("driver_stats", [{"driver_id": 1001, "datetime": T0 + timedelta(minutes=5),
+                              "conv_rate": 0.9}], to="offline")
+    with pytest.raises(ValidationError, match=r"^feature view 'batch_only' is not online$"):
+        fs.materialize(views=["driver_stats", "batch_only"])
+    # driver_stats, named first, was not materialized either: its pushed row is not served
+    assert fs.get_online_features(["driver_stats:conv_rate"],
+                                  [{"driver_id": 1001}])["conv_rate"] == [0.5]
+
+
 def test_materialize_start_after_end_is_refused(fs):
     with pytest.raises(ValidationError, match="after end"):
         fs.materialize(start=T0 + timedelta(hours=1), end=T0)

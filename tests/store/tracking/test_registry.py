@@ -12,6 +12,7 @@ from sklearn.linear_model import LogisticRegression
 
 from litemlops.errors import (
     AliasNotFoundError,
+    ArtifactNotFoundError,
     ModelNotFoundError,
     ModelVersionNotFoundError,
     RegistryStateError,
@@ -287,3 +288,54 @@ def test_a_version_per_distinct_model_unless_a_duplicate_is_asked_for(tmp_path_f
         shas = {v.version: v.sha256 for v in stored}
         for (a, content_a), (b, content_b) in itertools.product(enumerate(versions, 1), repeat=2):
             assert (shas[a] == shas[b]) == (content_a == content_b)
+
+
+def test_a_model_whose_file_is_gone_says_so_and_keeps_its_version(tracker, registry):
+    _, info, _, _ = train(tracker)
+    registry.register_model(info.uri, "m")
+    tracker.artifacts.path(info.sha256).unlink()
+    with pytest.raises(
+        ArtifactNotFoundError,
+        match=rf"^the file of model 'm/1' \(sha256 {info.sha256}\) is missing from the "
+        r"artifact store; it was deleted or the home was copied without artifacts/$",
+    ):
+        registry.load_model("m/1")
+    assert [v.sha256 for v in registry.list_versions("m")] == [info.sha256]
+
+
+def test_a_registered_version_cannot_be_registered_again_from_its_models_uri(tracker, registry):
+    _, info, _, _ = train(tracker)
+    registry.register_model(info.uri, "m")
+    with pytest.raises(
+        ValidationError,
+        match=r"^model URI 'models:/m/1' is not 'runs:/<run_id>/<model name>': versions are "
+        r"registered from models logged in runs$",
+    ):
+        registry.register_model("models:/m/1", "copy")
+    with pytest.raises(ModelNotFoundError, match="'copy'"):
+        registry.get_registered_model("copy")
+    assert [v.version for v in registry.list_versions("m")] == [1]
+
+
+def test_a_rollback_sees_the_rollbacks_made_while_it_waited(tracker, registry):
+    for c in (1.0, 0.5, 0.1):
+        _, info, _, _ = train(tracker, C=c)
+        registry.register_model(info.uri, "m")
+    for version in (1, 2, 3):
+        registry.set_alias("m", "champion", version)
+    elsewhere = ModelRegistry(tracker)  # another process on the same registry
+    meanwhile = [lambda: [elsewhere.rollback("m", "champion", "elsewhere") for _ in range(2)]]
+    clock = tracker.clock
+
+    def clock_of_a_slow_rollback() -> datetime:
+        if meanwhile:  # the other process rolls back twice, 3 -> 2 -> 1, while this one waits
+            meanwhile.pop()()
+        return clock()
+
+    tracker.clock = clock_of_a_slow_rollback
+    # Back to 2 would undo a rollback from it: there is nothing earlier than 1 to go to.
+    with pytest.raises(RegistryStateError, match="no earlier version to roll back to"):
+        registry.rollback("m", "champion", "here")
+    assert registry.get_alias("m", "champion").version == 1
+    moves = [(c.to_version, c.action, c.reason) for c in registry.alias_history("m", "champion")]
+    assert moves[3:] == [(2, "rollback", "elsewhere"), (1, "rollback", "elsewhere")]

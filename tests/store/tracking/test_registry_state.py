@@ -269,9 +269,6 @@ class Registry(RuleBasedStateMachine):
         elif not moves:
             with pytest.raises(AliasNotFoundError, match=f"never had an alias '{alias}'"):
                 self.registry.rollback(name, alias)
-        elif not stack:
-            with pytest.raises(AliasNotFoundError, match=f"has no alias '{alias}'"):
-                self.registry.rollback(name, alias)
         elif len(stack) < 2 or stack[-2] is None:
             with pytest.raises(RegistryStateError, match="no earlier version to roll back to"):
                 self.registry.rollback(name, alias)
