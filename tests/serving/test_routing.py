@@ -320,6 +320,7 @@ def test_thompson_rewards_from_many_threads_are_all_counted():
         ({"n_arms": 2, "prior": (0.0, 1.0)}, r"prior is \(0\.0, 1\.0\).*> 0"),
         ({"n_arms": 2, "prior": (1.0, math.inf)}, r"prior is .*finite"),
         ({"n_arms": 2, "prior": (1.0,)}, r"prior is .*\(alpha, beta\)"),
+        ({"n_arms": 2, "prior": (1.0, 1.0, 1.0)}, r"prior is \(1\.0, 1\.0, 1\.0\): .*beta"),
     ],
 )
 def test_thompson_rejects_bad_arguments(kwargs, match):
@@ -347,6 +348,15 @@ def test_any_arm_past_the_last_is_refused_naming_the_last(router_type, arm):
         router.reward(arm, True)
     router.reward(2, True)  # the last arm is one
     assert router.successes == [0, 0, 1]
+
+
+@pytest.mark.parametrize("router_type", [ThompsonRouter, EpsilonGreedyRouter])
+def test_a_state_of_many_arms_loads_into_a_router_of_as_many(router_type):
+    # Past 256 arms, two equal lengths are different int objects: compared by value.
+    state = {"successes": list(range(300)), "failures": [1] * 300}
+    router = router_type(300, rng=random.Random(0))
+    router.load(state)
+    assert router.state() == state
 
 
 @pytest.mark.parametrize("router_type", [ThompsonRouter, EpsilonGreedyRouter])
