@@ -321,6 +321,7 @@ def test_thompson_rewards_from_many_threads_are_all_counted():
         ({"n_arms": 2, "prior": (1.0, math.inf)}, r"prior is .*finite"),
         ({"n_arms": 2, "prior": (1.0,)}, r"prior is .*\(alpha, beta\)"),
         ({"n_arms": 2, "prior": (1.0, 1.0, 1.0)}, r"prior is \(1\.0, 1\.0, 1\.0\): .*beta"),
+        ({"n_arms": 2, "prior": (-1.0, 1.0)}, r"prior is \(-1\.0, 1\.0\): .*> 0"),
     ],
 )
 def test_thompson_rejects_bad_arguments(kwargs, match):
@@ -348,6 +349,13 @@ def test_any_arm_past_the_last_is_refused_naming_the_last(router_type, arm):
         router.reward(arm, True)
     router.reward(2, True)  # the last arm is one
     assert router.successes == [0, 0, 1]
+
+
+def test_thompson_starts_from_a_uniform_prior_on_every_arm():
+    # Beta(1, 1): before any reward every success rate is as likely as another, so the
+    # first rewards weigh as much as the data says (a Beta(2, 1) would lean to success).
+    assert ThompsonRouter(2).prior == (1.0, 1.0)
+    assert ThompsonRouter(2, prior=(2, 3)).prior == (2.0, 3.0)
 
 
 @pytest.mark.parametrize("router_type", [ThompsonRouter, EpsilonGreedyRouter])
