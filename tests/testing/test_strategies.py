@@ -146,7 +146,9 @@ def check_reads_back(
         for f in features:
             assert same(row[f], out[f].iloc[i]), (f, row, out.iloc[i].to_dict())
 
-    store.materialize(end=max(r[view.timestamp_field] for r in rows), views=[view.name])
+    end = max(r[view.timestamp_field] for r in rows)
+    clock.set(end)  # its time has come: an end ahead of the clock is refused
+    store.materialize(end=end, views=[view.name])
     for group, row in winners(view, keys, rows, by_time=False).items():
         clock.set(row[view.timestamp_field])  # age 0: within any ttl
         got = store.get_online_features(refs, [dict(zip(keys, group, strict=True))])
