@@ -289,6 +289,14 @@ def section(
         f"| {percent(detected, total - len(equivalent))} |",
         "",
     ]
+    hints = sum(m.equivalent == why for m in mutants) if why is not None else 0
+    if hints:
+        lines += [
+            f"Outside type annotations ({hints} of the mutants are inside one; a tool such as "
+            f"mutmut makes none there): {detected} of {total - hints} caught, "
+            f"{percent(detected, total - hints)}.",
+            "",
+        ]
     if survived:
         lines += ["Survivors:", "", "```diff"]
         for m in sorted(survived, key=lambda m: (m.position, m.operator)):

@@ -93,6 +93,8 @@ def test_skipped_mutants_inside_annotations_are_equivalent_and_outside_an_error(
 
     assert "- 1 on line 1: not evaluated" in text
     assert "| 3 | 1 | 0 | 0 | 1 | 1 | 33.3% | 50.0% |" in text
+    assert "(1 of the mutants are inside one; a tool such as mutmut makes none there): " \
+        "1 of 2 caught, 50.0%." in text
 
 
 def test_only_mutants_inside_a_covered_modules_annotations_are_skipped(tmp_path, monkeypatch):
