@@ -31,7 +31,7 @@ INSTALL = (
     "python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && "
     ".venv/bin/python -m litemlops run"
 )
-TESTS = ".venv/bin/python -m pytest -q"
+TESTS = ".venv/bin/python -m pytest -q --cov"
 BESIDE_RUN = "with `run` going in another terminal"
 NOT_RUN = "not run by the tests"
 
