@@ -20,6 +20,23 @@ def test_coverage_measures_the_modules_mutation_testing_covers():
     assert all((ROOT / module).is_file() for module in include)
 
 
+def test_a_test_file_named_after_a_core_module_is_among_its_mutation_tests():
+    # Else the mutants its tests would kill count as survivors (alert_rules' did).
+    modules = tomllib.loads((ROOT / "mutation" / "modules.toml").read_text())["modules"]
+    missing = {
+        module: left
+        for module, settings in modules.items()
+        if (
+            left := [
+                str(path.relative_to(ROOT))
+                for path in sorted((ROOT / "tests").rglob(f"test_{Path(module).stem}*.py"))
+                if str(path.relative_to(ROOT)) not in settings["tests"]
+            ]
+        )
+    }
+    assert missing == {}
+
+
 def report(**files: tuple[int, int]) -> dict:
     return {
         "files": {
