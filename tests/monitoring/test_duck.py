@@ -116,3 +116,42 @@ def test_a_child_forked_with_no_database_open_inherits_none_and_opens_its_own():
     with duck.connection() as con:
         assert con.execute("SELECT 3").fetchone() == (3,)
     assert duck._shared[0] == os.getpid()
+
+
+class Database:
+    """Stands for a database another process opened: it records a close."""
+
+    def __init__(self):
+        self.closed = False
+
+    def close(self):
+        self.closed = True
+
+
+@pytest.mark.parametrize("other", [-1, 1])
+def test_a_database_of_another_process_is_never_read_nor_closed_here(monkeypatch, other):
+    # An inherited database carries its opener's pid, below or above ours (pids wrap):
+    # a read opens a database of this process, and a fork leaves the inherited one.
+    inherited = Database()
+    monkeypatch.setattr(duck, "_shared", (os.getpid() + other, inherited))
+    monkeypatch.setattr(duck, "_busy", 0)
+    duck._close_before_fork()
+    assert duck._shared == (os.getpid() + other, inherited) and not inherited.closed
+    with duck.connection() as con:
+        assert con.execute("SELECT 1").fetchone() == (1,)
+    assert duck._shared[0] == os.getpid() and duck._shared[1] is not inherited
+    assert not inherited.closed
+    duck._close_before_fork()  # this process's own, idle: closed
+    assert duck._shared is None
+
+
+def test_the_fork_hooks_are_registered_once_whatever_databases_follow(monkeypatch):
+    registered = []
+    monkeypatch.setattr(duck, "_watching", False)
+    monkeypatch.setattr(duck, "_shared", None)
+    monkeypatch.setattr(os, "register_at_fork", lambda **hooks: registered.append(hooks))
+    for _ in range(3):
+        with duck.connection():
+            pass
+        duck._close_before_fork()  # the next read opens a new database
+    assert registered == [{"before": duck._close_before_fork, "after_in_child": duck._forked}]
