@@ -123,6 +123,18 @@ class Oracle:
         return out
 
 
+def materialized(fs: FeatureStore, oracle: Oracle, end: datetime, now: datetime) -> bool:
+    """Materialize the store and the oracle up to `end`; an end further ahead of the clock
+    than the default max_future is refused instead, and nothing moves (False)."""
+    if end > now + timedelta(minutes=5):
+        with pytest.raises(ValidationError, match=r"materialize end .* ahead of the clock"):
+            fs.materialize(end=end)
+        return False
+    fs.materialize(end=end)
+    oracle.materialize(end)
+    return True
+
+
 def served(fs: FeatureStore) -> dict[str, list[Any]]:
     return fs.get_online_features(REFS, LOOKUP, include_event_timestamps=True).to_dict()
 
@@ -206,14 +218,8 @@ def test_online_state_equals_latest_per_entity_oracle_after_every_operation(
                 oracle.ingest(view.name, rows)
             elif op[0] == "materialize":
                 wanted = max(T0, end + op[1] * STEP)
-                if wanted > clock() + timedelta(minutes=5):  # the default max_future
-                    refused = "materialize end .* ahead of the clock"
-                    with pytest.raises(ValidationError, match=refused):
-                        fs.materialize(end=wanted)  # refused: nothing moves
-                else:
+                if materialized(fs, oracle, wanted, clock()):
                     end = wanted
-                    fs.materialize(end=end)
-                    oracle.materialize(end)
             elif op[0] == "push":
                 view = by_name[op[1]]
                 rows = make_rows(view, op[2])
