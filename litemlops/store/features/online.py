@@ -150,6 +150,12 @@ class OnlineStore:
             del self._select_cache[key]
         self._rows.pop(view, None)
 
+    def forget_statements(self) -> None:
+        """Let go of every view's lookup statements: a reader calls this when the
+        definitions changed elsewhere (its next lookups build those of the new ones)."""
+        with self._lock:
+            self._select_cache.clear()
+
     def upsert(self, view: ResolvedView, rows: Iterable[Sequence[Any]], written_at: int) -> int:
         """Write rows (keys, features, event_us, created_us|None, seq); return rows applied.
 

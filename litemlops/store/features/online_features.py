@@ -282,6 +282,7 @@ class OnlineFeatureStore(OnlineFeatures):
                 if stamp != self._stamp:
                     self._defs = offline.definitions_from_rows(self._online.load_definitions())
                     self._plans.clear()
+                    self._online.forget_statements()  # those of old definitions
                     self._stamp = stamp
                 self._version = version
         return self._defs

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +112,25 @@ def test_definitions_applied_elsewhere_are_seen_at_the_next_call(tmp_path: Path)
         assert "y" in online.columns("v")
         assert [v.name for v in online.list_feature_views()] == ["v"]
         assert [e.name for e in online.list_entities()] == ["e"]
+
+
+def test_a_reader_lets_go_of_the_statements_of_definitions_changed_elsewhere(
+    tmp_path: Path,
+) -> None:
+    entity = Entity("e")
+    t = datetime(2026, 1, 1, tzinfo=UTC)
+    with (
+        FeatureStore(tmp_path / "f.duckdb", clock=lambda: t) as fs,
+        OnlineFeatureStore(tmp_path / "f.online.db", clock=lambda: t) as online,
+    ):
+        for n, names in enumerate((["x"], ["x", "y"], ["x", "y", "z"]), 1):
+            schema = [Field(name, "float64") for name in names]
+            fs.apply([entity, FeatureView("v", entities=[entity], schema=schema)])
+            fs.push("v", [{"e": 1, "event_timestamp": t, **dict.fromkeys(names, float(n))}])
+            got = online.get_online_features([f"v:{name}" for name in names], [{"e": 1}])
+            assert [got[name] for name in names] == [[float(n)]] * len(names)
+            # Only the statements of the definition in force: none piles up per change.
+            assert {key[:2] for key in online._online._select_cache} == {("v", n)}
 
 
 def test_a_store_opened_later_reads_the_mirrored_definitions(tmp_path: Path) -> None:
