@@ -339,3 +339,50 @@ def test_a_rollback_sees_the_rollbacks_made_while_it_waited(tracker, registry):
     assert registry.get_alias("m", "champion").version == 1
     moves = [(c.to_version, c.action, c.reason) for c in registry.alias_history("m", "champion")]
     assert moves[3:] == [(2, "rollback", "elsewhere"), (1, "rollback", "elsewhere")]
+
+
+@pytest.mark.parametrize(
+    ("version", "error", "match"),
+    [
+        # Outside 1 .. 2**63 - 1 (SQLite's integers): refused before any read, for any
+        # model, known or not.
+        (0, ModelVersionNotFoundError, "model 'nope' has no version 0$"),
+        (-1, ModelVersionNotFoundError, "model 'nope' has no version -1$"),
+        (2**63, ModelVersionNotFoundError, f"model 'nope' has no version {2**63}$"),
+        # Inside it, the model is looked up: an unknown one is named as such.
+        (1, ModelNotFoundError, "no registered model named 'nope'"),
+        (127, ModelNotFoundError, "no registered model named 'nope'"),
+        (2**63 - 1, ModelNotFoundError, "no registered model named 'nope'"),
+    ],
+)
+def test_a_version_outside_sqlites_integers_is_refused_before_the_model_is_looked_up(
+    registry, version, error, match
+):
+    with pytest.raises(error, match=match):
+        registry.get_model_version("nope", version)
+
+
+def test_a_versions_uri_names_its_model_and_number(tracker, registry):
+    _, info, _, _ = train(tracker)
+    version = registry.register_model(info.uri, "m")
+    assert version.uri == "models:/m/1"
+    assert registry.load_model(version.uri).predict is not None
+
+
+def test_a_description_is_text_and_changes_only_what_it_describes(tracker, registry):
+    _, info, _, _ = train(tracker)
+    registry.register_model(info.uri, "m")
+    registry.register_model(info.uri, "other")
+    before = registry.get_registered_model("other").updated_at
+    with pytest.raises(ValidationError, match="a description is text of at most 5000"):
+        registry.set_description("m", 5)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="a description is text of at most 5000"):
+        registry.set_description("m", "x" * 5001)
+    registry.set_description("m", "x" * 5000)
+    registry.set_description("m", "first", version=1)
+    assert registry.get_registered_model("m").description == "x" * 5000
+    assert registry.get_model_version("m", 1).description == "first"
+    assert registry.get_registered_model("other").description == ""
+    assert registry.get_model_version("other", 1).description == ""
+    assert registry.get_registered_model("other").updated_at == before
+    assert registry.get_registered_model("m").updated_at != before
