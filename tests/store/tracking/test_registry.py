@@ -183,6 +183,10 @@ def test_lineage_freezes_run_params_metrics_and_inputs(tracker, registry):
     assert inp["feature_views"] == {"driver_stats": 3} and inp["rows"] == len(X)
     assert lineage["model"]["sha256"] == info.sha256
     assert "scikit-learn" in lineage["model"]["environment"]
+    # Kept in one order whatever the run logged first: the same lineage reads (and
+    # shows, in the CLI and the API) the same way every time.
+    assert list(lineage) == sorted(lineage)
+    assert list(lineage["model"]) == sorted(lineage["model"])
 
 
 @pytest.mark.parametrize(
