@@ -390,3 +390,12 @@ def test_a_description_is_text_and_changes_only_what_it_describes(tracker, regis
     assert registry.get_model_version("other", 1).description == ""
     assert registry.get_registered_model("other").updated_at == before
     assert registry.get_registered_model("m").updated_at != before
+
+
+@pytest.mark.parametrize("uri", ["runs:/zz/model", "models:/", 7])
+def test_registering_from_an_unreadable_uri_says_what_form_it_must_have(registry, uri):
+    with pytest.raises(
+        ValidationError, match=rf"model URI {re.escape(repr(uri))} is not 'runs:/<run_id>/<model"
+    ):
+        registry.register_model(uri, "m")  # type: ignore[arg-type]
+    assert registry.list_registered_models() == []
