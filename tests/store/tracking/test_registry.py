@@ -399,3 +399,20 @@ def test_registering_from_an_unreadable_uri_says_what_form_it_must_have(registry
     ):
         registry.register_model(uri, "m")  # type: ignore[arg-type]
     assert registry.list_registered_models() == []
+
+
+def test_a_rollback_says_which_version_it_left_and_records_are_immutable(tracker, registry):
+    import dataclasses
+
+    _, info, _, _ = train(tracker)
+    for n in (1, 2, 3):
+        registry.register_model(info.uri, "m", allow_duplicate=n > 1)
+        registry.set_alias("m", "champion", n)
+    assert registry.rollback("m", "champion").version == 2
+    last = registry.alias_history("m", "champion")[-1]
+    assert (last.action, last.from_version, last.to_version) == ("rollback", 3, 2)
+    assert last.reason == "rollback from version 3"
+    version, model = registry.get_model_version("m", 2), registry.get_registered_model("m")
+    for record in (version, model, last):
+        with pytest.raises(dataclasses.FrozenInstanceError, match="cannot assign to field"):
+            record.name = "other"  # type: ignore[misc]
