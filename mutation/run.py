@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import datetime
 import hashlib
 import json
@@ -104,49 +105,28 @@ def run_module(module: str, settings: dict, equivalents: dict, *, survivors: boo
     if survivors and json.loads(about.read_text()).get("sha256") != digest:
         sys.exit(f"{module} changed since its last whole run: its mutants are not this code's; "
                  "run it without --survivors")  # fmt: skip
-    command = shlex.join(
-        [sys.executable, "-m", "pytest", *settings["pytest"], *settings["tests"]]
-    )
     timeout = float(settings["timeout"])
-    started = time.monotonic()
-    baseline = subprocess.run(shlex.split(command), cwd=ROOT, capture_output=True, text=True)
-    took = time.monotonic() - started
-    if baseline.returncode != 0:
-        sys.exit(f"{module}: its tests fail unmutated:\n{baseline.stdout[-3000:]}")
-    if took * 2 > timeout:
-        sys.exit(f"{module}: the tests take {took:.0f} s; raise its timeout in modules.toml")
-    print(f"{module}: tests pass unmutated in {took:.1f} s; mutating", flush=True)
-
     source = (ROOT / module).read_bytes()
     with tempfile.TemporaryDirectory() as folder:
-        cosmic = Path(folder) / "cosmic-ray.toml"
-        cosmic.write_text(  # a JSON string is a TOML one
-            "[cosmic-ray]\n"
-            f"module-path = {json.dumps(module)}\n"
-            f"timeout = {timeout}\n"
-            "excluded-modules = []\n"
-            f"test-command = {json.dumps(command)}\n"
-            "[cosmic-ray.distributor]\n"
-            'name = "local"\n'
-        )
         started = time.monotonic()
-        try:
-            if survivors:
-                again = forget_survivors(session)
-                print(f"{module}: {again} survivors of the last run run again", flush=True)
-            else:
-                SESSIONS.mkdir(exist_ok=True)
-                session.unlink(missing_ok=True)
-                about.unlink(missing_ok=True)
-                cosmic_ray("init", cosmic, session)
-                skipped = skip_annotations(session, module, equivalents)
-                if skipped:
-                    print(f"{module}: {skipped} mutants inside annotations not run", flush=True)
-            cosmic_ray("exec", cosmic, session)
-        finally:
-            if (ROOT / module).read_bytes() != source:
-                (ROOT / module).write_bytes(source)
+        by_line = lines_run(module, settings, Path(folder))
         took = time.monotonic() - started
+        if took * 2 > timeout:
+            sys.exit(f"{module}: the tests take {took:.0f} s; raise its timeout in modules.toml")
+        print(f"{module}: tests pass unmutated in {took:.1f} s (with coverage); mutating",
+              flush=True)  # fmt: skip
+        plan = Path(folder) / "plan.json"
+        (Path(folder) / "original.py").write_bytes(source)
+        (Path(folder) / "lines.json").write_text(json.dumps(by_line))
+        plan.write_text(json.dumps({
+            "module": str(ROOT / module), "original": str(Path(folder) / "original.py"),
+            "map": str(Path(folder) / "lines.json"), "socket": str(Path(folder) / "fork.sock"),
+            "pytest": settings["pytest"], "tests": settings["tests"],
+        }))  # fmt: skip
+        command = shlex.join([sys.executable, str(HERE / "mutant.py"), str(plan)])
+        with fork_server(Path(folder) / "fork.sock"):
+            took, again = mutate(module, settings, equivalents, survivors, session, about,
+                                 folder, command, timeout, source)  # fmt: skip
     with use_db(str(session), WorkDB.Mode.open) as db:
         mutants = [mutant(item, result) for item, result in db.completed_work_items]
     if survivors:
@@ -158,6 +138,79 @@ def run_module(module: str, settings: dict, equivalents: dict, *, survivors: boo
              "sha256": digest}  # fmt: skip
     about.write_text(json.dumps(first))
     return section(module, mutants, equivalents, settings, took, timeout, first=first)
+
+
+def mutate(module, settings, equivalents, survivors, session, about, folder, command, timeout,
+           source):  # fmt: skip
+    """Makes the module's mutants (or forgets its survivors) and runs them; returns the
+    time taken and how many survivors ran again."""
+    cosmic = Path(folder) / "cosmic-ray.toml"
+    cosmic.write_text(  # a JSON string is a TOML one
+        "[cosmic-ray]\n"
+        f"module-path = {json.dumps(module)}\n"
+        f"timeout = {timeout}\n"
+        "excluded-modules = []\n"
+        f"test-command = {json.dumps(command)}\n"
+        "[cosmic-ray.distributor]\n"
+        'name = "local"\n'
+    )
+    started = time.monotonic()
+    again = 0
+    try:
+        if survivors:
+            again = forget_survivors(session)
+            print(f"{module}: {again} survivors of the last run run again", flush=True)
+        else:
+            SESSIONS.mkdir(exist_ok=True)
+            session.unlink(missing_ok=True)
+            about.unlink(missing_ok=True)
+            cosmic_ray("init", cosmic, session)
+            skipped = skip_annotations(session, module, equivalents)
+            if skipped:
+                print(f"{module}: {skipped} mutants inside annotations not run", flush=True)
+        cosmic_ray("exec", cosmic, session)
+    finally:
+        if (ROOT / module).read_bytes() != source:
+            (ROOT / module).write_bytes(source)
+    return time.monotonic() - started, again
+
+
+def lines_run(module: str, settings: dict, folder: Path) -> dict[int, list[str]]:
+    """Runs the module's tests unmutated, under coverage with a context per test; exits
+    when they fail. Returns, for each line of the module that ran, the tests that ran it
+    ("" for a line run at import)."""
+    import mutant as chooser
+    from coverage import CoverageData
+
+    data_file = folder / "coverage"
+    command = [sys.executable, "-m", "pytest", *settings["pytest"], "-p", "no:randomly",
+               "--dist=no", "--cov=litemlops", "--cov-context=test", "--cov-report=",
+               *settings["tests"]]  # fmt: skip
+    env = {**os.environ, "COVERAGE_FILE": str(data_file)}
+    baseline = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    if baseline.returncode != 0:
+        sys.exit(f"{module}: its tests fail unmutated:\n{baseline.stdout[-3000:]}")
+    data = CoverageData(basename=str(data_file))
+    data.read()
+    by_line = data.contexts_by_lineno(str(ROOT / module))
+    return {n: sorted({chooser.test_id(c) for c in contexts}) for n, contexts in by_line.items()}
+
+
+@contextlib.contextmanager
+def fork_server(path: Path):
+    """A fork server (forkserver.py) on `path` while the block runs."""
+    server = subprocess.Popen([sys.executable, str(HERE / "forkserver.py"), "serve", str(path)],
+                              cwd=ROOT)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not path.exists():
+            if server.poll() is not None or time.monotonic() > deadline:
+                sys.exit("the fork server did not start")
+            time.sleep(0.1)
+        yield
+    finally:
+        server.kill()
+        server.wait()
 
 
 def forget_survivors(session: Path) -> int:
