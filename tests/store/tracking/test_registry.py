@@ -147,6 +147,31 @@ def test_rollback_without_an_earlier_version_is_refused(tracker, registry):
         registry.rollback("m", "shadow")
 
 
+def test_a_rollback_past_a_delete_is_refused_and_moves_nothing(tracker, registry):
+    # Before version 2 was set the alias did not exist: a rollback has no version to
+    # go back to (it does not delete the alias).
+    for i in range(2):
+        registry.register_model(log_bytes(tracker, {"w": i}).uri, "m")
+    registry.set_alias("m", "champion", 1)
+    registry.delete_alias("m", "champion", reason="incident")
+    registry.set_alias("m", "champion", 2)
+    with pytest.raises(RegistryStateError, match="no earlier version to roll back to"):
+        registry.rollback("m", "champion")
+    assert registry.get_alias("m", "champion").version == 2
+    assert len(registry.alias_history("m", "champion")) == 3
+
+
+def test_setting_an_alias_where_it_is_records_nothing_at_any_version(tracker, registry):
+    # Versions past 256 are distinct int objects in Python: equal, not identical.
+    for i in range(258):
+        registry.register_model(log_bytes(tracker, {"w": i}).uri, "m")
+    for version in (3, 258):
+        registry.set_alias("m", f"at-{version}", version)
+        registry.set_alias("m", f"at-{version}", int(str(version)), reason="again")
+        history = registry.alias_history("m", f"at-{version}")
+        assert [(c.to_version, c.action) for c in history] == [(version, "set")]
+
+
 def test_a_registered_version_keeps_its_model_file(tracker, registry):
     run = tracker.start_run("e")
     X, y = data()
@@ -353,6 +378,9 @@ def test_a_rollback_sees_the_rollbacks_made_while_it_waited(tracker, registry):
         (0, ModelVersionNotFoundError, "model 'nope' has no version 0$"),
         (-1, ModelVersionNotFoundError, "model 'nope' has no version -1$"),
         (2**63, ModelVersionNotFoundError, f"model 'nope' has no version {2**63}$"),
+        # Not an int (a bool is one to Python, SQLite would read True as 1): refused too.
+        (True, ModelVersionNotFoundError, "model 'nope' has no version True$"),
+        ("1", ModelVersionNotFoundError, "model 'nope' has no version '1'$"),
         # Inside it, the model is looked up: an unknown one is named as such.
         (1, ModelNotFoundError, "no registered model named 'nope'"),
         (127, ModelNotFoundError, "no registered model named 'nope'"),
