@@ -25,6 +25,7 @@ import socket
 import struct
 import sys
 import tempfile
+from pathlib import Path
 
 # Imported once by the server; each is optional (a missing one is imported by the child).
 PRELOAD = (
@@ -40,13 +41,23 @@ PRELOAD = (
 
 def serve(path: str) -> None:
     """Accepts one request at a time until killed."""
-    # Thread pools started at import would not exist in a child; keep BLAS on one thread.
+    # A thread started at import would not exist in a child, and a lock it held would stay
+    # held there: BLAS on one thread, and no background thread for Arrow's jemalloc.
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(name, "1")
+    os.environ.setdefault("JE_ARROW_MALLOC_CONF", "background_thread:false")
     sys.dont_write_bytecode = True
     for name in (*PRELOAD, *plugins()):
         with contextlib.suppress(ImportError):
             __import__(name)
+    # A child that hangs on such a lock would count as a mutant killed (at its timeout).
+    tasks = Path("/proc/self/task")
+    threads = (
+        sorted((t / "comm").read_text().strip() for t in tasks.iterdir()) if tasks.exists() else []
+    )
+    if len(threads) > 1:
+        sys.exit(f"forkserver: the imports started threads ({', '.join(threads)}); "
+                 "forked children could hang on their locks")  # fmt: skip
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(path)
     server.listen(1)

@@ -34,7 +34,7 @@ def test_the_section_counts_and_lists_survivors_equivalents_and_stale_entries():
 
     text = run.section(MODULE, mutants, equivalents, SETTINGS, 60.0, 30.0)
 
-    assert "| 5 | 1 | 1 | 1 | 1 | 1 | 40.0% | 50.0% |" in text
+    assert "| 5 | 0 | 1 | 1 | 1 | 1 | 1 | 40.0% | 50.0% |" in text
     assert f"# {MODULE}:7 core/Op\n- c < d\n+ c <= d" in text
     assert "- 1 on line 40: a and b are never equal" in text
     assert "- core/Op: `gone` -> `went`" in text
@@ -57,7 +57,9 @@ def test_a_rule_covers_survivors_inside_annotations_only(tmp_path, monkeypatch):
 
     assert "- 2 on line 1: not evaluated" in text
     assert "# m.py:2 core/Op" in text
-    assert "| 4 | 1 | 0 | 1 | 2 | 0 | 25.0% | 50.0% |" in text
+    assert "| 4 | 2 | 1 | 0 | 1 | 0 | 0 | 50.0% | 50.0% |" in text
+    assert "The score counts the 2 mutants outside" in text
+    assert "Counted as not caught, the score would be 25.0%." in text
 
 
 def test_each_run_replaces_its_modules_section_and_keeps_the_others_in_order(
@@ -92,9 +94,9 @@ def test_skipped_mutants_inside_annotations_are_equivalent_and_outside_an_error(
     text = run.section("m.py", mutants, rules, SETTINGS, 60.0, 30.0)
 
     assert "- 1 on line 1: not evaluated" in text
-    assert "| 3 | 1 | 0 | 0 | 1 | 1 | 33.3% | 50.0% |" in text
-    assert "(1 of the mutants are inside one; a tool such as mutmut makes none there): " \
-        "1 of 2 caught, 50.0%." in text
+    assert "| 3 | 1 | 1 | 0 | 0 | 0 | 1 | 50.0% | 50.0% |" in text
+    assert "The score counts the 2 mutants outside type annotations. The 1 inside" in text
+    assert "Counted as not caught, the score would be 33.3%." in text
 
 
 def test_only_mutants_inside_a_covered_modules_annotations_are_skipped(tmp_path, monkeypatch):
@@ -165,7 +167,7 @@ def test_a_retested_section_keeps_the_first_runs_date_and_says_what_ran_again(mo
 
     assert text.startswith(f"## {MODULE}\n\nRun 2026-12-01 on abc1234: 2 mutants in 10 min")
     assert "Its 3 survivors ran again " in text and " on def5678 (2 min); the other " in text
-    assert "| 2 | 1 | 0 | 1 | 0 | 0 | 50.0% | 50.0% |" in text
+    assert "| 2 | 0 | 1 | 0 | 1 | 0 | 0 | 50.0% | 50.0% |" in text
 
 
 def test_survivors_are_run_again_only_from_a_whole_run_of_the_same_code(tmp_path, monkeypatch):
