@@ -79,8 +79,10 @@ def main() -> int:
     if unknown:
         parser.error(f"not in mutation/modules.toml: {', '.join(sorted(unknown))}")
     equivalents = tomllib.loads((HERE / "equivalent.toml").read_text())
-    # Hypothesis's `ci` profile (tests/conftest.py): the same examples on every run.
+    # Hypothesis's `mutation` profile (tests/conftest.py): the same examples on every run
+    # (those of CI), and no shrinking of a failure, which only costs time here.
     os.environ["CI"] = "1"
+    os.environ["HYPOTHESIS_PROFILE"] = "mutation"
     for module in args.modules or list(config["modules"]):
         settings = {**config["defaults"], **config["modules"][module]}
         section = run_module(module, settings, equivalents, survivors=args.survivors)

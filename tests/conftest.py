@@ -4,6 +4,8 @@ Hypothesis explores new examples on every developer run; in CI (`CI` set, as the
 runner does) it draws the same examples each time, so a submission's result does not
 depend on the luck of a seed. A failure found locally is pinned with `@example`.
 `HYPOTHESIS_PROFILE=deep` draws ten times as many, afresh (`depth.examples`).
+`HYPOTHESIS_PROFILE=mutation` (mutation/run.py) draws CI's examples and does not shrink a
+failure: a mutant run only asks whether a test fails.
 """
 
 import logging
@@ -13,14 +15,18 @@ import branch_coverage
 import pytest
 import structlog
 from depth import DEEP, deep
-from hypothesis import settings
+from hypothesis import Phase, settings
 
 from litemlops.logsetup import shutdown_logging
 
 settings.register_profile("ci", derandomize=True)
 settings.register_profile("deep", max_examples=100 * DEEP, deadline=None)
+NO_SHRINK = [phase for phase in Phase if phase not in (Phase.shrink, Phase.explain)]
+settings.register_profile("mutation", derandomize=True, phases=NO_SHRINK)
 if deep():
     settings.load_profile("deep")
+elif os.environ.get("HYPOTHESIS_PROFILE") == "mutation":
+    settings.load_profile("mutation")
 elif os.environ.get("CI"):
     settings.load_profile("ci")
 
