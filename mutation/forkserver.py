@@ -119,8 +119,13 @@ def child(request: dict) -> int:
     return code
 
 
-def run(path: str, args: list[str]) -> int:
-    """Runs `pytest ARGS` through the server; prints its output; returns its status."""
+TIMED_OUT = "timed out: the tests were stopped"
+
+
+def run(path: str, args: list[str], timeout: float | None = None) -> int:
+    """Runs `pytest ARGS` through the server; prints its output; returns its status. After
+    `timeout` seconds the tests are stopped (the server kills them when this connection
+    closes) and it prints TIMED_OUT and returns 1: a mutant that hangs is caught."""
     with tempfile.NamedTemporaryFile(prefix="mutant-", suffix=".out", delete=False) as f:
         output = f.name
     try:
@@ -129,9 +134,14 @@ def run(path: str, args: list[str]) -> int:
             request = {"args": args, "cwd": os.getcwd(), "env": dict(os.environ),
                        "output": output}  # fmt: skip
             send(conn, json.dumps(request).encode())
+            conn.settimeout(timeout)
             answer = b""
             while len(answer) < 4:
-                chunk = conn.recv(4 - len(answer))
+                try:
+                    chunk = conn.recv(4 - len(answer))
+                except TimeoutError:
+                    print(f"{TIMED_OUT} after {timeout:.0f} s")
+                    return 1
                 if not chunk:
                     raise RuntimeError("the fork server closed the connection")
                 answer += chunk

@@ -19,6 +19,7 @@ from __future__ import annotations
 import ast
 import difflib
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -88,9 +89,26 @@ def main(argv: list[str]) -> int:
     mutated = Path(plan["module"]).read_text(encoding="utf-8")
     by_line = {int(n): tests for n, tests in json.loads(Path(plan["map"]).read_text()).items()}
     chosen = tests_for(original, mutated, by_line)
-    tests = plan["tests"] if chosen is None else chosen
+    # The quickest first: the first failure ends the run. All the tests are those the
+    # unmutated run timed (by id), or without those times the files.
+    seconds = plan.get("seconds") or {}
+    tests = (chosen if chosen is not None else list(seconds)) or plan["tests"]
+    tests.sort(key=lambda test: seconds.get(test, math.inf))
     print(f"running {'all' if chosen is None else len(chosen)} of the module's tests", flush=True)
-    return forkserver.run(plan["socket"], [*plan["pytest"], *tests])
+    return forkserver.run(plan["socket"], [*plan["pytest"], *tests], budget(plan, chosen))
+
+
+def budget(plan: dict, chosen: list[str] | None) -> float | None:
+    """Seconds the chosen tests may take: a few times what they took unmutated (all of
+    them, for all the tests); None without those times."""
+    seconds = plan.get("seconds")
+    if not seconds:
+        return None
+    spent = sum(seconds.values()) if chosen is None else sum(seconds.get(t, 0.0) for t in chosen)
+    return SLACK * spent + 30
+
+
+SLACK = 4  # times the unmutated run: a loaded machine, and a mutant that does more work
 
 
 if __name__ == "__main__":

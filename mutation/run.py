@@ -27,6 +27,7 @@ import datetime
 import hashlib
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -36,6 +37,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+import forkserver
 from cosmic_ray.work_db import WorkDB, use_db
 from cosmic_ray.work_item import TestOutcome, WorkerOutcome, WorkResult
 
@@ -111,7 +113,7 @@ def run_module(module: str, settings: dict, equivalents: dict, *, survivors: boo
     source = (ROOT / module).read_bytes()
     with tempfile.TemporaryDirectory() as folder:
         started = time.monotonic()
-        by_line = lines_run(module, settings, Path(folder))
+        by_line, seconds = lines_run(module, settings, Path(folder))
         took = time.monotonic() - started
         if took * 2 > timeout:
             sys.exit(f"{module}: the tests take {took:.0f} s; raise its timeout in modules.toml")
@@ -123,7 +125,7 @@ def run_module(module: str, settings: dict, equivalents: dict, *, survivors: boo
         plan.write_text(json.dumps({
             "module": str(ROOT / module), "original": str(Path(folder) / "original.py"),
             "map": str(Path(folder) / "lines.json"), "socket": str(Path(folder) / "fork.sock"),
-            "pytest": settings["pytest"], "tests": settings["tests"],
+            "pytest": settings["pytest"], "tests": settings["tests"], "seconds": seconds,
         }))  # fmt: skip
         command = shlex.join([sys.executable, str(HERE / "mutant.py"), str(plan)])
         with fork_server(Path(folder) / "fork.sock"):
@@ -177,17 +179,21 @@ def mutate(module, settings, equivalents, survivors, session, about, folder, com
     return time.monotonic() - started, again
 
 
-def lines_run(module: str, settings: dict, folder: Path) -> dict[int, list[str]]:
+def lines_run(
+    module: str, settings: dict, folder: Path
+) -> tuple[dict[int, list[str]], dict[str, float]]:
     """Runs the module's tests unmutated, under coverage with a context per test; exits
     when they fail. Returns, for each line of the module that ran, the tests that ran it
-    ("" for a line run at import)."""
+    ("" for a line run at import), and each test's seconds: a mutant runs its tests from
+    the quickest on, so the first to fail comes soon, and stops them when they take a few
+    times what they took here."""
     import mutant as chooser
     from coverage import CoverageData
 
     data_file = folder / "coverage"
     command = [sys.executable, "-m", "pytest", *settings["pytest"], "-p", "no:randomly",
                "--dist=no", "--cov=litemlops", "--cov-context=test", "--cov-report=",
-               *settings["tests"]]  # fmt: skip
+               "--durations=0", "--durations-min=0", *settings["tests"]]  # fmt: skip
     env = {**os.environ, "COVERAGE_FILE": str(data_file)}
     baseline = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
     if baseline.returncode != 0:
@@ -195,7 +201,15 @@ def lines_run(module: str, settings: dict, folder: Path) -> dict[int, list[str]]
     data = CoverageData(basename=str(data_file))
     data.read()
     by_line = data.contexts_by_lineno(str(ROOT / module))
-    return {n: sorted({chooser.test_id(c) for c in contexts}) for n, contexts in by_line.items()}
+    took: dict[str, float] = {}
+    for seconds, test in DURATION.findall(baseline.stdout):
+        took[chooser.test_id(test)] = took.get(chooser.test_id(test), 0.0) + float(seconds)
+    lines = {n: sorted({chooser.test_id(c) for c in contexts}) for n, contexts in by_line.items()}
+    return lines, took
+
+
+# A line of pytest's --durations report: "0.52s call     tests/x.py::test_y[1]".
+DURATION = re.compile(r"^([0-9.]+)s (?:setup|call|teardown) +(\S.*?)\s*$", re.MULTILINE)
 
 
 @contextlib.contextmanager
@@ -280,7 +294,8 @@ def mutant(item, result) -> Mutant:
     elif result.test_outcome == TestOutcome.SURVIVED:
         outcome = "survived"
     elif result.test_outcome == TestOutcome.KILLED:
-        outcome = "timeout" if result.output == "timeout" else "killed"
+        stopped = result.output == "timeout" or forkserver.TIMED_OUT in (result.output or "")
+        outcome = "timeout" if stopped else "killed"
     else:
         outcome = "error"
     return Mutant(

@@ -83,3 +83,17 @@ def alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_tests_past_their_time_are_stopped_and_the_run_counts_as_failed(server, project):
+    hang = "import time\n\n\ndef test_hang():\n    time.sleep(600)\n"
+    (project / "test_hang.py").write_text(hang)
+    client = subprocess.run(
+        [sys.executable, "-c", "import sys, forkserver; sys.exit(forkserver.run("
+         f"{str(server)!r}, ['-q', '-p', 'no:randomly', '-n', '0', 'test_hang.py'], 2.0))"],
+        cwd=project, env={**os.environ, "PYTHONPATH": str(SERVER.parent)},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert client.returncode == 1
+    assert "timed out: the tests were stopped after 2 s" in client.stdout
+    assert run(server, project, "test_m.py").wait(60) == 0

@@ -105,12 +105,23 @@ def test_the_command_runs_the_chosen_tests_through_the_server(tmp_path, monkeypa
     plan.write_text(json.dumps({
         "module": str(module), "original": str(original), "map": str(tmp_path / "lines.json"),
         "socket": "S", "pytest": ["-x"], "tests": ["t"],
+        "seconds": {"t::a": 2.0, "t::b": 1.0, "t::c": 5.0},
     }))  # fmt: skip
     ran = []
-    monkeypatch.setattr(mutant.forkserver, "run", lambda socket, args: ran.append(args) or 1)
+    monkeypatch.setattr(
+        mutant.forkserver, "run", lambda socket, args, timeout: ran.append((args, timeout)) or 1
+    )
 
     assert mutant.main([str(plan)]) == 1
     module.write_text(SOURCE.replace("LIMIT = 3", "LIMIT = 4"))
     assert mutant.main([str(plan)]) == 1
 
-    assert ran == [["-x", "t::a", "t::b"], ["-x", "t"]]
+    # The chosen tests run from the quickest on, for a few times their seconds; all the
+    # timed tests too, for a few times the seconds of all; without times, the files.
+    plan.write_text(json.dumps({**json.loads(plan.read_text()), "seconds": {}}))
+    assert mutant.main([str(plan)]) == 1
+    assert ran == [
+        (["-x", "t::b", "t::a"], mutant.SLACK * 3.0 + 30),
+        (["-x", "t::b", "t::a", "t::c"], mutant.SLACK * 8.0 + 30),
+        (["-x", "t"], None),
+    ]

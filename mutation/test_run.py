@@ -184,3 +184,18 @@ def test_survivors_are_run_again_only_from_a_whole_run_of_the_same_code(tmp_path
     )
     with pytest.raises(SystemExit, match=r"m\.py changed since its last whole run"):
         run.run_module("m.py", settings, {}, survivors=True)
+
+
+def test_the_durations_report_gives_each_tests_seconds_with_its_parameters():
+    out = (
+        "============ slowest durations ============\n"
+        "1.50s call     tests/x.py::test_y[a b]\n"
+        "0.25s setup    tests/x.py::test_y[a b]\n"
+        "0.00s teardown tests/x.py::Machine::runTest\n"
+        "3 passed in 2.00s\n"
+    )
+    assert run.DURATION.findall(out) == [
+        ("1.50", "tests/x.py::test_y[a b]"),
+        ("0.25", "tests/x.py::test_y[a b]"),
+        ("0.00", "tests/x.py::Machine::runTest"),
+    ]
