@@ -263,7 +263,8 @@ def _labels(
             "label_ts": _utc(feedback["timestamp"]),
         }
     )
-    is_known = labels["request_id"].isin(known) & labels["request_id"].notna()
+    # `known` holds no missing id, so a label without one is unknown too.
+    is_known = labels["request_id"].isin(known)
     counts["unknown_labels"] = int((~is_known).sum())
     labels = labels[is_known]
     values = labels["label"].to_numpy(dtype=float)
