@@ -224,7 +224,7 @@ def _requests(predictions: pd.DataFrame) -> tuple[pd.DataFrame, int, set[Any]]:
     known = set(rows["request_id"])
     # A request sent twice under one id: its latest answer (the rows of its latest time) is
     # the one labelled, whatever an earlier answer scored or chose.
-    latest = rows.groupby("request_id")["ts"].transform("max")
+    latest = rows.groupby("request_id", sort=False)["ts"].transform("max")
     rows = rows[(rows["ts"] == latest) | latest.isna()]
     rows = rows.sort_values("ts", kind="stable").drop_duplicates(
         ["request_id", "entity"], keep="last"
@@ -263,7 +263,8 @@ def _labels(
             "label_ts": _utc(feedback["timestamp"]),
         }
     )
-    is_known = labels["request_id"].isin(known) & labels["request_id"].notna()
+    # `known` holds no missing id, so a label without one is unknown too.
+    is_known = labels["request_id"].isin(known)
     counts["unknown_labels"] = int((~is_known).sum())
     labels = labels[is_known]
     values = labels["label"].to_numpy(dtype=float)
