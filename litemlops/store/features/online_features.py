@@ -116,9 +116,13 @@ class OnlineFeatures:
             self._definitions()
             return parse_refs(features, full_feature_names, self._view)
 
-    def join_keys(self, features: Sequence[str]) -> dict[str, str]:
-        """Join key name -> dtype for the views the features come from."""
-        return {k.name: k.dtype for view, _ in self._requests(features, False) for k in view.keys}
+    def join_keys(
+        self, features: Sequence[str], *, full_feature_names: bool = False
+    ) -> dict[str, str]:
+        """Join key name -> dtype for the views the features come from; refused as a lookup
+        of them with the same `full_feature_names` is (short names that collide)."""
+        requests = self._requests(features, full_feature_names)
+        return {k.name: k.dtype for view, _ in requests for k in view.keys}
 
     def columns(self, view: str) -> dict[str, str]:
         """Every column a row of `view` has, with its dtype: keys, the event (and

@@ -116,6 +116,32 @@ def test_a_push_with_late_rows_is_logged_as_a_warning_and_one_without_as_info() 
     assert pushed == [("info", 0, 0), ("warning", 1, 1)]
 
 
+def test_join_keys_of_features_named_alike_in_two_views_need_full_feature_names() -> None:
+    """The keys of features a lookup takes: features whose short names collide are refused
+    (a service reading them by short name cannot run), and given with full names."""
+    driver, car = Entity("driver"), Entity("car", value_type="string")
+    views = [
+        FeatureView(name, entities=[entity], schema=[Field("rating", "float64")])
+        for name, entity in (("drivers", driver), ("cars", car))
+    ]
+    with FeatureStore(":memory:", clock=lambda: NOW) as fs:
+        fs.apply([driver, car, *views])
+        refs = ["drivers:rating", "cars:rating"]
+        with pytest.raises(ValidationError, match="would both be named 'rating'"):
+            fs.join_keys(refs)
+        keys = fs.join_keys(refs, full_feature_names=True)
+        assert keys == {"driver": "int64", "car": "string"}
+        got = fs.get_online_features(refs, [{"driver": 1, "car": "a"}], full_feature_names=True)
+        assert got.to_dict() == {
+            "driver": [1],
+            "car": ["a"],
+            "drivers__rating": [None],
+            "cars__rating": [None],
+        }
+        with pytest.raises(TypeError):
+            fs.join_keys(refs, True)
+
+
 def test_an_unhashable_feature_reference_is_a_validation_error() -> None:
     with FeatureStore(":memory:", clock=lambda: NOW) as fs:
         fs.apply([DRIVER, stats_view(None)])
