@@ -48,14 +48,10 @@ class OnlineFeatures:
 
     _defs: offline.Definitions
     _online: OnlineStore
+    #: Batches numbered before the online store kept the count (see `next_batch`).
+    _batch_floor: int
 
-    def __init__(
-        self,
-        *,
-        clock: Clock = utc_now,
-        push_lateness: timedelta = timedelta(minutes=10),
-        max_future: timedelta | None = timedelta(minutes=5),
-    ):
+    def __init__(self, *, clock: Clock, push_lateness: timedelta, max_future: timedelta | None):
         if max_future is not None and max_future < timedelta(0):
             raise ValidationError(f"max_future must be >= 0 or None, got {max_future}")
         self._clock = clock
@@ -63,8 +59,6 @@ class OnlineFeatures:
         self.max_future = max_future
         self._lock = threading.RLock()
         self._plans: dict[tuple[Any, ...], Plan] = {}
-        #: Batches numbered before the online store kept the count (see `next_batch`).
-        self._batch_floor = 0
 
     def close(self) -> None:
         with self._lock:
@@ -233,7 +227,7 @@ class OnlineFeatures:
         field = view.timestamp_field
         times = table.column(field)
         limit = pa.scalar(naive_utc(now + self.max_future), pa.timestamp("us"))
-        ahead = pc.fill_null(pc.greater(times, limit), False)
+        ahead = pc.greater(times, limit)  # conformed: no event time is null
         count = int(pc.sum(ahead).as_py() or 0)
         if count:
             first = int(pc.index(ahead, True).as_py())
