@@ -173,6 +173,34 @@ def test_string_keys_that_look_numeric_stay_text_in_the_cli(tmp_path):
     assert json.loads(online.output) == {"uid": ["007"], "score": [0.5]}
 
 
+ALIKE = """
+from litemlops.store import Entity, FeatureView, Field
+driver, car = Entity("driver"), Entity("car")
+drivers = FeatureView("drivers", entities=[driver], schema=[Field("rating", "float64")])
+cars = FeatureView("cars", entities=[car], schema=[Field("rating", "float64")])
+"""
+
+
+def test_historical_with_full_feature_names_takes_features_named_alike(tmp_path):
+    home = tmp_path / "home"
+    assert run_cli("init", home=home).exit_code == 0
+    (tmp_path / "defs.py").write_text(ALIKE)
+    assert run_cli("features", "apply", str(tmp_path / "defs.py"), home=home).exit_code == 0
+    for view, key, rating in (("drivers", "driver", 0.5), ("cars", "car", 0.7)):
+        (tmp_path / "v.csv").write_text(f"{key},event_timestamp,rating\n1,2025-01-01,{rating}\n")
+        ingested = run_cli("features", "ingest", view, str(tmp_path / "v.csv"), home=home)
+        assert ingested.exit_code == 0, ingested.output
+    (tmp_path / "e.csv").write_text("driver,car,event_timestamp\n1,1,2025-01-02\n")
+    refs = ["--features", "drivers:rating,cars:rating", "--entities", str(tmp_path / "e.csv")]
+    out = run_cli("features", "historical", *refs, "--out", str(tmp_path / "o.csv"), home=home)
+    assert out.exit_code == 1 and "pass full_feature_names=True" in out.output
+    out = run_cli("features", "historical", *refs, "--out", str(tmp_path / "o.csv"),
+                  "--full-feature-names", home=home)
+    assert out.exit_code == 0, out.output
+    got = pd.read_csv(tmp_path / "o.csv")
+    assert (got["drivers__rating"].tolist(), got["cars__rating"].tolist()) == ([0.5], [0.7])
+
+
 @pytest.mark.parametrize(
     "entities, out_name, message",
     [

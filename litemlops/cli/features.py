@@ -163,7 +163,7 @@ def features_historical(
     check_output(out)
     refs_list = split_refs(refs)
     with open_platform(ctx, home) as platform, stages(["read", "join", "write"]) as step:
-        keys = platform.features.join_keys(refs_list)
+        keys = platform.features.join_keys(refs_list, full_feature_names=full_feature_names)
         frame = read_frame(entities, text_columns=[k for k, t in keys.items() if t == "string"])
         step()
         result = platform.history.get_historical_features(

@@ -289,9 +289,7 @@ def compare(
     chosen = list(columns) if columns is not None else list(reference.columns)
     for label, frame in (("reference", reference), ("current", current)):
         absent = [c for c in chosen if c not in frame.columns]
-        # Without `columns` these are the reference's own: only current can lack one
-        # (the report then names it missing).
-        if absent and columns is not None:
+        if absent and columns is not None:  # else current alone can lack one: "missing"
             raise ValidationError(
                 f"{label} has no column(s) {absent}; it has {list(frame.columns)}"
             )

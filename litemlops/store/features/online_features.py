@@ -48,14 +48,10 @@ class OnlineFeatures:
 
     _defs: offline.Definitions
     _online: OnlineStore
+    #: Batches numbered before the online store kept the count (see `next_batch`).
+    _batch_floor: int
 
-    def __init__(
-        self,
-        *,
-        clock: Clock = utc_now,
-        push_lateness: timedelta = timedelta(minutes=10),
-        max_future: timedelta | None = timedelta(minutes=5),
-    ):
+    def __init__(self, *, clock: Clock, push_lateness: timedelta, max_future: timedelta | None):
         if max_future is not None and max_future < timedelta(0):
             raise ValidationError(f"max_future must be >= 0 or None, got {max_future}")
         self._clock = clock
@@ -63,8 +59,6 @@ class OnlineFeatures:
         self.max_future = max_future
         self._lock = threading.RLock()
         self._plans: dict[tuple[Any, ...], Plan] = {}
-        #: Batches numbered before the online store kept the count (see `next_batch`).
-        self._batch_floor = 0
 
     def close(self) -> None:
         with self._lock:
@@ -116,9 +110,13 @@ class OnlineFeatures:
             self._definitions()
             return parse_refs(features, full_feature_names, self._view)
 
-    def join_keys(self, features: Sequence[str]) -> dict[str, str]:
-        """Join key name -> dtype for the views the features come from."""
-        return {k.name: k.dtype for view, _ in self._requests(features, False) for k in view.keys}
+    def join_keys(
+        self, features: Sequence[str], *, full_feature_names: bool = False
+    ) -> dict[str, str]:
+        """Join key name -> dtype for the views the features come from; refused as a lookup
+        of them with the same `full_feature_names` is (short names that collide)."""
+        requests = self._requests(features, full_feature_names)
+        return {k.name: k.dtype for view, _ in requests for k in view.keys}
 
     def columns(self, view: str) -> dict[str, str]:
         """Every column a row of `view` has, with its dtype: keys, the event (and
@@ -229,7 +227,7 @@ class OnlineFeatures:
         field = view.timestamp_field
         times = table.column(field)
         limit = pa.scalar(naive_utc(now + self.max_future), pa.timestamp("us"))
-        ahead = pc.fill_null(pc.greater(times, limit), False)
+        ahead = pc.greater(times, limit)  # conformed: no event time is null
         count = int(pc.sum(ahead).as_py() or 0)
         if count:
             first = int(pc.index(ahead, True).as_py())
