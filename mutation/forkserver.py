@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import resource
 import select
 import signal
 import socket
@@ -37,6 +38,9 @@ PRELOAD = (
     "pydantic", "prometheus_client", "uvicorn", "pdb", "xdist.looponfail", "xdist.dsession",
     "_pytest.pytester", "_pytest.junitxml", "_pytest.pastebin", "_pytest.debugging",
 )  # fmt: skip
+
+
+MEMORY = 6 * 2**30  # bytes of data a child may hold
 
 
 def serve(path: str) -> None:
@@ -104,6 +108,9 @@ def child(request: dict) -> int:
     out = os.open(request["output"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.dup2(out, 1)
     os.dup2(out, 2)
+    # A mutant can make a query explode (a join condition made always true): past this
+    # much memory its tests fail with MemoryError instead of the machine running out.
+    resource.setrlimit(resource.RLIMIT_DATA, (MEMORY, MEMORY))
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])

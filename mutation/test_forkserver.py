@@ -97,3 +97,11 @@ def test_tests_past_their_time_are_stopped_and_the_run_counts_as_failed(server, 
     assert client.returncode == 1
     assert "timed out: the tests were stopped after 2 s" in client.stdout
     assert run(server, project, "test_m.py").wait(60) == 0
+
+
+def test_tests_that_take_more_memory_than_a_child_may_fail_with_memory_error(server, project):
+    hog = "def test_hog():\n    assert bytearray(7 * 2**30)\n"
+    (project / "test_hog.py").write_text(hog)
+    client = run(server, project, "test_hog.py")
+    assert client.wait(60) == 1
+    assert "MemoryError" in client.stdout.read()
