@@ -344,10 +344,12 @@ def section(
     first = first or {"date": datetime.date.today().isoformat(), "commit": commit_now()}
     again = ""
     if retested:
+        when = f"{datetime.date.today().isoformat()} on {retested['commit']}"
         again = (
-            f" Its {retested['again']} survivors ran again {datetime.date.today().isoformat()} "
-            f"on {retested['commit']} ({retested['took'] / 60:.0f} min); the other outcomes "
-            "are the first run's."
+            f" Its {retested['again']} survivors ran again {when} ({retested['took'] / 60:.0f} "
+            "min); the other outcomes are the first run's."
+            if retested["again"]
+            else f" Reported again {when}; it left no survivor to run again."
         )
     lines = [
         f"## {module}",

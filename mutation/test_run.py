@@ -169,6 +169,11 @@ def test_a_retested_section_keeps_the_first_runs_date_and_says_what_ran_again(mo
     assert "Its 3 survivors ran again " in text and " on def5678 (2 min); the other " in text
     assert "| 2 | 0 | 1 | 0 | 1 | 0 | 0 | 50.0% | 50.0% |" in text
 
+    none = run.section(MODULE, mutants[:1], {}, SETTINGS, 600.0, 30.0, first=first,
+                       retested={**again, "again": 0})  # fmt: skip
+    assert " on abc1234: 1 mutants in 10 min" in none
+    assert " Reported again " in none and " on def5678; it left no survivor to run again." in none
+
 
 def test_survivors_are_run_again_only_from_a_whole_run_of_the_same_code(tmp_path, monkeypatch):
     monkeypatch.setattr(run, "ROOT", tmp_path)
