@@ -138,7 +138,7 @@ def test_join_keys_of_features_named_alike_in_two_views_need_full_feature_names(
             "drivers__rating": [None],
             "cars__rating": [None],
         }
-        with pytest.raises(TypeError):
+        with pytest.raises(TypeError, match=r"join_keys\(\) takes 2 positional arguments"):
             fs.join_keys(refs, True)
 
 
@@ -157,12 +157,12 @@ def test_leading_arguments_take_names_and_the_options_only_names(
     cannot be passed by position, where a misplaced flag would be silently taken."""
     stats.push("driver_stats", [stat_row(1001, NOW, 0.5)])
     path = tmp_path / "f.online.db"
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match=r"__init__\(\) takes 2 positional arguments"):
         OnlineFeatureStore(path, lambda: NOW)  # type: ignore[call-arg]
     with OnlineFeatureStore(path=path, clock=lambda: NOW) as online:
         refs, rows = ["driver_stats:conv_rate"], [{"driver_id": 1001}]
         assert online.get_online_features(features=refs, entity_rows=rows)["conv_rate"] == [0.5]
-        with pytest.raises(TypeError):
+        with pytest.raises(TypeError, match=r"get_online_features\(\) takes 3 positional"):
             online.get_online_features(refs, rows, True)
 
 
