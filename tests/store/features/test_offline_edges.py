@@ -8,6 +8,7 @@ from dataclasses import FrozenInstanceError
 from datetime import UTC, datetime, timedelta
 
 import duckdb
+import pandas as pd
 import pyarrow as pa
 import pytest
 from shared_views import DRIVER, quality_view, stat_row, stats_view
@@ -113,3 +114,28 @@ def test_a_new_online_store_numbers_batches_above_all_the_history_holds_or_hande
         con.close()
     with FeatureStore(path, online=":memory:", clock=now) as fs:
         assert fs.ingest("driver_stats", [stat_row(4, T0, 0.5)]).batch == 6
+
+
+def test_features_added_to_a_view_keep_their_dtype_offline():
+    more = [Field("trips", "int64"), Field("rate", "float64"), Field("seen", "timestamp")]
+    with FeatureStore(":memory:", clock=now) as fs:
+        fs.apply([DRIVER, stats_view(None)])
+        grown = stats_view(None)
+        fs.apply(
+            FeatureView(
+                grown.name,
+                entities=[DRIVER],
+                schema=[*grown.schema, *more],
+                timestamp_field="datetime",
+                created_timestamp_field="created",
+            )
+        )
+        row = {**stat_row(1, T0, 0.5), "trips": 2**40, "rate": 0.1, "seen": T0}
+        fs.ingest("driver_stats", [row])
+        entity = pd.DataFrame({"driver_id": [1], "event_timestamp": [T0]})
+        got = fs.get_historical_features(
+            entity, ["driver_stats:trips", "driver_stats:rate", "driver_stats:seen"]
+        )
+        assert got[["trips", "rate", "seen"]].to_dict("records") == [
+            {"trips": 2**40, "rate": 0.1, "seen": T0}
+        ]
