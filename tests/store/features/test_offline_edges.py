@@ -139,3 +139,15 @@ def test_features_added_to_a_view_keep_their_dtype_offline():
         assert got[["trips", "rate", "seen"]].to_dict("records") == [
             {"trips": 2**40, "rate": 0.1, "seen": T0}
         ]
+
+
+def test_a_window_takes_the_rows_stamped_at_its_start_and_end_and_none_outside():
+    times = [T0 - timedelta(hours=1), T0, T0 + timedelta(minutes=30), T0 + timedelta(minutes=45)]
+    with FeatureStore(":memory:", clock=now) as fs:
+        fs.apply([DRIVER, stats_view(None)])
+        fs.ingest("driver_stats", [stat_row(k, t, k / 10) for k, t in enumerate(times, 1)])
+        done = fs.materialize(start=T0, end=T0 + timedelta(minutes=30))
+        assert [r.entities_read for r in done] == [2]
+        keys = [{"driver_id": k} for k in range(1, 5)]
+        served = fs.get_online_features(["driver_stats:conv_rate"], keys)
+        assert served["conv_rate"] == [None, 0.2, 0.3, None]
