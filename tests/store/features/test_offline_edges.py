@@ -4,6 +4,7 @@ the rows incremental runs and windows read."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import FrozenInstanceError
 from datetime import UTC, datetime, timedelta
 
@@ -37,6 +38,20 @@ def test_rows_are_numbered_by_batch_from_1_in_the_high_32_bits_then_in_batch_ord
         assert seqs.fetchall() == [(1, 2**32), (2, 2**32 + 1), (3, 2 * 2**32)]
     finally:
         con.close()
+
+
+def test_each_stored_definition_is_the_canonical_json_its_fingerprint_hashes():
+    con = duckdb.connect()
+    try:
+        with FeatureStore(con, clock=now) as fs:
+            fs.apply([DRIVER, stats_view(None)])
+        stored = con.execute("SELECT name, spec, fingerprint FROM _lm_definitions ORDER BY 1")
+        rows = stored.fetchall()
+    finally:
+        con.close()
+    assert [name for name, _, _ in rows] == ["driver", "driver_stats"]
+    for _, spec, fingerprint in rows:
+        assert hashlib.sha256(spec.encode()).hexdigest() == fingerprint
 
 
 def test_the_offline_records_are_values_that_cannot_be_changed_in_place():
