@@ -1,6 +1,6 @@
-"""The offline history's edges: how rows and batches are numbered on disk, histories an
-older litemlops wrote, columns added later, watermarks a forced change leaves alone, and
-the rows incremental runs and windows read."""
+"""The offline history's edges: how rows, batches and definitions are stored, histories
+an older litemlops wrote, columns added later, watermarks a forced change leaves alone,
+and the rows incremental runs and windows read."""
 
 from __future__ import annotations
 
