@@ -54,15 +54,16 @@ def ensure_catalog(con: duckdb.DuckDBPyConnection) -> None:
         CREATE SEQUENCE IF NOT EXISTS _lm_batch_seq START 1;
         """
     )
-    rows = con.execute("SELECT value FROM _lm_meta WHERE key = 'schema_version'").fetchall()
-    row = rows[0] if rows else None
-    if row is None:
+    stored = con.execute("SELECT value FROM _lm_meta WHERE key = 'schema_version'").fetchone()
+    if stored is None:
         con.execute("INSERT INTO _lm_meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
-    elif int(row[0]) > SCHEMA_VERSION:
+        return
+    (version,) = stored
+    if int(version) > SCHEMA_VERSION:
         from litemlops.errors import ConfigError
 
         raise ConfigError(
-            f"the feature store was written by a newer litemlops (schema {row[0]}, this one "
+            f"the feature store was written by a newer litemlops (schema {version}, this one "
             f"knows {SCHEMA_VERSION}); upgrade litemlops"
         )
 
@@ -106,11 +107,12 @@ def definitions_from_rows(rows: Sequence[tuple[str, str, int, int, str]]) -> Def
 
 def last_batch(con: duckdb.DuckDBPyConnection) -> int:
     """The highest batch number this file's own sequence handed out (0 if none)."""
-    rows = con.execute(
-        "SELECT last_value FROM duckdb_sequences() WHERE sequence_name = '_lm_batch_seq'"
+    taken = con.execute(
+        "SELECT coalesce(last_value, 0) FROM duckdb_sequences() "
+        "WHERE sequence_name = '_lm_batch_seq'"
     ).fetchall()
     written = con.execute("SELECT coalesce(max(batch), 0) FROM _lm_batches").fetchall()
-    return max(int(rows[0][0] or 0) if rows else 0, int(written[0][0]))
+    return max(int(value) for (value,) in [*taken, *written])
 
 
 def save_definition(
@@ -174,20 +176,21 @@ class Batch:
     written_at: datetime
 
 
+def _numbered(b: Batch) -> pa.Table:
+    """The batch's rows with their `_lm_seq`: its number in the high bits, the row's below."""
+    first = b.batch << SEQ_BITS
+    return b.table.append_column(
+        "_lm_seq", pa.array(range(first, first + b.table.num_rows), pa.int64())
+    )
+
+
 def append_batches(
     con: duckdb.DuckDBPyConnection, view: ResolvedView, batches: Sequence[Batch]
 ) -> None:
     """Append conformed tables of one view (at least one), each as its batch, in one insert
     of rows and one of lineage (caller holds the transaction): many small pushes cost about
     what one of their size does, where a statement pair each cost milliseconds."""
-    seqs = [
-        pa.array(range(b.batch << SEQ_BITS, (b.batch << SEQ_BITS) + b.table.num_rows),
-                 pa.int64())
-        for b in batches
-    ]  # fmt: skip
-    staged = pa.concat_tables(
-        [b.table.append_column("_lm_seq", seq) for b, seq in zip(batches, seqs, strict=True)]
-    )
+    staged = pa.concat_tables([_numbered(b) for b in batches])
     lineage = pa.table(
         {
             "batch": [b.batch for b in batches],
