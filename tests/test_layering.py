@@ -11,12 +11,10 @@ lists), which import a module as surely.
 from __future__ import annotations
 
 import ast
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from import_probe import loaded_after
 
 PACKAGE = Path(__file__).resolve().parents[1] / "litemlops"
 
@@ -63,27 +61,6 @@ def imports_of(importers: list[str], *targets: str) -> set[tuple[str, str]]:
         for name in imported_by(module)
         if within(name, *targets) and not within(module, *targets)
     }
-
-
-def loaded_after(code: str) -> dict[str, list[str]]:
-    """What `code` adds to `sys.modules` in a fresh interpreter: litemlops modules, and
-    the top-level names of other non-standard-library modules."""
-    probe = (
-        "import json, sys\n"
-        "before = set(sys.modules)\n"
-        f"{code}\n"
-        "new = set(sys.modules) - before\n"
-        "print(json.dumps({\n"
-        "  'litemlops': sorted(m for m in new if m.split('.')[0] == 'litemlops'),\n"
-        "  'third_party': sorted({m.split('.')[0] for m in new} - set(sys.stdlib_module_names)"
-        " - {'litemlops'}),\n"
-        "}))\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
-    )
-    loaded: dict[str, list[str]] = json.loads(result.stdout)
-    return loaded
 
 
 def test_import_litemlops_loads_no_third_party_library_and_no_subpackage():
