@@ -68,12 +68,17 @@ def test_second_owner_of_a_home_is_refused_clearly(tmp_path):
     assert "Traceback" not in result.output
 
 
-@pytest.fixture
-def home(tmp_path):
+def home_with(tmp_path, definitions):
+    """A new home in tmp_path with the definitions file applied."""
     home = tmp_path / "home"
     assert run_cli("init", home=home).exit_code == 0
-    assert run_cli("features", "apply", str(DEFINITIONS), home=home).exit_code == 0
+    assert run_cli("features", "apply", str(definitions), home=home).exit_code == 0
     return home
+
+
+@pytest.fixture
+def home(tmp_path):
+    return home_with(tmp_path, DEFINITIONS)
 
 
 def stats(n=3, hours_ago=1):
@@ -154,10 +159,8 @@ scores = FeatureView("scores", entities=[user], schema=[Field("score", "float64"
 
 
 def test_string_keys_that_look_numeric_stay_text_in_the_cli(tmp_path):
-    home = tmp_path / "home"
-    assert run_cli("init", home=home).exit_code == 0
     (tmp_path / "defs.py").write_text(STRING_KEYED)
-    assert run_cli("features", "apply", str(tmp_path / "defs.py"), home=home).exit_code == 0
+    home = home_with(tmp_path, tmp_path / "defs.py")
     (tmp_path / "u.csv").write_text("uid,event_timestamp,score\n007,2025-01-01T00:00:00Z,0.5\n")
     ingested = run_cli("features", "ingest", "scores", str(tmp_path / "u.csv"), home=home)
     assert ingested.exit_code == 0
@@ -182,10 +185,8 @@ cars = FeatureView("cars", entities=[car], schema=[Field("rating", "float64")])
 
 
 def test_historical_with_full_feature_names_takes_features_named_alike(tmp_path):
-    home = tmp_path / "home"
-    assert run_cli("init", home=home).exit_code == 0
     (tmp_path / "defs.py").write_text(ALIKE)
-    assert run_cli("features", "apply", str(tmp_path / "defs.py"), home=home).exit_code == 0
+    home = home_with(tmp_path, tmp_path / "defs.py")
     for view, key, rating in (("drivers", "driver", 0.5), ("cars", "car", 0.7)):
         (tmp_path / "v.csv").write_text(f"{key},event_timestamp,rating\n1,2025-01-01,{rating}\n")
         ingested = run_cli("features", "ingest", view, str(tmp_path / "v.csv"), home=home)
