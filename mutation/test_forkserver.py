@@ -105,3 +105,17 @@ def test_tests_that_take_more_memory_than_a_child_may_fail_with_memory_error(ser
     client = run(server, project, "test_hog.py")
     assert client.wait(60) == 1
     assert "MemoryError" in client.stdout.read()
+
+
+def test_without_a_server_the_tests_run_in_a_process_of_their_own(tmp_path, project):
+    command = [sys.executable, "-c", "import sys, forkserver; sys.exit(forkserver.run("
+               f"{str(tmp_path / 'none.sock')!r}, ['-q', '-p', 'no:randomly', '-n', '0', "
+               "'test_m.py'], 60.0))"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(SERVER.parent)}
+    passed = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True)
+    assert passed.returncode == 0
+    assert "fork server unavailable" in passed.stdout and "1 passed" in passed.stdout
+
+    (project / "m.py").write_text("def f():\n    return 2\n")
+    failed = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True)
+    assert failed.returncode == 1
