@@ -217,18 +217,19 @@ def test_every_mlflow_write_refuses_without_the_token_in_mlflows_shape(mlflow_se
     url, token, _ = mlflow_server
     writes = _writes()
     assert {m for m, _ in writes} == {"POST", "PUT", "PATCH", "DELETE"}
-    for method, path in sorted(writes):
-        for headers in ({}, {"Authorization": "Bearer not-the-token"}):
-            answer = httpx.request(method, url + _fill(path), json={}, headers=headers)
-            assert answer.status_code == 401, (method, path, answer.text)
-            assert answer.json()["error_code"] == "UNAUTHENTICATED"
-        with_token = httpx.request(
-            method, url + _fill(path), json={}, headers={"Authorization": f"Bearer {token}"}
-        )
-        status = with_token.status_code  # 501: NOT_IMPLEMENTED, said plainly
-        assert status not in (401, 403) and (status < 500 or status == 501), (
-            method, path, with_token.text,
-        )  # fmt: skip
+    with httpx.Client(base_url=url) as http:  # one client: each new one loads the CA bundle
+        for method, path in sorted(writes):
+            for headers in ({}, {"Authorization": "Bearer not-the-token"}):
+                answer = http.request(method, _fill(path), json={}, headers=headers)
+                assert answer.status_code == 401, (method, path, answer.text)
+                assert answer.json()["error_code"] == "UNAUTHENTICATED"
+            with_token = http.request(
+                method, _fill(path), json={}, headers={"Authorization": f"Bearer {token}"}
+            )
+            status = with_token.status_code  # 501: NOT_IMPLEMENTED, said plainly
+            assert status not in (401, 403) and (status < 500 or status == 501), (
+                method, path, with_token.text,
+            )  # fmt: skip
 
 
 def test_every_mlflow_route_with_a_json_body_refuses_a_body_not_sent_as_json(mlflow_server):
@@ -238,16 +239,17 @@ def test_every_mlflow_route_with_a_json_body_refuses_a_body_not_sent_as_json(mlf
     auth = {"Authorization": f"Bearer {token}"}
     routes = [(m, p) for m, p in _mlflow_routes() if m in ("POST", "PATCH", "DELETE")]
     assert len(routes) > 20
-    for method, path in routes:
-        for content_type in ("text/plain", "application/x-www-form-urlencoded"):
-            answer = httpx.request(
-                method, url + _fill(path), content=b"{}",
-                headers={**auth, "content-type": content_type},
-            )  # fmt: skip
-            if path.startswith("/api/2.0/mlflow-artifacts"):
-                continue  # artifacts are bytes, sent as any type
-            assert answer.status_code == 415, (method, path, answer.text)
-            assert answer.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    with httpx.Client(base_url=url) as http:
+        for method, path in routes:
+            for content_type in ("text/plain", "application/x-www-form-urlencoded"):
+                answer = http.request(
+                    method, _fill(path), content=b"{}",
+                    headers={**auth, "content-type": content_type},
+                )  # fmt: skip
+                if path.startswith("/api/2.0/mlflow-artifacts"):
+                    continue  # artifacts are bytes, sent as any type
+                assert answer.status_code == 415, (method, path, answer.text)
+                assert answer.json()["error_code"] == "INVALID_PARAMETER_VALUE"
 
 
 def test_search_experiments_orders_and_pages_through_every_match(mlflow_client):
