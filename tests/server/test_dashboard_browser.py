@@ -199,6 +199,7 @@ def test_without_the_token_or_with_a_wrong_one_nothing_moves(browser, served):
 def test_a_page_shows_a_change_made_elsewhere_without_a_reload(browser, served):
     url, token = served
     page = browser.new_page()
+    page.clock.install()  # the page's timers run when the test moves this clock
     page.goto(f"{url}/ui/models")
     page.evaluate("window.loadedOnce = true")  # gone if the page were loaded again
 
@@ -207,8 +208,13 @@ def test_a_page_shows_a_change_made_elsewhere_without_a_reload(browser, served):
         headers={"Authorization": f"Bearer {token}"},
     )
     assert moved.status_code == 200, moved.text
+    shown = page.locator("#models").filter(has_text="elsewhere")
+    page.clock.run_for(9_000)
+    assert shown.count() == 0  # not before the page's 10 s refresh
 
-    page.locator("#models").filter(has_text="elsewhere").wait_for(timeout=20_000)
+    page.clock.run_for(1_000)
+
+    shown.wait_for(timeout=20_000)
     assert page.evaluate("window.loadedOnce") is True
     page.close()
 
