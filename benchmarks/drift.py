@@ -63,12 +63,14 @@ START = datetime(2026, 1, 1, tzinfo=UTC)
 class Size:
     events: int
     repeat: int
+    file_bytes: int = FILE_BYTES  # where the log rotates
+    reference_rows: int = REFERENCE_ROWS
 
 
 # XS is the test suite's: it checks the script (every step, the log still rotated into
-# two files or more), not the timings.
+# two files or more, here at 1 MB), not the timings.
 SIZES = {
-    "XS": Size(events=35_000, repeat=1),
+    "XS": Size(events=6_000, repeat=1, file_bytes=1_000_000, reference_rows=20_000),
     "S": Size(events=50_000, repeat=5),
     "M": Size(events=1_000_000, repeat=3),
 }
@@ -94,7 +96,7 @@ def columns(names: list[str], rows: int, shift: float, rng: np.random.Generator)
     return out
 
 
-def write_log(logs: Path, names: list[str], current: dict) -> None:
+def write_log(logs: Path, names: list[str], current: dict, file_bytes: int) -> None:
     """The window as the server logs it, rotated like `configure_logging` rotates it."""
     logs.mkdir(parents=True, exist_ok=True)
     n = len(next(iter(current.values())))
@@ -111,7 +113,7 @@ def write_log(logs: Path, names: list[str], current: dict) -> None:
         stamps = np.datetime_as_string(times, unit="us")
         for i, values, stamp in zip(range(start, stop), rows, stamps, strict=True):
             line = orjson.dumps(_event(i, dict(zip(names, values, strict=True)), f"{stamp}Z"))
-            if out is None or size + len(line) + 1 >= FILE_BYTES:
+            if out is None or size + len(line) + 1 >= file_bytes:
                 if out is not None:
                     out.close()
                 chunks.append(logs / f"part-{len(chunks)}")
@@ -222,7 +224,7 @@ def check_same(training: dict, logs: Path, current: dict, parsed: int) -> None:
     """Ours reads the window back exactly (as parsing every file read it: `parsed` is
     the hash of that read), and without the sample cap (its profile's sample then
     being the whole training column) computes the reference's numbers."""
-    profile = build_profile(pd.DataFrame(training), sample_size=REFERENCE_ROWS)
+    profile = build_profile(pd.DataFrame(training), sample_size=len(training[next(iter(training))]))
     frame = read_predictions(logs, features=profile.kinds)
     assert _digest(frame) == parsed, "the history reads otherwise than the files parse"
     assert len(frame) == len(next(iter(current.values()))), len(frame)
@@ -243,12 +245,12 @@ def _digest(frame: pd.DataFrame) -> int:
 def run(count: int, size: Size, tmp: Path) -> None:
     rng = np.random.default_rng(count)
     names = feature_names(count)
-    training = columns(names, REFERENCE_ROWS, 0.0, rng)
+    training = columns(names, size.reference_rows, 0.0, rng)
     current = columns(names, size.events, 0.3, rng)
     profile = build_profile(pd.DataFrame(training))
     config = Config.load(tmp / f"home-{count}", env={})
     logs = config.logs_dir
-    write_log(logs, names, current)
+    write_log(logs, names, current, size.file_bytes)
     files = len(event_files(logs))
     megabytes = sum(f.stat().st_size for f in event_files(logs)) / 1e6
     prepared = prepare(profile, training)
@@ -261,9 +263,7 @@ def run(count: int, size: Size, tmp: Path) -> None:
     t_parsed, t_ref_parsed = paired(ours, reference, size.repeat)
     parsed = _digest(read_predictions(logs, features=profile.kinds))
     start = time.perf_counter()
-    done = history.compact(
-        config, clock=lambda: START + timedelta(days=1), settle_seconds=0
-    )
+    done = history.compact(config, clock=lambda: START + timedelta(days=1), settle_seconds=0)
     compacting = time.perf_counter() - start
     assert done.files == files - 1, done
     verdict = ours()
@@ -304,7 +304,7 @@ def main() -> None:
         SIZES,
         lambda label, s: (
             f"# size {label}: {s.events:,} prediction_served events, reference "
-            f"{REFERENCE_ROWS:,} rows | python {platform.python_version()}, "
+            f"{s.reference_rows:,} rows | python {platform.python_version()}, "
             f"duckdb {duckdb.__version__}, numpy {np.__version__}, scipy {scipy.__version__}"
         ),
     )
