@@ -3,7 +3,8 @@
 Hypothesis explores new examples on every developer run; in CI (`CI` set, as the CI
 runner does) it draws the same examples each time, so a submission's result does not
 depend on the luck of a seed. A failure found locally is pinned with `@example`.
-`HYPOTHESIS_PROFILE=deep` draws ten times as many, afresh (`depth.examples`).
+`HYPOTHESIS_PROFILE=deep` draws ten times as many, afresh (`depth.examples`), and runs
+the tests marked `deep`.
 `HYPOTHESIS_PROFILE=mutation` (mutation/run.py) draws CI's examples and does not shrink a
 failure: a mutant run only asks whether a test fails.
 """
@@ -29,6 +30,17 @@ elif os.environ.get("HYPOTHESIS_PROFILE") == "mutation":
     settings.load_profile("mutation")
 elif os.environ.get("CI"):
     settings.load_profile("ci")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `deep` (a real Airflow installed and run, the benchmark scripts) run
+    under `HYPOTHESIS_PROFILE=deep`; otherwise each is skipped, saying how to run it."""
+    if deep():
+        return
+    skip = pytest.mark.skip(reason="a deep test: runs under HYPOTHESIS_PROFILE=deep")
+    for item in items:
+        if item.get_closest_marker("deep") is not None:
+            item.add_marker(skip)
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:

@@ -1,4 +1,5 @@
 """The benchmark scripts still run: a quick size of each, checking they report every line.
+Those driving the shipped `litemlops run` are deep tests (`HYPOTHESIS_PROFILE=deep`).
 
 Timings are not asserted here (the machines are shared and noisy); the scripts
 print ratios for people to read. This only keeps them from rotting.
@@ -95,6 +96,7 @@ def bootstrapped_home(tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.deep  # a home bootstrapped, then `run` started and loaded by each: a minute
 @pytest.mark.parametrize("script", sorted(SHIPPED))
 def test_benchmark_of_the_shipped_command_runs_and_reports_every_line(script, bootstrapped_home):
     args, expected = SHIPPED[script]
