@@ -161,3 +161,26 @@ def test_pushed_rows_go_in_order_in_pieces_the_server_takes(rows, max_items, max
     for piece in pieces:
         assert 1 <= len(piece) <= max_items
         assert len(piece) == 1 or len(json.dumps(piece)) <= max_bytes
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_the_servers_client_verifies_tls_and_loads_no_ca_bundle_for_plain_http(scheme, monkeypatch):
+    import ssl
+
+    import httpx
+
+    from litemlops.cli.remote import Owner
+
+    made: list[dict] = []
+    monkeypatch.setattr(httpx, "Client", lambda **kwargs: made.append(kwargs) or kwargs)
+
+    client = Owner(f"{scheme}://127.0.0.1:8000", "t").client
+
+    assert made == [client]
+    verify = client["verify"]
+    if scheme == "https":
+        assert verify is True  # the CA bundle, as httpx loads it by default
+    else:  # no TLS to check: a context trusting no one, which could never skip a check
+        assert isinstance(verify, ssl.SSLContext)
+        assert verify.verify_mode == ssl.CERT_REQUIRED and verify.check_hostname
+        assert verify.cert_store_stats()["x509_ca"] == 0
