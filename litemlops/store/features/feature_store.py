@@ -204,19 +204,18 @@ class FeatureStore(OnlineFeatures):
                 raise
         return batch
 
-    def _take_spooled(self) -> int:
+    def _take_spooled(self) -> None:
         """Write into the history the offline pushes another process spooled in the online
         file (`OnlineFeatureStore`, which cannot open DuckDB while this process holds
         it), in the order their batches were handed out. They go in by chunks, each in
         one DuckDB transaction with the number of its last entry, so a crash before the
         spool is cleared never writes one twice; a chunk's pushes of one view go in as
-        one insert, so a stream of small pushes is taken faster than it comes. Returns
-        the rows written."""
+        one insert, so a stream of small pushes is taken faster than it comes."""
         pushes = rows = 0
         with self._lock:
             chunk = self._online.spooled(after=0, limit=SPOOL_CHUNK)  # usually none
             if not chunk:
-                return 0
+                return
             mark_key = f"spool_seq:{self._online.store_id}"
             found = self._con.execute(
                 "SELECT value FROM _lm_meta WHERE key = ?", [mark_key]
@@ -234,7 +233,6 @@ class FeatureStore(OnlineFeatures):
                 chunk = self._online.spooled(after=done, limit=SPOOL_CHUNK)
         if pushes:
             log.info(events.OFFLINE_PUSHES_TAKEN, pushes=pushes, rows=rows)
-        return rows
 
     def _take_chunk(self, chunk: list[tuple[Any, ...]], mark_key: str) -> int:
         """Spooled entries into the history in one transaction, with the mark of the last."""
