@@ -13,6 +13,8 @@ import functools
 import re
 from pathlib import Path
 
+import pytest
+
 PACKAGE = Path(__file__).resolve().parents[1] / "litemlops"
 FIXTURE = Path(__file__).parent / "store" / "tracking" / "fixtures" / "registry_schema.sql"
 EDGES = ("litemlops.server", "litemlops.cli")
@@ -138,6 +140,7 @@ def test_each_registry_table_is_created_by_exactly_one_module():
     assert {t: sorted(m) for t, m in made.items() if len(m) != 1} == {}
 
 
+@pytest.mark.slow
 def test_only_a_tables_owner_names_it_in_sql():
     assert trespassers(modules(), registry_tables()) == {}
 

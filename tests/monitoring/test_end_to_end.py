@@ -30,6 +30,7 @@ def served(litemlops_platform, litemlops_config):
         shutdown_logging()
 
 
+@pytest.mark.slow
 def test_drifted_traffic_fires_the_alert_which_retrains(served, litemlops_platform,
                                                        litemlops_clock, litemlops_config):
     platform = litemlops_platform

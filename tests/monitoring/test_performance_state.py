@@ -204,6 +204,6 @@ class Join(RuleBasedStateMachine):
         assert rows["label"].tolist() == [float(j.label.value) for _, j in order]
 
 
-TestJoin = Join.TestCase
+TestJoin = pytest.mark.slow(Join.TestCase)
 TestJoin.settings = settings(max_examples=examples(40), stateful_step_count=20,
                              deadline=None)  # fmt: skip

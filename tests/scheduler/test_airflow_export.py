@@ -323,6 +323,7 @@ def test_a_failed_step_leaves_the_run_failed_and_it_resumes(home):
     assert runs_of(home, "toy")[0]["state"] == "success"
 
 
+@pytest.mark.slow
 def test_concurrent_first_steps_of_one_key_make_one_run(home):
     env = {k: v for k, v in os.environ.items() if not k.startswith("LITEMLOPS_")}
     env["LITEMLOPS_PIPELINES_MODULES"] = str(home.parent / "pipes.py")

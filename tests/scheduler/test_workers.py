@@ -244,6 +244,7 @@ def test_a_worker_that_crashes_in_native_code_prints_its_stack() -> None:
     assert "in crash_in_native_code" in done.stderr, done.stderr
 
 
+@pytest.mark.slow
 def test_a_worker_exits_when_its_owner_is_killed(tmp_path: Path) -> None:
     marker = tmp_path / "pid"
     owner = subprocess.Popen(

@@ -21,6 +21,7 @@ def trained():
     return LogisticRegression(max_iter=300).fit(x, y), x
 
 
+@pytest.mark.slow
 def test_a_training_script_logs_registers_aliases_and_loads_by_alias(
     mlflow_client, mlflow_server, trained, tmp_path
 ):
@@ -76,6 +77,7 @@ def test_a_training_script_logs_registers_aliases_and_loads_by_alias(
     assert runs[0].data.metrics["loss"] == pytest.approx(0.3)
 
 
+@pytest.mark.slow
 def test_registered_models_and_versions_are_found_updated_and_aliases_deleted(
     mlflow_client, mlflow_server, trained
 ):
@@ -117,6 +119,7 @@ def test_registered_models_and_versions_are_found_updated_and_aliases_deleted(
     assert exists.value.error_code == "RESOURCE_ALREADY_EXISTS"
 
 
+@pytest.mark.slow
 def test_a_model_is_registered_from_its_runs_uri_as_mlflow_2_scripts_do(
     mlflow_client, mlflow_server, trained
 ):

@@ -70,6 +70,7 @@ def test_a_nan_or_infinite_metric_is_refused_and_nothing_is_stored(
     assert platform.tracker.metric_history(run.info.run_id, "loss") == []
 
 
+@pytest.mark.slow
 def test_sklearn_autolog_logs_params_metrics_and_tags(mlflow_client, mlflow_server):
     from sklearn.datasets import make_classification
     from sklearn.linear_model import LogisticRegression

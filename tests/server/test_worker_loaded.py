@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from starlette.testclient import TestClient
 
 from litemlops.config import Config
@@ -63,6 +64,7 @@ print(json.dumps({"status": status, "sklearn": "sklearn" in sys.modules,
 """
 
 
+@pytest.mark.slow
 def test_the_serving_process_never_imports_scikit_learn(
     home_factory: Callable[..., Config], tmp_path: Path
 ) -> None:

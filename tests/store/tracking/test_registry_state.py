@@ -353,6 +353,6 @@ class Registry(RuleBasedStateMachine):
                 assert [c.from_version for c in changes] == froms
 
 
-TestRegistry = Registry.TestCase
+TestRegistry = pytest.mark.slow(Registry.TestCase)
 TestRegistry.settings = settings(max_examples=examples(50), stateful_step_count=30,
                                  deadline=None)  # fmt: skip
