@@ -11,12 +11,11 @@ failure: a mutant run only asks whether a test fails.
 
 import logging
 import os
-from collections import Counter
-from pathlib import Path
 
 import branch_coverage
 import pytest
 import structlog
+import suite_order
 from depth import DEEP, deep
 from hypothesis import Phase, settings
 
@@ -35,21 +34,7 @@ elif os.environ.get("CI"):
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked `deep` (a real Airflow installed and run, the benchmark scripts) run
-    under `HYPOTHESIS_PROFILE=deep`; otherwise each is skipped, saying how to run it.
-
-    Then the files with the most tests marked `slow` (and run) come first, each file's
-    tests in their order: the workers (`--dist loadfile`) take files in this order, so the
-    longest start first instead of ending the run on one worker while the other idles."""
-    run_deep = deep()
-    skip = pytest.mark.skip(reason="a deep test: runs under HYPOTHESIS_PROFILE=deep")
-    slow: Counter[Path] = Counter()
-    for item in items:
-        if item.get_closest_marker("deep") is not None and not run_deep:
-            item.add_marker(skip)
-        elif item.get_closest_marker("slow") is not None:
-            slow[item.path] += 1
-    items.sort(key=lambda item: -slow[item.path])
+    suite_order.arrange(items, run_deep=deep())
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
