@@ -475,7 +475,7 @@ def main() -> None:
         "--size",
         choices=sorted(SIZES),
         default="S",
-        help="XS: the test suite's; S: a quick check; M: the issue's (default S)",
+        help="XS: the test suite's deep run's; S: a quick check; M: the issue's (default S)",
     )
     parser.add_argument(
         "--home",
