@@ -81,8 +81,7 @@ def test_a_row_exactly_as_new_as_the_stored_one_replaces_it(store: OnlineStore) 
 # -- lookups ----------------------------------------------------------------------------
 
 
-def test_a_lookup_of_5000_entities_keyed_by_8_columns_stays_within_sqlites_variable_limit(
-    ) -> None:
+def test_a_lookup_of_5000_entities_keyed_by_8_columns_stays_within_sqlites_variable_limit() -> None:
     """A view keyed by 8 columns, on a connection with SQLite's default limit of 32766
     variables per statement: a lookup of 5000 entities (over 2048, so in several
     statements) answers every stored one exactly once, in the asked order, and leaves
@@ -109,3 +108,167 @@ def test_a_lookup_of_5000_entities_keyed_by_8_columns_stays_within_sqlites_varia
         assert all(found[key(i)] == (i / 2, EVENT + i) for i in stored)
     finally:
         con.close()
+
+
+def test_bool_and_timestamp_features_come_back_typed_in_views_that_have_only_one_of_them() -> None:
+    """A view with bool features but no timestamps gives back bools (not 0 and 1), one
+    with timestamps but no bools gives back aware datetimes (not microseconds)."""
+    flags = resolved("flags", {"active": "bool"})
+    seen = resolved("seen", {"last_trip": "timestamp"})
+    online = OnlineStore(":memory:")
+    try:
+        for view in (flags, seen):
+            online.create(view)
+        online.upsert(flags, [(1, True, EVENT, None, seq(1)), (2, None, EVENT, None, seq(1, 1))], 1)
+        online.upsert(seen, [(1, EVENT, EVENT, None, seq(2))], written_at=1)
+        active = online.lookup(flags, [(1,), (2,)])
+        assert active == {(1,): (True, EVENT), (2,): (None, EVENT)}
+        assert type(active[(1,)][0]) is bool
+        assert online.lookup(seen, [(1,)]) == {(1,): (T0, EVENT)}
+    finally:
+        online.close()
+
+
+def test_a_view_dropped_and_created_again_is_read_with_its_new_columns(
+    store: OnlineStore,
+) -> None:
+    """The statements and rows a view's lookups kept go with its table: after a drop, a
+    view of that name created with other features reads its own columns."""
+    store.upsert(RATES, [(1, 0.25, EVENT, None, seq(1))], written_at=1)
+    assert store.lookup(RATES, [(1,)]) == {(1,): (0.25, EVENT)}
+    store.drop("rates")
+    trips = resolved("rates", {"trips": "int64", "conv_rate": "float64"})
+    assert store.create(trips) is True
+    store.upsert(trips, [(1, 7, 0.5, EVENT, None, seq(2))], written_at=2)
+    assert store.lookup(trips, [(1,)]) == {(1,): (7, 0.5, EVENT)}
+
+
+def test_the_online_table_declares_sqlites_own_column_types_also_for_added_columns() -> None:
+    """Other readers of the file see SQLite's type names (INTEGER, REAL, TEXT), not the
+    history's (BIGINT, DOUBLE, VARCHAR, BOOLEAN), for keys, features and added features."""
+    view = resolved("rides", {"fare": "float64"}, {"driver_id": "int64", "city": "string"})
+    con = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+    online = OnlineStore(con)
+    try:
+        online.create(view)
+        online.add_columns("rides", [Field("late", "bool"), Field("score", "float32")])
+        declared = {r[1]: r[2] for r in con.execute("PRAGMA table_info(online_rides)")}
+        assert {k: declared[k] for k in ("driver_id", "city", "fare", "late", "score")} == {
+            "driver_id": "INTEGER",
+            "city": "TEXT",
+            "fare": "REAL",
+            "late": "INTEGER",
+            "score": "REAL",
+        }
+    finally:
+        online.close()
+        con.close()
+
+
+# -- what a process holding only this file needs -----------------------------------------
+
+ENTITY = ("entity", "driver", 1, 1, '{"keys": ["driver_id"]}')
+VIEW_DEF = ("view", "rates", 2, 1, '{"features": ["conv_rate"]}')
+
+
+def test_mirrored_definitions_of_several_kinds_saved_again_unchanged_keep_their_stamp(
+    store: OnlineStore,
+) -> None:
+    assert store.save_definitions([VIEW_DEF, ENTITY]) is True
+    stamp = store.definitions_stamp()
+    assert store.save_definitions([ENTITY, VIEW_DEF]) is False
+    assert store.definitions_stamp() == stamp
+    assert store.load_definitions() == [ENTITY, VIEW_DEF]
+
+
+def test_a_definition_removed_or_replaced_by_one_sorting_first_is_mirrored(
+    store: OnlineStore,
+) -> None:
+    """Whichever way the new list sorts against the held one, a difference is saved."""
+    assert store.save_definitions([ENTITY, VIEW_DEF]) is True
+    stamp = store.definitions_stamp()
+    assert store.save_definitions([ENTITY]) is True  # a prefix of the held list
+    assert store.load_definitions() == [ENTITY]
+    assert store.definitions_stamp() not in (None, stamp)
+    earlier = ("entity", "car", 1, 1, "{}")
+    assert store.save_definitions([earlier]) is True
+    assert store.load_definitions() == [earlier]
+
+
+def test_spooled_lists_the_entries_numbered_strictly_after_the_given_one(
+    store: OnlineStore,
+) -> None:
+    for source in ("a", "b", "c"):
+        store.spool(RATES, source.encode(), kind="push", source=source, pushed_us=1)
+    assert [(e[0], e[5]) for e in store.spooled(after=1)] == [(2, "b"), (3, "c")]
+    assert [e[0] for e in store.spooled(after=1, limit=1)] == [2]
+    assert store.spooled(after=3) == []
+
+
+def test_spool_takes_its_view_and_rows_first_and_the_rest_by_name_only(
+    store: OnlineStore,
+) -> None:
+    """A bare kind, source or time in the wrong place is refused, not spooled."""
+    with pytest.raises(TypeError, match="positional argument"):
+        store.spool(RATES, b"rows", "push", "a", 1)  # type: ignore[misc]
+    assert store.spool(RATES, b"rows", kind="push", source="a", pushed_us=1) == 1
+
+
+def test_the_highest_stored_batch_is_zero_without_rows_and_the_top_one_among_views() -> None:
+    online = OnlineStore(":memory:")
+    try:
+        assert online.max_batch() == 0
+        online.create(RATES)
+        assert online.max_batch() == 0  # a table, no rows
+        other = resolved("other", {"x": "float64"})
+        online.create(other)
+        online.upsert(RATES, [(1, 0.5, EVENT, None, seq(3, 5)), (2, 0.5, EVENT, None, seq(1))], 1)
+        online.upsert(other, [(1, 0.5, EVENT, None, seq(2, 9))], written_at=1)
+        assert online.max_batch() == 3
+    finally:
+        online.close()
+
+
+def test_stats_count_the_rows_with_their_oldest_and_newest_event_times(
+    store: OnlineStore,
+) -> None:
+    assert store.stats("rates") == (0, None, None)
+    rows = [(k, 0.5, EVENT + at, None, seq(1, k)) for k, at in ((1, 20), (2, 50), (3, 10))]
+    store.upsert(RATES, rows, written_at=1)
+    assert store.stats("rates") == (3, EVENT + 10, EVENT + 50)
+
+
+def test_newest_times_of_a_store_at_a_relative_path_do_not_wait_behind_its_lookups(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a file (here named relative to the working directory) the scan reads through
+    a connection of its own: it ends while a lookup holds the store's connection."""
+    monkeypatch.chdir(tmp_path)
+    online = OnlineStore("online.db")
+    try:
+        online.create(RATES)
+        online.upsert(RATES, [(1, 0.5, EVENT + 7, None, seq(1))], written_at=1)
+        held, release = threading.Event(), threading.Event()
+
+        def lookup_in_progress() -> None:
+            with online._lock:
+                held.set()
+                release.wait(10)
+
+        holder = threading.Thread(target=lookup_in_progress)
+        holder.start()
+        assert held.wait(10)
+        newest: dict[str, int | None] = {}
+        reader = threading.Thread(
+            target=lambda: newest.update(online.newest_event_times(["rates"]))
+        )
+        reader.start()
+        reader.join(timeout=2)
+        waited = reader.is_alive()
+        release.set()
+        holder.join()
+        reader.join()
+        assert not waited
+        assert newest == {"rates": EVENT + 7}
+    finally:
+        online.close()
