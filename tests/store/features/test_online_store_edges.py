@@ -4,9 +4,11 @@ batch numbers, per-view stats, and reading a file without waiting for its lookup
 
 from __future__ import annotations
 
+import os
 import random
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -271,4 +273,36 @@ def test_newest_times_of_a_store_at_a_relative_path_do_not_wait_behind_its_looku
         assert not waited
         assert newest == {"rates": EVENT + 7}
     finally:
+        online.close()
+
+
+def test_changed_since_answered_from_a_settled_wal_file_tells_whether_another_commit_came(
+    tmp_path: Path,
+) -> None:
+    """Once the `-wal` file was last written long enough ago, its stamp answers for SQLite:
+    no commit since the version given is "unchanged" with that same version; a commit of
+    another connection is "changed", with a new version."""
+    path = tmp_path / "online.db"
+
+    def settle() -> None:  # as if the WAL were last written ten seconds ago
+        then = time.time_ns() - 10_000_000_000
+        os.utime(f"{path}-wal", ns=(then, then))
+
+    online = OnlineStore(path)
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        online.create(RATES)
+        online.upsert(RATES, [(1, 0.5, EVENT, None, seq(1))], written_at=1)
+        settle()
+        changed, version = online.changed_since(None)
+        assert changed is True
+        assert online.changed_since(version) == (False, version)
+        assert online.changed_since(version) == (False, version)
+        other.execute("INSERT INTO _lm_meta VALUES ('elsewhere', 'x')")
+        settle()
+        changed, newer = online.changed_since(version)
+        assert (changed, newer != version) == (True, True)
+        assert online.changed_since(newer) == (False, newer)
+    finally:
+        other.close()
         online.close()
