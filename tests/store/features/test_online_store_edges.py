@@ -240,13 +240,19 @@ def test_stats_count_the_rows_with_their_oldest_and_newest_event_times(
     assert store.stats("rates") == (3, EVENT + 10, EVENT + 50)
 
 
-def test_newest_times_of_a_store_at_a_relative_path_do_not_wait_behind_its_lookups(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """On a file (here named relative to the working directory) the scan reads through
-    a connection of its own: it ends while a lookup holds the store's connection."""
+@pytest.fixture(params=["relative", "absolute"])
+def file_path(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """An online file named relative to the working directory, or by its full path."""
     monkeypatch.chdir(tmp_path)
-    online = OnlineStore("online.db")
+    return "online.db" if request.param == "relative" else str(tmp_path / "online.db")
+
+
+def test_newest_times_of_a_store_on_a_file_do_not_wait_behind_its_lookups(file_path: str) -> None:
+    """On a file the scan reads through a connection of its own: it ends while a lookup
+    holds the store's connection."""
+    online = OnlineStore(file_path)
     try:
         online.create(RATES)
         online.upsert(RATES, [(1, 0.5, EVENT + 7, None, seq(1))], written_at=1)
@@ -276,33 +282,68 @@ def test_newest_times_of_a_store_at_a_relative_path_do_not_wait_behind_its_looku
         online.close()
 
 
-def test_changed_since_answered_from_a_settled_wal_file_tells_whether_another_commit_came(
-    tmp_path: Path,
+def test_a_store_on_a_file_is_in_wal_mode_and_a_settled_wal_answers_for_sqlite(
+    file_path: str,
 ) -> None:
-    """Once the `-wal` file was last written long enough ago, its stamp answers for SQLite:
-    no commit since the version given is "unchanged" with that same version; a commit of
-    another connection is "changed", with a new version."""
-    path = tmp_path / "online.db"
+    """Once the `-wal` file was last written long enough ago, its stamp answers for SQLite
+    (which is not asked): no commit since the version given is "unchanged" with that
+    same version; a commit of another connection is "changed", with a new version, and
+    the next lookup reads what it wrote."""
 
     def settle() -> None:  # as if the WAL were last written ten seconds ago
         then = time.time_ns() - 10_000_000_000
-        os.utime(f"{path}-wal", ns=(then, then))
+        os.utime(f"{file_path}-wal", ns=(then, then))
 
-    online = OnlineStore(path)
-    other = sqlite3.connect(path, isolation_level=None)
+    online = OnlineStore(file_path)
+    other = sqlite3.connect(file_path, isolation_level=None)
     try:
+        assert other.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         online.create(RATES)
         online.upsert(RATES, [(1, 0.5, EVENT, None, seq(1))], written_at=1)
         settle()
         changed, version = online.changed_since(None)
         assert changed is True
+        assert online.lookup(RATES, [(1,)]) == {(1,): (0.5, EVENT)}
+        asked: list[str] = []
+        online._con.set_trace_callback(lambda sql: asked.append(sql) if "data_ver" in sql else None)
         assert online.changed_since(version) == (False, version)
         assert online.changed_since(version) == (False, version)
-        other.execute("INSERT INTO _lm_meta VALUES ('elsewhere', 'x')")
+        assert online.lookup(RATES, [(1,)]) == {(1,): (0.5, EVENT)}
+        assert asked == []
+        other.execute("UPDATE online_rates SET conv_rate = 0.75")
         settle()
         changed, newer = online.changed_since(version)
         assert (changed, newer != version) == (True, True)
+        assert online.lookup(RATES, [(1,)]) == {(1,): (0.75, EVENT)}
         assert online.changed_since(newer) == (False, newer)
     finally:
         other.close()
         online.close()
+
+
+def test_a_store_on_a_file_serves_threads_other_than_its_opener(file_path: str) -> None:
+    online = OnlineStore(file_path)
+    try:
+        online.create(RATES)
+        online.upsert(RATES, [(1, 0.5, EVENT, None, seq(1))], written_at=1)
+        found: list[object] = []
+        reader = threading.Thread(target=lambda: found.append(online.lookup(RATES, [(1,)])))
+        reader.start()
+        reader.join(timeout=10)
+        assert found == [{(1,): (0.5, EVENT)}]
+    finally:
+        online.close()
+
+
+def test_closing_a_store_closes_the_connection_it_opened_and_not_one_it_was_given() -> None:
+    opened = OnlineStore(":memory:")
+    opened.close()
+    with pytest.raises(sqlite3.ProgrammingError, match="closed database"):
+        opened.definitions_stamp()
+    con = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+    given = OnlineStore(con)
+    given.close()
+    assert con.execute("SELECT value FROM _lm_meta WHERE key = 'store_id'").fetchone() == (
+        given.store_id,
+    )
+    con.close()
