@@ -4,6 +4,7 @@ batch numbers, per-view stats, and reading a file without waiting for its lookup
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import sqlite3
@@ -112,21 +113,33 @@ def test_a_lookup_of_5000_entities_keyed_by_8_columns_stays_within_sqlites_varia
         con.close()
 
 
-def test_bool_and_timestamp_features_come_back_typed_in_views_that_have_only_one_of_them() -> None:
-    """A view with bool features but no timestamps gives back bools (not 0 and 1), one
-    with timestamps but no bools gives back aware datetimes (not microseconds)."""
+def test_bool_and_timestamp_features_come_back_typed_wherever_they_stand_in_the_view() -> None:
+    """Bools come back as bools (not 0 and 1) and timestamps as aware datetimes (not
+    microseconds): in a view with only one of the two, in a view where they follow other
+    features, and in a view read back from its JSON spec, as a reader of the file has it."""
     flags = resolved("flags", {"active": "bool"})
     seen = resolved("seen", {"last_trip": "timestamp"})
+    mixed_fields = {"rate": "float64", "active": "bool", "trips": "int64", "last_trip": "timestamp"}
+    mixed = resolved("mixed", mixed_fields)
+    spec = json.loads(json.dumps(mixed.spec()))
+    from_spec = ResolvedView.from_spec(spec, 1, 1, [Entity("driver", join_keys=["driver_id"])])
     online = OnlineStore(":memory:")
     try:
-        for view in (flags, seen):
+        for view in (flags, seen, mixed):
             online.create(view)
-        online.upsert(flags, [(1, True, EVENT, None, seq(1)), (2, None, EVENT, None, seq(1, 1))], 1)
+        two = [(1, True, EVENT, None, seq(1)), (2, None, EVENT, None, seq(1, 1))]
+        online.upsert(flags, two, written_at=1)
         online.upsert(seen, [(1, EVENT, EVENT, None, seq(2))], written_at=1)
+        online.upsert(mixed, [(5, 0.5, True, 3, EVENT, EVENT, None, seq(3))], written_at=1)
         active = online.lookup(flags, [(1,), (2,)])
         assert active == {(1,): (True, EVENT), (2,): (None, EVENT)}
         assert type(active[(1,)][0]) is bool
         assert online.lookup(seen, [(1,)]) == {(1,): (T0, EVENT)}
+        for view in (mixed, from_spec):
+            online.forget_statements()
+            row = online.lookup(view, [(5,)])[(5,)]
+            assert row == (0.5, True, 3, T0, EVENT)
+            assert [type(v) for v in row] == [float, bool, int, datetime, int]
     finally:
         online.close()
 
@@ -138,11 +151,29 @@ def test_a_view_dropped_and_created_again_is_read_with_its_new_columns(
     view of that name created with other features reads its own columns."""
     store.upsert(RATES, [(1, 0.25, EVENT, None, seq(1))], written_at=1)
     assert store.lookup(RATES, [(1,)]) == {(1,): (0.25, EVENT)}
+    assert store.create(RATES) is False  # already there: left as it is
+    assert store.lookup(RATES, [(1,)]) == {(1,): (0.25, EVENT)}
     store.drop("rates")
     trips = resolved("rates", {"trips": "int64", "conv_rate": "float64"})
     assert store.create(trips) is True
     store.upsert(trips, [(1, 7, 0.5, EVENT, None, seq(2))], written_at=2)
     assert store.lookup(trips, [(1,)]) == {(1,): (7, 0.5, EVENT)}
+
+
+def test_a_view_keyed_by_a_number_and_a_string_finds_each_pair_as_a_whole() -> None:
+    view = resolved("rides", {"fare": "float64"}, {"driver_id": "int64", "city": "string"})
+    online = OnlineStore(":memory:")
+    try:
+        online.create(view)
+        online.upsert(view, [(1, "Oslo", 0.5, EVENT, None, seq(1))], written_at=1)
+        online.upsert(view, [(1, "Rome", 0.75, EVENT, None, seq(1, 1))], written_at=1)
+        found = online.lookup(view, [(1, "Rome"), (2, "Oslo"), (1, "Oslo")])
+        assert found == {
+            (1, "Rome"): (0.75, EVENT),
+            (1, "Oslo"): (0.5, EVENT),
+        }
+    finally:
+        online.close()
 
 
 def test_the_online_table_declares_sqlites_own_column_types_also_for_added_columns() -> None:
@@ -205,6 +236,8 @@ def test_spooled_lists_the_entries_numbered_strictly_after_the_given_one(
     assert [(e[0], e[5]) for e in store.spooled(after=1)] == [(2, "b"), (3, "c")]
     assert [e[0] for e in store.spooled(after=1, limit=1)] == [2]
     assert store.spooled(after=3) == []
+    store.unspool(2)  # the history has the first two
+    assert [e[0] for e in store.spooled(after=0)] == [3]
 
 
 def test_spool_takes_its_view_and_rows_first_and_the_rest_by_name_only(
