@@ -24,6 +24,7 @@ from litemlops.store.features.wal import WalStamp
 
 NO_CREATED = -(2**63)  # sorts below every real created time
 CHUNK = 2048  # keys per lookup statement, well under SQLite's variable limit
+BUSY_TIMEOUT_S = 30  # how long a connection waits for another one's write lock
 
 
 def online_table(view: str) -> str:
@@ -49,14 +50,17 @@ class OnlineStore:
             mode = ""
             try:
                 self._con = sqlite3.connect(
-                    str(target), check_same_thread=False, isolation_level=None, timeout=30
+                    str(target),
+                    check_same_thread=False,
+                    isolation_level=None,
+                    timeout=BUSY_TIMEOUT_S,
                 )
                 self._con.execute("PRAGMA user_version").fetchall()  # fails here if unusable
             except sqlite3.Error as exc:
                 raise ConfigError(f"online store {target} cannot be opened: {exc}") from exc
             self._owned = True
-            if str(target) != ":memory:":
-                mode = self._con.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if self._path is not None:
+                (mode,) = self._con.execute("PRAGMA journal_mode=WAL").fetchone()
             self._con.execute("PRAGMA synchronous=NORMAL")
         self._con.execute(
             "CREATE TABLE IF NOT EXISTS _lm_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
@@ -77,10 +81,12 @@ class OnlineStore:
             "kind TEXT NOT NULL, source TEXT NOT NULL, pushed_us INTEGER NOT NULL, "
             "rows BLOB NOT NULL)"
         )
-        row = self._con.execute("SELECT value FROM _lm_meta WHERE key = 'store_id'").fetchone()
+        (store_id,) = self._con.execute(
+            "SELECT value FROM _lm_meta WHERE key = 'store_id'"
+        ).fetchone()
         #: Identifies this online store, so watermarks kept elsewhere can tell it apart
         #: from another file swapped in under the same feature store.
-        self.store_id: str = row[0]
+        self.store_id: str = store_id
         self._lock = threading.RLock()
         self._select_cache: dict[tuple[Any, ...], tuple[str, tuple[int, ...], tuple[int, ...]]] = {}
         # Rows read before, by view and key (None: known absent). SQLite's
@@ -92,8 +98,8 @@ class OnlineStore:
         # The last data_version read, with the WAL file's stamp it was read under.
         self._version_seen: tuple[tuple[int, int, int] | None, int] | None = None
         self._wal: WalStamp | None = None
-        if self._owned and str(target) != ":memory:" and str(mode).lower() == "wal":
-            self._wal = WalStamp(str(target))
+        if self._owned and self._path is not None and str(mode).lower() == "wal":
+            self._wal = WalStamp(self._path)
 
     def close(self) -> None:
         if self._owned:
@@ -106,7 +112,7 @@ class OnlineStore:
         seen = self._version_seen
         if stamp is not None and seen is not None and seen[0] == stamp:
             return seen[1]
-        version = int(self._con.execute("PRAGMA data_version").fetchone()[0])
+        (version,) = self._con.execute("PRAGMA data_version").fetchone()
         self._version_seen = (stamp, version)
         return version
 
@@ -200,11 +206,12 @@ class OnlineStore:
         keys = view.key_names
         cols = [*keys, *view.feature_names, "_lm_event_ts"]
         if len(keys) == 1:
-            where = f"{q(keys[0])} IN ({', '.join('?' * n)})"
+            wanted = ", ".join("?" * n)
         else:
             tuple_ = "(" + ", ".join("?" * len(keys)) + ")"
-            where = f"({', '.join(q(k) for k in keys)}) IN (VALUES {', '.join([tuple_] * n)})"
+            wanted = f"VALUES {', '.join([tuple_] * n)}"
         table = q(online_table(view.name))
+        where = f"({', '.join(q(k) for k in keys)}) IN ({wanted})"
         sql = f"SELECT {', '.join(q(c) for c in cols)} FROM {table} WHERE {where}"
         offset = len(keys)
         bools = tuple(offset + i for i, f in enumerate(view.features) if f.dtype == "bool")
@@ -243,7 +250,7 @@ class OnlineStore:
         rows: list[tuple[Any, ...]] = []
         bools: tuple[int, ...] = ()
         times: tuple[int, ...] = ()
-        for start in range(0, max(len(unique), 1), CHUNK):
+        for start in range(0, len(unique), CHUNK):
             chunk = unique[start : start + CHUNK]
             size = 1 << max(len(chunk) - 1, 0).bit_length()
             sql, bools, times = self._select(view, size)
@@ -300,7 +307,10 @@ class OnlineStore:
             row = self._con.execute(
                 "SELECT value FROM _lm_meta WHERE key = 'definitions'"
             ).fetchone()
-        return None if row is None else str(row[0])
+        if row is None:
+            return None
+        (stamp,) = row
+        return str(stamp)
 
     def load_definitions(self) -> list[tuple[str, str, int, int, str]]:
         with self._lock:
@@ -316,7 +326,7 @@ class OnlineStore:
             now = self._data_version()
         return now != version, now
 
-    def next_batch(self, at_least: int = 0) -> int:
+    def next_batch(self, at_least: int) -> int:
         """The next write batch number, shared by every process using this file: it
         orders rows of equal event and created time (later batch wins), offline and
         pushed alike. `at_least` seeds it from batches numbered elsewhere before."""
@@ -331,8 +341,10 @@ class OnlineStore:
         return batch
 
     def _take_batch(self, at_least: int) -> int:
-        row = self._con.execute("SELECT value FROM _lm_meta WHERE key = 'last_batch'").fetchone()
-        batch = max(int(row[0]) if row else 0, int(at_least)) + 1
+        (last,) = self._con.execute(
+            "SELECT coalesce(max(value), 0) FROM _lm_meta WHERE key = 'last_batch'"
+        ).fetchone()
+        batch = max(int(last), int(at_least)) + 1
         self._con.execute("INSERT OR REPLACE INTO _lm_meta VALUES ('last_batch', ?)", [str(batch)])
         return batch
 
@@ -344,7 +356,7 @@ class OnlineStore:
         kind: str,
         source: str,
         pushed_us: int,
-        at_least: int = 0,
+        at_least: int,
     ) -> int:
         """Keep rows (an Arrow IPC stream of the conformed table) for the offline history,
         with their batch number, taken in the same transaction: once a batch is handed
@@ -367,9 +379,9 @@ class OnlineStore:
         return batch
 
     def spooled(
-        self, after: int, limit: int = -1
+        self, after: int, limit: int
     ) -> list[tuple[int, str, int, int, str, str, int, bytes]]:
-        """Spooled entries numbered above `after`, oldest first, at most `limit` (-1: all):
+        """Spooled entries numbered above `after`, oldest first, at most `limit`:
         (seq, view, generation, batch, kind, source, pushed_us, rows)."""
         with self._lock:
             found = self._con.execute(
@@ -387,15 +399,15 @@ class OnlineStore:
     def max_batch(self) -> int:
         """The highest batch any stored online row came from (0 when empty)."""
         with self._lock:
-            tables = [r[0] for r in self._con.execute(
+            tables = [table for (table,) in self._con.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'online\\_%' "
                 "ESCAPE '\\'"
             ).fetchall()]
             top = 0
             for table in tables:
-                row = self._con.execute(f"SELECT max(_lm_seq) FROM {q(table)}").fetchone()
-                if row is not None and row[0] is not None:
-                    top = max(top, int(row[0]) >> SEQ_BITS)
+                (seq,) = self._con.execute(f"SELECT max(_lm_seq) FROM {q(table)}").fetchone()
+                if seq is not None:
+                    top = max(top, int(seq) >> SEQ_BITS)
         return top
 
     def newest_event_times(self, views: Sequence[str]) -> dict[str, int | None]:
@@ -408,7 +420,7 @@ class OnlineStore:
         if self._path is None:
             with self._lock:
                 return _newest(self._con, views)
-        con = sqlite3.connect(f"file:{self._path}?mode=ro", uri=True, timeout=30)
+        con = sqlite3.connect(f"file:{self._path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
         try:
             return _newest(con, views)
         finally:
@@ -427,14 +439,14 @@ class OnlineStore:
 
 def _newest(con: sqlite3.Connection, views: Sequence[str]) -> dict[str, int | None]:
     tables = {
-        row[0]
-        for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+        table
+        for (table,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
     }
     newest: dict[str, int | None] = {}
     for view in views:
         if online_table(view) not in tables:
             newest[view] = None
             continue
-        row = con.execute(f"SELECT max(_lm_event_ts) FROM {q(online_table(view))}").fetchone()
-        newest[view] = None if row is None or row[0] is None else int(row[0])
+        (event,) = con.execute(f"SELECT max(_lm_event_ts) FROM {q(online_table(view))}").fetchone()
+        newest[view] = None if event is None else int(event)
     return newest

@@ -100,25 +100,25 @@ def test_definitions_that_cannot_be_mirrored_leave_the_mirrored_ones():
 
 def test_a_batch_number_whose_write_is_refused_is_not_handed_out(con):
     store = OnlineStore(con)
-    assert store.next_batch() == 1
+    assert store.next_batch(0) == 1
     refuse_inserts_into(con, "_lm_meta")
     with pytest.raises(sqlite3.DatabaseError, match="not authorized"):
-        store.next_batch()
+        store.next_batch(0)
     con.set_authorizer(None)
-    assert store.next_batch() == 2
+    assert store.next_batch(0) == 2
     assert store.next_batch(at_least=10) == 11
 
 
 def test_a_push_that_cannot_be_spooled_gives_back_its_batch_number(con):
     store = OnlineStore(con)
-    assert store.spool(VIEW, b"first", kind="push", source="a", pushed_us=1) == 1
+    assert store.spool(VIEW, b"first", kind="push", source="a", pushed_us=1, at_least=0) == 1
     refuse_inserts_into(con, "_lm_spool")
     with pytest.raises(sqlite3.DatabaseError, match="not authorized"):
-        store.spool(VIEW, b"second", kind="push", source="b", pushed_us=2)
+        store.spool(VIEW, b"second", kind="push", source="b", pushed_us=2, at_least=0)
     con.set_authorizer(None)
-    assert store.spool(VIEW, b"third", kind="push", source="c", pushed_us=3) == 2
+    assert store.spool(VIEW, b"third", kind="push", source="c", pushed_us=3, at_least=0) == 2
     spooled = [
         (seq, batch, source, rows)
-        for seq, _, _, batch, _, source, _, rows in store.spooled(after=0)
+        for seq, _, _, batch, _, source, _, rows in store.spooled(after=0, limit=10)
     ]
     assert spooled == [(1, 1, "a", b"first"), (2, 2, "c", b"third")]

@@ -73,6 +73,15 @@ def test_a_row_without_a_created_time_loses_to_one_created_before_1970(
     assert store.lookup(RATES, [(1,)]) == {(1,): (0.25, EVENT)}
 
 
+def test_a_missing_created_time_is_stored_as_the_least_64_bit_integer(store: OnlineStore) -> None:
+    """The sentinel another process reading the file must agree on: an INTEGER, not a
+    REAL that a larger magnitude would turn into, and not merely some negative number."""
+    store.upsert(RATES, [(1, 0.25, EVENT, None, seq(1))], written_at=1)
+    (created,) = store._con.execute("SELECT _lm_created_ts FROM online_rates").fetchone()
+    assert type(created) is int
+    assert created == -(2**63)
+
+
 def test_a_row_exactly_as_new_as_the_stored_one_replaces_it(store: OnlineStore) -> None:
     """Written "if it is at least as new": the same event time, created time and
     ingestion order again takes the place of the stored row and counts as applied."""
@@ -111,6 +120,44 @@ def test_a_lookup_of_5000_entities_keyed_by_8_columns_stays_within_sqlites_varia
         assert all(found[key(i)] == (i / 2, EVENT + i) for i in stored)
     finally:
         con.close()
+
+
+def statement_sizes(store: OnlineStore) -> set[int]:
+    """The key counts of the lookup statements the store has prepared."""
+    return {size for (_, _, _, size) in store._select_cache}
+
+
+@pytest.mark.parametrize(
+    ("n", "sizes"),
+    [(1, {1}), (2, {2}), (3, {4}), (4, {4}), (5, {8}), (8, {8}), (9, {16}),
+     (2048, {2048}), (2049, {2048, 1}), (4099, {2048, 4})],
+)
+def test_a_lookup_pads_each_chunk_to_the_next_power_of_two_up_to_2048_keys(
+    store: OnlineStore, n: int, sizes: set[int]
+) -> None:
+    """A handful of prepared statements serves any batch: a chunk of n keys uses the
+    smallest power of two at least n, and a batch beyond 2,048 keys is split."""
+    store.upsert(RATES, [(i, i / 8, EVENT, EVENT, seq(1, i)) for i in range(0, 40, 2)], 1)
+    found = store.lookup(RATES, [(i,) for i in range(n)])
+    assert statement_sizes(store) == sizes
+    assert found == {(i,): (i / 8, EVENT) for i in range(0, min(n, 40), 2)}
+
+
+def test_dropping_or_changing_a_view_forgets_only_its_own_statements_and_rows() -> None:
+    """Views named to sort before and after the dropped one keep theirs."""
+    online = OnlineStore(":memory:")
+    views = [resolved(name, {"score": "float64"}) for name in ("alpha", "rates", "zones")]
+    for view in views:
+        online.create(view)
+        online.upsert(view, [(1, 0.5, EVENT, EVENT, seq(1))], written_at=1)
+        assert online.lookup(view, [(1,)]) == {(1,): (0.5, EVENT)}
+    online.drop("rates")
+    assert {name for (name, *_) in online._select_cache} == {"alpha", "zones"}
+    assert set(online._rows) == {"alpha", "zones"}
+    online.add_columns("zones", [Field("extra", "int64")])
+    assert {name for (name, *_) in online._select_cache} == {"alpha"}
+    assert set(online._rows) == {"alpha"}
+    online.close()
 
 
 def test_bool_and_timestamp_features_come_back_typed_wherever_they_stand_in_the_view() -> None:
@@ -238,12 +285,12 @@ def test_spooled_lists_the_entries_numbered_strictly_after_the_given_one(
     store: OnlineStore,
 ) -> None:
     for source in ("a", "b", "c"):
-        store.spool(RATES, source.encode(), kind="push", source=source, pushed_us=1)
-    assert [(e[0], e[5]) for e in store.spooled(after=1)] == [(2, "b"), (3, "c")]
+        store.spool(RATES, source.encode(), kind="push", source=source, pushed_us=1, at_least=0)
+    assert [(e[0], e[5]) for e in store.spooled(after=1, limit=10)] == [(2, "b"), (3, "c")]
     assert [e[0] for e in store.spooled(after=1, limit=1)] == [2]
-    assert store.spooled(after=3) == []
+    assert store.spooled(after=3, limit=10) == []
     store.unspool(2)  # the history has the first two
-    assert [e[0] for e in store.spooled(after=0)] == [3]
+    assert [e[0] for e in store.spooled(after=0, limit=10)] == [3]
 
 
 def test_spool_takes_its_view_and_rows_first_and_the_rest_by_name_only(
@@ -252,7 +299,7 @@ def test_spool_takes_its_view_and_rows_first_and_the_rest_by_name_only(
     """A bare kind, source or time in the wrong place is refused, not spooled."""
     with pytest.raises(TypeError, match="positional argument"):
         store.spool(RATES, b"rows", "push", "a", 1)  # type: ignore[misc]
-    assert store.spool(RATES, b"rows", kind="push", source="a", pushed_us=1) == 1
+    assert store.spool(RATES, b"rows", kind="push", source="a", pushed_us=1, at_least=0) == 1
 
 
 def test_the_highest_stored_batch_is_zero_without_rows_and_the_top_one_among_views() -> None:
