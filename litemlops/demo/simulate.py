@@ -45,26 +45,50 @@ class SimulationSummary:
         }
 
 
+STAT_COLUMNS = ("conv_rate", "acc_rate", "avg_daily_trips")
+
+
+@dataclass(frozen=True)
+class DriverHistory:
+    """A pool of driver statistics held as arrays, with each driver's row positions in
+    the pool's order: a draw is an index into them, not a filter over the frame."""
+
+    columns: dict[str, np.ndarray]
+    rows: dict[int, np.ndarray]
+
+    @classmethod
+    def of(cls, pool: pd.DataFrame) -> DriverHistory:
+        columns = {c: pool[c].to_numpy(dtype=np.float64) for c in STAT_COLUMNS}
+        drivers = pool["driver_id"].to_numpy()
+        order = np.argsort(drivers, kind="stable")  # each driver's rows keep their order
+        ids, starts = np.unique(drivers[order], return_index=True)
+        groups = np.split(order, starts[1:])
+        return cls(columns, {int(d): rows for d, rows in zip(ids, groups, strict=True)})
+
+    def __len__(self) -> int:
+        return len(self.columns["conv_rate"])
+
+
 def draw_features(
     rng: np.random.Generator,
     drivers: Sequence[int],
     *,
     drift: bool,
-    pool: pd.DataFrame | None = None,
+    pool: pd.DataFrame | DriverHistory | None = None,
 ) -> dict[str, np.ndarray]:
     """Statistics for `drivers`: rows of their own history (`pool`, the demo generator's
     output for the same seed, so normal traffic looks like what the model was trained
     on), or population draws without one; then shifted when drifting."""
     n = len(drivers)
     if pool is not None and len(pool):
-        rows = []
+        history = pool if isinstance(pool, DriverHistory) else DriverHistory.of(pool)
+        everyone = np.arange(len(history))
+        picked = []
         for driver in drivers:
-            own = pool[pool["driver_id"] == driver]
-            source = own if len(own) else pool
-            rows.append(source.iloc[int(rng.integers(len(source)))])
-        conv = np.array([float(r["conv_rate"]) for r in rows])
-        acc = np.array([float(r["acc_rate"]) for r in rows])
-        trips = np.array([float(r["avg_daily_trips"]) for r in rows])
+            own = history.rows.get(int(driver))
+            source = own if own is not None else everyone
+            picked.append(source[int(rng.integers(len(source)))])
+        conv, acc, trips = (history.columns[c][picked] for c in STAT_COLUMNS)
     else:
         conv = rng.beta(4.0, 4.0, n)
         acc = rng.beta(6.0, 3.0, n)
@@ -121,12 +145,13 @@ def simulate(
     if len(drivers) < per_request:
         raise ValidationError(f"need at least {per_request} drivers, got {len(drivers)}")
     rng = np.random.default_rng(seed)
+    history = DriverHistory.of(pool) if pool is not None and len(pool) else None
     auth = {"Authorization": f"Bearer {token}"}
     summary = SimulationSummary()
     outcomes: list[tuple[str, int]] = []
     for i in range(n):
         chosen = [int(d) for d in rng.choice(np.asarray(drivers), per_request, replace=False)]
-        values = draw_features(rng, chosen, drift=drift, pool=pool)
+        values = draw_features(rng, chosen, drift=drift, pool=history)
         now = clock().isoformat()
         rows = [
             {

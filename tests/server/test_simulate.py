@@ -1,8 +1,12 @@
 """The demo traffic generator against the served app (the CLI passes an httpx client)."""
 
+import numpy as np
+import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from litemlops.demo.simulate import SimulationError, draw_features, simulate
+from litemlops.demo.simulate import DriverHistory, SimulationError, draw_features, simulate
 
 DRIVERS = list(range(1001, 1006))
 
@@ -37,6 +41,42 @@ def test_the_drawn_features_shift_as_documented():
     assert drifted["conv_rate"].mean() > normal["conv_rate"].mean() + 0.25
     assert drifted["acc_rate"].mean() < normal["acc_rate"].mean() - 0.25
     assert drifted["avg_daily_trips"].mean() > 2.5 * normal["avg_daily_trips"].mean()
+
+
+@given(
+    owners=st.lists(st.integers(1, 6), min_size=1, max_size=40),
+    asked=st.lists(st.integers(1, 8), min_size=1, max_size=6),
+    seed=st.integers(0, 2**32 - 1),
+    drift=st.booleans(),
+)
+def test_a_draw_from_the_history_is_a_uniform_pick_among_the_drivers_own_rows(
+    owners, asked, seed, drift
+):
+    """Each driver gets one of its own rows, in pool order, picked by the generator's next
+    integer; a driver without rows one of all rows: as filtering the frame per driver."""
+    n = len(owners)
+    pool = pd.DataFrame({
+        "driver_id": owners,
+        "conv_rate": np.linspace(0.0, 1.0, n),
+        "acc_rate": np.linspace(1.0, 0.0, n),
+        "avg_daily_trips": np.arange(n, dtype=np.int64) * 10,
+    })
+    expected_rng, rng = np.random.default_rng(seed), np.random.default_rng(seed)
+    rows = []
+    for driver in asked:
+        own = pool[pool["driver_id"] == driver]
+        source = own if len(own) else pool
+        rows.append(source.iloc[int(expected_rng.integers(len(source)))])
+
+    drawn = draw_features(rng, asked, drift=drift, pool=DriverHistory.of(pool))
+
+    shift = {"conv_rate": 0.35, "acc_rate": -0.35} if drift else {}
+    for name in ("conv_rate", "acc_rate"):
+        want = np.clip([r[name] + shift.get(name, 0.0) for r in rows], 0.0, 1.0)
+        assert drawn[name].tolist() == want.tolist()
+    trips = [r["avg_daily_trips"] * (3 if drift else 1) for r in rows]
+    assert drawn["avg_daily_trips"].tolist() == trips
+    assert rng.integers(2**32) == expected_rng.integers(2**32)  # as many draws taken
 
 
 def test_a_refusal_is_a_clear_error(client):
