@@ -360,7 +360,8 @@ def _check_params(platform: Platform, pipeline: Pipeline, params: dict[str, Any]
 
 
 async def trigger_pipeline(request: Request) -> Response:
-    """Start a run and answer at once, with the run's id when it is recorded in time."""
+    """Start a run and answer once it is admitted, with the run's id when it is recorded
+    in time, or, with `wait`, once it ended or that many seconds passed."""
     require_token(request)
     state = state_of(request)
     body = parse(TriggerBody, await _optional_json(request, state))
@@ -382,6 +383,14 @@ async def trigger_pipeline(request: Request) -> Response:
 
     future = await _call(start)
     run_id, run_state = await _admitted(platform, name, marker, future)
+    if body.wait > 0 and not future.done():
+        ended = asyncio.wrap_future(future)
+        try:  # shielded: a wait that runs out (or a client gone) leaves the run going
+            run = await asyncio.wait_for(asyncio.shield(ended), timeout=body.wait)
+            run_id, run_state = run.run_id, run.state
+        except TimeoutError:
+            if run_id is not None:
+                run_state = (await _call(platform.pipelines.get_run, run_id)).state
     answer: TriggerAnswer = {
         "accepted": True,
         "pipeline": name,

@@ -261,7 +261,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         "A pipeline run with every task attempt", PipelineRunDetail, (404,)
     ),
     ("POST", "/api/pipelines/{name}/trigger"): Op(
-        "Start a pipeline run now; answers before the run ends",
+        "Start a pipeline run now; answers before the run ends, or with `wait` once it ended",
         TriggerAnswer,
         status=202,
         errors=(*BODY_ERRORS, 401, 404, 503),

@@ -217,11 +217,24 @@ class PromoteBody(BaseModel):
     reason: Reason = ""
 
 
+#: The longest a trigger may wait for its run to end.
+MAX_TRIGGER_WAIT_SECONDS = 600
+
+
 class TriggerBody(BaseModel):
     """Params over the pipeline's defaults; the body may be left out."""
 
     model_config = ConfigDict(extra="forbid")
     params: dict[str, Any] = Field(default_factory=dict)
+    wait: float = Field(
+        0,
+        ge=0,
+        le=MAX_TRIGGER_WAIT_SECONDS,
+        allow_inf_nan=False,
+        strict=True,
+        description="Seconds to wait for the run to end before answering (0: answer once "
+        "it is admitted); the answer's state says whether it ended",
+    )
 
 
 # -- answers ----------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -603,6 +604,10 @@ def test_a_trigger_without_a_body_runs_with_the_defaults(client, auth):
         ({"params": {"m": 1}}, 422, "no params ['m']"),
         ({"params": [1]}, 422, "params"),
         ({"params": {}, "extra": 1}, 422, "extra"),
+        ({"wait": -1}, 422, "wait"),
+        ({"wait": 601}, 422, "wait"),
+        ({"wait": "soon"}, 422, "wait"),
+        ({"wait": True}, 422, "wait"),
         (b"{oops", 400, "JSON"),
     ],
 )
@@ -675,6 +680,39 @@ def test_a_trigger_answers_before_the_run_ends_once_the_scheduler_runs(tmp_path)
             run = ok(client.get(url))
             assert run["state"] == "success"
             assert run["tasks"][0]["output"] == "opened"
+
+
+def test_a_trigger_with_wait_answers_once_its_run_ended_or_the_wait_ran_out(tmp_path):
+    config = make_config(tmp_path / "home")
+    with Platform(config) as platform:
+        platform.features.apply([demo.driver, demo.driver_stats])
+        app = create_app(platform, start_scheduler=True)
+        with TestClient(app) as client:
+            headers = {"Authorization": f"Bearer {config.token_path.read_text().strip()}"}
+            started = time.monotonic()
+
+            short = ok(client.post("/api/pipelines/gated/trigger", json={"wait": 0.5},
+                                   headers=headers), 202)
+
+            assert time.monotonic() - started >= 0.5
+            assert short["state"] == "running"  # the wait ran out; the run goes on
+            url = f"/api/pipelines/runs/{short['run_id']}"
+            assert ok(client.get(url))["state"] == "running"
+            opener = threading.Timer(0.5, (config.home / "gate").touch)
+            opener.start()
+            try:
+                long = ok(client.post("/api/pipelines/gated/trigger", json={"wait": 60},
+                                      headers=headers), 202)
+            finally:
+                opener.join()
+
+            assert long["state"] == "success" and long["run_id"] != short["run_id"]
+            ended = ok(client.get(f"/api/pipelines/runs/{long['run_id']}"))
+            assert ended["state"] == "success" and ended["tasks"][0]["output"] == "opened"
+            deadline = time.monotonic() + 20
+            while ok(client.get(url))["state"] == "running" and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert ok(client.get(url))["state"] == "success"  # the first one was not stopped
 
 
 # -- feature views ----------------------------------------------------------------------------
