@@ -164,8 +164,11 @@ def test_command_synopsis_names_commands_and_options_that_exist():
     assert checked >= 25, checked
 
 
+# Few drivers and hours keep the bootstrap quick; the labels stay the default's 2,000, on
+# which the tour's random forest clears the default gate (max_rmse 0.5) by a margin: on
+# 400, the rows the time-keyed split drew decided it (0.39-0.52 across splits).
 SMALL = {"LITEMLOPS_DEMO_DRIVERS": "10", "LITEMLOPS_DEMO_HOURS": "72",
-         "LITEMLOPS_DEMO_LABELS": "400"}
+         "LITEMLOPS_DEMO_LABELS": "2000"}
 
 
 @pytest.fixture(scope="module")
