@@ -297,8 +297,8 @@ def test_spool_takes_its_view_and_rows_first_and_the_rest_by_name_only(
     store: OnlineStore,
 ) -> None:
     """A bare kind, source or time in the wrong place is refused, not spooled."""
-    with pytest.raises(TypeError, match="positional argument"):
-        store.spool(RATES, b"rows", "push", "a", 1)  # type: ignore[misc]
+    with pytest.raises(TypeError, match="takes 3 positional arguments but 7 were given"):
+        store.spool(RATES, b"rows", "push", "a", 1, 0)  # type: ignore[misc]
     assert store.spool(RATES, b"rows", kind="push", source="a", pushed_us=1, at_least=0) == 1
 
 
