@@ -74,21 +74,20 @@ def draw_features(
     drivers: Sequence[int],
     *,
     drift: bool,
-    pool: pd.DataFrame | DriverHistory | None = None,
+    pool: DriverHistory | None = None,
 ) -> dict[str, np.ndarray]:
-    """Statistics for `drivers`: rows of their own history (`pool`, the demo generator's
-    output for the same seed, so normal traffic looks like what the model was trained
-    on), or population draws without one; then shifted when drifting."""
+    """Statistics for `drivers`: rows of their own history (`pool`, made once from the
+    demo generator's output for the same seed, so normal traffic looks like what the model
+    was trained on), or population draws without one; then shifted when drifting."""
     n = len(drivers)
-    if pool is not None and len(pool):
-        history = pool if isinstance(pool, DriverHistory) else DriverHistory.of(pool)
-        everyone = np.arange(len(history))
+    if pool is not None:
+        everyone = np.arange(len(pool))
         picked = []
         for driver in drivers:
-            own = history.rows.get(int(driver))
+            own = pool.rows.get(int(driver))
             source = own if own is not None else everyone
             picked.append(source[int(rng.integers(len(source)))])
-        conv, acc, trips = (history.columns[c][picked] for c in STAT_COLUMNS)
+        conv, acc, trips = (pool.columns[c][picked] for c in STAT_COLUMNS)
     else:
         conv = rng.beta(4.0, 4.0, n)
         acc = rng.beta(6.0, 3.0, n)
