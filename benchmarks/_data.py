@@ -45,6 +45,7 @@ class Size:
 
 
 SIZES = {
+    "XS": Size(rows=10_000, drivers=200, entity_rows=1_000),  # the test suite's: checks the script
     "S": Size(rows=100_000, drivers=1_000, entity_rows=10_000),
     "M": Size(rows=1_000_000, drivers=10_000, entity_rows=100_000),
 }

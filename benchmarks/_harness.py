@@ -39,7 +39,8 @@ def setup(
         "--size",
         choices=sorted(sizes),
         default="S",
-        help="S: a quick check; M: the size the targets are set for (default: S)",
+        help="XS: the test suite's, only checks the script runs; S: a quick check; "
+        "M: the size the targets are set for (default: S)",
     )
     args = parser.parse_args()
     # The benchmark is the application here, so it may configure logging.

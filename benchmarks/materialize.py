@@ -24,7 +24,7 @@ from _harness import paired, report, setup
 from litemlops.store import FeatureStore
 
 TARGET_RATIO = 1.5
-REPEAT = {"S": 7, "M": 5}
+REPEAT = {"XS": 3, "S": 7, "M": 5}
 
 REFERENCE_SQL = f"""
 INSERT INTO ref_latest

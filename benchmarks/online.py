@@ -33,7 +33,7 @@ from litemlops.store import FeatureStore
 
 TARGET_P50_US = 150
 TARGET_P99_US = 1000
-CALLS = {"S": 2_000, "M": 10_000}
+CALLS = {"XS": 500, "S": 2_000, "M": 10_000}
 WARMUP = 500
 BLOCK = 500  # calls per turn; turns alternate between ours and the reference
 
