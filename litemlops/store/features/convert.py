@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +51,8 @@ _OUT_TYPES = {**ARROW_TYPES, "timestamp": pa.timestamp("us", tz="UTC")}
 
 # Schema metadata key under which `_read_file` lists the columns a pandas index became.
 _INDEX_KEY = b"litemlops.pandas_index_columns"
+
+_US = timedelta(microseconds=1)
 
 DataLike = Any  # pandas.DataFrame | pyarrow.Table | str | Path | list[dict] | dict[str, list]
 
@@ -298,7 +300,7 @@ def cast_column(arr: pa.Array, item: Field, source: str) -> pa.Array:
         kind = arr.type
     dtype = item.dtype
     if dtype == "timestamp":
-        return _to_timestamp(arr, item, source)
+        return _readable(_to_timestamp(arr, item, source), arr, item, source)
     if pa.types.is_string(kind):
         if dtype == "string":
             return arr
@@ -357,6 +359,27 @@ def _parse_text(arr: pa.Array, item: Field, source: str, target: pa.DataType) ->
         out = pc.if_else(pc.is_nan(out), pa.scalar(None, target), out)
         _check_finite(out, arr, item, source, "not finite")
     return out
+
+
+# The instants a Python datetime can hold, in microseconds since 1970: Arrow, numpy and
+# pandas hold times beyond them, which the store could keep but never give back.
+_FIRST_US = (datetime(1, 1, 1) - datetime(1970, 1, 1)) // _US
+_LAST_US = (datetime.max - datetime(1970, 1, 1)) // _US
+
+
+def _readable(times: pa.Array, given: pa.Array, item: Field, source: str) -> pa.Array:
+    """`times` when every one lies in the years 1 to 9999 (UTC), else the first that
+    does not, named with the value as given."""
+    micros = times.cast(pa.int64())
+    outside = pc.or_(pc.less(micros, _FIRST_US), pc.greater(micros, _LAST_US))
+    if not pc.any(outside).as_py():
+        return times
+    row = _first(outside)
+    try:
+        shown = given[row].as_py()
+    except (OverflowError, ValueError):  # a time beyond Python's own: Arrow's text of it
+        shown = given.slice(row, 1).cast(pa.string())[0].as_py()
+    raise _bad(source, item, row, shown, "outside the years 1 to 9999 in UTC")
 
 
 def _to_timestamp(arr: pa.Array, item: Field, source: str) -> pa.Array:

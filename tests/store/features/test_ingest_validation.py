@@ -88,6 +88,54 @@ def test_nan_feature_is_stored_as_null_and_integral_floats_become_ints(fs):
     assert pd.isna(out["conv_rate"][0]) and pd.isna(out["trips"][0])
 
 
+TEXT = "2026-01-01T00:00:00Z"
+
+
+@pytest.mark.parametrize(
+    ("column", "shown"),
+    [
+        ([TEXT, "0001-01-01T00:00:00+01:00", TEXT], "0001-01-01T00:00:00+01:00"),  # year 0 in UTC
+        ([TEXT, "9999-12-31T23:30:00-01:00", TEXT], "9999-12-31T23:30:00-01:00"),  # year 10000
+        (["2026-01-01", "0000-12-31", "2026-01-01"], "0000-12-31"),
+        # numpy holds these; Python cannot
+        (np.array(["2026-01-01", "0000-06-01", "2026-01-01"], "datetime64[us]"), "0000-06-01"),
+        (np.array(["2026-01-01", "10000-01-01", "2026-01-01"], "datetime64[us]"), "10000-01-01"),
+    ],
+)
+def test_a_time_a_python_datetime_cannot_hold_is_refused_naming_its_row(fs, column, shown):
+    """Arrow, numpy and pandas read such times; stored, one would make every lookup of
+    its entity fail. The online store is checked too: nothing reached it."""
+    frame = good(3).assign(last_trip=column)
+    with pytest.raises(ValidationError, match=r"row 1 has .*\(outside the years 1 to 9999"
+                                              r" in UTC\)") as info:  # fmt: skip
+        fs.ingest("driver_stats", frame)
+    assert (info.value.column, info.value.row) == ("last_trip", 1)
+    assert shown in str(info.value)
+    with pytest.raises(ValidationError, match="outside the years 1 to 9999"):
+        fs.push("driver_stats", frame, to="online")
+    assert stored(fs) == 0
+    assert fs.get_online_features(["driver_stats:trips"], [{"driver_id": 1002}]).to_dict() == {
+        "driver_id": [1002], "trips": [None]
+    }  # fmt: skip
+
+
+def test_the_first_and_last_microsecond_python_holds_are_stored_and_read_back(fs):
+    first, last = datetime(1, 1, 1), datetime(9999, 12, 31, 23, 59, 59, 999999)
+    hour_ago = [T0 - timedelta(hours=1)] * 2  # materialized up to the clock's now, T0
+    frame = good(2).assign(datetime=hour_ago, created=hour_ago,
+                           last_trip=["0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999999"])
+    fs.ingest("driver_stats", frame)
+    fs.materialize()
+    entities = pd.DataFrame({"driver_id": [1001, 1002], "event_timestamp": [T0, T0]})
+    history = fs.get_historical_features(entities, ["driver_stats:last_trip"])
+    assert history["last_trip"].tolist() == [pd.Timestamp(first, tz="UTC"),
+                                             pd.Timestamp(last, tz="UTC")]  # fmt: skip
+
+    online = fs.get_online_features(["driver_stats:last_trip"], [{"driver_id": 1001},
+                                                                 {"driver_id": 1002}])  # fmt: skip
+    assert online.to_dict()["last_trip"] == [first.replace(tzinfo=UTC), last.replace(tzinfo=UTC)]
+
+
 def test_naive_timestamps_are_taken_as_utc_and_aware_ones_converted(fs):
     plus7 = timezone(timedelta(hours=7))
     naive = good(1).assign(datetime=[datetime(2026, 1, 1, 0, 0)], created=[datetime(2026, 1, 1)])

@@ -3,6 +3,8 @@ the same instants, and Arrow must never read a text pandas refuses."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import pandas as pd
 import pyarrow as pa
 import pytest
@@ -84,13 +86,25 @@ def test_arrow_reads_a_subset_of_what_pandas_reads_to_the_same_instants(values):
                 assert ours == theirs, value
 
 
+#: The instants a Python datetime holds, in microseconds since 1970.
+EPOCH = datetime(1970, 1, 1)
+FIRST, LAST = ((t - EPOCH) // timedelta(microseconds=1) for t in (datetime.min, datetime.max))
+
+
 @given(texts)
+@example(["2026-01-01", "0000-12-31", "x"])  # the unreadable row is named first
+@example(["2026-01-01T00:00Z", "9999-12-31T23:59:59.999999Z", "9999-12-31T23:59:59-01:00"])
 def test_a_column_of_time_text_reads_as_pandas_reads_it_or_names_its_first_bad_row(values):
+    """Text neither parser reads is named first; then a time in no year Python holds."""
     reference = by_pandas(values)
     bad = [i for i, v in enumerate(values) if v is not None and reference[i] is None]
+    outside = [i for i, t in enumerate(reference) if t is not None and not FIRST <= t <= LAST]
 
     if bad:
         with pytest.raises(ValidationError, match=rf"row {bad[0]} has .*\(not an ISO-8601 time\)"):
+            cast_column(pa.array(values, pa.string()), TIME, "push")
+    elif outside:
+        with pytest.raises(ValidationError, match=rf"row {outside[0]} has .*\(outside the years"):
             cast_column(pa.array(values, pa.string()), TIME, "push")
     else:
         out = cast_column(pa.array(values, pa.string()), TIME, "push")
