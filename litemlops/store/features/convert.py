@@ -1,7 +1,8 @@
 """Turn user data (DataFrame, Parquet, CSV, rows) into an Arrow table that matches a view.
 
 Every check names the column and the first bad row (0-based position in the
-input). Naive timestamps are taken as UTC; aware ones are converted to UTC.
+input). Naive timestamps are taken as UTC; aware ones are converted to UTC; a time
+outside the years 1 to 9999 in UTC, which no Python datetime holds, is refused.
 """
 
 from __future__ import annotations
