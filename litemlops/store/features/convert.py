@@ -372,10 +372,11 @@ def _readable(times: pa.Array, given: pa.Array, item: Field, source: str) -> pa.
     """`times` when every one lies in the years 1 to 9999 (UTC), else the first that
     does not, named with the value as given."""
     micros = times.cast(pa.int64())
-    outside = pc.or_(pc.less(micros, _FIRST_US), pc.greater(micros, _LAST_US))
-    if not pc.any(outside).as_py():
+    bounds = pc.min_max(micros)  # one pass over a column that is nearly always fine
+    low, high = bounds["min"].as_py(), bounds["max"].as_py()
+    if low is None or (low >= _FIRST_US and high <= _LAST_US):  # None: every one is null
         return times
-    row = _first(outside)
+    row = _first(pc.or_(pc.less(micros, _FIRST_US), pc.greater(micros, _LAST_US)))
     try:
         shown = given[row].as_py()
     except (OverflowError, ValueError):  # a time beyond Python's own: Arrow's text of it
