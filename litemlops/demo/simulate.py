@@ -80,7 +80,7 @@ def draw_features(
     demo generator's output for the same seed, so normal traffic looks like what the model
     was trained on), or population draws without one; then shifted when drifting."""
     n = len(drivers)
-    if pool is not None:
+    if pool is not None and len(pool):  # an empty history has nothing to draw from
         everyone = np.arange(len(pool))
         picked = []
         for driver in drivers:

@@ -95,3 +95,12 @@ def test_the_cli_says_when_no_server_serves_the_home(tmp_path):
     out = CliRunner().invoke(cli, ["simulate", "--home", str(tmp_path / "h"), "-n", "3"])
     assert out.exit_code == 1
     assert "no server for home" in out.output and "start `litemlops run` first" in out.output
+
+
+def test_an_empty_history_draws_from_the_population_as_no_history_does():
+    empty = DriverHistory({"conv_rate": np.array([]), "acc_rate": np.array([]),
+                           "avg_daily_trips": np.array([])}, {})  # fmt: skip
+    drawn = draw_features(np.random.default_rng(3), [1001, 1002], drift=False, pool=empty)
+    alone = draw_features(np.random.default_rng(3), [1001, 1002], drift=False)
+
+    assert {k: v.tolist() for k, v in drawn.items()} == {k: v.tolist() for k, v in alone.items()}
