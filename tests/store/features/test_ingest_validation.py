@@ -253,3 +253,48 @@ def test_validate_checks_as_ingest_does_and_writes_nothing(fs):
     with pytest.raises(ValidationError, match=r"column 'trips' expects int32; row 3 has"):
         fs.validate("driver_stats", good().assign(trips=[1, 2, 3, 2**40]))
     assert stored(fs) == 0 and fs.batches("driver_stats") == []
+
+
+def rows_with(column, values):
+    rows = good(len(values)).to_dict("records")
+    for row, value in zip(rows, values, strict=True):
+        row[column] = value
+    return rows
+
+
+@pytest.mark.parametrize(
+    ("column", "values", "why"),
+    [
+        ("active", [None, 1, 0], "not booleans"),  # ints for a bool
+        ("conv_rate", [None, True, False], "not numbers"),  # bools for a float
+        ("last_trip", [None, 1.5, 2.5], "not times"),  # floats for a time
+    ],
+)
+def test_a_column_of_the_wrong_kind_names_its_first_value_not_its_first_null(
+    fs, column, values, why
+):
+    with pytest.raises(ValidationError, match=rf"'{column}' expects .*; row 1 has .*{why}"):
+        fs.ingest("driver_stats", rows_with(column, values))
+    assert stored(fs) == 0
+
+
+def test_boolean_text_is_read_whatever_its_case_and_spaces(fs):
+    fs.ingest("driver_stats", rows_with("active", ["TRUE", " false ", "True"]))
+    entities = pd.DataFrame({"driver_id": [1001, 1002, 1003],
+                             "event_timestamp": [T0 + timedelta(hours=5)] * 3})
+    out = fs.get_historical_features(entities, ["driver_stats:active"])
+    assert out["active"].tolist() == [True, False, True]
+
+
+def test_the_64_bit_bounds_are_accepted_and_the_first_integer_beyond_them_named(fs):
+    values = [-(2**63), 2**63 - 1, 2**62, 2**64]
+    with pytest.raises(ValidationError, match=r"'trips' row 3 has 18446744073709551616"):
+        fs.ingest("driver_stats", rows_with("trips", values))
+    assert stored(fs) == 0
+
+
+def test_mixed_types_after_missing_values_name_the_first_odd_one(fs):
+    frame = good(4).assign(conv_rate=pd.Series([None, float("nan"), 0.5, "x"], dtype=object))
+    with pytest.raises(ValidationError, match=r"'conv_rate' mixes types; row 3 has 'x'"):
+        fs.ingest("driver_stats", frame)
+    assert stored(fs) == 0
