@@ -344,9 +344,7 @@ def _check_finite(out: pa.Array, original: pa.Array, item: Field, source: str, w
 
 
 def _parse_text(arr: pa.Array, item: Field, source: str, target: pa.DataType) -> pa.Array:
-    stripped = pc.utf8_trim_whitespace(arr)
-    if item.dtype == "bool":
-        stripped = pc.utf8_lower(stripped)
+    stripped = pc.utf8_trim_whitespace(arr)  # Arrow reads "true" in any case itself
 
     def convert(a: pa.Array) -> pa.Array:
         return a.cast(target, safe=True)
