@@ -121,3 +121,19 @@ def test_the_quick_parse_is_what_reads_a_push_of_zoned_or_naive_text():
     ]
     assert _iso_times(naive).to_pylist() == [pd.Timestamp("2026-12-06T03:21").to_pydatetime()]
     assert _iso_times(pa.array(["2026-12-06T03:21Z", "2026-12-06T03:21"])) is None
+
+
+def test_a_column_arrow_reads_never_reaches_pandas(monkeypatch):
+    """The quick parse is taken, not only correct: pandas costs some 30 times more."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("pandas parsed a column Arrow reads")
+
+    monkeypatch.setattr(pd, "to_datetime", refuse)
+    for text in ("2026-12-06T03:21:00+01:00", "2026-12-06 02:21"):
+        out = cast_column(pa.array([text, None]), TIME, "push")
+        assert micros(out) == [micros_of("2026-12-06T02:21:00"), None]
+
+
+def micros_of(text: str) -> int:
+    return (datetime.fromisoformat(text) - EPOCH) // timedelta(microseconds=1)
