@@ -19,7 +19,9 @@ other processes on a shared machine hits all three alike.
 With `--deployments`, ours again at c=8 with no deployment, with an A/B test
 (50/50, the champion against a second version of its model) and with a shadow
 (100% sampled), in rounds rotating the three, started and ended through the
-admin API; and the routers' arm choice timed in this process.
+admin API, then with no deployment beside a process that only burns the CPU the
+round's shadow worker used (the floor a shadow's worker sets on this machine); and
+the routers' arm choice timed in this process.
 Run: `.venv/bin/python benchmarks/serving.py --size M [--deployments]`.
 """
 
@@ -78,6 +80,13 @@ DEPLOYMENT_PATH = "/api/services/inference/deployment"
 DEPLOYMENT_WARMUP = 0.3  # s of untimed load after a deployment starts, at most
 TARGET_AB_RATIO = 0.95  # ours+ab / ours req/s at c=8, at least
 TARGET_SHADOW_P99_RATIO = 1.1  # ours+shadow / ours p99 at c=8
+# After each round's three windows, a fourth with no deployment beside a process doing
+# no serving at all, at the shadow worker's priority, that keeps busy the share of a
+# core the round's shadow worker used: what that much CPU elsewhere costs the server
+# on this machine (two vCPUs of a VM need not be independent cores), whatever the
+# shadow itself does. It is the floor no shadow scored off the request path can beat.
+FLOOR = "floor"
+BURN_PERIOD = 0.05  # s: the busy share of each period spins, the rest sleeps
 TARGET_CHOICE_US = 20.0  # one arm choice of a router
 CHOICE_CALLS = 20_000  # choices a timed batch makes
 CHOICE_BATCHES = 5  # the best batch is the least disturbed
@@ -545,6 +554,7 @@ class Deployed:
     answered_redone: int = 0  # 2xx answers in the rounds measured again (each one logged)
     rounds: list[dict[str, float]] = field(default_factory=list)  # req/s of each kind, per round
     round_p99s: list[dict[str, float]] = field(default_factory=list)  # p99 ms, likewise
+    burned: list[float] = field(default_factory=list)  # share of a core beside each floor
 
     def paired(self, kind: str, of: str = "rps") -> list[float]:
         """`kind` / no deployment within each round, of req/s or p99: a round measures the
@@ -567,7 +577,7 @@ def with_deployments(load: LoadProcess, ours: Served, challenger: int, size: Siz
         "ab": {"strategy": "ab", "challenger": str(challenger), "shares": [50, 50], "stop": False},
         "shadow": {"strategy": "shadow", "challenger": str(challenger), "sample": 100},
     }
-    found = Deployed({kind: Totals() for kind in DEPLOYMENTS})
+    found = Deployed({kind: Totals() for kind in (*DEPLOYMENTS, FLOOR)})
     r = 0
     while r < size.deployment_rounds:
         shift = r % len(DEPLOYMENTS)
@@ -597,6 +607,9 @@ def with_deployments(load: LoadProcess, ours: Served, challenger: int, size: Siz
             finally:
                 if kind != "none":
                     admin(ours, "DELETE", None, 200)
+        got = results["shadow"]
+        share = got["children_cpu"] / got["seconds"]
+        results[FLOOR] = beside_a_burner(load, ours, size, share, f"deployment-floor-{r}")
         ended = time.time()
         overlapped = sorted(
             run["pipeline"]
@@ -616,8 +629,40 @@ def with_deployments(load: LoadProcess, ours: Served, challenger: int, size: Siz
         )
         found.round_p99s.append({kind: p99_of(got) for kind, got in results.items()})
         found.shadows.append(shadow)
+        found.burned.append(share)
         r += 1
     return found
+
+
+def beside_a_burner(
+    load: LoadProcess, ours: Served, size: Size, share: float, tag: str
+) -> dict[str, Any]:
+    """Ours at c=8 with no deployment while a process of this script at the shadow
+    worker's niceness keeps `share` of a core busy (`burn`)."""
+    from litemlops.serving.shadow import NICENESS
+
+    seconds = size.deployments / size.deployment_rounds
+    warmup = min(size.warmup, DEPLOYMENT_WARMUP)
+    burner = subprocess.Popen([
+        sys.executable, str(SCRIPT), "_burn", f"{min(share, 1.0):.4f}",
+        f"{warmup + seconds + 1}", str(NICENESS),
+    ])  # fmt: skip
+    try:
+        return load.run("closed_loop", host=HOST, port=ours.port, ids=DRIVERS, concurrency=8,
+                        warmup=warmup, seconds=seconds, server_pid=ours.pid, tag=tag)  # fmt: skip
+    finally:
+        burner.kill()
+        burner.wait()
+
+
+def burn(share: float, seconds: float, niceness: int) -> None:
+    """At `niceness`, spin `share` of each `BURN_PERIOD` and sleep the rest, for `seconds`."""
+    os.nice(niceness)
+    end = time.monotonic() + seconds
+    while (now := time.monotonic()) < end:
+        while time.monotonic() - now < BURN_PERIOD * share:
+            pass
+        time.sleep(BURN_PERIOD * (1 - share))
 
 
 def p99_of(result: dict[str, Any]) -> float:
@@ -870,7 +915,10 @@ def show_deployments(deployed: Deployed) -> None:
     # The A/B ratio line below is the median of these: a round measures the kinds back to
     # back, so its ratio is free of the machine's drift between rounds, and the median
     # of one disturbed round (another process taking the cores for seconds).
-    for what, kind, of in (("req/s", "ab", "rps"), ("p99", "shadow", "p99")):
+    for what, kind, of in (
+        ("req/s", "ab", "rps"), ("p99", "shadow", "p99"), ("p99", FLOOR, "p99"),
+        ("req/s", "shadow", "rps"), ("req/s", FLOOR, "rps"),
+    ):  # fmt: skip
         paired = deployed.paired(kind, of)
         if paired:
             print(
@@ -894,6 +942,12 @@ def show_deployments(deployed: Deployed) -> None:
     sums = {k: sum(s.get(k) or 0 for s in deployed.shadows) for k in ("offered", "scored")}
     dropped = sum(s.get("dropped") or 0 for s in deployed.shadows)
     shadow = deployed.totals["shadow"]
+    print(
+        f"# {FLOOR}: no deployment, beside a process at the shadow worker's niceness keeping "
+        "busy the share of a core that round's worker used ("
+        + ", ".join(f"{b:.0%}" for b in deployed.burned)
+        + "): what that much CPU elsewhere takes from the server here, not the shadow's code"
+    )
     print(
         f"# shadow: {sums['offered']:,} requests offered to the challenger, {sums['scored']:,} "
         f"scored before each window's end, {dropped:,} dropped (queue full); its worker "
@@ -922,6 +976,15 @@ def report_deployments(deployed: Deployed, costs: dict[str, float]) -> None:
         TARGET_SHADOW_P99_RATIO,
         reference=none.percentile_ms(99),
         on_ratio=True,
+    )
+    floor = deployed.totals[FLOOR]
+    floor_p99 = floor.percentile_ms(99)
+    print(
+        f"# the floor, no deployment beside that much CPU elsewhere: p99 "
+        f"{floor_p99:.2f} ms, ratio {floor_p99 / none.percentile_ms(99):.2f}"
+        f" pooled, {statistics.median(deployed.paired(FLOOR, 'p99') or [0]):.2f} paired by round"
+        f"; req/s ratio {statistics.median(deployed.paired(FLOOR) or [0]):.2f} paired (shadow: "
+        f"{statistics.median(deployed.paired('shadow') or [0]):.2f})"
     )
     request_us = none.cpu_per_request_ms * 1e3
     print(
@@ -1090,5 +1153,7 @@ def main() -> None:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["_serve"]:
         serve(sys.argv[2], int(sys.argv[3]), Path(sys.argv[4]))
+    elif sys.argv[1:2] == ["_burn"]:
+        burn(float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]))
     else:
         main()
