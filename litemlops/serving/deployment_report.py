@@ -123,13 +123,29 @@ def canary_verdict(
     if len(a) >= checks.min_requests and len(b) >= checks.min_requests:
         from scipy.stats import ks_2samp
 
-        test = ks_2samp(a, b)
+        test = ks_2samp(to_score_precision(a), to_score_precision(b))
         drift = float(test.statistic)
         figures["score_drift"] = drift
         figures["score_drift_p_value"] = float(test.pvalue)
         if drift > checks.max_score_drift and test.pvalue < SIGNIFICANCE:
             return Verdict(False, "score_drift", figures, p)
     return Verdict(True if final else None, None, figures, p)
+
+
+SCORE_BITS = 24
+"""Significant bits two arms' scores are compared at (float32's, about 7 decimal
+digits): arms that score alike by other arithmetic (the plain-Python scorer against
+BLAS, a sum in another order) differ in the last bits of a float64, and a score that
+repeats (the same entities asked again) would otherwise be two values a whole
+distance apart."""
+
+
+def to_score_precision(scores: Sequence[float]) -> Any:
+    """`scores` rounded to `SCORE_BITS` significant bits, at any magnitude."""
+    import numpy as np
+
+    mantissa, exponent = np.frexp(np.asarray(scores, dtype=np.float64))
+    return np.ldexp(np.round(np.ldexp(mantissa, SCORE_BITS)), exponent - SCORE_BITS)
 
 
 def slow_requests(

@@ -25,6 +25,7 @@ from litemlops.serving.deployment_report import (
     arm_outcomes,
     canary_verdict,
     quantile,
+    to_score_precision,
     window_figures,
 )
 from litemlops.serving.deployment_spec import CanaryChecks, DeploymentSpec
@@ -200,6 +201,30 @@ def test_score_drift_fails_only_above_the_allowed_distance():
     below = replace(CHECKS, max_score_drift=drift - 1e-9)
     v = verdict(champion, challenger, checks=below)
     assert (v.passed, v.failed) == (False, "score_drift")
+
+
+def test_a_repeated_score_a_few_bits_apart_is_one_score_to_the_drift_check():
+    # What the champion's plain-Python scorer and the same model through numpy answered
+    # for one request asked again and again: the same score but for its last bits.
+    score = 0.9999912904674266
+    nudged = [score, score]
+    for _ in range(16):  # summation orders differ by a few units in the last place
+        nudged = [math.nextafter(nudged[0], 2.0), math.nextafter(nudged[1], 0.0)]
+    for other in [math.nextafter(score, 2.0), *nudged]:
+        v = verdict(window(N, 0, [], [score] * N), window(N, 0, [], [other] * N))
+        assert (v.passed, v.failed, v.figures["score_drift"]) == (True, None, 0.0)
+    # Scores apart in their 22nd significant bit are still apart.
+    v = verdict(window(N, 0, [], [score] * N), window(N, 0, [], [score * (1 - 2**-22)] * N))
+    assert (v.passed, v.failed, v.figures["score_drift"]) == (False, "score_drift", 1.0)
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False, max_value=1e300, min_value=-1e300))
+def test_scores_are_compared_to_24_significant_bits(x):
+    [rounded] = to_score_precision([x])
+    assert abs(rounded - x) <= abs(x) * 2.0**-24
+    assert to_score_precision([rounded])[0] == rounded  # already on the grid
+    if abs(x) > 1e-290:  # 22 bits apart (two steps of the grid or more) is two scores
+        assert to_score_precision([x * (1 + 2.0**-22)])[0] != rounded
 
 
 def test_score_drift_is_judged_only_with_min_requests_scores_on_both_arms():
