@@ -327,3 +327,25 @@ def test_deploy_goes_through_the_server_that_serves_the_home(home):
         process.terminate()
         process.communicate(timeout=60)
     assert process.returncode == 0
+
+
+@pytest.mark.parametrize(
+    "report, line",
+    [
+        ({"scored": 1911, "dropped": 0, "errors": 2, "agreement": 0.5, "p99_ms": 0.1007436363},
+         "shadow: 1911 scored, 0 dropped, 2 errors, agreement 0.500, p99 0.101 ms"),
+        ({"scored": 0, "dropped": 3, "errors": 0, "agreement": None, "p99_ms": None},
+         "shadow: 0 scored, 3 dropped, 0 errors"),
+    ],
+    ids=["scored", "nothing-scored"],
+)
+def test_a_shadows_line_rounds_its_latency_and_leaves_out_what_it_has_not_got(
+    report, line, capsys
+):
+    from litemlops.cli.deploy import _show
+
+    _show({"name": "d1", "strategy": "shadow", "service": "inference", "state": "active",
+           "champion_version": 1, "reason": "", "status": {}, "arms": [],
+           "shadow": report}, as_json=False)  # fmt: skip
+
+    assert line in capsys.readouterr().out.splitlines()

@@ -318,8 +318,9 @@ def _show(status: dict[str, Any], as_json: bool) -> None:
     if status.get("shadow"):
         s = status["shadow"]
         agreement = "" if s["agreement"] is None else f", agreement {s['agreement']:.3f}"
+        p99 = "" if s["p99_ms"] is None else f", p99 {s['p99_ms']:.3g} ms"
         click.echo(f"shadow: {s['scored']} scored, {s['dropped']} dropped, {s['errors']} "
-                   f"errors{agreement}, p99 {s['p99_ms']} ms")  # fmt: skip
+                   f"errors{agreement}{p99}")  # fmt: skip
     if status.get("decision"):
         click.echo(f"decision: {status['decision']['winner'] or 'not yet'}: "
                    f"{status['decision']['why']}")  # fmt: skip
