@@ -272,3 +272,27 @@ def test_search_experiments_orders_and_pages_through_every_match(mlflow_client):
         filter_string="name LIKE 'mlflow-page-%'", order_by=["name DESC"], max_results=1
     )
     assert [e.name for e in newest] == [names[-1]]
+
+
+def test_logging_to_a_deleted_or_unknown_run_is_refused_and_a_restored_run_takes_it(
+    mlflow_client,
+):
+    run_id = mlflow_client.create_run("0").info.run_id
+    mlflow_client.log_metric(run_id, "loss", 0.5)
+    mlflow_client.delete_run(run_id)
+    for log in (lambda: mlflow_client.log_metric(run_id, "loss", 0.25),
+                lambda: mlflow_client.log_param(run_id, "alpha", "1"),
+                lambda: mlflow_client.set_tag(run_id, "team", "rides")):  # fmt: skip
+        with pytest.raises(MlflowException, match=f"run {run_id} is deleted") as refused:
+            log()
+        assert refused.value.error_code == "INVALID_STATE"
+    with pytest.raises(MlflowException, match="no run with id 'f+'") as unknown:
+        mlflow_client.log_metric("f" * 32, "loss", 0.25)
+    assert unknown.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+
+    mlflow_client.restore_run(run_id)
+    mlflow_client.log_metric(run_id, "loss", 0.25, step=1)
+
+    got = mlflow_client.get_run(run_id)
+    assert got.data.metrics == {"loss": 0.25} and got.data.params == {}
+    assert "team" not in got.data.tags

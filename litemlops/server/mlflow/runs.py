@@ -46,13 +46,13 @@ def _run_id(args: Args) -> str:
 
 
 def _active_run(platform: Platform, args: Args) -> Run:
-    info = platform.tracker.get_run(_run_id(args))
-    if info.lifecycle_stage != "active":
+    run, stage = platform.tracker.run_to_log(_run_id(args))
+    if stage != "active":
         raise MlflowError(
             "INVALID_STATE",
-            f"run {info.run_id} is deleted; restore it before logging to it",
+            f"run {run.id} is deleted; restore it before logging to it",
         )
-    return Run(platform.tracker, info.run_id, info.experiment_id, info.name)
+    return run
 
 
 def create_run(platform: Platform, args: Args) -> dict[str, Any]:

@@ -258,6 +258,18 @@ class Tracker(Lifecycle):
             raise RunNotFoundError(f"no run with id {run_id!r}")
         return found[0]
 
+    def run_to_log(self, run_id: str) -> tuple[Run, str]:
+        """A run to log to and its lifecycle stage ("active" or "deleted"), read from
+        its row alone: a logging call needs no params, metrics or tags (`get_run` reads
+        them all, more as the run grows)."""
+        rows = self.db.read(
+            "SELECT experiment_id, name, lifecycle_stage FROM runs WHERE run_id = ?", [run_id]
+        ) if isinstance(run_id, str) else []  # fmt: skip
+        if not rows:
+            raise RunNotFoundError(f"no run with id {run_id!r}")
+        [row] = rows
+        return Run(self, run_id, row["experiment_id"], row["name"]), row["lifecycle_stage"]
+
     def list_runs(self, experiment: str | None = None, limit: int = 100) -> list[RunInfo]:
         """Newest runs first, optionally of one experiment."""
         where, params = "", []
