@@ -286,7 +286,7 @@ def test_logging_to_a_deleted_or_unknown_run_is_refused_and_a_restored_run_takes
         with pytest.raises(MlflowException, match=f"run {run_id} is deleted") as refused:
             log()
         assert refused.value.error_code == "INVALID_STATE"
-    with pytest.raises(MlflowException, match="no run with id 'f+'") as unknown:
+    with pytest.raises(MlflowException, match=r"no run with id 'f+'") as unknown:
         mlflow_client.log_metric("f" * 32, "loss", 0.25)
     assert unknown.value.error_code == "RESOURCE_DOES_NOT_EXIST"
 
