@@ -39,6 +39,10 @@ _LEVELS = {
 #: fields). Set by `litemlops.logsetup` while a home's event file is attached.
 tap: Callable[[str, str, str, dict[str, Any]], None] | None = None
 
+#: While `litemlops.logsetup`'s configuration is structlog's, what it installed: events
+#: run its processors without structlog's bound-logger layers (`_Direct.emit`).
+direct: Any = None
+
 #: The event file (absolute path) of the home the current work belongs to: a pipeline
 #: run, a request to an app. With two homes open in one process, each one's events go
 #: to its own log; events of no known home go to every attached log.
@@ -113,7 +117,9 @@ class Logger:
         if tap is not None:
             tap(self._name, method, event, {**self._context, **fields})
         if structlog.is_configured():
-            getattr(self._logger(), method)(event, **fields)
+            fast = direct
+            if fast is None or not fast.emit(self._name, method, event, self._context, fields):
+                getattr(self._logger(), method)(event, **fields)
             return
         stdlib = logging.getLogger(self._name)
         level = _LEVELS[method]

@@ -238,3 +238,87 @@ def test_answered_events_are_in_the_file_when_the_call_returns(tmp_path, monkeyp
     written = read_events(config.events_log_path)
     assert [e["event"] for e in written][2:] == [events.TASK_STARTED, events.FEEDBACK_RECEIVED]
     assert written[-1]["request_id"] == "r1" and written[-1]["label"] == 1.0
+
+
+def _emit_each(log, numpy):
+    """Events of every kind a litemlops logger writes: levels, bound context a field
+    overrides, contextvars, values orjson turns into JSON, an exception."""
+    import datetime as dt
+
+    log.info(events.PREDICTION_SERVED, request_id="r-1", scores=[0.25, 0.5], output=1001)
+    log.warning("disk_low", free_bytes=numpy.int64(10), at=dt.datetime(2026, 1, 2, 3, 4, 5))
+    log.error("bad", where="here", service="overridden", ratio=numpy.float64(0.5))
+    log.critical("worse", path=Path("a/b.csv"), nothing=None, nan=math.nan)
+    log.debug("below_the_level", x=1)
+    with structlog.contextvars.bound_contextvars(run_id="r-9", service="from-context"):
+        log.info("in_a_run", step=3)
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        log.exception("failed_with_a_traceback", task="fit")
+    log.info("with_exc_info", exc_info=(ValueError, ValueError("x"), None))
+
+
+def _without_times(lines: list[str]) -> list[str]:
+    stamp = r'(?<="timestamp":")[^"]*|^\d{4}-\d\d-\d\dT[\d:.]+Z'  # in a line; on the console
+    return [re.sub(stamp, "T", line) for line in lines]
+
+
+def test_a_litemlops_logger_writes_each_line_and_console_text_as_structlog_would(config):
+    import numpy
+
+    from litemlops import logger as litemlops_logger
+    from litemlops.logger import get_logger
+
+    written = {}
+    for way in ("direct", "structlog"):
+        console = io.StringIO()
+        configure_logging(config, console_stream=console)
+        if way == "structlog":
+            litemlops_logger.direct = None
+        _emit_each(get_logger("litemlops.serving", service="inference"), numpy)
+        shutdown_logging()
+        lines = config.events_log_path.read_text(encoding="utf-8").splitlines()
+        config.events_log_path.unlink()
+        written[way] = (_without_times(lines), _without_times(console.getvalue().splitlines()))
+
+    assert written["direct"] == written["structlog"]
+    lines = [json.loads(line) for line in written["direct"][0]]
+    assert [e["event"] for e in lines] == [
+        "prediction_served", "disk_low", "bad", "worse", "in_a_run",
+        "failed_with_a_traceback", "with_exc_info",
+    ]  # fmt: skip
+    assert lines[2]["service"] == "overridden" and lines[4]["run_id"] == "r-9"
+    assert "ValueError: boom" in lines[5]["exception"]
+
+
+def test_events_go_the_direct_way_only_while_structlog_runs_litemlops_processors(config):
+    from litemlops import logger as litemlops_logger
+    from litemlops.logger import get_logger
+
+    configure_logging(config, console_stream=io.StringIO())
+    direct = litemlops_logger.direct
+    assert direct is not None
+    assert direct.emit("litemlops.x", "info", "taken", {}, {"a": 1}) is True
+    assert direct.emit("litemlops.x", "exception", "not_taken", {}, {}) is False
+    assert direct.emit("litemlops.x", "info", "not_taken", {}, {"exc_info": True}) is False
+
+    # An application configures structlog after us: events follow its configuration.
+    seen = []
+
+    def keep(logger, method, event):
+        seen.append(dict(event))
+        raise structlog.DropEvent
+
+    processors = structlog.get_config()["processors"]
+    structlog.configure(processors=[keep])
+    try:
+        assert direct.emit("litemlops.x", "info", "not_taken", {}, {}) is False
+        get_logger("litemlops.x").info("the_applications", b=2)
+    finally:
+        structlog.configure(processors=processors)
+    shutdown_logging()
+
+    assert [e["event"] for e in seen] == ["the_applications"]
+    assert [e["event"] for e in read_events(config.events_log_path)] == ["taken"]
+    assert litemlops_logger.direct is None  # shut down: nothing of ours left to take
