@@ -168,3 +168,26 @@ def _json_default(value: Any) -> Any:
         except (TypeError, ValueError):
             pass
     return str(value)
+
+
+_SECOND: tuple[int, str] = (-1, "")  # (a UTC second, its ISO text): swapped whole
+
+
+def iso_utc(ns: int) -> str:
+    """`ns` nanoseconds after the epoch as structlog's `TimeStamper(fmt="iso", utc=True)`
+    writes the time it reads: `2026-01-02T03:04:05.123456Z`, microseconds truncated and
+    left out when 0. The second's text is kept, so an event costs a format of its
+    microseconds, not a datetime (a third of the time)."""
+    global _SECOND
+    second, micros = divmod(ns // 1000, 1_000_000)
+    seen, text = _SECOND
+    if seen != second:
+        text = dt.datetime.fromtimestamp(second, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _SECOND = (second, text)
+    return f"{text}.{micros:06d}Z" if micros else f"{text}Z"
+
+
+def stamp(logger: Any, method: str, event: Any) -> Any:
+    """The structlog processor: the event's `timestamp`, now, in UTC (`iso_utc`)."""
+    event["timestamp"] = iso_utc(time.time_ns())
+    return event

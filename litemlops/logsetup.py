@@ -41,7 +41,7 @@ import structlog
 from litemlops import events, logger
 from litemlops.config import Config
 from litemlops.errors import HistoryError
-from litemlops.logfile import JsonLinesFile, dumps
+from litemlops.logfile import JsonLinesFile, dumps, stamp
 
 # The stdlib handler is found again by name, so a second configure_logging (or a
 # shutdown) touches only what an earlier call installed, not pytest's or the user's.
@@ -91,7 +91,7 @@ def _install(level: int, writer: _Writer | _Forwarder) -> None:
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        stamp,
         _add_logger_name,
         structlog.processors.format_exc_info,
         _render,
@@ -211,7 +211,7 @@ def _tap(name: str, method: str, event: str, fields: dict[str, Any]) -> None:
 _LIBRARY_STEPS: tuple[Callable[[Any, str, MutableMapping[str, Any]], Any], ...] = (
     structlog.contextvars.merge_contextvars,
     structlog.processors.add_log_level,
-    structlog.processors.TimeStamper(fmt="iso", utc=True),
+    stamp,
     structlog.processors.format_exc_info,
 )
 

@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 from depth import examples
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from litemlops.logfile import JsonLinesFile, rotated_name
@@ -85,3 +85,31 @@ def test_rotated_and_live_files_hold_every_line_whole_and_in_order(
         size, count = path.stat().st_size, len(lines_of(path))
         # A file passes max_bytes only when one line alone does.
         assert max_bytes == 0 or size < max_bytes or count == 1, (path.name, size, count)
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+@given(st.lists(st.integers(0, 253402300799 * 10**9 + 999_999_999), min_size=1, max_size=5),
+       st.integers(0, 3))  # fmt: skip
+@example([0, 1_700_000_000_123_456_789], 2)
+def test_event_times_read_as_structlogs_iso_utc_stamp_writes_them(instants, neighbours):
+    from litemlops.logfile import iso_utc
+
+    # Some in the same second as the one before, as events mostly are (the kept text).
+    instants = [*instants, *(instants[-1] + k * 1_000 for k in range(1, neighbours + 1))]
+    for ns in instants:
+        ns = min(ns, 253402300799 * 10**9 + 999_999_999)
+        moment = _EPOCH + dt.timedelta(microseconds=ns // 1000)
+        assert iso_utc(ns) == moment.isoformat().replace("+00:00", "Z")
+
+
+def test_an_event_is_stamped_with_the_time_it_is_logged():
+    from litemlops.logfile import stamp
+
+    before = dt.datetime.now(dt.UTC)
+    stamped = stamp(None, "info", {"event": "x"})["timestamp"]
+    after = dt.datetime.now(dt.UTC)
+
+    assert stamped.endswith("Z")
+    assert before <= dt.datetime.fromisoformat(stamped) <= after
