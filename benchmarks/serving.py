@@ -552,6 +552,7 @@ class Deployed:
     overlapped: list[str] = field(default_factory=list)  # the pipelines of those runs
     disturbed: int = 0  # rounds kept although a run overlapped them (no retries left)
     answered_redone: int = 0  # 2xx answers in the rounds measured again (each one logged)
+    warming: int = 0  # requests sent until each shadow scored, before its window
     rounds: list[dict[str, float]] = field(default_factory=list)  # req/s of each kind, per round
     round_p99s: list[dict[str, float]] = field(default_factory=list)  # p99 ms, likewise
     burned: list[float] = field(default_factory=list)  # share of a core beside each floor
@@ -588,6 +589,8 @@ def with_deployments(load: LoadProcess, ours: Served, challenger: int, size: Siz
             if kind != "none":
                 admin(ours, "PUT", bodies[kind], 201)
             try:
+                if kind == "shadow":
+                    found.warming += shadow_scoring(ours)
                 results[kind] = load.run(
                     "closed_loop",
                     host=HOST,
@@ -632,6 +635,25 @@ def with_deployments(load: LoadProcess, ours: Served, challenger: int, size: Siz
         found.burned.append(share)
         r += 1
     return found
+
+
+def shadow_scoring(ours: Served, timeout: float = 60.0) -> int:
+    """Wait until the shadow just started scores: its worker process has started and
+    loaded the challenger (a second or so of a core), which a window seconds long
+    would otherwise count as what scoring alongside costs. The requests it sent."""
+    deadline = time.monotonic() + timeout
+    sent = 0
+    while time.monotonic() < deadline:
+        sent += 1
+        body = {"request_id": f"shadow-ready-{sent}", "driver_ids": DRIVERS}
+        status, answer = ours.call("POST", "/inference", body)
+        if status != 200:
+            raise RuntimeError(f"POST /inference answered {status}: {answer}")
+        status, answer = ours.call("GET", DEPLOYMENT_PATH)
+        if status == 200 and ((answer.get("shadow") or {}).get("scored") or 0) > 0:
+            return sent
+        time.sleep(0.05)
+    raise RuntimeError(f"the shadow scored nothing within {timeout:g} s")
 
 
 def beside_a_burner(
@@ -1084,6 +1106,7 @@ def measure(tmp: Path, template: Path, size: Size, deployments: bool) -> None:
     answered += sum(w.answered for w in windows.values()) - sum(probes["ours"]["errors"])
     if deployed is not None:
         answered += sum(t.answered for t in deployed.totals.values()) + deployed.answered_redone
+        answered += deployed.warming
         show_deployments(deployed)
     logged = count_events(ours.home)
     print(
