@@ -612,7 +612,8 @@ def with_deployments(load: LoadProcess, ours: Served, challenger: int, size: Siz
                     admin(ours, "DELETE", None, 200)
         got = results["shadow"]
         share = got["children_cpu"] / got["seconds"]
-        results[FLOOR] = beside_a_burner(load, ours, size, share, f"deployment-floor-{r}")
+        tag = f"deployment-{FLOOR}-{r}-{found.redone}"  # request ids unique in a redone round too
+        results[FLOOR] = beside_a_burner(load, ours, size, share, tag)
         ended = time.time()
         overlapped = sorted(
             run["pipeline"]
