@@ -590,7 +590,7 @@ def with_deployments(load: LoadProcess, ours: Served, challenger: int, size: Siz
                 admin(ours, "PUT", bodies[kind], 201)
             try:
                 if kind == "shadow":
-                    found.warming += shadow_scoring(ours)
+                    found.warming += shadow_scoring(ours, f"shadow-ready-{r}-{found.redone}")
                 results[kind] = load.run(
                     "closed_loop",
                     host=HOST,
@@ -638,7 +638,7 @@ def with_deployments(load: LoadProcess, ours: Served, challenger: int, size: Siz
     return found
 
 
-def shadow_scoring(ours: Served, timeout: float = 60.0) -> int:
+def shadow_scoring(ours: Served, tag: str, timeout: float = 60.0) -> int:
     """Wait until the shadow just started scores: its worker process has started and
     loaded the challenger (a second or so of a core), which a window seconds long
     would otherwise count as what scoring alongside costs. The requests it sent."""
@@ -646,7 +646,7 @@ def shadow_scoring(ours: Served, timeout: float = 60.0) -> int:
     sent = 0
     while time.monotonic() < deadline:
         sent += 1
-        body = {"request_id": f"shadow-ready-{sent}", "driver_ids": DRIVERS}
+        body = {"request_id": f"{tag}-{sent}", "driver_ids": DRIVERS}
         status, answer = ours.call("POST", "/inference", body)
         if status != 200:
             raise RuntimeError(f"POST /inference answered {status}: {answer}")
