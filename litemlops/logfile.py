@@ -177,7 +177,7 @@ def iso_utc(ns: int) -> str:
     """`ns` nanoseconds after the epoch as structlog's `TimeStamper(fmt="iso", utc=True)`
     writes the time it reads: `2026-01-02T03:04:05.123456Z`, microseconds truncated and
     left out when 0. The second's text is kept, so an event costs a format of its
-    microseconds, not a datetime (a third of the time)."""
+    microseconds, not a datetime (about half the time)."""
     global _SECOND
     second, micros = divmod(ns // 1000, 1_000_000)
     seen, text = _SECOND
