@@ -10,13 +10,14 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from litemlops.clock import to_micros
 from litemlops.errors import ValidationError
 from litemlops.store.features.definitions import Field, ResolvedView
 
@@ -52,8 +53,6 @@ _OUT_TYPES = {**ARROW_TYPES, "timestamp": pa.timestamp("us", tz="UTC")}
 
 # Schema metadata key under which `_read_file` lists the columns a pandas index became.
 _INDEX_KEY = b"litemlops.pandas_index_columns"
-
-_US = timedelta(microseconds=1)
 
 DataLike = Any  # pandas.DataFrame | pyarrow.Table | str | Path | list[dict] | dict[str, list]
 
@@ -362,8 +361,7 @@ def _parse_text(arr: pa.Array, item: Field, source: str, target: pa.DataType) ->
 
 # The instants a Python datetime can hold, in microseconds since 1970: Arrow, numpy and
 # pandas hold times beyond them, which the store could keep but never give back.
-_FIRST_US = (datetime(1, 1, 1) - datetime(1970, 1, 1)) // _US
-_LAST_US = (datetime.max - datetime(1970, 1, 1)) // _US
+_FIRST_US, _LAST_US = to_micros(datetime.min), to_micros(datetime.max)
 
 
 def _readable(times: pa.Array, given: pa.Array, item: Field, source: str) -> pa.Array:
