@@ -375,7 +375,7 @@ def _readable(times: pa.Array, given: pa.Array, item: Field, source: str) -> pa.
     row = _first(pc.or_(pc.less(micros, _FIRST_US), pc.greater(micros, _LAST_US)))
     try:
         shown = given[row].as_py()
-    except (OverflowError, ValueError):  # a time beyond Python's own: Arrow's text of it
+    except OverflowError:  # a time beyond Python's own: Arrow's text of it
         shown = given.slice(row, 1).cast(pa.string())[0].as_py()
     raise _bad(source, item, row, shown, "outside the years 1 to 9999 in UTC")
 
