@@ -111,7 +111,9 @@ def test_without_a_server_the_tests_run_in_a_process_of_their_own(tmp_path, proj
     command = [sys.executable, "-c", "import sys, forkserver; sys.exit(forkserver.run("
                f"{str(tmp_path / 'none.sock')!r}, ['-q', '-p', 'no:randomly', '-n', '0', "
                "'test_m.py'], 60.0))"]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(SERVER.parent)}
+    # No bytecode: m.py is rewritten below within the same second at the same size, which
+    # a cached .pyc of the first version would pass for.
+    env = {**os.environ, "PYTHONPATH": str(SERVER.parent), "PYTHONDONTWRITEBYTECODE": "1"}
     passed = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True)
     assert passed.returncode == 0
     assert "fork server unavailable" in passed.stdout and "1 passed" in passed.stdout
