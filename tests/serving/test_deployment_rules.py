@@ -218,6 +218,24 @@ def test_a_repeated_score_a_few_bits_apart_is_one_score_to_the_drift_check():
     assert (v.passed, v.failed, v.figures["score_drift"]) == (False, "score_drift", 1.0)
 
 
+def test_score_drift_needs_both_a_distance_above_the_allowed_and_significance():
+    # KS 0.36 between 50 scores a side is not significant (p 0.0028): noise, however far.
+    far_but_few = window(N, 0, [], range(50)), window(N, 0, [], range(18, 68))
+    v = verdict(*far_but_few, checks=replace(CHECKS, max_score_drift=0.3))
+    assert (v.passed, v.failed) == (True, None) and v.figures["score_drift"] == 0.36
+    # KS 0.3 between 100 a side is significant (p 0.0002), but within the 0.5 allowed.
+    near_but_sure = window(N, 0, [], range(100)), window(N, 0, [], range(30, 130))
+    v = verdict(*near_but_sure)
+    assert (v.passed, v.failed) == (True, None)
+    assert v.figures["score_drift_p_value"] < 0.001
+
+
+def test_scores_a_24th_significant_bit_apart_are_one_score_and_a_23rd_two():
+    [one, half] = to_score_precision([1.0, 1.0 + 2.0**-24])  # half a step: rounds to even
+    [_, step] = to_score_precision([1.0, 1.0 + 2.0**-23])
+    assert (one, half, step) == (1.0, 1.0, 1.0 + 2.0**-23)
+
+
 @given(st.floats(allow_nan=False, allow_infinity=False, max_value=1e300, min_value=-1e300))
 def test_scores_are_compared_to_24_significant_bits(x):
     [rounded] = to_score_precision([x])
