@@ -463,3 +463,21 @@ def test_a_prefix_two_run_ids_share_is_ambiguous(tracker):
     with pytest.raises(ValidationError, match="ambiguous"):
         tracker.resolve_run_id(run.id[:20])
     assert tracker.resolve_run_id(twin[:21]) == twin
+
+
+def test_a_run_to_log_to_is_the_run_with_its_lifecycle_stage(tracker):
+    with tracker.start_run("driver", "lr") as run:
+        pass
+    other = tracker.start_run("other", "second")
+    other.end()
+
+    found, stage = tracker.run_to_log(run.id)
+    assert (found.id, found.experiment_id, found.name, stage) == (
+        run.id, run.experiment_id, "lr", "active"
+    )  # fmt: skip
+    tracker.delete_run(run.id)
+    assert tracker.run_to_log(run.id)[1] == "deleted"
+    assert tracker.run_to_log(other.id)[0].name == "second"
+    for missing in ("0" * 32, 7, [run.id]):  # not an id at all: refused alike
+        with pytest.raises(RunNotFoundError, match="no run with id"):
+            tracker.run_to_log(missing)
