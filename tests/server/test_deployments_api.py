@@ -201,8 +201,11 @@ def test_a_canary_of_the_same_model_scored_another_way_is_not_rolled_back(
         log_feature_refs(run, served_platform.config.server.feature_refs())
         run.log_model(FaultyModel(champion.model), "model", signature=champion.signature)
     same = registry.register_model(f"runs:/{run.id}/model", MODEL).version
+    # Scoring through numpy is slower than the plain-Python scorer, which on a loaded
+    # machine can fail the latency check: that check is not what this test is about.
+    checks = {"min_requests": 20, "latency_floor_ms": 1000}
     body = {"strategy": "canary", "challenger": same, "steps": [50, 100], "interval_seconds": 3600,
-            "name": "same-canary", "checks": {"min_requests": 20}}  # fmt: skip
+            "name": "same-canary", "checks": checks}  # fmt: skip
     ok(client.put(URL, json=body, headers=auth), 201)
     try:
         answers = [infer(client, f"same-{i}", drivers(client)) for i in range(300)]
