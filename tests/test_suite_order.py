@@ -77,3 +77,30 @@ def test_deep_slow_tests_weigh_nothing_when_skipped(pytester, monkeypatch):
     result = pytester.runpytest("--collect-only", "-q")
 
     assert order(result) == ["test_b1", "test_a1"]
+
+
+def test_every_pytest_plugin_the_test_extra_installs_is_loaded(pytestconfig):
+    """The suite names its plugins in `addopts` (autoloading one makes pytest rewrite
+    the asserts of its whole distribution): a plugin the test extra adds must be named
+    there too, or its fixtures, markers and options are silently missing."""
+    import importlib.metadata as metadata
+    import re
+
+    from packaging.requirements import Requirement
+
+    test_extra = {
+        re.sub(r"[-_.]+", "-", req.name).lower()
+        for spec in metadata.requires("litemlops") or []
+        if (req := Requirement(spec)).marker is not None and req.marker.evaluate({"extra": "test"})
+    }
+    wanted = {
+        entry.value
+        for name in test_extra
+        for entry in metadata.distribution(name).entry_points
+        if entry.group == "pytest11" and entry.value != "xdist.looponfail"  # not used here
+    }
+    plugins = pytestconfig.pluginmanager.get_plugins()
+    loaded = {getattr(plugin, "__name__", None) for plugin in plugins}
+
+    assert wanted, test_extra  # the extra does install plugins (pytest-cov, hypothesis, ...)
+    assert wanted <= loaded, sorted(wanted - loaded)
