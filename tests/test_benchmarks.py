@@ -1,5 +1,7 @@
 """The benchmark scripts still run: a quick size of each, checking they report every line.
-Those driving the shipped `litemlops run` are deep tests (`HYPOTHESIS_PROFILE=deep`).
+These are deep tests (`HYPOTHESIS_PROFILE=deep`): each script is a process of its own
+that builds its data and times every step, about 40 s of a core for the library's six
+and a minute for those driving the shipped `litemlops run`.
 
 Timings are not asserted here (the machines are shared and noisy); the scripts
 print ratios for people to read. This only keeps them from rotting.
@@ -77,6 +79,7 @@ QUICK = {"pit.py": "XS", "online.py": "XS", "materialize.py": "XS", "tracking.py
 
 
 @pytest.mark.slow
+@pytest.mark.deep
 @pytest.mark.parametrize("script", list(QUICK))
 def test_benchmark_runs_and_reports(script):
     out = run_script(script, "--size", QUICK[script])
