@@ -316,7 +316,8 @@ def test_deploy_goes_through_the_server_that_serves_the_home(home):
             assert (report["in"], report["errors"], report["agreement"]) == ("worker", 0, 1.0)
 
             def shadowed() -> list[str]:
-                out = cli_ok(home, "logs", "--event", "prediction_shadowed", "--json").output
+                # Till the first arrives, stderr says none matched (output holds both).
+                out = cli_ok(home, "logs", "--event", "prediction_shadowed", "--json").stdout
                 return sorted(json.loads(line)["request_id"] for line in out.splitlines())
 
             while len(shadowed()) < 20 and time.monotonic() < deadline:
