@@ -84,12 +84,11 @@ def test_every_pytest_plugin_the_test_extra_installs_is_loaded(pytestconfig):
     the asserts of its whole distribution): a plugin the test extra adds must be named
     there too, or its fixtures, markers and options are silently missing."""
     import importlib.metadata as metadata
-    import re
 
     from packaging.requirements import Requirement
 
-    test_extra = {
-        re.sub(r"[-_.]+", "-", req.name).lower()
+    test_extra = {  # importlib.metadata finds a distribution however its name is spelt
+        req.name
         for spec in metadata.requires("litemlops") or []
         if (req := Requirement(spec)).marker is not None and req.marker.evaluate({"extra": "test"})
     }
