@@ -32,6 +32,17 @@ def versions(served_platform) -> tuple[int, int]:
     return made[0], made[1]
 
 
+def register_challenger(platform, model: Any, signature: Any) -> int:
+    """`model` logged in a run with the served features' lineage and registered as the
+    next version of the champion's name: a challenger built for one test. Its version."""
+    from litemlops.serving.lineage import log_feature_refs
+
+    with platform.tracker.start_run(MODEL) as run:
+        log_feature_refs(run, platform.config.server.feature_refs())
+        run.log_model(model, "model", signature=signature)
+    return platform.registry.register_model(f"runs:/{run.id}/model", MODEL).version
+
+
 def drivers(client) -> list[int]:
     return [1001, 1002, 1003]  # three of the served demo's five drivers
 
@@ -153,16 +164,12 @@ def test_promote_moves_the_champion_and_the_server_serves_it(
 def test_a_failing_canary_rolls_back_and_fires_the_rollback_alert(
     client, auth, served_platform, read_events
 ):
-    from litemlops.serving.lineage import log_feature_refs
     from litemlops.testing import FaultyModel
 
-    registry, tracker = served_platform.registry, served_platform.tracker
+    registry = served_platform.registry
     champion = registry.load_model(f"{MODEL}@champion")
-    with tracker.start_run(MODEL) as run:
-        log_feature_refs(run, served_platform.config.server.feature_refs())
-        run.log_model(FaultyModel(champion.model, fail_every=5), "model",
-                      signature=champion.signature)  # fmt: skip
-    bad = registry.register_model(f"runs:/{run.id}/model", MODEL).version
+    faulty = FaultyModel(champion.model, fail_every=5)
+    bad = register_challenger(served_platform, faulty, champion.signature)
     body = {"strategy": "canary", "challenger": bad, "steps": [50, 100], "name": "bad-canary",
             "checks": {"min_requests": 20}}  # fmt: skip
     ok(client.put(URL, json=body, headers=auth), 201)
@@ -194,17 +201,11 @@ def test_a_canary_scoring_as_the_champion_but_for_the_last_bits_is_not_rolled_ba
     challenger (the two arms a whole Kolmogorov-Smirnov distance apart)."""
     import copy
 
-    from litemlops.serving.lineage import log_feature_refs
-
-    registry, tracker = served_platform.registry, served_platform.tracker
-    champion = registry.load_model(f"{MODEL}@champion")
+    champion = served_platform.registry.load_model(f"{MODEL}@champion")
     model = copy.deepcopy(champion.model)
     estimator = model.steps[-1][1] if hasattr(model, "steps") else model
     estimator.intercept_ = estimator.intercept_ + 1e-12
-    with tracker.start_run(MODEL) as run:
-        log_feature_refs(run, served_platform.config.server.feature_refs())
-        run.log_model(model, "model", signature=champion.signature)
-    nudged = registry.register_model(f"runs:/{run.id}/model", MODEL).version
+    nudged = register_challenger(served_platform, model, champion.signature)
     # The latency check is not what this test is about: a loaded machine's pauses
     # land on either arm, and 20 requests judged would be few to tell them apart.
     checks = {"min_requests": 20, "latency_floor_ms": 1000}
