@@ -50,6 +50,16 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     return 0 if cores < 2 else min(cores + 1, 4)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection(session: pytest.Session) -> None:
+    branch_coverage.core_only(session.config).collecting(session.config)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item) -> None:
+    branch_coverage.core_only(item.config).before(item)
+
+
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtestloop(session: pytest.Session):
     """Around pytest-cov's own wrapper (tryfirst: outermost), so its data is combined

@@ -108,22 +108,34 @@ LIGHT = ["-p", "no:randomly", "-p", "no:schemathesis", "-p", "no:hypothesispytes
          "-p", "no:anyio", "-p", "no:litemlops"]  # fmt: skip
 
 
-def conftest_hook() -> str:
-    """This suite's hook, as tests/conftest.py defines it."""
+def conftest_hooks() -> str:
+    """This suite's coverage hooks, as tests/conftest.py defines them."""
     text = (ROOT / "tests" / "conftest.py").read_text()
-    start = text.index("@pytest.hookimpl(wrapper=True")
-    return "import branch_coverage\nimport pytest\n\n\n" + text[start:].split("\n\n\n")[0]
+    start = text.index("@pytest.hookimpl(tryfirst=True)\ndef pytest_collection(")
+    end = text.index("\n\n\n", text.index("def pytest_runtestloop"))
+    return "import branch_coverage\nimport pytest\n\n\n" + text[start:end]
 
 
 @pytest.mark.parametrize("workers", ["0", "2"])
 def test_a_whole_run_below_the_target_fails_and_a_partial_one_only_prints(
     pytester, monkeypatch, workers
 ):
-    # A project of one core module whose tests take one of its two branches (50%), with
-    # this suite's hook: once in process, once over xdist (its data combined first).
-    pytester.makepyfile(core=CORE, test_core="from core import sign\n\n"
-                        "def test_positive():\n    assert sign(2) == 1\n")  # fmt: skip
-    pytester.makeconftest(conftest_hook())
+    # A project of one core module, with this suite's hooks: once in process, once over
+    # xdist (its data combined first). Its own test (the one modules.toml lists) takes one
+    # of its two branches; another file's test takes the other, and is not measured (it
+    # runs first, untraced: measuring resumes for the core's test). So 50 %, and the
+    # module's lines run at import are measured, though collection is not.
+    pytester.makepyfile(
+        core=CORE,
+        test_core="from core import sign\n\ndef test_positive():\n    assert sign(2) == 1\n",
+        test_a_other="import sys\n\nfrom core import sign\n\ndef test_negative():\n"
+        "    assert sign(-2) == -1\n    assert sys.gettrace() is None\n",  # nothing traces it
+    )
+    pytester.mkdir("mutation")
+    (pytester.path / "mutation" / "modules.toml").write_text(
+        '[modules."core.py"]\ntests = ["test_core.py"]\n'
+    )
+    pytester.makeconftest(conftest_hooks())
     pytester.makepyprojecttoml(
         '[tool.pytest.ini_options]\ntestpaths = ["."]\n'
         '[tool.coverage.run]\nbranch = true\ninclude = ["core.py"]\n'
@@ -131,7 +143,8 @@ def test_a_whole_run_below_the_target_fails_and_a_partial_one_only_prints(
     monkeypatch.setenv("PYTHONPATH", str(ROOT / "tests"))
     whole = pytester.runpytest_subprocess(*LIGHT, "-n", workers, "--cov")
     assert whole.ret == pytest.ExitCode.TESTS_FAILED
-    whole.stdout.fnmatch_lines(["*1 passed*"])
+    whole.stdout.fnmatch_lines(["*2 passed*"])
+    whole.stdout.re_match_lines([r"core\.py\s+4\s+1\s+2\s+1\s+67%"])  # statements, missed, branches
     whole.stdout.fnmatch_lines(["  core.py  * 1/2 * 50.0%  BELOW", "  1 below 95%: the run fails"])
     if workers == "2":
         return
