@@ -11,6 +11,10 @@ import pytest
 mlflow = pytest.importorskip("mlflow")
 from mlflow.exceptions import MlflowException  # noqa: E402
 
+# Given where the test is not about them: MLflow infers a model's requirements in a Python
+# process of its own (about 3 s of CPU), as the first test's script lets it do.
+REQUIREMENTS = ["scikit-learn"]
+
 
 @pytest.fixture
 def trained():
@@ -90,6 +94,7 @@ def test_registered_models_and_versions_are_found_updated_and_aliases_deleted(
             name="clf",
             registered_model_name="mlflow_reg",
             serialization_format="cloudpickle",
+            pip_requirements=REQUIREMENTS,
         )
     mlflow_client.update_registered_model("mlflow_reg", description="ranks drivers")
     mlflow_client.update_model_version("mlflow_reg", "1", description="first")
@@ -127,7 +132,9 @@ def test_a_model_is_registered_from_its_runs_uri_as_mlflow_2_scripts_do(
     _, _, platform = mlflow_server
     mlflow.set_experiment("mlflow-runs-uri")
     with mlflow.start_run() as run:
-        mlflow.sklearn.log_model(model, name="model", serialization_format="cloudpickle")
+        mlflow.sklearn.log_model(
+            model, name="model", serialization_format="cloudpickle", pip_requirements=REQUIREMENTS
+        )
     version = mlflow.register_model(f"runs:/{run.info.run_id}/model", "mlflow_from_run")
     assert version.run_id == run.info.run_id and version.source.startswith("models:/m-")
     served = platform.registry.load_model("mlflow_from_run/1")
