@@ -219,7 +219,7 @@ EXACT_VALUES = {
 @settings(max_examples=examples(30), deadline=None)
 @given(data=st.data())
 def test_frames_out_of_the_store_keep_every_declared_type_and_its_exact_values(shared, data):
-    store, _ = shared
+    store, clock = shared
     view = dataclasses.replace(every_dtype, name=f"every_dtype_{next(_fresh)}")
     store.apply(view)
     nulls, absent = data.draw(st.booleans(), "nulls"), data.draw(st.booleans(), "absent")
@@ -245,6 +245,7 @@ def test_frames_out_of_the_store_keep_every_declared_type_and_its_exact_values(s
     )
     refs = [f"{view.name}:f_{d}" for d in READ_DTYPES]
     check_typed(store.get_historical_features(entity_df, refs), expected)
+    clock.set(t)  # the module's clock is where the last test left it: maybe before t
     store.materialize(end=t, views=[view.name])
     entity_rows = [{"driver_id": i} for i in range(len(expected))]
     check_typed(store.get_online_features(refs, entity_rows).to_df(), expected)
