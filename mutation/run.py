@@ -82,7 +82,8 @@ def main() -> int:
         parser.error(f"not in mutation/modules.toml: {', '.join(sorted(unknown))}")
     equivalents = tomllib.loads((HERE / "equivalent.toml").read_text())
     # Hypothesis's `mutation` profile (tests/conftest.py): the same examples on every run
-    # (those of CI), and no shrinking of a failure, which only costs time here.
+    # (each test's full count, twice CI's), and no shrinking of a failure, which only
+    # costs time here.
     os.environ["CI"] = "1"
     os.environ["HYPOTHESIS_PROFILE"] = "mutation"
     for module in args.modules or list(config["modules"]):

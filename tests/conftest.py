@@ -2,11 +2,12 @@
 
 Hypothesis explores new examples on every developer run; in CI (`CI` set, as the CI
 runner does) it draws the same examples each time, so a submission's result does not
-depend on the luck of a seed. A failure found locally is pinned with `@example`.
-`HYPOTHESIS_PROFILE=deep` draws ten times as many, afresh (`depth.examples`), and runs
-the tests marked `deep`.
-`HYPOTHESIS_PROFILE=mutation` (mutation/run.py) draws CI's examples and does not shrink a
-failure: a mutant run only asks whether a test fails.
+depend on the luck of a seed. A failure found locally is pinned with `@example`. Both
+draw half of a test's examples (`depth.examples`).
+`HYPOTHESIS_PROFILE=deep` draws ten times the full count, afresh, and runs the tests
+marked `deep`.
+`HYPOTHESIS_PROFILE=mutation` (mutation/run.py) draws the full count, the same each time,
+and does not shrink a failure: a mutant run only asks whether a test fails.
 """
 
 import logging
@@ -16,21 +17,24 @@ import branch_coverage
 import pytest
 import structlog
 import suite_order
-from depth import DEEP, deep
+from depth import DEEP, FULL, deep, mutation
 from hypothesis import Phase, settings
 
 from litemlops.logsetup import shutdown_logging
 
-settings.register_profile("ci", derandomize=True)
-settings.register_profile("deep", max_examples=100 * DEEP, deadline=None)
+settings.register_profile("dev", max_examples=FULL // 2)
+settings.register_profile("ci", derandomize=True, max_examples=FULL // 2)
+settings.register_profile("deep", max_examples=FULL * DEEP, deadline=None)
 NO_SHRINK = [phase for phase in Phase if phase not in (Phase.shrink, Phase.explain)]
-settings.register_profile("mutation", derandomize=True, phases=NO_SHRINK)
+settings.register_profile("mutation", derandomize=True, max_examples=FULL, phases=NO_SHRINK)
 if deep():
     settings.load_profile("deep")
-elif os.environ.get("HYPOTHESIS_PROFILE") == "mutation":
+elif mutation():
     settings.load_profile("mutation")
 elif os.environ.get("CI"):
     settings.load_profile("ci")
+else:
+    settings.load_profile("dev")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from depth import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -125,7 +126,7 @@ def test_a_mistake_in_any_environment_fails_every_load_naming_it(tmp_path, table
 _LAYERS = ("file", "environment", "variable", "flag")
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(st.lists(st.sampled_from(_LAYERS), unique=True))
 def test_each_value_comes_from_the_highest_layer_that_sets_it_and_says_so(tmp_path_factory, set_by):
     folder = tmp_path_factory.mktemp("layers")

@@ -8,6 +8,7 @@ import orjson
 import pandas as pd
 import pytest
 import structlog
+from depth import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -303,7 +304,7 @@ def test_an_unknown_feature_kind_is_an_error(tmp_path):
 _IDS = st.text(alphabet=st.sampled_from(list('ab-/"\\<é')), max_size=3)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(
     answers=st.lists(st.tuples(_IDS, _IDS, st.booleans()), min_size=1, max_size=6),
     wanted=_IDS,

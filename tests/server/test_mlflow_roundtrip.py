@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from depth import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,7 +23,9 @@ long_values = st.text(st.sampled_from("'\"é✓ab"), min_size=5000, max_size=600
 finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
 
 SETTINGS = settings(
-    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(15),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 
 

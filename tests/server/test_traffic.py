@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from depth import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Histogram
@@ -29,7 +30,7 @@ def test_no_snapshot_yet_is_no_figure():
     assert traffic.last_hour()["per_second"] is None
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=examples(50), deadline=None)
 @given(minutes=st.lists(st.lists(st.floats(0.0001, 20.0), max_size=30), min_size=1,
                         max_size=KEEP + 5))  # fmt: skip
 def test_the_last_hour_counts_only_its_requests_and_their_p99_lies_in_its_bucket(minutes):
