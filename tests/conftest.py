@@ -17,16 +17,19 @@ import branch_coverage
 import pytest
 import structlog
 import suite_order
-from depth import DEEP, FULL, deep, mutation
+from depth import FULL, deep, examples, mutation
 from hypothesis import Phase, settings
 
 from litemlops.logsetup import shutdown_logging
 
-settings.register_profile("dev", max_examples=FULL // 2)
-settings.register_profile("ci", derandomize=True, max_examples=FULL // 2)
-settings.register_profile("deep", max_examples=FULL * DEEP, deadline=None)
+# A test naming no count draws as one naming Hypothesis's own default would (`examples`).
+settings.register_profile("dev", max_examples=examples(FULL))
+settings.register_profile("ci", derandomize=True, max_examples=examples(FULL))
+settings.register_profile("deep", max_examples=examples(FULL), deadline=None)
 NO_SHRINK = [phase for phase in Phase if phase not in (Phase.shrink, Phase.explain)]
-settings.register_profile("mutation", derandomize=True, max_examples=FULL, phases=NO_SHRINK)
+settings.register_profile(
+    "mutation", derandomize=True, max_examples=examples(FULL), phases=NO_SHRINK
+)
 if deep():
     settings.load_profile("deep")
 elif mutation():
