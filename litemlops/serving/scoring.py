@@ -1,14 +1,14 @@
-"""Scores of the linear models litemlops trains, computed with numpy, verified at load.
+"""Scores of the models litemlops trains, computed with numpy, verified at load.
 
 scikit-learn checks its input on every `predict_proba` (types, shape, feature
 names, fitted state): for the few rows of a request that costs a hundred times
 the arithmetic. `fast_scorer` knows, by exact type, the linear estimators the
-training pipeline builds and `StandardScaler` pipelines of them, and redoes
-their arithmetic from the fitted attributes with the same numpy operations in
-the same order. `verified_scorer` uses it only when it equals the model's own
-`modeling.scores` on rows of the model's data, and otherwise the model's own
-method: an unknown estimator, a subclass, a fitted state this code reads
-wrongly, all fall back.
+training pipeline builds, its trees and forests (`litemlops.serving.trees`), and
+`StandardScaler` pipelines of them, and redoes their arithmetic from the fitted
+attributes with the same numpy operations in the same order. `verified_scorer`
+uses it only when it equals the model's own `modeling.scores` on rows of the
+model's data, and otherwise the model's own method: an unknown estimator, a
+subclass, a fitted state this code reads wrongly, all fall back.
 
 Scorers take a float64 matrix of finite values, columns in the model's order.
 `row_scorer` gives the simplest of them a plain Python twin for a request's few
@@ -172,7 +172,10 @@ def _final(estimator: Any) -> Scorer | None:
             return _logistic(estimator, multinomial=False)
         if estimator.loss == "modified_huber":
             return _modified_huber(estimator)
-    return None
+        return None
+    from litemlops.serving.trees import tree_scorer
+
+    return tree_scorer(estimator)
 
 
 def _fitted(estimator: Any, *names: str) -> list[Any] | None:

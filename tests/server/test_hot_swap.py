@@ -49,18 +49,20 @@ def challenger(served_platform) -> int:
 @pytest.fixture(scope="module")
 def scores_of(served_platform, challenger) -> dict[int, dict[str, float]]:
     """What each version answers for DRIVERS, scored outside the server."""
+    answers = {version: scored(served_platform, version) for version in (1, challenger)}
+    assert answers[1] != answers[challenger]
+    return answers
 
-    frame = served_platform.features.get_online_features(
+
+def scored(platform, version: int) -> dict[str, float]:
+    """What `version` answers for DRIVERS, scored outside the server by its own method."""
+    frame = platform.features.get_online_features(
         FEATURES, [{"driver_id": i} for i in DRIVERS]
     ).to_df()
     columns = [ref.split(":")[1] for ref in FEATURES]
-    answers = {}
-    for version in (1, challenger):
-        model = served_platform.registry.load_model(f"{MODEL}/{version}")
-        proba = model.predict_proba(frame[columns].astype("float64"))[:, 1]
-        answers[version] = {str(i): float(p) for i, p in zip(DRIVERS, proba, strict=True)}
-    assert answers[1] != answers[challenger]
-    return answers
+    model = platform.registry.load_model(f"{MODEL}/{version}")
+    proba = model.predict_proba(frame[columns].astype("float64"))[:, 1]
+    return {str(i): float(p) for i, p in zip(DRIVERS, proba, strict=True)}
 
 
 @dataclass
@@ -203,21 +205,29 @@ def test_predict_by_alias_follows_the_move_and_by_version_stays(
 
 
 def test_each_version_is_scored_by_numpy_only_when_it_equals_the_models_own(
-    client, challenger, scores_of, read_events
+    client, served_platform, challenger, scores_of, read_events
 ):
     models = client.app.state.litemlops.models
     body = {"entities": [{"driver_id": i} for i in DRIVERS]}
+    # A gradient-boosting version: a model the numpy scorers do not know.
+    params = {"estimator": "gradient_boosting", "min_auc": 0, "max_rmse": 1, "tolerance": 1}
+    run = served_platform.pipelines.run(served_platform.catalog.get("training"), params)
+    assert run.state == "success", run.error
+    boosted = served_platform.registry.get_alias(MODEL, "challenger").version
+    expected = {**scores_of, boosted: scored(served_platform, boosted)}
 
-    for version, scorer in ((1, "numpy"), (challenger, "model")):  # a random forest: its own
+    # The logistic champion in plain Python for a request's few rows; the forest with
+    # numpy, its trees walked (`litemlops.serving.trees`); the boosted model by its own.
+    for version, scorer, few in ((1, "numpy", True), (challenger, "numpy", False),
+                                 (boosted, "model", False)):
         response = client.post(f"/predict/{MODEL}/{version}", json=body)
         assert response.status_code == 200, response.text
         assert response.json()["predictions"] == pytest.approx(
-            list(scores_of[version].values()), rel=1e-12
+            list(expected[version].values()), rel=1e-12
         )
         served = models.get(f"{MODEL}/{version}")
         assert served.scorer == scorer
-        # A request's few rows are scored in plain Python when the numpy scorer is used.
-        assert (served.score_few is not None) == (scorer == "numpy")
+        assert (served.score_few is not None) == few
         loaded = [e for e in read_events(events.MODEL_LOADED) if e["uri"] == f"{MODEL}/{version}"]
         assert [e["scorer"] for e in loaded] == [scorer]
 

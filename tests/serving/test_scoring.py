@@ -137,13 +137,12 @@ def test_a_known_estimator_is_scored_with_numpy_once_verified(name):
 @pytest.mark.parametrize(
     "make",
     [
-        lambda: make_estimator("random_forest", seed=0),
         lambda: make_estimator("gradient_boosting", seed=0),
         lambda: make_estimator("dummy"),
         lambda: make_pipeline(MinMaxScaler(), LogisticRegression()),
         lambda: SGDClassifier(loss="hinge", random_state=0),
     ],
-    ids=["random_forest", "gradient_boosting", "dummy", "unknown_transform", "no_proba"],
+    ids=["gradient_boosting", "dummy", "unknown_transform", "no_proba"],
 )
 def test_an_estimator_it_does_not_know_is_scored_by_its_own_method(make):
     X, y, fresh = data(2, 3, 1.0, 2)

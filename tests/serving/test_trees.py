@@ -1,0 +1,216 @@
+"""The numpy scorer of trees and forests against scikit-learn's own methods (the oracle):
+equal bit for bit, on rows drawn around the data and on rows that sit exactly on, and a
+float32 step beside, the thresholds the trees test; other estimators are left alone."""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+import numpy as np
+import pytest
+from depth import examples
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    ExtraTreesRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.tree import (
+    DecisionTreeClassifier,
+    DecisionTreeRegressor,
+    ExtraTreeClassifier,
+    ExtraTreeRegressor,
+)
+
+from litemlops.modeling import make_estimator, scores
+from litemlops.serving import trees
+from litemlops.serving.scoring import (
+    fast_scorer,
+    model_scorer,
+    verification_rows,
+    verified_scorer,
+)
+from litemlops.serving.trees import tree_scorer
+
+ESTIMATORS = {
+    "tree": DecisionTreeClassifier,
+    "tree_regressor": DecisionTreeRegressor,
+    "extra_tree": ExtraTreeClassifier,
+    "extra_tree_regressor": ExtraTreeRegressor,
+    "forest": lambda **kw: RandomForestClassifier(n_estimators=7, **kw),
+    "forest_regressor": lambda **kw: RandomForestRegressor(n_estimators=7, **kw),
+    "extra_trees": lambda **kw: ExtraTreesClassifier(n_estimators=7, **kw),
+    "extra_trees_regressor": lambda **kw: ExtraTreesRegressor(n_estimators=7, **kw),
+}
+
+
+def data(seed: int, n_features: int, scale: float, classes: int, grid: bool) -> tuple[Any, Any]:
+    """(X, y): features at `scale` around an offset, whole numbers when `grid` (so the
+    trees' thresholds fall half-way between them, where float32 holds them exactly);
+    labels from a noisy linear rule, in `classes` classes by quantile (0: a regression)."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(scale=scale, size=n_features) + scale * rng.standard_normal((150, n_features))
+    if grid:
+        X = np.round(X / scale * 3)
+    rule = X @ rng.normal(size=n_features) + rng.normal(scale=X.std() + 1e-9, size=150)
+    if not classes:
+        return X, rule
+    return X, np.searchsorted(np.quantile(rule, np.linspace(0, 1, classes + 1)[1:-1]), rule)
+
+
+def on_the_thresholds(model: Any, X: np.ndarray, seed: int) -> np.ndarray:
+    """Rows of X with one input set to a threshold some tree tests it against, or to the
+    float32 just below or above it: where `<=` and `<`, or float32 and float64, part."""
+    rng = np.random.default_rng(seed)
+    estimator = model[-1] if hasattr(model, "steps") else model
+    fitted = getattr(estimator, "estimators_", [estimator])
+    rows = []
+    for tree in fitted:
+        inner = np.flatnonzero(tree.tree_.children_left != -1)
+        for node in rng.choice(inner, size=min(len(inner), 12), replace=False):
+            value = np.float32(tree.tree_.threshold[node])
+            for x in (tree.tree_.threshold[node], value, *np.nextafter(value, [-np.inf, np.inf])):
+                row = X[rng.integers(len(X))].copy()
+                row[tree.tree_.feature[node]] = x
+                rows.append(row)
+    if hasattr(model, "steps"):  # back from the scaled inputs the trees see
+        rows = model[0].inverse_transform(np.asarray(rows)).tolist() if rows else []
+    return np.asarray(rows).reshape(-1, X.shape[1])
+
+
+@pytest.mark.parametrize("name", sorted(ESTIMATORS))
+@settings(max_examples=examples(12), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n_features=st.integers(1, 5),
+    scale=st.sampled_from([1e-3, 1.0, 1e4]),
+    classes=st.sampled_from([2, 3]),
+    grid=st.booleans(),
+    depth=st.sampled_from([None, 1, 4]),
+    leaf=st.sampled_from([1, 5]),
+    scaled=st.booleans(),
+)
+def test_the_tree_scorer_equals_the_models_own_scores_bit_for_bit(
+    name, seed, n_features, scale, classes, grid, depth, leaf, scaled
+):
+    classes = 0 if name.endswith("regressor") else classes
+    X, y = data(seed, n_features, scale, classes, grid)
+    model = ESTIMATORS[name](max_depth=depth, min_samples_leaf=leaf, random_state=seed % 1000)
+    if scaled:
+        model = make_pipeline(StandardScaler(), model)
+    model.fit(X, y)
+    rng = np.random.default_rng(seed)
+    far = X.mean(axis=0) + X.std(axis=0) * rng.standard_normal((30, n_features)) * 100
+    rows = np.vstack([X[:20], far, on_the_thresholds(model, X, seed), np.zeros((1, n_features))])
+
+    fast = fast_scorer(model)
+
+    assert fast is not None
+    got, expected = fast(rows), scores(model, rows)
+    assert got.dtype == expected.dtype == np.float64
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_rows_past_one_block_and_past_float32s_range_score_as_the_model_scores():
+    X, y = data(1, 3, 1.0, 2, grid=False)
+    model = make_estimator("random_forest", seed=0).fit(X, y)
+    rows = np.random.default_rng(2).normal(size=(2 * trees.BLOCK + 1, 3))
+    rows[:6] = [[1e39, 0, 0], [-1e39, 0, 0], [0, 3.5e38, -3.5e38], [np.finfo("f8").max] * 3,
+                [np.finfo("f8").min] * 3, [0, 0, 0]]
+
+    fast = fast_scorer(model)
+
+    assert fast is not None
+    # As the server scores: scikit-learn's finiteness scan skipped (its inputs are finite).
+    with np.errstate(over="ignore"):
+        expected = model_scorer(model)(rows)
+    np.testing.assert_array_equal(fast(rows), expected)
+    np.testing.assert_array_equal(fast(rows[:0]), expected[:0])
+
+
+def test_the_training_pipelines_forest_is_scored_with_numpy_once_verified():
+    X, y = data(3, 3, 10.0, 2, grid=False)
+    model = make_estimator("random_forest", seed=0).fit(X, y)
+
+    scorer, kind = verified_scorer(model, verification_rows(3, [X]))
+
+    assert kind == "numpy"
+    assert isinstance(scorer, trees.Forest)
+    np.testing.assert_array_equal(scorer(X), scores(model, X))
+    for row in X[:40]:  # one at a time, as requests come: its 100 trees summed in order
+        np.testing.assert_array_equal(scorer(row[None, :]), scores(model, row[None, :]))
+
+
+def test_the_scorer_pickles_and_scores_the_same_after():
+    X, y = data(4, 2, 1.0, 3, grid=True)
+    model = ExtraTreesClassifier(n_estimators=5, random_state=0).fit(X, y)
+    fast = tree_scorer(model)
+    assert fast is not None
+
+    back = pickle.loads(pickle.dumps(fast))
+
+    np.testing.assert_array_equal(back(X), fast(X))
+    np.testing.assert_array_equal(back(X), scores(model, X))
+
+
+class SofterForest(RandomForestClassifier):
+    """A subclass whose probabilities differ from its parent's arithmetic."""
+
+    def predict_proba(self, X: Any) -> Any:
+        return np.clip(super().predict_proba(X), 0.1, 0.9)
+
+
+class SofterTree(DecisionTreeClassifier):
+    def predict_proba(self, X: Any, check_input: bool = True) -> Any:
+        return np.clip(super().predict_proba(X, check_input), 0.1, 0.9)
+
+
+def two_targets() -> Any:
+    X, y = data(5, 2, 1.0, 2, grid=False)
+    return DecisionTreeClassifier(random_state=0).fit(X, np.column_stack([y, 1 - y]))
+
+
+def other_classes() -> Any:
+    """A forest of two classes with a tree of three put in."""
+    X, y = data(10, 2, 1.0, 2, grid=False)
+    forest = RandomForestClassifier(n_estimators=3, random_state=0).fit(X, y)
+    forest.estimators_[1] = DecisionTreeClassifier(random_state=0).fit(*data(10, 2, 1.0, 3, False))
+    return forest
+
+
+def foreign_tree() -> Any:
+    X, y = data(6, 2, 1.0, 2, grid=False)
+    forest = RandomForestClassifier(n_estimators=3, random_state=0).fit(X, y)
+    forest.estimators_[1] = SofterTree(random_state=0).fit(X, y)
+    return forest
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: SofterForest(n_estimators=3, random_state=0).fit(*data(7, 2, 1.0, 2, False)),
+        lambda: SofterTree(random_state=0).fit(*data(8, 2, 1.0, 2, False)),
+        # named and placed as scikit-learn's, but another class
+        lambda: type(
+            "RandomForestClassifier", (SofterForest,), {"__module__": "sklearn.ensemble._forest"}
+        )(n_estimators=3).fit(*data(11, 2, 1.0, 2, False)),
+        RandomForestClassifier,  # not fitted
+        DecisionTreeClassifier,
+        DecisionTreeRegressor,
+        two_targets,
+        other_classes,
+        foreign_tree,
+        lambda: make_estimator("gradient_boosting", seed=0).fit(*data(9, 2, 1.0, 2, False)),
+    ],
+    ids=["forest_subclass", "tree_subclass", "same_name", "unfitted", "unfitted_tree",
+         "unfitted_tree_regressor", "two_targets", "other_classes", "foreign_tree",
+         "gradient_boosting"],
+)
+def test_what_it_does_not_know_is_left_to_the_model(make):
+    assert tree_scorer(make()) is None
+
