@@ -317,8 +317,13 @@ def _scorer(
 ) -> tuple[Scorer, str, RowScorer | None]:
     """The numpy scorer when it equals the model's own scores on the model's data (its
     input example and reference profile, when logged, and rows around them), else the
-    model's own method; and its plain Python twin, when that is equal too."""
-    if fast_scorer(model) is None:
+    model's own method; and its plain Python twin, when that is equal too. A boosted
+    model keeps its own method, with a walk of its trees for few rows when equal."""
+    from litemlops.serving.trees import boosted_rows
+
+    fast = fast_scorer(model)
+    few = boosted_rows(model) if fast is None else None
+    if fast is None and few is None:
         return model_scorer(model), "model", None
     logged_as: tuple[str, str] | None
     if version is not None:
@@ -329,6 +334,8 @@ def _scorer(
         logged_as = None
     own = _own_rows(registry, logged_as, inputs) if logged_as is not None else []
     rows = verification_rows(len(inputs), own)
+    if fast is None:
+        return model_scorer(model), "model", verified_row_scorer(model, few, rows)
     scorer, kind = verified_scorer(model, rows)
     if kind != "numpy":
         return scorer, kind, None

@@ -208,7 +208,7 @@ def _decision(estimator: Any) -> tuple[Any, Any] | None:
     return fitted[0].T, fitted[1]
 
 
-def _expit(d: np.ndarray) -> np.ndarray:
+def expit(d: np.ndarray) -> np.ndarray:
     """The logistic function in place, with numpy (scipy's expit gives the same values
     here; importing scipy.special would cost a serving process ~23 MB)."""
     import numpy as np
@@ -223,7 +223,7 @@ def _expit(d: np.ndarray) -> np.ndarray:
 
 class _Binary(_Affine):
     def __call__(self, X: np.ndarray) -> np.ndarray:
-        return _expit((X @ self.coef + self.intercept).reshape(-1))
+        return expit((X @ self.coef + self.intercept).reshape(-1))
 
 
 class _Softmax(_Affine):
@@ -239,7 +239,7 @@ class _Softmax(_Affine):
 
 class _OneVsRest(_Affine):
     def __call__(self, X: np.ndarray) -> np.ndarray:
-        p = _expit(X @ self.coef + self.intercept)
+        p = expit(X @ self.coef + self.intercept)
         total = p.sum(axis=1)
         none = total == 0
         if none.any():

@@ -16,6 +16,12 @@ then divides by their number. So the scores equal the model's bit for bit, and
 `scoring.verified_scorer` still checks that before they are used. Inputs are
 finite, as for every scorer here (a tree's route for a missing value is not
 read).
+
+A histogram gradient-boosting model (the training pipeline's `gradient_boosting`)
+keeps its own method, compiled and on several threads, for many rows; for a
+request's few rows (`scoring.ROW_CELLS`) its trees are walked the same way, reading
+float64 as its predictor does, adding its baseline and then each tree's value in
+order (`boosted_rows`, checked at load by `scoring.verified_row_scorer`).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ _FORESTS = (
     "RandomForestClassifier", "RandomForestRegressor", "ExtraTreesClassifier",
     "ExtraTreesRegressor",
 )
+_BOOSTED = ("HistGradientBoostingClassifier", "HistGradientBoostingRegressor")
 
 
 def tree_scorer(estimator: Any) -> Forest | None:
@@ -46,10 +53,6 @@ def tree_scorer(estimator: Any) -> Forest | None:
         return None  # and scikit-learn's tree modules stay unimported for other models
     import sklearn.ensemble
     import sklearn.tree
-
-    def exactly(model: Any, names: tuple[str, ...], module: Any) -> bool:
-        name = type(model).__name__
-        return name in names and type(model) is getattr(module, name)
 
     if exactly(estimator, _TREES, sklearn.tree):
         trees = [estimator]
@@ -66,6 +69,27 @@ def tree_scorer(estimator: Any) -> Forest | None:
         classes = int(estimator.n_classes_)  # one number: the model has one output
         return Forest.of([t.tree_ for t in trees], classes - 1, classes)
     return Forest.of([t.tree_ for t in trees], 0, 1)
+
+
+def boosted_rows(estimator: Any) -> Boosted | None:
+    """A request's few rows of a fitted binary `HistGradientBoostingClassifier`, or of
+    a regressor whose predictions are its raw sums, on numeric inputs alone; else None.
+
+    For few rows only: its own predictor is compiled and runs on several threads, so
+    past about 100 rows it is the faster (4x at 1,000); below that it pays a fixed
+    cost a call, about 1 ms against 0.2 ms for one row of the training pipeline's
+    model, 1.2 ms against 1.1 ms for 85 rows (`ROW_CELLS` of its 3 inputs)."""
+    if type(estimator).__module__.split(".")[:2] != ["sklearn", "ensemble"]:
+        return None
+    import sklearn.ensemble
+
+    return Boosted.of(estimator) if exactly(estimator, _BOOSTED, sklearn.ensemble) else None
+
+
+def exactly(model: Any, names: tuple[str, ...], module: Any) -> bool:
+    """`model` is of one of the classes `names` of `module`, not of a subclass."""
+    name = type(model).__name__
+    return name in names and type(model) is getattr(module, name)
 
 
 class Forest:
@@ -96,42 +120,36 @@ class Forest:
         values `width` wide (None when a tree's are not)."""
         import numpy as np
 
-        features, thresholds, children, values, roots = [], [], [], [], []
-        start = 0
+        laid = []
         for tree in trees:
-            left = np.asarray(tree.children_left)
-            right = np.asarray(tree.children_right)
             value = np.asarray(tree.value)
             if value.ndim != 3 or value.shape[1:] != (1, width):
                 return None
-            leaf = left == -1
-            here = np.arange(len(left)) + start
-            roots.append(start)
-            features.append(np.asarray(tree.feature))  # a leaf's (-2) is never read
-            thresholds.append(np.asarray(tree.threshold, dtype="float64"))
-            pairs = [np.where(leaf, here, left + start), np.where(leaf, here, right + start)]
-            children.append(np.stack(pairs, axis=1).ravel())
-            values.append(np.asarray(value[:, 0, column], dtype="float64"))
-            start += len(left)
-        return cls(
-            np.concatenate(features).astype(np.intp),
-            np.concatenate(thresholds),
-            np.concatenate(children).astype(np.intp),
-            np.concatenate(values),
-            np.asarray(roots, dtype=np.intp),
-        )
+            left = np.asarray(tree.children_left)
+            laid.append((left == -1, left, tree.children_right, tree.feature, tree.threshold,
+                         value[:, 0, column]))  # fmt: skip
+        return cls(*_end_to_end(laid))
+
+    #: How scikit-learn reads the inputs of these trees.
+    reads = "float32"
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
         import numpy as np
 
         with np.errstate(over="ignore"):  # beyond float32's range: inf, as for the model
-            X32 = np.asarray(X, dtype=np.float32)
-        if len(X32) <= BLOCK:
-            return self._block(X32)
-        blocks = [self._block(X32[i : i + BLOCK]) for i in range(0, len(X32), BLOCK)]
-        return np.concatenate(blocks)
+            X = np.asarray(X, dtype=self.reads)
+        if len(X) <= BLOCK:
+            return self._block(X)
+        return np.concatenate([self._block(X[i : i + BLOCK]) for i in range(0, len(X), BLOCK)])
 
     def _block(self, X: np.ndarray) -> np.ndarray:
+        import numpy as np
+
+        # A running sum in the trees' order (a forest's own), then the mean.
+        return np.cumsum(self._leaves(X), axis=0)[-1] / len(self.roots)
+
+    def _leaves(self, X: np.ndarray) -> np.ndarray:
+        """The value of the leaf each row reaches in each tree: trees x rows."""
         import numpy as np
 
         rows, width = X.shape
@@ -146,5 +164,78 @@ class Forest:
             at = self.child[2 * at + right]
             node[walking] = at
             walking = walking[self.inner[at]]
-        # A running sum in the trees' order (a forest's own), then the mean.
-        return np.cumsum(self.value[node].reshape(trees, rows), axis=0)[-1] / trees
+        return self.value[node].reshape(trees, rows)
+
+
+class Boosted(Forest):
+    """A histogram gradient-boosting model's trees: its baseline plus every tree's leaf
+    value, added in the trees' order, then the logistic function for a classifier.
+    Called with rows as sequences of numbers (`scoring.RowScorer`), a list back."""
+
+    reads = "float64"
+
+    def __init__(self, *laid: Any, baseline: float, logistic: bool):
+        super().__init__(*laid)
+        self.baseline = baseline
+        self.logistic = logistic
+
+    @classmethod
+    def of(cls, model: Any) -> Boosted | None:  # type: ignore[override]
+        import numpy as np
+
+        link = type(getattr(getattr(model, "_loss", None), "link", None)).__name__
+        predictors = getattr(model, "_predictors", None)
+        baseline = np.ravel(getattr(model, "_baseline_prediction", []))
+        if (
+            not predictors  # not fitted
+            or getattr(model, "_preprocessor", None) is not None  # categorical inputs
+            # two classes (more have a softmax), or predictions that are the raw sums
+            or link != ("LogitLink" if hasattr(model, "classes_") else "IdentityLink")
+        ):
+            return None
+        laid = []
+        for [predictor] in predictors:
+            nodes = predictor.nodes
+            laid.append((nodes["is_leaf"].astype(bool), nodes["left"], nodes["right"],
+                         nodes["feature_idx"], nodes["num_threshold"], nodes["value"]))  # fmt: skip
+        logistic = link == "LogitLink"
+        return cls(*_end_to_end(laid), baseline=float(baseline[0]), logistic=logistic)
+
+    def __call__(self, rows: Any) -> Any:
+        return super().__call__(rows).tolist()
+
+    def _block(self, X: np.ndarray) -> np.ndarray:
+        import numpy as np
+
+        from litemlops.serving.scoring import expit
+
+        leaves = self._leaves(X)
+        terms = np.vstack([np.full((1, leaves.shape[1]), self.baseline), leaves])
+        raw = np.cumsum(terms, axis=0)[-1]  # raw_predictions += each tree's, in order
+        return expit(raw) if self.logistic else raw
+
+
+def _end_to_end(laid: list[tuple[Any, ...]]) -> tuple[np.ndarray, ...]:
+    """`Forest`'s arrays from each tree's (leaf?, left, right, feature, threshold,
+    value) per node, its children numbered within the tree."""
+    import numpy as np
+
+    features, thresholds, children, values, roots = [], [], [], [], []
+    start = 0
+    for leaf, left, right, feature, threshold, value in laid:
+        here = np.arange(len(leaf)) + start
+        roots.append(start)
+        features.append(np.asarray(feature, dtype=np.intp))  # a leaf's is never read
+        thresholds.append(np.asarray(threshold, dtype="float64"))
+        pairs = [np.where(leaf, here, np.asarray(left, dtype=np.intp) + start),
+                 np.where(leaf, here, np.asarray(right, dtype=np.intp) + start)]  # fmt: skip
+        children.append(np.stack(pairs, axis=1).ravel())
+        values.append(np.asarray(value, dtype="float64"))
+        start += len(leaf)
+    return (
+        np.concatenate(features),
+        np.concatenate(thresholds),
+        np.concatenate(children),
+        np.concatenate(values),
+        np.asarray(roots, dtype=np.intp),
+    )

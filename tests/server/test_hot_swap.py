@@ -209,7 +209,7 @@ def test_each_version_is_scored_by_numpy_only_when_it_equals_the_models_own(
 ):
     models = client.app.state.litemlops.models
     body = {"entities": [{"driver_id": i} for i in DRIVERS]}
-    # A gradient-boosting version: a model the numpy scorers do not know.
+    # A gradient-boosting version: a model no numpy scorer takes for all its rows.
     params = {"estimator": "gradient_boosting", "min_auc": 0, "max_rmse": 1, "tolerance": 1}
     run = served_platform.pipelines.run(served_platform.catalog.get("training"), params)
     assert run.state == "success", run.error
@@ -217,9 +217,10 @@ def test_each_version_is_scored_by_numpy_only_when_it_equals_the_models_own(
     expected = {**scores_of, boosted: scored(served_platform, boosted)}
 
     # The logistic champion in plain Python for a request's few rows; the forest with
-    # numpy, its trees walked (`litemlops.serving.trees`); the boosted model by its own.
+    # numpy, its trees walked (`litemlops.serving.trees`); the boosted model by its own
+    # method, its trees walked for a request's few rows.
     for version, scorer, few in ((1, "numpy", True), (challenger, "numpy", False),
-                                 (boosted, "model", False)):
+                                 (boosted, "model", True)):
         response = client.post(f"/predict/{MODEL}/{version}", json=body)
         assert response.status_code == 200, response.text
         assert response.json()["predictions"] == pytest.approx(

@@ -1,6 +1,7 @@
-"""The numpy scorer of trees and forests against scikit-learn's own methods (the oracle):
-equal bit for bit, on rows drawn around the data and on rows that sit exactly on, and a
-float32 step beside, the thresholds the trees test; other estimators are left alone."""
+"""The numpy scorer of trees and forests, and the walk of a boosted model's trees for a
+request's few rows, against scikit-learn's own methods (the oracle): equal on rows drawn
+around the data and on rows that sit exactly on, and a float step beside, the thresholds
+the trees test; other estimators are left alone."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from hypothesis import strategies as st
 from sklearn.ensemble import (
     ExtraTreesClassifier,
     ExtraTreesRegressor,
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
     RandomForestClassifier,
     RandomForestRegressor,
 )
@@ -30,12 +33,14 @@ from sklearn.tree import (
 from litemlops.modeling import make_estimator, scores
 from litemlops.serving import trees
 from litemlops.serving.scoring import (
+    RTOL,
     fast_scorer,
     model_scorer,
     verification_rows,
+    verified_row_scorer,
     verified_scorer,
 )
-from litemlops.serving.trees import tree_scorer
+from litemlops.serving.trees import boosted_rows, tree_scorer
 
 ESTIMATORS = {
     "tree": DecisionTreeClassifier,
@@ -214,3 +219,104 @@ def foreign_tree() -> Any:
 def test_what_it_does_not_know_is_left_to_the_model(make):
     assert tree_scorer(make()) is None
 
+
+
+# -- histogram gradient boosting: a request's few rows ----------------------------------------
+
+BOOSTED = {
+    "boosted": lambda **kw: HistGradientBoostingClassifier(**kw),
+    "boosted_regressor": lambda **kw: HistGradientBoostingRegressor(**kw),
+    "boosted_absolute_error": lambda **kw: HistGradientBoostingRegressor(
+        loss="absolute_error", **kw
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BOOSTED))
+@settings(max_examples=examples(8), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n_features=st.integers(1, 4),
+    scale=st.sampled_from([1e-3, 1.0, 1e4]),
+    grid=st.booleans(),
+    iterations=st.sampled_from([1, 7, 30]),
+    leaves=st.sampled_from([2, 15]),
+)
+def test_the_boosted_walk_equals_the_models_own_scores(
+    name, seed, n_features, scale, grid, iterations, leaves
+):
+    X, y = data(seed, n_features, scale, 0 if "regressor" in name or "error" in name else 2, grid)
+    model = BOOSTED[name](max_iter=iterations, max_leaf_nodes=leaves, random_state=seed % 1000)
+    model.fit(X, y)
+    rng = np.random.default_rng(seed)
+    far = X.mean(axis=0) + X.std(axis=0) * rng.standard_normal((30, n_features)) * 100
+    thresholds = [
+        (int(node["feature_idx"]), float(node["num_threshold"]))
+        for [predictor] in model._predictors
+        for node in predictor.nodes
+        if not node["is_leaf"]
+    ]
+    on = []
+    for feature, threshold in thresholds[:40]:
+        for x in (threshold, *np.nextafter(threshold, [-np.inf, np.inf])):
+            row = X[rng.integers(len(X))].copy()
+            row[feature] = x
+            on.append(row)
+    on_them = np.asarray(on).reshape(-1, n_features)
+    rows = np.vstack([X[:20], far, on_them, np.zeros((1, n_features))])
+
+    walk = boosted_rows(model)
+
+    assert walk is not None
+    got, expected = np.asarray(walk(rows.tolist())), model_scorer(model)(rows)
+    assert got.dtype == expected.dtype == np.float64
+    if isinstance(model, HistGradientBoostingRegressor):  # the same sum in the same order
+        np.testing.assert_array_equal(got, expected)
+    else:  # then numpy's logistic function here, scipy's there: the last bit may differ
+        np.testing.assert_allclose(got, expected, rtol=RTOL, atol=0)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: HistGradientBoostingClassifier(max_iter=3).fit(*data(12, 2, 1.0, 3, False)),
+        lambda: HistGradientBoostingRegressor(loss="poisson", max_iter=3).fit(
+            data(13, 2, 1.0, 0, False)[0], np.arange(150) % 4
+        ),
+        lambda: HistGradientBoostingClassifier(max_iter=3, categorical_features=[0]).fit(
+            np.column_stack([np.arange(150) % 5, np.arange(150) / 7.0]), np.arange(150) % 2
+        ),
+        lambda: type("HistGradientBoostingClassifier", (HistGradientBoostingClassifier,),
+                     {"__module__": "sklearn.ensemble._hist_gradient_boosting"})(max_iter=3).fit(
+            *data(14, 2, 1.0, 2, False)
+        ),
+        HistGradientBoostingClassifier,  # not fitted
+        lambda: make_estimator("random_forest", seed=0).fit(*data(15, 2, 1.0, 2, False)),
+    ],
+    ids=["three_classes", "poisson", "categorical", "same_name", "unfitted", "forest"],
+)
+def test_what_the_boosted_walk_does_not_know_is_left_to_the_model(make):
+    assert boosted_rows(make()) is None
+
+
+def test_a_served_boosted_model_walks_few_rows_and_leaves_many_to_its_own_method():
+    from litemlops.serving.models import ServingModel
+    from litemlops.serving.scoring import ROW_CELLS
+
+    X, y = data(16, 3, 1.0, 2, grid=False)
+    model = make_estimator("gradient_boosting", seed=0).fit(X, y)
+    walk = verified_row_scorer(model, boosted_rows(model), verification_rows(3, [X]))
+    assert walk is not None
+    used: list[int] = []
+
+    def few(rows):
+        used.append(len(rows))
+        return walk(rows)
+
+    served = ServingModel("m/1", "m", 1, None, ("a", "b", "c"), None, "model",
+                          model_scorer(model), few)  # fmt: skip
+    small, large = X[:5], X[: ROW_CELLS // 3 + 1]
+
+    np.testing.assert_allclose(served.score_list(small.tolist()), scores(model, small), rtol=RTOL)
+    np.testing.assert_array_equal(served.score_list(large.tolist()), scores(model, large))
+    assert used == [5]  # the large batch went through the model's own method
