@@ -48,23 +48,17 @@ def tree_scorer(estimator: Any) -> Forest | None:
     """`modeling.scores` of a fitted single-output tree or forest (scikit-learn's, of
     exactly these classes: a subclass may predict otherwise) as numpy operations;
     None for any other estimator."""
-    kind = type(estimator)
-    if kind.__module__.split(".")[:2] not in (["sklearn", "tree"], ["sklearn", "ensemble"]):
-        return None  # and scikit-learn's tree modules stay unimported for other models
-    import sklearn.ensemble
-    import sklearn.tree
-
-    if exactly(estimator, _TREES, sklearn.tree):
+    if exactly(estimator, _TREES, "sklearn.tree"):
         trees = [estimator]
-    elif exactly(estimator, _FORESTS, sklearn.ensemble):
+    elif exactly(estimator, _FORESTS, "sklearn.ensemble"):
         trees = list(getattr(estimator, "estimators_", None) or [])
-        if not trees or not all(exactly(t, _TREES, sklearn.tree) for t in trees):
+        if not trees or not all(exactly(t, _TREES, "sklearn.tree") for t in trees):
             return None
     else:
         return None
     if getattr(estimator, "n_outputs_", None) != 1:
         return None  # unfitted, or several targets
-    if kind.__name__.endswith("Classifier"):
+    if type(estimator).__name__.endswith("Classifier"):
         # The last class's probability (`modeling.scores`), of as many as the model has.
         classes = int(estimator.n_classes_)  # one number: the model has one output
         return Forest.of([t.tree_ for t in trees], classes - 1, classes)
@@ -79,17 +73,19 @@ def boosted_rows(estimator: Any) -> Boosted | None:
     past about 100 rows it is the faster (4x at 1,000); below that it pays a fixed
     cost a call, about 1 ms against 0.2 ms for one row of the training pipeline's
     model, 1.2 ms against 1.1 ms for 85 rows (`ROW_CELLS` of its 3 inputs)."""
-    if type(estimator).__module__.split(".")[:2] != ["sklearn", "ensemble"]:
-        return None
-    import sklearn.ensemble
-
-    return Boosted.of(estimator) if exactly(estimator, _BOOSTED, sklearn.ensemble) else None
+    return Boosted.of(estimator) if exactly(estimator, _BOOSTED, "sklearn.ensemble") else None
 
 
-def exactly(model: Any, names: tuple[str, ...], module: Any) -> bool:
-    """`model` is of one of the classes `names` of `module`, not of a subclass."""
-    name = type(model).__name__
-    return name in names and type(model) is getattr(module, name)
+def exactly(model: Any, names: tuple[str, ...], module: str) -> bool:
+    """`model` is of one of the classes `names` of scikit-learn's `module`, not of a
+    subclass; `module` is imported only for a model whose class is defined in it (so a
+    linear model leaves scikit-learn's trees unimported)."""
+    import importlib
+
+    kind = type(model)
+    if kind.__name__ not in names or not kind.__module__.startswith(module + "."):
+        return False
+    return kind is getattr(importlib.import_module(module), kind.__name__)
 
 
 class Forest:

@@ -68,24 +68,34 @@ def data(seed: int, n_features: int, scale: float, classes: int, grid: bool) -> 
     return X, np.searchsorted(np.quantile(rule, np.linspace(0, 1, classes + 1)[1:-1]), rule)
 
 
-def on_the_thresholds(model: Any, X: np.ndarray, seed: int) -> np.ndarray:
-    """Rows of X with one input set to a threshold some tree tests it against, or to the
-    float32 just below or above it: where `<=` and `<`, or float32 and float64, part."""
+def rows_to_score(X: np.ndarray, splits: list[tuple[int, float]], seed: int, step: Any) -> Any:
+    """The data's first rows; rows far outside it; rows of X with one input set to a
+    threshold a tree tests it against (`splits`: (input, threshold)), to that threshold
+    as a `step` (the float type the model reads inputs as) and to the `step` just below
+    and above it, where `<=` and `<`, or float32 and float64, part; and zeros."""
+    rng = np.random.default_rng(seed)
+    far = X.mean(axis=0) + X.std(axis=0) * rng.standard_normal((30, X.shape[1])) * 100
+    on = []
+    for feature, threshold in splits:
+        value = step(threshold)
+        for x in (threshold, value, *np.nextafter(value, [-np.inf, np.inf])):
+            row = X[rng.integers(len(X))].copy()
+            row[feature] = x
+            on.append(row)
+    on_them = np.asarray(on).reshape(-1, X.shape[1])
+    return np.vstack([X[:20], far, on_them, np.zeros((1, X.shape[1]))])
+
+
+def tree_splits(model: Any, seed: int) -> list[tuple[int, float]]:
+    """Up to 12 (input, threshold) of each tree's inner nodes, drawn."""
     rng = np.random.default_rng(seed)
     estimator = model[-1] if hasattr(model, "steps") else model
-    fitted = getattr(estimator, "estimators_", [estimator])
-    rows = []
-    for tree in fitted:
+    splits = []
+    for tree in getattr(estimator, "estimators_", [estimator]):
         inner = np.flatnonzero(tree.tree_.children_left != -1)
         for node in rng.choice(inner, size=min(len(inner), 12), replace=False):
-            value = np.float32(tree.tree_.threshold[node])
-            for x in (tree.tree_.threshold[node], value, *np.nextafter(value, [-np.inf, np.inf])):
-                row = X[rng.integers(len(X))].copy()
-                row[tree.tree_.feature[node]] = x
-                rows.append(row)
-    if hasattr(model, "steps"):  # back from the scaled inputs the trees see
-        rows = model[0].inverse_transform(np.asarray(rows)).tolist() if rows else []
-    return np.asarray(rows).reshape(-1, X.shape[1])
+            splits.append((int(tree.tree_.feature[node]), float(tree.tree_.threshold[node])))
+    return splits
 
 
 @pytest.mark.parametrize("name", sorted(ESTIMATORS))
@@ -109,9 +119,10 @@ def test_the_tree_scorer_equals_the_models_own_scores_bit_for_bit(
     if scaled:
         model = make_pipeline(StandardScaler(), model)
     model.fit(X, y)
-    rng = np.random.default_rng(seed)
-    far = X.mean(axis=0) + X.std(axis=0) * rng.standard_normal((30, n_features)) * 100
-    rows = np.vstack([X[:20], far, on_the_thresholds(model, X, seed), np.zeros((1, n_features))])
+    seen = model[0].transform(X) if scaled else X  # the inputs as the trees see them
+    rows = rows_to_score(seen, tree_splits(model, seed), seed, np.float32)
+    if scaled:
+        rows = model[0].inverse_transform(rows)
 
     fast = fast_scorer(model)
 
@@ -248,22 +259,13 @@ def test_the_boosted_walk_equals_the_models_own_scores(
     X, y = data(seed, n_features, scale, 0 if "regressor" in name or "error" in name else 2, grid)
     model = BOOSTED[name](max_iter=iterations, max_leaf_nodes=leaves, random_state=seed % 1000)
     model.fit(X, y)
-    rng = np.random.default_rng(seed)
-    far = X.mean(axis=0) + X.std(axis=0) * rng.standard_normal((30, n_features)) * 100
-    thresholds = [
+    splits = [
         (int(node["feature_idx"]), float(node["num_threshold"]))
         for [predictor] in model._predictors
         for node in predictor.nodes
         if not node["is_leaf"]
     ]
-    on = []
-    for feature, threshold in thresholds[:40]:
-        for x in (threshold, *np.nextafter(threshold, [-np.inf, np.inf])):
-            row = X[rng.integers(len(X))].copy()
-            row[feature] = x
-            on.append(row)
-    on_them = np.asarray(on).reshape(-1, n_features)
-    rows = np.vstack([X[:20], far, on_them, np.zeros((1, n_features))])
+    rows = rows_to_score(X, splits[:40], seed, np.float64)
 
     walk = boosted_rows(model)
 
