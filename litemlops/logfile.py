@@ -11,6 +11,7 @@ import datetime as dt
 import logging.handlers
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -129,6 +130,60 @@ class JsonLinesFile(logging.handlers.RotatingFileHandler):
             os.rename(base, target)
         self._checked = time.monotonic()
         self.stream = self._open()
+
+
+@dataclass(frozen=True)
+class SharedFile:
+    """The event file a process writes, described for a worker process of its to append
+    its own lines to instead of sending each to it: the file's path, the size it
+    rotates at, and the level from which the owner's console shows events (lines from
+    that level on still go to the owner, which alone writes the console)."""
+
+    path: str
+    max_bytes: int
+    shown: int
+
+
+class HeldLines:
+    """A worker's rendered lines, held to go together: to the owner as one message
+    (`take`), or, those the owner's console does not show, appended by this process to
+    the owner's event file (`SharedFile`) when it is given and can be opened. The file
+    is written by `take` in one write; another process rotating it is followed as
+    every writer of the file follows it (`JsonLinesFile`)."""
+
+    def __init__(self, file: SharedFile | None = None):
+        self.lines: list[tuple[int, str]] = []
+        self._file: JsonLinesFile | None = None
+        self._shown = 0
+        if file is not None:
+            try:
+                self._file = JsonLinesFile(file.path, maxBytes=file.max_bytes, encoding="utf-8")
+                self._shown = file.shown
+            except OSError:  # not ours to write: the owner writes every line, as before
+                self._file = None
+
+    @property
+    def appends(self) -> bool:
+        """Whether lines the owner's console does not show go to its file from here."""
+        return self._file is not None
+
+    def hold(self, level: int, line: str) -> None:
+        if self._file is not None and level < self._shown:
+            self._file.write_line(line)
+        else:
+            self.lines.append((level, line))
+
+    def take(self) -> list[tuple[int, str]]:
+        """Write the lines meant for the file, and hand over (and forget) the others."""
+        if self._file is not None:
+            with contextlib.suppress(OSError, ValueError):  # as the owner's writer: a
+                self._file.flush()  # full disk loses lines, never the worker
+        lines, self.lines = self.lines, []
+        return lines
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
 
 
 def rotated_name(live: Path, when: dt.datetime, pid: int, attempt: int = 0) -> Path:

@@ -41,7 +41,7 @@ import structlog
 from litemlops import events, logger
 from litemlops.config import Config
 from litemlops.errors import HistoryError
-from litemlops.logfile import JsonLinesFile, dumps, stamp
+from litemlops.logfile import HeldLines, JsonLinesFile, SharedFile, dumps, stamp
 
 # The stdlib handler is found again by name, so a second configure_logging (or a
 # shutdown) touches only what an earlier call installed, not pytest's or the user's.
@@ -226,13 +226,25 @@ def configure_forwarding(level: str, send: Callable[[int, str], None]) -> None:
     _retap()
 
 
-def hold_forwarded() -> list[tuple[int, str]]:
-    """In a worker process (`configure_forwarding`): keep the lines rendered from now on
-    in the list returned instead of sending each; the worker sends them together
-    (each still goes through `forward_line` in the owner), and clears the list."""
-    held: list[tuple[int, str]] = []
+def event_file() -> SharedFile | None:
+    """This process's event file (`configure_logging`), described for its worker
+    processes to append to (`hold_forwarded`); None without one (library use, a worker)."""
+    writer = _writer
+    if not isinstance(writer, _Writer):
+        return None
+    shown = writer.console_level if writer.console is not None else logging.CRITICAL + 1
+    return SharedFile(writer.file.baseFilename, writer.file.maxBytes, shown)
+
+
+def hold_forwarded(file: SharedFile | None = None) -> HeldLines:
+    """In a worker process (`configure_forwarding`): hold the lines rendered from now on
+    instead of sending each; the worker sends `take()` together (each still goes
+    through `forward_line` in the owner). file: the owner's `event_file()`, to append
+    the lines its console does not show to that file from here instead: the owner's
+    interpreter then spends nothing on them."""
+    held = HeldLines(file)
     if isinstance(_writer, _Forwarder):
-        _writer.send = lambda level, line: held.append((level, line))
+        _writer.send = held.hold
     return held
 
 

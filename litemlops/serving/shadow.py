@@ -14,6 +14,13 @@ one (`ShadowScorer(start=...)`, as the server does), at the lowest CPU priority,
 its scoring and its events take neither the serving process's interpreter nor the
 cores the server uses; a worker that dies loses its batch (counted as errors) and is
 started again. Without one (the library embedded, tests), on the feeder thread.
+
+A worker appends its events to the owner's event file itself (those the owner's
+console does not show; the others go to the owner, which alone writes the console),
+and the feeder hands it a batch at most every `BATCH_SECONDS`: each time the feeder
+needs the interpreter back (after a wait, or a pipe's read or write) while a request
+holds it, both threads pay a hand-off, so the fewer and smaller its steps, the less
+a shadow takes from the requests (`benchmarks/serving.py --deployments`).
 """
 
 from __future__ import annotations
@@ -37,15 +44,16 @@ if TYPE_CHECKING:
     from multiprocessing.connection import Connection
     from pathlib import Path
 
+    from litemlops.logfile import SharedFile
     from litemlops.scheduler.workers import Worker
     from litemlops.serving.models import ServingModel
 
 log = get_logger("litemlops.serving")
 
-BATCH_SECONDS = 0.05
-"""How often at most the feeder hands the challenger the jobs offered since: each
-batch costs the serving process a round trip (a wake-up, sending, its figures and
-events back), about 15 us a request at 10 ms batches and 5 us at 50 ms."""
+BATCH_SECONDS = 0.2
+"""How often at most the feeder hands the challenger the jobs offered since (sooner once
+half the queue waits): each batch costs the serving process a round trip (a wake-up,
+sending, its figures back), each step of which takes the interpreter from requests."""
 
 NICENESS = 19
 """A shadow worker's CPU priority: the lowest, so it scores with the cores serving
@@ -53,8 +61,13 @@ leaves idle, and a loaded machine drops shadow jobs rather than slowing answers 
 the idle scheduling class: beside a training run it would never score at all)."""
 
 MAX_BATCH = 256
-"""Jobs handed over at once at most: the serving process packs a batch and writes its
-events while holding the interpreter, so a backlog must not become one long pause."""
+"""Jobs scored at once at most on the feeder thread (no worker): scoring them and
+rendering their events holds the interpreter, so a backlog must not become one long
+pause for requests."""
+
+WORKER_BATCH = 4096
+"""Jobs handed to a worker at once at most: packing them holds the interpreter, about
+0.06 us a job."""
 
 RESTART_SECONDS = (1.0, 60.0)
 """A dead shadow worker is started again after the first figure, doubling up to the
@@ -156,12 +169,17 @@ def _scored(
 
 
 def shadow_worker(
-    registry: Path, artifacts: Path, uri: str, fields: dict[str, Any], conn: Connection
-) -> None:
+    registry: Path, artifacts: Path, uri: str, fields: dict[str, Any], conn: Connection,
+    events: SharedFile | None = None,
+) -> None:  # fmt: skip
     """In a worker process: load `uri` from the home's registry database and artifacts
     as the server would (its sha256 checked), then score each batch of jobs `conn`
-    brings and send back its `Figures` with the batch's events, rendered (one message
-    a batch, not one a line), until the owner closes its end."""
+    brings and send back its `Figures`, until the owner closes its end.
+
+    events: the owner's event file (`logsetup.event_file()`), to which the batch's
+    events are appended from here, but for those the owner's console shows, which are
+    sent with the figures, rendered (one message a batch, not one a line); without
+    it, all are sent."""
     from litemlops.logsetup import hold_forwarded
     from litemlops.serving.models import build_model
     from litemlops.store.tracking.registry import ModelRegistry
@@ -169,16 +187,16 @@ def shadow_worker(
 
     with Tracker(registry, artifacts=artifacts) as tracker:
         model = build_model(ModelRegistry(tracker), uri, None)
-    lines = hold_forwarded()
+    held = hold_forwarded(events)
     conn.send_bytes(pickle.dumps(None))  # loaded
     while True:
         try:
             batch = [unpacked(job) for job in pickle.loads(conn.recv_bytes())]
         except EOFError:
+            held.close()
             return
         figures = shadow_batch(model, batch, fields)
-        conn.send_bytes(pickle.dumps((figures, lines), _PROTOCOL))
-        lines.clear()
+        conn.send_bytes(pickle.dumps((figures, held.take()), _PROTOCOL))
 
 
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
@@ -210,7 +228,9 @@ class _Remote:
             return False
         ours, theirs = multiprocessing.Pipe()
         try:
-            worker = self.start(self.uri, self.fields, theirs, niceness=NICENESS)
+            worker = self.start(
+                self.uri, self.fields, theirs, logsetup.event_file(), niceness=NICENESS
+            )
         except Exception as exc:
             ours.close()
             self._died(f"the shadow worker did not start: {type(exc).__name__}: {exc}")
@@ -286,8 +306,9 @@ class ShadowScorer:
     """Scores `ShadowJob`s with the challenger `uri` off the request path, in batches.
 
     model: the loaded challenger (`ModelCache.get`), when it scores on the feeder thread.
-    start: `(uri, fields, connection, niceness=)` -> a started `shadow_worker`, to
-    score in a worker process instead (`Workers.start` with the home's paths bound).
+    start: `(uri, fields, connection, event file, niceness=)` -> a started
+    `shadow_worker`, to score in a worker process instead (`Workers.start` with the
+    home's paths bound).
     fields: what every `prediction_shadowed` event carries (service, deployment, arm).
     queue_size: jobs waiting or being scored at most; more are dropped.
     """
@@ -318,6 +339,11 @@ class ShadowScorer:
         self._pending: deque[Any] = deque()  # ShadowJob, or packed for the worker
         self._busy = 0  # jobs handed to the challenger and not yet counted
         self._stop = threading.Event()
+        # Set by `offer` once half the queue waits (and by `close`): the feeder's wait
+        # ends early, so a fast server fills batches, not the queue.
+        self._nudge = threading.Event()
+        most = WORKER_BATCH if start is not None else MAX_BATCH
+        self._enough = max(1, min(queue_size // 2, most))
         self.offered = self.dropped = self.scored = self.errors = 0
         self.agreed = 0
         self.divergence_sum = 0.0
@@ -342,12 +368,15 @@ class ShadowScorer:
         else:
             job = ShadowJob(request_id, ids, columns, scores, output)
         self._pending.append(job)
+        if len(self._pending) == self._enough:
+            self._nudge.set()
         return True
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop after the jobs queued; a challenger stuck longer than `timeout` is left
         to its daemon thread (in a worker process: killed)."""
         self._stop.set()
+        self._nudge.set()
         self._thread.join(timeout)
         if self._remote is not None:
             self._remote.close(timeout, last=True)
@@ -377,11 +406,13 @@ class ShadowScorer:
             # would otherwise get a job at a time, each costing this process a round
             # trip (packing, a wake-up, its figures) instead of a share of one.
             wait = sent + self.every - time.monotonic()
-            if wait > 0 and not stopping:
-                self._stop.wait(wait)
+            if wait > 0 and not stopping and len(self._pending) < self._enough:
+                self._nudge.wait(wait)
+                self._nudge.clear()
                 continue
             batch: list[Any] = []
-            while self._pending and len(batch) < MAX_BATCH:
+            most = MAX_BATCH if self._remote is None else WORKER_BATCH
+            while self._pending and len(batch) < most:
                 batch.append(self._pending.popleft())
             if batch:
                 sent = time.monotonic()
@@ -390,7 +421,8 @@ class ShadowScorer:
             elif stopping:
                 return
             else:
-                self._stop.wait(self.every)
+                self._nudge.wait(self.every)
+                self._nudge.clear()
 
     def _score(self, batch: list[Any]) -> list[Any]:
         """Score `batch`, here or in the worker; the batch when the worker still has it."""

@@ -73,7 +73,19 @@ def emit_held(n: int) -> list[tuple[int, str]]:
     log = structlog.get_logger("litemlops.test")
     for i in range(n):
         (log.warning if i == 2 else log.info)("worker_said", i=i)
-    return list(held)
+    return held.take()
+
+
+def emit_appending(n: int, file: Any) -> tuple[list[tuple[int, str]], int]:
+    """Events held with the owner's event file given (a shadow worker's way): what is
+    left to send, and this process's id (the lines it wrote carry it)."""
+    from litemlops.logsetup import hold_forwarded
+
+    held = hold_forwarded(file)
+    log = structlog.get_logger("litemlops.test")
+    for i in range(n):
+        (log.warning if i == 2 else log.info)("worker_said", i=i, pid=os.getpid())
+    return held.take(), os.getpid()
 
 
 def gone(pid: int, within: float = 10.0) -> bool:
@@ -180,6 +192,50 @@ def test_held_worker_events_are_written_together_in_their_order(
     # The console shows what it shows of any event: the warning, not the rest.
     assert ("worker_said" in shown.getvalue()) is console
     assert shown.getvalue().count("worker_said") == (1 if console else 0)
+
+
+@pytest.mark.parametrize("console", [False, True])
+def test_a_worker_given_the_event_file_appends_what_the_console_does_not_show(
+    workers: Workers, tmp_path: Path, restore_logging: None, console: bool
+) -> None:
+    from io import StringIO
+
+    from litemlops.logsetup import event_file, forward_lines
+
+    config = Config.load(tmp_path, env={}, overrides={"logging.console": console})
+    shown = StringIO()
+    configure_logging(config, console_stream=shown, console_level="warning")
+    owner = event_file()
+    assert owner is not None and Path(owner.path) == config.events_log_path.resolve()
+    sent, pid = workers.call(emit_appending, 5, owner)
+    # Written by the worker itself, before the owner forwarded anything: all but the
+    # warning the console shows, which alone comes back to be written by the owner.
+    written = [json.loads(x) for x in config.events_log_path.read_text().splitlines()]
+    said = [e for e in written if e["event"] == "worker_said"]
+    assert [e["i"] for e in said] == ([0, 1, 3, 4] if console else [0, 1, 2, 3, 4])
+    assert all(e["pid"] == pid != os.getpid() for e in said)
+    assert [json.loads(line)["i"] for _, line in sent] == ([2] if console else [])
+    forward_lines(sent)
+    shutdown_logging()
+    written = [json.loads(x) for x in config.events_log_path.read_text().splitlines()]
+    assert sorted(e["i"] for e in written if e["event"] == "worker_said") == [0, 1, 2, 3, 4]
+    assert shown.getvalue().count("worker_said") == (1 if console else 0)
+
+
+def test_without_an_event_file_a_worker_holds_every_line_for_the_owner(
+    tmp_path: Path,
+) -> None:
+    from litemlops.logfile import HeldLines, SharedFile
+    from litemlops.logsetup import event_file
+
+    assert event_file() is None  # no configure_logging: library use
+    held = HeldLines(None)
+    held.hold(20, "a")
+    assert held.take() == [(20, "a")] and held.take() == []
+    # A file it cannot open (here a directory) leaves every line to the owner.
+    blocked = HeldLines(SharedFile(str(tmp_path), 1 << 20, 40))
+    blocked.hold(20, "b")
+    assert not blocked.appends and blocked.take() == [(20, "b")]
 
 
 def test_stop_kills_live_workers_and_refuses_new_ones(tmp_path: Path) -> None:

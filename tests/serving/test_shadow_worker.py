@@ -5,11 +5,13 @@ and a worker that dies or cannot load its model is counted, never waited for."""
 from __future__ import annotations
 
 import functools
+import io
 import os
 import random
 import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -17,6 +19,8 @@ import pytest
 from serving_world import DRIVERS, World
 
 from litemlops import logsetup
+from litemlops.config import Config
+from litemlops.logsetup import configure_logging, shutdown_logging
 from litemlops.scheduler.workers import Workers
 from litemlops.serving import shadow as shadow_module
 from litemlops.serving.deployments import Deployments
@@ -192,3 +196,67 @@ def test_a_challenger_the_worker_cannot_load_is_counted_as_errors(
     report = deployments.status("inference")["shadow"]
     assert report["scored"] == 0 and report["errors"] + report["dropped"] == 10
     assert "TamperedArtifactError" in report["worker_error"]
+
+
+def test_a_shadow_worker_appends_its_events_to_the_owners_file_itself(
+    world: World, deployments: Deployments, tmp_path: Path, restore_logging: None,
+    monkeypatch: pytest.MonkeyPatch,
+):  # fmt: skip
+    # As under `run`: the owner writes an event file and its console shows warnings.
+    config = Config.load(tmp_path / "home", env={})
+    configure_logging(config, console_stream=io.StringIO(), console_level="warning")
+    relayed: list[dict[str, Any]] = []
+    relay = logsetup.forward_lines
+
+    def recording(lines: list[tuple[int, str]]) -> None:
+        relayed.extend(orjson.loads(line) for _, line in lines)
+        relay(lines)
+
+    monkeypatch.setattr(logsetup, "forward_lines", recording)
+    monkeypatch.setattr(shadow_module, "NICENESS", 0)  # it must score on a loaded machine
+    scorer = shadowing(deployments, world, FaultyModel(world.champion_model(), fail_every=3))
+    for i in range(30):  # batches of five: some calls raise, for a batch or one job
+        world.service.infer(f"f{i}", IDS)
+        if i % 5 == 4:
+            scorer.drain(20.0)
+    report = deployments.status("inference")["shadow"]
+    assert report["scored"] + report["errors"] == 30 and report["errors"] >= 1, report
+
+    def logged(event: str) -> list[dict[str, Any]]:
+        lines = config.events_log_path.read_text().splitlines()
+        return [e for e in map(orjson.loads, lines) if e["event"] == event]
+
+    # The worker wrote each request it scored before sending the batch's figures; the
+    # owner relayed only the failures, which its console shows.
+    assert sorted(e["request_id"] for e in logged("prediction_shadowed")) == sorted(
+        f"f{i}" for i in range(30) if f"f{i}" not in {e["request_id"] for e in relayed}
+    )
+    assert len(logged("prediction_shadowed")) == report["scored"]
+    assert {e["event"] for e in relayed} == {"prediction_shadow_failed"}
+    assert len(relayed) == report["errors"]
+    shutdown_logging()  # the owner's queued lines written
+    assert len(logged("prediction_shadow_failed")) == report["errors"]
+
+
+def test_half_a_queue_waiting_hands_over_a_batch_before_the_period_ends(world: World):
+    model = world.service.model(f"{world.registry.get_model_version('driver_ranker', 1).name}/1")
+    scorer = ShadowScorer("driver_ranker/1", queue_size=10, fields={},
+                          model=lambda uri: model, every=3600.0)  # fmt: skip
+    columns = {"conv_rate": [0.9, 0.1, 0.5], "acc_rate": [0.8, 0.2, 0.5]}
+
+    def offer(n: int) -> None:
+        for _ in range(n):
+            assert scorer.offer(f"q{scorer.offered}", IDS, columns, [0.5, 0.1, 0.3], IDS[0])
+
+    try:
+        offer(4)  # fewer than half the queue: they wait for the period (an hour)
+        time.sleep(0.3)
+        assert scorer.scored == 0
+        offer(1)  # half the queue: handed over now
+        assert wait_until(lambda: scorer.scored == 5, timeout=10.0), scorer.report()
+        offer(3)
+        time.sleep(0.3)
+        assert scorer.scored == 5
+    finally:
+        scorer.close()
+    assert scorer.scored == 8  # closing scores what waits
