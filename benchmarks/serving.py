@@ -100,6 +100,7 @@ class Size:
     probes: int  # new keep-alive connections per server and round
     probe_requests: int  # requests one after another on each
     pipelines: float  # seconds of load while pipelines run, and as many idle, per round
+    pipeline_rounds: int  # rounds of those windows, the order rotating
     deployments: float  # seconds of load at c=8 per deployment kind (--deployments)
     deployment_rounds: int  # the rounds those seconds are split into, the order rotating
 
@@ -107,15 +108,15 @@ class Size:
 SIZES = {
     "XS": Size(
         seconds=0.15, rounds=1, warmup=0.1, probes=2, probe_requests=5, pipelines=0.3,
-        deployments=0.15, deployment_rounds=1,
+        pipeline_rounds=1, deployments=0.15, deployment_rounds=1,
     ),
     "S": Size(
         seconds=1.0, rounds=1, warmup=0.5, probes=3, probe_requests=20, pipelines=3.0,
-        deployments=3.0, deployment_rounds=3,
+        pipeline_rounds=1, deployments=3.0, deployment_rounds=3,
     ),
     "M": Size(
         seconds=15.0, rounds=3, warmup=1.0, probes=5, probe_requests=40, pipelines=10.0,
-        deployments=15.0, deployment_rounds=6,
+        pipeline_rounds=3, deployments=15.0, deployment_rounds=6,
     ),
 }  # fmt: skip
 
@@ -465,7 +466,7 @@ def during_pipelines(load: LoadProcess, ours: Served, size: Size) -> dict[str, W
     spans: list[tuple[str, float, float]] = []  # (kind, wall start, wall end) of the load
     samples: list[list[float]] = []
     kinds: list[str] = []
-    for r in range(size.rounds):
+    for r in range(size.pipeline_rounds):
         for kind in WINDOWS[r % 3 :] + WINDOWS[: r % 3]:
             start = time.time()
             load.send(
@@ -810,7 +811,8 @@ def describe(label: str, size: Size) -> str:
         f"({size.rounds} round(s), order rotating, {size.warmup:g} s warm-up each), "
         f"concurrency {', '.join(map(str, CONCURRENCY))}, {len(DRIVERS)} drivers a request; "
         f"keep-alive: {size.probes} connections x {size.probe_requests} requests a round; "
-        f"pipelines: {size.pipelines:g} s busy and {size.pipelines:g} s idle a round at c=8; "
+        f"pipelines: {size.pipelines:g} s busy and {size.pipelines:g} s idle a round at c=8 "
+        f"({size.pipeline_rounds} round(s)); "
         f"with --deployments: {size.deployments:g} s each of none, A/B and shadow at c=8 "
         f"({size.deployment_rounds} round(s), order rotating)\n"
         f"# python {platform.python_version()}, uvicorn {uvicorn.__version__}, starlette "
@@ -1161,6 +1163,13 @@ def main() -> None:
         "champion registered on its home), and the routers' arm choice timed",
     )
     parser.add_argument(
+        "--pipeline-rounds",
+        type=int,
+        metavar="N",
+        help="N rounds of the idle, training and monitoring windows instead of the size's "
+        "count (each window as long as the size says)",
+    )
+    parser.add_argument(
         "--deployment-rounds",
         type=int,
         metavar="N",
@@ -1173,6 +1182,10 @@ def main() -> None:
     # Stopped by SIGTERM (a CI timeout), unwind as for Ctrl-C: the servers stop too.
     signal.signal(signal.SIGTERM, _unwind)
     size = SIZES[args.size]
+    if args.pipeline_rounds is not None:
+        if args.pipeline_rounds < 1:
+            parser.error(f"--pipeline-rounds is {args.pipeline_rounds}: at least 1")
+        size = replace(size, pipeline_rounds=args.pipeline_rounds)
     if args.deployment_rounds is not None:
         if args.deployment_rounds < 1:
             parser.error(f"--deployment-rounds is {args.deployment_rounds}: at least 1")
