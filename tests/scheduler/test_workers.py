@@ -5,6 +5,7 @@ The functions the workers run are module-level here, so they pickle by reference
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -65,20 +66,10 @@ def emit(n: int) -> int:
     return n
 
 
-def emit_held(n: int) -> list[tuple[int, str]]:
-    """Events rendered in the worker but held, to be sent together (a shadow's way)."""
-    from litemlops.logsetup import hold_forwarded
-
-    held = hold_forwarded()
-    log = structlog.get_logger("litemlops.test")
-    for i in range(n):
-        (log.warning if i == 2 else log.info)("worker_said", i=i)
-    return held.take()
-
-
-def emit_appending(n: int, file: Any) -> tuple[list[tuple[int, str]], int]:
-    """Events held with the owner's event file given (a shadow worker's way): what is
-    left to send, and this process's id (the lines it wrote carry it)."""
+def emit_held(n: int, file: Any = None) -> tuple[list[tuple[int, str]], int]:
+    """Events rendered in the worker but held, to be sent together (a shadow's way), the
+    owner's event file given or not: what is left to send, and this process's id (the
+    lines carry it)."""
     from litemlops.logsetup import hold_forwarded
 
     held = hold_forwarded(file)
@@ -86,6 +77,15 @@ def emit_appending(n: int, file: Any) -> tuple[list[tuple[int, str]], int]:
     for i in range(n):
         (log.warning if i == 2 else log.info)("worker_said", i=i, pid=os.getpid())
     return held.take(), os.getpid()
+
+
+def owner_logging(tmp_path: Path, console: bool) -> tuple[Config, io.StringIO]:
+    """This process logging as `run` does (its console at warnings), to `tmp_path`'s
+    event file: the config, and what the console showed."""
+    config = Config.load(tmp_path, env={}, overrides={"logging.console": console})
+    shown = io.StringIO()
+    configure_logging(config, console_stream=shown, console_level="warning")
+    return config, shown
 
 
 def gone(pid: int, within: float = 10.0) -> bool:
@@ -176,14 +176,10 @@ def test_worker_events_are_written_by_the_owner_with_its_bound_context(
 def test_held_worker_events_are_written_together_in_their_order(
     workers: Workers, tmp_path: Path, restore_logging: None, console: bool
 ) -> None:
-    from io import StringIO
-
     from litemlops.logsetup import forward_lines
 
-    config = Config.load(tmp_path, env={}, overrides={"logging.console": console})
-    shown = StringIO()
-    configure_logging(config, console_stream=shown, console_level="warning")
-    held = workers.call(emit_held, 5)
+    config, shown = owner_logging(tmp_path, console)
+    held, _ = workers.call(emit_held, 5)
     assert [json.loads(line)["i"] for _, line in held] == [0, 1, 2, 3, 4]
     forward_lines(held)
     shutdown_logging()
@@ -198,16 +194,12 @@ def test_held_worker_events_are_written_together_in_their_order(
 def test_a_worker_given_the_event_file_appends_what_the_console_does_not_show(
     workers: Workers, tmp_path: Path, restore_logging: None, console: bool
 ) -> None:
-    from io import StringIO
-
     from litemlops.logsetup import event_file, forward_lines
 
-    config = Config.load(tmp_path, env={}, overrides={"logging.console": console})
-    shown = StringIO()
-    configure_logging(config, console_stream=shown, console_level="warning")
+    config, shown = owner_logging(tmp_path, console)
     owner = event_file()
     assert owner is not None and Path(owner.path) == config.events_log_path.resolve()
-    sent, pid = workers.call(emit_appending, 5, owner)
+    sent, pid = workers.call(emit_held, 5, owner)
     # Written by the worker itself, before the owner forwarded anything: all but the
     # warning the console shows, which alone comes back to be written by the owner.
     written = [json.loads(x) for x in config.events_log_path.read_text().splitlines()]
