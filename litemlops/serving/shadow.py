@@ -25,6 +25,7 @@ a shadow takes from the requests (`benchmarks/serving.py --deployments`).
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import pickle
 import random
@@ -392,7 +393,7 @@ class ShadowScorer:
 
     def _work(self) -> None:
         busy: list[Any] = []  # the batch the worker scores
-        sent = 0.0
+        sent = -math.inf  # when the last batch went: none yet
         while True:
             stopping = self._stop.is_set()
             if busy:
