@@ -254,9 +254,12 @@ def test_half_a_queue_waiting_hands_over_a_batch_before_the_period_ends(world: W
         assert scorer.scored == 0
         offer(1)  # half the queue: handed over now
         assert wait_until(lambda: scorer.scored == 5, timeout=10.0), scorer.report()
-        offer(3)
+        offer(3)  # a batch went: again they wait for the period
         time.sleep(0.3)
         assert scorer.scored == 5
+        offer(2)  # half the queue again
+        assert wait_until(lambda: scorer.scored == 10, timeout=10.0), scorer.report()
+        offer(1)
     finally:
         scorer.close()
-    assert scorer.scored == 8  # closing scores what waits
+    assert scorer.scored == 11  # closing scores what waits
