@@ -98,14 +98,32 @@ def tree_splits(model: Any, seed: int) -> list[tuple[int, float]]:
     return splits
 
 
-@pytest.mark.parametrize("name", sorted(ESTIMATORS))
-@settings(max_examples=examples(12), deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    seed=st.integers(0, 2**32 - 1),
-    n_features=st.integers(1, 5),
-    scale=st.sampled_from([1e-3, 1.0, 1e4]),
+def over_data(models: dict[str, Any], count: int, most_features: int, **draws: Any) -> Any:
+    """A property test for each of `models`, `count` examples a model, drawing what
+    `data` takes (seed, n_features up to `most_features`, scale, grid) and `draws`."""
+
+    def decorate(test: Any) -> Any:
+        drawn = given(
+            seed=st.integers(0, 2**32 - 1),
+            n_features=st.integers(1, most_features),
+            scale=st.sampled_from([1e-3, 1.0, 1e4]),
+            grid=st.booleans(),
+            **draws,
+        )(test)
+        checked = settings(
+            max_examples=examples(count), deadline=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        )(drawn)  # fmt: skip
+        return pytest.mark.parametrize("name", sorted(models))(checked)
+
+    return decorate
+
+
+@over_data(
+    ESTIMATORS,
+    12,
+    5,
     classes=st.sampled_from([2, 3]),
-    grid=st.booleans(),
     depth=st.sampled_from([None, 1, 4]),
     leaf=st.sampled_from([1, 5]),
     scaled=st.booleans(),
@@ -243,15 +261,8 @@ BOOSTED = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(BOOSTED))
-@settings(max_examples=examples(8), deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    seed=st.integers(0, 2**32 - 1),
-    n_features=st.integers(1, 4),
-    scale=st.sampled_from([1e-3, 1.0, 1e4]),
-    grid=st.booleans(),
-    iterations=st.sampled_from([1, 7, 30]),
-    leaves=st.sampled_from([2, 15]),
+@over_data(
+    BOOSTED, 8, 4, iterations=st.sampled_from([1, 7, 30]), leaves=st.sampled_from([2, 15])
 )
 def test_the_boosted_walk_equals_the_models_own_scores(
     name, seed, n_features, scale, grid, iterations, leaves
