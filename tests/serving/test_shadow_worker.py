@@ -9,6 +9,7 @@ import io
 import os
 import random
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +25,7 @@ from litemlops.logsetup import configure_logging, shutdown_logging
 from litemlops.scheduler.workers import Workers
 from litemlops.serving import shadow as shadow_module
 from litemlops.serving.deployments import Deployments
-from litemlops.serving.shadow import ShadowScorer, shadow_worker
+from litemlops.serving.shadow import ShadowJob, ShadowScorer, shadow_worker
 from litemlops.testing import FaultyModel, FixedClock
 
 IDS = sorted(DRIVERS)
@@ -263,3 +264,79 @@ def test_half_a_queue_waiting_hands_over_a_batch_before_the_period_ends(world: W
     finally:
         scorer.close()
     assert scorer.scored == 11  # closing scores what waits
+
+
+class Gated:
+    """A challenger (a `ServingModel`'s face) whose calls wait for `gate`, each call
+    releasing `started` first; every row scores 0.5."""
+
+    inputs = ("conv_rate", "acc_rate")
+    name, version = "gated", 2
+
+    def __init__(self) -> None:
+        self.started = threading.Semaphore(0)
+        self.gate = threading.Semaphore(0)
+
+    def score_list(self, rows: list[Any]) -> list[float]:
+        self.started.release()
+        assert self.gate.acquire(timeout=30)
+        return [0.5] * len(rows)
+
+
+def test_jobs_being_scored_fill_the_queue_and_later_ones_wait_for_the_period():
+    model = Gated()
+    scorer = ShadowScorer("driver_ranker/2", queue_size=8, fields={},
+                          model=lambda uri: model, every=3600.0)  # fmt: skip
+    columns = {"conv_rate": [0.9, 0.1, 0.5], "acc_rate": [0.8, 0.2, 0.5]}
+
+    def offer(n: int) -> list[bool]:
+        return [scorer.offer(f"g{scorer.offered}", IDS, columns, [0.5, 0.1, 0.3], IDS[0])
+                for _ in range(n)]  # fmt: skip
+
+    try:
+        assert offer(4) == [True] * 4  # half the queue: a batch of 4, held at the gate
+        assert model.started.acquire(timeout=10)
+        # 4 being scored and 4 waiting fill the queue of 8: the next is dropped.
+        assert offer(4) == [True] * 4 and offer(1) == [False]
+        time.sleep(0.2)  # each job of the first batch takes at least 50 ms of its 0.2 s
+        model.gate.release()  # the first batch ends; the 4 waiting are half the queue
+        assert model.started.acquire(timeout=10)
+        assert offer(1) == [True]  # offered while the second batch is scored
+        time.sleep(0.2)
+        model.gate.release(2)  # the second batch ends, and a third could go at once
+        assert wait_until(lambda: scorer.scored == 8, timeout=10.0), scorer.report()
+        time.sleep(0.3)  # but the one left waits for the period: a batch went just now
+        assert scorer.scored == 8
+    finally:
+        scorer.close()
+    started = time.monotonic()
+    scorer.drain(10.0)
+    assert time.monotonic() - started < 5  # what was dropped counts as done too
+    report = scorer.report()
+    assert (report["offered"], report["scored"], report["dropped"]) == (10, 9, 1)
+    # Each request's latency is its batch's time shared out: 0.2 s over 4 jobs or more.
+    assert 50.0 <= report["p50_ms"] < 60_000.0
+    # The challenger scores 0.5 for each row against 0.5, 0.1 and 0.3: 0.2 apart on average.
+    assert report["mean_abs_score_diff"] == pytest.approx(0.2)
+    assert report["agreement"] == 1.0
+
+
+class SlowAlone:
+    """Raises on a call for several jobs' rows; scores one job's rows after 20 ms."""
+
+    inputs, name, version = ("conv_rate", "acc_rate"), "slow", 2
+
+    def score_list(self, rows: list[Any]) -> list[float]:
+        if len(rows) > len(IDS):
+            raise RuntimeError("a batch is too much")
+        time.sleep(0.02)
+        return [0.5] * len(rows)
+
+
+def test_jobs_scored_one_by_one_after_a_batch_raised_keep_their_own_latency():
+    columns = {"conv_rate": [0.9, 0.1, 0.5], "acc_rate": [0.8, 0.2, 0.5]}
+    jobs = [ShadowJob(f"s{i}", IDS, columns, [0.5, 0.5, 0.5], IDS[0]) for i in range(3)]
+    figures = shadow_module.shadow_batch(SlowAlone(), jobs, {})  # type: ignore[arg-type]
+    assert (figures.scored, figures.errors, figures.agreed) == (3, 0, 3)
+    assert len(figures.latencies) == 3
+    assert all(20.0 <= ms < 10_000.0 for ms in figures.latencies), figures.latencies
