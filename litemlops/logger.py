@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from typing import Any
 
@@ -107,6 +107,20 @@ class Logger:
         if bound is None or bound[0] != settings:
             bound = self._bound = (settings, self._structlog.bind())
         return bound[1]
+
+    def many(
+        self, method: str, event: str, rows: Sequence[dict[str, Any]], **fields: Any
+    ) -> None:
+        """`method(event, **fields, **row)` for each of `rows`, in order. Where structlog
+        runs `litemlops.logsetup`'s processors, they run once for what the rows share (one
+        timestamp for all), and each row is only rendered: about a quarter of the time of
+        one call a row (a shadow worker logs a batch of scored requests at once)."""
+        fast = direct
+        if tap is not None or not structlog.is_configured() or fast is None or not (
+            fast.emit_many(self._name, method, event, self._context, fields, rows)
+        ):
+            for row in rows:
+                self._emit(method, event, {**fields, **row})
 
     # structlog's own spellings, for tasks written against a structlog logger.
     msg = info

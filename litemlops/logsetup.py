@@ -32,7 +32,7 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, MutableMapping, Sequence
 from typing import Any, TextIO
 
 import orjson
@@ -405,23 +405,51 @@ class _Direct:
         self, name: str, method: str, event: str, context: dict[str, Any], fields: dict[str, Any]
     ) -> bool:
         """Log the event as structlog would have; False (nothing done) when it cannot."""
-        if (
-            method == "exception"
-            or "exc_info" in fields
-            or structlog.get_config()["processors"] is not self.processors
-        ):
+        if not self._usable(method, fields):
             return False
         if _LEVELS[method.upper()] < self.level:  # the filtering bound logger's no-op
             return True
-        sink = self._sinks.get(name)
-        if sink is None:
-            sink = self._sinks[name] = _Sink(name)
+        sink = self._sink(name)
         entry: Any = {**context, **fields, "event": event}
         for processor in self.processors:
             entry = processor(sink, method, entry)
         args, kwargs = entry
         getattr(sink, method)(*args, **kwargs)
         return True
+
+    def emit_many(
+        self, name: str, method: str, event: str, context: dict[str, Any],
+        fields: dict[str, Any], rows: Sequence[dict[str, Any]],
+    ) -> bool:  # fmt: skip
+        """`emit` for each row with `{**fields, **row}`, the processors but the renderer run
+        once on what the rows share (one timestamp for all); False when it cannot."""
+        if not self._usable(method, fields) or any(map(_PROCESSED.intersection, rows)):
+            return False
+        writer = _writer
+        if _LEVELS[method.upper()] < self.level or writer is None or not rows:
+            return True
+        shared: Any = {**context, **fields, "event": event}
+        for processor in self.processors[:-1]:  # the last renders (`_render`)
+            shared = processor(self._sink(name), method, shared)
+        level = _LEVELS.get(shared.get("level", method).upper(), logging.INFO)
+        for row in rows:
+            entry = {**shared, **row}
+            writer.submit(level, dumps(entry), entry)
+        return True
+
+    def _usable(self, method: str, fields: dict[str, Any]) -> bool:
+        return (
+            method != "exception"
+            and "exc_info" not in fields
+            and structlog.get_config()["processors"] is self.processors
+        )
+
+    def _sink(self, name: str) -> _Sink:
+        return self._sinks.get(name) or self._sinks.setdefault(name, _Sink(name))
+
+
+#: What the processors set (or read: `exc_info`): never a row's own field in `emit_many`.
+_PROCESSED = frozenset({"event", "level", "timestamp", "logger", "exc_info", "exception"})
 
 
 class _Sink:

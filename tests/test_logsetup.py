@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 import structlog
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from litemlops import events
 from litemlops.config import Config
@@ -25,7 +27,8 @@ def _logging_restored(restore_logging):
 
 
 def read_events(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    # Lines end at "\n" only: JSON text may hold U+2028 and the like, which splitlines takes.
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line]
 
 
 def test_events_land_in_the_file_as_one_json_object_per_line(config):
@@ -322,3 +325,73 @@ def test_events_go_the_direct_way_only_while_structlog_runs_litemlops_processors
     assert [e["event"] for e in seen] == ["the_applications"]
     assert [e["event"] for e in read_events(config.events_log_path)] == ["taken"]
     assert litemlops_logger.direct is None  # shut down: nothing of ours left to take
+
+
+# Keys a row of `Logger.many` may carry: its own, and ones that override the bound context
+# or a contextvar; and keys the processors set (a row with one is logged one by one).
+_KEYS = st.sampled_from(["request_id", "scores", "x y", "ünï", "service", "run_id"])
+_PROCESSED = st.sampled_from(["level", "timestamp", "logger", "exc_info"])
+_VALUES = (
+    st.none() | st.booleans() | st.integers(-(2**60), 2**60) | st.text(max_size=6)
+    | st.floats(allow_nan=False) | st.lists(st.floats(-1, 1), max_size=3)
+)  # fmt: skip
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    rows=st.lists(st.dictionaries(_KEYS, _VALUES, max_size=4), max_size=4),
+    odd=st.none() | st.tuples(st.integers(0, 4), _PROCESSED, _VALUES),
+    fields=st.dictionaries(_KEYS | st.just("level"), _VALUES, max_size=3),
+    method=st.sampled_from(["debug", "info", "warning", "error", "critical"]),
+)
+def test_many_writes_what_one_event_a_row_would(tmp_path_factory, rows, odd, fields, method):
+    from litemlops import logger as litemlops_logger
+    from litemlops.logger import get_logger
+
+    if odd is not None:  # a row with a key the processors set: no shortcut for any row
+        at, key, value = odd
+        rows.insert(at, {key: value})
+    config = Config.load(tmp_path_factory.mktemp("home"), env={})
+    written, taken = {}, []
+    for way in ("many", "each"):
+        console = io.StringIO()
+        configure_logging(config, console_stream=console, console_level="warning")
+        direct = litemlops_logger.direct
+        direct.emit_many = lambda *a, real=direct.emit_many: taken.append(real(*a)) or taken[-1]
+        log = get_logger("litemlops.serving", service="inference")
+        with structlog.contextvars.bound_contextvars(run_id="r-9"):
+            if way == "many":
+                log.many(method, "shadowed", rows, **fields)
+            else:
+                for row in rows:
+                    getattr(log, method)("shadowed", **{**fields, **row})
+        shutdown_logging()
+        lines = read_events(config.events_log_path)
+        config.events_log_path.unlink()
+        for line in lines:  # stamped when logged, whatever a row said
+            assert re.fullmatch(r"20\d\d-[\d-]+T[\d:.]+Z", line.pop("timestamp"))
+        written[way] = (lines, _without_times(console.getvalue().splitlines()))
+
+    assert written["many"] == written["each"]
+    assert taken == [odd is None]  # the shortcut, whenever it gives the same lines
+    expected = len(rows) if logging.getLevelName(method.upper()) >= logging.INFO else 0
+    assert len(written["many"][0]) == expected
+
+
+def test_many_also_writes_each_row_to_a_second_homes_attached_log(tmp_path):
+    from litemlops.logger import get_logger
+    from litemlops.logsetup import attach_event_log
+
+    run, library = (Config.load(tmp_path / name, env={}) for name in ("run", "library"))
+    configure_logging(run, console_stream=io.StringIO())
+    detach = attach_event_log(library)  # library use of a second home beside the first
+    rows = [{"request_id": f"r-{i}", "agrees": i % 2 == 0} for i in range(3)]
+    get_logger("litemlops.serving").many("info", events.PREDICTION_SHADOWED, rows, arm="b")
+    detach()
+    shutdown_logging()
+
+    for config in (run, library):
+        written = read_events(config.events_log_path)
+        assert [{k: e[k] for k in ("request_id", "agrees", "arm")} for e in written] == [
+            {**row, "arm": "b"} for row in rows
+        ]

@@ -106,6 +106,7 @@ def shadow_batch(model: ServingModel, jobs: list[ShadowJob], fields: dict[str, A
     try:
         results = _score_rows(model, jobs)
     except Exception:
+        shadowed = []
         for job in jobs:
             one = time.perf_counter()
             try:
@@ -113,21 +114,25 @@ def shadow_batch(model: ServingModel, jobs: list[ShadowJob], fields: dict[str, A
             except Exception as exc:  # the challenger's failure is a figure
                 failed(figures, [job], f"{type(exc).__name__}: {exc}", fields)
                 continue
-            _scored(figures, model, job, scores, (time.perf_counter() - one) * 1e3, fields)
-        return figures
-    each = (time.perf_counter() - start) * 1e3 / len(jobs)
-    for job, scores in zip(jobs, results, strict=True):
-        _scored(figures, model, job, scores, each, fields)
+            shadowed.append(_scored(figures, job, scores, (time.perf_counter() - one) * 1e3))
+    else:
+        each = (time.perf_counter() - start) * 1e3 / len(jobs)
+        shadowed = [
+            _scored(figures, job, scores, each)
+            for job, scores in zip(jobs, results, strict=True)
+        ]
+    log.many(
+        "info", events.PREDICTION_SHADOWED, shadowed,
+        model=model.name, version=model.version, **fields,
+    )  # fmt: skip
     return figures
 
 
 def failed(figures: Figures, jobs: list[ShadowJob], error: str, fields: dict[str, Any]) -> None:
     """Count and log `jobs` the challenger failed to score."""
     figures.errors += len(jobs)
-    for job in jobs:
-        log.warning(
-            events.PREDICTION_SHADOW_FAILED, request_id=job.request_id, error=error, **fields
-        )
+    rows = [{"request_id": job.request_id} for job in jobs]
+    log.many("warning", events.PREDICTION_SHADOW_FAILED, rows, error=error, **fields)
 
 
 def _score_rows(model: ServingModel, jobs: list[ShadowJob]) -> list[list[float]]:
@@ -146,9 +151,9 @@ def _score_rows(model: ServingModel, jobs: list[ShadowJob]) -> list[list[float]]
 
 
 def _scored(
-    figures: Figures, model: ServingModel, job: ShadowJob, scores: list[float],
-    latency: float, fields: dict[str, Any],
-) -> None:  # fmt: skip
+    figures: Figures, job: ShadowJob, scores: list[float], latency: float
+) -> dict[str, Any]:
+    """Count a job the challenger scored; its event's own fields."""
     output = job.ids[max(range(len(job.ids)), key=scores.__getitem__)] if job.ids else None
     agrees = output == job.output
     diffs = [abs(a - b) for a, b in zip(scores, job.scores, strict=True)]
@@ -156,17 +161,13 @@ def _scored(
     figures.agreed += agrees
     figures.divergence_sum += sum(diffs) / max(len(diffs), 1)
     figures.latencies.append(latency)
-    log.info(
-        events.PREDICTION_SHADOWED,
-        request_id=job.request_id,
-        model=model.name,
-        version=model.version,
-        scores=scores,
-        output=output,
-        agrees=agrees,
-        latency_ms=round(latency, 3),
-        **fields,
-    )
+    return {
+        "request_id": job.request_id,
+        "scores": scores,
+        "output": output,
+        "agrees": agrees,
+        "latency_ms": round(latency, 3),
+    }
 
 
 def shadow_worker(

@@ -400,6 +400,9 @@ def test_a_shadow_logs_what_it_would_have_answered_with_the_same_request_id(home
     shadowed = home.world.events("prediction_shadowed")
     assert sorted(e["request_id"] for e in shadowed) == sorted(f"r{i}" for i in range(30))
     assert all(e["agrees"] and e["arm"] == f"v{same}" for e in shadowed)
+    assert {(e["model"], e["version"], e["service"]) for e in shadowed} == {
+        (MODEL, same, "inference")
+    }
     assert {e["arm"] for e in home.world.served()} == {"champion"}
     report = home.deployments.status("inference")["shadow"]
     assert report["agreement"] == 1.0 and report["mean_abs_score_diff"] == 0.0
