@@ -156,12 +156,17 @@ class Served:
         except ValueError:
             return response.status, raw.decode(errors="replace")
 
-    def trigger(self, pipeline: str) -> str | None:
-        """Trigger a pipeline run through the admin API; its run id (None if not yet known)."""
-        status, answer = self.call("POST", f"/api/pipelines/{pipeline}/trigger", {}, admin=True)
+    def trigger(self, pipeline: str, wait: float = 0.0) -> dict[str, Any]:
+        """Trigger a pipeline run through the admin API; its answer, given once the run
+        ended when `wait` > 0 (or that many seconds passed): its `run_id` (None if not
+        yet known) and `state`."""
+        status, answer = self.call(
+            "POST", f"/api/pipelines/{pipeline}/trigger", {"wait": wait} if wait else {},
+            admin=True, timeout=30.0 + wait,
+        )  # fmt: skip
         if status != 202:
             raise RuntimeError(f"triggering {pipeline} answered {status}: {answer}")
-        return answer.get("run_id")
+        return dict(answer)
 
     def runs(self, limit: int = 1000) -> list[dict[str, Any]]:
         """Pipeline runs the home recorded, newest first."""
