@@ -17,6 +17,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from serving_world import DRIVERS, World
 
 from litemlops import logsetup
@@ -340,3 +342,52 @@ def test_jobs_scored_one_by_one_after_a_batch_raised_keep_their_own_latency():
     assert (figures.scored, figures.errors, figures.agreed) == (3, 0, 3)
     assert len(figures.latencies) == 3
     assert all(20.0 <= ms < 10_000.0 for ms in figures.latencies), figures.latencies
+
+
+class ByFirst:
+    """A challenger scoring each row its first input; with `alone`, it raises on more
+    than one job's rows, so a batch is scored one job at a time."""
+
+    inputs, name, version = ("conv_rate", "acc_rate"), "by_first", 3
+
+    def __init__(self, alone: bool):
+        self.alone = alone
+
+    def score_list(self, rows: list[Any]) -> list[float]:
+        if self.alone and len(rows) > len(IDS):
+            raise RuntimeError("one job at a time")
+        return [float(row[0]) for row in rows]
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    jobs=st.lists(
+        st.tuples(st.lists(st.floats(0, 1), min_size=3, max_size=3), st.sampled_from(IDS)),
+        min_size=1, max_size=6,
+    ),
+    alone=st.booleans(),
+)  # fmt: skip
+def test_each_scored_job_is_logged_with_the_challengers_pick_and_whether_it_agrees(jobs, alone):
+    batch = [
+        ShadowJob(f"j{i}", IDS, {"conv_rate": firsts, "acc_rate": [0.5] * 3}, [0.5] * 3, output)
+        for i, (firsts, output) in enumerate(jobs)
+    ]
+    sent: list[str] = []
+    logsetup.configure_forwarding("info", lambda level, line: sent.append(line))
+    try:
+        held = logsetup.hold_forwarded()  # as a worker without the owner's file
+        figures = shadow_module.shadow_batch(ByFirst(alone), batch, {"arm": "v3"})
+        lines = [orjson.loads(line) for _, line in held.take()]
+    finally:
+        shutdown_logging()
+
+    picks = [IDS[firsts.index(max(firsts))] for firsts, _ in jobs]
+    assert [
+        (e["event"], e["request_id"], e["scores"], e["output"], e["agrees"]) for e in lines
+    ] == [
+        ("prediction_shadowed", f"j{i}", firsts, pick, pick == output)
+        for i, ((firsts, output), pick) in enumerate(zip(jobs, picks, strict=True))
+    ]
+    assert all((e["model"], e["version"], e["arm"]) == ("by_first", 3, "v3") for e in lines)
+    assert figures.agreed == sum(e["agrees"] for e in lines)
+    assert figures.scored == len(jobs) and sent == []
