@@ -1182,6 +1182,8 @@ def main() -> None:
             parser.error(f"--pipeline-rounds is {args.pipeline_rounds}: at least 1")
         size = replace(size, pipeline_rounds=args.pipeline_rounds)
     if args.deployment_rounds is not None:
+        if not args.deployments:
+            parser.error("--deployment-rounds measures the deployments: add --deployments")
         if args.deployment_rounds < 1:
             parser.error(f"--deployment-rounds is {args.deployment_rounds}: at least 1")
         window = size.deployments / size.deployment_rounds

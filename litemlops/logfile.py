@@ -162,11 +162,6 @@ class HeldLines:
             except OSError:  # not ours to write: the owner writes every line, as before
                 self._file = None
 
-    @property
-    def appends(self) -> bool:
-        """Whether lines the owner's console does not show go to its file from here."""
-        return self._file is not None
-
     def hold(self, level: int, line: str) -> None:
         if self._file is not None and level < self._shown:
             self._file.write_line(line)

@@ -431,18 +431,15 @@ class _Direct:
         shared: Any = {**context, **fields, "event": event}
         for processor in self.processors[:-1]:  # the last renders (`_render`)
             shared = processor(self._sink(name), method, shared)
-        level = _LEVELS.get(shared.get("level", method).upper(), logging.INFO)
-        for row in rows:
+        level = _LEVELS.get(shared.get("level", method).upper(), logging.INFO)  # as `_Sink`
+        for row in rows:  # rendered as `_render` does, handed over as `_Sink` does
             entry = {**shared, **row}
             writer.submit(level, dumps(entry), entry)
         return True
 
     def _usable(self, method: str, fields: dict[str, Any]) -> bool:
-        return (
-            method != "exception"
-            and "exc_info" not in fields
-            and structlog.get_config()["processors"] is self.processors
-        )
+        processors = structlog.get_config()["processors"]
+        return method != "exception" and "exc_info" not in fields and processors is self.processors
 
     def _sink(self, name: str) -> _Sink:
         return self._sinks.get(name) or self._sinks.setdefault(name, _Sink(name))

@@ -109,3 +109,23 @@ def test_benchmark_of_the_shipped_command_runs_and_reports_every_line(script, bo
     assert expected <= {name for name, *_ in LINE.findall(out)}, out
     if script == "serving.py":  # every answer of ours left its event in the log or history
         assert re.search(r"^# events: .* one each$", out, re.MULTILINE), out
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["--pipeline-rounds", "0"], "--pipeline-rounds is 0: at least 1"),
+        (["--deployments", "--deployment-rounds", "-2"], "--deployment-rounds is -2: at least 1"),
+        (["--deployment-rounds", "20"], "measures the deployments: add --deployments"),
+        (["--pipeline-rounds", "x"], "invalid int value: 'x'"),
+    ],
+)
+def test_serving_refuses_a_bad_round_count_before_starting_anything(args, error):
+    if not BENCHMARKS.is_dir():
+        pytest.skip("benchmarks/ is not part of this checkout")
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "serving.py"), *args],
+        capture_output=True, text=True, timeout=60, cwd=BENCHMARKS.parent,
+    )
+    assert result.returncode == 2 and error in result.stderr, result.stderr
+    assert result.stdout == ""  # nothing measured, nothing started

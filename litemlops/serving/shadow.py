@@ -344,8 +344,8 @@ class ShadowScorer:
         # Set by `offer` once half the queue waits (and by `close`): the feeder's wait
         # ends early, so a fast server fills batches, not the queue.
         self._nudge = threading.Event()
-        most = WORKER_BATCH if start is not None else MAX_BATCH
-        self._enough = max(1, min(queue_size // 2, most))
+        self._most = WORKER_BATCH if start is not None else MAX_BATCH  # jobs a batch
+        self._enough = max(1, min(queue_size // 2, self._most))
         self.offered = self.dropped = self.scored = self.errors = 0
         self.agreed = 0
         self.divergence_sum = 0.0
@@ -413,8 +413,7 @@ class ShadowScorer:
                 self._nudge.clear()
                 continue
             batch: list[Any] = []
-            most = MAX_BATCH if self._remote is None else WORKER_BATCH
-            while self._pending and len(batch) < most:
+            while self._pending and len(batch) < self._most:
                 batch.append(self._pending.popleft())
             if batch:
                 sent = time.monotonic()
