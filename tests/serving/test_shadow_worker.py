@@ -368,10 +368,11 @@ class ByFirst:
     alone=st.booleans(),
 )  # fmt: skip
 def test_each_scored_job_is_logged_with_the_challengers_pick_and_whether_it_agrees(jobs, alone):
-    batch = [
-        ShadowJob(f"j{i}", IDS, {"conv_rate": firsts, "acc_rate": [0.5] * 3}, [0.5] * 3, output)
+    batch = [  # ids and answer equal to IDS's, not the same objects: as after a pipe
+        ShadowJob(f"j{i}", [int(str(x)) for x in IDS],
+                  {"conv_rate": firsts, "acc_rate": [0.5] * 3}, [0.5] * 3, int(str(output)))
         for i, (firsts, output) in enumerate(jobs)
-    ]
+    ]  # fmt: skip
     sent: list[str] = []
     logsetup.configure_forwarding("info", lambda level, line: sent.append(line))
     try:
@@ -391,3 +392,101 @@ def test_each_scored_job_is_logged_with_the_challengers_pick_and_whether_it_agre
     assert all((e["model"], e["version"], e["arm"]) == ("by_first", 3, "v3") for e in lines)
     assert figures.agreed == sum(e["agrees"] for e in lines)
     assert figures.scored == len(jobs) and sent == []
+
+
+COLUMNS = {"conv_rate": [0.9, 0.1, 0.5], "acc_rate": [0.8, 0.2, 0.5]}
+
+
+def test_a_new_shadow_takes_as_many_jobs_as_its_queue_holds():
+    model = Gated()
+    scorer = ShadowScorer("driver_ranker/2", queue_size=1, fields={},
+                          model=lambda uri: model, every=3600.0)  # fmt: skip
+    try:
+        assert scorer.offer("q0", IDS, COLUMNS, [0.5] * 3, IDS[0]) is True
+        assert model.started.acquire(timeout=10)
+        assert scorer.offer("q1", IDS, COLUMNS, [0.5] * 3, IDS[0]) is False  # being scored
+        model.gate.release()
+        assert wait_until(lambda: scorer.scored == 1, timeout=10.0), scorer.report()
+    finally:
+        scorer.close()
+
+
+class SlowFirst:
+    """A challenger whose first call takes 0.3 s and the others none."""
+
+    inputs, name, version = ("conv_rate", "acc_rate"), "slow_first", 2
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def score_list(self, rows: list[Any]) -> list[float]:
+        self.calls += 1
+        if self.calls == 1:
+            time.sleep(0.3)
+        return [0.5] * len(rows)
+
+
+def test_the_report_gives_the_slowest_latency_as_p99_of_few_requests():
+    model = SlowFirst()
+    scorer = ShadowScorer("driver_ranker/2", queue_size=8, fields={},
+                          model=lambda uri: model, every=0.01)  # fmt: skip
+    try:
+        for i in range(3):
+            scorer.offer(f"p{i}", IDS, COLUMNS, [0.5] * 3, IDS[0])
+            scorer.drain(10.0)
+    finally:
+        scorer.close()
+    report = scorer.report()
+    assert report["scored"] == 3
+    assert report["p99_ms"] >= 300.0 > report["p50_ms"]
+
+
+def test_a_worker_that_did_not_start_is_not_started_again_before_its_wait(
+    monkeypatch: pytest.MonkeyPatch,
+):  # fmt: skip
+    monkeypatch.setattr(shadow_module, "RESTART_SECONDS", (30.0, 60.0))
+    calls = []
+
+    def start(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        raise OSError("no processes left")
+
+    scorer = ShadowScorer("driver_ranker/2", queue_size=8, fields={}, start=start, every=0.01)
+    try:
+        for i in range(5):
+            scorer.offer(f"n{i}", IDS, COLUMNS, [0.5] * 3, IDS[0])
+            scorer.drain(10.0)
+    finally:
+        scorer.close()
+    report = scorer.report()
+    assert report["errors"] == 5 and len(calls) == 1, report  # the next start waits 30 s
+    assert "no processes left" in report["worker_error"]
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return state in ("Z", "X")
+
+
+def test_closing_kills_a_worker_stuck_in_a_batch(
+    world: World, workers: Workers, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(shadow_module, "NICENESS", 0)  # it must start its batch here
+    version = world.register(FaultyModel(world.champion_model(), sleep=60.0))
+    start = functools.partial(workers.start, shadow_worker, world.tracker.db.path,
+                              world.tracker.artifacts.root, name="shadow")  # fmt: skip
+    scorer = ShadowScorer(f"driver_ranker/{version}", queue_size=8, fields={}, start=start)
+    scorer.offer("stuck", IDS, COLUMNS, [0.5] * 3, IDS[0])
+    remote = scorer._remote
+    assert remote is not None
+    assert wait_until(lambda: remote.worker is not None and scorer._busy == 1), scorer.report()
+    pid = remote.worker.pid
+    time.sleep(0.5)  # the worker has the batch: its challenger sleeps for a minute
+
+    started = time.monotonic()
+    scorer.close(timeout=0.5)
+    assert time.monotonic() - started < 10
+    assert wait_until(lambda: _gone(pid), timeout=10.0)
