@@ -532,3 +532,38 @@ def test_a_worker_that_keeps_failing_to_start_waits_twice_as_long_each_time(
     assert 2 <= len(calls) <= 6, calls
     gaps = [b - a for a, b in itertools.pairwise(calls)]
     assert all(gap >= 0.05 * 2**i for i, gap in enumerate(gaps)), gaps
+
+
+def test_a_job_without_rows_is_scored_as_agreeing_on_no_answer():
+    job = ShadowJob("empty", [], {"conv_rate": [], "acc_rate": []}, [], None)
+    figures = shadow_module.shadow_batch(ByFirst(alone=False), [job], {})
+    assert (figures.scored, figures.errors, figures.agreed) == (1, 0, 1)
+    assert figures.divergence_sum == 0.0
+
+
+class Counting:
+    """A challenger that records how many jobs (of `IDS`' rows each) each call scored."""
+
+    inputs, name, version = ("conv_rate", "acc_rate"), "counting", 2
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+
+    def score_list(self, rows: list[Any]) -> list[float]:
+        self.batches.append(len(rows) // len(IDS))
+        return [0.5] * len(rows)
+
+
+def test_on_the_feeder_thread_a_batch_holds_at_most_max_batch_jobs():
+    model = Counting()
+    scorer = ShadowScorer("driver_ranker/2", queue_size=2000, fields={},
+                          model=lambda uri: model, every=3600.0)  # fmt: skip
+    try:
+        for i in range(600):
+            scorer.offer(f"b{i}", IDS, COLUMNS, [0.5] * 3, IDS[0])
+        # 256 waiting hand a batch over at once, not after the hour's period.
+        assert wait_until(lambda: scorer.scored >= shadow_module.MAX_BATCH, timeout=10.0)
+    finally:
+        scorer.close()
+    assert sum(model.batches) == 600 == scorer.scored
+    assert max(model.batches) == shadow_module.MAX_BATCH, model.batches
