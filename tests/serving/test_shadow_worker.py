@@ -567,3 +567,20 @@ def test_on_the_feeder_thread_a_batch_holds_at_most_max_batch_jobs():
         scorer.close()
     assert sum(model.batches) == 600 == scorer.scored
     assert max(model.batches) == shadow_module.MAX_BATCH, model.batches
+
+
+def test_on_the_feeder_thread_a_challenger_that_will_not_load_counts_its_jobs_as_errors():
+    def load(uri: str) -> Any:
+        raise FileNotFoundError(f"no model {uri}")
+
+    scorer = ShadowScorer("driver_ranker/9", queue_size=8, fields={}, model=load, every=0.01)
+    try:
+        for i in range(3):
+            assert scorer.offer(f"l{i}", IDS, COLUMNS, [0.5] * 3, IDS[0])
+            scorer.drain(10.0)
+        assert scorer.offer("after", IDS, COLUMNS, [0.5] * 3, IDS[0])  # the feeder goes on
+        scorer.drain(10.0)
+    finally:
+        scorer.close()
+    report = scorer.report()
+    assert (report["scored"], report["errors"]) == (0, 4), report
