@@ -21,6 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from serving_world import DRIVERS, World
+from structlog.testing import capture_logs
 
 from litemlops import logsetup
 from litemlops.config import Config
@@ -471,14 +472,18 @@ def test_a_worker_that_did_not_start_is_not_started_again_before_its_wait(
 
     scorer = ShadowScorer("driver_ranker/2", queue_size=8, fields={}, start=start, every=0.01)
     try:
-        for i in range(5):
-            scorer.offer(f"n{i}", IDS, COLUMNS, [0.5] * 3, IDS[0])
-            scorer.drain(10.0)
+        with capture_logs() as captured:
+            for i in range(5):
+                scorer.offer(f"n{i}", IDS, COLUMNS, [0.5] * 3, IDS[0])
+                scorer.drain(10.0)
     finally:
         scorer.close()
     report = scorer.report()
     assert report["errors"] == 5 and len(calls) == 1, report  # the next start waits 30 s
     assert "no processes left" in report["worker_error"]
+    failures = [e for e in captured if e["event"] == "prediction_shadow_failed"]
+    assert sorted(e["request_id"] for e in failures) == [f"n{i}" for i in range(5)]
+    assert all("no processes left" in e["error"] for e in failures), failures
 
 
 def _gone(pid: int) -> bool:
@@ -584,3 +589,11 @@ def test_on_the_feeder_thread_a_challenger_that_will_not_load_counts_its_jobs_as
         scorer.close()
     report = scorer.report()
     assert (report["scored"], report["errors"]) == (0, 4), report
+
+
+def test_a_job_whose_columns_differ_in_length_is_a_failure_not_a_shorter_job():
+    ragged = ShadowJob("ragged", IDS, {"conv_rate": [0.9, 0.1], "acc_rate": [0.8, 0.2, 0.5]},
+                       [0.5] * 3, IDS[0])  # fmt: skip
+    whole = ShadowJob("whole", IDS, COLUMNS, [0.5] * 3, IDS[0])
+    figures = shadow_module.shadow_batch(ByFirst(alone=False), [ragged, whole], {})
+    assert (figures.scored, figures.errors) == (1, 1)
