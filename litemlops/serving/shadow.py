@@ -414,10 +414,10 @@ class ShadowScorer:
                 continue
             batch: list[Any] = []
             while self._pending and len(batch) < self._most:
-                batch.append(self._pending.popleft())
+                self._busy += 1  # counted before it leaves the queue: `offer` never sees room
+                batch.append(self._pending.popleft())  # that a job just taken still holds
             if batch:
                 sent = time.monotonic()
-                self._busy = len(batch)
                 busy = self._score(batch)
             elif stopping:
                 return

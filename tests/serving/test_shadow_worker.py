@@ -12,6 +12,7 @@ import random
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -573,6 +574,38 @@ def test_on_the_feeder_thread_a_batch_holds_at_most_max_batch_jobs():
         scorer.close()
     assert sum(model.batches) == 600 == scorer.scored
     assert max(model.batches) == shadow_module.MAX_BATCH, model.batches
+
+
+class Meddling(deque):
+    """A queue that, as the feeder takes its first job, has two more offered: the moment
+    between a job leaving the queue and being counted as scored."""
+
+    def __init__(self, scorer: ShadowScorer) -> None:
+        super().__init__()
+        self.scorer, self.answers = scorer, list[bool]()
+
+    def popleft(self) -> Any:
+        job = super().popleft()
+        if not self.answers:
+            self.answers += [self.scorer.offer(f"m{i}", IDS, COLUMNS, [0.5] * 3, IDS[0])
+                             for i in range(2)]  # fmt: skip
+        return job
+
+
+def test_a_job_the_feeder_just_took_still_holds_its_place_in_the_queue():
+    model = Counting()
+    scorer = ShadowScorer("driver_ranker/2", queue_size=2, fields={},
+                          model=lambda uri: model, every=3600.0)  # fmt: skip
+    meddling = scorer._pending = Meddling(scorer)
+    try:
+        assert scorer.offer("q0", IDS, COLUMNS, [0.5] * 3, IDS[0]) is True
+        assert wait_until(lambda: scorer.scored + scorer.dropped == 3, timeout=10.0)
+    finally:
+        scorer.close()
+    # q0 taken and one more waiting fill the queue of 2: the second is dropped.
+    assert meddling.answers == [True, False]
+    report = scorer.report()
+    assert (report["offered"], report["scored"], report["dropped"]) == (3, 2, 1)
 
 
 def test_on_the_feeder_thread_a_challenger_that_will_not_load_counts_its_jobs_as_errors():
