@@ -84,13 +84,13 @@ def run(
     """
     import contextlib
     import faulthandler
+    import importlib
     import signal
     import sys
 
-    from litemlops.bootstrap import bootstrap
+    from litemlops.applications import load_applications
     from litemlops.home import check_new_home
-    from litemlops.logsetup import configure_logging, shutdown_logging
-    from litemlops.platform import Platform
+    from litemlops.scheduler.workers import start_fork_server
 
     check_new_home(home_choice(ctx, home))  # a new or empty directory, or a home
     config = load_config(ctx, home, {"server.host": host, "server.port": port}, existing=False)
@@ -99,6 +99,15 @@ def run(
         from litemlops.server.security import admin_token, check_bind
 
         check_bind(config.server.host, admin_token(config)[1])
+    # The set-up runs in a worker, and the fork server's imports take seconds: they
+    # start now, beside this process's own, serving's included, which are done by then.
+    start_fork_server(m for a in load_applications(config.applications) for m in a.preload)
+    from litemlops.bootstrap import bootstrap
+    from litemlops.logsetup import configure_logging, shutdown_logging
+    from litemlops.platform import Platform
+
+    for module in () if once else ("uvicorn", "litemlops.server.main", "litemlops.server.app"):
+        importlib.import_module(module)
     # Events go to the log; the console gets warnings and worse unless asked for more.
     console_level = None if verbose else "warning"
     configure_logging(config, background=True, console_level=console_level)

@@ -23,6 +23,7 @@ import faulthandler
 import multiprocessing
 import os
 import pickle
+import signal
 import threading
 import time
 import traceback
@@ -55,6 +56,38 @@ PRELOAD = (
 NICENESS = 10
 
 
+def start_fork_server(preload: Iterable[str] = ()) -> None:
+    """Start the fork server now, not at the first worker: its imports (seconds of
+    CPU) then overlap whatever this process does first. `run` calls it before
+    importing what it serves with. A fork server already running is left as is."""
+    _preloading(preload)
+    _fork_server_running()
+
+
+def _fork_server_running() -> None:
+    """Start the fork server unless it runs, deaf to Ctrl-C: a terminal's Ctrl-C reaches
+    the whole process group, and during its imports (before it ignores SIGINT itself)
+    the server would print a traceback of its own. It inherits the ignored SIGINT
+    across exec; its workers restore Python's handler (`_worker_main`)."""
+    from multiprocessing import forkserver
+
+    if threading.current_thread() is not threading.main_thread():
+        forkserver.ensure_running()  # handlers are the main thread's to change
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _preloading(preload: Iterable[str]) -> Any:
+    # The fork server is one per process: what it preloads is set before it starts.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(list(dict.fromkeys([*PRELOAD, *preload])))
+    return context
+
+
 class WorkerTimeoutError(TimeoutError):
     """A worker ran longer than its timeout and was killed."""
 
@@ -76,8 +109,7 @@ class Workers:
 
     def __init__(self, log_level: str = "info", preload: Iterable[str] = ()):
         self.log_level = log_level
-        self._context = multiprocessing.get_context("forkserver")
-        self._context.set_forkserver_preload(list(dict.fromkeys([*PRELOAD, *preload])))
+        self._context = _preloading(preload)
         self._live: set[Any] = set()
         self._lock = threading.Lock()
         self._stopped = False
@@ -115,6 +147,7 @@ class Workers:
             args=(fn, args, answer_end, alive_end, self.log_level, context, niceness),
             name=f"litemlops-worker{'-' + name if name else ''}",
         )
+        _fork_server_running()
         process.start()
         with self._lock:
             self._live.add(process)
@@ -236,6 +269,7 @@ def _worker_main(
         os._exit(70)
 
     threading.Thread(target=orphaned, name="litemlops-parent-watch", daemon=True).start()
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # the fork server ignores it
     faulthandler.enable()  # a native fault shows its stacks on the owner's stderr
     with contextlib.suppress(OSError):
         os.nice(niceness)

@@ -263,6 +263,56 @@ Workers().call(test_workers.sleep_writing_pid, {marker!r}, 120)
 """
 
 
+def preloaded(module: str) -> bool:
+    return module in sys.modules
+
+
+def interruptible() -> bool:
+    return signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+EARLY_OWNER = """
+import json, os, sys, time
+sys.path.insert(0, {here!r})
+from litemlops.scheduler.workers import Workers, start_fork_server
+import test_workers
+start_fork_server(["poplib"])
+for _ in range(1000):  # its command line is ours until it execs
+    children = open(f"/proc/self/task/{{os.getpid()}}/children").read().split()
+    servers = [int(c) for c in children
+               if b"multiprocessing.forkserver" in open(f"/proc/{{c}}/cmdline", "rb").read()]
+    if servers:
+        break
+    time.sleep(0.01)
+ignored = [int(line.split()[1], 16) >> 1 & 1 == 1  # bit 1: signal 2, SIGINT
+           for line in open(f"/proc/{{servers[0]}}/status") if line.startswith("SigIgn:")]
+workers = Workers()
+print(json.dumps({{"servers": servers, "parent": workers.call(os.getppid),
+                  "preloaded": workers.call(test_workers.preloaded, "poplib"),
+                  "server_ignores_sigint": ignored, "owner": test_workers.interruptible(),
+                  "worker": workers.call(test_workers.interruptible)}}))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc")
+def test_a_fork_server_started_early_preloads_its_modules_deaf_to_ctrl_c_and_serves_workers():
+    done = subprocess.run(
+        [sys.executable, "-c", EARLY_OWNER.format(here=str(Path(__file__).parent))],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    # Running as soon as it was asked for, before any worker; workers then fork from it
+    # (a second server would preload PRELOAD alone, without the module given first).
+    assert len(found["servers"]) == 1, found
+    assert found["parent"] == found["servers"][0]
+    assert found["preloaded"] is True
+    # A terminal's Ctrl-C reaches the server too: ignored from its start, during its
+    # imports, not only once it serves; its owner and its workers still take it.
+    assert found["server_ignores_sigint"] == [True]
+    assert (found["owner"], found["worker"]) == (True, True)
+
+
 def crash_in_native_code() -> None:
     import ctypes
 
