@@ -158,13 +158,13 @@ def create_app(
 
     routes = [
         *prediction_routes(),
+        *mlflow_routes(),  # one route that looks at the path's start, then in a table
         *ingest_routes(),
         *probe_routes(),
         *admin_routes(),
         *deployment_routes(),
         openapi_route(),
         *dashboard_routes(),
-        *mlflow_routes(),
     ]
     middleware = [Middleware(MetricsMiddleware, metrics=server_metrics)]
     return LitemlopsApp(

@@ -187,7 +187,8 @@ def _mlflow_routes():
 
     return [
         (method, route.path)
-        for route in mlflow_routes()
+        for api in mlflow_routes()
+        for route in api.routes  # type: ignore[attr-defined]
         if isinstance(route, Route) and route.path.startswith(MLFLOW_PREFIXES)
         and "{rest:path}" not in route.path
         for method in sorted(route.methods or ())

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import Route
 
 from litemlops.server.http import JSON, ApiError
 from litemlops.server.mlflow.errors import MlflowError, answer_error, invalid
@@ -144,7 +144,7 @@ async def delete(request: Request) -> Response:
         return answer_error(request, exc)
 
 
-def artifact_routes() -> list[BaseRoute]:
+def artifact_routes() -> list[Route]:
     hidden: dict[str, Any] = {"include_in_schema": False}
     return [
         Route(PREFIX, listing, methods=["GET"], **hidden),

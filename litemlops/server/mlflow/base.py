@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import Route
 
 from litemlops.server.http import JSON
 from litemlops.server.mlflow.errors import MlflowError, answer_error, invalid
@@ -73,10 +73,10 @@ def endpoint(handler: Handler, *, write: bool) -> Callable[[Request], Any]:
 Table = list[tuple[str, str, Handler, bool]]
 
 
-def routes(table: Table) -> list[BaseRoute]:
+def routes(table: Table) -> list[Route]:
     """(method, path under a prefix, handler, writes) as routes under both of MLflow's
     prefixes; a handler that writes needs the admin token."""
-    made: list[BaseRoute] = []
+    made: list[Route] = []
     for prefix in PREFIXES:
         for method, path, handler, write in table:
             made.append(
