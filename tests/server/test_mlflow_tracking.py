@@ -36,6 +36,25 @@ def test_a_training_script_logs_params_stepped_metrics_and_tags_that_read_back_e
     assert info.params == got.data.params and info.metrics == got.data.metrics
 
 
+def test_a_run_a_client_logs_to_is_left_running_when_its_server_restarts(
+    mlflow_client, mlflow_server, monkeypatch
+):
+    from litemlops.store.tracking import tracker as tracker_module
+
+    _, _, platform = mlflow_server
+    exp_id = mlflow_client.create_experiment("mlflow-restart")
+    remote = mlflow_client.create_run(exp_id, start_time=1_767_225_600_123).info.run_id
+    local = platform.tracker.start_run("mlflow-restart").id
+    # The server stopped and started again: no process that started a run is alive.
+    monkeypatch.setattr(tracker_module, "process_alive", lambda pid, start: False)
+    assert platform.tracker.mark_interrupted() == [local]
+    got = mlflow_client.get_run(remote)
+    assert (got.info.status, got.info.start_time) == ("RUNNING", 1_767_225_600_123)
+    mlflow_client.log_metric(remote, "loss", 0.5)
+    mlflow_client.set_terminated(remote)
+    assert platform.tracker.get_run(remote).error is None
+
+
 def test_experiments_are_created_found_renamed_deleted_and_restored(mlflow_client):
     exp_id = mlflow_client.create_experiment("mlflow-exp", tags={"owner": "me"})
     assert mlflow_client.get_experiment(exp_id).name == "mlflow-exp"

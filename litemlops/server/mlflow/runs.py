@@ -69,10 +69,11 @@ def create_run(platform: Platform, args: Args) -> dict[str, Any]:
         tags["mlflow.user"] = user
     tags.pop(RUN_NAME_TAG, None)  # the run's name, answered as this tag
     parent = tags.get("mlflow.parentRunId")
-    run = tracker.start_run(exp.name, name, tags=tags, parent_run_id=parent)
     start = integer(args, "start_time")
-    if start is not None:
-        tracker.update_run(run.id, start_time=from_ms(start))
+    run = tracker.start_run(
+        exp.name, name, tags=tags, parent_run_id=parent, local=False,
+        start_time=from_ms(start) if start is not None else None,
+    )  # fmt: skip
     return {"run": run_json(tracker.get_run(run.id))}
 
 

@@ -55,6 +55,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     import sqlite3
+    from datetime import datetime
 
     from litemlops.store.tracking.artifacts import ArtifactStore
 
@@ -203,13 +204,24 @@ class Tracker(Lifecycle):
         *,
         tags: Mapping[str, str] | None = None,
         parent_run_id: str | None = None,
+        start_time: datetime | None = None,
+        local: bool = True,
     ) -> Run:
-        """Start a run; use it as a context manager to end it (failed on an exception)."""
+        """Start a run; use it as a context manager to end it (failed on an exception).
+
+        start_time: when it started (default: now). local: this process runs it, so its
+        host and pid are kept (a run whose process died is marked interrupted at the
+        owner's next start), with the commit checked out in `code_dir`. A run that a
+        client elsewhere logs to (MLflow's API) is not local: it has neither, and a
+        restart of the server leaves it running.
+        """
         exp = self.create_experiment(experiment)
         if parent_run_id is not None:
             self.get_run(parent_run_id)
         run_id = uuid.uuid4().hex
         name = run_name or f"run-{run_id[:8]}"
+        pid = os.getpid()
+        here = (git_commit(self.code_dir), socket.gethostname(), pid, process_start(pid))
         with self.db.write() as con:
             con.execute(
                 "INSERT INTO runs (run_id, experiment_id, name, status, start_time, "
@@ -219,12 +231,9 @@ class Tracker(Lifecycle):
                     run_id,
                     exp.experiment_id,
                     name,
-                    self.now_ms(),
+                    to_ms(start_time) if start_time is not None else self.now_ms(),
                     parent_run_id,
-                    git_commit(self.code_dir),
-                    socket.gethostname(),
-                    os.getpid(),
-                    process_start(os.getpid()),
+                    *(here if local else (None,) * len(here)),
                 ],
             )
         run = Run(self, run_id, exp.experiment_id, name)

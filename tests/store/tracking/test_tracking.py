@@ -137,17 +137,28 @@ def test_runs_of_dead_processes_are_marked_interrupted_live_ones_are_not(tmp_pat
     path = tmp_path / "registry.db"
     code = (
         "import sys; from litemlops.store.tracking.tracker import Tracker\n"
-        "run = Tracker(sys.argv[1]).start_run(); print(run.id)\n"  # exits without ending it
+        "tracker = Tracker(sys.argv[1])\n"
+        "print(tracker.start_run().id, tracker.start_run(local=False).id)\n"  # neither ended
     )
-    dead = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
-                          text=True, check=True).stdout.strip()
+    dead, remote = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+                                  text=True, check=True).stdout.split()  # fmt: skip
     with Tracker(path) as t:
         live = t.start_run()  # this process is alive: e.g. a script logging right now
         assert t.mark_interrupted() == [dead]
         assert t.get_run(live.id).status == "running"
+        # A client elsewhere logs to the run its server started (MLflow's API): the
+        # server's end is not the run's.
+        assert t.get_run(remote).status == "running"
         info = t.get_run(dead)
         live.end()
     assert info.status == "killed" and "interrupted" in info.error
+
+
+def test_a_run_started_at_a_given_time_keeps_it(tracker):
+    at = datetime(2026, 3, 1, 12, 30, 15, 250_000, tzinfo=UTC)
+    run = tracker.start_run("e", start_time=at, local=False)
+    info = tracker.get_run(run.id)
+    assert (info.start_time, info.status, info.git_commit) == (at, "running", None)
 
 
 def test_nested_runs_and_git_commit(tmp_path):
