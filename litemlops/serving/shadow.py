@@ -414,8 +414,8 @@ class ShadowScorer:
                 continue
             batch: list[Any] = []
             while self._pending and len(batch) < self._most:
-                self._busy += 1  # counted before it leaves the queue: `offer` never sees room
-                batch.append(self._pending.popleft())  # that a job just taken still holds
+                self._busy += 1  # held before it leaves the queue: an offer in between
+                batch.append(self._pending.popleft())  # must not see its place free
             if batch:
                 sent = time.monotonic()
                 busy = self._score(batch)

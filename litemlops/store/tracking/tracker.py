@@ -221,7 +221,11 @@ class Tracker(Lifecycle):
         run_id = uuid.uuid4().hex
         name = run_name or f"run-{run_id[:8]}"
         pid = os.getpid()
-        here = (git_commit(self.code_dir), socket.gethostname(), pid, process_start(pid))
+        here = (
+            (git_commit(self.code_dir), socket.gethostname(), pid, process_start(pid))
+            if local
+            else (None, None, None, None)
+        )
         with self.db.write() as con:
             con.execute(
                 "INSERT INTO runs (run_id, experiment_id, name, status, start_time, "
@@ -233,7 +237,7 @@ class Tracker(Lifecycle):
                     name,
                     to_ms(start_time) if start_time is not None else self.now_ms(),
                     parent_run_id,
-                    *(here if local else (None,) * len(here)),
+                    *here,
                 ],
             )
         run = Run(self, run_id, exp.experiment_id, name)

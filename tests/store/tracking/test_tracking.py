@@ -154,11 +154,16 @@ def test_runs_of_dead_processes_are_marked_interrupted_live_ones_are_not(tmp_pat
     assert info.status == "killed" and "interrupted" in info.error
 
 
-def test_a_run_started_at_a_given_time_keeps_it(tracker):
+def test_a_run_started_at_a_given_time_keeps_it_and_a_remote_one_has_no_commit(tmp_path):
+    repo = tmp_path / "code"  # the server's own checkout: not the remote client's code
+    (repo / ".git").mkdir(parents=True)
+    (repo / ".git" / "HEAD").write_text("b" * 40 + "\n")
     at = datetime(2026, 3, 1, 12, 30, 15, 250_000, tzinfo=UTC)
-    run = tracker.start_run("e", start_time=at, local=False)
-    info = tracker.get_run(run.id)
-    assert (info.start_time, info.status, info.git_commit) == (at, "running", None)
+    with Tracker(tmp_path / "r.db", code_dir=repo, clock=lambda: T0) as tracker:
+        remote = tracker.get_run(tracker.start_run("e", start_time=at, local=False).id)
+        here = tracker.get_run(tracker.start_run("e").id)
+    assert (remote.start_time, remote.status, remote.git_commit) == (at, "running", None)
+    assert (here.start_time, here.status, here.git_commit) == (T0, "running", "b" * 40)
 
 
 def test_nested_runs_and_git_commit(tmp_path):
