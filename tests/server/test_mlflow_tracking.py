@@ -43,7 +43,8 @@ def test_a_run_a_client_logs_to_is_left_running_when_its_server_restarts(
 
     _, _, platform = mlflow_server
     exp_id = mlflow_client.create_experiment("mlflow-restart")
-    remote = mlflow_client.create_run(exp_id, start_time=1_767_225_600_123).info.run_id
+    commit = {"mlflow.source.git.commit": "c" * 40}  # the script's, as MLflow's client sends
+    remote = mlflow_client.create_run(exp_id, start_time=1_767_225_600_123, tags=commit).info.run_id
     local = platform.tracker.start_run("mlflow-restart").id
     # The server stopped and started again: no process that started a run is alive.
     monkeypatch.setattr(tracker_module, "process_alive", lambda pid, start: False)
@@ -52,7 +53,8 @@ def test_a_run_a_client_logs_to_is_left_running_when_its_server_restarts(
     assert (got.info.status, got.info.start_time) == ("RUNNING", 1_767_225_600_123)
     mlflow_client.log_metric(remote, "loss", 0.5)
     mlflow_client.set_terminated(remote)
-    assert platform.tracker.get_run(remote).error is None
+    info = platform.tracker.get_run(remote)
+    assert (info.error, info.git_commit) == (None, "c" * 40)  # the lineage's commit too
 
 
 def test_experiments_are_created_found_renamed_deleted_and_restored(mlflow_client):

@@ -206,6 +206,7 @@ class Tracker(Lifecycle):
         parent_run_id: str | None = None,
         start_time: datetime | None = None,
         local: bool = True,
+        commit: str | None = None,
     ) -> Run:
         """Start a run; use it as a context manager to end it (failed on an exception).
 
@@ -213,7 +214,8 @@ class Tracker(Lifecycle):
         host and pid are kept (a run whose process died is marked interrupted at the
         owner's next start), with the commit checked out in `code_dir`. A run that a
         client elsewhere logs to (MLflow's API) is not local: it has neither, and a
-        restart of the server leaves it running.
+        restart of the server leaves it running. commit: the commit of the run's code,
+        instead (a client's, which only it knows).
         """
         exp = self.create_experiment(experiment)
         if parent_run_id is not None:
@@ -221,11 +223,9 @@ class Tracker(Lifecycle):
         run_id = uuid.uuid4().hex
         name = run_name or f"run-{run_id[:8]}"
         pid = os.getpid()
-        here = (
-            (git_commit(self.code_dir), socket.gethostname(), pid, process_start(pid))
-            if local
-            else (None, None, None, None)
-        )
+        here = (socket.gethostname(), pid, process_start(pid)) if local else (None, None, None)
+        if commit is None and local:
+            commit = git_commit(self.code_dir)
         with self.db.write() as con:
             con.execute(
                 "INSERT INTO runs (run_id, experiment_id, name, status, start_time, "
@@ -237,6 +237,7 @@ class Tracker(Lifecycle):
                     name,
                     to_ms(start_time) if start_time is not None else self.now_ms(),
                     parent_run_id,
+                    commit,
                     *here,
                 ],
             )

@@ -154,7 +154,7 @@ def test_runs_of_dead_processes_are_marked_interrupted_live_ones_are_not(tmp_pat
     assert info.status == "killed" and "interrupted" in info.error
 
 
-def test_a_run_started_at_a_given_time_keeps_it_and_a_remote_one_has_no_commit(tmp_path):
+def test_a_run_keeps_a_given_start_time_and_a_remote_one_only_a_commit_it_is_told(tmp_path):
     repo = tmp_path / "code"  # the server's own checkout: not the remote client's code
     (repo / ".git").mkdir(parents=True)
     (repo / ".git" / "HEAD").write_text("b" * 40 + "\n")
@@ -162,8 +162,10 @@ def test_a_run_started_at_a_given_time_keeps_it_and_a_remote_one_has_no_commit(t
     with Tracker(tmp_path / "r.db", code_dir=repo, clock=lambda: T0) as tracker:
         remote = tracker.get_run(tracker.start_run("e", start_time=at, local=False).id)
         here = tracker.get_run(tracker.start_run("e").id)
+        told = tracker.get_run(tracker.start_run("e", local=False, commit="c" * 40).id)
     assert (remote.start_time, remote.status, remote.git_commit) == (at, "running", None)
     assert (here.start_time, here.status, here.git_commit) == (T0, "running", "b" * 40)
+    assert told.git_commit == "c" * 40
 
 
 def test_nested_runs_and_git_commit(tmp_path):
