@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
-from dataclasses import asdict, is_dataclass
+from dataclasses import fields, is_dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
@@ -58,6 +58,10 @@ _RECENT_RUNS = 20  # a just-admitted run is among its pipeline's newest
 SWAP_TRIES = 3  # refreshes an alias change makes before it reports what serves
 
 # -- helpers ----------------------------------------------------------------------------------
+
+
+def asdict(value: Any) -> dict[str, Any]:  # no deep copy (dataclasses.asdict): jsonable copies
+    return {field.name: getattr(value, field.name) for field in fields(value)}
 
 
 def jsonable(value: Any) -> Any:

@@ -735,3 +735,46 @@ def test_an_unknown_feature_view_is_404(client):
 
 def test_a_wrong_method_is_a_json_405(client):
     assert error(client.post("/api/models"), 405)["code"] == "method_not_allowed"
+
+
+def test_an_answer_built_from_a_dataclass_s_fields_equals_one_from_a_deep_copy() -> None:
+    import dataclasses
+    from datetime import UTC, datetime, timedelta
+
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from litemlops.server.admin import asdict, jsonable
+
+    @dataclasses.dataclass
+    class Attempt:
+        task: str
+        started: datetime
+        took: timedelta
+
+    @dataclasses.dataclass
+    class Run:
+        run_id: str
+        params: dict[str, Any]
+        attempts: list[Attempt]
+        last: Attempt | None
+        score: float
+
+    values = st.none() | st.integers() | st.floats() | st.text(max_size=5)
+    attempts = st.builds(
+        Attempt, st.text(max_size=5),
+        st.datetimes(timezones=st.just(UTC)), st.timedeltas(max_value=timedelta(days=9)),
+    )  # fmt: skip
+    runs = st.builds(
+        Run, st.text(max_size=5),
+        st.dictionaries(st.text(max_size=3), values | st.lists(values, max_size=3), max_size=3),
+        st.lists(attempts, max_size=3), st.none() | attempts, st.floats(),
+    )  # fmt: skip
+
+    @given(runs)
+    def check(run: Run) -> None:
+        before = dataclasses.asdict(run)
+        assert jsonable(asdict(run)) == jsonable(before)
+        assert dataclasses.asdict(run) == before  # the run itself is left as it was
+
+    check()
