@@ -400,14 +400,24 @@ def test_each_scored_job_is_logged_with_the_challengers_pick_and_whether_it_agre
 COLUMNS = {"conv_rate": [0.9, 0.1, 0.5], "acc_rate": [0.8, 0.2, 0.5]}
 
 
+def on_thread(model: Any, *, queue_size: int = 8, every: float = 3600.0) -> ShadowScorer:
+    """A shadow scoring with `model` on its feeder thread."""
+    return ShadowScorer("driver_ranker/2", queue_size=queue_size, fields={},
+                        model=lambda uri: model, every=every)  # fmt: skip
+
+
+def offer_one(scorer: ShadowScorer, request_id: str) -> bool:
+    """A job of `COLUMNS`' three rows, each scored 0.5 by the champion, which chose IDS[0]."""
+    return scorer.offer(request_id, IDS, COLUMNS, [0.5] * 3, IDS[0])
+
+
 def test_a_new_shadow_takes_as_many_jobs_as_its_queue_holds():
     model = Gated()
-    scorer = ShadowScorer("driver_ranker/2", queue_size=1, fields={},
-                          model=lambda uri: model, every=3600.0)  # fmt: skip
+    scorer = on_thread(model, queue_size=1)
     try:
-        assert scorer.offer("q0", IDS, COLUMNS, [0.5] * 3, IDS[0]) is True
+        assert offer_one(scorer, "q0") is True
         assert model.started.acquire(timeout=10)
-        assert scorer.offer("q1", IDS, COLUMNS, [0.5] * 3, IDS[0]) is False  # being scored
+        assert offer_one(scorer, "q1") is False  # being scored
         model.gate.release()
         assert wait_until(lambda: scorer.scored == 1, timeout=10.0), scorer.report()
     finally:
@@ -431,11 +441,10 @@ class SlowFirst:
 
 def test_the_report_gives_the_slowest_latency_as_p99_of_few_requests():
     model = SlowFirst()
-    scorer = ShadowScorer("driver_ranker/2", queue_size=8, fields={},
-                          model=lambda uri: model, every=0.01)  # fmt: skip
+    scorer = on_thread(model, every=0.01)
     try:
         for i in range(3):
-            scorer.offer(f"p{i}", IDS, COLUMNS, [0.5] * 3, IDS[0])
+            offer_one(scorer, f"p{i}")
             scorer.drain(10.0)
     finally:
         scorer.close()
@@ -446,11 +455,10 @@ def test_the_report_gives_the_slowest_latency_as_p99_of_few_requests():
 
 def test_the_p99_of_many_requests_leaves_out_the_slowest_and_drain_counts_them_all():
     model = SlowFirst()
-    scorer = ShadowScorer("driver_ranker/2", queue_size=8, fields={},
-                          model=lambda uri: model, every=0.001)  # fmt: skip
+    scorer = on_thread(model, every=0.001)
     try:
         for i in range(300):  # past 256, where ints stop being shared objects
-            scorer.offer(f"m{i}", IDS, COLUMNS, [0.5] * 3, IDS[0])
+            offer_one(scorer, f"m{i}")
             started = time.monotonic()
             scorer.drain(5.0)
             assert time.monotonic() - started < 4.0, i  # done, not timed out
@@ -475,7 +483,7 @@ def test_a_worker_that_did_not_start_is_not_started_again_before_its_wait(
     try:
         with capture_logs() as captured:
             for i in range(5):
-                scorer.offer(f"n{i}", IDS, COLUMNS, [0.5] * 3, IDS[0])
+                offer_one(scorer, f"n{i}")
                 scorer.drain(10.0)
     finally:
         scorer.close()
@@ -503,7 +511,7 @@ def test_closing_kills_a_worker_stuck_in_a_batch(
     start = functools.partial(workers.start, shadow_worker, world.tracker.db.path,
                               world.tracker.artifacts.root, name="shadow")  # fmt: skip
     scorer = ShadowScorer(f"driver_ranker/{version}", queue_size=8, fields={}, start=start)
-    scorer.offer("stuck", IDS, COLUMNS, [0.5] * 3, IDS[0])
+    offer_one(scorer, "stuck")
     remote = scorer._remote
     assert remote is not None
     assert wait_until(lambda: remote.worker is not None and scorer._busy == 1), scorer.report()
@@ -530,7 +538,7 @@ def test_a_worker_that_keeps_failing_to_start_waits_twice_as_long_each_time(
     try:
         deadline = time.monotonic() + 1.0
         while time.monotonic() < deadline:
-            scorer.offer("w", IDS, COLUMNS, [0.5] * 3, IDS[0])
+            offer_one(scorer, "w")
             time.sleep(0.005)
     finally:
         scorer.close()
@@ -563,11 +571,10 @@ class Counting:
 
 def test_on_the_feeder_thread_a_batch_holds_at_most_max_batch_jobs():
     model = Counting()
-    scorer = ShadowScorer("driver_ranker/2", queue_size=2000, fields={},
-                          model=lambda uri: model, every=3600.0)  # fmt: skip
+    scorer = on_thread(model, queue_size=2000)
     try:
         for i in range(600):
-            scorer.offer(f"b{i}", IDS, COLUMNS, [0.5] * 3, IDS[0])
+            offer_one(scorer, f"b{i}")
         # 256 waiting hand a batch over at once, not after the hour's period.
         assert wait_until(lambda: scorer.scored >= shadow_module.MAX_BATCH, timeout=10.0)
     finally:
@@ -587,18 +594,16 @@ class Meddling(deque):
     def popleft(self) -> Any:
         job = super().popleft()
         if not self.answers:
-            self.answers += [self.scorer.offer(f"m{i}", IDS, COLUMNS, [0.5] * 3, IDS[0])
-                             for i in range(2)]  # fmt: skip
+            self.answers += [offer_one(self.scorer, f"m{i}") for i in range(2)]
         return job
 
 
 def test_a_job_the_feeder_just_took_still_holds_its_place_in_the_queue():
     model = Counting()
-    scorer = ShadowScorer("driver_ranker/2", queue_size=2, fields={},
-                          model=lambda uri: model, every=3600.0)  # fmt: skip
+    scorer = on_thread(model, queue_size=2)
     meddling = scorer._pending = Meddling(scorer)
     try:
-        assert scorer.offer("q0", IDS, COLUMNS, [0.5] * 3, IDS[0]) is True
+        assert offer_one(scorer, "q0") is True
         assert wait_until(lambda: scorer.scored + scorer.dropped == 3, timeout=10.0)
     finally:
         scorer.close()
@@ -615,9 +620,9 @@ def test_on_the_feeder_thread_a_challenger_that_will_not_load_counts_its_jobs_as
     scorer = ShadowScorer("driver_ranker/9", queue_size=8, fields={}, model=load, every=0.01)
     try:
         for i in range(3):
-            assert scorer.offer(f"l{i}", IDS, COLUMNS, [0.5] * 3, IDS[0])
+            assert offer_one(scorer, f"l{i}")
             scorer.drain(10.0)
-        assert scorer.offer("after", IDS, COLUMNS, [0.5] * 3, IDS[0])  # the feeder goes on
+        assert offer_one(scorer, "after")  # the feeder goes on
         scorer.drain(10.0)
     finally:
         scorer.close()
