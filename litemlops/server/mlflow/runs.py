@@ -73,7 +73,7 @@ def create_run(platform: Platform, args: Args) -> dict[str, Any]:
     run = tracker.start_run(
         exp.name, name, tags=tags, parent_run_id=parent, local=False,
         start_time=from_ms(start) if start is not None else None,
-        commit=tags.get("mlflow.source.git.commit"),  # the script's, when it runs in git
+        commit=tags.get("mlflow.source.git.commit") or None,  # the script's, if in git
     )  # fmt: skip
     return {"run": run_json(tracker.get_run(run.id))}
 

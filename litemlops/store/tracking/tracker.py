@@ -217,9 +217,13 @@ class Tracker(Lifecycle):
         restart of the server leaves it running. commit: the commit of the run's code,
         instead (a client's, which only it knows).
         """
-        exp = self.create_experiment(experiment)
+        # Refused before anything is written, the experiment included.
+        if commit is not None and (not isinstance(commit, str) or not commit.strip()):
+            raise ValidationError(f"a run's commit is a non-empty string, got {commit!r}")
+        started = to_ms(start_time) if start_time is not None else self.now_ms()
         if parent_run_id is not None:
             self.get_run(parent_run_id)
+        exp = self.create_experiment(experiment)
         run_id = uuid.uuid4().hex
         name = run_name or f"run-{run_id[:8]}"
         pid = os.getpid()
@@ -235,7 +239,7 @@ class Tracker(Lifecycle):
                     run_id,
                     exp.experiment_id,
                     name,
-                    to_ms(start_time) if start_time is not None else self.now_ms(),
+                    started,
                     parent_run_id,
                     commit,
                     *here,

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from litemlops.errors import (
     ArtifactNotFoundError,
     ExperimentNotFoundError,
+    LitemlopsError,
     ParamConflictError,
     RunNotFoundError,
     RunStateError,
@@ -166,6 +167,23 @@ def test_a_run_keeps_a_given_start_time_and_a_remote_one_only_a_commit_it_is_tol
     assert (remote.start_time, remote.status, remote.git_commit) == (at, "running", None)
     assert (here.start_time, here.status, here.git_commit) == (T0, "running", "b" * 40)
     assert told.git_commit == "c" * 40
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"start_time": "2026-01-01"}, "times must be timezone-aware datetimes, got '2026-01-01'"),
+        ({"start_time": datetime(2026, 1, 1)}, "times must be timezone-aware datetimes"),
+        ({"commit": 5}, "a run's commit is a non-empty string, got 5"),
+        ({"commit": " "}, "a run's commit is a non-empty string, got ' '"),
+        ({"parent_run_id": "nope"}, "no run with id 'nope'"),
+    ],
+)
+def test_a_run_refused_at_its_start_leaves_no_trace(tracker, options, message):
+    with pytest.raises(LitemlopsError, match=re.escape(message)):
+        tracker.start_run("never-made", local=False, **options)
+    assert tracker.list_runs() == []
+    assert "never-made" not in [e.name for e in tracker.list_experiments()]
 
 
 def test_nested_runs_and_git_commit(tmp_path):
