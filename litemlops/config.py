@@ -453,12 +453,18 @@ class Config:
         """Create the home (mode 0700 when new) and its logs/, artifacts/, runs/."""
         if self.home.exists() and not self.home.is_dir():
             raise ConfigError(f"home {self.home} exists and is not a directory; use another --home")
-        if not self.home.exists():
-            self.home.mkdir(parents=True, mode=0o700)
-            # mkdir's mode is filtered by the umask; the home may later hold the admin token.
-            self.home.chmod(0o700)
-        for directory in (self.logs_dir, self.artifacts_dir, self.runs_dir):
-            directory.mkdir(exist_ok=True)
+        try:
+            if not self.home.exists():
+                self.home.mkdir(parents=True, mode=0o700)
+                # mkdir's mode is filtered by the umask; the home may later hold the token.
+                self.home.chmod(0o700)
+            for directory in (self.logs_dir, self.artifacts_dir, self.runs_dir):
+                directory.mkdir(exist_ok=True)
+        except OSError as exc:  # a parent that is a file, or that cannot be written
+            raise ConfigError(
+                f"home {self.home} cannot be made: {exc.strerror or exc} ({exc.filename}); "
+                "use another --home"
+            ) from None
 
 
 def _schema(applications: tuple[Application, ...]) -> Schema:

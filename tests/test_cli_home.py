@@ -184,3 +184,15 @@ def test_the_servers_client_verifies_tls_and_loads_no_ca_bundle_for_plain_http(s
         assert isinstance(verify, ssl.SSLContext)
         assert verify.verify_mode == ssl.CERT_REQUIRED and verify.check_hostname
         assert verify.cert_store_stats()["x509_ca"] == 0
+
+
+@pytest.mark.parametrize("command", [["run", "--once"], ["init"]])
+def test_a_home_under_a_file_is_refused_with_why_and_nothing_made(tmp_path, command):
+    (tmp_path / "notes.txt").write_text("kept\n")
+    home = tmp_path / "notes.txt" / "home"
+    result = invoke([*command, "--home", str(home)])
+    assert result.exit_code != 0
+    assert f"home {home} cannot be made: Not a directory" in result.output, result.output
+    assert "use another --home" in result.output and "Traceback" not in result.output
+    assert (tmp_path / "notes.txt").read_text() == "kept\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
