@@ -19,7 +19,13 @@ from litemlops.errors import (
     TamperedArtifactError,
     ValidationError,
 )
-from litemlops.store.tracking.tracker import Tracker, fingerprint, git_commit
+from litemlops.store.tracking.tracker import (
+    Tracker,
+    fingerprint,
+    git_commit,
+    process_alive,
+    process_start,
+)
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -184,6 +190,32 @@ def test_a_run_refused_at_its_start_leaves_no_trace(tracker, options, message):
         tracker.start_run("never-made", local=False, **options)
     assert tracker.list_runs() == []
     assert "never-made" not in [e.name for e in tracker.list_experiments()]
+
+
+def test_a_worktree_and_packed_refs_and_a_detached_head_give_their_commit(tmp_path):
+    store = tmp_path / "main.git" / "worktrees" / "wt"
+    store.mkdir(parents=True)
+    (store / "HEAD").write_text("ref: refs/heads/topic\n")
+    (store / "packed-refs").write_text(f"# pack-refs\n{'c' * 40} refs/heads/other\n"
+                                       f"{'b' * 40} refs/heads/topic\n")  # fmt: skip
+    worktree = tmp_path / "wt"
+    worktree.mkdir()
+    (worktree / ".git").write_text("gitdir: ../main.git/worktrees/wt\n")  # relative to it
+    assert git_commit(worktree / "src") == "b" * 40
+    (store / "packed-refs").write_text(f"{'c' * 40} refs/heads/other\n")
+    assert git_commit(worktree) is None  # the branch has no commit yet
+    (store / "HEAD").write_text("d" * 40 + "\n")
+    assert git_commit(worktree) == "d" * 40
+
+
+def test_a_pid_given_to_a_newer_process_is_not_the_one_recorded():
+    import os
+
+    started = process_start(os.getpid())
+    assert started is not None
+    assert process_alive(os.getpid(), started) and process_alive(os.getpid())
+    assert not process_alive(os.getpid(), started + 1)
+    assert not process_alive(None)
 
 
 def test_nested_runs_and_git_commit(tmp_path):
