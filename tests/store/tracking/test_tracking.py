@@ -549,3 +549,19 @@ def test_a_run_to_log_to_is_the_run_with_its_lifecycle_stage(tracker):
     for missing in ("0" * 32, 7, [run.id]):  # not an id at all: refused alike
         with pytest.raises(RunNotFoundError, match="no run with id"):
             tracker.run_to_log(missing)
+
+
+def test_resuming_an_ended_run_makes_it_running_again_owned_here(tracker):
+    import os
+
+    with tracker.start_run("e", local=False) as run:
+        run.log_metric("loss", 1.0)
+    ended = tracker.get_run(run.id)
+    assert (ended.status, ended.end_time is not None) == ("finished", True)
+    again = tracker.resume_run(run.id)
+    again.log_metric("loss", 0.5, step=1)
+    info = tracker.get_run(run.id)
+    assert (info.status, info.end_time, info.error, info.metrics) == ("running", None, None,
+                                                                      {"loss": 0.5})  # fmt: skip
+    row = tracker.db.read("SELECT host, pid FROM runs WHERE run_id = ?", [run.id])[0]
+    assert row["pid"] == os.getpid() and row["host"] is not None  # now this process's
