@@ -173,6 +173,7 @@ def test_a_run_keeps_a_given_start_time_and_a_remote_one_only_a_commit_it_is_tol
     assert (remote.start_time, remote.status, remote.git_commit) == (at, "running", None)
     assert (here.start_time, here.status, here.git_commit) == (T0, "running", "b" * 40)
     assert told.git_commit == "c" * 40
+    assert here.name == f"run-{here.run_id[:8]}"  # a run not named: its id's first 8
 
 
 @pytest.mark.parametrize(
