@@ -413,7 +413,10 @@ def test_artifact_path_is_a_folder_links_out_are_skipped_and_dot_works(tracker, 
 def test_download_into_a_folder_and_from_an_unknown_run(tracker, tmp_path):
     with tracker.start_run() as run:
         run.log_dict({"a": 1}, "cfg/a.json")
+        run.log_dict({"b": 2}, "top.json")  # at the run's top: a path without a folder
     assert tracker.download_artifact(run.id, "cfg/a.json", tmp_path) == tmp_path / "a.json"
+    assert tracker.download_artifact(run.id, "top.json", tmp_path) == tmp_path / "top.json"
+    assert json.loads((tmp_path / "top.json").read_text()) == {"b": 2}
     with pytest.raises(RunNotFoundError, match=r"no run with id 'f{32}'"):
         tracker.download_artifact("f" * 32, "cfg/a.json", tmp_path)
 
